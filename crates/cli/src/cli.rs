@@ -1,0 +1,99 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "superopt", version, about = "Find a faster MLX program that computes the same thing, verify it, and hand it back.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Optimize the harness's `fn` and print the result table.
+    Run(RunArgs),
+    /// Time the original `fn` at the three sizes.
+    Bench(CommonArgs),
+    /// Show the traced IR.
+    Trace(TraceArgs),
+    /// Check a hand-written rewrite against the original.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct CommonArgs {
+    /// A Python file defining `fn(*args)` and `input_factory(size_label, seed)`.
+    pub harness: PathBuf,
+    /// The Python that runs MLX (else SUPEROPT_PYTHON, else python3, else a managed virtualenv).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Seconds one worker request may take before the worker is restarted.
+    #[arg(long, default_value_t = 120)]
+    pub request_timeout: u64,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Write the optimized module here (only when a verified win exists).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Write a JSON repro capsule here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Print the diff from the harness to the optimized module.
+    #[arg(long)]
+    pub diff: bool,
+    /// Which sizes must be faster.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::All)]
+    pub objective: ObjectiveArg,
+    /// relative (default), fp32, or the lossy fp16 / bf16 / quantized classes.
+    #[arg(long, default_value = "relative")]
+    pub tolerance: String,
+    /// Seconds for the whole run; timing stops early to stay inside it.
+    #[arg(long, default_value_t = 110)]
+    pub time_budget: u64,
+    /// Seeds per size for verification.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ObjectiveArg {
+    All,
+    Typical,
+    Geomean,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Dot,
+}
+
+#[derive(Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// small, typical, large, or all (aligned into one program where possible).
+    #[arg(long, default_value = "typical")]
+    pub size: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A Python module defining `optimized` (or `fn`) with the harness `fn`'s signature.
+    pub candidate: PathBuf,
+    #[arg(long, default_value = "relative")]
+    pub tolerance: String,
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+}

@@ -1,0 +1,106 @@
+//! `bench`, `trace` and `verify`, and the dispatch to `run`.
+
+use crate::cli::{Cli, Command, CommonArgs, Format, TraceArgs, VerifyArgs};
+use crate::session::{HarnessFault, Session, SIZES};
+use anyhow::{bail, Context, Result};
+use std::process::ExitCode;
+use std::time::Duration;
+use superopt_bench::Timing;
+use superopt_report::format_seconds;
+use superopt_verify::{judge, Tolerance};
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let result = match cli.command {
+        Command::Run(a) => crate::pipeline::run(a),
+        Command::Bench(a) => bench(a),
+        Command::Trace(a) => trace(a),
+        Command::Verify(a) => verify(a),
+    };
+    match result {
+        Err(e) if e.downcast_ref::<HarnessFault>().is_some() => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(3))
+        }
+        other => other,
+    }
+}
+
+fn bench(a: CommonArgs) -> Result<ExitCode> {
+    let mut s = Session::start(&a)?;
+    println!("{:<8} {:>14} {:>8} {:>8}   ({})", "size", "median", "spread", "samples", s.hello.device);
+    for size in SIZES {
+        let samples = s.time(&["original".to_string()], size, Duration::from_secs(10)).map_err(crate::session::harness_fault)?;
+        let t = Timing::of(&samples["original"]);
+        println!("{size:<8} {:>14} {:>7.1}% {:>8}", format_seconds(t.median), t.spread * 100.0, t.samples);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trace(a: TraceArgs) -> Result<ExitCode> {
+    let mut s = Session::start(&a.common)?;
+    let plan = if a.size == "all" {
+        let traces = SIZES.iter().map(|z| s.trace(z)).collect::<Result<Vec<_>>>()?;
+        superopt_trace::align(&traces, 1)
+    } else {
+        if !SIZES.contains(&a.size.as_str()) {
+            bail!("--size must be small, typical, large or all; got {:?}", a.size);
+        }
+        let p = s.trace(&a.size)?;
+        let guard = superopt_ir::Guard::exact(&superopt_trace::align::input_types(&p));
+        superopt_ir::Plan { variants: vec![(guard, p)], per_size_because: None }
+    };
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Text | Format::Dot => {
+            if let Some(why) = &plan.per_size_because {
+                println!("# one program per size: {why}");
+            }
+            for (k, (_, p)) in plan.variants.iter().enumerate() {
+                if plan.variants.len() > 1 {
+                    println!("# variant {k}");
+                }
+                let text = if matches!(a.format, Format::Dot) { superopt_ir::print::dot(p) } else { superopt_ir::print::text(p) };
+                print!("{text}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(a: VerifyArgs) -> Result<ExitCode> {
+    let tol = Tolerance::parse(&a.tolerance).with_context(|| format!("unknown tolerance class {:?}", a.tolerance))?;
+    let mut s = Session::start(&a.common)?;
+    let path = std::fs::canonicalize(&a.candidate).with_context(|| format!("cannot read {}", a.candidate.display()))?;
+    let text = std::fs::read_to_string(&path)?;
+    let entry = if text.contains("def optimized") || text.contains("optimized =") { "optimized" } else { "fn" };
+    if let Err(e) = s.register("candidate", &path, entry) {
+        println!("rejected: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    let seeds: Vec<u64> = (0..a.seeds).collect();
+    let mut ok = true;
+    println!("checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule), {} seeds per size", tol.name(), seeds.len());
+    for size in SIZES {
+        match s.verify("candidate", size, &seeds, tol) {
+            Ok(figs) => {
+                let v = judge(&figs, tol);
+                ok &= v.accepted;
+                let detail = if v.bit_identical {
+                    "bit-identical".to_string()
+                } else {
+                    format!("error {:.2e} (original's {:.2e}), max {:.2e} (original's {:.2e})", v.worst_l2, v.original_l2, v.worst_max, v.original_max)
+                };
+                match &v.reason {
+                    None => println!("{size:<8} passed: {detail}"),
+                    Some(why) => println!("{size:<8} FAILED: {why}"),
+                }
+            }
+            Err(e) => {
+                ok = false;
+                println!("{size:<8} FAILED: {e}");
+            }
+        }
+    }
+    println!("{}", if ok { "accepted" } else { "rejected" });
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,19 @@
+//! `superopt`: finds a faster MLX program that computes the same thing.
+
+mod cli;
+mod commands;
+mod pipeline;
+mod session;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = <cli::Cli as clap::Parser>::parse();
+    match commands::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

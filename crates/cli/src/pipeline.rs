@@ -1,0 +1,294 @@
+//! `superopt run`: trace -> align -> candidates -> emit -> verify -> bench -> decide -> report.
+
+use crate::cli::{ObjectiveArg, RunArgs};
+use crate::session::{harness_fault, Session, SIZES};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use superopt_bench::{compare, geomean, is_win, Objective};
+use superopt_emit::{emit, ModuleInfo};
+use superopt_report::{CandidateReport, Capsule, SizeReport, Stage};
+use superopt_search::{as_traced, default_strategies, Candidate, Compile};
+use superopt_verify::{judge, Tolerance};
+use superopt_worker::WorkerError;
+
+struct Stages {
+    last: Instant,
+    done: Vec<Stage>,
+}
+
+impl Stages {
+    fn mark(&mut self, name: &str) {
+        self.done.push(Stage { name: name.into(), seconds: self.last.elapsed().as_secs_f64() });
+        self.last = Instant::now();
+    }
+}
+
+fn spinner() -> ProgressBar {
+    let p = ProgressBar::new_spinner();
+    p.set_style(ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}").unwrap());
+    p.enable_steady_tick(Duration::from_millis(120));
+    p
+}
+
+/// Ends the run without touching the output: "no change: ...".
+fn no_change(why: &str) -> Result<ExitCode> {
+    println!("no change: {why}; the original is unchanged");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let tol = Tolerance::parse(&args.tolerance)
+        .with_context(|| format!("unknown tolerance class {:?}; use relative, fp32, fp16, bf16 or quantized", args.tolerance))?;
+    let objective = match args.objective {
+        ObjectiveArg::All => Objective::All,
+        ObjectiveArg::Typical => Objective::Typical,
+        ObjectiveArg::Geomean => Objective::Geomean,
+    };
+    let progress = spinner();
+    progress.set_message("starting the worker");
+    let mut s = Session::start(&args.common)?;
+    let mut stages = Stages { last: Instant::now(), done: vec![] };
+    stages.mark("start");
+
+    progress.set_message("tracing fn at small, typical, large");
+    let mut traces = vec![];
+    for size in SIZES {
+        match s.trace(size) {
+            Ok(p) => traces.push(p),
+            Err(e) => return traced_failure(e, &progress),
+        }
+    }
+    let plan = superopt_trace::align(&traces, 1);
+    stages.mark("trace");
+
+    progress.set_message("searching");
+    let mut candidates = vec![as_traced(&plan)];
+    for strategy in default_strategies() {
+        candidates.extend(strategy.propose(&plan));
+    }
+    stages.mark("search");
+
+    progress.set_message(format!("emitting {} candidates", candidates.len()));
+    let workdir = tempfile::tempdir()?;
+    let mut reports: Vec<CandidateReport> = candidates.iter().map(|c| candidate_report(c, &traces)).collect();
+    for (k, c) in candidates.iter().enumerate() {
+        if let Err(why) = stage_candidate(&mut s, c, k, workdir.path()) {
+            if k == 0 {
+                progress.finish_and_clear();
+                return no_change(&why);
+            }
+            reports[k].dropped = Some(why);
+        }
+    }
+    stages.mark("emit");
+
+    let seeds: Vec<u64> = (0..args.seeds).collect();
+    for (k, c) in candidates.iter().enumerate() {
+        progress.set_message(format!("verifying {}", c.name));
+        verify_candidate(&mut s, &mut reports[k], &seeds, tol);
+    }
+    stages.mark("verify");
+    let round_trip = round_trip_note(&reports[0]);
+
+    let contenders: Vec<usize> = (1..candidates.len()).filter(|k| reports[*k].verified && reports[*k].dropped.is_none()).collect();
+    if !contenders.is_empty() {
+        let left = Duration::from_secs(args.time_budget).saturating_sub(started.elapsed() + Duration::from_secs(3));
+        for (z, size) in SIZES.iter().enumerate() {
+            progress.set_message(format!("timing {} candidates at {size}", contenders.len()));
+            let ids: Vec<String> = std::iter::once("original".to_string()).chain(contenders.iter().map(|k| candidates[*k].name.clone())).collect();
+            match s.time(&ids, size, left / 3) {
+                Ok(samples) => {
+                    for k in &contenders {
+                        reports[*k].sizes[z].timing = Some(compare(&samples["original"], &samples[&candidates[*k].name]));
+                    }
+                }
+                Err(e) => {
+                    progress.finish_and_clear();
+                    return Err(harness_fault(e));
+                }
+            }
+        }
+    }
+    stages.mark("bench");
+    progress.finish_and_clear();
+
+    for r in reports.iter_mut().skip(1) {
+        let per_size: Vec<(String, superopt_bench::Comparison)> =
+            r.sizes.iter().filter_map(|z| z.timing.clone().map(|t| (z.size.clone(), t))).collect();
+        r.wins = r.verified && r.dropped.is_none() && per_size.len() == SIZES.len() && is_win(objective, &per_size);
+    }
+    let winner = reports
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.wins)
+        .max_by(|(_, a), (_, b)| score(a).total_cmp(&score(b)))
+        .map(|(k, _)| k);
+
+    let harness_text = std::fs::read_to_string(&s.harness)?;
+    let mut capsule = Capsule {
+        tool: "superopt".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        mlx: s.hello.mlx.clone(),
+        python: s.hello.python.clone(),
+        device: s.hello.device.clone(),
+        harness: args.common.harness.display().to_string(),
+        harness_sha256: format!("{:x}", Sha256::digest(harness_text.as_bytes())),
+        objective: format!("{objective:?}").to_lowercase(),
+        tolerance: tol.name().into(),
+        seeds,
+        shapes: plan.per_size_because.clone().map_or("one program for all sizes".into(), |w| format!("one program per size: {w}")),
+        candidates: reports,
+        winner: winner.map(|k| candidates[k].name.clone()),
+        decision: String::new(),
+        output: None,
+        stages: vec![],
+    };
+    capsule.decision = match winner {
+        Some(k) => format!("verified speedup: {} {round_trip}", candidates[k].name),
+        None => format!("no verified speedup — original unchanged: {}. {round_trip}", why_no_win(&capsule, objective)),
+    };
+    if let (Some(k), Some(out)) = (winner, &args.output) {
+        let notes = module_notes(&capsule.candidates[k]);
+        write_module(&mut s, &candidates[k], out, notes)?;
+        capsule.output = Some(out.display().to_string());
+    }
+    if let (Some(k), true) = (winner, args.diff) {
+        let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: "optimized.safetensors", notes: vec![] };
+        let e = emit(&candidates[k], &info)?;
+        println!("{}", superopt_report::diff(&harness_text, &e.source, &capsule.harness, "optimized.py"));
+    }
+    stages.mark("decide");
+    capsule.stages = stages.done;
+    print!("{}", superopt_report::table(&capsule));
+    if let Some(path) = &args.json {
+        write_atomic(path, serde_json::to_string_pretty(&capsule)?.as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn traced_failure(e: anyhow::Error, progress: &ProgressBar) -> Result<ExitCode> {
+    progress.finish_and_clear();
+    if let Some(superopt_trace::TraceError::Import(superopt_ir::ImportError::Unsupported(op))) = e.downcast_ref() {
+        return no_change(&format!("unsupported primitive {op} (superopt's IR does not know it yet)"));
+    }
+    if let Some(crate::session::Untraceable(why)) = e.downcast_ref() {
+        return no_change(why);
+    }
+    Err(e)
+}
+
+fn score(r: &CandidateReport) -> f64 {
+    geomean(r.sizes.iter().filter_map(|z| z.timing.as_ref().map(|t| t.speedup)))
+}
+
+fn candidate_report(c: &Candidate, traces: &[superopt_ir::Program]) -> CandidateReport {
+    CandidateReport {
+        name: c.name.clone(),
+        rules: c.rules.clone(),
+        compiled: c.compile == Compile::Whole,
+        nodes: c.plan.variants.iter().map(|(_, p)| p.nodes.len()).max().unwrap_or(0),
+        sizes: SIZES
+            .iter()
+            .zip(traces)
+            .map(|(z, t)| SizeReport { size: z.to_string(), shapes: t.inputs.iter().map(|i| t.value(*i).shape.clone()).collect(), verdict: None, timing: None })
+            .collect(),
+        verified: false,
+        wins: false,
+        dropped: None,
+    }
+}
+
+/// Emits candidate `k` into `dir` and loads it in the worker.
+fn stage_candidate(s: &mut Session, c: &Candidate, k: usize, dir: &Path) -> Result<(), String> {
+    let consts = format!("cand{k}.safetensors");
+    let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: &consts, notes: vec![] };
+    let e = emit(c, &info).map_err(|e| e.to_string())?;
+    if !e.tensors.is_empty() {
+        s.save_constants(&e.tensors, &dir.join(&consts)).map_err(|e| e.to_string())?;
+    }
+    let path = dir.join(format!("cand{k}.py"));
+    std::fs::write(&path, &e.source).map_err(|e| e.to_string())?;
+    s.register(&c.name, &path, "optimized").map_err(|e| format!("the emitted module does not load: {e}"))
+}
+
+fn verify_candidate(s: &mut Session, r: &mut CandidateReport, seeds: &[u64], tol: Tolerance) {
+    if r.dropped.is_some() {
+        return;
+    }
+    for z in r.sizes.iter_mut() {
+        match s.verify(&r.name, &z.size, seeds, tol) {
+            Ok(figs) => z.verdict = Some(judge(&figs, tol)),
+            Err(e @ (WorkerError::Candidate(_) | WorkerError::Crashed(_))) => {
+                r.dropped = Some(format!("at {}: {e}", z.size));
+                return;
+            }
+            Err(e) => {
+                r.dropped = Some(format!("at {}: {e}", z.size));
+                return;
+            }
+        }
+    }
+    r.verified = r.sizes.iter().all(|z| z.verdict.as_ref().is_some_and(|v| v.accepted));
+}
+
+fn round_trip_note(traced: &CandidateReport) -> String {
+    let identical = traced.sizes.iter().all(|z| z.verdict.as_ref().is_some_and(|v| v.bit_identical));
+    match (&traced.dropped, identical) {
+        (Some(why), _) => format!("(round trip failed: {why})"),
+        (None, true) => "(round trip bit-identical at every size)".into(),
+        (None, false) => "(round trip NOT bit-identical: a superopt bug, please report it)".into(),
+    }
+}
+
+fn why_no_win(c: &Capsule, objective: Objective) -> String {
+    let tried: Vec<&CandidateReport> = c.candidates.iter().skip(1).collect();
+    if tried.iter().all(|r| !r.verified || r.dropped.is_some()) {
+        return "no candidate passed verification".into();
+    }
+    let best = tried.iter().filter(|r| r.verified).max_by(|a, b| score(a).total_cmp(&score(b))).unwrap();
+    let sizes: Vec<String> = best.sizes.iter().filter_map(|z| z.timing.as_ref().map(|t| format!("{} {:.2}x", z.size, t.speedup))).collect();
+    let need = match objective {
+        Objective::All => "faster by >3% at every size",
+        Objective::Typical => "faster by >3% at typical and not slower elsewhere",
+        Objective::Geomean => "a geomean speedup >3% and not slower anywhere",
+    };
+    format!("the best verified candidate, {}, was {} (needed: {need})", best.name, sizes.join(", "))
+}
+
+fn module_notes(r: &CandidateReport) -> Vec<String> {
+    let mut notes = vec!["Verified and timed by superopt:".to_string()];
+    for z in &r.sizes {
+        if let Some(t) = &z.timing {
+            notes.push(format!("  {} {:?}: {:.2}x faster", z.size, z.shapes, t.speedup));
+        }
+    }
+    notes
+}
+
+/// Writes the winner as `out`, with its constants beside it, atomically.
+fn write_module(s: &mut Session, c: &Candidate, out: &Path, notes: Vec<String>) -> Result<()> {
+    let stem = out.file_stem().context("the output path has no file name")?.to_string_lossy().to_string();
+    let consts = format!("{stem}.safetensors");
+    let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: &consts, notes };
+    let e = emit(c, &info)?;
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).map_or(PathBuf::from("."), Path::to_path_buf);
+    if !e.tensors.is_empty() {
+        let tmp = tempfile::Builder::new().suffix(".safetensors").tempfile_in(&dir)?;
+        s.save_constants(&e.tensors, tmp.path())?;
+        tmp.persist(dir.join(&consts))?;
+    }
+    write_atomic(out, e.source.as_bytes())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).map_or(PathBuf::from("."), Path::to_path_buf);
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("cannot write into {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! A worker with the harness loaded, and the requests the commands make of it.
+
+use crate::cli::CommonArgs;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use superopt_ir::Program;
+use superopt_verify::{SeedFigures, Tolerance};
+use superopt_worker::{find_python, Worker, WorkerError};
+
+pub const SIZES: [&str; 3] = ["small", "typical", "large"];
+
+#[derive(Debug, Deserialize)]
+pub struct Hello {
+    pub python: String,
+    pub mlx: String,
+    pub device: String,
+    /// cpu, cuda or metal: which custom-kernel candidates can run.
+    #[allow(dead_code)]
+    pub backend: String,
+}
+
+pub struct Session {
+    pub worker: Worker,
+    pub hello: Hello,
+    pub harness: PathBuf,
+    pub timeout: Duration,
+}
+
+/// A failure the user must fix in their harness: one line, non-zero exit.
+#[derive(Debug)]
+pub struct HarnessFault(pub String);
+
+impl std::fmt::Display for HarnessFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for HarnessFault {}
+
+/// MLX cannot trace `fn` (e.g. `mx.custom_function`): the run ends with "no change".
+#[derive(Debug)]
+pub struct Untraceable(pub String);
+
+impl std::fmt::Display for Untraceable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for Untraceable {}
+
+pub fn harness_fault(e: WorkerError) -> anyhow::Error {
+    match e {
+        WorkerError::Harness(m) => HarnessFault(m).into(),
+        WorkerError::Unsupported(m) => Untraceable(m).into(),
+        WorkerError::Candidate(m) => HarnessFault(m).into(),
+        WorkerError::Crashed(m) => HarnessFault(format!("the harness crashed the worker: {m}")).into(),
+        other => anyhow::Error::new(other),
+    }
+}
+
+impl Session {
+    pub fn start(args: &CommonArgs) -> Result<Session> {
+        let harness = std::fs::canonicalize(&args.harness).with_context(|| format!("cannot read the harness {}", args.harness.display()))?;
+        if harness.extension().and_then(|e| e.to_str()) != Some("py") {
+            bail!("{} is not a .py file; a harness is a Python file defining fn and input_factory", harness.display());
+        }
+        let python = find_python(args.python.as_deref(), &|msg| eprintln!("{msg}"))?;
+        let mut worker = Worker::start(&python.path)?;
+        let timeout = Duration::from_secs(args.request_timeout);
+        let hello: Hello = serde_json::from_value(worker.cmd("hello", json!({}), timeout)?)?;
+        let load = json!({"cmd": "load", "harness": harness.to_string_lossy()});
+        worker.stateful("harness", load, timeout).map_err(harness_fault)?;
+        Ok(Session { worker, hello, harness, timeout })
+    }
+
+    pub fn trace(&mut self, size: &str) -> Result<Program> {
+        match superopt_trace::trace_size(&mut self.worker, size, 0, self.timeout) {
+            Ok(p) => Ok(p),
+            Err(superopt_trace::TraceError::Worker(e)) => Err(harness_fault(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads a module as program `id`, calling `entry`.
+    pub fn register(&mut self, id: &str, path: &Path, entry: &str) -> Result<(), WorkerError> {
+        let req = json!({"cmd": "program", "id": id, "path": path.to_string_lossy(), "entry": entry});
+        self.worker.stateful(id, req, self.timeout).map(|_| ())
+    }
+
+    pub fn verify(&mut self, program: &str, size: &str, seeds: &[u64], tol: Tolerance) -> Result<Vec<SeedFigures>, WorkerError> {
+        let mut req = json!({"program": program, "size": size, "seeds": seeds});
+        if let Tolerance::Fixed { atol, rtol, .. } = tol {
+            req["fixed"] = json!({"atol": atol, "rtol": rtol});
+        }
+        let reply = self.worker.cmd("verify", req, self.timeout)?;
+        serde_json::from_value(reply["seeds"].clone()).map_err(|e| WorkerError::Internal(format!("bad verify reply: {e}")))
+    }
+
+    /// Interleaved timing samples (seconds per call) of `programs` at `size`, sampling
+    /// until sigma/mu < 5% for each or `budget` is spent.
+    pub fn time(&mut self, programs: &[String], size: &str, budget: Duration) -> Result<HashMap<String, Vec<f64>>, WorkerError> {
+        let start = Instant::now();
+        let first = self.time_rounds(programs, size, 1, 1)?;
+        let slowest = first.values().flatten().cloned().fold(0.0, f64::max).max(1e-7);
+        let iters = ((0.005 / slowest).ceil() as u64).clamp(1, 10_000);
+        let mut samples: HashMap<String, Vec<f64>> = programs.iter().map(|p| (p.clone(), vec![])).collect();
+        let mut rounds = 6;
+        loop {
+            let round_cost = slowest * iters as f64 * programs.len() as f64 * rounds as f64;
+            if !samples[&programs[0]].is_empty() && start.elapsed().as_secs_f64() + round_cost > budget.as_secs_f64() {
+                break;
+            }
+            for (p, xs) in self.time_rounds(programs, size, iters, rounds)? {
+                samples.get_mut(&p).unwrap().extend(xs);
+            }
+            let steady = samples.values().all(|xs| superopt_bench::cv(xs) < superopt_bench::TARGET_CV);
+            if steady || samples[&programs[0]].len() >= 400 {
+                break;
+            }
+            rounds *= 2;
+        }
+        Ok(samples)
+    }
+
+    fn time_rounds(&mut self, programs: &[String], size: &str, iters: u64, rounds: u64) -> Result<HashMap<String, Vec<f64>>, WorkerError> {
+        let req = json!({"programs": programs, "size": size, "seed": 0, "iters": iters, "rounds": rounds});
+        let reply: Json = self.worker.cmd("time", req, self.timeout)?;
+        serde_json::from_value(reply["samples"].clone()).map_err(|e| WorkerError::Internal(format!("bad time reply: {e}")))
+    }
+
+    pub fn save_constants(&mut self, keys: &[String], path: &Path) -> Result<(), WorkerError> {
+        let req = json!({"keys": keys, "path": path.to_string_lossy()});
+        self.worker.cmd("save_constants", req, self.timeout).map(|_| ())
+    }
+}

@@ -1,0 +1,259 @@
+//! The module around the programs: constants, guards, dispatch and fallback.
+
+use crate::ops::{self, dtype, py_float, Ctx};
+use crate::EmitError;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use superopt_ir::{ConstData, Dim, DimTerm, Guard, Param, Plan, Program, ScalarExpr};
+use superopt_search::{Candidate, Compile};
+
+/// Facts the module's header and fallback need.
+pub struct ModuleInfo<'a> {
+    /// The harness file, absolute: the fallback loads `fn` from it.
+    pub harness: &'a str,
+    /// The safetensors file beside the module, by file name.
+    pub constants_file: &'a str,
+    /// Lines for the docstring (verification and timing summary).
+    pub notes: Vec<String>,
+}
+
+pub struct Emitted {
+    pub source: String,
+    /// Content keys of the array constants the module loads.
+    pub tensors: Vec<String>,
+}
+
+const HELPERS: &str = r#"
+def _gather(a, indices, axes, slice_sizes):
+    """MLX's Gather: out[i..., s...] = a[indices at axes, slices elsewhere]."""
+    idx = mx.broadcast_arrays(*indices) if len(indices) > 1 else list(indices)
+    lead = idx[0].shape if idx else ()
+    parts = []
+    for ax in range(a.ndim):
+        if ax in axes:
+            k = axes.index(ax)
+            shape = list(lead) + [1] * a.ndim
+            parts.append(mx.reshape(idx[k], shape))
+        else:
+            shape = [1] * (len(lead) + a.ndim)
+            shape[len(lead) + ax] = slice_sizes[ax]
+            parts.append(mx.reshape(mx.arange(slice_sizes[ax]), shape))
+    return a[tuple(parts)]
+
+
+def _pad(a, value, axes, low, high):
+    width = [(0, 0)] * a.ndim
+    for ax, lo, hi in zip(axes, low, high):
+        width[ax] = (lo, hi)
+    return mx.pad(a, width, constant_values=value)
+
+
+def _slice_update(a, update, index):
+    out = mx.stop_gradient(a)
+    out[index] = update
+    return out
+"#;
+
+/// Emits `candidate` as a module defining `optimized`.
+pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitError> {
+    let plan = &candidate.plan;
+    let sig = &plan.variants[0].1.signature;
+    let mut s = String::new();
+    header(&mut s, candidate, info);
+    let mut tensors = BTreeSet::new();
+    let mut bodies = String::new();
+    for (k, (guard, program)) in plan.variants.iter().enumerate() {
+        bodies.push_str(&program_fn(k, program, candidate.compile, &mut tensors)?);
+        bodies.push_str(&fits_fn(k, guard, program));
+    }
+    if !tensors.is_empty() {
+        writeln!(s, "_HERE = os.path.dirname(os.path.abspath(__file__))").unwrap();
+        writeln!(s, "_TENSORS = mx.load(os.path.join(_HERE, {:?}))\n", info.constants_file).unwrap();
+    }
+    if bodies.contains("_gather(") || bodies.contains("_pad(") || bodies.contains("_slice_update(") {
+        s.push_str(HELPERS);
+        s.push('\n');
+    }
+    s.push_str(&bodies);
+    s.push_str(&dispatch(plan, sig));
+    fallback(&mut s, info.harness);
+    Ok(Emitted { source: s, tensors: tensors.into_iter().collect() })
+}
+
+fn header(s: &mut String, c: &Candidate, info: &ModuleInfo) {
+    let harness = std::path::Path::new(info.harness).file_name().map_or(info.harness.into(), |n| n.to_string_lossy());
+    writeln!(s, "\"\"\"{harness}'s `fn`, as rebuilt by superopt {}.\n", env!("CARGO_PKG_VERSION")).unwrap();
+    writeln!(s, "Candidate: {}", c.name).unwrap();
+    if !c.rules.is_empty() {
+        writeln!(s, "Rules: {}", c.rules.join("; ")).unwrap();
+    }
+    for n in &info.notes {
+        writeln!(s, "{n}").unwrap();
+    }
+    s.push_str("\"\"\"\n\nimport importlib.util\nimport os\n\nimport mlx.core as mx\n\n");
+}
+
+fn array_params(p: &Program) -> Vec<(usize, String)> {
+    p.signature
+        .params
+        .iter()
+        .filter_map(|q| match q {
+            Param::Array { name, input, .. } => Some((*input, name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn input_name(p: &Program, input: usize) -> String {
+    array_params(p).into_iter().find(|(i, _)| *i == input).map(|(_, n)| n).unwrap_or_else(|| format!("in{input}"))
+}
+
+fn render_dim(p: &Program) -> impl Fn(&Dim) -> String + '_ {
+    move |d: &Dim| d.render(&|t: DimTerm| format!("{}.shape[{}]", input_name(p, t.input), t.axis))
+}
+
+fn scalar(expr: &ScalarExpr, dim: &dyn Fn(&Dim) -> String) -> String {
+    match expr {
+        ScalarExpr::Lit { v } => py_float(*v),
+        ScalarExpr::Recip { dim: d } => format!("1.0 / ({})", dim(d)),
+        ScalarExpr::Rsqrt { dim: d } => format!("float({}) ** -0.5", dim(d)),
+        ScalarExpr::Of { dim: d } => format!("float({})", dim(d)),
+    }
+}
+
+fn program_fn(k: usize, p: &Program, compile: Compile, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
+    let mut names: Vec<String> = (0..p.values.len()).map(|v| format!("t{v}")).collect();
+    let params: Vec<String> = p.inputs.iter().enumerate().map(|(i, _)| input_name(p, i)).collect();
+    for (i, v) in p.inputs.iter().enumerate() {
+        names[*v] = params[i].clone();
+    }
+    let dim = render_dim(p);
+    let mut body = String::new();
+    for c in &p.constants {
+        let dt = dtype(p.value(c.value).dtype);
+        let rhs = match &c.data {
+            ConstData::Scalar { expr } => format!("mx.array({}, dtype={dt})", scalar(expr, &dim)),
+            ConstData::Tensor { key } => {
+                tensors.insert(key.clone());
+                format!("_TENSORS[{key:?}]")
+            }
+        };
+        writeln!(body, "    {} = {rhs}", names[c.value]).unwrap();
+    }
+    for node in &p.nodes {
+        let cx = Ctx {
+            ins: node.inputs.iter().map(|i| names[*i].clone()).collect(),
+            outs: node.outputs.iter().map(|o| p.value(*o)).collect(),
+            dim: &dim,
+        };
+        let rhs = ops::expr(node, &cx)?;
+        let lhs: Vec<&str> = node.outputs.iter().map(|o| names[*o].as_str()).collect();
+        let lhs = if lhs.len() == 1 { lhs[0].to_string() } else { lhs.join(", ") };
+        writeln!(body, "    {lhs} = {rhs}").unwrap();
+    }
+    let outs: Vec<&str> = p.outputs.iter().map(|o| names[*o].as_str()).collect();
+    writeln!(body, "    return {}", outs.join(", ")).unwrap();
+    let mut s = format!("def _program_{k}({}):\n{body}\n", params.join(", "));
+    if compile == Compile::Whole {
+        writeln!(s, "_program_{k} = mx.compile(_program_{k})\n").unwrap();
+    }
+    s.push('\n');
+    Ok(s)
+}
+
+fn fits_fn(k: usize, g: &Guard, p: &Program) -> String {
+    let params: Vec<String> = (0..p.inputs.len()).map(|i| input_name(p, i)).collect();
+    let mut conds = vec![];
+    for (i, ig) in g.inputs.iter().enumerate() {
+        let n = &params[i];
+        conds.push(format!("{n}.dtype == {}", dtype(ig.dtype)));
+        conds.push(format!("{n}.ndim == {}", ig.dims.len()));
+        for (axis, d) in ig.dims.iter().enumerate() {
+            if let Some(d) = d {
+                conds.push(format!("{n}.shape[{axis}] == {d}"));
+            }
+        }
+    }
+    for (a, b) in &g.ties {
+        conds.push(format!("{}.shape[{}] == {}.shape[{}]", params[a.input], a.axis, params[b.input], b.axis));
+    }
+    for q in &p.signature.params {
+        if let Param::Literal { name, value, .. } = q {
+            conds.push(format!("{name} == {}", py_literal(value)));
+        }
+    }
+    let conds = if conds.is_empty() { vec!["True".to_string()] } else { conds };
+    let all_params = signature_params(p);
+    format!("def _fits_{k}({}):\n    return (\n        {}\n    )\n\n\n", all_params.join(", "), conds.join("\n        and "))
+}
+
+fn py_literal(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "None".into(),
+        serde_json::Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        other => other.to_string(),
+    }
+}
+
+/// Parameter list in `fn`'s order, keyword ones after `*`.
+fn signature_params(p: &Program) -> Vec<String> {
+    let mut out: Vec<String> = p.signature.params.iter().filter(|q| !q.keyword()).map(|q| q.name().to_string()).collect();
+    let kw: Vec<String> = p.signature.params.iter().filter(|q| q.keyword()).map(|q| q.name().to_string()).collect();
+    if !kw.is_empty() {
+        out.push("*".into());
+        out.extend(kw);
+    }
+    out
+}
+
+fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
+    let p0 = &plan.variants[0].1;
+    let params = signature_params(p0);
+    let call_all: Vec<String> = p0
+        .signature
+        .params
+        .iter()
+        .map(|q| if q.keyword() { format!("{0}={0}", q.name()) } else { q.name().to_string() })
+        .collect();
+    let arrays: Vec<String> = (0..p0.inputs.len()).map(|i| input_name(p0, i)).collect();
+    let wrap = |call: String| match sig.output_kind {
+        superopt_ir::OutputKind::Array => call,
+        superopt_ir::OutputKind::Tuple if p0.outputs.len() == 1 => format!("({call},)"),
+        superopt_ir::OutputKind::Tuple => format!("tuple({call})"),
+        superopt_ir::OutputKind::List => format!("list({call})"),
+    };
+    let mut s = format!("def optimized({}):\n", params.join(", "));
+    for k in 0..plan.variants.len() {
+        writeln!(s, "    if _fits_{k}({}):", call_all.join(", ")).unwrap();
+        let call = format!("_program_{k}({})", arrays.join(", "));
+        let call = if plan.variants[k].1.outputs.len() == 1 && sig.output_kind != superopt_ir::OutputKind::Array {
+            format!("[{call}]")
+        } else {
+            call
+        };
+        writeln!(s, "        return {}", wrap(call)).unwrap();
+    }
+    writeln!(s, "    return _original()({})\n\n", call_all.join(", ")).unwrap();
+    s
+}
+
+fn fallback(s: &mut String, harness: &str) {
+    write!(
+        s,
+        r#"_ORIGINAL = {harness:?}
+_original_fn = None
+
+
+def _original():
+    """`fn` from the harness, for inputs that superopt did not verify this module for."""
+    global _original_fn
+    if _original_fn is None:
+        spec = importlib.util.spec_from_file_location("_superopt_original", _ORIGINAL)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _original_fn = module.fn
+    return _original_fn
+"#
+    )
+    .unwrap();
+}

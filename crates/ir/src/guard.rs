@@ -1,0 +1,75 @@
+//! The shapes an emitted program was verified for.
+//!
+//! The emitted module checks its inputs against the guard and calls the original
+//! function for anything else, so it is never run on a shape it was not built for.
+
+use crate::{DimTerm, Dtype};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputGuard {
+    pub dtype: Dtype,
+    /// Per axis: `Some(n)` where every trace had `n`, `None` where it varies.
+    pub dims: Vec<Option<i64>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Guard {
+    pub inputs: Vec<InputGuard>,
+    /// Varying dimensions that were equal in every trace, and must stay equal.
+    pub ties: Vec<(DimTerm, DimTerm)>,
+}
+
+impl Guard {
+    /// The guard that admits exactly these input shapes and dtypes.
+    pub fn exact(shapes: &[(Vec<i64>, Dtype)]) -> Guard {
+        let inputs = shapes.iter().map(|(s, d)| InputGuard { dtype: *d, dims: s.iter().map(|n| Some(*n)).collect() }).collect();
+        Guard { inputs, ties: vec![] }
+    }
+
+    pub fn admits(&self, shapes: &[(Vec<i64>, Dtype)]) -> bool {
+        if shapes.len() != self.inputs.len() {
+            return false;
+        }
+        let each = self.inputs.iter().zip(shapes).all(|(g, (s, d))| {
+            g.dtype == *d && g.dims.len() == s.len() && g.dims.iter().zip(s).all(|(want, got)| want.is_none_or(|w| w == *got))
+        });
+        each && self.ties.iter().all(|(a, b)| shapes[a.input].0[a.axis] == shapes[b.input].0[b.axis])
+    }
+
+    /// The dimensions that vary.
+    pub fn varying(&self) -> Vec<DimTerm> {
+        let mut out = vec![];
+        for (input, g) in self.inputs.iter().enumerate() {
+            for (axis, d) in g.dims.iter().enumerate() {
+                if d.is_none() {
+                    out.push(DimTerm { input, axis });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admits_varying_dims_and_checks_fixed_ones_and_ties() {
+        let g = Guard {
+            inputs: vec![
+                InputGuard { dtype: Dtype::Float32, dims: vec![None, Some(64)] },
+                InputGuard { dtype: Dtype::Float32, dims: vec![None] },
+            ],
+            ties: vec![(DimTerm { input: 0, axis: 0 }, DimTerm { input: 1, axis: 0 })],
+        };
+        let f = Dtype::Float32;
+        assert!(g.admits(&[(vec![7, 64], f), (vec![7], f)]));
+        assert!(!g.admits(&[(vec![7, 65], f), (vec![7], f)]), "fixed dim");
+        assert!(!g.admits(&[(vec![7, 64], f), (vec![8], f)]), "tie");
+        assert!(!g.admits(&[(vec![7, 64], Dtype::Float16), (vec![7], f)]), "dtype");
+        assert!(!g.admits(&[(vec![7, 64, 1], f), (vec![7], f)]), "rank");
+        assert_eq!(g.varying().len(), 2);
+    }
+}

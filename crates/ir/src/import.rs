@@ -1,0 +1,208 @@
+//! Importer: the worker's record of `mx.export_function`'s callback -> [`Program`].
+
+use crate::program::*;
+use crate::{ops, Dim, Dtype};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum ImportError {
+    #[error("unsupported primitive {0}")]
+    Unsupported(String),
+    #[error("malformed trace: {0}")]
+    Malformed(String),
+}
+
+/// `(name, shape, dtype)` as the export callback names an array.
+pub type ArrayRef = (String, Vec<i64>, String);
+
+#[derive(Debug, Deserialize)]
+pub struct TraceConstant {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub dtype: String,
+    /// The value of a 0-d constant.
+    #[serde(default)]
+    pub scalar: Option<Json>,
+    /// The content hash of an array constant.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TraceNode {
+    pub op: String,
+    pub args: Vec<Json>,
+    pub inputs: Vec<ArrayRef>,
+    pub outputs: Vec<ArrayRef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TraceParam {
+    pub name: String,
+    pub kind: String,
+    /// The export's name for an array parameter.
+    #[serde(default)]
+    pub array: Option<String>,
+    #[serde(default)]
+    pub value: Json,
+    #[serde(default)]
+    pub keyword: bool,
+}
+
+/// What the worker reports for one trace.
+#[derive(Debug, Deserialize)]
+pub struct TraceEvents {
+    pub params: Vec<TraceParam>,
+    pub output_kind: OutputKind,
+    pub inputs: Vec<ArrayRef>,
+    pub outputs: Vec<ArrayRef>,
+    pub constants: Vec<TraceConstant>,
+    pub nodes: Vec<TraceNode>,
+}
+
+struct Builder {
+    program: Program,
+    ids: HashMap<String, ValueId>,
+}
+
+impl Builder {
+    fn define(&mut self, (name, shape, dtype): &ArrayRef) -> Result<ValueId, ImportError> {
+        let dtype = parse_dtype(dtype)?;
+        let id = self.program.values.len();
+        self.program.values.push(Value { shape: shape.clone(), dtype });
+        self.ids.insert(name.clone(), id);
+        Ok(id)
+    }
+
+    fn lookup(&self, name: &str) -> Result<ValueId, ImportError> {
+        self.ids.get(name).copied().ok_or_else(|| ImportError::Malformed(format!("array {name} used before it is defined")))
+    }
+}
+
+fn parse_dtype(s: &str) -> Result<Dtype, ImportError> {
+    Dtype::parse(s).ok_or_else(|| ImportError::Malformed(format!("unknown dtype {s}")))
+}
+
+/// Builds the program; fails on the first primitive the IR does not know.
+pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
+    if let Some(n) = t.nodes.iter().find(|n| !ops::is_known(&n.op)) {
+        return Err(ImportError::Unsupported(n.op.clone()));
+    }
+    let signature = Signature { params: vec![], output_kind: t.output_kind };
+    let empty = Program { values: vec![], inputs: vec![], constants: vec![], nodes: vec![], outputs: vec![], signature };
+    let mut b = Builder { program: empty, ids: HashMap::new() };
+    for input in &t.inputs {
+        let id = b.define(input)?;
+        b.program.inputs.push(id);
+    }
+    for p in &t.params {
+        let param = match (p.kind.as_str(), &p.array) {
+            ("array", Some(a)) => {
+                let id = b.lookup(a)?;
+                let input = b.program.inputs.iter().position(|i| *i == id).expect("inputs are defined above");
+                Param::Array { name: p.name.clone(), input, keyword: p.keyword }
+            }
+            ("literal", _) => Param::Literal { name: p.name.clone(), value: p.value.clone(), keyword: p.keyword },
+            _ => return Err(ImportError::Malformed(format!("parameter {} has kind {}", p.name, p.kind))),
+        };
+        b.program.signature.params.push(param);
+    }
+    for c in &t.constants {
+        let value = b.define(&(c.name.clone(), c.shape.clone(), c.dtype.clone()))?;
+        let data = match (&c.scalar, &c.key) {
+            (Some(v), _) => ConstData::Scalar { expr: ScalarExpr::Lit { v: json_float(v)? } },
+            (None, Some(k)) => ConstData::Tensor { key: k.clone() },
+            _ => return Err(ImportError::Malformed(format!("constant {} has no value", c.name))),
+        };
+        b.program.constants.push(Constant { value, data });
+    }
+    for n in &t.nodes {
+        let inputs = n.inputs.iter().map(|i| b.lookup(&i.0)).collect::<Result<Vec<_>, _>>()?;
+        let outputs = n.outputs.iter().map(|o| b.define(o)).collect::<Result<Vec<_>, _>>()?;
+        let args = n.args.iter().map(parse_arg).collect::<Result<Vec<_>, _>>()?;
+        b.program.nodes.push(Node { op: n.op.clone(), args, inputs, outputs });
+    }
+    for o in &t.outputs {
+        let id = b.lookup(&o.0)?;
+        b.program.outputs.push(id);
+    }
+    Ok(b.program)
+}
+
+/// Floats come as JSON numbers, or as `{"float": "inf" | "-inf" | "nan"}`.
+pub fn json_float(v: &Json) -> Result<f64, ImportError> {
+    match v {
+        Json::Number(n) => n.as_f64().ok_or_else(|| ImportError::Malformed(format!("bad number {n}"))),
+        Json::Bool(b) => Ok(*b as i64 as f64),
+        Json::Object(m) => match m.get("float").and_then(Json::as_str) {
+            Some("inf") => Ok(f64::INFINITY),
+            Some("-inf") => Ok(f64::NEG_INFINITY),
+            Some("nan") => Ok(f64::NAN),
+            _ => Err(ImportError::Malformed(format!("bad float {v}"))),
+        },
+        _ => Err(ImportError::Malformed(format!("bad float {v}"))),
+    }
+}
+
+fn parse_arg(v: &Json) -> Result<Arg, ImportError> {
+    Ok(match v {
+        Json::Null => Arg::None,
+        Json::Bool(b) => Arg::Bool(*b),
+        Json::Number(n) if n.is_i64() || n.is_u64() => Arg::Int(Dim::constant(n.as_i64().unwrap_or(i64::MAX))),
+        Json::Number(_) => Arg::Float(json_float(v)?),
+        Json::String(s) => Arg::Str(s.clone()),
+        Json::Array(items) => Arg::List(items.iter().map(parse_arg).collect::<Result<_, _>>()?),
+        Json::Object(m) => match (m.get("dtype"), m.get("float")) {
+            (Some(Json::String(d)), _) => Arg::Dtype(parse_dtype(d)?),
+            (_, Some(_)) => Arg::Float(json_float(v)?),
+            _ => return Err(ImportError::Malformed(format!("bad argument {v}"))),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(nodes: &str) -> TraceEvents {
+        let text = format!(
+            r#"{{"params": [{{"name": "x", "kind": "array", "array": "A"}}],
+                "output_kind": "array",
+                "inputs": [["A", [4, 8], "float32"]],
+                "outputs": [["C", [4, 8], "float32"]],
+                "constants": [{{"name": "E", "shape": [], "dtype": "float32", "scalar": 0.5}}],
+                "nodes": {nodes}}}"#
+        );
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn imports_nodes_constants_and_signature() {
+        let t = events(
+            r#"[{"op": "Broadcast", "args": [[4, 8]], "inputs": [["E", [], "float32"]], "outputs": [["B", [4, 8], "float32"]]},
+                {"op": "Multiply", "args": [], "inputs": [["A", [4, 8], "float32"], ["B", [4, 8], "float32"]], "outputs": [["C", [4, 8], "float32"]]}]"#,
+        );
+        let p = import_trace(&t).unwrap();
+        assert_eq!(p.inputs, vec![0]);
+        assert_eq!(p.nodes.len(), 2);
+        assert_eq!(p.nodes[0].args, vec![Arg::List(vec![Arg::Int(Dim::constant(4)), Arg::Int(Dim::constant(8))])]);
+        assert_eq!(p.outputs, vec![3]);
+        assert_eq!(p.signature.params, vec![Param::Array { name: "x".into(), input: 0, keyword: false }]);
+        assert!(matches!(p.constants[0].data, ConstData::Scalar { expr: ScalarExpr::Lit { v } } if v == 0.5));
+    }
+
+    #[test]
+    fn unknown_primitive_is_named() {
+        let t = events(r#"[{"op": "FancyNewOp", "args": [], "inputs": [["A", [4, 8], "float32"]], "outputs": [["C", [4, 8], "float32"]]}]"#);
+        assert_eq!(import_trace(&t), Err(ImportError::Unsupported("FancyNewOp".into())));
+    }
+
+    #[test]
+    fn use_before_definition_is_malformed() {
+        let t = events(r#"[{"op": "Exp", "args": [], "inputs": [["Z", [4, 8], "float32"]], "outputs": [["C", [4, 8], "float32"]]}]"#);
+        assert!(matches!(import_trace(&t), Err(ImportError::Malformed(_))));
+    }
+}

@@ -1,0 +1,123 @@
+//! Whole-program passes that never change a value: dead code and common subexpressions.
+
+use crate::program::*;
+use std::collections::{HashMap, HashSet};
+
+/// Drops nodes and constants that no output depends on. Returns how many nodes went.
+pub fn dead_code(p: &mut Program) -> usize {
+    let mut live: HashSet<ValueId> = p.outputs.iter().copied().collect();
+    let mut keep = vec![false; p.nodes.len()];
+    for (i, n) in p.nodes.iter().enumerate().rev() {
+        if n.outputs.iter().any(|o| live.contains(o)) {
+            keep[i] = true;
+            live.extend(n.inputs.iter().copied());
+        }
+    }
+    let before = p.nodes.len();
+    let mut k = keep.into_iter();
+    p.nodes.retain(|_| k.next().unwrap());
+    p.constants.retain(|c| live.contains(&c.value));
+    before - p.nodes.len()
+}
+
+/// Merges equal constants and nodes that apply the same primitive, with the same
+/// arguments, to the same inputs. Returns how many nodes and constants were merged.
+pub fn common_subexpressions(p: &mut Program) -> usize {
+    let mut rename: HashMap<ValueId, ValueId> = HashMap::new();
+    let mut merged = 0;
+    let mut seen_consts: HashMap<String, ValueId> = HashMap::new();
+    p.constants.retain(|c| {
+        let key = format!("{:?}|{}", p.values[c.value], serde_json::to_string(&c.data).unwrap());
+        match seen_consts.get(&key) {
+            Some(first) => {
+                rename.insert(c.value, *first);
+                merged += 1;
+                false
+            }
+            None => {
+                seen_consts.insert(key, c.value);
+                true
+            }
+        }
+    });
+    let mut seen_nodes: HashMap<String, Vec<ValueId>> = HashMap::new();
+    let mut nodes = Vec::with_capacity(p.nodes.len());
+    for mut n in std::mem::take(&mut p.nodes) {
+        for i in n.inputs.iter_mut() {
+            *i = *rename.get(i).unwrap_or(i);
+        }
+        let key = format!("{}|{}|{:?}", n.op, serde_json::to_string(&n.args).unwrap(), n.inputs);
+        match seen_nodes.get(&key) {
+            Some(first) => {
+                for (o, f) in n.outputs.iter().zip(first) {
+                    rename.insert(*o, *f);
+                }
+                merged += 1;
+            }
+            None => {
+                seen_nodes.insert(key, n.outputs.clone());
+                nodes.push(n);
+            }
+        }
+    }
+    p.nodes = nodes;
+    for o in p.outputs.iter_mut() {
+        *o = *rename.get(o).unwrap_or(o);
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Dtype, OutputKind};
+
+    fn program() -> Program {
+        // y = exp(x) / (1 + exp(x)), with a dead Negative node.
+        let v = Value { shape: vec![4], dtype: Dtype::Float32 };
+        let s = Value { shape: vec![], dtype: Dtype::Float32 };
+        let node = |op: &str, inputs: Vec<ValueId>, out: ValueId| Node { op: op.into(), args: vec![], inputs, outputs: vec![out] };
+        Program {
+            values: vec![v.clone(), s.clone(), s, v.clone(), v.clone(), v.clone(), v.clone(), v.clone()],
+            inputs: vec![0],
+            constants: vec![
+                Constant { value: 1, data: ConstData::Scalar { expr: ScalarExpr::Lit { v: 1.0 } } },
+                Constant { value: 2, data: ConstData::Scalar { expr: ScalarExpr::Lit { v: 1.0 } } },
+            ],
+            nodes: vec![
+                node("Exp", vec![0], 3),
+                node("Exp", vec![0], 4),
+                node("Add", vec![2, 4], 5),
+                node("Divide", vec![3, 5], 6),
+                node("Negative", vec![0], 7),
+            ],
+            outputs: vec![6],
+            signature: Signature { params: vec![], output_kind: OutputKind::Array },
+        }
+    }
+
+    #[test]
+    fn cse_shares_exp_and_equal_constants() {
+        let mut p = program();
+        assert_eq!(common_subexpressions(&mut p), 2);
+        assert_eq!(p.nodes.iter().filter(|n| n.op == "Exp").count(), 1);
+        assert_eq!(p.nodes[1].inputs, vec![1, 3]);
+        assert_eq!(p.constants.len(), 1);
+    }
+
+    #[test]
+    fn cse_keeps_different_arguments_apart() {
+        let mut p = program();
+        p.nodes[1].args = vec![Arg::Bool(true)];
+        assert_eq!(common_subexpressions(&mut p), 1, "only the constants merge");
+        assert_eq!(p.nodes.iter().filter(|n| n.op == "Exp").count(), 2);
+    }
+
+    #[test]
+    fn dce_drops_unused_nodes_only() {
+        let mut p = program();
+        assert_eq!(dead_code(&mut p), 1);
+        assert!(p.nodes.iter().all(|n| n.op != "Negative"));
+        assert_eq!(p.nodes.len(), 4);
+    }
+}

@@ -1,0 +1,177 @@
+//! The program: values, inputs, constants, nodes and outputs.
+
+use crate::{Dim, Dtype};
+use serde::{Deserialize, Serialize};
+
+pub type ValueId = usize;
+
+/// One array: its shape (as traced at the reference size) and dtype.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Value {
+    pub shape: Vec<i64>,
+    pub dtype: Dtype,
+}
+
+impl Value {
+    pub fn numel(&self) -> i64 {
+        self.shape.iter().product()
+    }
+}
+
+/// A primitive's argument, as MLX's `state()` gives it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", content = "v", rename_all = "lowercase")]
+pub enum Arg {
+    Int(Dim),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Dtype(Dtype),
+    List(Vec<Arg>),
+    None,
+}
+
+impl Arg {
+    pub fn int(&self) -> Option<&Dim> {
+        match self {
+            Arg::Int(d) => Some(d),
+            _ => None,
+        }
+    }
+    pub fn list(&self) -> Option<&[Arg]> {
+        match self {
+            Arg::List(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A scalar constant's value; it may depend on input dimensions (e.g. `1 / n` of a mean).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum ScalarExpr {
+    /// A literal, exact in the constant's dtype.
+    Lit { v: f64 },
+    /// `1.0 / dim`, computed in float64 then rounded to the dtype.
+    Recip { dim: Dim },
+    /// `dim ** -0.5`, likewise.
+    Rsqrt { dim: Dim },
+    /// `float(dim)`, likewise.
+    Of { dim: Dim },
+}
+
+/// What a constant holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum ConstData {
+    Scalar { expr: ScalarExpr },
+    /// An array kept by content hash; its bytes stay with the worker until emitted.
+    Tensor { key: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Constant {
+    pub value: ValueId,
+    pub data: ConstData,
+}
+
+/// One primitive application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub op: String,
+    pub args: Vec<Arg>,
+    pub inputs: Vec<ValueId>,
+    pub outputs: Vec<ValueId>,
+}
+
+/// A parameter of the traced function, in call order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Param {
+    /// An array parameter, the `input`-th array input of the program.
+    Array { name: String, input: usize, keyword: bool },
+    /// A Python value the trace baked in (an int, a string...), as JSON.
+    Literal { name: String, value: serde_json::Value, keyword: bool },
+}
+
+impl Param {
+    pub fn name(&self) -> &str {
+        match self {
+            Param::Array { name, .. } | Param::Literal { name, .. } => name,
+        }
+    }
+    pub fn keyword(&self) -> bool {
+        match self {
+            Param::Array { keyword, .. } | Param::Literal { keyword, .. } => *keyword,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    Array,
+    Tuple,
+    List,
+}
+
+/// How the function is called and what it returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    pub params: Vec<Param>,
+    pub output_kind: OutputKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub values: Vec<Value>,
+    /// Array inputs in parameter order.
+    pub inputs: Vec<ValueId>,
+    pub constants: Vec<Constant>,
+    /// In topological order.
+    pub nodes: Vec<Node>,
+    pub outputs: Vec<ValueId>,
+    pub signature: Signature,
+}
+
+impl Program {
+    pub fn value(&self, id: ValueId) -> &Value {
+        &self.values[id]
+    }
+
+    pub fn constant(&self, id: ValueId) -> Option<&Constant> {
+        self.constants.iter().find(|c| c.value == id)
+    }
+
+    /// Names of ops in first-seen order, with counts.
+    pub fn op_counts(&self) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = vec![];
+        for n in &self.nodes {
+            match out.iter_mut().find(|(o, _)| *o == n.op) {
+                Some((_, c)) => *c += 1,
+                None => out.push((n.op.clone(), 1)),
+            }
+        }
+        out
+    }
+}
+
+/// Programs with the input shapes each may run on: one general program, or
+/// one per traced size where the traces could not be aligned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub variants: Vec<(crate::Guard, Program)>,
+    /// Why the sizes stay apart, if they do.
+    pub per_size_because: Option<String>,
+}
+
+impl Plan {
+    /// Applies `f` to every variant's program; returns the sum of what `f` returns.
+    pub fn map(&mut self, mut f: impl FnMut(&mut Program) -> usize) -> usize {
+        self.variants.iter_mut().map(|(_, p)| f(p)).sum()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.variants.iter().map(|(_, p)| p.nodes.len()).sum()
+    }
+}

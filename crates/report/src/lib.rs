@@ -1,0 +1,12 @@
+//! What the user reads: the result table, the JSON repro capsule, the diff.
+
+mod capsule;
+mod table;
+
+pub use capsule::{CandidateReport, Capsule, SizeReport, Stage};
+pub use table::{format_seconds, table};
+
+/// A unified diff from the harness's source to the emitted module.
+pub fn diff(original: &str, optimized: &str, original_name: &str, optimized_name: &str) -> String {
+    similar::TextDiff::from_lines(original, optimized).unified_diff().context_radius(3).header(original_name, optimized_name).to_string()
+}

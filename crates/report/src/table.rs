@@ -1,0 +1,70 @@
+//! The terminal table.
+
+use crate::capsule::Capsule;
+use std::fmt::Write;
+
+pub fn format_seconds(s: f64) -> String {
+    if !s.is_finite() {
+        "-".into()
+    } else if s < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+fn shapes_text(shapes: &[Vec<i64>]) -> String {
+    shapes.iter().map(|s| format!("{s:?}").replace(' ', "")).collect::<Vec<_>>().join(" ")
+}
+
+/// The result table: the winner (or the best loser) per size, then every candidate.
+pub fn table(c: &Capsule) -> String {
+    let mut s = String::new();
+    writeln!(s, "superopt {} · {} · {} · MLX {}", c.version, c.harness, c.device, c.mlx).unwrap();
+    let shown = c.winner.as_ref().and_then(|w| c.candidates.iter().find(|k| &k.name == w));
+    if let Some(k) = shown {
+        writeln!(s, "\n{:<8} {:<28} {:>18} {:>18} {:>14}  verified", "size", "input shapes", "original", "optimized", "speedup").unwrap();
+        for z in &k.sizes {
+            let (b, o, sp) = match &z.timing {
+                Some(t) => (
+                    format!("{} ±{:.0}%", format_seconds(t.baseline.median), t.baseline.spread * 100.0),
+                    format!("{} ±{:.0}%", format_seconds(t.candidate.median), t.candidate.spread * 100.0),
+                    format!("{:.2}x ±{:.2}", t.speedup, t.speedup_spread),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            let v = match &z.verdict {
+                Some(v) if v.accepted && v.bit_identical => "yes (bit-identical)".to_string(),
+                Some(v) if v.accepted => format!("yes (err {:.1e} vs original's {:.1e})", v.worst_l2, v.original_l2),
+                Some(v) => format!("NO: {}", v.reason.clone().unwrap_or_default()),
+                None => "-".into(),
+            };
+            writeln!(s, "{:<8} {:<28} {:>18} {:>18} {:>14}  {v}", z.size, shapes_text(&z.shapes), b, o, sp).unwrap();
+        }
+        writeln!(s, "\nwinner: {}", k.name).unwrap();
+        if !k.rules.is_empty() {
+            writeln!(s, "rules: {}", k.rules.join("; ")).unwrap();
+        }
+    }
+    writeln!(s, "\ncandidates:").unwrap();
+    for k in &c.candidates {
+        let speedups: Vec<String> = k
+            .sizes
+            .iter()
+            .filter_map(|z| z.timing.as_ref().map(|t| format!("{} {:.2}x{}", z.size, t.speedup, if t.significant { "" } else { "~" })))
+            .collect();
+        let status = match (&k.dropped, k.verified) {
+            (Some(why), _) => format!("dropped: {why}"),
+            (None, true) if speedups.is_empty() => "verified".to_string(),
+            (None, true) => format!("verified; {}", speedups.join(", ")),
+            (None, false) => "not verified".to_string(),
+        };
+        writeln!(s, "  {:<14} {:>5} nodes  {status}", k.name, k.nodes).unwrap();
+    }
+    writeln!(s, "\n{}", c.decision).unwrap();
+    let stages: Vec<String> = c.stages.iter().map(|st| format!("{} {:.1}s", st.name, st.seconds)).collect();
+    writeln!(s, "shapes: {}\ntime: {}", c.shapes, stages.join(", ")).unwrap();
+    s
+}

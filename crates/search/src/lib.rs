@@ -1,0 +1,46 @@
+//! Candidate programs.
+//!
+//! A [`Strategy`] looks at the traced plan and proposes [`Candidate`]s. Every
+//! candidate is emitted, verified and timed by the pipeline; none is trusted.
+//! The e-graph search plugs in here as one more strategy.
+
+pub mod strategies;
+
+use serde::Serialize;
+use superopt_ir::Plan;
+
+/// How the emitted module calls the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compile {
+    /// Plain eager MLX.
+    Eager,
+    /// The whole program wrapped in `mx.compile`.
+    Whole,
+}
+
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// Short and unique within a run, e.g. `cse+compile`.
+    pub name: String,
+    pub plan: Plan,
+    pub compile: Compile,
+    /// What shaped it, one entry per rule or pass that changed something.
+    pub rules: Vec<String>,
+}
+
+pub trait Strategy {
+    fn name(&self) -> &'static str;
+    /// Candidates derived from `traced`; none where the strategy has nothing to offer.
+    fn propose(&self, traced: &Plan) -> Vec<Candidate>;
+}
+
+/// The strategies a run uses, in order.
+pub fn default_strategies() -> Vec<Box<dyn Strategy>> {
+    vec![Box::new(strategies::Compiled), Box::new(strategies::Cleanup)]
+}
+
+/// The program exactly as traced, uncompiled: the round-trip check and the baseline shape.
+pub fn as_traced(traced: &Plan) -> Candidate {
+    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules: vec![] }
+}

@@ -1,0 +1,245 @@
+//! Aligning traces taken at several sizes into one program.
+//!
+//! Traces that share their structure become one program whose varying integers
+//! are [`Dim`] expressions of the input shapes, guarded by the dimensions that
+//! never varied. Traces that differ in structure (shape-dependent Python control
+//! flow) or hold an integer no [`Dim`] form explains stay one program per size.
+
+use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Plan, Program, ScalarExpr};
+
+/// Aligns `traces` (one per size, same order as the sizes) into a plan: one
+/// general program, else one per size. `reference` picks the trace whose
+/// concrete shapes the general program keeps.
+pub fn align(traces: &[Program], reference: usize) -> Plan {
+    match general(traces, reference) {
+        Ok((program, guard)) => Plan { variants: vec![(guard, program)], per_size_because: None },
+        Err(why) => Plan {
+            variants: traces.iter().map(|p| (Guard::exact(&input_types(p)), p.clone())).collect(),
+            per_size_because: Some(why),
+        },
+    }
+}
+
+pub fn input_types(p: &Program) -> Vec<(Vec<i64>, superopt_ir::Dtype)> {
+    p.inputs.iter().map(|i| (p.value(*i).shape.clone(), p.value(*i).dtype)).collect()
+}
+
+fn general(traces: &[Program], reference: usize) -> Result<(Program, Guard), String> {
+    let first = &traces[0];
+    for t in &traces[1..] {
+        same_structure(first, t)?;
+    }
+    let shapes: Vec<Vec<Vec<i64>>> = traces.iter().map(|t| input_types(t).into_iter().map(|(s, _)| s).collect()).collect();
+    let guard = derive_guard(traces, &shapes);
+    let varying = representatives(&guard);
+    let mut out = traces[reference].clone();
+    for (k, node) in out.nodes.iter_mut().enumerate() {
+        let per_trace: Vec<&[Arg]> = traces.iter().map(|t| t.nodes[k].args.as_slice()).collect();
+        node.args = fit_args(&per_trace, &shapes, &varying).map_err(|e| format!("{} node #{k}: {e}", node.op))?;
+    }
+    for (k, c) in out.constants.iter_mut().enumerate() {
+        let per_trace: Vec<&ConstData> = traces.iter().map(|t| &t.constants[k].data).collect();
+        let dtype = traces[reference].value(c.value).dtype;
+        c.data = fit_constant(&per_trace, dtype, &shapes, &varying)?;
+    }
+    Ok((out, guard))
+}
+
+fn same_structure(a: &Program, b: &Program) -> Result<(), String> {
+    if a.nodes.len() != b.nodes.len() {
+        return Err(format!("the traces differ in length ({} vs {} primitives): fn's control flow depends on shapes", a.nodes.len(), b.nodes.len()));
+    }
+    if a.signature != b.signature {
+        return Err("the traces differ in their non-array arguments or outputs".into());
+    }
+    if a.inputs != b.inputs || a.outputs != b.outputs || a.values.len() != b.values.len() {
+        return Err("the traces differ in their inputs or outputs".into());
+    }
+    if a.values.iter().zip(&b.values).any(|(x, y)| x.dtype != y.dtype || x.shape.len() != y.shape.len()) {
+        return Err("the traces differ in dtypes or ranks".into());
+    }
+    for (k, (x, y)) in a.nodes.iter().zip(&b.nodes).enumerate() {
+        if x.op != y.op || x.inputs != y.inputs || x.outputs != y.outputs || x.args.len() != y.args.len() {
+            return Err(format!("the traces differ at primitive #{k} ({} vs {})", x.op, y.op));
+        }
+    }
+    if a.constants.len() != b.constants.len() || a.constants.iter().zip(&b.constants).any(|(x, y)| x.value != y.value) {
+        return Err("the traces differ in their constants".into());
+    }
+    Ok(())
+}
+
+fn derive_guard(traces: &[Program], shapes: &[Vec<Vec<i64>>]) -> Guard {
+    let types = input_types(&traces[0]);
+    let inputs: Vec<InputGuard> = types
+        .iter()
+        .enumerate()
+        .map(|(i, (s, dtype))| InputGuard {
+            dtype: *dtype,
+            dims: (0..s.len()).map(|a| {
+                let vals: Vec<i64> = shapes.iter().map(|t| t[i][a]).collect();
+                vals.windows(2).all(|w| w[0] == w[1]).then_some(vals[0])
+            }).collect(),
+        })
+        .collect();
+    let mut guard = Guard { inputs, ties: vec![] };
+    let varying = guard.varying();
+    let seq = |t: &DimTerm| -> Vec<i64> { shapes.iter().map(|s| s[t.input][t.axis]).collect() };
+    for (k, a) in varying.iter().enumerate() {
+        if let Some(b) = varying[..k].iter().find(|b| seq(b) == seq(a)) {
+            guard.ties.push((*b, *a));
+        }
+    }
+    guard
+}
+
+/// Varying dimensions with one representative per tie.
+fn representatives(g: &Guard) -> Vec<DimTerm> {
+    g.varying().into_iter().filter(|t| !g.ties.iter().any(|(_, b)| b == t)).collect()
+}
+
+fn fit_args(per_trace: &[&[Arg]], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Result<Vec<Arg>, String> {
+    (0..per_trace[0].len())
+        .map(|i| {
+            let items: Vec<&Arg> = per_trace.iter().map(|a| &a[i]).collect();
+            fit_arg(&items, shapes, varying)
+        })
+        .collect()
+}
+
+fn fit_arg(items: &[&Arg], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Result<Arg, String> {
+    match items[0] {
+        Arg::Int(_) => {
+            let vals: Option<Vec<i64>> = items.iter().map(|a| a.int().and_then(Dim::as_const)).collect();
+            let vals = vals.ok_or("an integer argument changes kind across traces")?;
+            Dim::fit(&vals, shapes, varying)
+                .map(Arg::Int)
+                .ok_or_else(|| format!("the integer argument {vals:?} is no product, quotient or offset of the input dimensions"))
+        }
+        Arg::List(first) => {
+            let lists: Option<Vec<&[Arg]>> = items.iter().map(|a| a.list()).collect();
+            let lists = lists.filter(|l| l.iter().all(|x| x.len() == first.len())).ok_or("a list argument changes length across traces")?;
+            Ok(Arg::List(fit_args(&lists, shapes, varying)?))
+        }
+        Arg::Float(_) if items.iter().all(|a| matches!(a, Arg::Float(f) if f.fract() == 0.0 && f.abs() < 1e15)) => {
+            // Integral floats (arange bounds) may follow the shapes too.
+            let vals: Vec<i64> = items.iter().map(|a| if let Arg::Float(f) = a { *f as i64 } else { 0 }).collect();
+            match Dim::fit(&vals, shapes, varying) {
+                Some(d) if d.as_const().is_none() => Ok(Arg::Int(d)),
+                _ if items.iter().all(|a| *a == items[0]) => Ok(items[0].clone()),
+                _ => Err(format!("the argument {:?} changes across traces", items[0])),
+            }
+        }
+        other => {
+            if items.iter().all(|a| *a == other) {
+                Ok(other.clone())
+            } else {
+                Err(format!("the argument {other:?} changes across traces"))
+            }
+        }
+    }
+}
+
+fn fit_constant(per_trace: &[&ConstData], dtype: superopt_ir::Dtype, shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Result<ConstData, String> {
+    if per_trace.iter().all(|c| *c == per_trace[0]) {
+        return Ok(per_trace[0].clone());
+    }
+    let vals: Option<Vec<f64>> = per_trace
+        .iter()
+        .map(|c| match c {
+            ConstData::Scalar { expr: ScalarExpr::Lit { v } } => Some(*v),
+            _ => None,
+        })
+        .collect();
+    let vals = vals.ok_or("an array constant changes across traces")?;
+    for dim in candidate_dims(shapes, varying) {
+        let ds: Vec<f64> = shapes.iter().map(|s| dim.eval(s).unwrap_or(0) as f64).collect();
+        let forms: [(fn(f64) -> f64, fn(Dim) -> ScalarExpr); 3] = [
+            (|d| 1.0 / d, |dim| ScalarExpr::Recip { dim }),
+            (|d| d.powf(-0.5), |dim| ScalarExpr::Rsqrt { dim }),
+            (|d| d, |dim| ScalarExpr::Of { dim }),
+        ];
+        for (f, make) in forms {
+            if ds.iter().zip(&vals).all(|(d, v)| dtype.round(f(*d)) == *v) {
+                return Ok(ConstData::Scalar { expr: make(dim) });
+            }
+        }
+    }
+    Err(format!("the scalar constant {vals:?} changes across traces in a way superopt cannot express"))
+}
+
+/// Dimensions and products of two, as scalar constants use them (`1/n`, `1/sqrt(d)`).
+fn candidate_dims(shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Vec<Dim> {
+    let _ = shapes;
+    let mut out = vec![];
+    for (k, a) in varying.iter().enumerate() {
+        out.push(Dim { terms: vec![*a], num: 1, den: 1, offset: 0 });
+        for b in &varying[k..] {
+            out.push(Dim { terms: vec![*a, *b], num: 1, den: 1, offset: 0 });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use superopt_ir::{Constant, Dtype, Node, OutputKind, Signature, Value};
+
+    /// mean over the last axis of x: (B, D) -> (B, 1) as MLX traces it.
+    fn mean_trace(b: i64, d: i64) -> Program {
+        let f = Dtype::Float32;
+        let v = |shape: Vec<i64>| Value { shape, dtype: f };
+        let ints = |xs: &[i64]| Arg::List(xs.iter().map(|x| Arg::Int(Dim::constant(*x))).collect());
+        Program {
+            values: vec![v(vec![b, d]), v(vec![]), v(vec![b, 1]), v(vec![b, 1]), v(vec![b, 1])],
+            inputs: vec![0],
+            constants: vec![Constant { value: 1, data: ConstData::Scalar { expr: ScalarExpr::Lit { v: f.round(1.0 / d as f64) } } }],
+            nodes: vec![
+                Node { op: "Reduce".into(), args: vec![Arg::Int(Dim::constant(2)), ints(&[1])], inputs: vec![0], outputs: vec![2] },
+                Node { op: "Broadcast".into(), args: vec![ints(&[b, 1])], inputs: vec![1], outputs: vec![3] },
+                Node { op: "Multiply".into(), args: vec![], inputs: vec![2, 3], outputs: vec![4] },
+            ],
+            outputs: vec![4],
+            signature: Signature { params: vec![], output_kind: OutputKind::Array },
+        }
+    }
+
+    #[test]
+    fn varying_dims_become_expressions() {
+        let traces = [mean_trace(2, 8), mean_trace(4, 64), mean_trace(16, 512)];
+        let plan = align(&traces, 1);
+        assert!(plan.per_size_because.is_none());
+        let (guard, program) = &plan.variants[0];
+        assert_eq!(guard.inputs[0].dims, vec![None, None]);
+        let shape = program.nodes[1].args[0].list().unwrap();
+        assert_eq!(shape[0].int().unwrap().to_string(), "in0.shape[0]");
+        assert_eq!(shape[1].int().unwrap().as_const(), Some(1));
+        assert!(matches!(&program.constants[0].data, ConstData::Scalar { expr: ScalarExpr::Recip { dim } } if dim.to_string() == "in0.shape[1]"));
+    }
+
+    #[test]
+    fn fixed_dims_are_guarded() {
+        let traces = [mean_trace(2, 8), mean_trace(4, 8), mean_trace(16, 8)];
+        let plan = align(&traces, 1);
+        let guard = &plan.variants[0].0;
+        assert_eq!(guard.inputs[0].dims, vec![None, Some(8)]);
+    }
+
+    #[test]
+    fn structural_difference_keeps_sizes_apart() {
+        let mut large = mean_trace(16, 512);
+        large.nodes.pop();
+        let plan = align(&[mean_trace(2, 8), mean_trace(4, 64), large], 1);
+        let why = plan.per_size_because.expect("per-size programs");
+        assert_eq!(plan.variants.len(), 3);
+        assert!(why.contains("differ"), "{why}");
+    }
+
+    #[test]
+    fn unexplained_constant_keeps_sizes_apart() {
+        let mut t = [mean_trace(2, 8), mean_trace(4, 64), mean_trace(16, 512)];
+        t[2].constants[0].data = ConstData::Scalar { expr: ScalarExpr::Lit { v: 0.123 } };
+        assert!(align(&t, 1).per_size_because.is_some());
+    }
+}

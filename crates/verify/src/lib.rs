@@ -1,0 +1,212 @@
+//! Verification decisions: is a candidate's output close enough to `fn`'s?
+//!
+//! The worker measures; this crate judges. The default rule is relative to the
+//! original's own accuracy: against a float64 reference, the candidate may be no
+//! worse than `max(2 x the original's error, 1e-6)`, in relative L2 and in max
+//! elementwise terms. Integer and boolean outputs must match exactly, and NaN/Inf
+//! positions must be the original's.
+
+use serde::{Deserialize, Serialize};
+
+/// The worker's figures for one output at one seed.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct OutputFigures {
+    pub shape_ok: bool,
+    pub dtype_ok: bool,
+    /// Integer or boolean: must be bit-identical.
+    pub exact: bool,
+    #[serde(default)]
+    pub bit_identical: Option<bool>,
+    #[serde(default)]
+    pub nonfinite_ok: Option<bool>,
+    #[serde(default)]
+    pub orig_l2: Option<f64>,
+    #[serde(default)]
+    pub orig_max: Option<f64>,
+    #[serde(default)]
+    pub cand_l2: Option<f64>,
+    #[serde(default)]
+    pub cand_max: Option<f64>,
+    /// `max(|y - o| / (atol + rtol |o|))` for a fixed tolerance class.
+    #[serde(default)]
+    pub fixed_ratio: Option<f64>,
+    /// "float64", or "original" where fn cannot run in float64.
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SeedFigures {
+    pub seed: u64,
+    pub outputs: Vec<OutputFigures>,
+}
+
+/// How close is close enough.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "class", rename_all = "lowercase")]
+pub enum Tolerance {
+    /// No worse than max(2 x the original's error, 1e-6) against float64.
+    Relative,
+    /// `|y - o| <= atol + rtol |o|` elementwise against the original's output.
+    Fixed { name: &'static str, atol: f64, rtol: f64 },
+}
+
+/// The error floor below which every candidate is accepted.
+pub const FLOOR: f64 = 1e-6;
+
+impl Tolerance {
+    /// `--tolerance NAME`. Lossy classes (fp16, bf16, quantized) are opt-in by name.
+    pub fn parse(name: &str) -> Option<Tolerance> {
+        let fixed = |name, atol, rtol| Some(Tolerance::Fixed { name, atol, rtol });
+        match name {
+            "relative" => Some(Tolerance::Relative),
+            "fp32" => fixed("fp32", 1e-5, 1e-5),
+            "fp16" => fixed("fp16", 1e-3, 1e-3),
+            "bf16" => fixed("bf16", 1e-2, 1e-2),
+            "quantized" => fixed("quantized", 5e-2, 5e-2),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Tolerance::Relative => "relative",
+            Tolerance::Fixed { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    pub accepted: bool,
+    /// Why it was rejected, for the first failing output.
+    pub reason: Option<String>,
+    /// Every output at every seed bit-identical to `fn`'s.
+    pub bit_identical: bool,
+    /// Worst candidate error, and the original's, in relative L2.
+    pub worst_l2: f64,
+    pub original_l2: f64,
+    pub worst_max: f64,
+    pub original_max: f64,
+}
+
+/// Judges one size's figures.
+pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
+    let mut v = Verdict { accepted: true, reason: None, bit_identical: true, worst_l2: 0.0, original_l2: 0.0, worst_max: 0.0, original_max: 0.0 };
+    for s in seeds {
+        for (k, o) in s.outputs.iter().enumerate() {
+            v.bit_identical &= o.bit_identical == Some(true);
+            v.worst_l2 = v.worst_l2.max(o.cand_l2.unwrap_or(0.0));
+            v.original_l2 = v.original_l2.max(o.orig_l2.unwrap_or(0.0));
+            v.worst_max = v.worst_max.max(o.cand_max.unwrap_or(0.0));
+            v.original_max = v.original_max.max(o.orig_max.unwrap_or(0.0));
+            if let Some(why) = reject(o, tol) {
+                if v.reason.is_none() {
+                    v.reason = Some(format!("output {k}, seed {}: {why}", s.seed));
+                }
+                v.accepted = false;
+            }
+        }
+    }
+    v
+}
+
+fn reject(o: &OutputFigures, tol: Tolerance) -> Option<String> {
+    if !o.shape_ok {
+        return Some("shape differs".into());
+    }
+    if !o.dtype_ok {
+        return Some("dtype differs".into());
+    }
+    if o.exact {
+        return (o.bit_identical != Some(true)).then(|| "integer/boolean output differs".into());
+    }
+    if o.nonfinite_ok != Some(true) {
+        return Some("NaN/Inf positions differ from the original's".into());
+    }
+    if o.bit_identical == Some(true) {
+        return None;
+    }
+    match tol {
+        Tolerance::Relative => {
+            let (cl2, cmax) = (o.cand_l2?, o.cand_max?);
+            let (ol2, omax) = (o.orig_l2.unwrap_or(0.0), o.orig_max.unwrap_or(0.0));
+            let (bl2, bmax) = ((2.0 * ol2).max(FLOOR), (2.0 * omax).max(FLOOR));
+            if !(cl2 <= bl2) {
+                return Some(format!("relative L2 error {cl2:.2e} > bound {bl2:.2e} (original's {ol2:.2e})"));
+            }
+            if !(cmax <= bmax) {
+                return Some(format!("max error {cmax:.2e} > bound {bmax:.2e} (original's {omax:.2e})"));
+            }
+            None
+        }
+        Tolerance::Fixed { name, atol, rtol } => match o.fixed_ratio {
+            Some(r) if r <= 1.0 => None,
+            Some(r) => Some(format!("outside the {name} class (atol {atol:e}, rtol {rtol:e}) by {r:.2}x")),
+            None => Some("no fixed-class figure was measured".into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn float_out(orig: f64, cand: f64) -> OutputFigures {
+        OutputFigures {
+            shape_ok: true,
+            dtype_ok: true,
+            exact: false,
+            bit_identical: Some(false),
+            nonfinite_ok: Some(true),
+            orig_l2: Some(orig),
+            orig_max: Some(orig),
+            cand_l2: Some(cand),
+            cand_max: Some(cand),
+            ..Default::default()
+        }
+    }
+
+    fn one(o: OutputFigures) -> Vec<SeedFigures> {
+        vec![SeedFigures { seed: 0, outputs: vec![o] }]
+    }
+
+    #[test]
+    fn relative_rule_accepts_up_to_twice_the_original_error() {
+        assert!(judge(&one(float_out(1e-5, 1.9e-5)), Tolerance::Relative).accepted);
+        assert!(!judge(&one(float_out(1e-5, 2.1e-5)), Tolerance::Relative).accepted);
+    }
+
+    #[test]
+    fn floor_admits_tiny_errors_of_exact_originals() {
+        assert!(judge(&one(float_out(0.0, 9e-7)), Tolerance::Relative).accepted);
+        assert!(!judge(&one(float_out(0.0, 2e-6)), Tolerance::Relative).accepted);
+    }
+
+    #[test]
+    fn nan_positions_and_exact_outputs_are_strict() {
+        let mut o = float_out(1e-7, 1e-7);
+        o.nonfinite_ok = Some(false);
+        assert!(!judge(&one(o), Tolerance::Relative).accepted);
+        let ints = OutputFigures { shape_ok: true, dtype_ok: true, exact: true, bit_identical: Some(false), ..Default::default() };
+        let v = judge(&one(ints), Tolerance::Relative);
+        assert!(!v.accepted);
+        assert!(v.reason.unwrap().contains("integer"));
+    }
+
+    #[test]
+    fn nan_error_figures_are_rejected() {
+        assert!(!judge(&one(float_out(1e-7, f64::NAN)), Tolerance::Relative).accepted);
+    }
+
+    #[test]
+    fn fixed_class_uses_the_measured_ratio() {
+        let tol = Tolerance::parse("fp32").unwrap();
+        let mut o = float_out(0.0, 1.0);
+        o.fixed_ratio = Some(0.5);
+        assert!(judge(&one(o.clone()), tol).accepted);
+        o.fixed_ratio = Some(1.5);
+        assert!(!judge(&one(o), tol).accepted);
+        assert!(Tolerance::parse("fp8").is_none());
+    }
+}

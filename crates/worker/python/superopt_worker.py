@@ -1,0 +1,493 @@
+"""superopt's worker: the only part of superopt that runs MLX.
+
+Reads one JSON request per line on stdin, writes one JSON reply per line on the
+protocol stream. It loads the harness, builds inputs, traces `fn` with
+`mx.export_function`, runs and times candidate modules and measures errors.
+It decides nothing: every decision is made by the Rust side.
+"""
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+
+import mlx.core as mx
+
+SIZES = ("small", "typical", "large")
+
+
+class HarnessError(Exception):
+    """The user's harness is at fault; the message says how."""
+
+
+class Untraceable(Exception):
+    """MLX cannot export fn; superopt leaves it unchanged."""
+
+
+class CandidateError(Exception):
+    """A candidate program failed; the run goes on without it."""
+
+
+class State:
+    harness = None
+    fn = None
+    factory = None
+    programs = {}
+    constants = {}
+    references = {}
+    originals = {}
+
+
+# ---------------------------------------------------------------- harness
+
+
+def load_module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        raise HarnessError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise HarnessError(f"{path} has a syntax error at line {e.lineno}: {e.msg}")
+    except Exception as e:
+        raise HarnessError(f"importing {path} raised {type(e).__name__}: {e}")
+    finally:
+        sys.path.pop(0)
+    return module
+
+
+def cmd_load(req):
+    module = load_module(req["harness"], "_superopt_harness")
+    for name in ("fn", "input_factory"):
+        if not callable(getattr(module, name, None)):
+            raise HarnessError(f"the harness defines no function `{name}`; see the harness contract in README.md")
+    State.harness, State.fn, State.factory = module, module.fn, module.input_factory
+    State.references.clear()
+    State.originals.clear()
+    return {"fn": getattr(State.fn, "__name__", "fn")}
+
+
+def make_inputs(size, seed):
+    try:
+        got = State.factory(size, seed)
+    except Exception as e:
+        raise HarnessError(f"input_factory({size!r}, {seed}) raised {type(e).__name__}: {e}")
+    if not (isinstance(got, (tuple, list)) and len(got) == 2):
+        raise HarnessError(f"input_factory({size!r}, {seed}) must return (args, kwargs); it returned {type(got).__name__}")
+    args, kwargs = got
+    if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
+        raise HarnessError(
+            f"input_factory({size!r}, {seed}) must return (args, kwargs) with args a tuple and kwargs a dict; "
+            f"got ({type(args).__name__}, {type(kwargs).__name__})"
+        )
+    for v in list(args) + list(kwargs.values()):
+        if isinstance(v, (list, tuple, dict)):
+            raise HarnessError(f"input_factory({size!r}, {seed}) gave a {type(v).__name__} argument: pass arrays and plain Python values")
+    mx.eval([v for v in list(args) + list(kwargs.values()) if isinstance(v, mx.array)])
+    return list(args), dict(kwargs)
+
+
+def outputs_of(result, who):
+    if isinstance(result, mx.array):
+        return [result], "array"
+    if isinstance(result, (tuple, list)) and result and all(isinstance(r, mx.array) for r in result):
+        return list(result), "tuple" if isinstance(result, tuple) else "list"
+    raise CandidateError(f"{who} must return an mx.array or a tuple of them; it returned {type(result).__name__}")
+
+
+def call(f, args, kwargs, who):
+    try:
+        out = f(*args, **kwargs)
+    except (HarnessError, CandidateError):
+        raise
+    except Exception as e:
+        raise CandidateError(f"{who} raised {type(e).__name__}: {e}")
+    outs, kind = outputs_of(out, who)
+    mx.eval(outs)
+    return outs, kind
+
+
+def call_original(args, kwargs):
+    try:
+        return call(State.fn, args, kwargs, "fn")
+    except CandidateError as e:
+        raise HarnessError(str(e))
+
+
+def raw_bytes(a):
+    mx.eval(a)
+    flat = a.reshape(-1)
+    if a.dtype == mx.bool_:
+        flat = flat.astype(mx.uint8)
+    return bytes(memoryview(flat.view(mx.uint8)))
+
+
+def digest(a):
+    h = hashlib.sha256()
+    h.update(f"{a.dtype}{a.shape}".encode())
+    h.update(raw_bytes(a))
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- tracing
+
+
+def json_scalar(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return {"float": "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")}
+    return v
+
+
+def json_arg(v):
+    if isinstance(v, mx.Dtype):
+        return {"dtype": str(v).replace("mlx.core.", "")}
+    if isinstance(v, (list, tuple)):
+        return [json_arg(x) for x in v]
+    if isinstance(v, (bool, int, str)) or v is None:
+        return v
+    if isinstance(v, float):
+        return json_scalar(v)
+    raise HarnessError(f"a primitive argument of type {type(v).__name__} cannot be recorded")
+
+
+def array_ref(t):
+    name, shape, dtype = t
+    return [name, list(shape), str(dtype).replace("mlx.core.", "")]
+
+
+def param_names(n_args):
+    try:
+        sig = inspect.signature(State.fn)
+    except (TypeError, ValueError):
+        return [f"arg{i}" for i in range(n_args)]
+    names = []
+    for p in sig.parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and len(names) < n_args:
+            names.append(p.name)
+    names += [f"arg{i}" for i in range(len(names), n_args)]
+    return names
+
+
+def literal(v, name):
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        raise HarnessError(f"argument {name} is a {type(v).__name__}: superopt takes arrays and plain Python values")
+
+
+def contiguous_identity(a, allow_col_major=False, stream=None):
+    return a
+
+
+def export_events(args, kwargs):
+    """Runs mx.export_function with a callback; returns the recorded trace."""
+    names = param_names(len(args))
+    params, arrays = [], []
+    for name, v in list(zip(names, args)) + list(kwargs.items()):
+        keyword = name in kwargs
+        if isinstance(v, mx.array):
+            params.append({"name": name, "kind": "array", "slot": len(arrays), "keyword": keyword})
+            arrays.append(v)
+        else:
+            params.append({"name": name, "kind": "literal", "value": literal(v, name), "keyword": keyword})
+    n_pos = len(args)
+
+    def rebuild(arrs):
+        vals = [arrs[p["slot"]] if p["kind"] == "array" else p["value"] for p in params]
+        return vals[:n_pos], {p["name"]: v for p, v in zip(params[n_pos:], vals[n_pos:])}
+
+    kind = {}
+
+    def traced(*arrs):
+        a, k = rebuild(arrs)
+        outs, kind["k"] = outputs_of(State.fn(*a, **k), "fn")
+        return outs
+
+    events = []
+    real_contiguous = mx.contiguous
+    mx.contiguous = contiguous_identity  # Contiguous cannot be exported and never changes values.
+    try:
+        mx.export_function(events.append, traced, *arrays)
+    except HarnessError:
+        raise
+    except Exception as e:
+        raise Untraceable(f"mx.export_function cannot trace fn ({type(e).__name__}: {e})")
+    finally:
+        mx.contiguous = real_contiguous
+    return params, kind.get("k", "array"), events
+
+
+def record(params, output_kind, events):
+    out = {"params": [], "output_kind": output_kind, "inputs": [], "outputs": [], "constants": [], "nodes": []}
+    for e in events:
+        t = e["type"]
+        if t == "inputs":
+            out["inputs"] = [array_ref(i) for i in e["inputs"]]
+        elif t == "outputs":
+            out["outputs"] = [array_ref(o) for o in e["outputs"]]
+        elif t == "constants":
+            for name, arr in e["constants"]:
+                out["constants"].append(constant_record(name, arr))
+        elif t == "primitive":
+            out["nodes"].append({
+                "op": e["name"],
+                "args": json_arg(e["arguments"]),
+                "inputs": [array_ref(i) for i in e["inputs"]],
+                "outputs": [array_ref(o) for o in e["outputs"]],
+            })
+    for p in params:
+        q = {k: v for k, v in p.items() if k != "slot"}
+        if p["kind"] == "array":
+            q["array"] = out["inputs"][p["slot"]][0]
+        out["params"].append(q)
+    return out
+
+
+def constant_record(name, arr):
+    mx.eval(arr)
+    rec = {"name": name, "shape": list(arr.shape), "dtype": str(arr.dtype).replace("mlx.core.", "")}
+    if arr.ndim == 0:
+        v = arr.item()
+        rec["scalar"] = json_scalar(v)
+    else:
+        key = digest(arr)
+        State.constants[key] = arr
+        rec["key"] = key
+    return rec
+
+
+def cmd_trace(req):
+    size, seed = req["size"], req["seed"]
+    args, kwargs = make_inputs(size, seed)
+    args2, kwargs2 = make_inputs(size, seed)
+    same_inputs = [raw_bytes(a) for a in args + list(kwargs.values()) if isinstance(a, mx.array)] == [
+        raw_bytes(a) for a in args2 + list(kwargs2.values()) if isinstance(a, mx.array)
+    ]
+    if not same_inputs:
+        raise HarnessError(f"input_factory({size!r}, {seed}) is not deterministic: two calls gave different arrays")
+    first, _ = call_original(args, kwargs)
+    second, _ = call_original(args2, kwargs2)
+    if [raw_bytes(o) for o in first] != [raw_bytes(o) for o in second]:
+        raise HarnessError(f"fn is nondeterministic: two calls on the same {size!r} inputs (seed {seed}) gave different outputs")
+    params, kind, events = export_events(args, kwargs)
+    return record(params, kind, events)
+
+
+def cmd_save_constants(req):
+    tensors = {k: State.constants[k] for k in req["keys"]}
+    mx.save_safetensors(req["path"], tensors)
+    return {"saved": len(tensors)}
+
+
+# ---------------------------------------------------------------- programs
+
+
+def cmd_program(req):
+    pid = req["id"]
+    try:
+        module = load_module(req["path"], f"_superopt_candidate_{pid}")
+    except HarnessError as e:
+        raise CandidateError(str(e))
+    f = getattr(module, req.get("entry", "optimized"), None)
+    if not callable(f):
+        raise CandidateError(f"{req['path']} defines no function `{req.get('entry', 'optimized')}`")
+    State.programs[pid] = f
+    return {}
+
+
+def program(pid):
+    if pid == "original":
+        return State.fn
+    if pid == "compiled_original":
+        if "compiled_original" not in State.programs:
+            State.programs["compiled_original"] = mx.compile(State.fn)
+        return State.programs["compiled_original"]
+    return State.programs[pid]
+
+
+# ---------------------------------------------------------------- verification
+
+
+def upcast(v):
+    if isinstance(v, mx.array) and mx.issubdtype(v.dtype, mx.floating):
+        return v.astype(mx.float64)
+    return v
+
+
+def reference(size, seed):
+    """fn on float64 inputs on the CPU, or None where fn cannot run in float64."""
+    key = (size, seed)
+    if key not in State.references:
+        args, kwargs = make_inputs(size, seed)
+        try:
+            with mx.stream(mx.cpu):
+                outs, _ = call(State.fn, [upcast(a) for a in args], {k: upcast(v) for k, v in kwargs.items()}, "fn")
+            State.references[key] = [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
+        except (CandidateError, ValueError, RuntimeError):
+            State.references[key] = None
+    return State.references[key]
+
+
+def original(size, seed):
+    key = (size, seed)
+    if key not in State.originals:
+        args, kwargs = make_inputs(size, seed)
+        State.originals[key] = call_original(args, kwargs)[0]
+    return State.originals[key]
+
+
+def error_figures(y, ref):
+    """Relative L2 and max-abs (over max |ref|) error of y against ref, on finite entries."""
+    with mx.stream(mx.cpu):
+        y64, r64 = y.astype(mx.float64), ref.astype(mx.float64)
+        finite = mx.logical_and(mx.isfinite(y64), mx.isfinite(r64))
+        d = mx.where(finite, y64 - r64, 0.0)
+        r = mx.where(finite, r64, 0.0)
+        rn = max(math.sqrt(mx.sum(r * r).item()), 1e-300)
+        rmax = max(mx.max(mx.abs(r)).item() if r.size else 0.0, 1e-300)
+        l2 = math.sqrt(mx.sum(d * d).item()) / rn
+        mx_err = (mx.max(mx.abs(d)).item() if d.size else 0.0) / rmax
+    return l2, mx_err
+
+
+def nonfinite_match(y, o):
+    if not mx.issubdtype(o.dtype, mx.inexact):
+        return True
+    with mx.stream(mx.cpu):
+        same_nan = mx.array_equal(mx.isnan(y), mx.isnan(o)).item()
+        same_pinf = mx.array_equal(mx.isposinf(y), mx.isposinf(o)).item()
+        same_ninf = mx.array_equal(mx.isneginf(y), mx.isneginf(o)).item()
+    return bool(same_nan and same_pinf and same_ninf)
+
+
+def fixed_ratio(y, o, atol, rtol):
+    """max(|y - o| / (atol + rtol |o|)) over entries finite in both."""
+    with mx.stream(mx.cpu):
+        y64, o64 = y.astype(mx.float64), o.astype(mx.float64)
+        finite = mx.logical_and(mx.isfinite(y64), mx.isfinite(o64))
+        r = mx.where(finite, mx.abs(y64 - o64) / (atol + rtol * mx.abs(o64)), 0.0)
+        return mx.max(r).item() if r.size else 0.0
+
+
+def compare_output(y, o, ref, fixed=None):
+    fig = {
+        "shape_ok": list(y.shape) == list(o.shape),
+        "dtype_ok": y.dtype == o.dtype,
+        "exact": not mx.issubdtype(o.dtype, mx.inexact),
+    }
+    if not (fig["shape_ok"] and fig["dtype_ok"]):
+        return fig
+    fig["bit_identical"] = raw_bytes(y) == raw_bytes(o)
+    fig["nonfinite_ok"] = nonfinite_match(y, o)
+    if not fig["exact"]:
+        target = ref if ref is not None else o
+        fig["orig_l2"], fig["orig_max"] = error_figures(o, target) if ref is not None else (0.0, 0.0)
+        fig["cand_l2"], fig["cand_max"] = error_figures(y, target)
+        fig["reference"] = "float64" if ref is not None else "original"
+        if fixed:
+            fig["fixed_ratio"] = fixed_ratio(y, o, fixed["atol"], fixed["rtol"])
+    return fig
+
+
+def cmd_verify(req):
+    f = program(req["program"])
+    out = []
+    for seed in req["seeds"]:
+        args, kwargs = make_inputs(req["size"], seed)
+        orig = original(req["size"], seed)
+        ref = reference(req["size"], seed) if req.get("reference", True) else None
+        ys, _ = call(f, args, kwargs, "the candidate")
+        if len(ys) != len(orig):
+            raise CandidateError(f"the candidate returned {len(ys)} outputs; fn returns {len(orig)}")
+        out.append({"seed": seed, "outputs": [compare_output(y, o, r, req.get("fixed")) for y, o, r in zip(ys, orig, ref or [None] * len(orig))]})
+    return {"seeds": out}
+
+
+# ---------------------------------------------------------------- timing
+
+
+def time_block(f, args, kwargs, iters):
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        mx.eval(f(*args, **kwargs))
+    return (time.perf_counter() - t0) / iters
+
+
+def cmd_time(req):
+    """Times each program `rounds` times, interleaved, `iters` calls per sample."""
+    args, kwargs = make_inputs(req["size"], req["seed"])
+    fs = [(pid, program(pid)) for pid in req["programs"]]
+    for pid, f in fs:
+        try:
+            mx.eval(f(*args, **kwargs))
+        except Exception as e:
+            raise CandidateError(f"{pid} raised {type(e).__name__} while timing: {e}")
+    samples = {pid: [] for pid, _ in fs}
+    for r in range(req["rounds"]):
+        order = fs if r % 2 == 0 else fs[::-1]
+        for pid, f in order:
+            samples[pid].append(time_block(f, args, kwargs, req["iters"]))
+    return {"samples": samples}
+
+
+# ---------------------------------------------------------------- device
+
+
+def cmd_hello(req):
+    info = {}
+    try:
+        info = mx.device_info()
+    except Exception:
+        pass
+    dev = mx.default_device()
+    name = info.get("device_name") or info.get("name") or platform.processor() or platform.machine()
+    return {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "mlx": mx.__version__,
+        "device": f"{'gpu' if dev.type == mx.gpu else 'cpu'}: {name}",
+        "backend": "cuda" if mx.cuda.is_available() else ("metal" if mx.metal.is_available() else "cpu"),
+    }
+
+
+COMMANDS = {
+    "hello": cmd_hello,
+    "load": cmd_load,
+    "trace": cmd_trace,
+    "save_constants": cmd_save_constants,
+    "program": cmd_program,
+    "verify": cmd_verify,
+    "time": cmd_time,
+}
+
+
+def main():
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever the harness prints goes to stderr, not the protocol
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            reply = {"ok": True, "result": COMMANDS[req["cmd"]](req)}
+        except HarnessError as e:
+            reply = {"ok": False, "kind": "harness", "message": str(e)}
+        except CandidateError as e:
+            reply = {"ok": False, "kind": "candidate", "message": str(e)}
+        except Untraceable as e:
+            reply = {"ok": False, "kind": "unsupported", "message": str(e)}
+        except Exception as e:
+            reply = {"ok": False, "kind": "internal", "message": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
+        protocol.write(json.dumps(reply) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+//! The Python worker: a separate process that runs MLX for superopt.
+//!
+//! The worker's source is embedded in the binary and written to the user's cache
+//! directory on first use. Requests and replies are JSON lines. A worker that
+//! crashes or outlives a request's timeout is killed and restarted; the request's
+//! program is dropped, the harness and the other programs are loaded again.
+
+mod python;
+mod process;
+
+pub use process::{Worker, WorkerError};
+pub use python::{find_python, PythonChoice};
+
+/// The worker's Python source.
+pub const WORKER_SOURCE: &str = include_str!("../python/superopt_worker.py");

@@ -1,0 +1,174 @@
+//! The worker process and its JSON-lines protocol.
+
+use crate::WORKER_SOURCE;
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    /// The user's harness is at fault (missing `fn`, bad `input_factory`, ...).
+    #[error("{0}")]
+    Harness(String),
+    /// MLX cannot trace the function; nothing is wrong with the harness.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A candidate program failed; the worker is still usable.
+    #[error("{0}")]
+    Candidate(String),
+    /// The worker died or hung; it has been restarted.
+    #[error("the worker {0}; it was restarted")]
+    Crashed(String),
+    #[error("worker error: {0}")]
+    Internal(String),
+}
+
+pub struct Worker {
+    python: PathBuf,
+    script: PathBuf,
+    child: Child,
+    stdin: ChildStdin,
+    replies: Receiver<String>,
+    log: tempfile_log::Log,
+    /// Requests that rebuild the worker's state after a restart.
+    replay: Vec<(String, Json)>,
+}
+
+mod tempfile_log {
+    //! The worker's stderr goes to a file so the harness's prints stay off the terminal.
+    use std::fs::File;
+    use std::path::PathBuf;
+
+    pub struct Log {
+        pub path: PathBuf,
+    }
+
+    impl Log {
+        pub fn create(dir: &std::path::Path) -> std::io::Result<(Log, File)> {
+            let path = dir.join(format!("worker-{}.log", std::process::id()));
+            let f = File::create(&path)?;
+            Ok((Log { path }, f))
+        }
+
+        pub fn tail(&self, lines: usize) -> String {
+            let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+    }
+}
+
+fn script_path() -> std::io::Result<PathBuf> {
+    let hash = format!("{:x}", Sha256::digest(WORKER_SOURCE.as_bytes()));
+    let dir = dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("superopt");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("superopt_worker_{}.py", &hash[..12]));
+    if !path.exists() {
+        let tmp = dir.join(format!(".worker-{}.tmp", std::process::id()));
+        std::fs::write(&tmp, WORKER_SOURCE)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(path)
+}
+
+fn spawn(python: &Path, script: &Path) -> std::io::Result<(Child, ChildStdin, Receiver<String>, tempfile_log::Log)> {
+    let (log, log_file) = tempfile_log::Log::create(script.parent().unwrap())?;
+    let mut child = Command::new(python)
+        .arg("-u")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()?;
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((child, stdin, rx, log))
+}
+
+impl Worker {
+    pub fn start(python: &Path) -> Result<Worker, WorkerError> {
+        let script = script_path().map_err(|e| WorkerError::Internal(format!("cannot write the worker script: {e}")))?;
+        let (child, stdin, replies, log) =
+            spawn(python, &script).map_err(|e| WorkerError::Internal(format!("cannot start {}: {e}", python.display())))?;
+        Ok(Worker { python: python.to_path_buf(), script, child, stdin, replies, log, replay: vec![] })
+    }
+
+    /// Sends `req` and waits up to `timeout` for the reply's `result`.
+    pub fn request(&mut self, req: Json, timeout: Duration) -> Result<Json, WorkerError> {
+        let line = serde_json::to_string(&req).unwrap();
+        if writeln!(self.stdin, "{line}").and_then(|_| self.stdin.flush()).is_err() {
+            return Err(self.restart("exited"));
+        }
+        let reply = match self.replies.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => return Err(self.restart(&format!("took longer than {}s", timeout.as_secs()))),
+            Err(RecvTimeoutError::Disconnected) => return Err(self.restart("exited")),
+        };
+        let reply: Json = serde_json::from_str(&reply).map_err(|e| WorkerError::Internal(format!("bad reply {reply:?}: {e}")))?;
+        if reply["ok"].as_bool() == Some(true) {
+            return Ok(reply["result"].clone());
+        }
+        let msg = reply["message"].as_str().unwrap_or("no message").to_string();
+        Err(match reply["kind"].as_str() {
+            Some("harness") => WorkerError::Harness(msg),
+            Some("candidate") => WorkerError::Candidate(msg),
+            Some("unsupported") => WorkerError::Unsupported(msg),
+            _ => WorkerError::Internal(format!("{msg}\n{}", reply["trace"].as_str().unwrap_or(""))),
+        })
+    }
+
+    /// A request that must be replayed after a restart (loading the harness, a program).
+    pub fn stateful(&mut self, key: &str, req: Json, timeout: Duration) -> Result<Json, WorkerError> {
+        let out = self.request(req.clone(), timeout)?;
+        self.replay.retain(|(k, _)| k != key);
+        self.replay.push((key.to_string(), req));
+        Ok(out)
+    }
+
+    fn restart(&mut self, what: &str) -> WorkerError {
+        let tail = self.log.tail(8);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        match spawn(&self.python, &self.script) {
+            Ok((child, stdin, replies, log)) => {
+                (self.child, self.stdin, self.replies, self.log) = (child, stdin, replies, log);
+            }
+            Err(e) => return WorkerError::Internal(format!("the worker {what} and could not be restarted: {e}")),
+        }
+        for (_, req) in self.replay.clone() {
+            if let Err(e) = self.request(req, Duration::from_secs(600)) {
+                return WorkerError::Internal(format!("the worker {what}; replaying its state after the restart failed: {e}"));
+            }
+        }
+        let detail = if tail.is_empty() { String::new() } else { format!(" (last output: {})", tail.replace('\n', " | ")) };
+        WorkerError::Crashed(format!("{what}{detail}"))
+    }
+
+    /// Convenience: `{"cmd": cmd, ..fields}`.
+    pub fn cmd(&mut self, cmd: &str, mut fields: Json, timeout: Duration) -> Result<Json, WorkerError> {
+        fields["cmd"] = json!(cmd);
+        self.request(fields, timeout)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log.path);
+    }
+}

@@ -1,0 +1,73 @@
+//! Which Python runs the worker.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where the interpreter came from, for the report.
+#[derive(Debug, Clone)]
+pub struct PythonChoice {
+    pub path: PathBuf,
+    pub source: &'static str,
+}
+
+/// The MLX the managed environment installs.
+const MLX_VERSION: &str = "0.32.4";
+
+fn imports_mlx(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import mlx.core"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// `--python`, else `SUPEROPT_PYTHON`, else `python3` if it imports mlx, else a
+/// managed virtualenv in the user cache dir, created on first use.
+pub fn find_python(flag: Option<&Path>, progress: &dyn Fn(&str)) -> Result<PythonChoice> {
+    if let Some(p) = flag {
+        return checked(p.to_path_buf(), "--python");
+    }
+    if let Some(p) = std::env::var_os("SUPEROPT_PYTHON") {
+        return checked(PathBuf::from(p), "SUPEROPT_PYTHON");
+    }
+    let system = PathBuf::from("python3");
+    if imports_mlx(&system) {
+        return Ok(PythonChoice { path: system, source: "python3 on PATH" });
+    }
+    managed(progress)
+}
+
+fn checked(path: PathBuf, source: &'static str) -> Result<PythonChoice> {
+    if !imports_mlx(&path) {
+        bail!("{} (from {source}) cannot import mlx; install it there with `{} -m pip install \"mlx[cpu]\"` or drop {source}", path.display(), path.display());
+    }
+    Ok(PythonChoice { path, source })
+}
+
+fn managed(progress: &dyn Fn(&str)) -> Result<PythonChoice> {
+    let dir = dirs::cache_dir().context("no user cache directory; set SUPEROPT_PYTHON to a Python that imports mlx")?;
+    let venv = dir.join("superopt").join(format!("venv-mlx-{MLX_VERSION}"));
+    let python = venv.join("bin").join("python");
+    if imports_mlx(&python) {
+        return Ok(PythonChoice { path: python, source: "managed virtualenv" });
+    }
+    let package = if cfg!(target_os = "macos") { format!("mlx=={MLX_VERSION}") } else { format!("mlx[cpu]=={MLX_VERSION}") };
+    progress(&format!("setting up Python for superopt: a virtualenv at {} with {package} (once)", venv.display()));
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", &package]), "pip install mlx")?;
+    if !imports_mlx(&python) {
+        bail!("the managed virtualenv at {} cannot import mlx after installing it; remove that folder and try again", venv.display());
+    }
+    Ok(PythonChoice { path: python, source: "managed virtualenv" })
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("could not start {what}; is python3 installed?"))?;
+    if !out.status.success() {
+        bail!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+"""A harness without input_factory."""
+import mlx.core as mx
+
+
+def fn(x):
+    return x + 1

@@ -1,0 +1,3 @@
+"""A syntax error."""
+def fn(x)
+    return x
