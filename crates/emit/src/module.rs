@@ -17,6 +17,7 @@ pub struct ModuleInfo<'a> {
     pub notes: Vec<String>,
 }
 
+#[derive(Debug)]
 pub struct Emitted {
     pub source: String,
     /// Content keys of the array constants the module loads.
@@ -90,7 +91,7 @@ fn header(s: &mut String, c: &Candidate, info: &ModuleInfo) {
     for n in &info.notes {
         writeln!(s, "{n}").unwrap();
     }
-    s.push_str("\"\"\"\n\nimport importlib.util\nimport os\n\nimport mlx.core as mx\n\n");
+    s.push_str("\"\"\"\n\nimport importlib.util\nimport os\n\nimport mlx.core as mx\n\n\n");
 }
 
 fn array_params(p: &Program) -> Vec<(usize, String)> {

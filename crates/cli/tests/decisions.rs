@@ -1,0 +1,86 @@
+//! What gets written, and when: wins, no-change endings, `verify`.
+
+mod common;
+use common::*;
+
+const SIGMOID_BY_HAND: &str = r#"
+import mlx.core as mx
+
+def fn(x):
+    e = mx.exp(x)
+    return e / (1 + e) + mx.tanh(x) * 0.5
+
+def input_factory(size_label, seed):
+    n = {"small": 256, "typical": 1024, "large": 4096}[size_label]
+    return (mx.random.normal((n, 512), key=mx.random.key(seed)),), {}
+"#;
+
+#[test]
+fn a_verified_win_is_written_and_verify_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("sig.py");
+    std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
+    let out = dir.path().join("fast.py");
+    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap(), "--time-budget", "40"]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("winner: "), "mx.compile fuses this chain on any device: {stdout}");
+    let src = std::fs::read_to_string(&out).unwrap();
+    assert!(src.contains("def optimized(x):") && src.contains("mx.compile"), "{src}");
+    let v = superopt(&["verify", h.to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{:?}", text(&v));
+    assert!(text(&v).0.contains("accepted"));
+}
+
+#[test]
+fn verify_rejects_a_wrong_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("sig.py");
+    std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
+    let wrong = dir.path().join("wrong.py");
+    // Off by a factor in the tanh term: a plausible slip.
+    std::fs::write(&wrong, "import mlx.core as mx\n\ndef optimized(x):\n    return mx.sigmoid(x) + mx.tanh(x) * 0.51\n").unwrap();
+    let v = superopt(&["verify", h.to_str().unwrap(), wrong.to_str().unwrap()]);
+    let (stdout, _) = text(&v);
+    assert_eq!(v.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED") && stdout.contains("rejected"), "{stdout}");
+}
+
+#[test]
+fn verify_accepts_a_correct_rewrite_with_different_rounding() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("sig.py");
+    std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
+    let right = dir.path().join("right.py");
+    std::fs::write(&right, "import mlx.core as mx\n\ndef optimized(x):\n    return mx.sigmoid(x) + 0.5 * mx.tanh(x)\n").unwrap();
+    let v = superopt(&["verify", h.to_str().unwrap(), right.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{:?}", text(&v));
+}
+
+#[test]
+fn unsupported_primitive_ends_with_no_change_and_leaves_output_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("fft.py");
+    std::fs::write(
+        &h,
+        "import mlx.core as mx\n\ndef fn(x):\n    return mx.abs(mx.fft.fft(x))\n\ndef input_factory(size_label, seed):\n    return (mx.random.normal((4, 16), key=mx.random.key(seed)),), {}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("fast.py");
+    std::fs::write(&out, "# the user's own file\n").unwrap();
+    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("no change: unsupported primitive FFT"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "# the user's own file\n");
+}
+
+#[test]
+fn trace_prints_text_json_and_dot() {
+    let h = harness("examples/softmax.py");
+    for (format, needle) in [("text", "Reduce("), ("json", "\"variants\""), ("dot", "digraph program")] {
+        let o = superopt(&["trace", h.to_str().unwrap(), "--format", format, "--size", "all"]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(text(&o).0.contains(needle), "{format}: {}", text(&o).0);
+    }
+}

@@ -1,0 +1,97 @@
+//! Every shipped example, and harnesses with awkward signatures, round-trip bit-identically
+//! through trace -> IR -> emitted module at every size, and the run's decision is sound.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn run_capsule(rel: &str, extra: &[&str]) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let h = harness(rel);
+    let mut args = vec!["run", h.to_str().unwrap(), "--json", json.to_str().unwrap(), "--time-budget", "20"];
+    args.extend_from_slice(extra);
+    let o = superopt(&args);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{rel}: {stdout}\n{stderr}");
+    let capsule: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (capsule, stdout)
+}
+
+fn assert_round_trip(rel: &str) {
+    let (c, stdout) = run_capsule(rel, &[]);
+    let traced = &c["candidates"][0];
+    assert_eq!(traced["name"], "as-traced");
+    assert!(traced["dropped"].is_null(), "{rel}: {}", traced["dropped"]);
+    for z in traced["sizes"].as_array().unwrap() {
+        assert_eq!(z["verdict"]["bit_identical"], true, "{rel} at {}: {stdout}", z["size"]);
+    }
+    assert!(stdout.contains("round trip bit-identical at every size"), "{stdout}");
+    // Whatever won was verified and significantly faster at every size.
+    if let Some(w) = c["winner"].as_str() {
+        let k = c["candidates"].as_array().unwrap().iter().find(|k| k["name"] == w).unwrap();
+        assert_eq!(k["verified"], true);
+        for z in k["sizes"].as_array().unwrap() {
+            assert_eq!(z["timing"]["significant"], true, "{rel}: {w} at {}", z["size"]);
+        }
+    } else {
+        assert!(stdout.contains("no verified speedup — original unchanged"), "{stdout}");
+    }
+}
+
+#[test]
+fn rms_norm() {
+    assert_round_trip("examples/rms_norm.py");
+}
+
+#[test]
+fn layer_norm() {
+    assert_round_trip("examples/layer_norm.py");
+}
+
+#[test]
+fn softmax() {
+    assert_round_trip("examples/softmax.py");
+}
+
+#[test]
+fn gelu_tanh() {
+    assert_round_trip("examples/gelu_tanh.py");
+}
+
+#[test]
+fn swiglu_mlp() {
+    assert_round_trip("examples/swiglu_mlp.py");
+}
+
+#[test]
+fn rope() {
+    assert_round_trip("examples/rope.py");
+}
+
+#[test]
+fn gqa_attention() {
+    assert_round_trip("examples/gqa_attention.py");
+}
+
+#[test]
+fn mlx_lm_decoder() {
+    assert_round_trip("examples/mlx_lm_decoder.py");
+}
+
+#[test]
+fn contiguous_is_traced_through() {
+    assert_round_trip("tests/harnesses/ok/contiguous_roundtrip.py");
+}
+
+#[test]
+fn keyword_arrays_literals_and_bool_outputs() {
+    assert_round_trip("tests/harnesses/ok/kwargs_literal.py");
+}
+
+#[test]
+fn shape_dependent_control_flow_gets_one_program_per_size() {
+    let (c, _) = run_capsule("tests/harnesses/ok/shape_dependent.py", &[]);
+    assert!(c["shapes"].as_str().unwrap().starts_with("one program per size"), "{}", c["shapes"]);
+    assert_round_trip("tests/harnesses/ok/shape_dependent.py");
+}
