@@ -95,3 +95,33 @@ fn shape_dependent_control_flow_gets_one_program_per_size() {
     assert!(c["shapes"].as_str().unwrap().starts_with("one program per size"), "{}", c["shapes"]);
     assert_round_trip("tests/harnesses/ok/shape_dependent.py");
 }
+
+#[test]
+fn zoo_llama_layer() {
+    assert_round_trip("tests/harnesses/zoo/llama_layer.py");
+}
+
+#[test]
+fn zoo_gemma_layer() {
+    assert_round_trip("tests/harnesses/zoo/gemma_layer.py");
+}
+
+#[test]
+fn zoo_qwen3_moe_layer_with_gather_qmm() {
+    assert_round_trip("tests/harnesses/zoo/qwen3_moe_layer.py");
+}
+
+#[test]
+fn zoo_gated_delta_rule_unrolled() {
+    assert_round_trip("tests/harnesses/zoo/gated_delta.py");
+}
+
+#[test]
+fn zoo_gathers_scans_integer_ops() {
+    assert_round_trip("tests/harnesses/zoo/misc_ops.py");
+}
+
+#[test]
+fn zoo_mx_fast_ops() {
+    assert_round_trip("tests/harnesses/zoo/fast_ops.py");
+}

@@ -92,7 +92,7 @@ const BINARY: &[(&str, &str)] = &[
     ("Greater", "mx.greater"), ("GreaterEqual", "mx.greater_equal"), ("Less", "mx.less"), ("LessEqual", "mx.less_equal"),
     ("LogAddExp", "mx.logaddexp"), ("LogicalAnd", "mx.logical_and"), ("LogicalOr", "mx.logical_or"),
     ("Maximum", "mx.maximum"), ("Minimum", "mx.minimum"), ("Multiply", "mx.multiply"), ("NotEqual", "mx.not_equal"),
-    ("Power", "mx.power"), ("Remainder", "mx.remainder"), ("Subtract", "mx.subtract"),
+    ("FloorDivide", "mx.floor_divide"), ("Power", "mx.power"), ("Remainder", "mx.remainder"), ("Subtract", "mx.subtract"),
 ];
 
 /// MLX's `Reduce::ReduceType`, in order.
@@ -129,7 +129,8 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             Arg::Dtype(d) => format!("{}.astype({})", a(0), dtype(*d)),
             _ => return Err(err(node, "no dtype")),
         },
-        "Copy" => format!("mx.array({})", a(0)),
+        // Same values as the input: a copy, or `Full`'s already-broadcast value.
+        "Copy" | "Full" => a(0),
         "BitwiseBinary" => format!("{}({}, {})", pick(node, &BITWISE, 0)?, a(0), a(1)),
         "DivMod" => format!("mx.divmod({}, {})", a(0), a(1)),
         "Select" => format!("mx.where({}, {}, {})", a(0), a(1), a(2)),

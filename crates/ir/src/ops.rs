@@ -26,7 +26,7 @@ const UNARY: &[&str] = &[
 const BINARY: &[&str] = &[
     "Add", "ArcTan2", "BitwiseBinary", "Divide", "Equal", "Greater", "GreaterEqual", "Less", "LessEqual",
     "LogAddExp", "LogicalAnd", "LogicalOr", "Maximum", "Minimum", "Multiply", "NotEqual", "Power", "Remainder",
-    "Subtract", "DivMod",
+    "Subtract", "DivMod", "FloorDivide",
 ];
 const TERNARY: &[&str] = &["Select"];
 const REDUCE: &[&str] = &["Reduce", "ArgReduce", "Scan", "Softmax", "LogSumExp", "Sort", "ArgSort", "Partition", "ArgPartition"];
@@ -35,7 +35,7 @@ const LAYOUT: &[&str] = &[
     "SliceUpdate", "Split", "Squeeze", "Transpose", "Unflatten", "Scatter", "ScatterAxis", "AsStrided",
 ];
 const MATMUL: &[&str] = &["Matmul", "AddMM", "QuantizedMatmul", "GatherMM", "GatherQMM"];
-const SOURCE: &[&str] = &["Arange", "RandomBits"];
+const SOURCE: &[&str] = &["Arange", "RandomBits", "Full"];
 const FAST: &[&str] = &["RMSNorm", "LayerNorm", "RoPE", "ScaledDotProductAttention"];
 
 /// The kind of a known primitive; `None` for one the IR does not know.

@@ -1,0 +1,23 @@
+"""One mlx-lm Qwen3-MoE decoder layer with 4-bit quantized experts (gather_qmm)."""
+import mlx.core as mx
+import mlx.nn as nn
+from mlx_lm.models import qwen3_moe
+
+ARGS = qwen3_moe.ModelArgs(model_type="qwen3_moe", hidden_size=128, num_hidden_layers=1, intermediate_size=256,
+                           num_attention_heads=4, num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-6,
+                           vocab_size=100, num_experts=8, num_experts_per_tok=2, decoder_sparse_step=1,
+                           mlp_only_layers=[], moe_intermediate_size=64, rope_theta=10000.0,
+                           max_position_embeddings=512, tie_word_embeddings=False, norm_topk_prob=True)
+mx.random.seed(2)
+LAYER = qwen3_moe.Qwen3MoeDecoderLayer(ARGS, layer_idx=0)
+nn.quantize(LAYER, group_size=64, bits=4, class_predicate=lambda p, m: hasattr(m, "to_quantized") and "switch" in p)
+mx.eval(LAYER.parameters())
+T = {"small": 1, "typical": 8, "large": 32}
+
+
+def fn(x):
+    return LAYER(x, mask="causal", cache=None)
+
+
+def input_factory(size_label, seed):
+    return (mx.random.normal((1, T[size_label], 128), key=mx.random.key(seed)),), {}
