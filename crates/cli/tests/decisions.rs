@@ -3,16 +3,18 @@
 mod common;
 use common::*;
 
+/// A sigmoid by hand: mx.compile fuses its four passes over memory into one
+/// (about 2x on a 2-core CPU, more on a GPU), far beyond timing noise.
 const SIGMOID_BY_HAND: &str = r#"
 import mlx.core as mx
 
-def fn(x):
-    e = mx.exp(x)
-    return e / (1 + e) + mx.tanh(x) * 0.5
+def fn(x, w):
+    z = x * w
+    return mx.exp(z) / (1 + mx.exp(z))
 
 def input_factory(size_label, seed):
     n = {"small": 256, "typical": 1024, "large": 4096}[size_label]
-    return (mx.random.normal((n, 512), key=mx.random.key(seed)),), {}
+    return (mx.random.normal((n, 256), key=mx.random.key(seed)), mx.ones((256,))), {}
 "#;
 
 #[test]
@@ -26,7 +28,7 @@ fn a_verified_win_is_written_and_verify_accepts_it() {
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("winner: "), "mx.compile fuses this chain on any device: {stdout}");
     let src = std::fs::read_to_string(&out).unwrap();
-    assert!(src.contains("def optimized(x):") && src.contains("mx.compile"), "{src}");
+    assert!(src.contains("def optimized(x, w):") && src.contains("mx.compile"), "{src}");
     let v = superopt(&["verify", h.to_str().unwrap(), out.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(0), "{:?}", text(&v));
     assert!(text(&v).0.contains("accepted"));
@@ -39,7 +41,7 @@ fn verify_rejects_a_wrong_rewrite() {
     std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
     let wrong = dir.path().join("wrong.py");
     // Off by a factor in the tanh term: a plausible slip.
-    std::fs::write(&wrong, "import mlx.core as mx\n\ndef optimized(x):\n    return mx.sigmoid(x) + mx.tanh(x) * 0.51\n").unwrap();
+    std::fs::write(&wrong, "import mlx.core as mx\n\ndef optimized(x, w):\n    return mx.sigmoid(x * w * 1.001)\n").unwrap();
     let v = superopt(&["verify", h.to_str().unwrap(), wrong.to_str().unwrap()]);
     let (stdout, _) = text(&v);
     assert_eq!(v.status.code(), Some(1), "{stdout}");
@@ -52,7 +54,7 @@ fn verify_accepts_a_correct_rewrite_with_different_rounding() {
     let h = dir.path().join("sig.py");
     std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
     let right = dir.path().join("right.py");
-    std::fs::write(&right, "import mlx.core as mx\n\ndef optimized(x):\n    return mx.sigmoid(x) + 0.5 * mx.tanh(x)\n").unwrap();
+    std::fs::write(&right, "import mlx.core as mx\n\ndef optimized(x, w):\n    return mx.sigmoid(x * w)\n").unwrap();
     let v = superopt(&["verify", h.to_str().unwrap(), right.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(0), "{:?}", text(&v));
 }
