@@ -86,3 +86,32 @@ fn trace_prints_text_json_and_dot() {
         assert!(text(&o).0.contains(needle), "{format}: {}", text(&o).0);
     }
 }
+
+#[test]
+fn a_candidate_that_kills_the_worker_is_rejected_and_the_worker_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("sig.py");
+    std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
+    let crash = dir.path().join("crash.py");
+    std::fs::write(&crash, "import os\nimport mlx.core as mx\n\ndef optimized(x, w):\n    if x.shape[0] > 256:\n        os._exit(7)\n    return mx.sigmoid(x * w)\n").unwrap();
+    let v = superopt(&["verify", h.to_str().unwrap(), crash.to_str().unwrap()]);
+    let (stdout, stderr) = text(&v);
+    assert_eq!(v.status.code(), Some(1), "{stdout}\n{stderr}");
+    // small passes; typical kills the worker; large runs on the restarted worker and kills it again.
+    assert!(stdout.contains("small    passed"), "{stdout}");
+    assert!(stdout.contains("typical  FAILED: the worker exited; it was restarted"), "{stdout}");
+    assert!(stdout.contains("large    FAILED: the worker exited"), "{stdout}");
+}
+
+#[test]
+fn a_candidate_that_hangs_is_rejected_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("sig.py");
+    std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
+    let hang = dir.path().join("hang.py");
+    std::fs::write(&hang, "import time\nimport mlx.core as mx\n\ndef optimized(x, w):\n    time.sleep(600)\n    return mx.sigmoid(x * w)\n").unwrap();
+    let v = superopt(&["verify", h.to_str().unwrap(), hang.to_str().unwrap(), "--request-timeout", "3"]);
+    let (stdout, _) = text(&v);
+    assert_eq!(v.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("took longer than 3s"), "{stdout}");
+}
