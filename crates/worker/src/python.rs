@@ -13,6 +13,8 @@ pub struct PythonChoice {
 
 /// The MLX the managed environment installs.
 const MLX_VERSION: &str = "0.32.4";
+/// Bumped when the managed environment's contents change.
+const VENV_REVISION: u32 = 2;
 
 fn imports_mlx(python: &Path) -> bool {
     Command::new(python)
@@ -49,7 +51,7 @@ fn checked(path: PathBuf, source: &'static str) -> Result<PythonChoice> {
 
 fn managed(progress: &dyn Fn(&str)) -> Result<PythonChoice> {
     let dir = dirs::cache_dir().context("no user cache directory; set SUPEROPT_PYTHON to a Python that imports mlx")?;
-    let venv = dir.join("superopt").join(format!("venv-mlx-{MLX_VERSION}"));
+    let venv = dir.join("superopt").join(format!("venv-mlx-{MLX_VERSION}-r{VENV_REVISION}"));
     let python = venv.join("bin").join("python");
     if imports_mlx(&python) {
         return Ok(PythonChoice { path: python, source: "managed virtualenv" });
@@ -57,7 +59,8 @@ fn managed(progress: &dyn Fn(&str)) -> Result<PythonChoice> {
     let package = if cfg!(target_os = "macos") { format!("mlx=={MLX_VERSION}") } else { format!("mlx[cpu]=={MLX_VERSION}") };
     progress(&format!("setting up Python for superopt: a virtualenv at {} with {package} (once)", venv.display()));
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", &package]), "pip install mlx")?;
+    // numpy: phew-style harnesses build their inputs with it.
+    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", &package, "numpy"]), "pip install mlx")?;
     if !imports_mlx(&python) {
         bail!("the managed virtualenv at {} cannot import mlx after installing it; remove that folder and try again", venv.display());
     }
