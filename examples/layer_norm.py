@@ -2,7 +2,7 @@
 
 import mlx.core as mx
 
-SHAPES = {"small": (2, 8, 64), "typical": (4, 128, 512), "large": (8, 256, 512)}
+SHAPES = {"small": (2, 8, 512), "typical": (4, 128, 512), "large": (8, 256, 512)}
 
 
 def fn(x, weight, bias):
