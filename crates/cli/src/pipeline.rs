@@ -13,7 +13,6 @@ use superopt_emit::{emit, ModuleInfo};
 use superopt_report::{CandidateReport, Capsule, SizeReport, Stage};
 use superopt_search::{as_traced, default_strategies, Candidate, Compile};
 use superopt_verify::{judge, Tolerance};
-use superopt_worker::WorkerError;
 
 struct Stages {
     last: Instant,
@@ -223,10 +222,6 @@ fn verify_candidate(s: &mut Session, r: &mut CandidateReport, seeds: &[u64], tol
     for z in r.sizes.iter_mut() {
         match s.verify(&r.name, &z.size, seeds, tol) {
             Ok(figs) => z.verdict = Some(judge(&figs, tol)),
-            Err(e @ (WorkerError::Candidate(_) | WorkerError::Crashed(_))) => {
-                r.dropped = Some(format!("at {}: {e}", z.size));
-                return;
-            }
             Err(e) => {
                 r.dropped = Some(format!("at {}: {e}", z.size));
                 return;
