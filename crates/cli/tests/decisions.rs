@@ -115,3 +115,16 @@ fn a_candidate_that_hangs_is_rejected_after_the_timeout() {
     assert_eq!(v.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("took longer than 3s"), "{stdout}");
 }
+
+#[test]
+fn a_function_mlx_cannot_export_ends_with_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fast.py");
+    let h = harness("tests/harnesses/ok/custom_vjp.py");
+    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("no change: mx.export_function cannot trace fn"), "{stdout}");
+    assert!(stdout.contains("CustomTransforms"), "{stdout}");
+    assert!(!out.exists());
+}
