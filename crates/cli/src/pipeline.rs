@@ -94,7 +94,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     stages.mark("verify");
     let round_trip = round_trip_note(&reports[0]);
 
-    let contenders: Vec<usize> = (1..candidates.len()).filter(|k| reports[*k].verified && reports[*k].dropped.is_none()).collect();
+    let contenders: Vec<usize> = (0..candidates.len()).filter(|k| reports[*k].verified && reports[*k].dropped.is_none()).collect();
     if !contenders.is_empty() {
         let left = Duration::from_secs(args.time_budget).saturating_sub(started.elapsed() + Duration::from_secs(3));
         for (z, size) in SIZES.iter().enumerate() {
@@ -116,7 +116,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     stages.mark("bench");
     progress.finish_and_clear();
 
-    for r in reports.iter_mut().skip(1) {
+    for r in reports.iter_mut() {
         let per_size: Vec<(String, superopt_bench::Comparison)> =
             r.sizes.iter().filter_map(|z| z.timing.clone().map(|t| (z.size.clone(), t))).collect();
         r.wins = r.verified && r.dropped.is_none() && per_size.len() == SIZES.len() && is_win(objective, &per_size);
@@ -241,7 +241,7 @@ fn round_trip_note(traced: &CandidateReport) -> String {
 }
 
 fn why_no_win(c: &Capsule, objective: Objective) -> String {
-    let tried: Vec<&CandidateReport> = c.candidates.iter().skip(1).collect();
+    let tried: Vec<&CandidateReport> = c.candidates.iter().collect();
     if tried.iter().all(|r| !r.verified || r.dropped.is_some()) {
         return "no candidate passed verification".into();
     }

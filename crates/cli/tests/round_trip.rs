@@ -96,32 +96,18 @@ fn shape_dependent_control_flow_gets_one_program_per_size() {
     assert_round_trip("tests/harnesses/ok/shape_dependent.py");
 }
 
-#[test]
-fn zoo_llama_layer() {
-    assert_round_trip("tests/harnesses/zoo/llama_layer.py");
+/// Harnesses written apart from the examples, one test each.
+macro_rules! zoo {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            assert_round_trip(concat!("tests/harnesses/zoo/", stringify!($name), ".py"));
+        }
+    )*};
 }
 
-#[test]
-fn zoo_gemma_layer() {
-    assert_round_trip("tests/harnesses/zoo/gemma_layer.py");
-}
-
-#[test]
-fn zoo_qwen3_moe_layer_with_gather_qmm() {
-    assert_round_trip("tests/harnesses/zoo/qwen3_moe_layer.py");
-}
-
-#[test]
-fn zoo_gated_delta_rule_unrolled() {
-    assert_round_trip("tests/harnesses/zoo/gated_delta.py");
-}
-
-#[test]
-fn zoo_gathers_scans_integer_ops() {
-    assert_round_trip("tests/harnesses/zoo/misc_ops.py");
-}
-
-#[test]
-fn zoo_mx_fast_ops() {
-    assert_round_trip("tests/harnesses/zoo/fast_ops.py");
-}
+zoo!(
+    llama_layer, qwen3_layer, gemma_layer, qwen3_moe_layer, gated_delta, attention_causal, sdpa_fast, rope_fast,
+    layer_norm_fast, fast_ops, logsumexp, cumsum_scan, topk_router, embedding_gather, concat_split, where_select,
+    int_ops, misc_ops,
+);

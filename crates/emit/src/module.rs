@@ -25,21 +25,40 @@ pub struct Emitted {
 }
 
 const HELPERS: &str = r#"
-def _gather(a, indices, axes, slice_sizes):
-    """MLX's Gather: out[i..., s...] = a[indices at axes, slices elsewhere]."""
+def _index(ndim, indices, axes, sizes):
+    """Advanced indices for MLX's Gather/Scatter: indices at `axes`, ranges of `sizes` elsewhere."""
     idx = mx.broadcast_arrays(*indices) if len(indices) > 1 else list(indices)
     lead = idx[0].shape if idx else ()
     parts = []
-    for ax in range(a.ndim):
+    for ax in range(ndim):
         if ax in axes:
-            k = axes.index(ax)
-            shape = list(lead) + [1] * a.ndim
-            parts.append(mx.reshape(idx[k], shape))
+            parts.append(mx.reshape(idx[axes.index(ax)], list(lead) + [1] * ndim))
         else:
-            shape = [1] * (len(lead) + a.ndim)
-            shape[len(lead) + ax] = slice_sizes[ax]
-            parts.append(mx.reshape(mx.arange(slice_sizes[ax]), shape))
-    return a[tuple(parts)]
+            shape = [1] * (len(lead) + ndim)
+            shape[len(lead) + ax] = sizes[ax]
+            parts.append(mx.reshape(mx.arange(sizes[ax]), shape))
+    return tuple(parts)
+
+
+def _gather(a, indices, axes, slice_sizes):
+    """MLX's Gather: out[i..., s...] = a[indices at axes, slices elsewhere]."""
+    return a[_index(a.ndim, indices, axes, slice_sizes)]
+
+
+def _scatter(a, indices, updates, axes, reduce):
+    """MLX's Scatter; reduce is 0 max, 1 min, 2 sum, 3 prod, 4 none."""
+    lead = indices[0].ndim if indices else 0
+    index = _index(a.ndim, indices, axes, updates.shape[lead:])
+    return _update(a, index, updates, reduce)
+
+
+def _update(a, index, updates, reduce):
+    if reduce == 4:
+        out = a.reshape(a.shape)
+        out[index] = updates
+        return out
+    at = a.at[index]
+    return [at.maximum, at.minimum, at.add, at.multiply][reduce](updates)
 
 
 def _pad(a, value, axes, low, high):
@@ -49,10 +68,8 @@ def _pad(a, value, axes, low, high):
     return mx.pad(a, width, constant_values=value)
 
 
-def _slice_update(a, update, index):
-    out = mx.stop_gradient(a)
-    out[index] = update
-    return out
+def _nan_equal(a, b):
+    return mx.logical_or(mx.equal(a, b), mx.logical_and(mx.isnan(a), mx.isnan(b)))
 "#;
 
 /// Emits `candidate` as a module defining `optimized`.
@@ -71,7 +88,7 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
         writeln!(s, "_HERE = os.path.dirname(os.path.abspath(__file__))").unwrap();
         writeln!(s, "_TENSORS = mx.load(os.path.join(_HERE, {:?}))\n", info.constants_file).unwrap();
     }
-    if bodies.contains("_gather(") || bodies.contains("_pad(") || bodies.contains("_slice_update(") {
+    if ["_gather(", "_scatter(", "_update(", "_pad(", "_nan_equal("].iter().any(|h| bodies.contains(h)) {
         s.push_str(HELPERS);
         s.push('\n');
     }

@@ -88,7 +88,7 @@ const UNARY: &[(&str, &str)] = &[
 ];
 
 const BINARY: &[(&str, &str)] = &[
-    ("Add", "mx.add"), ("ArcTan2", "mx.arctan2"), ("Divide", "mx.divide"), ("Equal", "mx.equal"),
+    ("Add", "mx.add"), ("ArcTan2", "mx.arctan2"), ("Divide", "mx.divide"),
     ("Greater", "mx.greater"), ("GreaterEqual", "mx.greater_equal"), ("Less", "mx.less"), ("LessEqual", "mx.less_equal"),
     ("LogAddExp", "mx.logaddexp"), ("LogicalAnd", "mx.logical_and"), ("LogicalOr", "mx.logical_or"),
     ("Maximum", "mx.maximum"), ("Minimum", "mx.minimum"), ("Multiply", "mx.multiply"), ("NotEqual", "mx.not_equal"),
@@ -124,6 +124,8 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             format!("{f}({})", a(0))
         }
         "Round" => format!("mx.round({})", a(0)),
+        "Equal" if boolean(node, 0).unwrap_or(false) => format!("_nan_equal({}, {})", a(0), a(1)),
+        "Equal" => format!("mx.equal({}, {})", a(0), a(1)),
         "Sqrt" => format!("{}({})", if boolean(node, 0).unwrap_or(false) { "mx.rsqrt" } else { "mx.sqrt" }, a(0)),
         "AsType" => match arg(node, 0)? {
             Arg::Dtype(d) => format!("{}.astype({})", a(0), dtype(*d)),
@@ -160,8 +162,12 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
         "ExpandDims" => format!("mx.expand_dims({}, axis={})", a(0), list(&ints(node, 0, cx)?)),
         "Flatten" => format!("mx.flatten({}, {}, {})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
         "Unflatten" => format!("mx.unflatten({}, {}, {})", a(0), int(node, 0, cx)?, tuple(&ints(node, 1, cx)?)),
-        "Slice" => format!("{}[{}]", a(0), slices(node, cx)?),
-        "SliceUpdate" => format!("_slice_update({}, {}, ({},))", a(0), a(1), slices(node, cx)?),
+        "Slice" => format!("{}[{}]", a(0), slices(node, cx, 0)?),
+        "SliceUpdate" => format!("_update({}, {}, {}, {})", a(0), slice_objects(node, cx)?, a(1), const_int(node, 0)?),
+        "Scatter" => {
+            let n = cx.ins.len();
+            format!("_scatter({}, {}, {}, {}, {})", a(0), list(&cx.ins[1..n - 1]), a(n - 1), list(&ints(node, 1, cx)?), const_int(node, 0)?)
+        }
         "Concatenate" => format!("mx.concatenate({}, axis={})", list(&cx.ins), int(node, 0, cx)?),
         "Split" => format!("mx.split({}, {}, axis={})", a(0), list(&ints(node, 0, cx)?), int(node, 1, cx)?),
         "Pad" => {
@@ -243,17 +249,28 @@ fn gather_qmm(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
     ))
 }
 
-fn slices(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
-    let (start, stop, step) = (ints(node, 0, cx)?, ints(node, 1, cx)?, ints(node, 2, cx)?);
-    let parts: Vec<String> = start
-        .iter()
-        .zip(&stop)
-        .zip(&step)
-        .map(|((a, b), s)| {
-            // A negative stop (before index 0, stepping backwards) means "to the start".
-            let b = if b.starts_with('-') { "" } else { b.as_str() };
+/// `(start, stop, step)` per axis from the three lists at `first`, `first + 1`, `first + 2`.
+/// A negative stop (before index 0, stepping backwards) means "to the start": `None`.
+fn bounds(node: &Node, cx: &Ctx, first: usize) -> Result<Vec<(String, Option<String>, String)>, EmitError> {
+    let (start, stop, step) = (ints(node, first, cx)?, ints(node, first + 1, cx)?, ints(node, first + 2, cx)?);
+    Ok(start.into_iter().zip(stop).zip(step).map(|((a, b), s)| (a, (!b.starts_with('-')).then_some(b), s)).collect())
+}
+
+/// `a:b, c:d:2` for `x[...]`.
+fn slices(node: &Node, cx: &Ctx, first: usize) -> Result<String, EmitError> {
+    let parts: Vec<String> = bounds(node, cx, first)?
+        .into_iter()
+        .map(|(a, b, s)| {
+            let b = b.unwrap_or_default();
             if s == "1" { format!("{a}:{b}") } else { format!("{a}:{b}:{s}") }
         })
         .collect();
     Ok(parts.join(", "))
+}
+
+/// `(slice(a, b, 1), ...)` for SliceUpdate's [reduce, start, stop, strides].
+fn slice_objects(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
+    let parts: Vec<String> =
+        bounds(node, cx, 1)?.into_iter().map(|(a, b, s)| format!("slice({a}, {}, {s})", b.unwrap_or("None".into()))).collect();
+    Ok(tuple(&parts))
 }

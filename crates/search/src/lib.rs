@@ -40,7 +40,9 @@ pub fn default_strategies() -> Vec<Box<dyn Strategy>> {
     vec![Box::new(strategies::Compiled), Box::new(strategies::Cleanup)]
 }
 
-/// The program exactly as traced, uncompiled: the round-trip check and the baseline shape.
+/// The program exactly as traced, uncompiled: the round-trip check, and a contender
+/// in its own right, since MLX's export already merges equal subexpressions.
 pub fn as_traced(traced: &Plan) -> Candidate {
-    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules: vec![] }
+    let rules = vec!["rebuilt from the trace (MLX's export merges equal subexpressions)".into()];
+    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules }
 }

@@ -1,13 +1,23 @@
-"""One mlx-lm Llama decoder layer, tiny random config."""
+"""One mlx-lm Llama decoder layer (GQA, SwiGLU MLP), tiny random config, causal mask, no KV cache."""
 import mlx.core as mx
 from mlx_lm.models import llama
 
-ARGS = llama.ModelArgs(model_type="llama", hidden_size=128, num_hidden_layers=1, intermediate_size=256,
-                       num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5, vocab_size=100)
+ARGS = llama.ModelArgs(
+    model_type="llama",
+    hidden_size=128,
+    num_hidden_layers=1,
+    intermediate_size=256,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    rms_norm_eps=1e-5,
+    vocab_size=100,
+    rope_theta=10000.0,
+)
 mx.random.seed(1)
 LAYER = llama.TransformerBlock(ARGS)
 mx.eval(LAYER.parameters())
-T = {"small": 4, "typical": 16, "large": 32}
+
+SHAPES = {"small": (1, 4), "typical": (1, 16), "large": (2, 32)}
 
 
 def fn(x):
@@ -15,4 +25,5 @@ def fn(x):
 
 
 def input_factory(size_label, seed):
-    return (mx.random.normal((1, T[size_label], 128), key=mx.random.key(seed)),), {}
+    b, t = SHAPES[size_label]
+    return (mx.random.normal((b, t, ARGS.hidden_size), key=mx.random.key(seed)),), {}
