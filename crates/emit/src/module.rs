@@ -162,6 +162,7 @@ fn program_fn(k: usize, p: &Program, compile: Compile, tensors: &mut BTreeSet<St
         let cx = Ctx {
             ins: node.inputs.iter().map(|i| names[*i].clone()).collect(),
             outs: node.outputs.iter().map(|o| p.value(*o)).collect(),
+            in_values: node.inputs.iter().map(|i| p.value(*i)).collect(),
             dim: &dim,
         };
         let rhs = ops::expr(node, &cx)?;

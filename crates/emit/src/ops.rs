@@ -9,6 +9,8 @@ pub struct Ctx<'a> {
     pub ins: Vec<String>,
     /// The output values (shape at the reference size, dtype).
     pub outs: Vec<&'a Value>,
+    /// The input values.
+    pub in_values: Vec<&'a Value>,
     /// Renders an integer argument.
     pub dim: &'a dyn Fn(&Dim) -> String,
 }
@@ -208,9 +210,50 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             a(3),
             py_bool(boolean(node, 0).unwrap_or(false) || boolean(node, 1).unwrap_or(false))
         ),
-        "RMSNorm" => format!("mx.fast.rms_norm({}, {}, {})", a(0), a(1), float(node, 0, cx)?),
-        "LayerNorm" => format!("mx.fast.layer_norm({}, {}, {}, {})", a(0), a(1), a(2), float(node, 0, cx)?),
+        "RMSNorm" | "LayerNorm" | "RoPE" | "ScaledDotProductAttention" => fast(node, cx)?,
         _ => return Err(err(node, "no Python form is known for it yet")),
+    })
+}
+
+/// `mx.fast` kernels, as GPU backends export them (on CPU they export decomposed).
+fn fast(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
+    let a = |i: usize| cx.ins.get(i).cloned().unwrap_or_else(|| "None".into());
+    // The norms get a 0-d 1 (weight) or 0 (bias) where Python passed None.
+    let opt = |i: usize| if cx.in_values.get(i).is_some_and(|v| v.shape.is_empty()) { "None".into() } else { a(i) };
+    Ok(match node.op.as_str() {
+        "RMSNorm" => format!("mx.fast.rms_norm({}, {}, {})", a(0), opt(1), float(node, 0, cx)?),
+        "LayerNorm" => format!("mx.fast.layer_norm({}, {}, {}, {})", a(0), opt(1), opt(2), float(node, 0, cx)?),
+        "RoPE" => {
+            // [dims, traditional, base, scale, forward]; inputs x, offset, [freqs]
+            if !boolean(node, 4)? {
+                return Err(err(node, "the backward rotation has no Python form"));
+            }
+            let freqs = if cx.ins.len() > 2 { a(2) } else { "None".into() };
+            let base = if freqs == "None" { float(node, 2, cx)? } else { "None".into() };
+            format!(
+                "mx.fast.rope({}, {}, traditional={}, base={base}, scale={}, offset={}, freqs={freqs})",
+                a(0),
+                int(node, 0, cx)?,
+                py_bool(boolean(node, 1)?),
+                float(node, 3, cx)?,
+                a(1)
+            )
+        }
+        _ => {
+            // [scale, do_causal, has_sinks, output_logsumexp, ...]; inputs q, k, v, [mask], [sinks]
+            if boolean(node, 3).unwrap_or(false) {
+                return Err(err(node, "attention with a logsumexp output has no Python form"));
+            }
+            let sinks = boolean(node, 2).unwrap_or(false);
+            let extra = cx.ins.len() - 3 - sinks as usize;
+            let mask = match (boolean(node, 1)?, extra) {
+                (true, _) => "\"causal\"".to_string(),
+                (false, 1) => a(3),
+                _ => "None".into(),
+            };
+            let sinks = if sinks { format!(", sinks={}", a(cx.ins.len() - 1)) } else { String::new() };
+            format!("mx.fast.scaled_dot_product_attention({}, {}, {}, scale={}, mask={mask}{sinks})", a(0), a(1), a(2), float(node, 0, cx)?)
+        }
     })
 }
 
@@ -273,4 +316,73 @@ fn slice_objects(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
     let parts: Vec<String> =
         bounds(node, cx, 1)?.into_iter().map(|(a, b, s)| format!("slice({a}, {}, {s})", b.unwrap_or("None".into()))).collect();
     Ok(tuple(&parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use superopt_ir::Dtype;
+
+    fn emit_node(op: &str, args: Vec<Arg>, in_shapes: &[&[i64]]) -> String {
+        let values: Vec<Value> = in_shapes.iter().map(|s| Value { shape: s.to_vec(), dtype: Dtype::Float32 }).collect();
+        let out = Value { shape: in_shapes[0].to_vec(), dtype: Dtype::Float32 };
+        let node = Node { op: op.into(), args, inputs: (0..values.len()).collect(), outputs: vec![values.len()] };
+        let dim = |d: &Dim| d.to_string();
+        let cx = Ctx { ins: (0..values.len()).map(|i| format!("t{i}")).collect(), outs: vec![&out], in_values: values.iter().collect(), dim: &dim };
+        expr(&node, &cx).unwrap()
+    }
+
+    fn i(v: i64) -> Arg {
+        Arg::Int(Dim::constant(v))
+    }
+
+    #[test]
+    fn layer_norm_without_weight_or_bias_passes_none() {
+        let e = emit_node("LayerNorm", vec![Arg::Float(1e-6)], &[&[4, 8], &[], &[]]);
+        assert_eq!(e, "mx.fast.layer_norm(t0, None, None, 1e-6)");
+        let e = emit_node("LayerNorm", vec![Arg::Float(1e-5)], &[&[4, 8], &[8], &[8]]);
+        assert_eq!(e, "mx.fast.layer_norm(t0, t1, t2, 1e-5)");
+    }
+
+    #[test]
+    fn rope_reads_dims_mode_base_scale_and_offset() {
+        let args = vec![i(32), Arg::Bool(true), Arg::Float(500000.0), Arg::Float(0.5), Arg::Bool(true)];
+        let e = emit_node("RoPE", args, &[&[1, 4, 128, 64], &[]]);
+        assert_eq!(e, "mx.fast.rope(t0, 32, traditional=True, base=500000.0, scale=0.5, offset=t1, freqs=None)");
+    }
+
+    #[test]
+    fn rope_backward_is_refused() {
+        let args = vec![i(32), Arg::Bool(true), Arg::Float(1e4), Arg::Float(1.0), Arg::Bool(false)];
+        let values = [Value { shape: vec![2], dtype: Dtype::Float32 }, Value { shape: vec![], dtype: Dtype::Int32 }];
+        let node = Node { op: "RoPE".into(), args, inputs: vec![0, 1], outputs: vec![2] };
+        let dim = |d: &Dim| d.to_string();
+        let cx = Ctx { ins: vec!["x".into(), "o".into()], outs: vec![&values[0]], in_values: values.iter().collect(), dim: &dim };
+        assert!(expr(&node, &cx).is_err());
+    }
+
+    #[test]
+    fn attention_mask_forms() {
+        let causal = vec![Arg::Float(0.125), Arg::Bool(true), Arg::Bool(false), Arg::Bool(false)];
+        let e = emit_node("ScaledDotProductAttention", causal, &[&[1, 8, 16, 64], &[1, 2, 16, 64], &[1, 2, 16, 64]]);
+        assert_eq!(e, "mx.fast.scaled_dot_product_attention(t0, t1, t2, scale=0.125, mask=\"causal\")");
+        let additive = vec![Arg::Float(0.125), Arg::Bool(false), Arg::Bool(false), Arg::Bool(false)];
+        let e = emit_node("ScaledDotProductAttention", additive, &[&[1, 8, 16, 64], &[1, 2, 16, 64], &[1, 2, 16, 64], &[16, 16]]);
+        assert_eq!(e, "mx.fast.scaled_dot_product_attention(t0, t1, t2, scale=0.125, mask=t3)");
+    }
+
+    #[test]
+    fn slice_update_and_negative_stops() {
+        let list = |xs: &[i64]| Arg::List(xs.iter().map(|x| i(*x)).collect());
+        let e = emit_node("SliceUpdate", vec![i(4), list(&[0, 2]), list(&[3, 18]), list(&[1, 1])], &[&[3, 20], &[3, 16]]);
+        assert_eq!(e, "_update(t0, (slice(0, 3, 1), slice(2, 18, 1)), t1, 4)");
+        let e = emit_node("Slice", vec![list(&[7]), list(&[-1]), list(&[-1])], &[&[8]]);
+        assert_eq!(e, "t0[7::-1]");
+    }
+
+    #[test]
+    fn nan_equal_is_not_plain_equal() {
+        assert_eq!(emit_node("Equal", vec![Arg::Bool(true)], &[&[4], &[4]]), "_nan_equal(t0, t1)");
+        assert_eq!(emit_node("Equal", vec![Arg::Bool(false)], &[&[4], &[4]]), "mx.equal(t0, t1)");
+    }
 }
