@@ -79,7 +79,12 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     }
     let seeds: Vec<u64> = (0..a.seeds).collect();
     let mut ok = true;
-    println!("checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule), {} seeds per size", tol.name(), seeds.len());
+    println!(
+        "checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule); {} seeds per size plus edge inputs: {}",
+        tol.name(),
+        seeds.len(),
+        superopt_verify::EDGE_VARIANTS.join(", ")
+    );
     for size in SIZES {
         match s.verify("candidate", size, &seeds, tol) {
             Ok(figs) => {
@@ -92,7 +97,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
                 };
                 match &v.reason {
                     None => println!("{size:<8} passed: {detail}"),
-                    Some(why) => println!("{size:<8} FAILED: {why}"),
+                    Some(why) => println!("{size:<8} FAILED, caught by {}: {why}", v.caught_by.as_deref().unwrap_or("?")),
                 }
             }
             Err(e) => {

@@ -94,7 +94,8 @@ impl Session {
     }
 
     pub fn verify(&mut self, program: &str, size: &str, seeds: &[u64], tol: Tolerance) -> Result<Vec<SeedFigures>, WorkerError> {
-        let mut req = json!({"program": program, "size": size, "seeds": seeds});
+        let variants = superopt_verify::EDGE_VARIANTS;
+        let mut req = json!({"program": program, "size": size, "seeds": seeds, "variants": variants});
         if let Tolerance::Fixed { atol, rtol, .. } = tol {
             req["fixed"] = json!({"atol": atol, "rtol": rtol});
         }

@@ -54,7 +54,9 @@ fn verify_accepts_a_correct_rewrite_with_different_rounding() {
     let h = dir.path().join("sig.py");
     std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
     let right = dir.path().join("right.py");
-    std::fs::write(&right, "import mlx.core as mx\n\ndef optimized(x, w):\n    return mx.sigmoid(x * w)\n").unwrap();
+    // Rounds differently (a reciprocal, then a product) and keeps NaN/Inf where fn has them.
+    let body = "    e = mx.exp(x * w)\n    return e * mx.reciprocal(1 + e)\n";
+    std::fs::write(&right, format!("import mlx.core as mx\n\ndef optimized(x, w):\n{body}")).unwrap();
     let v = superopt(&["verify", h.to_str().unwrap(), right.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(0), "{:?}", text(&v));
 }
@@ -93,7 +95,8 @@ fn a_candidate_that_kills_the_worker_is_rejected_and_the_worker_restarts() {
     let h = dir.path().join("sig.py");
     std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
     let crash = dir.path().join("crash.py");
-    std::fs::write(&crash, "import os\nimport mlx.core as mx\n\ndef optimized(x, w):\n    if x.shape[0] > 256:\n        os._exit(7)\n    return mx.sigmoid(x * w)\n").unwrap();
+    let body = "    if x.shape[0] > 256:\n        os._exit(7)\n    e = mx.exp(x * w)\n    return e / (1 + e)\n";
+    std::fs::write(&crash, format!("import os\nimport mlx.core as mx\n\ndef optimized(x, w):\n{body}")).unwrap();
     let v = superopt(&["verify", h.to_str().unwrap(), crash.to_str().unwrap()]);
     let (stdout, stderr) = text(&v);
     assert_eq!(v.status.code(), Some(1), "{stdout}\n{stderr}");

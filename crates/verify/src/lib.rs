@@ -38,8 +38,21 @@ pub struct OutputFigures {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct SeedFigures {
     pub seed: u64,
+    /// "normal", or the edge variant of the inputs (see [`EDGE_VARIANTS`]).
+    #[serde(default = "normal")]
+    pub variant: String,
     pub outputs: Vec<OutputFigures>,
 }
+
+fn normal() -> String {
+    "normal".into()
+}
+
+/// Edge-case inputs checked at every size besides the normal seeds: all zeros, magnitudes
+/// scaled by 1e4 and by 1e-4, all negative, rounded to integers (ties for max/argmax),
+/// and NaN/+Inf/-Inf at three places. On the finite ones the candidate may be finite
+/// where the original overflowed; NaN/Inf must match everywhere else.
+pub const EDGE_VARIANTS: [&str; 6] = ["zeros", "large", "tiny", "negative", "ties", "nonfinite"];
 
 /// How close is close enough.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -81,7 +94,10 @@ pub struct Verdict {
     pub accepted: bool,
     /// Why it was rejected, for the first failing output.
     pub reason: Option<String>,
-    /// Every output at every seed bit-identical to `fn`'s.
+    /// The check that rejected it, e.g. "float error (large inputs)".
+    pub caught_by: Option<String>,
+    /// Every output at every normal seed bit-identical to `fn`'s (NaN payloads on
+    /// edge inputs may differ between equivalent kernels, so those are not counted).
     pub bit_identical: bool,
     /// Worst candidate error, and the original's, in relative L2.
     pub worst_l2: f64,
@@ -92,17 +108,20 @@ pub struct Verdict {
 
 /// Judges one size's figures.
 pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
-    let mut v = Verdict { accepted: true, reason: None, bit_identical: true, worst_l2: 0.0, original_l2: 0.0, worst_max: 0.0, original_max: 0.0 };
+    let mut v = Verdict { accepted: true, reason: None, caught_by: None, bit_identical: true, worst_l2: 0.0, original_l2: 0.0, worst_max: 0.0, original_max: 0.0 };
     for s in seeds {
         for (k, o) in s.outputs.iter().enumerate() {
-            v.bit_identical &= o.bit_identical == Some(true);
+            if s.variant == "normal" {
+                v.bit_identical &= o.bit_identical == Some(true);
+            }
             v.worst_l2 = v.worst_l2.max(o.cand_l2.unwrap_or(0.0));
             v.original_l2 = v.original_l2.max(o.orig_l2.unwrap_or(0.0));
             v.worst_max = v.worst_max.max(o.cand_max.unwrap_or(0.0));
             v.original_max = v.original_max.max(o.orig_max.unwrap_or(0.0));
-            if let Some(why) = reject(o, tol) {
+            if let Some((check, why)) = reject(o, tol) {
                 if v.reason.is_none() {
-                    v.reason = Some(format!("output {k}, seed {}: {why}", s.seed));
+                    v.reason = Some(format!("output {k}, seed {}, {} inputs: {why}", s.seed, s.variant));
+                    v.caught_by = Some(format!("{check} ({} inputs)", s.variant));
                 }
                 v.accepted = false;
             }
@@ -111,25 +130,32 @@ pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
     v
 }
 
-fn reject(o: &OutputFigures, tol: Tolerance) -> Option<String> {
+/// The check that fails and why, or `None` where the output passes.
+fn reject(o: &OutputFigures, tol: Tolerance) -> Option<(&'static str, String)> {
     if !o.shape_ok {
-        return Some("shape differs".into());
+        return Some(("shape", "shape differs".into()));
     }
     if !o.dtype_ok {
-        return Some("dtype differs".into());
+        return Some(("dtype", "dtype differs".into()));
     }
     if o.exact {
-        return (o.bit_identical != Some(true)).then(|| "integer/boolean output differs".into());
+        return (o.bit_identical != Some(true)).then(|| ("exact output", "integer/boolean output differs".into()));
     }
     if o.nonfinite_ok != Some(true) {
-        return Some("NaN/Inf positions differ from the original's".into());
+        return Some(("NaN/Inf positions", "NaN/Inf positions differ from the original's".into()));
     }
     if o.bit_identical == Some(true) {
         return None;
     }
+    float_error(o, tol).map(|why| ("float error", why))
+}
+
+fn float_error(o: &OutputFigures, tol: Tolerance) -> Option<String> {
     match tol {
         Tolerance::Relative => {
-            let (cl2, cmax) = (o.cand_l2?, o.cand_max?);
+            let (Some(cl2), Some(cmax)) = (o.cand_l2, o.cand_max) else {
+                return Some("no error figures were measured".into());
+            };
             let (ol2, omax) = (o.orig_l2.unwrap_or(0.0), o.orig_max.unwrap_or(0.0));
             let (bl2, bmax) = ((2.0 * ol2).max(FLOOR), (2.0 * omax).max(FLOOR));
             if !(cl2 <= bl2) {
@@ -168,7 +194,7 @@ mod tests {
     }
 
     fn one(o: OutputFigures) -> Vec<SeedFigures> {
-        vec![SeedFigures { seed: 0, outputs: vec![o] }]
+        vec![SeedFigures { seed: 0, variant: "normal".into(), outputs: vec![o] }]
     }
 
     #[test]
@@ -192,6 +218,34 @@ mod tests {
         let v = judge(&one(ints), Tolerance::Relative);
         assert!(!v.accepted);
         assert!(v.reason.unwrap().contains("integer"));
+        assert_eq!(v.caught_by.as_deref(), Some("exact output (normal inputs)"));
+    }
+
+    #[test]
+    fn the_first_failing_case_names_its_check_and_inputs() {
+        let mut bad = float_out(1e-7, 1e-7);
+        bad.nonfinite_ok = Some(false);
+        let seeds = vec![
+            SeedFigures { seed: 0, variant: "normal".into(), outputs: vec![float_out(1e-7, 1e-7)] },
+            SeedFigures { seed: 0, variant: "large".into(), outputs: vec![bad] },
+            SeedFigures { seed: 0, variant: "tiny".into(), outputs: vec![float_out(1e-7, 1.0)] },
+        ];
+        let v = judge(&seeds, Tolerance::Relative);
+        assert!(!v.accepted);
+        assert_eq!(v.caught_by.as_deref(), Some("NaN/Inf positions (large inputs)"));
+    }
+
+    #[test]
+    fn bit_identity_counts_normal_inputs_only() {
+        let mut o = float_out(1e-7, 1e-7);
+        o.bit_identical = Some(true);
+        let mut edge = o.clone();
+        edge.bit_identical = Some(false);
+        let seeds = vec![
+            SeedFigures { seed: 0, variant: "normal".into(), outputs: vec![o] },
+            SeedFigures { seed: 0, variant: "nonfinite".into(), outputs: vec![edge] },
+        ];
+        assert!(judge(&seeds, Tolerance::Relative).bit_identical);
     }
 
     #[test]

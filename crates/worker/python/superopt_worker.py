@@ -317,17 +317,56 @@ def program(pid):
 # ---------------------------------------------------------------- verification
 
 
+VARIANTS = ("normal", "zeros", "large", "tiny", "negative", "ties", "nonfinite")
+
+
+def edge(v, variant):
+    """The edge-case version of one float input: zeros, 1e4 and 1e-4 magnitudes,
+    all negative, rounded to integers (ties for max/argmax), or NaN/+Inf/-Inf at
+    three places. Integer and boolean inputs stay as they are."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown input variant {variant!r}")
+    if variant == "normal" or not isinstance(v, mx.array) or not mx.issubdtype(v.dtype, mx.floating):
+        return v
+    if variant == "zeros":
+        return mx.zeros_like(v)
+    if variant == "large":
+        return v * 1e4
+    if variant == "tiny":
+        return v * 1e-4
+    if variant == "negative":
+        return -mx.abs(v)
+    if variant == "ties":
+        return mx.round(v)
+    if v.size == 0:
+        return v
+    flat = mx.array(v.reshape(-1))
+    n = flat.size
+    flat[0] = float("nan")
+    flat[n // 2] = float("inf")
+    flat[n - 1] = float("-inf")
+    return flat.reshape(v.shape)
+
+
+def inputs_for(size, seed, variant):
+    args, kwargs = make_inputs(size, seed)
+    args = [edge(a, variant) for a in args]
+    kwargs = {k: edge(v, variant) for k, v in kwargs.items()}
+    mx.eval([a for a in args + list(kwargs.values()) if isinstance(a, mx.array)])
+    return args, kwargs
+
+
 def upcast(v):
     if isinstance(v, mx.array) and mx.issubdtype(v.dtype, mx.floating):
         return v.astype(mx.float64)
     return v
 
 
-def reference(size, seed):
+def reference(size, seed, variant):
     """fn on float64 inputs on the CPU, or None where fn cannot run in float64."""
-    key = (size, seed)
+    key = (size, seed, variant)
     if key not in State.references:
-        args, kwargs = make_inputs(size, seed)
+        args, kwargs = inputs_for(size, seed, variant)
         try:
             with mx.stream(mx.cpu):
                 outs, _ = call(State.fn, [upcast(a) for a in args], {k: upcast(v) for k, v in kwargs.items()}, "fn")
@@ -337,48 +376,57 @@ def reference(size, seed):
     return State.references[key]
 
 
-def original(size, seed):
-    key = (size, seed)
+def original(size, seed, variant):
+    key = (size, seed, variant)
     if key not in State.originals:
-        args, kwargs = make_inputs(size, seed)
+        args, kwargs = inputs_for(size, seed, variant)
         State.originals[key] = call_original(args, kwargs)[0]
     return State.originals[key]
 
 
-def error_figures(y, ref):
-    """Relative L2 and max-abs (over max |ref|) error of y against ref, on finite entries."""
+def cpu64(a):
     with mx.stream(mx.cpu):
-        y64, r64 = y.astype(mx.float64), ref.astype(mx.float64)
-        finite = mx.logical_and(mx.isfinite(y64), mx.isfinite(r64))
-        d = mx.where(finite, y64 - r64, 0.0)
-        r = mx.where(finite, r64, 0.0)
-        rn = max(math.sqrt(mx.sum(r * r).item()), 1e-300)
-        rmax = max(mx.max(mx.abs(r)).item() if r.size else 0.0, 1e-300)
-        l2 = math.sqrt(mx.sum(d * d).item()) / rn
-        mx_err = (mx.max(mx.abs(d)).item() if d.size else 0.0) / rmax
-    return l2, mx_err
+        return a.astype(mx.float64)
 
 
-def nonfinite_match(y, o):
+def error_figures(y, ref, mask):
+    """Relative L2 and max-abs (over max |ref|) error of y against ref where mask holds."""
+    with mx.stream(mx.cpu):
+        d = mx.where(mask, cpu64(y) - cpu64(ref), 0.0)
+        r = mx.where(mask, cpu64(ref), 0.0)
+        rn = max(math.sqrt(mx.sum(r * r).item()), 1e-30)
+        rmax = max(mx.max(mx.abs(r)).item() if r.size else 0.0, 1e-30)
+        dn = math.sqrt(mx.sum(d * d).item())
+        dmax = mx.max(mx.abs(d)).item() if d.size else 0.0
+    return (dn / rn if dn else 0.0), (dmax / rmax if dmax else 0.0)
+
+
+def nonfinite_ok(y, o, strict):
+    """NaN/+Inf/-Inf where the original has them. Strict: at exactly the same places.
+    Otherwise (finite edge inputs: zeros, large, tiny...), the candidate may be finite
+    where the original overflowed, but must not be non-finite where it is finite."""
     if not mx.issubdtype(o.dtype, mx.inexact):
         return True
     with mx.stream(mx.cpu):
-        same_nan = mx.array_equal(mx.isnan(y), mx.isnan(o)).item()
-        same_pinf = mx.array_equal(mx.isposinf(y), mx.isposinf(o)).item()
-        same_ninf = mx.array_equal(mx.isneginf(y), mx.isneginf(o)).item()
-    return bool(same_nan and same_pinf and same_ninf)
+        y64, o64 = cpu64(y), cpu64(o)
+        same = mx.logical_and(
+            mx.equal(mx.isnan(y64), mx.isnan(o64)),
+            mx.logical_and(mx.equal(mx.isposinf(y64), mx.isposinf(o64)), mx.equal(mx.isneginf(y64), mx.isneginf(o64))),
+        )
+        if not strict:
+            same = mx.logical_or(same, mx.logical_and(mx.isfinite(y64), mx.logical_not(mx.isfinite(o64))))
+        return bool(mx.all(same).item())
 
 
-def fixed_ratio(y, o, atol, rtol):
-    """max(|y - o| / (atol + rtol |o|)) over entries finite in both."""
+def fixed_ratio(y, o, atol, rtol, mask):
+    """max(|y - o| / (atol + rtol |o|)) where mask holds."""
     with mx.stream(mx.cpu):
-        y64, o64 = y.astype(mx.float64), o.astype(mx.float64)
-        finite = mx.logical_and(mx.isfinite(y64), mx.isfinite(o64))
-        r = mx.where(finite, mx.abs(y64 - o64) / (atol + rtol * mx.abs(o64)), 0.0)
+        y64, o64 = cpu64(y), cpu64(o)
+        r = mx.where(mask, mx.abs(y64 - o64) / (atol + rtol * mx.abs(o64)), 0.0)
         return mx.max(r).item() if r.size else 0.0
 
 
-def compare_output(y, o, ref, fixed=None):
+def compare_output(y, o, ref, variant, fixed=None):
     fig = {
         "shape_ok": list(y.shape) == list(o.shape),
         "dtype_ok": y.dtype == o.dtype,
@@ -387,28 +435,36 @@ def compare_output(y, o, ref, fixed=None):
     if not (fig["shape_ok"] and fig["dtype_ok"]):
         return fig
     fig["bit_identical"] = raw_bytes(y) == raw_bytes(o)
-    fig["nonfinite_ok"] = nonfinite_match(y, o)
+    fig["nonfinite_ok"] = nonfinite_ok(y, o, strict=variant in ("normal", "nonfinite"))
     if not fig["exact"]:
         target = ref if ref is not None else o
-        fig["orig_l2"], fig["orig_max"] = error_figures(o, target) if ref is not None else (0.0, 0.0)
-        fig["cand_l2"], fig["cand_max"] = error_figures(y, target)
+        with mx.stream(mx.cpu):
+            finite = [mx.isfinite(cpu64(a)) for a in (y, o, target)]
+            mask = mx.logical_and(finite[0], mx.logical_and(finite[1], finite[2]))
+        fig["orig_l2"], fig["orig_max"] = error_figures(o, target, mask) if ref is not None else (0.0, 0.0)
+        fig["cand_l2"], fig["cand_max"] = error_figures(y, target, mask)
         fig["reference"] = "float64" if ref is not None else "original"
         if fixed:
-            fig["fixed_ratio"] = fixed_ratio(y, o, fixed["atol"], fixed["rtol"])
+            fig["fixed_ratio"] = fixed_ratio(y, o, fixed["atol"], fixed["rtol"], mask)
     return fig
 
 
 def cmd_verify(req):
+    """Figures for each seed on normal inputs, then for each edge variant (first seed)."""
     f = program(req["program"])
+    cases = [(seed, "normal") for seed in req["seeds"]]
+    cases += [(req["seeds"][0], v) for v in req.get("variants", []) if v != "normal"]
     out = []
-    for seed in req["seeds"]:
-        args, kwargs = make_inputs(req["size"], seed)
-        orig = original(req["size"], seed)
-        ref = reference(req["size"], seed) if req.get("reference", True) else None
+    for seed, variant in cases:
+        args, kwargs = inputs_for(req["size"], seed, variant)
+        orig = original(req["size"], seed, variant)
+        ref = reference(req["size"], seed, variant)
         ys, _ = call(f, args, kwargs, "the candidate")
         if len(ys) != len(orig):
             raise CandidateError(f"the candidate returned {len(ys)} outputs; fn returns {len(orig)}")
-        out.append({"seed": seed, "outputs": [compare_output(y, o, r, req.get("fixed")) for y, o, r in zip(ys, orig, ref or [None] * len(orig))]})
+        refs = ref or [None] * len(orig)
+        figs = [compare_output(y, o, r, variant, req.get("fixed")) for y, o, r in zip(ys, orig, refs)]
+        out.append({"seed": seed, "variant": variant, "outputs": figs})
     return {"seeds": out}
 
 
