@@ -67,6 +67,14 @@ fn trace(a: TraceArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Traces fn and the candidate at the small size and runs the field check on the pair.
+fn field_check(s: &mut Session) -> Result<superopt_verify::field::FieldReport, String> {
+    let original = s.trace("small").map_err(|e| format!("{e:#}"))?;
+    let candidate = superopt_trace::trace_program(&mut s.worker, "candidate", "small", s.timeout).map_err(|e| e.to_string())?;
+    let types = superopt_trace::align::input_types(&original);
+    Ok(superopt_verify::field::check(&original, &candidate, &types, 2))
+}
+
 fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let tol = Tolerance::parse(&a.tolerance).with_context(|| format!("unknown tolerance class {:?}", a.tolerance))?;
     let mut s = Session::start(&a.common)?;
@@ -78,7 +86,12 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let seeds: Vec<u64> = (0..a.seeds).collect();
-    let mut ok = true;
+    let field = field_check(&mut s);
+    println!("field check (small): {}", field.as_ref().map_or_else(|e| format!("not applicable: {e}"), |r| r.summary()));
+    let mut ok = !field.as_ref().is_ok_and(|r| r.refutes());
+    if !ok {
+        println!("{:<8} FAILED, caught by field check: the candidate computes another function", "small");
+    }
     println!(
         "checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule); {} seeds per size plus edge inputs: {}",
         tol.name(),

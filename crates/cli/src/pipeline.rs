@@ -86,6 +86,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     stages.mark("emit");
 
+    progress.set_message("field check");
+    for (k, c) in candidates.iter().enumerate().skip(1) {
+        field_check(&candidates[0].plan, c, &traces[0], &mut reports[k]);
+    }
+    stages.mark("field");
+
     let seeds: Vec<u64> = (0..args.seeds).collect();
     for (k, c) in candidates.iter().enumerate() {
         progress.set_message(format!("verifying {}", c.name));
@@ -199,6 +205,7 @@ fn candidate_report(c: &Candidate, traces: &[superopt_ir::Program]) -> Candidate
         verified: false,
         wins: false,
         dropped: None,
+        field: vec![],
     }
 }
 
@@ -213,6 +220,20 @@ fn stage_candidate(s: &mut Session, c: &Candidate, k: usize, dir: &Path) -> Resu
     let path = dir.join(format!("cand{k}.py"));
     std::fs::write(&path, &e.source).map_err(|e| e.to_string())?;
     s.register(&c.name, &path, "optimized").map_err(|e| format!("the emitted module does not load: {e}"))
+}
+
+/// The exact check of each plan variant against the traced one, on inputs of the
+/// small size where the variant admits them; a conclusive disagreement drops the candidate.
+fn field_check(traced: &superopt_ir::Plan, c: &Candidate, small: &superopt_ir::Program, r: &mut CandidateReport) {
+    let small_types = superopt_trace::align::input_types(small);
+    for ((guard, original), (_, candidate)) in traced.variants.iter().zip(&c.plan.variants) {
+        let types = if guard.admits(&small_types) { small_types.clone() } else { superopt_trace::align::input_types(original) };
+        let report = superopt_verify::field::check(original, candidate, &types, 2);
+        if report.refutes() && r.dropped.is_none() {
+            r.dropped = Some(format!("field check: {}", report.summary()));
+        }
+        r.field.push(report);
+    }
 }
 
 fn verify_candidate(s: &mut Session, r: &mut CandidateReport, seeds: &[u64], tol: Tolerance) {

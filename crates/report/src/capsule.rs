@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use superopt_bench::Comparison;
+use superopt_verify::field::FieldReport;
 use superopt_verify::Verdict;
 
 #[derive(Debug, Serialize)]
@@ -32,6 +33,8 @@ pub struct CandidateReport {
     pub wins: bool,
     /// Why it was dropped, if it was.
     pub dropped: Option<String>,
+    /// The exact check against the program as traced, per plan variant.
+    pub field: Vec<FieldReport>,
 }
 
 #[derive(Debug, Serialize)]

@@ -62,6 +62,9 @@ pub fn table(c: &Capsule) -> String {
             (None, false) => "not verified".to_string(),
         };
         writeln!(s, "  {:<14} {:>5} nodes  {status}", k.name, k.nodes).unwrap();
+        if let Some(f) = k.field.first() {
+            writeln!(s, "  {:<14} field: {}", "", f.summary()).unwrap();
+        }
     }
     writeln!(s, "\n{}", c.decision).unwrap();
     let stages: Vec<String> = c.stages.iter().map(|st| format!("{} {:.1}s", st.name, st.seconds)).collect();

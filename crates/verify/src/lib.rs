@@ -6,6 +6,8 @@
 //! elementwise terms. Integer and boolean outputs must match exactly, and NaN/Inf
 //! positions must be the original's.
 
+pub mod field;
+
 use serde::{Deserialize, Serialize};
 
 /// The worker's figures for one output at one seed.

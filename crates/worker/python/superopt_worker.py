@@ -188,8 +188,8 @@ def contiguous_identity(a, allow_col_major=False, stream=None):
     return a
 
 
-def export_events(args, kwargs):
-    """Runs mx.export_function with a callback; returns the recorded trace."""
+def export_events(f, args, kwargs):
+    """Runs mx.export_function on f with a callback; returns the recorded trace."""
     names = param_names(len(args))
     params, arrays = [], []
     for name, v in list(zip(names, args)) + list(kwargs.items()):
@@ -209,7 +209,7 @@ def export_events(args, kwargs):
 
     def traced(*arrs):
         a, k = rebuild(arrs)
-        outs, kind["k"] = outputs_of(State.fn(*a, **k), "fn")
+        outs, kind["k"] = outputs_of(f(*a, **k), "fn")
         return outs
 
     events = []
@@ -266,8 +266,15 @@ def constant_record(name, arr):
 
 
 def cmd_trace(req):
+    """Traces fn (checking it is deterministic), or a loaded program when `program` is given."""
     size, seed = req["size"], req["seed"]
     args, kwargs = make_inputs(size, seed)
+    if req.get("program"):
+        try:
+            params, kind, events = export_events(program(req["program"]), args, kwargs)
+        except HarnessError as e:
+            raise CandidateError(str(e))
+        return record(params, kind, events)
     args2, kwargs2 = make_inputs(size, seed)
     same_inputs = [raw_bytes(a) for a in args + list(kwargs.values()) if isinstance(a, mx.array)] == [
         raw_bytes(a) for a in args2 + list(kwargs2.values()) if isinstance(a, mx.array)
@@ -278,7 +285,7 @@ def cmd_trace(req):
     second, _ = call_original(args2, kwargs2)
     if [raw_bytes(o) for o in first] != [raw_bytes(o) for o in second]:
         raise HarnessError(f"fn is nondeterministic: two calls on the same {size!r} inputs (seed {seed}) gave different outputs")
-    params, kind, events = export_events(args, kwargs)
+    params, kind, events = export_events(State.fn, args, kwargs)
     return record(params, kind, events)
 
 

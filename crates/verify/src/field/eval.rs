@@ -1,0 +1,633 @@
+//! The interpreter: runs an IR program on tensors of field elements.
+//!
+//! Input-independent integer work (arange, index arithmetic, masks from
+//! comparisons) runs on plain numbers; anything touched by an input runs in the
+//! field. Primitives without an exact field meaning (sqrt, max, erf...) become
+//! uninterpreted functions, applied alike to both programs, and are counted.
+
+use super::arith::{mix, rational, Elem};
+use superopt_ir::{Arg, ConstData, Dim, Dtype, Node, Program, ScalarExpr};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    /// Exact plain numbers: input-independent values.
+    Num(Vec<f64>),
+    Field(Vec<Elem>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub dtype: Dtype,
+    pub data: Data,
+}
+
+/// Why a program cannot be run in the field.
+pub type Unfit = String;
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+fn unravel(mut i: usize, shape: &[usize], out: &mut [usize]) {
+    for d in (0..shape.len()).rev() {
+        out[d] = if shape[d] == 0 { 0 } else { i % shape[d] };
+        i = if shape[d] == 0 { 0 } else { i / shape[d] };
+    }
+}
+
+/// The element type's rounding, for mapping float constants to rationals.
+fn rel(d: Dtype) -> f64 {
+    match d {
+        Dtype::Float16 => 4.9e-4,
+        Dtype::Bfloat16 => 3.9e-3,
+        Dtype::Float32 => 6e-8,
+        _ => 0.0,
+    }
+}
+
+pub fn to_field(v: f64, dtype: Dtype) -> Result<Elem, Unfit> {
+    if v == f64::NEG_INFINITY {
+        return Ok(Elem::NegInf);
+    }
+    let (n, d) = rational(v, rel(dtype)).ok_or_else(|| format!("the constant {v} has no field value"))?;
+    Ok(Elem::ratio(n, d))
+}
+
+impl Tensor {
+    pub fn field(&self) -> Result<Vec<Elem>, Unfit> {
+        match &self.data {
+            Data::Field(v) => Ok(v.clone()),
+            Data::Num(v) => v.iter().map(|x| to_field(*x, self.dtype)).collect(),
+        }
+    }
+
+    fn with(&self, shape: Vec<usize>, data: Data) -> Tensor {
+        Tensor { shape, dtype: self.dtype, data }
+    }
+
+    /// out[i] = self[f(out index)] for an output of `shape`.
+    fn remap(&self, shape: Vec<usize>, f: impl Fn(&[usize]) -> usize) -> Tensor {
+        let mut idx = vec![0; shape.len()];
+        let n = numel(&shape);
+        let pick = |i: usize, idx: &mut Vec<usize>| {
+            unravel(i, &shape, idx);
+            f(idx)
+        };
+        let data = match &self.data {
+            Data::Num(v) => Data::Num((0..n).map(|i| v[pick(i, &mut idx)]).collect()),
+            Data::Field(v) => Data::Field((0..n).map(|i| v[pick(i, &mut idx)]).collect()),
+        };
+        Tensor { shape, dtype: self.dtype, data }
+    }
+
+    fn broadcast_to(&self, shape: &[usize]) -> Tensor {
+        let off = shape.len().saturating_sub(self.shape.len());
+        let st = strides(&self.shape);
+        let src = self.shape.clone();
+        self.remap(shape.to_vec(), move |o| (0..src.len()).map(|d| if src[d] == 1 { 0 } else { o[d + off] * st[d] }).sum())
+    }
+}
+
+fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let n = a.len().max(b.len());
+    (0..n)
+        .map(|i| {
+            let x = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+            let y = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+            x.max(y)
+        })
+        .collect()
+}
+
+/// A tensor of random field elements (floats) or small integers, seeded by `key`.
+pub fn random_tensor(shape: &[i64], dtype: Dtype, key: &str) -> Tensor {
+    let mut state = key.bytes().fold(0x5EEDu64, |h, b| mix(h ^ b as u64));
+    let mut next = || {
+        state = mix(state);
+        state
+    };
+    let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+    let n = numel(&shape);
+    let data = if dtype.is_float() {
+        // One random integer, reduced mod P and mod Q: a single value in both.
+        Data::Field((0..n).map(|_| next() % super::arith::Q).map(|v| Elem::from_u64_pair(v, v)).collect())
+    } else if dtype == Dtype::Bool {
+        Data::Num((0..n).map(|_| (next() % 2) as f64).collect())
+    } else {
+        Data::Num((0..n).map(|_| (next() % 16) as f64).collect())
+    };
+    Tensor { shape, dtype, data }
+}
+
+/// The interpreter's state: how many uninterpreted applications it made.
+#[derive(Default)]
+pub struct Interp {
+    pub uninterpreted: Vec<String>,
+}
+
+fn tag(name: &str, args: &[Arg]) -> u64 {
+    let text = format!("{name}{args:?}");
+    text.bytes().fold(0u64, |h, b| mix(h ^ b as u64))
+}
+
+impl Interp {
+    fn uf_used(&mut self, op: &str) {
+        if !self.uninterpreted.iter().any(|u| u == op) {
+            self.uninterpreted.push(op.to_string());
+        }
+    }
+
+    /// Runs `p` on `inputs`; `dims` evaluates the program's symbolic integers.
+    pub fn run(&mut self, p: &Program, inputs: &[Tensor]) -> Result<Vec<Tensor>, Unfit> {
+        let shapes: Vec<Vec<i64>> = inputs.iter().map(|t| t.shape.iter().map(|d| *d as i64).collect()).collect();
+        let mut env: Vec<Option<Tensor>> = vec![None; p.values.len()];
+        for (t, id) in inputs.iter().zip(&p.inputs) {
+            env[*id] = Some(t.clone());
+        }
+        for c in &p.constants {
+            let v = p.value(c.value);
+            let val = match &c.data {
+                ConstData::Scalar { expr } => scalar(expr, &shapes, v.dtype)?,
+                ConstData::Tensor { key } => {
+                    // Weights are random too, drawn from their content key: equal on both sides,
+                    // so agreement holds for any weights.
+                    env[c.value] = Some(random_tensor(&v.shape, v.dtype, key));
+                    continue;
+                }
+            };
+            env[c.value] = Some(Tensor { shape: vec![], dtype: v.dtype, data: Data::Num(vec![val]) });
+        }
+        for n in &p.nodes {
+            let ins: Vec<&Tensor> = n.inputs.iter().map(|i| env[*i].as_ref().expect("topological order")).collect();
+            let outs = self.node(n, &ins, p, &shapes)?;
+            for (o, t) in n.outputs.iter().zip(outs) {
+                env[*o] = Some(t);
+            }
+        }
+        Ok(p.outputs.iter().map(|o| env[*o].clone().expect("outputs are defined")).collect())
+    }
+
+    fn node(&mut self, n: &Node, ins: &[&Tensor], p: &Program, shapes: &[Vec<i64>]) -> Result<Vec<Tensor>, Unfit> {
+        if ins.iter().any(|t| t.shape.len() > 8) {
+            return Err("rank above 8".into());
+        }
+        let out_dtype = p.value(n.outputs[0]).dtype;
+        let int = |i: usize| -> Result<i64, Unfit> { arg_int(n, i, shapes) };
+        let ints = |i: usize| -> Result<Vec<i64>, Unfit> { arg_ints(n, i, shapes) };
+        let one = |t: Tensor| Ok(vec![t]);
+        match n.op.as_str() {
+            "Add" | "Subtract" | "Multiply" | "Divide" => one(self.binary(n, ins[0], ins[1], out_dtype)?),
+            "Maximum" | "Minimum" | "Equal" | "NotEqual" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "LogicalAnd"
+            | "LogicalOr" | "Remainder" | "FloorDivide" | "Power" | "LogAddExp" | "ArcTan2" | "BitwiseBinary" => {
+                one(self.binary(n, ins[0], ins[1], out_dtype)?)
+            }
+            "Negative" | "Square" | "Exp" | "Sigmoid" | "Tanh" | "Copy" | "StopGradient" | "Full" => one(self.unary(n, ins[0])?),
+            "AsType" => one(self.astype(n, ins[0], out_dtype)?),
+            "Abs" | "Sqrt" | "Log" | "Log1p" | "Expm1" | "Sin" | "Cos" | "Tan" | "Erf" | "ErfInv" | "Sign" | "Floor"
+            | "Ceil" | "Round" | "LogicalNot" | "Sinh" | "Cosh" | "ArcSin" | "ArcCos" | "ArcTan" | "ArcSinh" | "ArcCosh"
+            | "ArcTanh" => one(self.unary(n, ins[0])?),
+            "Select" => one(self.select(n, ins)?),
+            "Broadcast" => one(ins[0].broadcast_to(&usizes(&ints(0)?))),
+            "Reshape" | "Flatten" | "Unflatten" | "Squeeze" | "ExpandDims" => {
+                let shape = reshaped(n, &ins[0].shape, shapes)?;
+                if numel(&shape) != numel(&ins[0].shape) {
+                    return Err(format!("{} to {shape:?} does not fit {:?}", n.op, ins[0].shape));
+                }
+                one(ins[0].with(shape, ins[0].data.clone()))
+            }
+            "Transpose" => one(transpose(ins[0], &usizes(&ints(0)?))),
+            "Slice" => one(slice(ins[0], &ints(0)?, &ints(1)?, &ints(2)?)),
+            "Concatenate" => one(concatenate(ins, int(0)?)?),
+            "Split" => Ok(split(ins[0], &ints(0)?, int(1)?)),
+            "Reduce" => one(self.reduce(n, ins[0], int(0)?, &usizes(&ints(1)?))?),
+            "Softmax" => one(self.softmax(ins[0])?),
+            "Matmul" => one(matmul(ins[0], ins[1])?),
+            "Arange" => {
+                let (a, b, s) = (arg_float(n, 0, shapes)?, arg_float(n, 1, shapes)?, arg_float(n, 2, shapes)?);
+                let count = ((b - a) / s).ceil().max(0.0) as usize;
+                one(Tensor { shape: vec![count], dtype: out_dtype, data: Data::Num((0..count).map(|i| a + s * i as f64).collect()) })
+            }
+            "GatherAxis" => one(gather_axis(ins[0], ins[1], int(0)?)?),
+            op => Err(format!("{op} has no field meaning yet")),
+        }
+    }
+
+    fn unary(&mut self, n: &Node, x: &Tensor) -> Result<Tensor, Unfit> {
+        if let Data::Num(v) = &x.data {
+            if let Some(f) = num_unary(n) {
+                if !matches!(n.op.as_str(), "Negative" | "Square" | "Abs" | "Floor" | "Ceil" | "LogicalNot" | "Copy" | "StopGradient" | "Full") {
+                    // A rounded float: two equal programs may fold it to different neighbours.
+                    self.uf_used(&format!("{} of constants", n.op));
+                }
+                return Ok(x.with(x.shape.clone(), Data::Num(v.iter().map(|a| x.dtype.round(f(*a))).collect())));
+            }
+        }
+        let t = tag(&n.op, &n.args);
+        let op = n.op.as_str();
+        let f = x.field()?;
+        let out: Result<Vec<Elem>, Unfit> = f
+            .iter()
+            .map(|e| -> Result<Elem, Unfit> {
+                Ok(match op {
+                    "Negative" => e.neg().ok_or("negated -inf")?,
+                    "Square" => e.mul(*e).ok_or("squared -inf")?,
+                    "Copy" | "StopGradient" | "Full" => *e,
+                    "Exp" => exp(*e, t),
+                    // 1 / (1 + exp(-x))
+                    "Sigmoid" => Elem::ONE.add(exp(e.neg().ok_or("sigmoid of -inf")?, t)).recip().ok_or("bad sigmoid")?,
+                    // (exp(2x) - 1) / (exp(2x) + 1)
+                    "Tanh" => {
+                        let e2 = exp(e.add(*e), t);
+                        e2.sub(Elem::ONE).ok_or("bad tanh")?.mul(e2.add(Elem::ONE).recip().ok_or("bad tanh")?).ok_or("bad tanh")?
+                    }
+                    _ => e.uf(t),
+                })
+            })
+            .collect();
+        if !matches!(op, "Negative" | "Square" | "Copy" | "StopGradient" | "Full" | "Exp" | "Sigmoid" | "Tanh") {
+            self.uf_used(op);
+        }
+        Ok(x.with(x.shape.clone(), Data::Field(out?)))
+    }
+
+    fn astype(&mut self, n: &Node, x: &Tensor, to: Dtype) -> Result<Tensor, Unfit> {
+        match &x.data {
+            Data::Num(v) => {
+                let cast = |a: f64| if to.is_float() { to.round(a) } else if to == Dtype::Bool { (a != 0.0) as i64 as f64 } else { a.trunc() };
+                Ok(Tensor { shape: x.shape.clone(), dtype: to, data: Data::Num(v.iter().map(|a| cast(*a)).collect()) })
+            }
+            Data::Field(_) if to.is_float() || !x.dtype.is_float() => Ok(Tensor { dtype: to, ..x.clone() }),
+            Data::Field(f) => {
+                self.uf_used("AsType to integer");
+                let t = tag(&n.op, &n.args);
+                Ok(Tensor { shape: x.shape.clone(), dtype: to, data: Data::Field(f.iter().map(|e| e.uf(t)).collect()) })
+            }
+        }
+    }
+
+    fn binary(&mut self, n: &Node, a: &Tensor, b: &Tensor, out: Dtype) -> Result<Tensor, Unfit> {
+        let shape = broadcast_shape(&a.shape, &b.shape);
+        let (a, b) = (a.broadcast_to(&shape), b.broadcast_to(&shape));
+        if let (Data::Num(x), Data::Num(y)) = (&a.data, &b.data) {
+            if let Some(f) = num_binary(&n.op, n.args.first()) {
+                let data: Vec<f64> = x.iter().zip(y).map(|(p, q)| f(*p, *q)).collect();
+                let rounded: Vec<f64> = data.iter().map(|v| if out.is_float() { out.round(*v) } else { *v }).collect();
+                if rounded != data || matches!(n.op.as_str(), "Divide" | "Power") && out.is_float() {
+                    // A rounded float: two equal programs may fold it to different neighbours.
+                    self.uf_used(&format!("{} of constants", n.op));
+                }
+                return Ok(Tensor { shape, dtype: out, data: Data::Num(rounded) });
+            }
+        }
+        let (x, y) = (a.field()?, b.field()?);
+        let t = tag(&n.op, &n.args);
+        let op = n.op.as_str();
+        let exact = matches!(op, "Add" | "Subtract" | "Multiply" | "Divide");
+        if !exact {
+            self.uf_used(op);
+        }
+        let commutative = matches!(op, "Maximum" | "Minimum" | "Equal" | "NotEqual" | "LogicalAnd" | "LogicalOr");
+        let data: Result<Vec<Elem>, Unfit> = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| -> Result<Elem, Unfit> {
+                Ok(match op {
+                    "Add" => p.add(*q),
+                    "Subtract" => p.sub(*q).ok_or("subtracted -inf")?,
+                    "Multiply" => p.mul(*q).ok_or("multiplied -inf")?,
+                    "Divide" => p.mul(q.recip().ok_or("divided by -inf")?).ok_or("divided -inf")?,
+                    "Maximum" if *q == Elem::NegInf => *p,
+                    "Maximum" if *p == Elem::NegInf => *q,
+                    _ if commutative => {
+                        let (u, v) = (p.uf(t), q.uf(t));
+                        u.add(v).uf(t)
+                    }
+                    _ => p.uf(t).add(q.uf(mix(t))).uf(t),
+                })
+            })
+            .collect();
+        Ok(Tensor { shape, dtype: out, data: Data::Field(data?) })
+    }
+
+    fn select(&mut self, n: &Node, ins: &[&Tensor]) -> Result<Tensor, Unfit> {
+        let shape = broadcast_shape(&broadcast_shape(&ins[0].shape, &ins[1].shape), &ins[2].shape);
+        let (c, a, b) = (ins[0].broadcast_to(&shape), ins[1].broadcast_to(&shape), ins[2].broadcast_to(&shape));
+        let Data::Num(c) = &c.data else {
+            self.uf_used("Select on an input-dependent condition");
+            let t = tag(&n.op, &n.args);
+            let (cf, af, bf) = (c.field()?, a.field()?, b.field()?);
+            let data = (0..cf.len()).map(|i| cf[i].uf(t).add(af[i].uf(mix(t))).add(bf[i].uf(mix(mix(t)))).uf(t)).collect();
+            return Ok(Tensor { shape, dtype: a.dtype, data: Data::Field(data) });
+        };
+        if let (Data::Num(x), Data::Num(y)) = (&a.data, &b.data) {
+            let data = (0..c.len()).map(|i| if c[i] != 0.0 { x[i] } else { y[i] }).collect();
+            return Ok(Tensor { shape, dtype: a.dtype, data: Data::Num(data) });
+        }
+        let (x, y) = (a.field()?, b.field()?);
+        let data = (0..c.len()).map(|i| if c[i] != 0.0 { x[i] } else { y[i] }).collect();
+        Ok(Tensor { shape, dtype: a.dtype, data: Data::Field(data) })
+    }
+
+    fn reduce(&mut self, n: &Node, x: &Tensor, kind: i64, axes: &[usize]) -> Result<Tensor, Unfit> {
+        let out_shape: Vec<usize> = x.shape.iter().enumerate().map(|(d, s)| if axes.contains(&d) { 1 } else { *s }).collect();
+        let st = strides(&out_shape);
+        let mut idx = vec![0; x.shape.len()];
+        let target = |i: usize, idx: &mut Vec<usize>| {
+            unravel(i, &x.shape, idx);
+            idx.iter().enumerate().map(|(d, v)| if axes.contains(&d) { 0 } else { v * st[d] }).sum::<usize>()
+        };
+        let m = numel(&out_shape);
+        if let Data::Num(v) = &x.data {
+            let init = [1.0, 0.0, 0.0, 1.0, f64::INFINITY, f64::NEG_INFINITY][kind as usize];
+            let mut acc = vec![init; m];
+            for (i, a) in v.iter().enumerate() {
+                let k = target(i, &mut idx);
+                acc[k] = match kind {
+                    0 => ((acc[k] != 0.0) && (*a != 0.0)) as i64 as f64,
+                    1 => ((acc[k] != 0.0) || (*a != 0.0)) as i64 as f64,
+                    2 => acc[k] + a,
+                    3 => acc[k] * a,
+                    4 => acc[k].min(*a),
+                    _ => acc[k].max(*a),
+                };
+            }
+            return Ok(x.with(out_shape, Data::Num(acc)));
+        }
+        let f = x.field()?;
+        let t = tag(&n.op, &n.args);
+        let mut acc = vec![if kind == 3 { Elem::ONE } else { Elem::ZERO }; m];
+        if kind >= 4 || kind <= 1 {
+            self.uf_used("Reduce max/min/all/any");
+        }
+        for (i, e) in f.iter().enumerate() {
+            let k = target(i, &mut idx);
+            acc[k] = match kind {
+                2 => acc[k].add(*e),
+                3 => acc[k].mul(*e).ok_or("product with -inf")?,
+                // max and min ignore -inf, as they do in the reals; the rest is uninterpreted.
+                _ if *e == Elem::NegInf && kind >= 4 => acc[k],
+                _ => acc[k].add(e.uf(t)),
+            };
+        }
+        if kind != 2 && kind != 3 {
+            acc = acc.into_iter().map(|a| a.uf(mix(t))).collect();
+        }
+        Ok(x.with(out_shape, Data::Field(acc)))
+    }
+
+    fn softmax(&mut self, x: &Tensor) -> Result<Tensor, Unfit> {
+        let f = x.field()?;
+        let d = *x.shape.last().unwrap_or(&1);
+        let mut out = Vec::with_capacity(f.len());
+        for row in f.chunks(d.max(1)) {
+            let e: Vec<Elem> = row.iter().map(|v| exp(*v, 0)).collect();
+            let s = e.iter().fold(Elem::ZERO, |a, b| a.add(*b)).recip().ok_or("softmax of -inf row")?;
+            for v in e {
+                out.push(v.mul(s).ok_or("softmax")?);
+            }
+        }
+        Ok(x.with(x.shape.clone(), Data::Field(out)))
+    }
+}
+
+/// exp in the field; where the exponent's residue is unknown, an uninterpreted function.
+fn exp(e: Elem, t: u64) -> Elem {
+    e.exp().unwrap_or_else(|| e.uf(t))
+}
+
+fn num_unary(n: &Node) -> Option<fn(f64) -> f64> {
+    Some(match n.op.as_str() {
+        "Negative" => |a| -a,
+        "Square" => |a| a * a,
+        "Abs" => f64::abs,
+        "Floor" => f64::floor,
+        "Ceil" => f64::ceil,
+        "Exp" => f64::exp,
+        "Log" => f64::ln,
+        "Sin" => f64::sin,
+        "Cos" => f64::cos,
+        "LogicalNot" => |a| (a == 0.0) as i64 as f64,
+        "Copy" | "StopGradient" | "Full" => |a| a,
+        "Sqrt" if n.args.first() == Some(&Arg::Bool(true)) => |a| 1.0 / a.sqrt(),
+        "Sqrt" => f64::sqrt,
+        _ => return None,
+    })
+}
+
+fn num_binary(op: &str, first: Option<&Arg>) -> Option<fn(f64, f64) -> f64> {
+    Some(match op {
+        "Add" => |x, y| x + y,
+        "Subtract" => |x, y| x - y,
+        "Multiply" => |x, y| x * y,
+        "Divide" => |x, y| x / y,
+        "Maximum" => f64::max,
+        "Minimum" => f64::min,
+        "Power" => f64::powf,
+        "Remainder" => |x, y| x - y * (x / y).floor(),
+        "FloorDivide" => |x, y| (x / y).floor(),
+        "Equal" if first != Some(&Arg::Bool(true)) => |x, y| (x == y) as i64 as f64,
+        "NotEqual" => |x, y| (x != y) as i64 as f64,
+        "Greater" => |x, y| (x > y) as i64 as f64,
+        "GreaterEqual" => |x, y| (x >= y) as i64 as f64,
+        "Less" => |x, y| (x < y) as i64 as f64,
+        "LessEqual" => |x, y| (x <= y) as i64 as f64,
+        "LogicalAnd" => |x, y| (x != 0.0 && y != 0.0) as i64 as f64,
+        "LogicalOr" => |x, y| (x != 0.0 || y != 0.0) as i64 as f64,
+        _ => return None,
+    })
+}
+
+fn scalar(expr: &ScalarExpr, shapes: &[Vec<i64>], dtype: Dtype) -> Result<f64, Unfit> {
+    let d = |dim: &Dim| dim.eval(shapes).map(|v| v as f64).ok_or_else(|| "a dimension does not evaluate".to_string());
+    Ok(dtype.round(match expr {
+        ScalarExpr::Lit { v } => *v,
+        ScalarExpr::Recip { dim } => 1.0 / d(dim)?,
+        ScalarExpr::Rsqrt { dim } => d(dim)?.powf(-0.5),
+        ScalarExpr::Of { dim } => d(dim)?,
+    }))
+}
+
+fn arg_int(n: &Node, i: usize, shapes: &[Vec<i64>]) -> Result<i64, Unfit> {
+    n.args.get(i).and_then(Arg::int).and_then(|d| d.eval(shapes)).ok_or_else(|| format!("{}: argument {i} is not an integer", n.op))
+}
+
+fn arg_ints(n: &Node, i: usize, shapes: &[Vec<i64>]) -> Result<Vec<i64>, Unfit> {
+    let items = n.args.get(i).and_then(Arg::list).ok_or_else(|| format!("{}: argument {i} is not a list", n.op))?;
+    items.iter().map(|a| a.int().and_then(|d| d.eval(shapes)).ok_or_else(|| format!("{}: a list item is not an integer", n.op))).collect()
+}
+
+fn arg_float(n: &Node, i: usize, shapes: &[Vec<i64>]) -> Result<f64, Unfit> {
+    match n.args.get(i) {
+        Some(Arg::Float(f)) => Ok(*f),
+        Some(Arg::Int(d)) => d.eval(shapes).map(|v| v as f64).ok_or_else(|| "bad dimension".into()),
+        _ => Err(format!("{}: argument {i} is not a number", n.op)),
+    }
+}
+
+/// The output shape of a shape-only primitive, from its arguments.
+fn reshaped(n: &Node, input: &[usize], shapes: &[Vec<i64>]) -> Result<Vec<usize>, Unfit> {
+    let rank = input.len() as i64;
+    let axis = |a: i64, r: i64| if a < 0 { (a + r) as usize } else { a as usize };
+    Ok(match n.op.as_str() {
+        "Reshape" => {
+            let mut shape = arg_ints(n, 0, shapes)?;
+            if let Some(k) = shape.iter().position(|d| *d < 0) {
+                let known: i64 = shape.iter().filter(|d| **d >= 0).product();
+                shape[k] = numel(input) as i64 / known.max(1);
+            }
+            usizes(&shape)
+        }
+        "Squeeze" => {
+            let axes: Vec<usize> = arg_ints(n, 0, shapes)?.into_iter().map(|a| axis(a, rank)).collect();
+            input.iter().enumerate().filter(|(d, _)| !axes.contains(d)).map(|(_, s)| *s).collect()
+        }
+        "ExpandDims" => {
+            let out_rank = rank + arg_ints(n, 0, shapes)?.len() as i64;
+            let axes: Vec<usize> = arg_ints(n, 0, shapes)?.into_iter().map(|a| axis(a, out_rank)).collect();
+            let mut rest = input.iter();
+            (0..out_rank as usize).map(|d| if axes.contains(&d) { 1 } else { *rest.next().unwrap_or(&1) }).collect()
+        }
+        "Flatten" => {
+            let (a, b) = (axis(arg_int(n, 0, shapes)?, rank), axis(arg_int(n, 1, shapes)?, rank));
+            let mut out = input[..a].to_vec();
+            out.push(input[a..=b].iter().product());
+            out.extend_from_slice(&input[b + 1..]);
+            out
+        }
+        _ => {
+            let a = axis(arg_int(n, 0, shapes)?, rank);
+            let mut inner = arg_ints(n, 1, shapes)?;
+            if let Some(k) = inner.iter().position(|d| *d < 0) {
+                let known: i64 = inner.iter().filter(|d| **d >= 0).product();
+                inner[k] = input[a] as i64 / known.max(1);
+            }
+            let mut out = input[..a].to_vec();
+            out.extend(usizes(&inner));
+            out.extend_from_slice(&input[a + 1..]);
+            out
+        }
+    })
+}
+
+fn usizes(v: &[i64]) -> Vec<usize> {
+    v.iter().map(|x| *x as usize).collect()
+}
+
+fn transpose(x: &Tensor, perm: &[usize]) -> Tensor {
+    let st = strides(&x.shape);
+    let shape: Vec<usize> = perm.iter().map(|p| x.shape[*p]).collect();
+    let perm = perm.to_vec();
+    x.remap(shape, move |o| o.iter().enumerate().map(|(d, v)| v * st[perm[d]]).sum())
+}
+
+fn slice(x: &Tensor, start: &[i64], stop: &[i64], step: &[i64]) -> Tensor {
+    let shape: Vec<usize> = (0..x.shape.len())
+        .map(|d| {
+            let n = (stop[d] - start[d] + step[d] - step[d].signum()) / step[d];
+            n.max(0) as usize
+        })
+        .collect();
+    let st = strides(&x.shape);
+    let (start, step) = (start.to_vec(), step.to_vec());
+    x.remap(shape, move |o| o.iter().enumerate().map(|(d, v)| (start[d] + step[d] * *v as i64) as usize * st[d]).sum())
+}
+
+fn concatenate(ins: &[&Tensor], axis: i64) -> Result<Tensor, Unfit> {
+    let axis = axis as usize;
+    let mut shape = ins[0].shape.clone();
+    shape[axis] = ins.iter().map(|t| t.shape[axis]).sum();
+    let all_num = ins.iter().all(|t| matches!(t.data, Data::Num(_)));
+    let parts: Vec<Tensor> = if all_num {
+        ins.iter().map(|t| (*t).clone()).collect()
+    } else {
+        ins.iter().map(|t| Ok(t.with(t.shape.clone(), Data::Field(t.field()?)))).collect::<Result<_, Unfit>>()?
+    };
+    let mut offsets = vec![0];
+    for t in &parts {
+        offsets.push(offsets.last().unwrap() + t.shape[axis]);
+    }
+    let n = numel(&shape);
+    let mut idx = vec![0; shape.len()];
+    let mut num = vec![];
+    let mut fld = vec![];
+    for i in 0..n {
+        unravel(i, &shape, &mut idx);
+        let k = offsets.iter().rposition(|o| *o <= idx[axis]).unwrap().min(parts.len() - 1);
+        let t = &parts[k];
+        let mut j = idx.clone();
+        j[axis] -= offsets[k];
+        let flat: usize = j.iter().zip(strides(&t.shape)).map(|(a, b)| a * b).sum();
+        match &t.data {
+            Data::Num(v) => num.push(v[flat]),
+            Data::Field(v) => fld.push(v[flat]),
+        }
+    }
+    let data = if all_num { Data::Num(num) } else { Data::Field(fld) };
+    Ok(Tensor { shape, dtype: ins[0].dtype, data })
+}
+
+fn split(x: &Tensor, indices: &[i64], axis: i64) -> Vec<Tensor> {
+    let axis = axis as usize;
+    let mut bounds = vec![0];
+    bounds.extend(indices.iter().map(|i| *i as usize));
+    bounds.push(x.shape[axis]);
+    bounds
+        .windows(2)
+        .map(|w| {
+            let mut start = vec![0i64; x.shape.len()];
+            let mut stop: Vec<i64> = x.shape.iter().map(|d| *d as i64).collect();
+            start[axis] = w[0] as i64;
+            stop[axis] = w[1] as i64;
+            slice(x, &start, &stop, &vec![1; x.shape.len()])
+        })
+        .collect()
+}
+
+fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, Unfit> {
+    let (ra, rb) = (a.shape.len(), b.shape.len());
+    if ra < 2 || rb < 2 {
+        return Err("matmul of vectors has no field meaning yet".into());
+    }
+    let (m, k, n) = (a.shape[ra - 2], a.shape[ra - 1], b.shape[rb - 1]);
+    let batch = broadcast_shape(&a.shape[..ra - 2], &b.shape[..rb - 2]);
+    let a = a.broadcast_to(&[batch.clone(), vec![m, k]].concat());
+    let b = b.broadcast_to(&[batch.clone(), vec![k, n]].concat());
+    let (x, y) = (a.field()?, b.field()?);
+    let mut out = Vec::with_capacity(numel(&batch) * m * n);
+    for bi in 0..numel(&batch) {
+        let (xa, yb) = (&x[bi * m * k..(bi + 1) * m * k], &y[bi * k * n..(bi + 1) * k * n]);
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = Elem::ZERO;
+                for l in 0..k {
+                    s = s.add(xa[i * k + l].mul(yb[l * n + j]).ok_or("matmul with -inf")?);
+                }
+                out.push(s);
+            }
+        }
+    }
+    Ok(Tensor { shape: [batch, vec![m, n]].concat(), dtype: a.dtype, data: Data::Field(out) })
+}
+
+fn gather_axis(x: &Tensor, idx: &Tensor, axis: i64) -> Result<Tensor, Unfit> {
+    let Data::Num(iv) = &idx.data else { return Err("a gather by input-dependent indices".into()) };
+    let axis = axis as usize;
+    let st = strides(&x.shape);
+    let ist = strides(&idx.shape);
+    let iv = iv.clone();
+    let len = x.shape[axis] as i64;
+    Ok(x.remap(idx.shape.clone(), move |o| {
+        let flat: usize = o.iter().zip(&ist).map(|(a, b)| a * b).sum();
+        let k = (iv[flat] as i64).rem_euclid(len) as usize;
+        o.iter().enumerate().map(|(d, v)| if d == axis { k * st[d] } else { v * st[d] }).sum()
+    }))
+}

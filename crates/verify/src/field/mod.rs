@@ -1,0 +1,258 @@
+//! The exact check: both programs evaluated over a finite field on random inputs.
+//!
+//! Values live in Z_P x Z_Q (see [`arith`]): sums, products, quotients, matmuls,
+//! layout changes, gathers by input-independent indices and masks built from
+//! `arange` comparisons are exact there, and exp is a homomorphism, so rewrites such
+//! as softmax's max subtraction or sigmoid written through exp are checked exactly.
+//! Other non-polynomial primitives (sqrt, max, erf, comparisons of inputs...) are
+//! uninterpreted functions applied alike to both programs.
+//!
+//! What it proves: if the outputs agree on `k` random inputs, the programs are equal
+//! as functions built from the interpreted primitives, except with probability at
+//! most `(d / 2^31)^k` (Schwartz-Zippel), `d` a bound on the degree. What it leaves to
+//! the float check: anything that holds only through properties of the uninterpreted
+//! functions (`rsqrt(x) = 1 / sqrt(x)`), and float rounding. A disagreement is
+//! conclusive only when neither program used an uninterpreted function.
+
+pub mod arith;
+pub mod eval;
+
+use arith::P;
+use eval::{Interp, Tensor};
+use serde::Serialize;
+use superopt_ir::Program;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum FieldVerdict {
+    /// Every output agreed on every trial.
+    Proved { trials: usize, degree: u64, error_bound: f64 },
+    /// Output `output` differs; `conclusive` when no uninterpreted function was involved.
+    Differs { output: usize, conclusive: bool },
+    /// A primitive the field cannot interpret, or a mismatch of signatures.
+    Unfit { why: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FieldReport {
+    #[serde(flatten)]
+    pub verdict: FieldVerdict,
+    /// Primitives evaluated as uninterpreted functions.
+    pub uninterpreted: Vec<String>,
+    pub seconds: f64,
+}
+
+impl FieldReport {
+    /// One line for tables: "proved (...)", "differs (...)", "not applicable: ...".
+    pub fn summary(&self) -> String {
+        let ufs = if self.uninterpreted.is_empty() { String::new() } else { format!("; uninterpreted: {}", self.uninterpreted.join(", ")) };
+        match &self.verdict {
+            FieldVerdict::Proved { trials, degree, error_bound } => {
+                format!("proved equal on {trials} random field inputs (degree <= {degree}, error <= {error_bound:.1e}){ufs}")
+            }
+            FieldVerdict::Differs { output, conclusive: true } => format!("output {output} DIFFERS on random field inputs"),
+            FieldVerdict::Differs { output, conclusive: false } => {
+                format!("not proved: output {output} differs modulo uninterpreted functions (left to the float check){ufs}")
+            }
+            FieldVerdict::Unfit { why } => format!("not applicable: {why}"),
+        }
+    }
+
+    /// A conclusive disagreement: the candidate computes another function.
+    pub fn refutes(&self) -> bool {
+        matches!(self.verdict, FieldVerdict::Differs { conclusive: true, .. })
+    }
+}
+
+/// Random inputs: field elements for floats, small integers otherwise.
+fn sample(types: &[(Vec<i64>, superopt_ir::Dtype)], trial: u64) -> Vec<Tensor> {
+    types.iter().enumerate().map(|(k, (shape, dtype))| eval::random_tensor(shape, *dtype, &format!("input {k} trial {trial}"))).collect()
+}
+
+fn same_signature(a: &Program, b: &Program) -> Result<(), String> {
+    let types = |p: &Program| -> Vec<(usize, superopt_ir::Dtype)> { p.inputs.iter().map(|i| (p.value(*i).shape.len(), p.value(*i).dtype)).collect() };
+    if types(a) != types(b) {
+        return Err("the programs take different inputs".into());
+    }
+    if a.outputs.len() != b.outputs.len() {
+        return Err("the programs return different numbers of outputs".into());
+    }
+    Ok(())
+}
+
+/// A bound on the degree of the outputs, counting each uninterpreted result and
+/// each exp as a fresh variable: sums keep the degree, products and quotients
+/// add degrees, a product over n terms multiplies it by n.
+fn degree(p: &Program) -> u64 {
+    let mut d = vec![0u64; p.values.len()];
+    for i in &p.inputs {
+        d[*i] = 1;
+    }
+    let cap = 1u64 << 40;
+    for n in &p.nodes {
+        let ins: Vec<u64> = n.inputs.iter().map(|i| d[*i]).collect();
+        let max = ins.iter().copied().max().unwrap_or(0);
+        let sum = ins.iter().sum::<u64>().min(cap);
+        let v = match n.op.as_str() {
+            "Multiply" | "Divide" | "Matmul" | "AddMM" => sum,
+            "Square" => (2 * max).min(cap),
+            "Reduce" if matches!(n.args.first().and_then(|a| a.int()).and_then(|d| d.as_const()), Some(3)) => {
+                max.saturating_mul(p.value(n.inputs[0]).numel().max(1) as u64).min(cap)
+            }
+            // e_i / sum_j e_j and 1 / (1 + e): rational of degree 2 in the fresh e's.
+            "Softmax" | "Sigmoid" | "Tanh" => 2,
+            "Exp" => 1,
+            op if is_exact(op) => max,
+            _ => 1,
+        };
+        for o in &n.outputs {
+            d[*o] = v;
+        }
+    }
+    p.outputs.iter().map(|o| d[*o]).max().unwrap_or(1).max(1)
+}
+
+fn is_exact(op: &str) -> bool {
+    matches!(
+        op,
+        "Add" | "Subtract" | "Negative" | "Reduce" | "Broadcast" | "Reshape" | "Transpose" | "Slice" | "Concatenate" | "Split"
+            | "ExpandDims" | "Squeeze" | "Flatten" | "Unflatten" | "Select" | "AsType" | "Copy" | "StopGradient" | "Full"
+            | "GatherAxis"
+    )
+}
+
+/// Checks `candidate` against `original` on `trials` random field inputs of the
+/// given shapes and dtypes (the programs' symbolic sizes follow them).
+pub fn check(original: &Program, candidate: &Program, inputs: &[(Vec<i64>, superopt_ir::Dtype)], trials: usize) -> FieldReport {
+    let start = std::time::Instant::now();
+    let mut interp = Interp::default();
+    let run = std::panic::AssertUnwindSafe(|| compare(&mut interp, original, candidate, inputs, trials));
+    let verdict = std::panic::catch_unwind(run).unwrap_or_else(|_| FieldVerdict::Unfit { why: "the interpreter failed on this program".into() });
+    FieldReport { verdict, uninterpreted: interp.uninterpreted, seconds: start.elapsed().as_secs_f64() }
+}
+
+fn compare(interp: &mut Interp, original: &Program, candidate: &Program, inputs: &[(Vec<i64>, superopt_ir::Dtype)], trials: usize) -> FieldVerdict {
+    {
+        if let Err(why) = same_signature(original, candidate) {
+            return FieldVerdict::Unfit { why };
+        }
+        for t in 0..trials {
+            let inputs = sample(inputs, t as u64);
+            let (a, b) = match (interp.run(original, &inputs), interp.run(candidate, &inputs)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(why), _) | (_, Err(why)) => return FieldVerdict::Unfit { why },
+            };
+            for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+                let same = x.shape == y.shape && matches!((x.field(), y.field()), (Ok(u), Ok(v)) if u.iter().map(|e| e.q()).eq(v.iter().map(|e| e.q())));
+                if !same {
+                    return FieldVerdict::Differs { output: k, conclusive: interp.uninterpreted.is_empty() };
+                }
+            }
+        }
+        let d = degree(original).max(degree(candidate));
+        FieldVerdict::Proved { trials, degree: d, error_bound: (d as f64 / P as f64).min(1.0).powi(trials as i32) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use superopt_ir::{Arg, ConstData, Constant, Dim, Dtype, Node, OutputKind, ScalarExpr, Signature, Value};
+
+    /// A program over one float input of shape `shape`; `nodes` are (op, args, inputs),
+    /// each defining the next value; `consts` are scalar constants defined first.
+    fn program(shape: &[i64], consts: &[f64], nodes: &[(&str, Vec<Arg>, Vec<usize>)]) -> Program {
+        let f = Dtype::Float32;
+        let mut values = vec![Value { shape: shape.to_vec(), dtype: f }];
+        let mut constants = vec![];
+        for c in consts {
+            constants.push(Constant { value: values.len(), data: ConstData::Scalar { expr: ScalarExpr::Lit { v: *c } } });
+            values.push(Value { shape: vec![], dtype: f });
+        }
+        let mut ns = vec![];
+        for (op, args, inputs) in nodes {
+            let out_shape = if *op == "Reduce" { let mut s = shape.to_vec(); *s.last_mut().unwrap() = 1; s } else { shape.to_vec() };
+            ns.push(Node { op: op.to_string(), args: args.clone(), inputs: inputs.clone(), outputs: vec![values.len()] });
+            values.push(Value { shape: out_shape, dtype: f });
+        }
+        let last = values.len() - 1;
+        Program { values, inputs: vec![0], constants, nodes: ns, outputs: vec![last], signature: Signature { params: vec![], output_kind: OutputKind::Array } }
+    }
+
+    fn types(p: &Program) -> Vec<(Vec<i64>, Dtype)> {
+        p.inputs.iter().map(|i| (p.value(*i).shape.clone(), p.value(*i).dtype)).collect()
+    }
+
+    fn axes(a: &[i64]) -> Arg {
+        Arg::List(a.iter().map(|x| Arg::Int(Dim::constant(*x))).collect())
+    }
+
+    fn sum_last() -> Vec<Arg> {
+        vec![Arg::Int(Dim::constant(2)), axes(&[1])]
+    }
+
+    fn max_last() -> Vec<Arg> {
+        vec![Arg::Int(Dim::constant(5)), axes(&[1])]
+    }
+
+    #[test]
+    fn sigmoid_through_exp_is_proved() {
+        // exp(x) / (1 + exp(x))  vs  sigmoid(x)
+        let by_hand = program(&[3, 4], &[1.0], &[("Exp", vec![], vec![0]), ("Add", vec![], vec![1, 2]), ("Divide", vec![], vec![2, 3])]);
+        let fast = program(&[3, 4], &[1.0], &[("Sigmoid", vec![], vec![0])]);
+        let r = check(&by_hand, &fast, &types(&by_hand), 2);
+        assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
+    }
+
+    #[test]
+    fn softmax_max_subtraction_is_proved_through_the_exp_homomorphism() {
+        // e = exp(x - max(x)); e / sum(e)  vs  softmax(x)
+        let by_hand = program(&[3, 4], &[], &[
+            ("Reduce", max_last(), vec![0]),
+            ("Subtract", vec![], vec![0, 1]),
+            ("Exp", vec![], vec![2]),
+            ("Reduce", sum_last(), vec![3]),
+            ("Divide", vec![], vec![3, 4]),
+        ]);
+        let fast = program(&[3, 4], &[], &[("Softmax", vec![Arg::Bool(false)], vec![0])]);
+        let r = check(&by_hand, &fast, &types(&by_hand), 2);
+        assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
+        assert!(r.uninterpreted.iter().any(|u| u.contains("max")), "max stays uninterpreted: {:?}", r.uninterpreted);
+    }
+
+    #[test]
+    fn a_changed_constant_is_a_conclusive_difference() {
+        let a = program(&[2, 2], &[1e-5], &[("Add", vec![], vec![0, 1]), ("Multiply", vec![], vec![2, 0])]);
+        let b = program(&[2, 2], &[1e-6], &[("Add", vec![], vec![0, 1]), ("Multiply", vec![], vec![2, 0])]);
+        let r = check(&a, &b, &types(&a), 2);
+        assert!(r.refutes(), "{}", r.summary());
+    }
+
+    #[test]
+    fn reassociation_and_factored_scales_are_proved() {
+        // (x * 0.5) * 0.25  vs  x * 0.125
+        let a = program(&[2, 3], &[0.5, 0.25], &[("Multiply", vec![], vec![0, 1]), ("Multiply", vec![], vec![3, 2])]);
+        let b = program(&[2, 3], &[0.125], &[("Multiply", vec![], vec![0, 1])]);
+        assert!(matches!(check(&a, &b, &types(&a), 2).verdict, FieldVerdict::Proved { .. }));
+    }
+
+    #[test]
+    fn differences_through_uninterpreted_functions_are_not_conclusive() {
+        // rsqrt(x)  vs  1 / sqrt(x): equal in the reals, not provable here.
+        let a = program(&[4], &[], &[("Sqrt", vec![Arg::Bool(true)], vec![0])]);
+        let b = program(&[4], &[1.0], &[("Sqrt", vec![Arg::Bool(false)], vec![0]), ("Divide", vec![], vec![1, 2])]);
+        let r = check(&a, &b, &types(&a), 2);
+        assert!(matches!(r.verdict, FieldVerdict::Differs { conclusive: false, .. }), "{}", r.summary());
+        assert!(!r.refutes());
+    }
+
+    #[test]
+    fn wrong_reduction_axis_on_a_square_is_refuted() {
+        let a = program(&[3, 3], &[], &[("Reduce", sum_last(), vec![0]), ("Broadcast", vec![axes(&[3, 3])], vec![1]), ("Add", vec![], vec![0, 2])]);
+        let mut b = a.clone();
+        b.nodes[0].args = vec![Arg::Int(Dim::constant(2)), axes(&[0])];
+        b.values[1].shape = vec![1, 3];
+        let r = check(&a, &b, &types(&a), 2);
+        assert!(r.refutes(), "{}", r.summary());
+    }
+}
