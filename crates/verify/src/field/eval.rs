@@ -217,6 +217,17 @@ impl Interp {
                 one(Tensor { shape: vec![count], dtype: out_dtype, data: Data::Num((0..count).map(|i| a + s * i as f64).collect()) })
             }
             "GatherAxis" => one(gather_axis(ins[0], ins[1], int(0)?)?),
+            "Gather" => one(gather(ins[0], &ins[1..], &usizes(&ints(0)?), &usizes(&ints(1)?))?),
+            "Scan" if int(0)? == 2 => one(cumsum(ins[0], int(1)?, arg_flag(n, 2), arg_flag(n, 3))?),
+            "SliceUpdate" if int(0)? == 4 => one(slice_update(ins[0], ins[1], &ints(1)?, &ints(2)?, &ints(3)?)?),
+            "Pad" => one(pad(ins[0], ins[1], &usizes(&ints(0)?), &usizes(&ints(1)?), &usizes(&ints(2)?))?),
+            "LogSumExp" => {
+                // log(sum(exp(x))) over the last axis: exp exact, log uninterpreted.
+                self.uf_used("Log");
+                let t = tag(&n.op, &n.args);
+                let sm = self.softmax_sums(ins[0])?;
+                one(sm.with(sm.shape.clone(), Data::Field(sm.field()?.into_iter().map(|e| e.uf(t)).collect())))
+            }
             op => Err(format!("{op} has no field meaning yet")),
         }
     }
@@ -384,6 +395,18 @@ impl Interp {
         Ok(x.with(out_shape, Data::Field(acc)))
     }
 
+    /// sum(exp(x)) over the last axis, keeping it as size 1.
+    fn softmax_sums(&mut self, x: &Tensor) -> Result<Tensor, Unfit> {
+        let f = x.field()?;
+        let d = *x.shape.last().unwrap_or(&1);
+        let sums = f.chunks(d.max(1)).map(|row| row.iter().fold(Elem::ZERO, |a, v| a.add(exp(*v, 0)))).collect();
+        let mut shape = x.shape.clone();
+        if let Some(l) = shape.last_mut() {
+            *l = 1;
+        }
+        Ok(x.with(shape, Data::Field(sums)))
+    }
+
     fn softmax(&mut self, x: &Tensor) -> Result<Tensor, Unfit> {
         let f = x.field()?;
         let d = *x.shape.last().unwrap_or(&1);
@@ -516,6 +539,111 @@ fn reshaped(n: &Node, input: &[usize], shapes: &[Vec<i64>]) -> Result<Vec<usize>
             out
         }
     })
+}
+
+fn arg_flag(n: &Node, i: usize) -> bool {
+    matches!(n.args.get(i), Some(Arg::Bool(true)))
+}
+
+fn cumsum(x: &Tensor, axis: i64, reverse: bool, inclusive: bool) -> Result<Tensor, Unfit> {
+    let axis = if axis < 0 { (axis + x.shape.len() as i64) as usize } else { axis as usize };
+    let f = x.field()?;
+    let st = strides(&x.shape);
+    let len = x.shape[axis];
+    let mut out = vec![Elem::ZERO; f.len()];
+    let mut idx = vec![0; x.shape.len()];
+    for i in 0..f.len() {
+        unravel(i, &x.shape, &mut idx);
+        if idx[axis] != 0 {
+            continue;
+        }
+        let base = i;
+        let order: Vec<usize> = if reverse { (0..len).rev().collect() } else { (0..len).collect() };
+        let mut acc = Elem::ZERO;
+        for k in order {
+            let at = base + k * st[axis];
+            if inclusive {
+                acc = acc.add(f[at]);
+                out[at] = acc;
+            } else {
+                out[at] = acc;
+                acc = acc.add(f[at]);
+            }
+        }
+    }
+    Ok(x.with(x.shape.clone(), Data::Field(out)))
+}
+
+/// `x` with `update` written over the strided region `start:stop:step`.
+fn slice_update(x: &Tensor, update: &Tensor, start: &[i64], stop: &[i64], step: &[i64]) -> Result<Tensor, Unfit> {
+    let (mut out, u) = (x.field()?, update.field()?);
+    let st = strides(&x.shape);
+    let region: Vec<usize> = (0..x.shape.len()).map(|d| ((stop[d] - start[d] + step[d] - step[d].signum()) / step[d]).max(0) as usize).collect();
+    if numel(&region) != u.len() {
+        return Err("a slice update of the wrong size".into());
+    }
+    let mut idx = vec![0; region.len()];
+    for (i, e) in u.iter().enumerate() {
+        unravel(i, &region, &mut idx);
+        let at: usize = (0..region.len()).map(|d| (start[d] + step[d] * idx[d] as i64) as usize * st[d]).sum();
+        out[at] = *e;
+    }
+    Ok(x.with(x.shape.clone(), Data::Field(out)))
+}
+
+fn pad(x: &Tensor, value: &Tensor, axes: &[usize], low: &[usize], high: &[usize]) -> Result<Tensor, Unfit> {
+    let mut shape = x.shape.clone();
+    for (k, a) in axes.iter().enumerate() {
+        shape[*a] += low[k] + high[k];
+    }
+    let (xf, v) = (x.field()?, value.field()?.first().copied().ok_or("pad value")?);
+    let st = strides(&x.shape);
+    let mut lo = vec![0; x.shape.len()];
+    for (k, a) in axes.iter().enumerate() {
+        lo[*a] = low[k];
+    }
+    let mut idx = vec![0; shape.len()];
+    let data = (0..numel(&shape))
+        .map(|i| {
+            unravel(i, &shape, &mut idx);
+            let inside = (0..shape.len()).all(|d| idx[d] >= lo[d] && idx[d] - lo[d] < x.shape[d]);
+            if inside {
+                xf[(0..shape.len()).map(|d| (idx[d] - lo[d]) * st[d]).sum::<usize>()]
+            } else {
+                v
+            }
+        })
+        .collect();
+    Ok(x.with(shape, Data::Field(data)))
+}
+
+/// MLX's Gather with input-independent indices: out[i..., s...] = x[indices at axes, s elsewhere].
+fn gather(x: &Tensor, indices: &[&Tensor], axes: &[usize], sizes: &[usize]) -> Result<Tensor, Unfit> {
+    let mut idx_vals = vec![];
+    for t in indices {
+        let Data::Num(v) = &t.data else { return Err("a gather by input-dependent indices".into()) };
+        idx_vals.push((t.broadcast_to(&indices.iter().fold(vec![], |s, u| broadcast_shape(&s, &u.shape))), v.len()));
+    }
+    let lead = indices.iter().fold(vec![], |s, u| broadcast_shape(&s, &u.shape));
+    let idx: Vec<Vec<f64>> = idx_vals.into_iter().map(|(t, _)| if let Data::Num(v) = t.data { v } else { vec![] }).collect();
+    let shape: Vec<usize> = lead.iter().copied().chain(sizes.iter().copied()).collect();
+    let st = strides(&x.shape);
+    let nl = lead.len();
+    let lst = strides(&lead);
+    let dims = x.shape.clone();
+    let axes = axes.to_vec();
+    Ok(x.remap(shape, move |o| {
+        let li: usize = o[..nl].iter().zip(&lst).map(|(a, b)| a * b).sum();
+        (0..dims.len())
+            .map(|d| {
+                let v = match axes.iter().position(|a| *a == d) {
+                    Some(k) => (idx[k][li] as i64).rem_euclid(dims[d] as i64) as usize + o[nl + d],
+                    None => o[nl + d],
+                };
+                v * st[d]
+            })
+            .sum()
+    }))
 }
 
 fn usizes(v: &[i64]) -> Vec<usize> {
