@@ -99,7 +99,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         superopt_verify::EDGE_VARIANTS.join(", ")
     );
     for size in SIZES {
-        match s.verify("candidate", size, &seeds, tol) {
+        match s.verify("candidate", size, &seeds, tol, None) {
             Ok(figs) => {
                 let v = judge(&figs, tol);
                 ok &= v.accepted;

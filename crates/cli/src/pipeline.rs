@@ -93,9 +93,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     stages.mark("field");
 
     let seeds: Vec<u64> = (0..args.seeds).collect();
+    // Verification may use most of the budget; timing needs the rest.
+    let deadline = started + Duration::from_secs(args.time_budget).mul_f64(0.8);
     for (k, c) in candidates.iter().enumerate() {
         progress.set_message(format!("verifying {}", c.name));
-        verify_candidate(&mut s, &mut reports[k], &seeds, tol);
+        verify_candidate(&mut s, &mut reports[k], &seeds, tol, deadline);
     }
     stages.mark("verify");
     let round_trip = round_trip_note(&reports[0]);
@@ -236,12 +238,12 @@ fn field_check(traced: &superopt_ir::Plan, c: &Candidate, small: &superopt_ir::P
     }
 }
 
-fn verify_candidate(s: &mut Session, r: &mut CandidateReport, seeds: &[u64], tol: Tolerance) {
+fn verify_candidate(s: &mut Session, r: &mut CandidateReport, seeds: &[u64], tol: Tolerance, deadline: Instant) {
     if r.dropped.is_some() {
         return;
     }
     for z in r.sizes.iter_mut() {
-        match s.verify(&r.name, &z.size, seeds, tol) {
+        match s.verify(&r.name, &z.size, seeds, tol, Some(deadline)) {
             Ok(figs) => z.verdict = Some(judge(&figs, tol)),
             Err(e) => {
                 r.dropped = Some(format!("at {}: {e}", z.size));

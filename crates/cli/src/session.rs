@@ -93,14 +93,24 @@ impl Session {
         self.worker.stateful(id, req, self.timeout).map(|_| ())
     }
 
-    pub fn verify(&mut self, program: &str, size: &str, seeds: &[u64], tol: Tolerance) -> Result<Vec<SeedFigures>, WorkerError> {
-        let variants = superopt_verify::EDGE_VARIANTS;
-        let mut req = json!({"program": program, "size": size, "seeds": seeds, "variants": variants});
-        if let Tolerance::Fixed { atol, rtol, .. } = tol {
-            req["fixed"] = json!({"atol": atol, "rtol": rtol});
+    /// Figures for `program` at `size`: each seed on normal inputs, then each edge
+    /// variant on the first seed, one request per case so `deadline` is checked between.
+    pub fn verify(&mut self, program: &str, size: &str, seeds: &[u64], tol: Tolerance, deadline: Option<Instant>) -> Result<Vec<SeedFigures>, WorkerError> {
+        let cases = seeds.iter().map(|s| (*s, "normal")).chain(superopt_verify::EDGE_VARIANTS.iter().map(|v| (seeds[0], *v)));
+        let mut out = vec![];
+        for (seed, variant) in cases {
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(WorkerError::Candidate("not verified: the time budget ran out".into()));
+            }
+            let mut req = json!({"program": program, "size": size, "cases": [[seed, variant]]});
+            if let Tolerance::Fixed { atol, rtol, .. } = tol {
+                req["fixed"] = json!({"atol": atol, "rtol": rtol});
+            }
+            let reply = self.worker.cmd("verify", req, self.timeout)?;
+            let figs: Vec<SeedFigures> = serde_json::from_value(reply["seeds"].clone()).map_err(|e| WorkerError::Internal(format!("bad verify reply: {e}")))?;
+            out.extend(figs);
         }
-        let reply = self.worker.cmd("verify", req, self.timeout)?;
-        serde_json::from_value(reply["seeds"].clone()).map_err(|e| WorkerError::Internal(format!("bad verify reply: {e}")))
+        Ok(out)
     }
 
     /// Interleaved timing samples (seconds per call) of `programs` at `size`, sampling

@@ -457,10 +457,9 @@ def compare_output(y, o, ref, variant, fixed=None):
 
 
 def cmd_verify(req):
-    """Figures for each seed on normal inputs, then for each edge variant (first seed)."""
+    """Figures for each (seed, input variant) case."""
     f = program(req["program"])
-    cases = [(seed, "normal") for seed in req["seeds"]]
-    cases += [(req["seeds"][0], v) for v in req.get("variants", []) if v != "normal"]
+    cases = req["cases"]
     out = []
     for seed, variant in cases:
         args, kwargs = inputs_for(req["size"], seed, variant)
