@@ -1,0 +1,12 @@
+"""The window slice one element short."""
+import mlx.core as mx
+
+HARNESS = "tests/mutations/harnesses/chunks.py"
+
+
+def optimized(x):
+    state = mx.zeros((x.shape[0], 16))
+    for c in range(x.shape[1] // 16):
+        state = 0.9 * state + x[:, c * 16 : (c + 1) * 16]
+    window = x[:, 1:16].sum(axis=-1, keepdims=True)
+    return state * 0.5 + window

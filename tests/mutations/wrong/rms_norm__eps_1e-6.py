@@ -1,0 +1,8 @@
+"""RMSNorm with eps 1e-6 instead of 1e-5."""
+import mlx.core as mx
+
+HARNESS = "examples/rms_norm.py"
+
+
+def optimized(x, weight):
+    return x * mx.rsqrt(mx.mean(x * x, axis=-1, keepdims=True) + 1e-6) * weight
