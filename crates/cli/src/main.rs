@@ -8,6 +8,11 @@ mod session;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Die quietly when the reader of stdout goes away (`superopt ... | head`), as Unix tools do.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = <cli::Cli as clap::Parser>::parse();
     match commands::dispatch(args) {
         Ok(code) => code,
