@@ -13,6 +13,7 @@ use superopt_emit::{emit, ModuleInfo};
 use superopt_report::{CandidateReport, Capsule, SizeReport, Stage};
 use superopt_search::{as_traced, default_strategies, Candidate, Compile};
 use superopt_verify::{judge, Tolerance};
+use superopt_worker::WorkerError;
 
 struct Stages {
     last: Instant,
@@ -55,13 +56,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     stages.mark("start");
 
     progress.set_message("tracing fn at small, typical, large");
-    let mut traces = vec![];
-    for size in SIZES {
-        match s.trace(size) {
-            Ok(p) => traces.push(p),
-            Err(e) => return traced_failure(e, &progress),
-        }
-    }
+    let traces = match SIZES.iter().map(|z| s.trace(z)).collect::<Result<Vec<_>>>() {
+        Ok(t) => t,
+        Err(e) => return traced_failure(e, &progress),
+    };
     let plan = superopt_trace::align(&traces, 1);
     stages.mark("trace");
 
@@ -102,39 +100,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     stages.mark("verify");
     let round_trip = round_trip_note(&reports[0]);
 
-    let contenders: Vec<usize> = (0..candidates.len()).filter(|k| reports[*k].verified && reports[*k].dropped.is_none()).collect();
-    if !contenders.is_empty() {
-        let left = Duration::from_secs(args.time_budget).saturating_sub(started.elapsed() + Duration::from_secs(3));
-        for (z, size) in SIZES.iter().enumerate() {
-            progress.set_message(format!("timing {} candidates at {size}", contenders.len()));
-            let ids: Vec<String> = std::iter::once("original".to_string()).chain(contenders.iter().map(|k| candidates[*k].name.clone())).collect();
-            match s.time(&ids, size, left / 3) {
-                Ok(samples) => {
-                    for k in &contenders {
-                        reports[*k].sizes[z].timing = Some(compare(&samples["original"], &samples[&candidates[*k].name]));
-                    }
-                }
-                Err(e) => {
-                    progress.finish_and_clear();
-                    return Err(harness_fault(e));
-                }
-            }
-        }
+    let left = Duration::from_secs(args.time_budget).saturating_sub(started.elapsed() + Duration::from_secs(3));
+    if let Err(e) = bench_contenders(&mut s, &candidates, &mut reports, left, &progress) {
+        progress.finish_and_clear();
+        return Err(harness_fault(e));
     }
     stages.mark("bench");
     progress.finish_and_clear();
 
-    for r in reports.iter_mut() {
-        let per_size: Vec<(String, superopt_bench::Comparison)> =
-            r.sizes.iter().filter_map(|z| z.timing.clone().map(|t| (z.size.clone(), t))).collect();
-        r.wins = r.verified && r.dropped.is_none() && per_size.len() == SIZES.len() && is_win(objective, &per_size);
-    }
-    let winner = reports
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.wins)
-        .max_by(|(_, a), (_, b)| score(a).total_cmp(&score(b)))
-        .map(|(k, _)| k);
+    let winner = pick_winner(&mut reports, objective);
 
     let harness_text = std::fs::read_to_string(&s.harness)?;
     let mut capsule = Capsule {
@@ -176,6 +150,39 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         write_atomic(path, serde_json::to_string_pretty(&capsule)?.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Times the verified candidates against `fn`, interleaved, at each size.
+fn bench_contenders(
+    s: &mut Session,
+    candidates: &[Candidate],
+    reports: &mut [CandidateReport],
+    budget: Duration,
+    progress: &ProgressBar,
+) -> Result<(), WorkerError> {
+    let contenders: Vec<usize> = (0..candidates.len()).filter(|k| reports[*k].verified && reports[*k].dropped.is_none()).collect();
+    if contenders.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = std::iter::once("original".to_string()).chain(contenders.iter().map(|k| candidates[*k].name.clone())).collect();
+    for (z, size) in SIZES.iter().enumerate() {
+        progress.set_message(format!("timing {} candidates at {size}", contenders.len()));
+        let samples = s.time(&ids, size, budget / SIZES.len() as u32)?;
+        for k in &contenders {
+            reports[*k].sizes[z].timing = Some(compare(&samples["original"], &samples[&candidates[*k].name]));
+        }
+    }
+    Ok(())
+}
+
+/// Marks the wins under `objective`; the winner has the best geometric-mean speedup.
+fn pick_winner(reports: &mut [CandidateReport], objective: Objective) -> Option<usize> {
+    for r in reports.iter_mut() {
+        let per_size: Vec<(String, superopt_bench::Comparison)> =
+            r.sizes.iter().filter_map(|z| z.timing.clone().map(|t| (z.size.clone(), t))).collect();
+        r.wins = r.verified && r.dropped.is_none() && per_size.len() == SIZES.len() && is_win(objective, &per_size);
+    }
+    reports.iter().enumerate().filter(|(_, r)| r.wins).max_by(|(_, a), (_, b)| score(a).total_cmp(&score(b))).map(|(k, _)| k)
 }
 
 fn traced_failure(e: anyhow::Error, progress: &ProgressBar) -> Result<ExitCode> {

@@ -31,28 +31,14 @@ pub struct Session {
 }
 
 /// A failure the user must fix in their harness: one line, non-zero exit.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct HarnessFault(pub String);
 
-impl std::fmt::Display for HarnessFault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl std::error::Error for HarnessFault {}
-
-/// MLX cannot trace `fn` (e.g. `mx.custom_function`): the run ends with "no change".
-#[derive(Debug)]
+/// MLX cannot trace `fn` (e.g. `mx.custom_function` with a vjp): the run ends with "no change".
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Untraceable(pub String);
-
-impl std::fmt::Display for Untraceable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl std::error::Error for Untraceable {}
 
 pub fn harness_fault(e: WorkerError) -> anyhow::Error {
     match e {
