@@ -20,6 +20,28 @@ pub enum Command {
     Trace(TraceArgs),
     /// Check a hand-written rewrite against the original.
     Verify(VerifyArgs),
+    /// Run every harness in a folder against the original and mx.compile; print a table.
+    Suite(SuiteArgs),
+}
+
+#[derive(Args)]
+pub struct SuiteArgs {
+    /// A folder of harnesses (every *.py in it).
+    pub dir: PathBuf,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw the speedups as a bar chart (SVG) here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Sizes small enough for a 2-core CPU (sets SUPEROPT_SIZES=cpu for the harnesses).
+    #[arg(long)]
+    pub cpu_sizes: bool,
+    /// Seconds for each harness's run.
+    #[arg(long, default_value_t = 60)]
+    pub time_budget: u64,
+    #[arg(long)]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]

@@ -15,6 +15,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench(a) => bench(a),
         Command::Trace(a) => trace(a),
         Command::Verify(a) => verify(a),
+        Command::Suite(a) => crate::suite::suite(a),
     };
     match result {
         Err(e) if e.downcast_ref::<HarnessFault>().is_some() => {

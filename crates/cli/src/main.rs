@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod pipeline;
 mod session;
+mod suite;
 
 use std::process::ExitCode;
 

@@ -34,13 +34,53 @@ fn spinner() -> ProgressBar {
     p
 }
 
-/// Ends the run without touching the output: "no change: ...".
-fn no_change(why: &str) -> Result<ExitCode> {
-    println!("no change: {why}; the original is unchanged");
-    Ok(ExitCode::SUCCESS)
+/// What a run ends with.
+pub enum Outcome {
+    /// The original stays as it is, for this reason (an unsupported primitive...).
+    NoChange(String),
+    Done(Box<Done>),
+}
+
+/// A finished run: the capsule, the candidates, and the worker that ran them.
+pub struct Done {
+    pub capsule: Capsule,
+    pub candidates: Vec<Candidate>,
+    pub winner: Option<usize>,
+    pub session: Session,
+    pub harness_text: String,
+    stages: Stages,
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let mut done = match optimize(&args)? {
+        Outcome::NoChange(why) => {
+            println!("no change: {why}; the original is unchanged");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Outcome::Done(d) => d,
+    };
+    let Done { capsule, candidates, winner, session, harness_text, stages } = &mut *done;
+    if let (Some(k), Some(out)) = (*winner, &args.output) {
+        let notes = module_notes(&capsule.candidates[k]);
+        write_module(session, &candidates[k], out, notes)?;
+        capsule.output = Some(out.display().to_string());
+    }
+    if let (Some(k), true) = (*winner, args.diff) {
+        let info = ModuleInfo { harness: &session.harness.to_string_lossy(), constants_file: "optimized.safetensors", notes: vec![] };
+        let e = emit(&candidates[k], &info)?;
+        println!("{}", superopt_report::diff(harness_text, &e.source, &capsule.harness, "optimized.py"));
+    }
+    stages.mark("decide");
+    capsule.stages = std::mem::take(&mut stages.done);
+    print!("{}", superopt_report::table(capsule));
+    if let Some(path) = &args.json {
+        write_atomic(path, serde_json::to_string_pretty(capsule)?.as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Traces, searches, verifies and times; decides nothing is written yet.
+pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     let started = Instant::now();
     let tol = Tolerance::parse(&args.tolerance)
         .with_context(|| format!("unknown tolerance class {:?}; use relative, fp32, fp16, bf16 or quantized", args.tolerance))?;
@@ -77,7 +117,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         if let Err(why) = stage_candidate(&mut s, c, k, workdir.path()) {
             if k == 0 {
                 progress.finish_and_clear();
-                return no_change(&why);
+                return Ok(Outcome::NoChange(why));
             }
             reports[k].dropped = Some(why);
         }
@@ -133,23 +173,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Some(k) => format!("verified speedup: {} {round_trip}", candidates[k].name),
         None => format!("no verified speedup — original unchanged: {}. {round_trip}", why_no_win(&capsule, objective)),
     };
-    if let (Some(k), Some(out)) = (winner, &args.output) {
-        let notes = module_notes(&capsule.candidates[k]);
-        write_module(&mut s, &candidates[k], out, notes)?;
-        capsule.output = Some(out.display().to_string());
-    }
-    if let (Some(k), true) = (winner, args.diff) {
-        let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: "optimized.safetensors", notes: vec![] };
-        let e = emit(&candidates[k], &info)?;
-        println!("{}", superopt_report::diff(&harness_text, &e.source, &capsule.harness, "optimized.py"));
-    }
-    stages.mark("decide");
-    capsule.stages = stages.done;
-    print!("{}", superopt_report::table(&capsule));
-    if let Some(path) = &args.json {
-        write_atomic(path, serde_json::to_string_pretty(&capsule)?.as_bytes())?;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done(Box::new(Done { capsule, candidates, winner, session: s, harness_text, stages })))
 }
 
 /// Times the verified candidates against `fn`, interleaved, at each size.
@@ -185,13 +209,13 @@ fn pick_winner(reports: &mut [CandidateReport], objective: Objective) -> Option<
     reports.iter().enumerate().filter(|(_, r)| r.wins).max_by(|(_, a), (_, b)| score(a).total_cmp(&score(b))).map(|(k, _)| k)
 }
 
-fn traced_failure(e: anyhow::Error, progress: &ProgressBar) -> Result<ExitCode> {
+fn traced_failure(e: anyhow::Error, progress: &ProgressBar) -> Result<Outcome> {
     progress.finish_and_clear();
     if let Some(superopt_trace::TraceError::Import(superopt_ir::ImportError::Unsupported(op))) = e.downcast_ref() {
-        return no_change(&format!("unsupported primitive {op} (superopt's IR does not know it yet)"));
+        return Ok(Outcome::NoChange(format!("unsupported primitive {op} (superopt's IR does not know it yet)")));
     }
     if let Some(crate::session::Untraceable(why)) = e.downcast_ref() {
-        return no_change(why);
+        return Ok(Outcome::NoChange(why.clone()));
     }
     Err(e)
 }

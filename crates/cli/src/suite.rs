@@ -1,0 +1,203 @@
+//! `superopt suite DIR`: every harness in a folder, superopt against the original
+//! and `mx.compile(fn)`, timed side by side in one worker; a table, JSON and a chart.
+
+use crate::cli::{CommonArgs, ObjectiveArg, RunArgs, SuiteArgs};
+use crate::pipeline::{optimize, Outcome};
+use crate::session::SIZES;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::fmt::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use superopt_bench::{compare, geomean};
+
+/// One contender's speedups over the original, per size.
+#[derive(Debug, Serialize)]
+pub struct Speedups {
+    pub sizes: Vec<f64>,
+    pub geomean: f64,
+}
+
+/// One harness's row.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub workload: String,
+    /// "ok", "no change: ...", or "failed: ...".
+    pub status: String,
+    /// The original's median seconds per call, per size.
+    pub original: Vec<f64>,
+    pub compiled: Option<Speedups>,
+    pub superopt: Option<Speedups>,
+    /// What superopt handed back: a candidate's name, or "original".
+    pub superopt_result: String,
+    pub verified: bool,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SuiteReport {
+    pub device: String,
+    pub sizes: String,
+    pub phew: String,
+    pub rows: Vec<Row>,
+    pub geomean_compiled: f64,
+    pub geomean_superopt: f64,
+}
+
+pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
+    if a.cpu_sizes {
+        std::env::set_var("SUPEROPT_SIZES", "cpu");
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&a.dir)
+        .with_context(|| format!("cannot read the suite folder {}", a.dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "py") && !p.file_name().unwrap().to_string_lossy().starts_with('_'))
+        .collect();
+    files.sort();
+    let mut rows = vec![];
+    let mut device = String::from("unknown");
+    for f in &files {
+        eprintln!("suite: {}", f.display());
+        let (row, dev) = workload(f, &a);
+        device = dev.unwrap_or(device);
+        let geo = |x: &Option<Speedups>| x.as_ref().map_or("-".into(), |s| format!("{:.2}x", s.geomean));
+        eprintln!("suite: {} {} mx.compile {} superopt {}", row.workload, row.status, geo(&row.compiled), geo(&row.superopt));
+        rows.push(row);
+    }
+    let gm = |pick: fn(&Row) -> Option<&Speedups>| geomean(rows.iter().map(|r| pick(r).map_or(1.0, |s| s.geomean)));
+    let report = SuiteReport {
+        device,
+        sizes: if a.cpu_sizes { "cpu".into() } else { "full".into() },
+        phew: "not run: superopt does not drive phew yet".into(),
+        geomean_compiled: gm(|r| r.compiled.as_ref()),
+        geomean_superopt: gm(|r| r.superopt.as_ref()),
+        rows,
+    };
+    print!("{}", markdown(&report));
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    if let Some(path) = &a.plot {
+        plot(&report, path)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs superopt on one harness, then times original, mx.compile(fn) and the result.
+fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>) {
+    let start = Instant::now();
+    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let mut row = Row { workload: name, status: String::new(), original: vec![], compiled: None, superopt: None, superopt_result: "original".into(), verified: false, seconds: 0.0 };
+    let args = RunArgs {
+        common: CommonArgs { harness: path.to_path_buf(), python: a.python.clone(), request_timeout: 120 },
+        output: None,
+        json: None,
+        diff: false,
+        objective: ObjectiveArg::All,
+        tolerance: "relative".into(),
+        time_budget: a.time_budget,
+        seeds: 5,
+    };
+    let mut done = match optimize(&args) {
+        Ok(Outcome::Done(d)) => d,
+        Ok(Outcome::NoChange(why)) => {
+            row.status = format!("no change: {why}");
+            row.seconds = start.elapsed().as_secs_f64();
+            return (row, None);
+        }
+        Err(e) => {
+            row.status = format!("failed: {e:#}");
+            row.seconds = start.elapsed().as_secs_f64();
+            return (row, None);
+        }
+    };
+    let device = Some(done.session.hello.device.clone());
+    let winner = done.winner.map(|k| done.candidates[k].name.clone());
+    row.verified = done.winner.is_some();
+    let mut ids = vec!["original".to_string(), "compiled_original".to_string()];
+    if let Some(w) = &winner {
+        ids.push(w.clone());
+        row.superopt_result = w.clone();
+    }
+    let (mut compiled, mut ours) = (vec![], vec![]);
+    for size in SIZES {
+        match done.session.time(&ids, size, Duration::from_secs(5)) {
+            Ok(t) => {
+                row.original.push(superopt_bench::median(&t["original"]));
+                compiled.push(compare(&t["original"], &t["compiled_original"]).speedup);
+                ours.push(winner.as_ref().map_or(1.0, |w| compare(&t["original"], &t[w]).speedup));
+            }
+            Err(e) => {
+                row.status = format!("failed timing at {size}: {e}");
+                row.seconds = start.elapsed().as_secs_f64();
+                return (row, device);
+            }
+        }
+    }
+    let speedups = |v: Vec<f64>| Speedups { geomean: geomean(v.iter().copied()), sizes: v };
+    row.compiled = Some(speedups(compiled));
+    row.superopt = Some(speedups(ours));
+    row.status = "ok".into();
+    row.seconds = start.elapsed().as_secs_f64();
+    (row, device)
+}
+
+fn markdown(r: &SuiteReport) -> String {
+    let mut s = String::new();
+    writeln!(s, "\nsuperopt suite · {} · sizes: {} · phew: {}\n", r.device, r.sizes, r.phew).unwrap();
+    writeln!(s, "| workload | original (small / typical / large) | mx.compile speedup | superopt speedup | superopt result | time |").unwrap();
+    writeln!(s, "|---|---|---|---|---|---|").unwrap();
+    let fmt = |x: &Option<Speedups>| {
+        x.as_ref().map_or("-".into(), |s| {
+            format!("{} (geo {:.2}x)", s.sizes.iter().map(|v| format!("{v:.2}x")).collect::<Vec<_>>().join(" / "), s.geomean)
+        })
+    };
+    for row in &r.rows {
+        if row.status != "ok" {
+            writeln!(s, "| {} | {} | - | - | original | {:.0}s |", row.workload, row.status.replace('|', "/"), row.seconds).unwrap();
+            continue;
+        }
+        let orig = row.original.iter().map(|t| superopt_report::format_seconds(*t)).collect::<Vec<_>>().join(" / ");
+        let result = if row.verified { format!("{} (verified)", row.superopt_result) } else { "original (no verified win)".into() };
+        writeln!(s, "| {} | {orig} | {} | {} | {result} | {:.0}s |", row.workload, fmt(&row.compiled), fmt(&row.superopt), row.seconds).unwrap();
+    }
+    writeln!(s, "| **geomean** | | {:.2}x | {:.2}x | | |", r.geomean_compiled, r.geomean_superopt).unwrap();
+    s
+}
+
+/// A bar chart of the geometric-mean speedup per workload, one bar per contender.
+fn plot(r: &SuiteReport, path: &std::path::Path) -> Result<()> {
+    use plotters::prelude::*;
+    if path.extension().is_none_or(|e| e != "svg") {
+        anyhow::bail!("--plot writes SVG; name the file *.svg");
+    }
+    let n = r.rows.len().max(1);
+    let top = r.rows.iter().flat_map(|row| [&row.compiled, &row.superopt]).flatten().map(|s| s.geomean).fold(1.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (160 + 90 * n as u32, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("speedup over the original ({})", r.device), ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..n as f64, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| r.rows.get(x.floor() as usize).map_or(String::new(), |row| row.workload.clone()))
+        .y_desc("geomean speedup (x)")
+        .draw()?;
+    let bars = |pick: fn(&Row) -> Option<&Speedups>, offset: f64, color: RGBColor| {
+        r.rows.iter().enumerate().map(move |(k, row)| {
+            let v = pick(row).map_or(0.0, |s| s.geomean);
+            Rectangle::new([(k as f64 + offset, 0.0), (k as f64 + offset + 0.35, v)], color.filled())
+        })
+    };
+    chart.draw_series(bars(|row| row.compiled.as_ref(), 0.12, RGBColor(150, 150, 150)))?.label("mx.compile").legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RGBColor(150, 150, 150).filled()));
+    chart.draw_series(bars(|row| row.superopt.as_ref(), 0.5, RGBColor(40, 110, 200)))?.label("superopt").legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RGBColor(40, 110, 200).filled()));
+    chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 1.0), (n as f64, 1.0)], BLACK)))?;
+    chart.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! The shipped suite at CPU sizes with a small budget: a smoke test of `superopt suite`
+//! (no timing assertions): every workload gets a row, none fails, JSON and chart are written.
+
+mod common;
+use common::*;
+
+#[test]
+fn suite_runs_every_workload_and_writes_json_and_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, svg) = (dir.path().join("suite.json"), dir.path().join("suite.svg"));
+    let suite = repo().join("suite");
+    let o = superopt(&["suite", suite.to_str().unwrap(), "--cpu-sizes", "--time-budget", "8", "--json", json.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let harnesses = std::fs::read_dir(&suite).unwrap().filter(|e| {
+        let name = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
+        name.ends_with(".py") && !name.starts_with('_')
+    });
+    assert_eq!(rows.len(), harnesses.count());
+    for r in rows {
+        let status = r["status"].as_str().unwrap();
+        assert!(!status.starts_with("failed"), "{}: {status}", r["workload"]);
+        assert!(stdout.contains(r["workload"].as_str().unwrap()));
+    }
+    assert!(stdout.contains("| **geomean** |"), "{stdout}");
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
