@@ -369,17 +369,28 @@ def upcast(v):
     return v
 
 
+NARROW_FLOATS = ("float32", "float16", "bfloat16")
+
+
 def reference(size, seed, variant):
-    """fn on float64 inputs on the CPU, or None where fn cannot run in float64."""
+    """fn on float64 inputs on the CPU, or None where fn cannot run in float64.
+    While it runs, mx.float32/float16/bfloat16 name float64, so that tables fn builds
+    itself (`mx.arange(..., dtype=mx.float32)`, `.astype(mx.float32)`) are float64 too."""
     key = (size, seed, variant)
     if key not in State.references:
         args, kwargs = inputs_for(size, seed, variant)
+        narrow = {name: getattr(mx, name) for name in NARROW_FLOATS}
         try:
+            for name in NARROW_FLOATS:
+                setattr(mx, name, mx.float64)
             with mx.stream(mx.cpu):
                 outs, _ = call(State.fn, [upcast(a) for a in args], {k: upcast(v) for k, v in kwargs.items()}, "fn")
             State.references[key] = [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
         except (CandidateError, ValueError, RuntimeError):
             State.references[key] = None
+        finally:
+            for name, dtype in narrow.items():
+                setattr(mx, name, dtype)
     return State.references[key]
 
 

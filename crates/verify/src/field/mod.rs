@@ -127,7 +127,12 @@ pub fn check(original: &Program, candidate: &Program, inputs: &[(Vec<i64>, super
     let start = std::time::Instant::now();
     let mut interp = Interp::default();
     let run = std::panic::AssertUnwindSafe(|| compare(&mut interp, original, candidate, inputs, trials));
-    let verdict = std::panic::catch_unwind(run).unwrap_or_else(|_| FieldVerdict::Unfit { why: "the interpreter failed on this program".into() });
+    // A bug in the interpreter must not end the run: report "not applicable", quietly.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(run);
+    std::panic::set_hook(hook);
+    let verdict = result.unwrap_or_else(|_| FieldVerdict::Unfit { why: "the interpreter failed on this program".into() });
     FieldReport { verdict, uninterpreted: interp.uninterpreted, seconds: start.elapsed().as_secs_f64() }
 }
 
