@@ -20,6 +20,8 @@ pub enum Command {
     Trace(TraceArgs),
     /// Check a hand-written rewrite against the original.
     Verify(VerifyArgs),
+    /// Optimize like `run`, then print each rewrite that shaped the winner (nothing is written).
+    Explain(RunArgs),
     /// Run every harness in a folder against the original and mx.compile; print a table.
     Suite(SuiteArgs),
 }

@@ -12,6 +12,7 @@ use superopt_verify::{judge, Tolerance};
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let result = match cli.command {
         Command::Run(a) => crate::pipeline::run(a),
+        Command::Explain(a) => crate::pipeline::explain(a),
         Command::Bench(a) => bench(a),
         Command::Trace(a) => trace(a),
         Command::Verify(a) => verify(a),

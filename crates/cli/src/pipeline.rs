@@ -79,6 +79,45 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `superopt explain`: the run's decision, then the rewrites behind the winner (or,
+/// without one, behind each e-graph candidate, with why it did not win).
+pub fn explain(args: RunArgs) -> Result<ExitCode> {
+    let done = match optimize(&args)? {
+        Outcome::NoChange(why) => {
+            println!("no change: {why}; the original is unchanged");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Outcome::Done(d) => d,
+    };
+    let c = &done.capsule;
+    println!("{}\n", c.decision);
+    let shown: Vec<&CandidateReport> = match done.winner {
+        Some(k) => vec![&c.candidates[k]],
+        None => c.candidates.iter().filter(|r| !r.explain.is_empty()).collect(),
+    };
+    if shown.is_empty() {
+        println!("no e-graph rewrite changed the program. MLX's trace records no source lines; values are named %N as in `superopt trace`.");
+    }
+    for r in shown {
+        let status = match (&r.dropped, r.verified, r.wins) {
+            (_, _, true) => "the winner".to_string(),
+            (Some(why), _, _) => format!("dropped: {why}"),
+            (None, true, false) => "verified, not faster at every size".into(),
+            (None, false, _) => "not verified".into(),
+        };
+        println!("{} ({status})", r.name);
+        for rule in &r.rules {
+            println!("  rule  {rule}");
+        }
+        for line in &r.explain {
+            println!("  {line}");
+        }
+        println!();
+    }
+    println!("(%N are the traced values of `superopt trace --size typical`; MLX's trace records no source lines.)");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Traces, searches, verifies and times; decides nothing is written yet.
 pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     let started = Instant::now();
@@ -105,7 +144,9 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
 
     progress.set_message("searching");
     let mut candidates = vec![as_traced(&plan)];
-    for strategy in default_strategies() {
+    // Saturation gets a fifth of the budget, at most a minute; verification and timing need the rest.
+    let search_time = Duration::from_secs(args.time_budget).mul_f64(0.2).min(Duration::from_secs(60));
+    for strategy in default_strategies(search_time, superopt_search::egraph::cost::Device::default()) {
         candidates.extend(strategy.propose(&plan));
     }
     stages.mark("search");
@@ -228,6 +269,7 @@ fn candidate_report(c: &Candidate, traces: &[superopt_ir::Program]) -> Candidate
     CandidateReport {
         name: c.name.clone(),
         rules: c.rules.clone(),
+        explain: c.explain.clone(),
         compiled: c.compile == Compile::Whole,
         nodes: c.plan.variants.iter().map(|(_, p)| p.nodes.len()).max().unwrap_or(0),
         sizes: SIZES

@@ -24,6 +24,8 @@ pub struct SizeReport {
 pub struct CandidateReport {
     pub name: String,
     pub rules: Vec<String>,
+    /// Each rewrite against the traced value it replaced (e-graph candidates).
+    pub explain: Vec<String>,
     pub compiled: bool,
     pub nodes: usize,
     pub sizes: Vec<SizeReport>,

@@ -61,9 +61,12 @@ pub fn table(c: &Capsule) -> String {
             (None, true) => format!("verified; {}", speedups.join(", ")),
             (None, false) => "not verified".to_string(),
         };
-        writeln!(s, "  {:<14} {:>5} nodes  {status}", k.name, k.nodes).unwrap();
+        writeln!(s, "  {:<22} {:>5} nodes  {status}", k.name, k.nodes).unwrap();
+        if k.name.starts_with("egraph") && !k.rules.is_empty() {
+            writeln!(s, "  {:<22} rules: {}", "", k.rules.join("; ")).unwrap();
+        }
         if let Some(f) = k.field.first() {
-            writeln!(s, "  {:<14} field: {}", "", f.summary()).unwrap();
+            writeln!(s, "  {:<22} field: {}", "", f.summary()).unwrap();
         }
     }
     writeln!(s, "\n{}", c.decision).unwrap();

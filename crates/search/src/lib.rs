@@ -4,6 +4,9 @@
 //! candidate is emitted, verified and timed by the pipeline; none is trusted.
 //! The e-graph search plugs in here as one more strategy.
 
+pub mod egraph;
+pub mod rules;
+pub mod saturation;
 pub mod strategies;
 
 use serde::Serialize;
@@ -27,6 +30,8 @@ pub struct Candidate {
     pub compile: Compile,
     /// What shaped it, one entry per rule or pass that changed something.
     pub rules: Vec<String>,
+    /// Each rewrite, against the traced value it replaced (`superopt explain`).
+    pub explain: Vec<String>,
 }
 
 pub trait Strategy {
@@ -35,14 +40,14 @@ pub trait Strategy {
     fn propose(&self, traced: &Plan) -> Vec<Candidate>;
 }
 
-/// The strategies a run uses, in order.
-pub fn default_strategies() -> Vec<Box<dyn Strategy>> {
-    vec![Box::new(strategies::Compiled), Box::new(strategies::Cleanup)]
+/// The strategies a run uses, in order; the e-graph search gets `search_time` in all.
+pub fn default_strategies(search_time: std::time::Duration, device: egraph::cost::Device) -> Vec<Box<dyn Strategy>> {
+    vec![Box::new(strategies::Compiled), Box::new(strategies::Cleanup), Box::new(saturation::Saturation { time: search_time, device })]
 }
 
 /// The program exactly as traced, uncompiled: the round-trip check, and a contender
 /// in its own right, since MLX's export already merges equal subexpressions.
 pub fn as_traced(traced: &Plan) -> Candidate {
     let rules = vec!["rebuilt from the trace (MLX's export merges equal subexpressions)".into()];
-    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules }
+    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules, explain: vec![] }
 }

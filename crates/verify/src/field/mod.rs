@@ -136,10 +136,31 @@ pub fn check(original: &Program, candidate: &Program, inputs: &[(Vec<i64>, super
     FieldReport { verdict, uninterpreted: interp.uninterpreted, seconds: start.elapsed().as_secs_f64() }
 }
 
+/// Field operations one run of `p` takes, roughly, at its traced shapes.
+pub fn work(p: &Program) -> f64 {
+    p.nodes
+        .iter()
+        .map(|n| {
+            let out: f64 = n.outputs.iter().map(|o| p.value(*o).numel() as f64).sum();
+            match n.op.as_str() {
+                "Matmul" => out * n.inputs.first().and_then(|i| p.value(*i).shape.last()).copied().unwrap_or(1) as f64,
+                _ => out,
+            }
+        })
+        .sum()
+}
+
+/// Beyond this many field operations per program the check would cost seconds; it is skipped.
+pub const MAX_WORK: f64 = 5e7;
+
 fn compare(interp: &mut Interp, original: &Program, candidate: &Program, inputs: &[(Vec<i64>, superopt_ir::Dtype)], trials: usize) -> FieldVerdict {
     {
         if let Err(why) = same_signature(original, candidate) {
             return FieldVerdict::Unfit { why };
+        }
+        let w = work(original).max(work(candidate));
+        if w > MAX_WORK {
+            return FieldVerdict::Unfit { why: format!("too large for the field check (~{w:.0e} operations), left to the float check") };
         }
         for t in 0..trials {
             let inputs = sample(inputs, t as u64);

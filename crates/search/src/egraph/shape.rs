@@ -1,0 +1,210 @@
+//! Shape, dtype and symbolic-dim inference for e-nodes, run on every node the
+//! e-graph receives. Traced nodes get their traced values on top; nodes that
+//! rules make rely on this alone, so a primitive it does not know stays unknown
+//! and no rule will touch it.
+
+use super::lang::{Data, EGraph, Mlx};
+use egg::Id;
+use superopt_ir::{ops, Arg, Dim, Dtype, Value};
+
+type Shape = (Vec<i64>, Option<Vec<Dim>>);
+
+pub fn infer(egraph: &EGraph, enode: &Mlx) -> Data {
+    let t = &egraph.analysis.tables;
+    match enode {
+        Mlx::Input(i) => {
+            let v = t.inputs[*i as usize].clone();
+            let dims = (0..v.shape.len()).map(|a| t.input_dims(*i as usize, a)).collect();
+            Data { values: vec![v], dims: Some(dims), ..Data::default() }
+        }
+        Mlx::Const(i) => {
+            let v = t.consts[*i as usize].value.clone();
+            let dims = v.shape.iter().map(|n| Dim::constant(*n)).collect();
+            Data { values: vec![v], dims: Some(dims), constant: true, scalar: t.scalars.get(i).copied(), args: None }
+        }
+        Mlx::Args(i) => Data { args: Some(*i), ..Data::default() },
+        Mlx::Op(op, children) => op_data(egraph, op.as_str(), children),
+    }
+}
+
+fn op_data(egraph: &EGraph, op: &str, children: &[Id]) -> Data {
+    let (args, inputs) = split_args(egraph, children);
+    let ins: Vec<&Data> = inputs.iter().map(|i| &egraph[*i].data).collect();
+    let constant = ins.iter().all(|d| d.constant);
+    let mut data = Data { constant, ..Data::default() };
+    if op == "Get" {
+        let k = args.first().and_then(Arg::int).and_then(Dim::as_const).unwrap_or(-1);
+        if let Some(v) = ins.first().and_then(|d| d.values.get(k as usize)) {
+            data.values = vec![v.clone()];
+        }
+        return data;
+    }
+    let Some(vals) = ins.iter().map(|d| d.value()).collect::<Option<Vec<&Value>>>() else { return data };
+    let shapes: Vec<Shape> = ins.iter().zip(&vals).map(|(d, v)| (v.shape.clone(), d.dims.clone())).collect();
+    let dtype = vals.first().map(|v| v.dtype);
+    let out = match (op, ops::kind(op)) {
+        ("AsType", _) => args.first().and_then(|a| match a {
+            Arg::Dtype(d) => Some((shapes[0].clone(), *d)),
+            _ => None,
+        }),
+        (_, Some(ops::Kind::Unary)) => Some((shapes[0].clone(), dtype.unwrap())),
+        ("Equal" | "NotEqual" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "LogicalAnd" | "LogicalOr", _) => {
+            broadcast(&shapes).map(|s| (s, Dtype::Bool))
+        }
+        (_, Some(ops::Kind::Binary)) => promote(vals[0].dtype, vals[1].dtype).and_then(|d| broadcast(&shapes).map(|s| (s, d))),
+        ("Select", _) => broadcast(&shapes).map(|s| (s, vals[1].dtype)),
+        ("Copy" | "Softmax" | "RMSNorm" | "LayerNorm" | "RoPE", _) => Some((shapes[0].clone(), dtype.unwrap())),
+        ("Matmul", _) => matmul(&shapes).map(|s| (s, dtype.unwrap())),
+        ("ScaledDotProductAttention", _) => attention(&shapes).map(|s| (s, dtype.unwrap())),
+        ("Transpose", _) => transpose(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        ("Reshape" | "Broadcast", _) => from_args(egraph, &shapes[0], args).map(|s| (s, dtype.unwrap())),
+        ("Reduce", _) => reduce(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        ("ExpandDims", _) => expand_dims(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        _ => None,
+    };
+    if let Some(((shape, dims), dtype)) = out {
+        data.values = vec![Value { shape, dtype }];
+        data.dims = dims;
+    }
+    if matches!(op, "Broadcast" | "Reshape" | "ExpandDims" | "Copy") {
+        data.scalar = ins[0].scalar;
+    }
+    data
+}
+
+/// The `Args` leaf (if the first child is one) and the array inputs.
+pub fn split_args<'a>(egraph: &'a EGraph, children: &'a [Id]) -> (&'a [Arg], &'a [Id]) {
+    match children.first().and_then(|c| egraph[*c].data.args) {
+        Some(i) => (&egraph.analysis.tables.args[i as usize], &children[1..]),
+        None => (&[], children),
+    }
+}
+
+fn promote(a: Dtype, b: Dtype) -> Option<Dtype> {
+    match (a == b, a.is_float(), b.is_float()) {
+        (true, _, _) => Some(a),
+        (false, true, false) => Some(a),
+        (false, false, true) => Some(b),
+        _ => None,
+    }
+}
+
+/// NumPy broadcasting of concrete shapes, and of symbolic dims where all are known.
+fn broadcast(shapes: &[Shape]) -> Option<Shape> {
+    let rank = shapes.iter().map(|s| s.0.len()).max()?;
+    let mut out = vec![1i64; rank];
+    let mut dims: Option<Vec<Dim>> = Some(vec![Dim::constant(1); rank]);
+    for (s, d) in shapes {
+        let off = rank - s.len();
+        for (k, n) in s.iter().enumerate() {
+            let o = &mut out[off + k];
+            if *o != 1 && *n != 1 && *o != *n {
+                return None;
+            }
+            if *n != 1 || *o == 1 {
+                *o = (*o).max(*n);
+                match (&mut dims, d) {
+                    (Some(ds), Some(d)) if *n != 1 => ds[off + k] = d[k].clone(),
+                    (Some(_), None) if *n != 1 => dims = None,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Some((out, dims))
+}
+
+fn matmul(shapes: &[Shape]) -> Option<Shape> {
+    let [(a, ad), (b, bd)] = shapes else { return None };
+    if a.len() < 2 || b.len() < 2 || a[a.len() - 1] != b[b.len() - 2] {
+        return None;
+    }
+    let batch = |s: &Vec<i64>, d: &Option<Vec<Dim>>| (s[..s.len() - 2].to_vec(), d.as_ref().map(|d| d[..d.len() - 2].to_vec()));
+    let (mut shape, mut dims) = broadcast(&[batch(a, ad), batch(b, bd)])?;
+    shape.extend([a[a.len() - 2], b[b.len() - 1]]);
+    if let (Some(ds), Some(ad), Some(bd)) = (dims.as_mut(), ad, bd) {
+        ds.extend([ad[ad.len() - 2].clone(), bd[bd.len() - 1].clone()]);
+    } else {
+        dims = None;
+    }
+    Some((shape, dims))
+}
+
+fn attention(shapes: &[Shape]) -> Option<Shape> {
+    let (q, qd) = shapes.first()?;
+    let (v, vd) = shapes.get(2)?;
+    let mut shape = q.clone();
+    *shape.last_mut()? = *v.last()?;
+    let dims = match (qd, vd) {
+        (Some(q), Some(v)) => Some([&q[..q.len() - 1], &v[v.len() - 1..]].concat()),
+        _ => None,
+    };
+    Some((shape, dims))
+}
+
+fn ints(args: &[Arg], i: usize) -> Option<Vec<&Dim>> {
+    args.get(i)?.list()?.iter().map(Arg::int).collect()
+}
+
+fn const_ints(args: &[Arg], i: usize) -> Option<Vec<i64>> {
+    ints(args, i)?.into_iter().map(Dim::as_const).collect()
+}
+
+fn transpose((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
+    let perm = const_ints(args, 0)?;
+    if perm.len() != s.len() {
+        return None;
+    }
+    let shape = perm.iter().map(|p| s.get(*p as usize).copied()).collect::<Option<Vec<_>>>()?;
+    let dims = d.as_ref().map(|d| perm.iter().map(|p| d[*p as usize].clone()).collect());
+    Some((shape, dims))
+}
+
+/// `Reshape` and `Broadcast`: the shape is the argument (one `-1` allowed for reshape).
+fn from_args(egraph: &EGraph, (s, _): &Shape, args: &[Arg]) -> Option<Shape> {
+    let want = ints(args, 0)?;
+    let t = &egraph.analysis.tables;
+    let reference: Vec<Vec<i64>> = t.inputs.iter().map(|v| v.shape.clone()).collect();
+    let mut shape = want.iter().map(|d| d.eval(&reference)).collect::<Option<Vec<i64>>>()?;
+    let known: i64 = shape.iter().filter(|n| **n >= 0).product();
+    if let Some(k) = shape.iter().position(|n| *n < 0) {
+        let total: i64 = s.iter().product();
+        if known == 0 || total % known != 0 {
+            return None;
+        }
+        shape[k] = total / known;
+    }
+    let dims = want.iter().all(|d| d.as_const().is_none_or(|n| n >= 0)).then(|| want.iter().map(|d| t.canonical(d)).collect());
+    Some((shape, dims))
+}
+
+fn reduce((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
+    let axes = const_ints(args, 1)?;
+    let mut shape = s.clone();
+    let mut dims = d.clone();
+    for a in axes {
+        *shape.get_mut(a as usize)? = 1;
+        if let Some(ds) = dims.as_mut() {
+            ds[a as usize] = Dim::constant(1);
+        }
+    }
+    Some((shape, dims))
+}
+
+fn expand_dims((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
+    let mut axes = const_ints(args, 0)?;
+    axes.sort();
+    let mut shape = s.clone();
+    let mut dims = d.clone();
+    for a in axes {
+        let a = a as usize;
+        if a > shape.len() {
+            return None;
+        }
+        shape.insert(a, 1);
+        if let Some(ds) = dims.as_mut() {
+            ds.insert(a, Dim::constant(1));
+        }
+    }
+    Some((shape, dims))
+}

@@ -1,0 +1,116 @@
+use egg::Language;
+use super::super::testing::{has_op, ints, TestGraph};
+use super::super::Family;
+use egg::Id;
+
+const ALL: [Family; 4] = Family::ALL;
+
+/// `x * rsqrt(mean(x*x, -1) + eps) * w` as MLX exports it, with the reduction axis,
+/// the mean's scale and the weight's shape as given.
+fn rms(axis: i64, scale: f64, w_shape: &[i64]) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[8, 64], w_shape]);
+    let sq = t.op("Multiply", &[], &[x[0], x[0]]);
+    let red_shape: Vec<i64> = if axis == 1 { vec![8, 1] } else { vec![1, 64] };
+    let s = t.op("Reduce", &[superopt_ir::Arg::Int(superopt_ir::Dim::constant(2)), ints(&[axis])], &[sq]);
+    let n = t.scalar(scale, &red_shape);
+    let mean = t.op("Multiply", &[], &[s, n]);
+    let eps = t.scalar(1e-5_f32 as f64, &red_shape);
+    let a = t.op("Add", &[], &[mean, eps]);
+    let r = t.op("Sqrt", &[superopt_ir::Arg::Bool(true)], &[a]);
+    let rb = t.op("Broadcast", &[ints(&[8, 64])], &[r]);
+    let y = t.op("Multiply", &[], &[x[0], rb]);
+    let wb = t.op("Broadcast", &[ints(&[8, 64])], &[x[1]]);
+    let out = t.op("Multiply", &[], &[y, wb]);
+    (t, out)
+}
+
+#[test]
+fn rms_norm_fires_on_the_exported_form() {
+    let (t, out) = rms(1, 1.0 / 64.0, &[64]);
+    let g = t.saturate(&ALL);
+    assert!(has_op(&g, out, "RMSNorm"));
+}
+
+#[test]
+fn rms_norm_near_misses_do_not_fire() {
+    for (axis, scale, w) in [(0, 1.0 / 8.0, &[64][..]), (1, 1.0 / 63.0, &[64]), (1, 1.0 / 64.0, &[8, 64])] {
+        let (t, out) = rms(axis, scale, w);
+        let g = t.saturate(&ALL);
+        assert!(!has_op(&g, out, "RMSNorm"), "axis {axis}, scale {scale}, weight {w:?}");
+    }
+}
+
+fn softmax(max_axis: i64, sum_axis: i64) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[4, 32]]);
+    let red = |k: i64, a: i64| vec![superopt_ir::Arg::Int(superopt_ir::Dim::constant(k)), ints(&[a])];
+    let m = t.op("Reduce", &red(5, max_axis), &[x[0]]);
+    let mb = t.op("Broadcast", &[ints(&[4, 32])], &[m]);
+    let z = t.op("Subtract", &[], &[x[0], mb]);
+    let e = t.op("Exp", &[], &[z]);
+    let s = t.op("Reduce", &red(2, sum_axis), &[e]);
+    let sb = t.op("Broadcast", &[ints(&[4, 32])], &[s]);
+    let out = t.op("Divide", &[], &[e, sb]);
+    (t, out)
+}
+
+#[test]
+fn softmax_fires_on_the_last_axis_only() {
+    let (t, out) = softmax(1, 1);
+    assert!(has_op(&t.saturate(&ALL), out, "Softmax"));
+    let (t, out) = softmax(0, 0);
+    assert!(!has_op(&t.saturate(&ALL), out, "Softmax"), "softmax over axis 0 is not mx.softmax's");
+    // Max over another axis than the sum: still softmax(x - m) over the last axis, never softmax(x).
+    let (t, out) = softmax(0, 1);
+    let g = t.saturate(&ALL);
+    let x = g.find(Id::from(0usize));
+    assert!(!g[g.find(out)].nodes.iter().any(|n| n.op_name() == Some("Softmax") && g.find(n.children()[1]) == x));
+}
+
+/// Naive attention: q [1,8,T,16], k/v [1,2,T,16] repeated 4x, scaled, causal by `>=` (or `>`).
+fn attention(causal_op: &str, scale: f64, perm: &[i64]) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[1, 8, 16, 16], &[1, 2, 16, 16], &[1, 2, 16, 16]]);
+    let rep = |t: &mut TestGraph, k: Id| {
+        let e = t.op("ExpandDims", &[ints(&[2])], &[k]);
+        let b = t.op("Broadcast", &[ints(&[1, 2, 4, 16, 16])], &[e]);
+        t.op("Reshape", &[ints(&[1, 8, 16, 16])], &[b])
+    };
+    let (k, v) = (rep(&mut t, x[1]), rep(&mut t, x[2]));
+    let kt = t.op("Transpose", &[ints(perm)], &[k]);
+    let qk = t.op("Matmul", &[], &[x[0], kt]);
+    let s = t.scalar(scale, &[1, 8, 16, 16]);
+    let scores = t.op("Multiply", &[], &[qk, s]);
+    let f = |v: f64| superopt_ir::Arg::Float(v);
+    let ar = t.op("Arange", &[f(0.0), f(16.0), f(1.0)], &[]);
+    t.set_value(ar, &[16], superopt_ir::Dtype::Int32);
+    let rows = t.op("ExpandDims", &[ints(&[1])], &[ar]);
+    let rows = t.op("Broadcast", &[ints(&[16, 16])], &[rows]);
+    let cols = t.op("ExpandDims", &[ints(&[0])], &[ar]);
+    let cols = t.op("Broadcast", &[ints(&[16, 16])], &[cols]);
+    let m = t.op(causal_op, &[], &[rows, cols]);
+    let mb = t.op("Broadcast", &[ints(&[1, 8, 16, 16])], &[m]);
+    let fill = t.scalar(-1e9, &[1, 8, 16, 16]);
+    let masked = t.op("Select", &[], &[mb, scores, fill]);
+    let p = t.op("Softmax", &[superopt_ir::Arg::Bool(false)], &[masked]);
+    let out = t.op("Matmul", &[], &[p, v]);
+    (t, out)
+}
+
+#[test]
+fn sdpa_fires_with_gqa_and_causal_mask() {
+    let (t, out) = attention("GreaterEqual", 0.25, &[0, 1, 3, 2]);
+    let g = t.saturate(&ALL);
+    let sdpa = g[g.find(out)].nodes.iter().find(|n| n.op_name() == Some("ScaledDotProductAttention"));
+    let n = sdpa.expect("SDPA found");
+    // The un-repeated form reads k and v at 2 heads.
+    let unrepeated = g[g.find(out)].nodes.iter().any(|n| n.op_name() == Some("ScaledDotProductAttention") && n.children()[2] == g.find(egg::Id::from(1usize)));
+    assert!(unrepeated, "{n:?}");
+}
+
+#[test]
+fn sdpa_near_misses_do_not_fire() {
+    for (op, perm) in [("Greater", [0, 1, 3, 2]), ("GreaterEqual", [0, 1, 2, 3])] {
+        let (t, out) = attention(op, 0.25, &perm);
+        let g = t.saturate(&ALL);
+        assert!(!has_op(&g, out, "ScaledDotProductAttention"), "{op} {perm:?}");
+    }
+}

@@ -1,0 +1,74 @@
+//! The e-graph strategy: every plan variant saturated with the rule families and
+//! extracted for eager and for compiled execution, with and without the `mx.fast`
+//! substitutions (they may be slower on the device at hand: timing decides).
+
+use crate::egraph::cost::{Device, Mode};
+use crate::egraph::{search, Found, Limits};
+use crate::rules::Family;
+use crate::{Candidate, Compile, Strategy};
+use std::time::Duration;
+use superopt_ir::Plan;
+
+pub struct Saturation {
+    /// For all searches together.
+    pub time: Duration,
+    pub device: Device,
+}
+
+const WITHOUT_FAST: [Family; 3] = [Family::Layout, Family::Algebra, Family::Sharing];
+
+impl Strategy for Saturation {
+    fn name(&self) -> &'static str {
+        "egraph"
+    }
+
+    fn propose(&self, traced: &Plan) -> Vec<Candidate> {
+        let searches = 4 * traced.variants.len() as u32;
+        let nodes = traced.node_count();
+        let limits = Limits { time: self.time / searches.max(1), nodes: (nodes * 20).clamp(20_000, 300_000), iters: 30 };
+        let mut out: Vec<Candidate> = vec![];
+        let mut used_fast = false;
+        for (families, tag) in [(&Family::ALL[..], "egraph"), (&WITHOUT_FAST[..], "egraph-nofast")] {
+            if tag == "egraph-nofast" && !used_fast {
+                break;
+            }
+            for (mode, compile, suffix) in [(Mode::Eager, Compile::Eager, ""), (Mode::Compiled, Compile::Whole, "+compile")] {
+                let Some(c) = candidate(traced, families, &limits, &self.device, mode, compile, format!("{tag}{suffix}")) else { continue };
+                used_fast |= c.rules.iter().any(|r| r.starts_with("fast/"));
+                if !out.iter().any(|o| o.plan == c.plan && o.compile == c.compile) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, mode: Mode, compile: Compile, name: String) -> Option<Candidate> {
+    let mut plan = traced.clone();
+    let mut found: Vec<Found> = vec![];
+    for (guard, program) in plan.variants.iter_mut() {
+        if let Some(f) = search(program, guard, families, limits, dev, mode) {
+            *program = f.program.clone();
+            found.push(f);
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let mut rules: Vec<String> = vec![];
+    let mut explain: Vec<String> = vec![];
+    for f in &found {
+        for (r, n) in &f.rules {
+            rules.push(format!("{r} x{n}"));
+        }
+        explain.push(format!("e-graph: {}; modelled {:.3} ms -> {:.3} ms", f.stats, f.cost_before * 1e3, f.cost_after * 1e3));
+        explain.extend(f.steps.iter().map(|s| format!("{} -> {}   [{}]", s.original, s.now, s.rules.join(", "))));
+    }
+    rules.sort();
+    rules.dedup();
+    if compile == Compile::Whole {
+        rules.push("mx.compile(whole function)".into());
+    }
+    Some(Candidate { name, plan, compile, rules, explain })
+}
