@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use superopt_bench::{compare, geomean, is_win, Objective};
 use superopt_emit::{emit, ModuleInfo};
 use superopt_report::{CandidateReport, Capsule, SizeReport, Stage};
-use superopt_search::{as_traced, default_strategies, Candidate, Compile};
+use superopt_search::egraph::cost::Device;
+use superopt_search::{as_traced, default_strategies, modelled_cost, Candidate, Compile};
 use superopt_verify::{judge, Tolerance};
 use superopt_worker::WorkerError;
 
@@ -146,7 +147,8 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     let mut candidates = vec![as_traced(&plan)];
     // Saturation gets a fifth of the budget, at most a minute; verification and timing need the rest.
     let search_time = Duration::from_secs(args.time_budget).mul_f64(0.2).min(Duration::from_secs(60));
-    for strategy in default_strategies(search_time, superopt_search::egraph::cost::Device::default()) {
+    let device = Device::default();
+    for strategy in default_strategies(search_time, device) {
         candidates.extend(strategy.propose(&plan));
     }
     stages.mark("search");
@@ -174,8 +176,8 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     let seeds: Vec<u64> = (0..args.seeds).collect();
     // Verification may use most of the budget; timing needs the rest.
     let deadline = started + Duration::from_secs(args.time_budget).mul_f64(0.8);
-    for (k, c) in candidates.iter().enumerate() {
-        progress.set_message(format!("verifying {}", c.name));
+    for k in verification_order(&candidates, &device) {
+        progress.set_message(format!("verifying {}", candidates[k].name));
         verify_candidate(&mut s, &mut reports[k], &seeds, tol, deadline);
     }
     stages.mark("verify");
@@ -215,6 +217,15 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
         None => format!("no verified speedup — original unchanged: {}. {round_trip}", why_no_win(&capsule, objective)),
     };
     Ok(Outcome::Done(Box::new(Done { capsule, candidates, winner, session: s, harness_text, stages })))
+}
+
+/// The traced program first (the round-trip check), then the rest by modelled cost, so
+/// that a budget that runs out drops the least promising.
+fn verification_order(candidates: &[Candidate], device: &Device) -> Vec<usize> {
+    let cost: Vec<f64> = candidates.iter().map(|c| modelled_cost(c, device)).collect();
+    let mut rest: Vec<usize> = (1..candidates.len()).collect();
+    rest.sort_by(|a, b| cost[*a].total_cmp(&cost[*b]));
+    [vec![0], rest].concat()
 }
 
 /// Times the verified candidates against `fn`, interleaved, at each size.

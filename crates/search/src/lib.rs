@@ -51,3 +51,13 @@ pub fn as_traced(traced: &Plan) -> Candidate {
     let rules = vec!["rebuilt from the trace (MLX's export merges equal subexpressions)".into()];
     Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules, explain: vec![] }
 }
+
+/// The modelled seconds of a candidate over its plan's variants: it orders
+/// verification (the likeliest winners first); timing decides.
+pub fn modelled_cost(c: &Candidate, dev: &egraph::cost::Device) -> f64 {
+    let mode = match c.compile {
+        Compile::Eager => egraph::cost::Mode::Eager,
+        Compile::Whole => egraph::cost::Mode::Compiled,
+    };
+    c.plan.variants.iter().map(|(guard, p)| egraph::program_cost(p, guard, dev, mode)).sum()
+}

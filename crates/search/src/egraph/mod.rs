@@ -81,18 +81,46 @@ pub fn search(p: &Program, guard: &Guard, families: &[Family], limits: &Limits, 
     if steps.is_empty() && program.nodes.len() == p.nodes.len() {
         return None;
     }
+    let used = rules_used(&g, &picked.choice, &roots, &origins, &steps);
+    let cost_before = program_cost(p, guard, dev, mode);
+    Some(Found { program, cost_before, cost_after: picked.cost, rules: used, steps, stats })
+}
+
+/// Every rule that built a node of the extracted program, and the rules of steps
+/// that took another traced node (a merge that added none), with how often each did.
+fn rules_used(g: &lang::EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], origins: &HashMap<Mlx, String>, steps: &[Step]) -> BTreeMap<String, usize> {
     let mut used = BTreeMap::new();
-    for s in &steps {
+    for node in reachable(g, choice, roots) {
+        if let Some(rule) = origins.get(node).filter(|o| !o.starts_with('%')) {
+            *used.entry(rule.clone()).or_insert(0) += 1;
+        }
+    }
+    for s in steps.iter().filter(|s| s.now.starts_with('%')) {
         for r in &s.rules {
             *used.entry(r.clone()).or_insert(0) += 1;
         }
     }
-    let cost_before = original_cost(p, guard, dev, mode);
-    Some(Found { program, cost_before, cost_after: picked.cost, rules: used, steps, stats })
+    used
 }
 
-/// The modelled cost of the program as traced.
-fn original_cost(p: &Program, guard: &Guard, dev: &Device, mode: Mode) -> f64 {
+/// The chosen nodes reachable from the roots, each once.
+fn reachable<'a>(g: &lang::EGraph, choice: &'a HashMap<Id, Mlx>, roots: &[Id]) -> Vec<&'a Mlx> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<Id> = roots.to_vec();
+    let mut out = vec![];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(node) = choice.get(&id) else { continue };
+        stack.extend(node.children().iter().map(|c| g.find(*c)));
+        out.push(node);
+    }
+    out
+}
+
+/// The modelled cost of a program, node by node as written.
+pub fn program_cost(p: &Program, guard: &Guard, dev: &Device, mode: Mode) -> f64 {
     let (g, roots) = convert::to_egraph(p, guard);
     let traced: HashSet<Mlx> = g.analysis.origins.keys().cloned().collect();
     let far = Instant::now() + Duration::from_secs(30);
