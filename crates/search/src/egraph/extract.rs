@@ -1,12 +1,13 @@
 //! Extraction: one e-node per e-class, cheapest under the cost model, with shared
 //! e-classes counted once (a DAG-aware greedy: each class's cost is the summed
 //! cost of the set of classes its choice needs, improved until nothing changes).
+//! Past [`DAG_AWARE_CLASSES`] it falls back to the plain greedy sum over children.
 
 use super::cost::{node_cost, Device, Mode};
 use super::lang::{EGraph, Mlx};
 use egg::{Id, Language};
 use fixedbitset::FixedBitSet;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 pub struct Extraction {
@@ -18,76 +19,143 @@ pub struct Extraction {
 /// Nodes the trace had win ties, so an extraction changes only what it must.
 const RULE_MADE_PENALTY: f64 = 1e-9;
 
-pub fn extract(g: &EGraph, roots: &[Id], traced: &HashSet<Mlx>, dev: &Device, mode: Mode, deadline: Instant) -> Option<Extraction> {
-    let ids: Vec<Id> = g.classes().map(|c| c.id).collect();
-    let index: HashMap<Id, usize> = ids.iter().enumerate().map(|(k, id)| (*id, k)).collect();
-    let n = ids.len();
-    let mut own = vec![0.0f64; n];
-    let mut best: Vec<Option<(f64, FixedBitSet)>> = vec![None; n];
-    let mut choice: HashMap<Id, Mlx> = HashMap::new();
-    let costs: Vec<Vec<(f64, &Mlx)>> = ids
-        .iter()
-        .map(|id| {
-            g[*id]
-                .nodes
-                .iter()
-                .map(|node| {
-                    let c = node_cost(g, *id, node, dev, mode);
-                    let penalty = if traced.contains(node) { 0.0 } else { RULE_MADE_PENALTY * (1.0 + c) };
-                    (c + penalty, node)
-                })
-                .collect()
-        })
-        .collect();
-    for _pass in 0..8 {
-        let mut changed = false;
-        for (k, id) in ids.iter().enumerate() {
-            if g[*id].data.args.is_some() {
-                continue;
-            }
-            for (c, node) in &costs[k] {
-                if !c.is_finite() {
-                    continue;
-                }
-                let Some(set) = needed(g, node, &index, &best, k, n) else { continue };
-                let total = c + set.ones().map(|j| own[j]).sum::<f64>();
-                if best[k].as_ref().is_none_or(|(b, _)| total < *b - 1e-15) {
-                    let mut set = set;
-                    set.insert(k);
-                    best[k] = Some((total, set));
-                    own[k] = *c;
-                    choice.insert(*id, (*node).clone());
-                    changed = true;
-                }
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    let mut all = FixedBitSet::with_capacity(n);
-    for r in roots {
-        all.union_with(&best[index[&g.find(*r)]].as_ref()?.1);
-    }
-    let cost = all.ones().map(|j| own[j]).sum();
-    Some(Extraction { choice, cost })
+/// Up to this many e-classes, shared classes are counted once (a bit set per class);
+/// above it, a class costs its node plus its children's costs (shared ones counted again).
+pub const DAG_AWARE_CLASSES: usize = 30_000;
+
+/// The best found so far for one e-class: its total, the chosen node's own cost and,
+/// when DAG-aware, the set of classes it needs (itself included).
+#[derive(Clone)]
+struct Best {
+    total: f64,
+    own: f64,
+    needs: Option<FixedBitSet>,
 }
 
-/// The classes `node`'s children need, or `None` if one has no choice yet or needs class `k` itself.
-fn needed(g: &EGraph, node: &Mlx, index: &HashMap<Id, usize>, best: &[Option<(f64, FixedBitSet)>], k: usize, n: usize) -> Option<FixedBitSet> {
-    let mut set = FixedBitSet::with_capacity(n);
-    for c in node.children() {
-        let c = g.find(*c);
-        if g[c].data.args.is_some() {
+struct Extractor<'a> {
+    g: &'a EGraph,
+    ids: Vec<Id>,
+    index: HashMap<Id, usize>,
+    costs: Vec<Vec<(f64, &'a Mlx)>>,
+    best: Vec<Option<Best>>,
+    choice: HashMap<Id, Mlx>,
+    dag: bool,
+}
+
+/// The cheapest program: a worklist that re-evaluates a class's parents whenever its
+/// best improves, until nothing improves. `None` past the deadline or when a root has
+/// no finite choice.
+pub fn extract(g: &EGraph, roots: &[Id], traced: &HashSet<Mlx>, dev: &Device, mode: Mode, deadline: Instant) -> Option<Extraction> {
+    let mut ids: Vec<Id> = g.classes().map(|c| c.id).collect();
+    ids.sort();
+    let index: HashMap<Id, usize> = ids.iter().enumerate().map(|(k, id)| (*id, k)).collect();
+    let costs = ids.iter().map(|id| node_costs(g, *id, traced, dev, mode)).collect();
+    let n = ids.len();
+    let mut x = Extractor { g, ids, index, costs, best: vec![None; n], choice: HashMap::new(), dag: n <= DAG_AWARE_CLASSES };
+    let mut queue: VecDeque<usize> = (0..n).collect();
+    let mut queued = vec![true; n];
+    let mut popped = 0usize;
+    while let Some(k) = queue.pop_front() {
+        queued[k] = false;
+        popped += 1;
+        if popped % 1024 == 0 && Instant::now() > deadline {
+            return None;
+        }
+        if !x.improve(k) {
             continue;
         }
-        let (_, s) = best[index[&c]].as_ref()?;
-        set.union_with(s);
+        for p in g[x.ids[k]].parents() {
+            let j = x.index[&g.find(p)];
+            if !queued[j] {
+                queued[j] = true;
+                queue.push_back(j);
+            }
+        }
     }
-    (!set.contains(k)).then_some(set)
+    let roots: Vec<Id> = roots.iter().map(|r| g.find(*r)).collect();
+    if roots.iter().any(|r| x.best[x.index[r]].is_none()) {
+        return None;
+    }
+    let cost = reachable_cost(&x, &roots);
+    Some(Extraction { choice: x.choice, cost })
+}
+
+fn node_costs<'a>(g: &'a EGraph, id: Id, traced: &HashSet<Mlx>, dev: &Device, mode: Mode) -> Vec<(f64, &'a Mlx)> {
+    g[id]
+        .nodes
+        .iter()
+        .map(|node| {
+            let c = node_cost(g, id, node, dev, mode);
+            let penalty = if traced.contains(node) { 0.0 } else { RULE_MADE_PENALTY * (1.0 + c) };
+            (c + penalty, node)
+        })
+        .collect()
+}
+
+impl Extractor<'_> {
+    /// Re-evaluates class `k`'s nodes; whether its best improved.
+    fn improve(&mut self, k: usize) -> bool {
+        if self.g[self.ids[k]].data.args.is_some() {
+            return false;
+        }
+        let mut improved = false;
+        for m in 0..self.costs[k].len() {
+            let (c, node) = self.costs[k][m];
+            if !c.is_finite() {
+                continue;
+            }
+            let Some(mut b) = self.candidate(node, c, k) else { continue };
+            if self.best[k].as_ref().is_none_or(|old| b.total < old.total - 1e-15) {
+                if let Some(set) = b.needs.as_mut() {
+                    set.insert(k);
+                }
+                self.best[k] = Some(b);
+                self.choice.insert(self.ids[k], node.clone());
+                improved = true;
+            }
+        }
+        improved
+    }
+
+    /// What choosing `node` (own cost `c`) for class `k` would cost; `None` if a child has
+    /// no choice yet or (DAG-aware) needs class `k` itself.
+    fn candidate(&self, node: &Mlx, c: f64, k: usize) -> Option<Best> {
+        let n = self.ids.len();
+        let mut set = self.dag.then(|| FixedBitSet::with_capacity(n));
+        let mut children = 0.0;
+        for child in node.children() {
+            let child = self.g.find(*child);
+            if self.g[child].data.args.is_some() {
+                continue;
+            }
+            let b = self.best[self.index[&child]].as_ref()?;
+            match (&mut set, &b.needs) {
+                (Some(s), Some(needs)) => s.union_with(needs),
+                _ => children += b.total,
+            }
+        }
+        match set {
+            Some(s) if s.contains(k) => None,
+            Some(s) => Some(Best { total: c + s.ones().filter_map(|j| self.best[j].as_ref()).map(|b| b.own).sum::<f64>(), own: c, needs: Some(s) }),
+            None => Some(Best { total: c + children, own: c, needs: None }),
+        }
+    }
+}
+
+/// The chosen program's cost, each class it reaches counted once.
+fn reachable_cost(x: &Extractor, roots: &[Id]) -> f64 {
+    let mut seen = HashSet::new();
+    let mut stack = roots.to_vec();
+    let mut total = 0.0;
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) || x.g[id].data.args.is_some() {
+            continue;
+        }
+        let Some(b) = x.best[x.index[&id]].as_ref() else { continue };
+        total += b.own;
+        stack.extend(x.choice[&id].children().iter().map(|c| x.g.find(*c)));
+    }
+    total
 }
 
 /// Whether the chosen nodes reachable from `roots` form a DAG.
