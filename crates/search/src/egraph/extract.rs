@@ -46,12 +46,16 @@ struct Extractor<'a> {
 /// best improves, until nothing improves. `None` past the deadline or when a root has
 /// no finite choice.
 pub fn extract(g: &EGraph, roots: &[Id], traced: &HashSet<Mlx>, dev: &Device, mode: Mode, deadline: Instant) -> Option<Extraction> {
+    extract_within(g, roots, traced, dev, mode, deadline, DAG_AWARE_CLASSES)
+}
+
+fn extract_within(g: &EGraph, roots: &[Id], traced: &HashSet<Mlx>, dev: &Device, mode: Mode, deadline: Instant, dag_bound: usize) -> Option<Extraction> {
     let mut ids: Vec<Id> = g.classes().map(|c| c.id).collect();
     ids.sort();
     let index: HashMap<Id, usize> = ids.iter().enumerate().map(|(k, id)| (*id, k)).collect();
     let costs = ids.iter().map(|id| node_costs(g, *id, traced, dev, mode)).collect();
     let n = ids.len();
-    let mut x = Extractor { g, ids, index, costs, best: vec![None; n], choice: HashMap::new(), dag: n <= DAG_AWARE_CLASSES };
+    let mut x = Extractor { g, ids, index, costs, best: vec![None; n], choice: HashMap::new(), dag: n <= dag_bound };
     let mut queue: VecDeque<usize> = (0..n).collect();
     let mut queued = vec![true; n];
     let mut popped = 0usize;
@@ -187,4 +191,60 @@ pub fn acyclic(g: &EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id]) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::{has_op, TestGraph};
+    use crate::rules::Family;
+    use std::time::Duration;
+
+    /// An unrolled recurrence: 5,000 nodes deep, one scalar shared by every step.
+    fn deep_chain() -> (EGraph, Id) {
+        let (mut t, x) = TestGraph::new(&[&[4, 8]]);
+        let half = t.scalar(0.5, &[4, 8]);
+        let mut h = x[0];
+        for _ in 0..2500 {
+            h = t.op("Multiply", &[], &[h, half]);
+            h = t.op("Tanh", &[], &[h]);
+        }
+        (t.saturate(&[Family::Layout]), h)
+    }
+
+    fn reaches_broadcast(g: &EGraph, e: &Extraction, root: Id) -> bool {
+        let mut stack = vec![g.find(root)];
+        let mut seen = HashSet::new();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) || g[id].data.args.is_some() {
+                continue;
+            }
+            let node = &e.choice[&id];
+            if node.op_name() == Some("Broadcast") {
+                return true;
+            }
+            stack.extend(node.children().iter().map(|c| g.find(*c)));
+        }
+        false
+    }
+
+    #[test]
+    fn a_five_thousand_node_chain_extracts_in_both_modes() {
+        let (g, root) = deep_chain();
+        assert!(has_op(&g, root, "Tanh"));
+        let far = Instant::now() + Duration::from_secs(60);
+        for bound in [DAG_AWARE_CLASSES, 0] {
+            let e = extract_within(&g, &[root], &HashSet::new(), &Device::default(), Mode::Eager, far, bound).expect("extracts");
+            assert!(e.cost.is_finite() && e.cost > 0.0);
+            // implicit broadcasting won at every step: no materialised scalar is left
+            assert!(!reaches_broadcast(&g, &e, root), "bound {bound}");
+            assert!(acyclic(&g, &e.choice, &[root]));
+        }
+    }
+
+    #[test]
+    fn a_past_deadline_gives_nothing() {
+        let (g, root) = deep_chain();
+        assert!(extract(&g, &[root], &HashSet::new(), &Device::default(), Mode::Eager, Instant::now()).is_none());
+    }
 }
