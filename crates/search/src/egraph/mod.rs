@@ -5,6 +5,7 @@
 pub mod convert;
 pub mod cost;
 pub mod extract;
+pub mod fold;
 pub mod lang;
 pub mod shape;
 
@@ -91,7 +92,7 @@ pub fn search(p: &Program, guard: &Guard, families: &[Family], limits: &Limits, 
 fn rules_used(g: &lang::EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], origins: &HashMap<Mlx, String>, steps: &[Step]) -> BTreeMap<String, usize> {
     let mut used = BTreeMap::new();
     for node in reachable(g, choice, roots) {
-        if let Some(rule) = origins.get(node).filter(|o| !o.starts_with('%')) {
+        if let Some(rule) = origins.get(node).filter(|o| !o.starts_with('%') && node.op_name().is_some()) {
             *used.entry(rule.clone()).or_insert(0) += 1;
         }
     }

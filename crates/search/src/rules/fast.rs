@@ -5,13 +5,18 @@
 //! and timing decides whether they stay.
 //! May touch: the whole matched subgraph, replaced by one fused node.
 
-use super::{const_int, const_list, same_f32, Ctx, Family::Fast, Rule};
+use super::{const_int, const_list, node_parts, same_f32, Ctx, Family::Fast, Rule};
+use crate::egraph::fold::{find_op, fold, Table};
+use superopt_ir::Dtype;
 use egg::Id;
 use superopt_ir::Arg;
 
 const RMS: &str = "(Sqrt ?r (Add (Multiply (Reduce ?red (Multiply ?x ?x)) ?n) ?eps))";
 const RMS_DIV: &str = "(Sqrt ?r (Add (Divide (Reduce ?red (Multiply ?x ?x)) ?n) ?eps))";
 const CENTERED: &str = "(Subtract ?x (Multiply (Reduce ?r1 ?x) ?n1))";
+const ROT_1: &str = "(Subtract (Multiply ?x1 ?c) (Multiply ?x2 ?s))";
+const ROT_2: &str = "(Add (Multiply ?x1 ?s) (Multiply ?x2 ?c))";
+const ROTATED: &str = "(Subtract (Multiply ?x1 ?c) (Multiply ?x2 ?s)) (Add (Multiply ?x1 ?s) (Multiply ?x2 ?c))";
 const SCORES: &str = "(Multiply (Matmul ?q (Transpose ?t ?k)) ?s)";
 
 fn ln_core() -> String {
@@ -43,6 +48,8 @@ pub fn rules() -> Vec<Rule> {
             "(ScaledDotProductAttention ?a ?q (Reshape ?s1 (Broadcast ?b1 (ExpandDims ?e1 ?k))) (Reshape ?s2 (Broadcast ?b2 (ExpandDims ?e2 ?v))))",
             gqa_unrepeat,
         ),
+        Rule::build(Fast, "rope", &format!("(Concatenate ?ax {ROTATED})"), |cx| rope(cx, false)),
+        Rule::build(Fast, "rope-traditional", &format!("(Reshape ?shape (Concatenate ?ax (ExpandDims ?e1 {ROT_1}) (ExpandDims ?e2 {ROT_2})))"), |cx| rope(cx, true)),
     ]
 }
 
@@ -204,6 +211,109 @@ fn gqa_unrepeat(cx: &mut Ctx) -> Option<Id> {
     }
     let (qi, ki, vi) = (cx.id("?q"), cx.id("?k"), cx.id("?v"));
     Some(cx.op("ScaledDotProductAttention", &args, &[qi, ki, vi]))
+}
+
+/// RoPE by hand: the two halves of `x` (or its even and odd features, `traditional`)
+/// rotated by `cos`/`sin` of an angle table that depends on no input, where the table
+/// is `scale * (offset + t) * base^(-i/half)` for position t along axis -2.
+fn rope(cx: &mut Ctx, traditional: bool) -> Option<Id> {
+    let (x, half) = rotated_halves(cx, traditional)?;
+    let xv = cx.g[x].data.value()?.clone();
+    let rank = xv.shape.len();
+    let axis = const_int(cx.args("?ax")?, 0)?;
+    let stacked_axis = if traditional { rank as i64 } else { rank as i64 - 1 };
+    if !(axis == stacked_axis || axis == -1) || !xv.dtype.is_float() || rank < 2 {
+        return None;
+    }
+    if traditional && (cx.out().value()?.shape != xv.shape || !expands_last(cx, "?e1", rank) || !expands_last(cx, "?e2", rank)) {
+        return None;
+    }
+    let theta = trig_angle(cx, "?c", "Cos")?;
+    if trig_angle(cx, "?s", "Sin")? != theta || !positions_follow(cx, theta, x) {
+        return None;
+    }
+    let (base, scale, offset) = fit_angles(&fold(cx.g, theta)?, xv.shape[rank - 2] as usize, half)?;
+    let args = [Arg::Int(superopt_ir::Dim::constant(2 * half as i64)), Arg::Bool(traditional), Arg::Float(base), Arg::Float(scale), Arg::Bool(true)];
+    let off = cx.scalar_const(offset, Dtype::Int32);
+    Some(cx.op("RoPE", &args, &[x, off]))
+}
+
+/// `x` and `half` when `?x1`, `?x2` are the halves of `x`'s last axis (or its even and
+/// odd entries) and together cover all of it.
+fn rotated_halves(cx: &Ctx, traditional: bool) -> Option<(Id, usize)> {
+    let (x, a1) = slice_of(cx, "?x1")?;
+    let (x2, a2) = slice_of(cx, "?x2")?;
+    let d = *cx.g[x].data.value()?.shape.last()?;
+    let rank = cx.g[x].data.value()?.shape.len();
+    let half = d / 2;
+    let whole = |a: &[Vec<i64>], first: i64, last: i64, step: i64| {
+        a[0][..rank - 1].iter().all(|v| *v == 0) && a[0][rank - 1] == first && a[1][rank - 1] == last && a[2][..rank - 1].iter().all(|v| *v == 1) && a[2][rank - 1] == step
+    };
+    let covers = if traditional { whole(&a1, 0, d, 2) && whole(&a2, 1, d, 2) } else { whole(&a1, 0, half, 1) && whole(&a2, half, d, 1) };
+    let full = cx.shape("?x1")? == cx.shape("?x2")? && cx.shape("?x1")?[..rank - 1] == cx.g[x].data.value()?.shape[..rank - 1];
+    (x == x2 && d % 2 == 0 && half > 0 && covers && full).then_some((x, half as usize))
+}
+
+/// The sliced array and the slice's [start, end, strides] at the traced size, from a `Slice` in `var`'s class.
+fn slice_of(cx: &Ctx, var: &str) -> Option<(Id, Vec<Vec<i64>>)> {
+    cx.g[cx.id(var)].nodes.iter().find_map(|n| {
+        let (args, inputs) = node_parts(cx.g, n);
+        if n.op_name() != Some("Slice") || inputs.len() != 1 {
+            return None;
+        }
+        let shapes: Vec<Vec<i64>> = cx.g.analysis.tables.inputs.iter().map(|v| v.shape.clone()).collect();
+        let at_traced_size = |i: usize| args.get(i)?.list()?.iter().map(|a| a.int()?.eval(&shapes)).collect::<Option<Vec<i64>>>();
+        let lists = (0..3).map(at_traced_size).collect::<Option<Vec<_>>>()?;
+        Some((cx.g.find(inputs[0]), lists))
+    })
+}
+
+fn expands_last(cx: &Ctx, var: &str, rank: usize) -> bool {
+    cx.args(var).and_then(|a| const_list(a, 0)).is_some_and(|e| e == [rank as i64] || e == [-1])
+}
+
+/// The angle class under `op` (`Cos`/`Sin`) in `var`'s class, directly or under a broadcast.
+fn trig_angle(cx: &Ctx, var: &str, op: &str) -> Option<Id> {
+    let id = cx.id(var);
+    find_op(cx.g, id, op).or_else(|| find_op(cx.g, find_op(cx.g, id, "Broadcast")?[0], op)).map(|ins| ins[0])
+}
+
+/// The table is `[T, half]` (after leading 1s) with T following `x`'s axis -2 at every size.
+fn positions_follow(cx: &Ctx, theta: Id, x: Id) -> bool {
+    let (t, xd) = (&cx.g[theta].data, &cx.g[x].data);
+    let (Some(td), Some(xdims), Some(tv)) = (&t.dims, &xd.dims, t.value()) else { return false };
+    let r = tv.shape.len();
+    r >= 2 && tv.shape[..r - 2].iter().all(|n| *n == 1) && td[r - 2] == xdims[xdims.len() - 2]
+}
+
+/// (base, scale, offset) with `table[t][i] = scale * (offset + t) * base^(-i/half)`, all
+/// entries within 1e-9 relative; `None` when the table is not such a table.
+fn fit_angles(table: &Table, positions: usize, half: usize) -> Option<(f64, f64, f64)> {
+    let r = table.shape.len();
+    if r < 2 || table.shape[r - 2] != positions || table.shape[r - 1] != half || positions < 2 || half < 2 {
+        return None;
+    }
+    let at = |t: usize, i: usize| table.data[t * half + i];
+    let scale = at(1, 0) - at(0, 0);
+    let offset = (at(0, 0) / scale).round();
+    let t = if at(1, 0) != 0.0 { 1 } else { 0 };
+    let base = (at(t, 1) / at(t, 0)).powf(-(half as f64));
+    let sane = scale.is_finite() && scale > 0.0 && offset >= 0.0 && offset < 1e9 && base.is_finite() && base > 1.0;
+    let fits = (0..positions).all(|t| (0..half).all(|i| {
+        let want = scale * (offset + t as f64) * base.powf(-(i as f64) / half as f64);
+        (at(t, i) - want).abs() <= 1e-9 * want.abs().max(1.0)
+    }));
+    (sane && fits).then_some((round_f32(base), round_f32(scale), offset))
+}
+
+/// The f32 nearest `v` when it is that close (bases like 10000 fitted to 9999.999999).
+fn round_f32(v: f64) -> f64 {
+    let r = v.round();
+    if (v - r).abs() <= 1e-6 * r.abs().max(1.0) {
+        r
+    } else {
+        v as f32 as f64
+    }
 }
 
 #[cfg(test)]

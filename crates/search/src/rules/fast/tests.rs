@@ -114,3 +114,99 @@ fn sdpa_near_misses_do_not_fire() {
         assert!(!has_op(&g, out, "ScaledDotProductAttention"), "{op} {perm:?}");
     }
 }
+
+/// How a hand-written RoPE table may go wrong.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum RopeVariant {
+    Right,
+    /// Angles linear in i instead of geometric: not RoPE.
+    LinearFrequencies,
+    /// `x1*sin - x2*cos`: sin and cos swapped.
+    Swapped,
+    /// Halves of 24 + 40 features.
+    Uneven,
+}
+
+/// RoPE on x [1,2,8,64] as MLX exports it: offset 3, base 500.
+fn rope(variant: RopeVariant, traditional: bool) -> (TestGraph, Id) {
+    use superopt_ir::{Arg, Dim, Dtype};
+    let (mut t, x) = TestGraph::new(&[&[1, 2, 8, 64]]);
+    let h = if variant == RopeVariant::Uneven { 24 } else { 32 };
+    let f = |v: f64| Arg::Float(v);
+    let pos = t.op("Arange", &[f(3.0), Arg::Int(Dim::constant(11)), f(1.0)], &[]);
+    t.set_value(pos, &[8], Dtype::Float32);
+    let i = t.op("Arange", &[f(0.0), Arg::Int(Dim::constant(32)), f(1.0)], &[]);
+    t.set_value(i, &[32], Dtype::Float32);
+    let inv = if variant == RopeVariant::LinearFrequencies {
+        let s = t.scalar(0.01, &[32]);
+        t.op("Multiply", &[], &[i, s])
+    } else {
+        let half = t.scalar(32.0, &[32]);
+        let e = t.op("Divide", &[], &[i, half]);
+        let base = t.scalar(500.0, &[32]);
+        let p = t.op("Power", &[], &[base, e]);
+        let one = t.scalar(1.0, &[32]);
+        t.op("Divide", &[], &[one, p])
+    };
+    let col = t.op("ExpandDims", &[ints(&[1])], &[pos]);
+    let col = t.op("Broadcast", &[ints(&[8, 32])], &[col]);
+    let row = t.op("ExpandDims", &[ints(&[0])], &[inv]);
+    let row = t.op("Broadcast", &[ints(&[8, 32])], &[row]);
+    let theta = t.op("Multiply", &[], &[col, row]);
+    let (c, s) = (t.op("Cos", &[], &[theta]), t.op("Sin", &[], &[theta]));
+    let (c, s) = if variant == RopeVariant::Swapped { (s, c) } else { (c, s) };
+    let cb = t.op("Broadcast", &[ints(&[1, 2, 8, 32])], &[c]);
+    let sb = t.op("Broadcast", &[ints(&[1, 2, 8, 32])], &[s]);
+    let (x1, x2) = if traditional {
+        let h = if variant == RopeVariant::Uneven { 62 } else { 64 };
+        let x1 = t.op("Slice", &[ints(&[0, 0, 0, 0]), ints(&[1, 2, 8, h]), ints(&[1, 1, 1, 2])], &[x[0]]);
+        (x1, t.op("Slice", &[ints(&[0, 0, 0, 1]), ints(&[1, 2, 8, 64]), ints(&[1, 1, 1, 2])], &[x[0]]))
+    } else {
+        let x1 = t.op("Slice", &[ints(&[0, 0, 0, 0]), ints(&[1, 2, 8, h]), ints(&[1, 1, 1, 1])], &[x[0]]);
+        (x1, t.op("Slice", &[ints(&[0, 0, 0, h]), ints(&[1, 2, 8, 64]), ints(&[1, 1, 1, 1])], &[x[0]]))
+    };
+    let h = if traditional { 32 } else { h };
+    for (id, w) in [(x1, h), (x2, 64 - h)] {
+        t.set_value(id, &[1, 2, 8, w], Dtype::Float32);
+    }
+    let a = t.op("Multiply", &[], &[x1, cb]);
+    let b = t.op("Multiply", &[], &[x2, sb]);
+    let first = t.op("Subtract", &[], &[a, b]);
+    let a = t.op("Multiply", &[], &[x1, sb]);
+    let b = t.op("Multiply", &[], &[x2, cb]);
+    let second = t.op("Add", &[], &[a, b]);
+    if traditional {
+        let first = t.op("ExpandDims", &[ints(&[4])], &[first]);
+        let second = t.op("ExpandDims", &[ints(&[4])], &[second]);
+        let pairs = t.op("Concatenate", &[superopt_ir::Arg::Int(Dim::constant(4))], &[first, second]);
+        t.set_value(pairs, &[1, 2, 8, 32, 2], Dtype::Float32);
+        let out = t.op("Reshape", &[ints(&[1, 2, 8, 64])], &[pairs]);
+        return (t, out);
+    }
+    let out = t.op("Concatenate", &[superopt_ir::Arg::Int(Dim::constant(3))], &[first, second]);
+    t.set_value(out, &[1, 2, 8, 64], Dtype::Float32);
+    (t, out)
+}
+
+#[test]
+fn rope_fires_with_base_and_offset_read_from_the_table() {
+    for traditional in [false, true] {
+        let (t, out) = rope(RopeVariant::Right, traditional);
+        let g = t.saturate(&ALL);
+        let node = g[g.find(out)].nodes.iter().find(|n| n.op_name() == Some("RoPE")).expect("RoPE found").clone();
+        let (args, inputs) = super::super::node_parts(&g, &node);
+        assert_eq!(args[0], superopt_ir::Arg::Int(superopt_ir::Dim::constant(64)));
+        assert_eq!(args[1..4], [superopt_ir::Arg::Bool(traditional), superopt_ir::Arg::Float(500.0), superopt_ir::Arg::Float(1.0)]);
+        assert_eq!(g[inputs[1]].data.scalar, Some(3.0), "offset");
+    }
+}
+
+#[test]
+fn rope_near_misses_do_not_fire() {
+    for traditional in [false, true] {
+        for v in [RopeVariant::LinearFrequencies, RopeVariant::Swapped, RopeVariant::Uneven] {
+            let (t, out) = rope(v, traditional);
+            assert!(!has_op(&t.saturate(&ALL), out, "RoPE"), "{v:?}, traditional {traditional}");
+        }
+    }
+}
