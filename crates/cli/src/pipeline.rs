@@ -80,8 +80,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `superopt explain`: the run's decision, then the rewrites behind the winner (or,
-/// without one, behind each e-graph candidate, with why it did not win).
+/// `superopt explain`: the run's decision, then the rewrites behind the winner and
+/// behind each other e-graph candidate, with why it did not win.
 pub fn explain(args: RunArgs) -> Result<ExitCode> {
     let done = match optimize(&args)? {
         Outcome::NoChange(why) => {
@@ -92,10 +92,9 @@ pub fn explain(args: RunArgs) -> Result<ExitCode> {
     };
     let c = &done.capsule;
     println!("{}\n", c.decision);
-    let shown: Vec<&CandidateReport> = match done.winner {
-        Some(k) => vec![&c.candidates[k]],
-        None => c.candidates.iter().filter(|r| !r.explain.is_empty()).collect(),
-    };
+    // The winner first, then every other e-graph candidate with why it did not win.
+    let others = c.candidates.iter().enumerate().filter(|(k, r)| Some(*k) != done.winner && !r.explain.is_empty()).map(|(_, r)| r);
+    let shown: Vec<&CandidateReport> = done.winner.map(|k| &c.candidates[k]).into_iter().chain(others).collect();
     if shown.is_empty() {
         println!("no e-graph rewrite changed the program. MLX's trace records no source lines; values are named %N as in `superopt trace`.");
     }

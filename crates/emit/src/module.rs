@@ -4,7 +4,7 @@ use crate::ops::{self, dtype, py_float, Ctx};
 use crate::EmitError;
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use superopt_ir::{ConstData, Dim, DimTerm, Guard, Param, Plan, Program, ScalarExpr};
+use superopt_ir::{passes, ConstData, Dim, DimTerm, Guard, Node, Param, Plan, Program, ScalarExpr, ValueId};
 use superopt_search::{Candidate, Compile};
 
 /// Facts the module's header and fallback need.
@@ -81,7 +81,7 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
     let mut tensors = BTreeSet::new();
     let mut bodies = String::new();
     for (k, (guard, program)) in plan.variants.iter().enumerate() {
-        bodies.push_str(&program_fn(k, program, candidate.compile, &mut tensors)?);
+        bodies.push_str(&program_fn(k, program, candidate, &mut tensors)?);
         bodies.push_str(&fits_fn(k, guard, program));
     }
     if !tensors.is_empty() {
@@ -139,15 +139,54 @@ fn scalar(expr: &ScalarExpr, dim: &dyn Fn(&Dim) -> String) -> String {
     }
 }
 
-fn program_fn(k: usize, p: &Program, compile: Compile, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
+fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
     let mut names: Vec<String> = (0..p.values.len()).map(|v| format!("t{v}")).collect();
     let params: Vec<String> = p.inputs.iter().enumerate().map(|(i, _)| input_name(p, i)).collect();
     for (i, v) in p.inputs.iter().enumerate() {
         names[*v] = params[i].clone();
     }
+    let hoist = if c.hoist { passes::hoistable(p) } else { None };
+    let Some(hoist) = hoist else {
+        let all: Vec<&Node> = p.nodes.iter().collect();
+        let body = block(p, &all, &names, &p.outputs, false, tensors)?;
+        return Ok(function(&format!("_program_{k}"), &params, &body, c.compile));
+    };
+    // Values the hoisted part hands to the rest.
+    let once: Vec<&Node> = p.nodes.iter().zip(&hoist).filter(|(_, h)| **h).map(|(n, _)| n).collect();
+    let each: Vec<&Node> = p.nodes.iter().zip(&hoist).filter(|(_, h)| !**h).map(|(n, _)| n).collect();
+    let made: BTreeSet<ValueId> = once.iter().flat_map(|n| n.outputs.iter().copied()).collect();
+    let handed: Vec<ValueId> = each.iter().flat_map(|n| n.inputs.iter().copied()).filter(|v| made.contains(v)).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut s = function(&format!("_hoisted_{k}"), &params, &block(p, &once, &names, &handed, true, tensors)?, Compile::Eager);
+    let body_params: Vec<String> = params.iter().cloned().chain(handed.iter().map(|v| names[*v].clone())).collect();
+    s.push_str(&function(&format!("_body_{k}"), &body_params, &block(p, &each, &names, &p.outputs, false, tensors)?, c.compile));
+    let key: Vec<String> = params.iter().map(|n| format!("{n}.shape, {n}.dtype")).collect();
+    write!(
+        s,
+        "_HOISTED_{k} = {{}}\n\n\ndef _program_{k}({ps}):\n    \"\"\"Input-independent values are computed once per input shape.\"\"\"\n    key = ({key},)\n    h = _HOISTED_{k}.get(key)\n    if h is None:\n        h = _HOISTED_{k}[key] = _hoisted_{k}({ps})\n        mx.eval(h)\n    return _body_{k}({ps}, *h)\n\n\n",
+        ps = params.join(", "),
+        key = key.join(", ")
+    )
+    .unwrap();
+    Ok(s)
+}
+
+/// `def name(params): body`, wrapped in `mx.compile` when asked.
+fn function(name: &str, params: &[String], body: &str, compile: Compile) -> String {
+    let mut s = format!("def {name}({}):\n{body}\n", params.join(", "));
+    if compile == Compile::Whole {
+        writeln!(s, "{name} = mx.compile({name})\n").unwrap();
+    }
+    s.push('\n');
+    s
+}
+
+/// The statements computing `nodes` (and the constants they read), returning `results`
+/// (always as a tuple when `as_tuple`).
+fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], as_tuple: bool, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
     let dim = render_dim(p);
+    let read: BTreeSet<ValueId> = nodes.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect();
     let mut body = String::new();
-    for c in &p.constants {
+    for c in p.constants.iter().filter(|c| read.contains(&c.value)) {
         let dt = dtype(p.value(c.value).dtype);
         let rhs = match &c.data {
             ConstData::Scalar { expr } => format!("mx.array({}, dtype={dt})", scalar(expr, &dim)),
@@ -158,7 +197,7 @@ fn program_fn(k: usize, p: &Program, compile: Compile, tensors: &mut BTreeSet<St
         };
         writeln!(body, "    {} = {rhs}", names[c.value]).unwrap();
     }
-    for node in &p.nodes {
+    for node in nodes {
         let cx = Ctx {
             ins: node.inputs.iter().map(|i| names[*i].clone()).collect(),
             outs: node.outputs.iter().map(|o| p.value(*o)).collect(),
@@ -170,14 +209,10 @@ fn program_fn(k: usize, p: &Program, compile: Compile, tensors: &mut BTreeSet<St
         let lhs = if lhs.len() == 1 { lhs[0].to_string() } else { lhs.join(", ") };
         writeln!(body, "    {lhs} = {rhs}").unwrap();
     }
-    let outs: Vec<&str> = p.outputs.iter().map(|o| names[*o].as_str()).collect();
-    writeln!(body, "    return {}", outs.join(", ")).unwrap();
-    let mut s = format!("def _program_{k}({}):\n{body}\n", params.join(", "));
-    if compile == Compile::Whole {
-        writeln!(s, "_program_{k} = mx.compile(_program_{k})\n").unwrap();
-    }
-    s.push('\n');
-    Ok(s)
+    let outs: Vec<&str> = results.iter().map(|o| names[*o].as_str()).collect();
+    let ret = if as_tuple { format!("({},)", outs.join(", ")) } else { outs.join(", ") };
+    writeln!(body, "    return {ret}").unwrap();
+    Ok(body)
 }
 
 fn fits_fn(k: usize, g: &Guard, p: &Program) -> String {

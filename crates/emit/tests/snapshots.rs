@@ -81,3 +81,31 @@ fn unknown_primitive_is_an_emit_error() {
     let e = emit(&as_traced(&plan), &info()).unwrap_err();
     assert!(e.to_string().contains("Hadamard"), "{e}");
 }
+
+/// `x + outer(arange(8), arange(8))`: the table depends on no input.
+fn table_trace() -> Program {
+    let text = r#"{"params": [{"name": "x", "kind": "array", "array": "A"}],
+        "output_kind": "array",
+        "inputs": [["A", [8, 8], "float32"]],
+        "outputs": [["H", [8, 8], "float32"]],
+        "constants": [],
+        "nodes": [
+          {"op": "Arange", "args": [0.0, 8.0, 1.0], "inputs": [], "outputs": [["B", [8], "float32"]]},
+          {"op": "ExpandDims", "args": [[1]], "inputs": [["B", [8], "float32"]], "outputs": [["C", [8, 1], "float32"]]},
+          {"op": "ExpandDims", "args": [[0]], "inputs": [["B", [8], "float32"]], "outputs": [["D", [1, 8], "float32"]]},
+          {"op": "Multiply", "args": [], "inputs": [["C", [8, 1], "float32"], ["D", [1, 8], "float32"]], "outputs": [["E", [8, 8], "float32"]]},
+          {"op": "Add", "args": [], "inputs": [["A", [8, 8], "float32"], ["E", [8, 8], "float32"]], "outputs": [["H", [8, 8], "float32"]]}
+        ]}"#;
+    let events: TraceEvents = serde_json::from_str(text).unwrap();
+    import_trace(&events).unwrap()
+}
+
+#[test]
+fn hoisted_module() {
+    let p = table_trace();
+    let types: Vec<_> = p.inputs.iter().map(|i| (p.value(*i).shape.clone(), p.value(*i).dtype)).collect();
+    let plan = superopt_ir::Plan { variants: vec![(superopt_ir::Guard::exact(&types), p)], per_size_because: None };
+    let mut c = Compiled.propose(&plan).remove(0);
+    c.hoist = true;
+    insta::assert_snapshot!(emit(&c, &info()).unwrap().source);
+}

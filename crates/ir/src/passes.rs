@@ -1,4 +1,5 @@
-//! Whole-program passes that never change a value: dead code and common subexpressions.
+//! Whole-program passes that never change a value: dead code and common subexpressions;
+//! and the analysis of what depends on no input (what the emitted module may hoist).
 
 use crate::program::*;
 use std::collections::{HashMap, HashSet};
@@ -120,4 +121,26 @@ mod tests {
         assert!(p.nodes.iter().all(|n| n.op != "Negative"));
         assert_eq!(p.nodes.len(), 4);
     }
+}
+
+/// Primitives that only move or view data: hoisting these alone saves nothing.
+const VIEWS: &[&str] = &["Broadcast", "Reshape", "ExpandDims", "Squeeze", "Transpose", "AsType", "Copy", "StopGradient"];
+
+/// For each node: whether the emitted module may compute it once per input shape and
+/// reuse it, i.e. it depends on no input array (only on constants and on input shapes)
+/// and is not random. Nodes that produce an output stay in the call (callers may keep
+/// and mutate what they get). `None` when nothing worth hoisting is found: only views.
+pub fn hoistable(p: &Program) -> Option<Vec<bool>> {
+    let mut fixed: HashSet<ValueId> = p.constants.iter().map(|c| c.value).collect();
+    let outputs: HashSet<ValueId> = p.outputs.iter().copied().collect();
+    let mut hoist = vec![false; p.nodes.len()];
+    for (i, n) in p.nodes.iter().enumerate() {
+        let independent = n.op != "RandomBits" && n.inputs.iter().all(|v| fixed.contains(v));
+        if independent && !n.outputs.iter().any(|o| outputs.contains(o)) {
+            hoist[i] = true;
+            fixed.extend(n.outputs.iter().copied());
+        }
+    }
+    let work = p.nodes.iter().zip(&hoist).any(|(n, h)| *h && !VIEWS.contains(&n.op.as_str()));
+    work.then_some(hoist)
 }

@@ -32,6 +32,8 @@ pub struct Candidate {
     pub rules: Vec<String>,
     /// Each rewrite, against the traced value it replaced (`superopt explain`).
     pub explain: Vec<String>,
+    /// Whether the emitted module computes input-independent values once per input shape.
+    pub hoist: bool,
 }
 
 pub trait Strategy {
@@ -49,7 +51,7 @@ pub fn default_strategies(search_time: std::time::Duration, device: egraph::cost
 /// in its own right, since MLX's export already merges equal subexpressions.
 pub fn as_traced(traced: &Plan) -> Candidate {
     let rules = vec!["rebuilt from the trace (MLX's export merges equal subexpressions)".into()];
-    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules, explain: vec![] }
+    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false }
 }
 
 /// The modelled seconds of a candidate over its plan's variants: it orders

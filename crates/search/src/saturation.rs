@@ -53,7 +53,8 @@ fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, 
             found.push(f);
         }
     }
-    if found.is_empty() {
+    let hoisted: usize = plan.variants.iter().filter_map(|(_, p)| superopt_ir::passes::hoistable(p)).map(|h| h.iter().filter(|x| **x).count()).sum();
+    if found.is_empty() && hoisted == 0 {
         return None;
     }
     let mut rules: Vec<String> = vec![];
@@ -67,8 +68,11 @@ fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, 
     }
     rules.sort();
     rules.dedup();
+    if hoisted > 0 {
+        rules.push(format!("hoist: {hoisted} input-independent nodes computed once per input shape"));
+    }
     if compile == Compile::Whole {
         rules.push("mx.compile(whole function)".into());
     }
-    Some(Candidate { name, plan, compile, rules, explain })
+    Some(Candidate { name, plan, compile, rules, explain, hoist: hoisted > 0 })
 }

@@ -12,7 +12,7 @@ impl Strategy for Compiled {
     }
 
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
-        vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: vec!["mx.compile(whole function)".into()], explain: vec![] }]
+        vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: vec!["mx.compile(whole function)".into()], explain: vec![], hoist: false }]
     }
 }
 
@@ -40,8 +40,8 @@ impl Strategy for Cleanup {
         }
         let compiled_rules = [rules.clone(), vec!["mx.compile(whole function)".into()]].concat();
         vec![
-            Candidate { name: "cse".into(), plan: plan.clone(), compile: Compile::Eager, rules, explain: vec![] },
-            Candidate { name: "cse+compile".into(), plan, compile: Compile::Whole, rules: compiled_rules, explain: vec![] },
+            Candidate { name: "cse".into(), plan: plan.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false },
+            Candidate { name: "cse+compile".into(), plan, compile: Compile::Whole, rules: compiled_rules, explain: vec![], hoist: false },
         ]
     }
 }
