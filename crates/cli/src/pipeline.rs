@@ -146,7 +146,8 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     let mut candidates = vec![as_traced(&plan)];
     // Saturation gets a fifth of the budget, at most a minute; verification and timing need the rest.
     let search_time = Duration::from_secs(args.time_budget).mul_f64(0.2).min(Duration::from_secs(60));
-    let device = Device::default();
+    progress.set_message("measuring the device (once per device)");
+    let device = s.device();
     for strategy in default_strategies(search_time, device) {
         candidates.extend(strategy.propose(&plan));
     }

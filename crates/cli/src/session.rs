@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use superopt_ir::Program;
+use superopt_search::egraph::cost::Device;
 use superopt_verify::{SeedFigures, Tolerance};
 use superopt_worker::{find_python, Worker, WorkerError};
 
@@ -63,6 +64,22 @@ impl Session {
         let load = json!({"cmd": "load", "harness": harness.to_string_lossy()});
         worker.stateful("harness", load, timeout).map_err(harness_fault)?;
         Ok(Session { worker, hello, harness, timeout })
+    }
+
+    /// The device's rates for the cost model: measured by the worker once per device and
+    /// MLX version, then read from the user cache; the default model if measuring fails.
+    pub fn device(&mut self) -> Device {
+        let key: String = format!("{} mlx {}", self.hello.device, self.hello.mlx).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let path = dirs::cache_dir().map(|d| d.join("superopt").join(format!("device-{key}.json")));
+        if let Some(d) = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok()) {
+            return d;
+        }
+        let measured = self.worker.cmd("calibrate", json!({}), self.timeout).ok().and_then(|v| serde_json::from_value::<Device>(v).ok());
+        let Some(d) = measured.filter(|d| d.bytes_per_s > 0.0 && d.flops_per_s > 0.0 && d.launch_s >= 0.0) else { return Device::default() };
+        if let Some(p) = path {
+            let _ = std::fs::create_dir_all(p.parent().unwrap()).and_then(|_| std::fs::write(&p, serde_json::to_vec_pretty(&d).unwrap()));
+        }
+        d
     }
 
     pub fn trace(&mut self, size: &str) -> Result<Program> {

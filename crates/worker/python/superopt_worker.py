@@ -575,8 +575,35 @@ def cmd_hello(req):
     }
 
 
+def best_seconds(f, reps):
+    """The fastest of `reps` timed evaluations of f() (after one warm-up)."""
+    mx.eval(f())
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        mx.eval(f())
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def cmd_calibrate(req):
+    """The device's copy bandwidth (bytes/s), float32 matmul rate (flop/s) and the cost of
+    one small primitive (s), for the search's cost model."""
+    n = 1 << 24
+    x = mx.random.normal((n,))
+    m = 1024
+    a, b = mx.random.normal((m, m)), mx.random.normal((m, m))
+    tiny = mx.zeros((8,))
+    mx.eval(x, a, b, tiny)
+    copy = best_seconds(lambda: x + 1.0, 5)
+    matmul = best_seconds(lambda: a @ b, 5)
+    launch = best_seconds(lambda: tiny + 1.0, 50)
+    return {"bytes_per_s": 2 * 4 * n / copy, "flops_per_s": 2 * m**3 / matmul, "launch_s": launch}
+
+
 COMMANDS = {
     "hello": cmd_hello,
+    "calibrate": cmd_calibrate,
     "load": cmd_load,
     "trace": cmd_trace,
     "save_constants": cmd_save_constants,
