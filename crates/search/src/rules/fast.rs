@@ -1,6 +1,8 @@
 //! Hand-written patterns replaced by MLX's fused primitives: `mx.fast.rms_norm`,
-//! `mx.fast.layer_norm`, `mx.softmax`, `mx.fast.scaled_dot_product_attention`
-//! (scale, GQA by repeat, causal mask by `arange` comparison, additive masks).
+//! `mx.fast.layer_norm`, `mx.fast.rope` (traditional or not, base and offset read from
+//! the angle table), `mx.softmax`, `mx.sigmoid` (and SiLU as `x * sigmoid(x)`),
+//! `mx.fast.scaled_dot_product_attention` (scale, GQA by repeat, causal mask by
+//! `arange` comparison, additive masks).
 //! They round differently from the hand-written form; verification judges that,
 //! and timing decides whether they stay.
 //! May touch: the whole matched subgraph, replaced by one fused node.
@@ -48,6 +50,8 @@ pub fn rules() -> Vec<Rule> {
             "(ScaledDotProductAttention ?a ?q (Reshape ?s1 (Broadcast ?b1 (ExpandDims ?e1 ?k))) (Reshape ?s2 (Broadcast ?b2 (ExpandDims ?e2 ?v))))",
             gqa_unrepeat,
         ),
+        Rule::build(Fast, "sigmoid", "(Divide ?one (Add ?one2 (Exp (Negative ?x))))", |cx| sigmoid(cx, &["?one", "?one2"], false)),
+        Rule::build(Fast, "silu", "(Divide ?x (Add ?one (Exp (Negative ?x))))", |cx| sigmoid(cx, &["?one"], true)),
         Rule::build(Fast, "rope", &format!("(Concatenate ?ax {ROTATED})"), |cx| rope(cx, false)),
         Rule::build(Fast, "rope-traditional", &format!("(Reshape ?shape (Concatenate ?ax (ExpandDims ?e1 {ROT_1}) (ExpandDims ?e2 {ROT_2})))"), |cx| rope(cx, true)),
     ]
@@ -211,6 +215,18 @@ fn gqa_unrepeat(cx: &mut Ctx) -> Option<Id> {
     }
     let (qi, ki, vi) = (cx.id("?q"), cx.id("?k"), cx.id("?v"));
     Some(cx.op("ScaledDotProductAttention", &args, &[qi, ki, vi]))
+}
+
+/// `1/(1+exp(-x))` as `mx.sigmoid(x)`; `x/(1+exp(-x))` as `x * mx.sigmoid(x)` (SiLU).
+/// Both agree with the hand-written form at x = ±inf. (`exp(x)/(exp(x)+1)` does not:
+/// it is NaN at +inf, and verification rejects a candidate finite there.)
+fn sigmoid(cx: &mut Ctx, ones: &[&str], silu: bool) -> Option<Id> {
+    if !float_x(cx) || !ones.iter().all(|v| cx.scalar(v) == Some(1.0)) {
+        return None;
+    }
+    let x = cx.id("?x");
+    let s = cx.op("Sigmoid", &[], &[x]);
+    Some(if silu { cx.op("Multiply", &[], &[x, s]) } else { s })
 }
 
 /// RoPE by hand: the two halves of `x` (or its even and odd features, `traditional`)

@@ -210,3 +210,38 @@ fn rope_near_misses_do_not_fire() {
         }
     }
 }
+
+/// `num / (one + exp(-x))` with `num` either a scalar `one` or `x` itself (SiLU).
+fn logistic(one: f64, silu: bool) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[4, 8]]);
+    let n = t.op("Negative", &[], &[x[0]]);
+    let e = t.op("Exp", &[], &[n]);
+    let c = t.scalar(one, &[4, 8]);
+    let d = t.op("Add", &[], &[c, e]);
+    let num = if silu { x[0] } else { c };
+    let out = t.op("Divide", &[], &[num, d]);
+    (t, out)
+}
+
+#[test]
+fn sigmoid_and_silu_fire_on_the_hand_written_forms() {
+    for silu in [false, true] {
+        let (t, out) = logistic(1.0, silu);
+        let g = t.saturate(&ALL);
+        let ok = g[g.find(out)].nodes.iter().any(|n| match silu {
+            true => n.op_name() == Some("Multiply") && n.children().iter().any(|c| has_op(&g, *c, "Sigmoid")),
+            false => n.op_name() == Some("Sigmoid"),
+        });
+        assert!(ok, "silu {silu}");
+    }
+}
+
+#[test]
+fn sigmoid_near_misses_do_not_fire() {
+    // 2 / (2 + exp(-x)) is not a logistic.
+    for silu in [false, true] {
+        let (t, _) = logistic(2.0, silu);
+        let g = t.saturate(&ALL);
+        assert!(!g.classes().any(|c| c.nodes.iter().any(|n| n.op_name() == Some("Sigmoid"))), "silu {silu}");
+    }
+}
