@@ -97,7 +97,7 @@ fn apply(op: &str, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i
             Some(Table { shape: shape.to_vec(), data: (0..shape[0]).map(|i| start + step * i as f64).collect() })
         }
         "Broadcast" => Some(broadcast(&ins[0], shape)),
-        "Reshape" | "ExpandDims" | "Squeeze" | "Copy" | "StopGradient" => Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() }),
+        "Reshape" | "ExpandDims" | "Squeeze" | "Copy" | "StopGradient" | "Full" => Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() }),
         "AsType" if matches!(args.first(), Some(Arg::Dtype(d)) if d.is_float()) => Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() }),
         "Negative" => unary(|x| -x),
         "Exp" => unary(f64::exp),
@@ -120,6 +120,16 @@ fn apply(op: &str, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i
         "Divide" => binary(|x, y| x / y),
         "Power" => binary(f64::powf),
         "Maximum" => binary(f64::max),
+        "Equal" => binary(|x, y| (x == y) as u8 as f64),
+        "NotEqual" => binary(|x, y| (x != y) as u8 as f64),
+        "Greater" => binary(|x, y| (x > y) as u8 as f64),
+        "GreaterEqual" => binary(|x, y| (x >= y) as u8 as f64),
+        "Less" => binary(|x, y| (x < y) as u8 as f64),
+        "LessEqual" => binary(|x, y| (x <= y) as u8 as f64),
+        "Select" => {
+            let (c, a, b) = (broadcast(&ins[0], shape), broadcast(&ins[1], shape), broadcast(&ins[2], shape));
+            Some(Table { shape: shape.to_vec(), data: (0..c.data.len()).map(|k| if c.data[k] != 0.0 { a.data[k] } else { b.data[k] }).collect() })
+        }
         "Minimum" => binary(f64::min),
         _ => None,
     }

@@ -39,6 +39,14 @@ fn op_data(egraph: &EGraph, op: &str, children: &[Id]) -> Data {
         }
         return data;
     }
+    if op == "Arange" {
+        if let Some((shape, dims)) = arange(egraph, args) {
+            // The dtype is not in the arguments: the trace's value replaces this one.
+            data.values = vec![Value { shape, dtype: Dtype::Float32 }];
+            data.dims = dims;
+        }
+        return data;
+    }
     let Some(vals) = ins.iter().map(|d| d.value()).collect::<Option<Vec<&Value>>>() else { return data };
     let shapes: Vec<Shape> = ins.iter().zip(&vals).map(|(d, v)| (v.shape.clone(), d.dims.clone())).collect();
     let dtype = vals.first().map(|v| v.dtype);
@@ -176,6 +184,23 @@ fn from_args(egraph: &EGraph, (s, _): &Shape, args: &[Arg]) -> Option<Shape> {
     }
     let dims = want.iter().all(|d| d.as_const().is_none_or(|n| n >= 0)).then(|| want.iter().map(|d| t.canonical(d)).collect());
     Some((shape, dims))
+}
+
+/// `arange(0, stop, 1)`: `[stop]`, with stop's dim (symbolic when it follows an input's shape).
+fn arange(egraph: &EGraph, args: &[Arg]) -> Option<Shape> {
+    let t = &egraph.analysis.tables;
+    let reference: Vec<Vec<i64>> = t.inputs.iter().map(|v| v.shape.clone()).collect();
+    let number = |a: &Arg| match a {
+        Arg::Float(f) if f.fract() == 0.0 => Some(Dim::constant(*f as i64)),
+        Arg::Int(d) => Some(d.clone()),
+        _ => None,
+    };
+    let (start, stop, step) = (number(args.first()?)?, number(args.get(1)?)?, number(args.get(2)?)?);
+    if start.as_const() != Some(0) || step.as_const() != Some(1) {
+        return None;
+    }
+    let n = stop.eval(&reference).filter(|n| *n >= 0)?;
+    Some((vec![n], Some(vec![t.canonical(&stop)])))
 }
 
 fn reduce((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
