@@ -1,6 +1,6 @@
 //! Hand-written patterns replaced by MLX's fused primitives: `mx.fast.rms_norm`,
 //! `mx.fast.layer_norm`, `mx.fast.rope` (traditional or not, base and offset read from
-//! the angle table), `mx.softmax`, `mx.sigmoid` (and SiLU as `x * sigmoid(x)`),
+//! the angle table), `mx.softmax`, `mx.sigmoid` (and SiLU as `x * sigmoid(x)`, GELU's tanh form as `x * sigmoid(2u)`),
 //! `mx.fast.scaled_dot_product_attention` (scale, GQA by repeat, causal mask by
 //! `arange` comparison, additive masks).
 //! They round differently from the hand-written form; verification judges that,
@@ -52,6 +52,7 @@ pub fn rules() -> Vec<Rule> {
         ),
         Rule::build(Fast, "sigmoid", "(Divide ?one (Add ?one2 (Exp (Negative ?x))))", |cx| sigmoid(cx, &["?one", "?one2"], false)),
         Rule::build(Fast, "silu", "(Divide ?x (Add ?one (Exp (Negative ?x))))", |cx| sigmoid(cx, &["?one"], true)),
+        Rule::build(Fast, "gelu-tanh", "(Multiply (Multiply ?x ?half) (Add (Tanh ?u) ?one))", gelu_tanh),
         Rule::build(Fast, "rope", &format!("(Concatenate ?ax {ROTATED})"), |cx| rope(cx, false)),
         Rule::build(Fast, "rope-traditional", &format!("(Reshape ?shape (Concatenate ?ax (ExpandDims ?e1 {ROT_1}) (ExpandDims ?e2 {ROT_2})))"), |cx| rope(cx, true)),
     ]
@@ -227,6 +228,19 @@ fn sigmoid(cx: &mut Ctx, ones: &[&str], silu: bool) -> Option<Id> {
     let x = cx.id("?x");
     let s = cx.op("Sigmoid", &[], &[x]);
     Some(if silu { cx.op("Multiply", &[], &[x, s]) } else { s })
+}
+
+/// GELU's tanh form `0.5 x (1 + tanh(u))` as `x * sigmoid(2u)` (the same function:
+/// `(1 + tanh(u)) / 2 = sigmoid(2u)`), two passes fewer; equal at u = ±inf too.
+fn gelu_tanh(cx: &mut Ctx) -> Option<Id> {
+    if !float_x(cx) || cx.scalar("?half") != Some(0.5) || cx.scalar("?one") != Some(1.0) || cx.value("?u")? != cx.value("?x")? {
+        return None;
+    }
+    // u + u, not u * 2: exact in floats and in the field check, and no scalar to fold.
+    let (x, u) = (cx.id("?x"), cx.id("?u"));
+    let u2 = cx.op("Add", &[], &[u, u]);
+    let s = cx.op("Sigmoid", &[], &[u2]);
+    Some(cx.op("Multiply", &[], &[x, s]))
 }
 
 /// RoPE by hand: the two halves of `x` (or its even and odd features, `traditional`)

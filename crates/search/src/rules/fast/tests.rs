@@ -245,3 +245,30 @@ fn sigmoid_near_misses_do_not_fire() {
         assert!(!g.classes().any(|c| c.nodes.iter().any(|n| n.op_name() == Some("Sigmoid"))), "silu {silu}");
     }
 }
+
+/// `(x * half) * (1 + tanh(u))`, u = x * 0.79.
+fn gelu(half: f64) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[4, 8]]);
+    let h = t.scalar(half, &[4, 8]);
+    let xh = t.op("Multiply", &[], &[x[0], h]);
+    let c = t.scalar(0.79, &[4, 8]);
+    let u = t.op("Multiply", &[], &[x[0], c]);
+    let th = t.op("Tanh", &[], &[u]);
+    let one = t.scalar(1.0, &[4, 8]);
+    let a = t.op("Add", &[], &[th, one]);
+    let out = t.op("Multiply", &[], &[xh, a]);
+    (t, out)
+}
+
+#[test]
+fn gelu_tanh_fires_and_a_wrong_half_does_not() {
+    let sigmoid_product = |g: &crate::egraph::lang::EGraph, out: Id| {
+        g[g.find(out)].nodes.iter().any(|n| n.op_name() == Some("Multiply") && n.children().iter().any(|c| has_op(g, *c, "Sigmoid")))
+    };
+    let (t, out) = gelu(0.5);
+    let g = t.saturate(&ALL);
+    assert!(sigmoid_product(&g, out));
+    let (t, out) = gelu(0.4);
+    let g = t.saturate(&ALL);
+    assert!(!sigmoid_product(&g, out));
+}
