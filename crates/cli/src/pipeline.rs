@@ -281,7 +281,7 @@ fn candidate_report(c: &Candidate, traces: &[superopt_ir::Program]) -> Candidate
         name: c.name.clone(),
         rules: c.rules.clone(),
         explain: c.explain.clone(),
-        compiled: c.compile == Compile::Whole,
+        compiled: c.compile != Compile::Eager,
         nodes: c.plan.variants.iter().map(|(_, p)| p.nodes.len()).max().unwrap_or(0),
         sizes: SIZES
             .iter()

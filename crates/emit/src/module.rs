@@ -146,19 +146,23 @@ fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<Strin
         names[*v] = params[i].clone();
     }
     let hoist = if c.hoist { passes::hoistable(p) } else { None };
+    let mut islands = Islands { prefix: format!("_island_{k}"), defs: String::new(), count: 0 };
+    let isl = (c.compile == Compile::Islands).then_some(&mut islands);
     let Some(hoist) = hoist else {
         let all: Vec<&Node> = p.nodes.iter().collect();
-        let body = block(p, &all, &names, &p.outputs, false, tensors)?;
-        return Ok(function(&format!("_program_{k}"), &params, &body, c.compile));
+        let body = block(p, &all, &names, &p.outputs, Part::Body, isl, tensors)?;
+        return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, c.compile));
     };
     // Values the hoisted part hands to the rest.
     let once: Vec<&Node> = p.nodes.iter().zip(&hoist).filter(|(_, h)| **h).map(|(n, _)| n).collect();
     let each: Vec<&Node> = p.nodes.iter().zip(&hoist).filter(|(_, h)| !**h).map(|(n, _)| n).collect();
     let made: BTreeSet<ValueId> = once.iter().flat_map(|n| n.outputs.iter().copied()).collect();
     let handed: Vec<ValueId> = each.iter().flat_map(|n| n.inputs.iter().copied()).filter(|v| made.contains(v)).collect::<BTreeSet<_>>().into_iter().collect();
-    let mut s = function(&format!("_hoisted_{k}"), &params, &block(p, &once, &names, &handed, true, tensors)?, Compile::Eager);
+    let mut s = function(&format!("_hoisted_{k}"), &params, &block(p, &once, &names, &handed, Part::Tuple, None, tensors)?, Compile::Eager);
     let body_params: Vec<String> = params.iter().cloned().chain(handed.iter().map(|v| names[*v].clone())).collect();
-    s.push_str(&function(&format!("_body_{k}"), &body_params, &block(p, &each, &names, &p.outputs, false, tensors)?, c.compile));
+    let body = block(p, &each, &names, &p.outputs, Part::Body, isl, tensors)?;
+    s.push_str(&islands.defs);
+    s.push_str(&function(&format!("_body_{k}"), &body_params, &body, c.compile));
     let key: Vec<String> = params.iter().map(|n| format!("{n}.shape, {n}.dtype")).collect();
     write!(
         s,
@@ -180,11 +184,32 @@ fn function(name: &str, params: &[String], body: &str, compile: Compile) -> Stri
     s
 }
 
-/// The statements computing `nodes` (and the constants they read), returning `results`
-/// (always as a tuple when `as_tuple`).
-fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], as_tuple: bool, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
+/// Compiled elementwise islands of one program: their definitions, named `{prefix}_{j}`.
+struct Islands {
+    prefix: String,
+    defs: String,
+    count: usize,
+}
+
+/// What a block of statements is part of.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    /// A function body: constants defined, results returned as they are.
+    Body,
+    /// The hoisted part: results always returned as a tuple.
+    Tuple,
+    /// An island: constants arrive as parameters.
+    Island,
+}
+
+/// The statements computing `nodes` (and the constants they read), returning `results`.
+/// With `islands`, elementwise runs become calls of compiled functions defined there.
+fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], part: Part, mut islands: Option<&mut Islands>, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
     let dim = render_dim(p);
-    let read: BTreeSet<ValueId> = nodes.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect();
+    let runs = if islands.is_some() { passes::elementwise_runs(nodes) } else { vec![] };
+    // Constants are defined here, islands included (their sizes may read any input);
+    // an island's body receives them as parameters.
+    let read: BTreeSet<ValueId> = if part == Part::Island { BTreeSet::new() } else { nodes.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect() };
     let mut body = String::new();
     for c in p.constants.iter().filter(|c| read.contains(&c.value)) {
         let dt = dtype(p.value(c.value).dtype);
@@ -197,7 +222,14 @@ fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], as
         };
         writeln!(body, "    {} = {rhs}", names[c.value]).unwrap();
     }
-    for node in nodes {
+    let mut i = 0;
+    while i < nodes.len() {
+        if let (Some(&(a, b)), Some(isl)) = (runs.iter().find(|(a, _)| *a == i), islands.as_deref_mut()) {
+            body.push_str(&island(p, &nodes[a..b], &nodes[b..], names, results, isl, tensors)?);
+            i = b;
+            continue;
+        }
+        let node = nodes[i];
         let cx = Ctx {
             ins: node.inputs.iter().map(|i| names[*i].clone()).collect(),
             outs: node.outputs.iter().map(|o| p.value(*o)).collect(),
@@ -208,11 +240,34 @@ fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], as
         let lhs: Vec<&str> = node.outputs.iter().map(|o| names[*o].as_str()).collect();
         let lhs = if lhs.len() == 1 { lhs[0].to_string() } else { lhs.join(", ") };
         writeln!(body, "    {lhs} = {rhs}").unwrap();
+        i += 1;
     }
     let outs: Vec<&str> = results.iter().map(|o| names[*o].as_str()).collect();
-    let ret = if as_tuple { format!("({},)", outs.join(", ")) } else { outs.join(", ") };
+    let ret = if part == Part::Tuple { format!("({},)", outs.join(", ")) } else { outs.join(", ") };
     writeln!(body, "    return {ret}").unwrap();
     Ok(body)
+}
+
+/// One island: its compiled function (into `isl.defs`) and the line that calls it.
+fn island(p: &Program, run: &[&Node], after: &[&Node], names: &[String], results: &[ValueId], isl: &mut Islands, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
+    let made: BTreeSet<ValueId> = run.iter().flat_map(|n| n.outputs.iter().copied()).collect();
+    let mut ins: Vec<ValueId> = vec![];
+    // Inputs read, and inputs whose shapes the arguments name (`x.shape[0]`).
+    let shapes_named = run.iter().flat_map(|n| n.args.iter()).flat_map(dim_inputs).map(|i| p.inputs[i]);
+    for v in run.iter().flat_map(|n| n.inputs.iter().copied()).chain(shapes_named) {
+        if !made.contains(&v) && !ins.contains(&v) {
+            ins.push(v);
+        }
+    }
+    let used_after: BTreeSet<ValueId> = after.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect();
+    let outs: Vec<ValueId> = made.iter().copied().filter(|v| used_after.contains(v)).collect();
+    let name = format!("{}_{}", isl.prefix, isl.count);
+    isl.count += 1;
+    let params: Vec<String> = ins.iter().map(|v| names[*v].clone()).collect();
+    let body = block(p, run, names, &outs, Part::Island, None, tensors)?;
+    isl.defs.push_str(&function(&name, &params, &body, Compile::Whole));
+    let lhs: Vec<&str> = outs.iter().map(|v| names[*v].as_str()).collect();
+    Ok(format!("    {} = {name}({})\n", lhs.join(", "), params.join(", ")))
 }
 
 fn fits_fn(k: usize, g: &Guard, p: &Program) -> String {
@@ -310,4 +365,13 @@ def _original():
 "#
     )
     .unwrap();
+}
+
+/// The program inputs whose shapes an argument's dims name.
+fn dim_inputs(a: &superopt_ir::Arg) -> Vec<usize> {
+    match a {
+        superopt_ir::Arg::Int(d) => d.terms.iter().map(|t| t.input).collect(),
+        superopt_ir::Arg::List(xs) => xs.iter().flat_map(dim_inputs).collect(),
+        _ => vec![],
+    }
 }

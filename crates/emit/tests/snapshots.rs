@@ -109,3 +109,10 @@ fn hoisted_module() {
     c.hoist = true;
     insta::assert_snapshot!(emit(&c, &info()).unwrap().source);
 }
+
+#[test]
+fn islands_module() {
+    let plan = align(&[rms_trace(8, 64)]);
+    let c = Compiled.propose(&plan).into_iter().find(|c| c.compile == superopt_search::Compile::Islands).expect("rms_norm has an island");
+    insta::assert_snapshot!(emit(&c, &info()).unwrap().source);
+}

@@ -144,3 +144,30 @@ pub fn hoistable(p: &Program) -> Option<Vec<bool>> {
     let work = p.nodes.iter().zip(&hoist).any(|(n, h)| *h && !VIEWS.contains(&n.op.as_str()));
     work.then_some(hoist)
 }
+
+/// Runs `[start, end)` of consecutive elementwise nodes (and the views between them)
+/// with at least two elementwise nodes: the islands `mx.compile` may fuse on their own.
+pub fn elementwise_runs(nodes: &[&Node]) -> Vec<(usize, usize)> {
+    use crate::ops::{kind, Kind};
+    let elementwise = |n: &Node| matches!(kind(&n.op), Some(Kind::Unary | Kind::Binary | Kind::Ternary));
+    let fusable = |n: &Node| elementwise(n) || matches!(n.op.as_str(), "Broadcast" | "ExpandDims" | "Reshape" | "Squeeze");
+    let mut runs = vec![];
+    let mut i = 0;
+    while i < nodes.len() {
+        let end = (i..nodes.len()).find(|j| !fusable(nodes[*j])).unwrap_or(nodes.len());
+        if nodes[i..end].iter().filter(|n| elementwise(n)).count() >= 2 {
+            runs.push((i, end));
+        }
+        i = end.max(i + 1);
+    }
+    runs
+}
+
+/// Whether compiling islands differs from compiling the whole program: there is an
+/// island, and something outside every island.
+pub fn has_islands(p: &Program) -> bool {
+    let nodes: Vec<&Node> = p.nodes.iter().collect();
+    let runs = elementwise_runs(&nodes);
+    let covered: usize = runs.iter().map(|(a, b)| b - a).sum();
+    !runs.is_empty() && covered < nodes.len()
+}

@@ -20,6 +20,8 @@ pub enum Compile {
     Eager,
     /// The whole program wrapped in `mx.compile`.
     Whole,
+    /// Each run of elementwise primitives in its own `mx.compile`d function; the rest eager.
+    Islands,
 }
 
 #[derive(Clone, Debug)]
@@ -59,7 +61,7 @@ pub fn as_traced(traced: &Plan) -> Candidate {
 pub fn modelled_cost(c: &Candidate, dev: &egraph::cost::Device) -> f64 {
     let mode = match c.compile {
         Compile::Eager => egraph::cost::Mode::Eager,
-        Compile::Whole => egraph::cost::Mode::Compiled,
+        Compile::Whole | Compile::Islands => egraph::cost::Mode::Compiled,
     };
     c.plan.variants.iter().map(|(guard, p)| egraph::program_cost(p, guard, dev, mode)).sum()
 }

@@ -35,13 +35,26 @@ impl Strategy for Saturation {
             for (mode, compile, suffix) in [(Mode::Eager, Compile::Eager, ""), (Mode::Compiled, Compile::Whole, "+compile")] {
                 let Some(c) = candidate(traced, families, &limits, &self.device, mode, compile, format!("{tag}{suffix}")) else { continue };
                 used_fast |= c.rules.iter().any(|r| r.starts_with("fast/"));
-                if !out.iter().any(|o| o.plan == c.plan && o.compile == c.compile) {
-                    out.push(c);
+                let isl = islands(&c, tag);
+                for c in std::iter::once(c).chain(isl) {
+                    if !out.iter().any(|o| o.plan == c.plan && o.compile == c.compile) {
+                        out.push(c);
+                    }
                 }
             }
         }
         out
     }
+}
+
+/// The compiled extraction with only its elementwise islands compiled, where that differs.
+fn islands(c: &Candidate, tag: &str) -> Option<Candidate> {
+    if c.compile != Compile::Whole || !c.plan.variants.iter().any(|(_, p)| superopt_ir::passes::has_islands(p)) {
+        return None;
+    }
+    let mut rules = c.rules.clone();
+    *rules.last_mut()? = crate::strategies::ISLANDS.into();
+    Some(Candidate { name: format!("{tag}+islands"), compile: Compile::Islands, rules, ..c.clone() })
 }
 
 fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, mode: Mode, compile: Compile, name: String) -> Option<Candidate> {
@@ -71,8 +84,10 @@ fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, 
     if hoisted > 0 {
         rules.push(format!("hoist: {hoisted} input-independent nodes computed once per input shape"));
     }
-    if compile == Compile::Whole {
-        rules.push("mx.compile(whole function)".into());
+    match compile {
+        Compile::Whole => rules.push("mx.compile(whole function)".into()),
+        Compile::Islands => rules.push(crate::strategies::ISLANDS.into()),
+        Compile::Eager => {}
     }
     Some(Candidate { name, plan, compile, rules, explain, hoist: hoisted > 0 })
 }

@@ -3,7 +3,10 @@
 use crate::{Candidate, Compile, Strategy};
 use superopt_ir::{passes, Plan};
 
-/// The traced program wrapped whole in `mx.compile`.
+pub const ISLANDS: &str = "mx.compile(each elementwise island)";
+
+/// The traced program wrapped whole in `mx.compile`, and with only its elementwise
+/// islands compiled (where that differs).
 pub struct Compiled;
 
 impl Strategy for Compiled {
@@ -12,7 +15,12 @@ impl Strategy for Compiled {
     }
 
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
-        vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: vec!["mx.compile(whole function)".into()], explain: vec![], hoist: false }]
+        let mut out = vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: vec!["mx.compile(whole function)".into()], explain: vec![], hoist: false }];
+        if traced.variants.iter().any(|(_, p)| passes::has_islands(p)) {
+            let rules = vec![ISLANDS.into()];
+            out.push(Candidate { name: "compile-islands".into(), plan: traced.clone(), compile: Compile::Islands, rules, explain: vec![], hoist: false });
+        }
+        out
     }
 }
 
