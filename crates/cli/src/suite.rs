@@ -9,7 +9,9 @@ use serde::Serialize;
 use std::fmt::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use crate::session::Session;
 use superopt_bench::{compare, geomean};
+use superopt_verify::{judge, Tolerance};
 
 /// One contender's speedups over the original, per size.
 #[derive(Debug, Serialize)]
@@ -28,6 +30,10 @@ pub struct Row {
     pub original: Vec<f64>,
     pub compiled: Option<Speedups>,
     pub superopt: Option<Speedups>,
+    /// phew's output, timed like the others when it ran and passed superopt's verification.
+    pub phew: Option<Speedups>,
+    /// "verified", or why phew has no figures here.
+    pub phew_status: String,
     /// What superopt handed back: a candidate's name, or "original".
     pub superopt_result: String,
     pub verified: bool,
@@ -42,6 +48,8 @@ pub struct SuiteReport {
     pub rows: Vec<Row>,
     pub geomean_compiled: f64,
     pub geomean_superopt: f64,
+    /// Over the workloads where phew's output was verified; `None` where there is none.
+    pub geomean_phew: Option<f64>,
 }
 
 pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
@@ -56,10 +64,12 @@ pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
     files.sort();
     let mut rows = vec![];
     let mut device = String::from("unknown");
+    let mut phew = String::from("not importable in the worker's Python (pip install phew-mlx there): skipped");
     for f in &files {
         eprintln!("suite: {}", f.display());
-        let (row, dev) = workload(f, &a);
+        let (row, dev, phew_seen) = workload(f, &a);
         device = dev.unwrap_or(device);
+        phew = phew_seen.unwrap_or(phew);
         let geo = |x: &Option<Speedups>| x.as_ref().map_or("-".into(), |s| format!("{:.2}x", s.geomean));
         eprintln!("suite: {} {} mx.compile {} superopt {}", row.workload, row.status, geo(&row.compiled), geo(&row.superopt));
         rows.push(row);
@@ -68,9 +78,10 @@ pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
     let report = SuiteReport {
         device,
         sizes: if a.cpu_sizes { "cpu".into() } else { "full".into() },
-        phew: "not run: superopt does not drive phew yet".into(),
+        phew,
         geomean_compiled: gm(|r| r.compiled.as_ref()),
         geomean_superopt: gm(|r| r.superopt.as_ref()),
+        geomean_phew: rows.iter().any(|r| r.phew.is_some()).then(|| geomean(rows.iter().filter_map(|r| r.phew.as_ref()).map(|s| s.geomean))),
         rows,
     };
     print!("{}", markdown(&report));
@@ -84,10 +95,22 @@ pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
 }
 
 /// Runs superopt on one harness, then times original, mx.compile(fn) and the result.
-fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>) {
+/// Also returns the device, and what the worker said of phew (version) where it ran.
+fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Option<String>) {
     let start = Instant::now();
     let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-    let mut row = Row { workload: name, status: String::new(), original: vec![], compiled: None, superopt: None, superopt_result: "original".into(), verified: false, seconds: 0.0 };
+    let mut row = Row {
+        workload: name,
+        status: String::new(),
+        original: vec![],
+        compiled: None,
+        superopt: None,
+        phew: None,
+        phew_status: "not run".into(),
+        superopt_result: "original".into(),
+        verified: false,
+        seconds: 0.0,
+    };
     let args = RunArgs {
         common: CommonArgs { harness: path.to_path_buf(), python: a.python.clone(), request_timeout: 120 },
         output: None,
@@ -103,12 +126,12 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>) {
         Ok(Outcome::NoChange(why)) => {
             row.status = format!("no change: {why}");
             row.seconds = start.elapsed().as_secs_f64();
-            return (row, None);
+            return (row, None, None);
         }
         Err(e) => {
             row.status = format!("failed: {e:#}");
             row.seconds = start.elapsed().as_secs_f64();
-            return (row, None);
+            return (row, None, None);
         }
     };
     let device = Some(done.session.hello.device.clone());
@@ -119,34 +142,86 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>) {
         ids.push(w.clone());
         row.superopt_result = w.clone();
     }
-    let (mut compiled, mut ours) = (vec![], vec![]);
+    let phew_seen = phew_contender(&mut done.session, &mut row);
+    if row.phew_status == "verified" {
+        ids.push("phew".into());
+    }
+    let (mut compiled, mut ours, mut theirs) = (vec![], vec![], vec![]);
     for size in SIZES {
         match done.session.time(&ids, size, Duration::from_secs(5)) {
             Ok(t) => {
                 row.original.push(superopt_bench::median(&t["original"]));
                 compiled.push(compare(&t["original"], &t["compiled_original"]).speedup);
                 ours.push(winner.as_ref().map_or(1.0, |w| compare(&t["original"], &t[w]).speedup));
+                if let Some(p) = t.get("phew") {
+                    theirs.push(compare(&t["original"], p).speedup);
+                }
             }
             Err(e) => {
                 row.status = format!("failed timing at {size}: {e}");
                 row.seconds = start.elapsed().as_secs_f64();
-                return (row, device);
+                return (row, device, phew_seen);
             }
         }
     }
     let speedups = |v: Vec<f64>| Speedups { geomean: geomean(v.iter().copied()), sizes: v };
     row.compiled = Some(speedups(compiled));
     row.superopt = Some(speedups(ours));
+    row.phew = (!theirs.is_empty()).then(|| speedups(theirs));
     row.status = "ok".into();
     row.seconds = start.elapsed().as_secs_f64();
-    (row, device)
+    (row, device, phew_seen)
+}
+
+/// Runs phew on the harness in the worker (when importable) and verifies its output with
+/// superopt's own checks at every size; sets `row.phew_status`. Returns "phew-mlx VERSION".
+fn phew_contender(s: &mut Session, row: &mut Row) -> Option<String> {
+    let dir = tempfile::tempdir().ok()?;
+    let path = dir.path().join("phew_out.py");
+    let reply = match s.worker.cmd("phew", serde_json::json!({"path": path.to_string_lossy()}), Duration::from_secs(600)) {
+        Ok(r) => r,
+        Err(e) => {
+            row.phew_status = format!("failed: {e}");
+            return None;
+        }
+    };
+    if reply["available"] != true {
+        row.phew_status = "not importable".into();
+        return None;
+    }
+    let seen = Some(format!("phew-mlx {}", reply["version"].as_str().unwrap_or("?")));
+    if let Some(e) = reply["error"].as_str() {
+        row.phew_status = e.to_string();
+        return seen;
+    }
+    if let Err(e) = s.register("phew", &path, "optimized") {
+        row.phew_status = format!("no usable output: {e}");
+        return seen;
+    }
+    let seeds: Vec<u64> = (0..5).collect();
+    for size in SIZES {
+        let verdict = s.verify("phew", size, &seeds, Tolerance::Relative, None).map(|f| judge(&f, Tolerance::Relative));
+        match verdict {
+            Ok(v) if v.accepted => {}
+            Ok(v) => {
+                row.phew_status = format!("not verified at {size}: {}", v.reason.unwrap_or_default());
+                return seen;
+            }
+            Err(e) => {
+                row.phew_status = format!("not verified at {size}: {e}");
+                return seen;
+            }
+        }
+    }
+    row.phew_status = "verified".into();
+    seen
 }
 
 fn markdown(r: &SuiteReport) -> String {
     let mut s = String::new();
     writeln!(s, "\nsuperopt suite · {} · sizes: {} · phew: {}\n", r.device, r.sizes, r.phew).unwrap();
-    writeln!(s, "| workload | original (small / typical / large) | mx.compile speedup | superopt speedup | superopt result | time |").unwrap();
-    writeln!(s, "|---|---|---|---|---|---|").unwrap();
+    writeln!(s, "| workload | original (small / typical / large) | mx.compile speedup | phew speedup | superopt speedup | superopt result | time |").unwrap();
+    writeln!(s, "|---|---|---|---|---|---|---|").unwrap();
     let fmt = |x: &Option<Speedups>| {
         x.as_ref().map_or("-".into(), |s| {
             format!("{} (geo {:.2}x)", s.sizes.iter().map(|v| format!("{v:.2}x")).collect::<Vec<_>>().join(" / "), s.geomean)
@@ -154,14 +229,16 @@ fn markdown(r: &SuiteReport) -> String {
     };
     for row in &r.rows {
         if row.status != "ok" {
-            writeln!(s, "| {} | {} | - | - | original | {:.0}s |", row.workload, row.status.replace('|', "/"), row.seconds).unwrap();
+            writeln!(s, "| {} | {} | - | - | - | original | {:.0}s |", row.workload, row.status.replace('|', "/"), row.seconds).unwrap();
             continue;
         }
         let orig = row.original.iter().map(|t| superopt_report::format_seconds(*t)).collect::<Vec<_>>().join(" / ");
         let result = if row.verified { format!("{} (verified)", row.superopt_result) } else { "original (no verified win)".into() };
-        writeln!(s, "| {} | {orig} | {} | {} | {result} | {:.0}s |", row.workload, fmt(&row.compiled), fmt(&row.superopt), row.seconds).unwrap();
+        let phew = if row.phew.is_some() { fmt(&row.phew) } else { row.phew_status.replace('|', "/") };
+        writeln!(s, "| {} | {orig} | {} | {phew} | {} | {result} | {:.0}s |", row.workload, fmt(&row.compiled), fmt(&row.superopt), row.seconds).unwrap();
     }
-    writeln!(s, "| **geomean** | | {:.2}x | {:.2}x | | |", r.geomean_compiled, r.geomean_superopt).unwrap();
+    let phew = r.geomean_phew.map_or("-".into(), |g| format!("{g:.2}x (verified rows)"));
+    writeln!(s, "| **geomean** | | {:.2}x | {phew} | {:.2}x | | |", r.geomean_compiled, r.geomean_superopt).unwrap();
     s
 }
 
@@ -172,7 +249,7 @@ fn plot(r: &SuiteReport, path: &std::path::Path) -> Result<()> {
         anyhow::bail!("--plot writes SVG; name the file *.svg");
     }
     let n = r.rows.len().max(1);
-    let top = r.rows.iter().flat_map(|row| [&row.compiled, &row.superopt]).flatten().map(|s| s.geomean).fold(1.0, f64::max) * 1.15;
+    let top = r.rows.iter().flat_map(|row| [&row.compiled, &row.superopt, &row.phew]).flatten().map(|s| s.geomean).fold(1.0, f64::max) * 1.15;
     let root = SVGBackend::new(path, (160 + 90 * n as u32, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -191,11 +268,12 @@ fn plot(r: &SuiteReport, path: &std::path::Path) -> Result<()> {
     let bars = |pick: fn(&Row) -> Option<&Speedups>, offset: f64, color: RGBColor| {
         r.rows.iter().enumerate().map(move |(k, row)| {
             let v = pick(row).map_or(0.0, |s| s.geomean);
-            Rectangle::new([(k as f64 + offset, 0.0), (k as f64 + offset + 0.35, v)], color.filled())
+            Rectangle::new([(k as f64 + offset, 0.0), (k as f64 + offset + 0.26, v)], color.filled())
         })
     };
     chart.draw_series(bars(|row| row.compiled.as_ref(), 0.12, RGBColor(150, 150, 150)))?.label("mx.compile").legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RGBColor(150, 150, 150).filled()));
-    chart.draw_series(bars(|row| row.superopt.as_ref(), 0.5, RGBColor(40, 110, 200)))?.label("superopt").legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RGBColor(40, 110, 200).filled()));
+    chart.draw_series(bars(|row| row.phew.as_ref(), 0.4, RGBColor(230, 150, 40)))?.label("phew").legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RGBColor(230, 150, 40).filled()));
+    chart.draw_series(bars(|row| row.superopt.as_ref(), 0.68, RGBColor(40, 110, 200)))?.label("superopt").legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RGBColor(40, 110, 200).filled()));
     chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 1.0), (n as f64, 1.0)], BLACK)))?;
     chart.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
     root.present()?;

@@ -25,5 +25,10 @@ fn suite_runs_every_workload_and_writes_json_and_chart() {
         assert!(stdout.contains(r["workload"].as_str().unwrap()));
     }
     assert!(stdout.contains("| **geomean** |"), "{stdout}");
+    // phew is a contender only where it is importable; otherwise every row says so.
+    assert!(stdout.contains("phew speedup"), "{stdout}");
+    if report["phew"].as_str().unwrap().contains("skipped") {
+        assert!(rows.iter().filter(|r| r["status"] == "ok").all(|r| r["phew_status"] == "not importable"), "{report:#}");
+    }
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
 }

@@ -7,6 +7,7 @@ It decides nothing: every decision is made by the Rust side.
 """
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import inspect
 import json
@@ -601,8 +602,29 @@ def cmd_calibrate(req):
     return {"bytes_per_s": 2 * 4 * n / copy, "flops_per_s": 2 * m**3 / matmul, "launch_s": launch}
 
 
+def cmd_phew(req):
+    """phew's rewrite of fn, written to req["path"] as a module defining `optimized`,
+    when the phew package (phew-mlx) is importable here."""
+    try:
+        import phew
+    except ImportError:
+        return {"available": False}
+    try:
+        version = importlib.metadata.version("phew-mlx")
+    except importlib.metadata.PackageNotFoundError:
+        version = getattr(phew, "__version__", "?")
+    try:
+        result = phew.Optimizer(State.fn, State.factory).run()
+    except Exception as e:
+        return {"available": True, "version": version, "error": f"phew failed: {type(e).__name__}: {e}"}
+    with open(req["path"], "w") as f:
+        f.write(result.output_source)
+    return {"available": True, "version": version, "rules": [str(r) for r in result.applied_rules]}
+
+
 COMMANDS = {
     "hello": cmd_hello,
+    "phew": cmd_phew,
     "calibrate": cmd_calibrate,
     "load": cmd_load,
     "trace": cmd_trace,
