@@ -229,17 +229,26 @@ fn markdown(r: &SuiteReport) -> String {
     };
     for row in &r.rows {
         if row.status != "ok" {
-            writeln!(s, "| {} | {} | - | - | - | original | {:.0}s |", row.workload, row.status.replace('|', "/"), row.seconds).unwrap();
+            writeln!(s, "| {} | {} | - | - | - | original | {:.0}s |", row.workload, cell(&row.status), row.seconds).unwrap();
             continue;
         }
         let orig = row.original.iter().map(|t| superopt_report::format_seconds(*t)).collect::<Vec<_>>().join(" / ");
         let result = if row.verified { format!("{} (verified)", row.superopt_result) } else { "original (no verified win)".into() };
-        let phew = if row.phew.is_some() { fmt(&row.phew) } else { row.phew_status.replace('|', "/") };
+        let phew = if row.phew.is_some() { fmt(&row.phew) } else { cell(&row.phew_status) };
         writeln!(s, "| {} | {orig} | {} | {phew} | {} | {result} | {:.0}s |", row.workload, fmt(&row.compiled), fmt(&row.superopt), row.seconds).unwrap();
     }
     let phew = r.geomean_phew.map_or("-".into(), |g| format!("{g:.2}x (verified rows)"));
     writeln!(s, "| **geomean** | | {:.2}x | {phew} | {:.2}x | | |", r.geomean_compiled, r.geomean_superopt).unwrap();
     s
+}
+
+/// One line of at most 100 characters for a table cell (the JSON keeps the whole text).
+fn cell(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "/");
+    match line.char_indices().nth(100) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
 
 /// A bar chart of the geometric-mean speedup per workload, one bar per contender.
