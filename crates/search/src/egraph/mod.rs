@@ -53,7 +53,6 @@ pub struct Found {
 pub fn search(p: &Program, guard: &Guard, families: &[Family], limits: &Limits, dev: &Device, mode: Mode) -> Option<Found> {
     let started = Instant::now();
     let (g, roots) = convert::to_egraph(p, guard);
-    let traced_ids: HashMap<Mlx, String> = g.analysis.origins.clone();
     let rewrites: Vec<_> = rules(families).iter().map(|r| r.rewrite()).collect();
     let runner = Runner::default()
         .with_egraph(g)
@@ -78,7 +77,7 @@ pub fn search(p: &Program, guard: &Guard, families: &[Family], limits: &Limits, 
         return None;
     }
     let program = convert::to_program(&g, &picked.choice, &roots, p);
-    let steps = steps(&g, &picked.choice, &roots, &origins, &traced_ids);
+    let steps = steps(&g, &picked.choice, &roots, &origins);
     if steps.is_empty() && program.nodes.len() == p.nodes.len() {
         return None;
     }
@@ -130,7 +129,7 @@ pub fn program_cost(p: &Program, guard: &Guard, dev: &Device, mode: Mode) -> f64
 
 /// For every e-class of the extracted program whose choice is not its traced node:
 /// what it was, what it is now, and which rules did it.
-fn steps(g: &lang::EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], origins: &HashMap<Mlx, String>, _: &HashMap<Mlx, String>) -> Vec<Step> {
+fn steps(g: &lang::EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], origins: &HashMap<Mlx, String>) -> Vec<Step> {
     let mut out = vec![];
     let mut seen = HashSet::new();
     let mut stack: Vec<Id> = roots.to_vec();
