@@ -5,6 +5,7 @@
 use crate::egraph::cost::{Device, Mode};
 use crate::egraph::{search, Found, Limits};
 use crate::rules::Family;
+use crate::strategies::{compile_rule, with_compile_rule};
 use crate::{Candidate, Compile, Strategy};
 use std::time::Duration;
 use superopt_ir::Plan;
@@ -52,9 +53,9 @@ fn islands(c: &Candidate, tag: &str) -> Option<Candidate> {
     if c.compile != Compile::Whole || !c.plan.variants.iter().any(|(_, p)| superopt_ir::passes::has_islands(p)) {
         return None;
     }
-    let mut rules = c.rules.clone();
-    *rules.last_mut()? = crate::strategies::ISLANDS.into();
-    Some(Candidate { name: format!("{tag}+islands"), compile: Compile::Islands, rules, ..c.clone() })
+    let whole = compile_rule(Compile::Whole);
+    let rules: Vec<String> = c.rules.iter().filter(|r| Some(r.as_str()) != whole).cloned().collect();
+    Some(Candidate { name: format!("{tag}+islands"), compile: Compile::Islands, rules: with_compile_rule(rules, Compile::Islands), ..c.clone() })
 }
 
 fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, mode: Mode, compile: Compile, name: String) -> Option<Candidate> {
@@ -84,10 +85,5 @@ fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, 
     if hoisted > 0 {
         rules.push(format!("hoist: {hoisted} input-independent nodes computed once per input shape"));
     }
-    match compile {
-        Compile::Whole => rules.push("mx.compile(whole function)".into()),
-        Compile::Islands => rules.push(crate::strategies::ISLANDS.into()),
-        Compile::Eager => {}
-    }
-    Some(Candidate { name, plan, compile, rules, explain, hoist: hoisted > 0 })
+    Some(Candidate { name, plan, compile, rules: with_compile_rule(rules, compile), explain, hoist: hoisted > 0 })
 }

@@ -3,7 +3,20 @@
 use crate::{Candidate, Compile, Strategy};
 use superopt_ir::{passes, Plan};
 
-pub const ISLANDS: &str = "mx.compile(each elementwise island)";
+/// The rule line that says how a candidate is compiled; `None` for eager.
+pub fn compile_rule(c: Compile) -> Option<&'static str> {
+    match c {
+        Compile::Eager => None,
+        Compile::Whole => Some("mx.compile(whole function)"),
+        Compile::Islands => Some("mx.compile(each elementwise island)"),
+    }
+}
+
+/// `rules` and, last, the line for `c`.
+pub fn with_compile_rule(mut rules: Vec<String>, c: Compile) -> Vec<String> {
+    rules.extend(compile_rule(c).map(String::from));
+    rules
+}
 
 /// The traced program wrapped whole in `mx.compile`, and with only its elementwise
 /// islands compiled (where that differs).
@@ -15,9 +28,9 @@ impl Strategy for Compiled {
     }
 
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
-        let mut out = vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: vec!["mx.compile(whole function)".into()], explain: vec![], hoist: false }];
+        let mut out = vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: with_compile_rule(vec![], Compile::Whole), explain: vec![], hoist: false }];
         if traced.variants.iter().any(|(_, p)| passes::has_islands(p)) {
-            let rules = vec![ISLANDS.into()];
+            let rules = with_compile_rule(vec![], Compile::Islands);
             out.push(Candidate { name: "compile-islands".into(), plan: traced.clone(), compile: Compile::Islands, rules, explain: vec![], hoist: false });
         }
         out
@@ -46,7 +59,7 @@ impl Strategy for Cleanup {
         if dead > 0 {
             rules.push(format!("dce: {dead} dead nodes dropped"));
         }
-        let compiled_rules = [rules.clone(), vec!["mx.compile(whole function)".into()]].concat();
+        let compiled_rules = with_compile_rule(rules.clone(), Compile::Whole);
         vec![
             Candidate { name: "cse".into(), plan: plan.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false },
             Candidate { name: "cse+compile".into(), plan, compile: Compile::Whole, rules: compiled_rules, explain: vec![], hoist: false },
