@@ -142,12 +142,12 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     let plan = superopt_trace::align(&traces, 1);
     stages.mark("trace");
 
+    progress.set_message("measuring the device (once per device)");
+    let device = s.device();
     progress.set_message("searching");
     let mut candidates = vec![as_traced(&plan)];
     // Saturation gets a fifth of the budget, at most a minute; verification and timing need the rest.
     let search_time = Duration::from_secs(args.time_budget).mul_f64(0.2).min(Duration::from_secs(60));
-    progress.set_message("measuring the device (once per device)");
-    let device = s.device();
     for strategy in default_strategies(search_time, device) {
         candidates.extend(strategy.propose(&plan));
     }

@@ -68,6 +68,55 @@ pub fn common_subexpressions(p: &mut Program) -> usize {
     merged
 }
 
+/// Primitives that only move or view data: hoisting these alone saves nothing.
+const VIEWS: &[&str] = &["Broadcast", "Reshape", "ExpandDims", "Squeeze", "Transpose", "AsType", "Copy", "StopGradient"];
+
+/// For each node: whether the emitted module may compute it once per input shape and
+/// reuse it, i.e. it depends on no input array (only on constants and on input shapes)
+/// and is not random. Nodes that produce an output stay in the call (callers may keep
+/// and mutate what they get). `None` when nothing worth hoisting is found: only views.
+pub fn hoistable(p: &Program) -> Option<Vec<bool>> {
+    let mut fixed: HashSet<ValueId> = p.constants.iter().map(|c| c.value).collect();
+    let outputs: HashSet<ValueId> = p.outputs.iter().copied().collect();
+    let mut hoist = vec![false; p.nodes.len()];
+    for (i, n) in p.nodes.iter().enumerate() {
+        let independent = n.op != "RandomBits" && n.inputs.iter().all(|v| fixed.contains(v));
+        if independent && !n.outputs.iter().any(|o| outputs.contains(o)) {
+            hoist[i] = true;
+            fixed.extend(n.outputs.iter().copied());
+        }
+    }
+    let work = p.nodes.iter().zip(&hoist).any(|(n, h)| *h && !VIEWS.contains(&n.op.as_str()));
+    work.then_some(hoist)
+}
+
+/// Runs `[start, end)` of consecutive elementwise nodes (and the views between them)
+/// with at least two elementwise nodes: the islands `mx.compile` may fuse on their own.
+pub fn elementwise_runs(nodes: &[&Node]) -> Vec<(usize, usize)> {
+    use crate::ops::{kind, Kind};
+    let elementwise = |n: &Node| matches!(kind(&n.op), Some(Kind::Unary | Kind::Binary | Kind::Ternary));
+    let fusable = |n: &Node| elementwise(n) || matches!(n.op.as_str(), "Broadcast" | "ExpandDims" | "Reshape" | "Squeeze");
+    let mut runs = vec![];
+    let mut i = 0;
+    while i < nodes.len() {
+        let end = (i..nodes.len()).find(|j| !fusable(nodes[*j])).unwrap_or(nodes.len());
+        if nodes[i..end].iter().filter(|n| elementwise(n)).count() >= 2 {
+            runs.push((i, end));
+        }
+        i = end.max(i + 1);
+    }
+    runs
+}
+
+/// Whether compiling islands differs from compiling the whole program: there is an
+/// island, and something outside every island.
+pub fn has_islands(p: &Program) -> bool {
+    let nodes: Vec<&Node> = p.nodes.iter().collect();
+    let runs = elementwise_runs(&nodes);
+    let covered: usize = runs.iter().map(|(a, b)| b - a).sum();
+    !runs.is_empty() && covered < nodes.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,53 +170,4 @@ mod tests {
         assert!(p.nodes.iter().all(|n| n.op != "Negative"));
         assert_eq!(p.nodes.len(), 4);
     }
-}
-
-/// Primitives that only move or view data: hoisting these alone saves nothing.
-const VIEWS: &[&str] = &["Broadcast", "Reshape", "ExpandDims", "Squeeze", "Transpose", "AsType", "Copy", "StopGradient"];
-
-/// For each node: whether the emitted module may compute it once per input shape and
-/// reuse it, i.e. it depends on no input array (only on constants and on input shapes)
-/// and is not random. Nodes that produce an output stay in the call (callers may keep
-/// and mutate what they get). `None` when nothing worth hoisting is found: only views.
-pub fn hoistable(p: &Program) -> Option<Vec<bool>> {
-    let mut fixed: HashSet<ValueId> = p.constants.iter().map(|c| c.value).collect();
-    let outputs: HashSet<ValueId> = p.outputs.iter().copied().collect();
-    let mut hoist = vec![false; p.nodes.len()];
-    for (i, n) in p.nodes.iter().enumerate() {
-        let independent = n.op != "RandomBits" && n.inputs.iter().all(|v| fixed.contains(v));
-        if independent && !n.outputs.iter().any(|o| outputs.contains(o)) {
-            hoist[i] = true;
-            fixed.extend(n.outputs.iter().copied());
-        }
-    }
-    let work = p.nodes.iter().zip(&hoist).any(|(n, h)| *h && !VIEWS.contains(&n.op.as_str()));
-    work.then_some(hoist)
-}
-
-/// Runs `[start, end)` of consecutive elementwise nodes (and the views between them)
-/// with at least two elementwise nodes: the islands `mx.compile` may fuse on their own.
-pub fn elementwise_runs(nodes: &[&Node]) -> Vec<(usize, usize)> {
-    use crate::ops::{kind, Kind};
-    let elementwise = |n: &Node| matches!(kind(&n.op), Some(Kind::Unary | Kind::Binary | Kind::Ternary));
-    let fusable = |n: &Node| elementwise(n) || matches!(n.op.as_str(), "Broadcast" | "ExpandDims" | "Reshape" | "Squeeze");
-    let mut runs = vec![];
-    let mut i = 0;
-    while i < nodes.len() {
-        let end = (i..nodes.len()).find(|j| !fusable(nodes[*j])).unwrap_or(nodes.len());
-        if nodes[i..end].iter().filter(|n| elementwise(n)).count() >= 2 {
-            runs.push((i, end));
-        }
-        i = end.max(i + 1);
-    }
-    runs
-}
-
-/// Whether compiling islands differs from compiling the whole program: there is an
-/// island, and something outside every island.
-pub fn has_islands(p: &Program) -> bool {
-    let nodes: Vec<&Node> = p.nodes.iter().collect();
-    let runs = elementwise_runs(&nodes);
-    let covered: usize = runs.iter().map(|(a, b)| b - a).sum();
-    !runs.is_empty() && covered < nodes.len()
 }
