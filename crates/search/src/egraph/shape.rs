@@ -186,17 +186,27 @@ fn from_args(egraph: &EGraph, (s, _): &Shape, args: &[Arg]) -> Option<Shape> {
     Some((shape, dims))
 }
 
+/// An `Arange` argument as a dim: an integer, or a float with no fraction.
+fn arange_dim(a: &Arg) -> Option<Dim> {
+    match a {
+        Arg::Float(f) if f.fract() == 0.0 => Some(Dim::constant(*f as i64)),
+        Arg::Int(d) => Some(d.clone()),
+        _ => None,
+    }
+}
+
+/// Whether `Arange` arguments start at 0 with step 1.
+pub fn is_iota(args: &[Arg]) -> bool {
+    let at = |i: usize| args.get(i).and_then(arange_dim).and_then(|d| d.as_const());
+    at(0) == Some(0) && at(2) == Some(1)
+}
+
 /// `arange(0, stop, 1)`: `[stop]`, with stop's dim (symbolic when it follows an input's shape).
 fn arange(egraph: &EGraph, args: &[Arg]) -> Option<Shape> {
     let t = &egraph.analysis.tables;
     let reference: Vec<Vec<i64>> = t.inputs.iter().map(|v| v.shape.clone()).collect();
-    let number = |a: &Arg| match a {
-        Arg::Float(f) if f.fract() == 0.0 => Some(Dim::constant(*f as i64)),
-        Arg::Int(d) => Some(d.clone()),
-        _ => None,
-    };
-    let (start, stop, step) = (number(args.first()?)?, number(args.get(1)?)?, number(args.get(2)?)?);
-    if start.as_const() != Some(0) || step.as_const() != Some(1) {
+    let stop = arange_dim(args.get(1)?)?;
+    if !is_iota(args) {
         return None;
     }
     let n = stop.eval(&reference).filter(|n| *n >= 0)?;

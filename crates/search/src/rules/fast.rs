@@ -191,12 +191,7 @@ fn arange_is_iota(cx: &Ctx) -> bool {
     let id = cx.id("?ar");
     cx.g[id].nodes.iter().any(|n| {
         let (args, inputs) = super::node_parts(cx.g, n);
-        let num = |a: Option<&Arg>| match a {
-            Some(Arg::Float(f)) => Some(*f),
-            Some(Arg::Int(d)) => d.as_const().map(|v| v as f64),
-            _ => None,
-        };
-        n.op_name() == Some("Arange") && inputs.is_empty() && num(args.first()) == Some(0.0) && num(args.get(2)) == Some(1.0)
+        n.op_name() == Some("Arange") && inputs.is_empty() && crate::egraph::shape::is_iota(args)
     })
 }
 
