@@ -24,6 +24,20 @@ pub enum Command {
     Explain(RunArgs),
     /// Run every harness in a folder against the original and mx.compile; print a table.
     Suite(SuiteArgs),
+    /// Print the GPU kernels superopt generates for the harness (CUDA, Metal, or as plain MLX).
+    Kernels(KernelsArgs),
+}
+
+#[derive(Args)]
+pub struct KernelsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// cuda, metal, or mlx (the kernels as plain MLX operations: their meaning, runs anywhere).
+    #[arg(long, default_value = "cuda")]
+    pub target: String,
+    /// Also write the module that calls them (launch parameters untuned).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -42,6 +56,13 @@ pub struct SuiteArgs {
     /// Seconds for each harness's run.
     #[arg(long, default_value_t = 60)]
     pub time_budget: u64,
+    /// Keep the rows already in the --json file and run only the harnesses it lacks
+    /// (a long suite can then go in several sittings).
+    #[arg(long, requires = "json")]
+    pub resume: bool,
+    /// Stop starting new harnesses after this many seconds (with --resume, go on later).
+    #[arg(long)]
+    pub stop_after: Option<u64>,
     #[arg(long)]
     pub python: Option<PathBuf>,
 }

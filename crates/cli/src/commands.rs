@@ -17,6 +17,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Trace(a) => trace(a),
         Command::Verify(a) => verify(a),
         Command::Suite(a) => crate::suite::suite(a),
+        Command::Kernels(a) => crate::kernels::command(a),
     };
     match result {
         Err(e) if e.downcast_ref::<HarnessFault>().is_some() => {

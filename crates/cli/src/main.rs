@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod kernels;
 mod pipeline;
 mod session;
 mod suite;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use superopt_bench::{compare, geomean, is_win, Objective};
 use superopt_emit::{emit, ModuleInfo};
+use superopt_report::roofline::{self as floors, Ceilings};
 use superopt_report::{CandidateReport, Capsule, SizeReport, Stage};
 use superopt_search::egraph::cost::Device;
 use superopt_search::{as_traced, default_strategies, modelled_cost, Candidate, Compile};
@@ -151,6 +152,11 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     for strategy in default_strategies(search_time, device) {
         candidates.extend(strategy.propose(&plan));
     }
+    let mut notes = vec![];
+    match crate::kernels::lowered(&candidates, &s.hello.backend) {
+        Ok(lowered) => candidates.extend(lowered),
+        Err(why) => notes.push(why),
+    }
     stages.mark("search");
 
     progress.set_message(format!("emitting {} candidates", candidates.len()));
@@ -167,6 +173,11 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     }
     stages.mark("emit");
 
+    // Tuning may take a quarter of the budget; untuned launches keep default parameters.
+    let tune_deadline = started + Duration::from_secs(args.time_budget).mul_f64(0.25);
+    tune_kernels(&mut s, &mut candidates, &mut reports, workdir.path(), tune_deadline, &progress);
+    stages.mark("tune");
+
     progress.set_message("field check");
     for (k, c) in candidates.iter().enumerate().skip(1) {
         field_check(&candidates[0].plan, c, &traces[0], &mut reports[k]);
@@ -176,6 +187,13 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     let seeds: Vec<u64> = (0..args.seeds).collect();
     // Verification may use most of the budget; timing needs the rest.
     let deadline = started + Duration::from_secs(args.time_budget).mul_f64(0.8);
+    // On a GPU the CPU's cores are free: compute every case's reference at once. On the
+    // CPU backend they would only compete with the candidates; each comes when needed.
+    let gpu = s.hello.backend != "cpu";
+    for size in SIZES.iter().filter(|_| gpu) {
+        progress.set_message(format!("computing float64 references at {size}"));
+        s.prepare(size, &seeds, deadline);
+    }
     for k in verification_order(&candidates, &device) {
         progress.set_message(format!("verifying {}", candidates[k].name));
         verify_candidate(&mut s, &mut reports[k], &seeds, tol, deadline);
@@ -211,12 +229,47 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
         decision: String::new(),
         output: None,
         stages: vec![],
+        ceilings: Some(Ceilings { bytes_per_s: device.bytes_per_s, flops_per_s: device.flops_per_s }),
+        floors: vec![],
+        notes,
     };
+    roofline(&mut capsule, &traces);
     capsule.decision = match winner {
         Some(k) => format!("verified speedup: {} {round_trip}", candidates[k].name),
         None => format!("no verified speedup — original unchanged: {}. {round_trip}", why_no_win(&capsule, objective)),
     };
     Ok(Outcome::Done(Box::new(Done { capsule, candidates, winner, session: s, harness_text, stages })))
+}
+
+/// Tunes the launches of every generated kernel on the device, then emits its
+/// candidate again with the parameters picked; a candidate whose kernels fail is dropped.
+fn tune_kernels(s: &mut Session, candidates: &mut [Candidate], reports: &mut [CandidateReport], dir: &Path, deadline: Instant, progress: &ProgressBar) {
+    let mut cache = crate::kernels::TuneCache::open(&s.device_key());
+    for k in 0..candidates.len() {
+        if reports[k].dropped.is_some() || !crate::kernels::has_kernels(&candidates[k]) {
+            continue;
+        }
+        progress.set_message(format!("tuning the kernels of {}", candidates[k].name));
+        let staged = crate::kernels::tune(s, &mut candidates[k], &mut cache, deadline).map_err(|e| format!("tuning its kernels: {e}"));
+        match staged.and_then(|lines| stage_candidate(s, &candidates[k], k, dir).map(|_| lines)) {
+            Ok(lines) => reports[k].launches = lines,
+            Err(why) => reports[k].dropped = Some(why),
+        }
+    }
+}
+
+/// Each size's floor on the device, and the fraction of it each timed candidate reaches.
+fn roofline(c: &mut Capsule, traces: &[superopt_ir::Program]) {
+    let Some(ceilings) = c.ceilings else { return };
+    c.floors = SIZES.iter().zip(traces).map(|(z, t)| floors::floor(z, t, ceilings)).collect();
+    for r in c.candidates.iter_mut() {
+        for (z, f) in r.sizes.iter_mut().zip(c.floors.iter_mut()) {
+            if let Some(t) = &z.timing {
+                z.roofline = Some(f.seconds / t.candidate.median);
+                f.original = Some(f.seconds / t.baseline.median);
+            }
+        }
+    }
 }
 
 /// The traced program first (the round-trip check), then the rest by modelled cost, so
@@ -286,12 +339,14 @@ fn candidate_report(c: &Candidate, traces: &[superopt_ir::Program]) -> Candidate
         sizes: SIZES
             .iter()
             .zip(traces)
-            .map(|(z, t)| SizeReport { size: z.to_string(), shapes: t.inputs.iter().map(|i| t.value(*i).shape.clone()).collect(), verdict: None, timing: None })
+            .map(|(z, t)| SizeReport { size: z.to_string(), shapes: t.inputs.iter().map(|i| t.value(*i).shape.clone()).collect(), verdict: None, timing: None, roofline: None })
             .collect(),
         verified: false,
         wins: false,
         dropped: None,
         field: vec![],
+        launches: vec![],
+        metal: crate::kernels::metal_source(c),
     }
 }
 

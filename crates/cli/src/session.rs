@@ -14,13 +14,17 @@ use superopt_worker::{find_python, Worker, WorkerError};
 
 pub const SIZES: [&str; 3] = ["small", "typical", "large"];
 
+/// The verification cases: each seed on normal inputs, then each edge variant on the first.
+fn cases(seeds: &[u64]) -> Vec<(u64, &'static str)> {
+    seeds.iter().map(|s| (*s, "normal")).chain(superopt_verify::EDGE_VARIANTS.iter().map(|v| (seeds[0], *v))).collect()
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Hello {
     pub python: String,
     pub mlx: String,
     pub device: String,
     /// cpu, cuda or metal: which custom-kernel candidates can run.
-    #[allow(dead_code)]
     pub backend: String,
 }
 
@@ -68,8 +72,13 @@ impl Session {
 
     /// The device's rates for the cost model: measured by the worker once per device and
     /// MLX version, then read from the user cache; the default model if measuring fails.
+    /// The device and MLX version, as a file-name-safe key for per-device caches.
+    pub fn device_key(&self) -> String {
+        format!("{} mlx {}", self.hello.device, self.hello.mlx).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+    }
+
     pub fn device(&mut self) -> Device {
-        let key: String = format!("{} mlx {}", self.hello.device, self.hello.mlx).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let key = self.device_key();
         let path = dirs::cache_dir().map(|d| d.join("superopt").join(format!("device-{key}.json")));
         if let Some(d) = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok()) {
             return d;
@@ -99,9 +108,8 @@ impl Session {
     /// Figures for `program` at `size`: each seed on normal inputs, then each edge
     /// variant on the first seed, one request per case so `deadline` is checked between.
     pub fn verify(&mut self, program: &str, size: &str, seeds: &[u64], tol: Tolerance, deadline: Option<Instant>) -> Result<Vec<SeedFigures>, WorkerError> {
-        let cases = seeds.iter().map(|s| (*s, "normal")).chain(superopt_verify::EDGE_VARIANTS.iter().map(|v| (seeds[0], *v)));
         let mut out = vec![];
-        for (seed, variant) in cases {
+        for (seed, variant) in cases(seeds) {
             if deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(WorkerError::Candidate("not verified: the time budget ran out".into()));
             }
@@ -114,6 +122,17 @@ impl Session {
             out.extend(figs);
         }
         Ok(out)
+    }
+
+    /// Computes the float64 references of every verification case at `size` at once (on
+    /// several cores); a failure only means each is computed when first needed.
+    pub fn prepare(&mut self, size: &str, seeds: &[u64], deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let req = json!({"size": size, "cases": cases(seeds)});
+        let _ = self.worker.cmd("prepare", req, left.min(self.timeout * 4));
     }
 
     /// Interleaved timing samples (seconds per call) of `programs` at `size`, sampling

@@ -5,7 +5,7 @@ use crate::cli::{CommonArgs, ObjectiveArg, RunArgs, SuiteArgs};
 use crate::pipeline::{optimize, Outcome};
 use crate::session::SIZES;
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -14,14 +14,14 @@ use superopt_bench::{compare, geomean};
 use superopt_verify::{judge, Tolerance};
 
 /// One contender's speedups over the original, per size.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Speedups {
     pub sizes: Vec<f64>,
     pub geomean: f64,
 }
 
 /// One harness's row.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Row {
     pub workload: String,
     /// "ok", "no change: ...", or "failed: ...".
@@ -34,13 +34,20 @@ pub struct Row {
     pub phew: Option<Speedups>,
     /// "verified", or why phew has no figures here.
     pub phew_status: String,
+    /// The harness's `fast_fn` (the same function through `mx.fast`), where it has one.
+    pub fast: Option<Speedups>,
+    pub fast_status: String,
+    /// The roofline floor per size (seconds), and the fraction of it superopt's result
+    /// reaches at the large size.
+    pub floor: Vec<f64>,
+    pub roofline: Option<f64>,
     /// What superopt handed back: a candidate's name, or "original".
     pub superopt_result: String,
     pub verified: bool,
     pub seconds: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SuiteReport {
     pub device: String,
     pub sizes: String,
@@ -65,7 +72,23 @@ pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
     let mut rows = vec![];
     let mut device = String::from("unknown");
     let mut phew = String::from("not importable in the worker's Python (pip install phew-mlx there): skipped");
+    if let (true, Some(path)) = (a.resume, &a.json) {
+        if let Ok(bytes) = std::fs::read(path) {
+            let earlier: SuiteReport = serde_json::from_slice(&bytes).with_context(|| format!("{} is not a suite report to resume", path.display()))?;
+            (device, phew, rows) = (earlier.device, earlier.phew, earlier.rows);
+        }
+    }
+    let started = Instant::now();
+    let mut left = 0;
     for f in &files {
+        let name = f.file_stem().unwrap().to_string_lossy();
+        if rows.iter().any(|r| r.workload == name) {
+            continue;
+        }
+        if a.stop_after.is_some_and(|s| started.elapsed().as_secs() >= s) {
+            left += 1;
+            continue;
+        }
         eprintln!("suite: {}", f.display());
         let (row, dev, phew_seen) = workload(f, &a);
         device = dev.unwrap_or(device);
@@ -73,18 +96,21 @@ pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
         let geo = |x: &Option<Speedups>| x.as_ref().map_or("-".into(), |s| format!("{:.2}x", s.geomean));
         eprintln!("suite: {} {} mx.compile {} superopt {}", row.workload, row.status, geo(&row.compiled), geo(&row.superopt));
         rows.push(row);
+        if let Some(path) = &a.json {
+            // Written after every harness, so that a run cut short keeps what it did.
+            let so_far = summary(std::mem::take(&mut rows), device.clone(), phew.clone(), a.cpu_sizes);
+            std::fs::write(path, serde_json::to_string_pretty(&so_far)?)?;
+            rows = so_far.rows;
+        }
     }
-    let gm = |pick: fn(&Row) -> Option<&Speedups>| geomean(rows.iter().map(|r| pick(r).map_or(1.0, |s| s.geomean)));
-    let report = SuiteReport {
-        device,
-        sizes: if a.cpu_sizes { "cpu".into() } else { "full".into() },
-        phew,
-        geomean_compiled: gm(|r| r.compiled.as_ref()),
-        geomean_superopt: gm(|r| r.superopt.as_ref()),
-        geomean_phew: rows.iter().any(|r| r.phew.is_some()).then(|| geomean(rows.iter().filter_map(|r| r.phew.as_ref()).map(|s| s.geomean))),
-        rows,
-    };
+    let report = summary(rows, device, phew, a.cpu_sizes);
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
     print!("{}", markdown(&report));
+    if left > 0 {
+        println!("\n{left} harnesses not run yet (--stop-after); run again with --resume to go on");
+    }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
@@ -92,6 +118,20 @@ pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
         plot(&report, path)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The report over `rows`, with each contender's geometric mean.
+fn summary(rows: Vec<Row>, device: String, phew: String, cpu_sizes: bool) -> SuiteReport {
+    let gm = |pick: fn(&Row) -> Option<&Speedups>| geomean(rows.iter().map(|r| pick(r).map_or(1.0, |s| s.geomean)));
+    SuiteReport {
+        device,
+        sizes: if cpu_sizes { "cpu".into() } else { "full".into() },
+        phew,
+        geomean_compiled: gm(|r| r.compiled.as_ref()),
+        geomean_superopt: gm(|r| r.superopt.as_ref()),
+        geomean_phew: rows.iter().any(|r| r.phew.is_some()).then(|| geomean(rows.iter().filter_map(|r| r.phew.as_ref()).map(|s| s.geomean))),
+        rows,
+    }
 }
 
 /// Runs superopt on one harness, then times original, mx.compile(fn) and the result.
@@ -107,6 +147,10 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
         superopt: None,
         phew: None,
         phew_status: "not run".into(),
+        fast: None,
+        fast_status: "not run".into(),
+        floor: vec![],
+        roofline: None,
         superopt_result: "original".into(),
         verified: false,
         seconds: 0.0,
@@ -146,7 +190,12 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
     if row.phew_status == "verified" {
         ids.push("phew".into());
     }
-    let (mut compiled, mut ours, mut theirs) = (vec![], vec![], vec![]);
+    row.fast_status = fast_contender(&mut done.session);
+    if row.fast_status == "verified" {
+        ids.push("fast".into());
+    }
+    row.floor = done.capsule.floors.iter().map(|f| f.seconds).collect();
+    let (mut compiled, mut ours, mut theirs, mut fast) = (vec![], vec![], vec![], vec![]);
     for size in SIZES {
         match done.session.time(&ids, size, Duration::from_secs(5)) {
             Ok(t) => {
@@ -155,6 +204,9 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
                 ours.push(winner.as_ref().map_or(1.0, |w| compare(&t["original"], &t[w]).speedup));
                 if let Some(p) = t.get("phew") {
                     theirs.push(compare(&t["original"], p).speedup);
+                }
+                if let Some(f) = t.get("fast") {
+                    fast.push(compare(&t["original"], f).speedup);
                 }
             }
             Err(e) => {
@@ -166,8 +218,12 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
     }
     let speedups = |v: Vec<f64>| Speedups { geomean: geomean(v.iter().copied()), sizes: v };
     row.compiled = Some(speedups(compiled));
-    row.superopt = Some(speedups(ours));
+    row.superopt = Some(speedups(ours.clone()));
     row.phew = (!theirs.is_empty()).then(|| speedups(theirs));
+    row.fast = (!fast.is_empty()).then(|| speedups(fast));
+    if let (Some(floor), Some(orig), Some(sp)) = (row.floor.last(), row.original.last(), ours.last()) {
+        row.roofline = Some(floor * sp / orig);
+    }
     row.status = "ok".into();
     row.seconds = start.elapsed().as_secs_f64();
     (row, device, phew_seen)
@@ -198,30 +254,43 @@ fn phew_contender(s: &mut Session, row: &mut Row) -> Option<String> {
         row.phew_status = format!("no usable output: {e}");
         return seen;
     }
+    row.phew_status = match verify_contender(s, "phew") {
+        Ok(()) => "verified".into(),
+        Err(why) => why,
+    };
+    seen
+}
+
+/// The harness's `fast_fn`, loaded and verified as a contender: "verified", or why not.
+fn fast_contender(s: &mut Session) -> String {
+    let harness = s.harness.clone();
+    if s.register("fast", &harness, "fast_fn").is_err() {
+        return "none (the harness defines no fast_fn)".into();
+    }
+    match verify_contender(s, "fast") {
+        Ok(()) => "verified".into(),
+        Err(why) => why,
+    }
+}
+
+/// superopt's checks, at every size, of a contender the worker has loaded as `id`.
+fn verify_contender(s: &mut Session, id: &str) -> Result<(), String> {
     let seeds: Vec<u64> = (0..5).collect();
     for size in SIZES {
-        let verdict = s.verify("phew", size, &seeds, Tolerance::Relative, None).map(|f| judge(&f, Tolerance::Relative));
-        match verdict {
+        match s.verify(id, size, &seeds, Tolerance::Relative, None).map(|f| judge(&f, Tolerance::Relative)) {
             Ok(v) if v.accepted => {}
-            Ok(v) => {
-                row.phew_status = format!("not verified at {size}: {}", v.reason.unwrap_or_default());
-                return seen;
-            }
-            Err(e) => {
-                row.phew_status = format!("not verified at {size}: {e}");
-                return seen;
-            }
+            Ok(v) => return Err(format!("not verified at {size}: {}", v.reason.unwrap_or_default())),
+            Err(e) => return Err(format!("not verified at {size}: {e}")),
         }
     }
-    row.phew_status = "verified".into();
-    seen
+    Ok(())
 }
 
 fn markdown(r: &SuiteReport) -> String {
     let mut s = String::new();
     writeln!(s, "\nsuperopt suite · {} · sizes: {} · phew: {}\n", r.device, r.sizes, r.phew).unwrap();
-    writeln!(s, "| workload | original (small / typical / large) | mx.compile speedup | phew speedup | superopt speedup | superopt result | time |").unwrap();
-    writeln!(s, "|---|---|---|---|---|---|---|").unwrap();
+    writeln!(s, "| workload | original (small / typical / large) | mx.compile speedup | mx.fast speedup | phew speedup | superopt speedup | superopt result | roofline at large | time |").unwrap();
+    writeln!(s, "|---|---|---|---|---|---|---|---|---|").unwrap();
     let fmt = |x: &Option<Speedups>| {
         x.as_ref().map_or("-".into(), |s| {
             format!("{} (geo {:.2}x)", s.sizes.iter().map(|v| format!("{v:.2}x")).collect::<Vec<_>>().join(" / "), s.geomean)
@@ -229,16 +298,18 @@ fn markdown(r: &SuiteReport) -> String {
     };
     for row in &r.rows {
         if row.status != "ok" {
-            writeln!(s, "| {} | {} | - | - | - | original | {:.0}s |", row.workload, cell(&row.status), row.seconds).unwrap();
+            writeln!(s, "| {} | {} | - | - | - | - | original | - | {:.0}s |", row.workload, cell(&row.status), row.seconds).unwrap();
             continue;
         }
         let orig = row.original.iter().map(|t| superopt_report::format_seconds(*t)).collect::<Vec<_>>().join(" / ");
         let result = if row.verified { format!("{} (verified)", row.superopt_result) } else { "original (no verified win)".into() };
         let phew = if row.phew.is_some() { fmt(&row.phew) } else { cell(&row.phew_status) };
-        writeln!(s, "| {} | {orig} | {} | {phew} | {} | {result} | {:.0}s |", row.workload, fmt(&row.compiled), fmt(&row.superopt), row.seconds).unwrap();
+        let fast = if row.fast.is_some() { fmt(&row.fast) } else if row.fast_status.starts_with("none") { "-".into() } else { cell(&row.fast_status) };
+        let roof = row.roofline.map_or("-".into(), |f| format!("{:.0}%", f * 100.0));
+        writeln!(s, "| {} | {orig} | {} | {fast} | {phew} | {} | {result} | {roof} | {:.0}s |", row.workload, fmt(&row.compiled), fmt(&row.superopt), row.seconds).unwrap();
     }
     let phew = r.geomean_phew.map_or("-".into(), |g| format!("{g:.2}x (verified rows)"));
-    writeln!(s, "| **geomean** | | {:.2}x | {phew} | {:.2}x | | |", r.geomean_compiled, r.geomean_superopt).unwrap();
+    writeln!(s, "| **geomean** | | {:.2}x | | {phew} | {:.2}x | | | |", r.geomean_compiled, r.geomean_superopt).unwrap();
     s
 }
 

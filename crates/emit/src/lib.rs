@@ -8,7 +8,7 @@
 mod module;
 mod ops;
 
-pub use module::{emit, Emitted, ModuleInfo};
+pub use module::{emit, kernel_calls, Emitted, ModuleInfo};
 
 use thiserror::Error;
 

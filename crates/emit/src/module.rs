@@ -5,6 +5,7 @@ use crate::EmitError;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use superopt_ir::{passes, ConstData, Dim, DimTerm, Guard, Node, Param, Plan, Program, ScalarExpr, ValueId};
+use superopt_kernel::{launch, Call, Layout, Target};
 use superopt_search::{Candidate, Compile};
 
 /// Facts the module's header and fallback need.
@@ -80,9 +81,10 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
     header(&mut s, candidate, info);
     let mut tensors = BTreeSet::new();
     let mut bodies = String::new();
+    let kernels = Kernels::of(plan);
     for (k, (guard, program)) in plan.variants.iter().enumerate() {
-        bodies.push_str(&program_fn(k, program, candidate, &mut tensors)?);
-        bodies.push_str(&fits_fn(k, guard, program));
+        bodies.push_str(&program_fn(k, program, candidate, &mut tensors, &kernels)?);
+        bodies.push_str(&fits_fn(k, guard, program, kernels.target()));
     }
     if !tensors.is_empty() {
         writeln!(s, "_HERE = os.path.dirname(os.path.abspath(__file__))").unwrap();
@@ -92,6 +94,7 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
         s.push_str(HELPERS);
         s.push('\n');
     }
+    s.push_str(&kernels.definitions());
     s.push_str(&bodies);
     s.push_str(&dispatch(plan, sig));
     fallback(&mut s, info.harness);
@@ -139,7 +142,7 @@ fn scalar(expr: &ScalarExpr, dim: &dyn Fn(&Dim) -> String) -> String {
     }
 }
 
-fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
+fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<String>, kernels: &Kernels) -> Result<String, EmitError> {
     let mut names: Vec<String> = (0..p.values.len()).map(|v| format!("t{v}")).collect();
     let params: Vec<String> = p.inputs.iter().enumerate().map(|(i, _)| input_name(p, i)).collect();
     for (i, v) in p.inputs.iter().enumerate() {
@@ -150,7 +153,7 @@ fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<Strin
     let isl = (c.compile == Compile::Islands).then_some(&mut islands);
     let Some(hoist) = hoist else {
         let all: Vec<&Node> = p.nodes.iter().collect();
-        let body = block(p, &all, &names, &p.outputs, Part::Body, isl, tensors)?;
+        let body = block(p, &all, &names, &p.outputs, Part::Body, isl, tensors, kernels)?;
         return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, c.compile));
     };
     // Values the hoisted part hands to the rest.
@@ -158,9 +161,9 @@ fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<Strin
     let each: Vec<&Node> = p.nodes.iter().zip(&hoist).filter(|(_, h)| !**h).map(|(n, _)| n).collect();
     let made: BTreeSet<ValueId> = once.iter().flat_map(|n| n.outputs.iter().copied()).collect();
     let handed: Vec<ValueId> = each.iter().flat_map(|n| n.inputs.iter().copied()).filter(|v| made.contains(v)).collect::<BTreeSet<_>>().into_iter().collect();
-    let mut s = function(&format!("_hoisted_{k}"), &params, &block(p, &once, &names, &handed, Part::Tuple, None, tensors)?, Compile::Eager);
+    let mut s = function(&format!("_hoisted_{k}"), &params, &block(p, &once, &names, &handed, Part::Tuple, None, tensors, kernels)?, Compile::Eager);
     let body_params: Vec<String> = params.iter().cloned().chain(handed.iter().map(|v| names[*v].clone())).collect();
-    let body = block(p, &each, &names, &p.outputs, Part::Body, isl, tensors)?;
+    let body = block(p, &each, &names, &p.outputs, Part::Body, isl, tensors, kernels)?;
     s.push_str(&islands.defs);
     s.push_str(&function(&format!("_body_{k}"), &body_params, &body, c.compile));
     let key: Vec<String> = params.iter().map(|n| format!("{n}.shape, {n}.dtype")).collect();
@@ -204,7 +207,8 @@ enum Part {
 
 /// The statements computing `nodes` (and the constants they read), returning `results`.
 /// With `islands`, elementwise runs become calls of compiled functions defined there.
-fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], part: Part, mut islands: Option<&mut Islands>, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
+#[allow(clippy::too_many_arguments)]
+fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], part: Part, mut islands: Option<&mut Islands>, tensors: &mut BTreeSet<String>, kernels: &Kernels) -> Result<String, EmitError> {
     let dim = render_dim(p);
     let runs = if islands.is_some() { passes::elementwise_runs(nodes) } else { vec![] };
     // Constants are defined here, islands included (their sizes may read any input);
@@ -225,7 +229,7 @@ fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], pa
     let mut i = 0;
     while i < nodes.len() {
         if let (Some(&(a, b)), Some(isl)) = (runs.iter().find(|(a, _)| *a == i), islands.as_deref_mut()) {
-            body.push_str(&island(p, &nodes[a..b], &nodes[b..], names, results, isl, tensors)?);
+            body.push_str(&island(p, &nodes[a..b], &nodes[b..], names, results, isl, tensors, kernels)?);
             i = b;
             continue;
         }
@@ -236,7 +240,10 @@ fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], pa
             in_values: node.inputs.iter().map(|i| p.value(*i)).collect(),
             dim: &dim,
         };
-        let rhs = ops::expr(node, &cx)?;
+        let rhs = match kernels.index(node) {
+            Some(i) => kernels.call(i, &cx.ins),
+            None => ops::expr(node, &cx)?,
+        };
         let lhs: Vec<&str> = node.outputs.iter().map(|o| names[*o].as_str()).collect();
         let lhs = if lhs.len() == 1 { lhs[0].to_string() } else { lhs.join(", ") };
         writeln!(body, "    {lhs} = {rhs}").unwrap();
@@ -249,7 +256,8 @@ fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], pa
 }
 
 /// One island: its compiled function (into `isl.defs`) and the line that calls it.
-fn island(p: &Program, run: &[&Node], after: &[&Node], names: &[String], results: &[ValueId], isl: &mut Islands, tensors: &mut BTreeSet<String>) -> Result<String, EmitError> {
+#[allow(clippy::too_many_arguments)]
+fn island(p: &Program, run: &[&Node], after: &[&Node], names: &[String], results: &[ValueId], isl: &mut Islands, tensors: &mut BTreeSet<String>, kernels: &Kernels) -> Result<String, EmitError> {
     let made: BTreeSet<ValueId> = run.iter().flat_map(|n| n.outputs.iter().copied()).collect();
     let mut ins: Vec<ValueId> = vec![];
     // Inputs read, and inputs whose shapes the arguments name (`x.shape[0]`).
@@ -264,15 +272,20 @@ fn island(p: &Program, run: &[&Node], after: &[&Node], names: &[String], results
     let name = format!("{}_{}", isl.prefix, isl.count);
     isl.count += 1;
     let params: Vec<String> = ins.iter().map(|v| names[*v].clone()).collect();
-    let body = block(p, run, names, &outs, Part::Island, None, tensors)?;
+    let body = block(p, run, names, &outs, Part::Island, None, tensors, kernels)?;
     isl.defs.push_str(&function(&name, &params, &body, Compile::Whole));
     let lhs: Vec<&str> = outs.iter().map(|v| names[*v].as_str()).collect();
     Ok(format!("    {} = {name}({})\n", lhs.join(", "), params.join(", ")))
 }
 
-fn fits_fn(k: usize, g: &Guard, p: &Program) -> String {
+fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>) -> String {
     let params: Vec<String> = (0..p.inputs.len()).map(|i| input_name(p, i)).collect();
     let mut conds = vec![];
+    match kernels {
+        Some(Target::Cuda) => conds.push("mx.default_device().type == mx.gpu and mx.cuda.is_available()".to_string()),
+        Some(Target::Metal) => conds.push("mx.default_device().type == mx.gpu and mx.metal.is_available()".to_string()),
+        Some(Target::Mlx) | None => {}
+    }
     for (i, ig) in g.inputs.iter().enumerate() {
         let n = &params[i];
         conds.push(format!("{n}.dtype == {}", dtype(ig.dtype)));
@@ -373,5 +386,53 @@ fn dim_inputs(a: &superopt_ir::Arg) -> Vec<usize> {
         superopt_ir::Arg::Int(d) => d.terms.iter().map(|t| t.input).collect(),
         superopt_ir::Arg::List(xs) => xs.iter().flat_map(dim_inputs).collect(),
         _ => vec![],
+    }
+}
+
+/// The generated kernels `plan` calls, in the order the module numbers them (`_k{i}`).
+pub fn kernel_calls(plan: &Plan) -> Vec<Call> {
+    let mut calls: Vec<Call> = vec![];
+    for n in plan.variants.iter().flat_map(|(_, p)| p.nodes.iter()) {
+        if let Some(c) = Call::of_node(n) {
+            if !calls.contains(&c) {
+                calls.push(c);
+            }
+        }
+    }
+    calls
+}
+
+/// The generated kernels a plan calls, each defined once as `_k{i}`.
+struct Kernels {
+    calls: Vec<Call>,
+}
+
+impl Kernels {
+    fn of(plan: &Plan) -> Kernels {
+        Kernels { calls: kernel_calls(plan) }
+    }
+
+    fn target(&self) -> Option<Target> {
+        self.calls.first().map(|c| c.target)
+    }
+
+    fn index(&self, node: &Node) -> Option<usize> {
+        let c = Call::of_node(node)?;
+        self.calls.iter().position(|k| *k == c)
+    }
+
+    /// `_k{i}(shape, inputs...)`, the shape taken from the first full-size input.
+    fn call(&self, i: usize, ins: &[String]) -> String {
+        let full = self.calls[i].kernel.inputs.iter().position(|o| o.layout == Layout::Full).unwrap_or(0);
+        format!("_k{i}({}.shape, {})", ins[full], ins.join(", "))
+    }
+
+    fn definitions(&self) -> String {
+        let Some(target) = self.target() else { return String::new() };
+        let mut s = launch::preamble(target);
+        for (i, c) in self.calls.iter().enumerate() {
+            s.push_str(&launch::launcher(&c.kernel, i, c.target, &c.table()));
+        }
+        s
     }
 }

@@ -16,6 +16,8 @@ pub enum Kind {
     Source,
     /// Fused `mx.fast` kernels (exported as one node on GPU backends).
     Fast,
+    /// A kernel superopt generated (`superopt-kernel`); never traced, only lowered to.
+    Kernel,
 }
 
 const UNARY: &[&str] = &[
@@ -37,10 +39,11 @@ const LAYOUT: &[&str] = &[
 const MATMUL: &[&str] = &["Matmul", "AddMM", "QuantizedMatmul", "GatherMM", "GatherQMM"];
 const SOURCE: &[&str] = &["Arange", "RandomBits", "Full"];
 const FAST: &[&str] = &["RMSNorm", "LayerNorm", "RoPE", "ScaledDotProductAttention"];
+const KERNEL: &[&str] = &["Kernel"];
 
 /// The kind of a known primitive; `None` for one the IR does not know.
 pub fn kind(op: &str) -> Option<Kind> {
-    let tables: [(&[&str], Kind); 8] = [
+    let tables: [(&[&str], Kind); 9] = [
         (UNARY, Kind::Unary),
         (BINARY, Kind::Binary),
         (TERNARY, Kind::Ternary),
@@ -49,6 +52,7 @@ pub fn kind(op: &str) -> Option<Kind> {
         (MATMUL, Kind::Matmul),
         (SOURCE, Kind::Source),
         (FAST, Kind::Fast),
+        (KERNEL, Kind::Kernel),
     ];
     tables.iter().find(|(names, _)| names.contains(&op)).map(|(_, k)| *k)
 }
@@ -59,7 +63,7 @@ pub fn is_known(op: &str) -> bool {
 
 /// Every known primitive name.
 pub fn known() -> impl Iterator<Item = &'static str> {
-    [UNARY, BINARY, TERNARY, REDUCE, LAYOUT, MATMUL, SOURCE, FAST].into_iter().flatten().copied()
+    [UNARY, BINARY, TERNARY, REDUCE, LAYOUT, MATMUL, SOURCE, FAST, KERNEL].into_iter().flatten().copied()
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub struct SizeReport {
     pub shapes: Vec<Vec<i64>>,
     pub verdict: Option<Verdict>,
     pub timing: Option<Comparison>,
+    /// The roofline floor over this candidate's median time at this size.
+    pub roofline: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -37,6 +39,10 @@ pub struct CandidateReport {
     pub dropped: Option<String>,
     /// The exact check against the program as traced, per plan variant.
     pub field: Vec<FieldReport>,
+    /// Generated kernels: the launch parameters picked on the device, per shape.
+    pub launches: Vec<String>,
+    /// The same kernels' Metal source, from the same kernel IR: not verified on this device.
+    pub metal: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,4 +64,9 @@ pub struct Capsule {
     pub decision: String,
     pub output: Option<String>,
     pub stages: Vec<Stage>,
+    /// The device's measured ceilings and each size's floor.
+    pub ceilings: Option<crate::roofline::Ceilings>,
+    pub floors: Vec<crate::roofline::Floor>,
+    /// What the run left out, and why (e.g. kernels on a device that cannot run them).
+    pub notes: Vec<String>,
 }

@@ -1,6 +1,7 @@
 //! What the user reads: the result table, the JSON repro capsule, the diff.
 
 mod capsule;
+pub mod roofline;
 mod table;
 
 pub use capsule::{CandidateReport, Capsule, SizeReport, Stage};

@@ -43,6 +43,7 @@ pub fn table(c: &Capsule) -> String {
             };
             writeln!(s, "{:<8} {:<28} {:>18} {:>18} {:>14}  {v}", z.size, shapes_text(&z.shapes), b, o, sp).unwrap();
         }
+        roofline_lines(&mut s, c, Some(k));
         writeln!(s, "\nwinner: {}", k.name).unwrap();
         if !k.rules.is_empty() {
             writeln!(s, "rules: {}", k.rules.join("; ")).unwrap();
@@ -61,7 +62,14 @@ pub fn table(c: &Capsule) -> String {
             (None, true) => format!("verified; {}", speedups.join(", ")),
             (None, false) => "not verified".to_string(),
         };
-        writeln!(s, "  {:<22} {:>5} nodes  {status}", k.name, k.nodes).unwrap();
+        let roof = k.sizes.last().and_then(|z| z.roofline).map_or(String::new(), |f| format!("; {:.0}% of the roofline at large", f * 100.0));
+        writeln!(s, "  {:<22} {:>5} nodes  {status}{roof}", k.name, k.nodes).unwrap();
+        for l in &k.launches {
+            writeln!(s, "  {:<22} launch: {l}", "").unwrap();
+        }
+        if k.metal.is_some() {
+            writeln!(s, "  {:<22} metal: the same kernels for mx.fast.metal_kernel are in the capsule: not verified on this device", "").unwrap();
+        }
         if k.name.starts_with("egraph") && !k.rules.is_empty() {
             writeln!(s, "  {:<22} rules: {}", "", k.rules.join("; ")).unwrap();
         }
@@ -69,8 +77,28 @@ pub fn table(c: &Capsule) -> String {
             writeln!(s, "  {:<22} field: {}", "", f.summary()).unwrap();
         }
     }
+    if shown.is_none() {
+        roofline_lines(&mut s, c, None);
+    }
+    for n in &c.notes {
+        writeln!(s, "\nnote: {n}").unwrap();
+    }
     writeln!(s, "\n{}", c.decision).unwrap();
     let stages: Vec<String> = c.stages.iter().map(|st| format!("{} {:.1}s", st.name, st.seconds)).collect();
     writeln!(s, "shapes: {}\ntime: {}", c.shapes, stages.join(", ")).unwrap();
     s
+}
+
+/// The device's ceilings and, per size, the floor and the fraction of it reached.
+fn roofline_lines(s: &mut String, c: &Capsule, winner: Option<&crate::CandidateReport>) {
+    let Some(ceil) = c.ceilings else { return };
+    if c.floors.iter().all(|f| f.original.is_none()) {
+        return;
+    }
+    writeln!(s, "\nroofline (copy {:.0} GB/s, matmul {:.0} GFLOP/s, measured on this device):", ceil.bytes_per_s / 1e9, ceil.flops_per_s / 1e9).unwrap();
+    for (i, f) in c.floors.iter().enumerate() {
+        let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.0}%", x * 100.0));
+        let won = winner.map_or(String::new(), |k| format!(", optimized {}", pct(k.sizes.get(i).and_then(|z| z.roofline))));
+        writeln!(s, "  {:<8} floor {} ({:.1} MB, {:.2} GFLOP): original reaches {}{won}", f.size, format_seconds(f.seconds), f.bytes / 1e6, f.flops / 1e9, pct(f.original)).unwrap();
+    }
 }

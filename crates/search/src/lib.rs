@@ -5,6 +5,7 @@
 //! The e-graph search plugs in here as one more strategy.
 
 pub mod egraph;
+pub mod lowering;
 pub mod rules;
 pub mod saturation;
 pub mod strategies;

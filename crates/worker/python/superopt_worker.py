@@ -44,7 +44,8 @@ class State:
     references = {}
     originals = {}
     identical = {}
-    norms = {}
+    targets = {}
+    original_figures = {}
 
 
 # ---------------------------------------------------------------- harness
@@ -76,7 +77,8 @@ def cmd_load(req):
     State.references.clear()
     State.originals.clear()
     State.identical.clear()
-    State.norms.clear()
+    State.targets.clear()
+    State.original_figures.clear()
     return {"fn": getattr(State.fn, "__name__", "fn")}
 
 
@@ -377,26 +379,52 @@ def upcast(v):
 NARROW_FLOATS = ("float32", "float16", "bfloat16")
 
 
+def reference_graph(size, seed, variant, stream):
+    """fn on float64 copies of the case's inputs, on a CPU stream, unevaluated; None where
+    fn cannot run in float64. While fn runs, mx.float32/float16/bfloat16 name float64, so
+    that tables fn builds itself (`mx.arange(..., dtype=mx.float32)`) are float64 too."""
+    args, kwargs = inputs_for(size, seed, variant)
+    narrow = {name: getattr(mx, name) for name in NARROW_FLOATS}
+    try:
+        for name in NARROW_FLOATS:
+            setattr(mx, name, mx.float64)
+        with mx.stream(stream):
+            outs, _ = outputs_of(State.fn(*[upcast(a) for a in args], **{k: upcast(v) for k, v in kwargs.items()}), "fn")
+            return [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
+    except Exception:
+        return None
+    finally:
+        for name, dtype in narrow.items():
+            setattr(mx, name, dtype)
+
+
 def reference(size, seed, variant):
-    """fn on float64 inputs on the CPU, or None where fn cannot run in float64.
-    While it runs, mx.float32/float16/bfloat16 name float64, so that tables fn builds
-    itself (`mx.arange(..., dtype=mx.float32)`, `.astype(mx.float32)`) are float64 too."""
+    """fn in float64 on the CPU for one case (see reference_graph), kept for the run."""
     key = (size, seed, variant)
     if key not in State.references:
-        args, kwargs = inputs_for(size, seed, variant)
-        narrow = {name: getattr(mx, name) for name in NARROW_FLOATS}
+        outs = reference_graph(size, seed, variant, mx.cpu)
         try:
-            for name in NARROW_FLOATS:
-                setattr(mx, name, mx.float64)
-            with mx.stream(mx.cpu):
-                outs, _ = call(State.fn, [upcast(a) for a in args], {k: upcast(v) for k, v in kwargs.items()}, "fn")
-            State.references[key] = [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
-        except (CandidateError, ValueError, RuntimeError):
-            State.references[key] = None
-        finally:
-            for name, dtype in narrow.items():
-                setattr(mx, name, dtype)
+            if outs is not None:
+                mx.eval(outs)
+        except Exception:
+            outs = None
+        State.references[key] = outs
     return State.references[key]
+
+
+def cmd_prepare(req):
+    """Computes the float64 references of many cases at once, each case on its own CPU
+    stream so that they run on several cores."""
+    todo = [(s, v) for s, v in req["cases"] if (req["size"], s, v) not in State.references]
+    streams = [mx.new_stream(mx.cpu) for _ in range(max(1, min(len(todo), os.cpu_count() or 1)))]
+    graphs = {(s, v): reference_graph(req["size"], s, v, streams[k % len(streams)]) for k, (s, v) in enumerate(todo)}
+    try:
+        mx.eval([o for outs in graphs.values() if outs for o in outs])
+    except Exception:
+        return {"prepared": 0}  # each case is tried again, alone, when it is needed
+    for (s, v), outs in graphs.items():
+        State.references[(req["size"], s, v)] = outs
+    return {"prepared": len(graphs)}
 
 
 def original(size, seed, variant):
@@ -412,75 +440,120 @@ def cpu64(a):
         return a.astype(mx.float64)
 
 
-def error_figures(y64, ref64, mask, key=None):
-    """Relative L2 and max-abs (over max |ref|) error of y against ref where mask holds
-    (everywhere when mask is None; then ref's norms are kept under key)."""
-    with mx.stream(mx.cpu):
-        d = y64 - ref64 if mask is None else mx.where(mask, y64 - ref64, 0.0)
-        rn, rmax = reference_norms(ref64 if mask is None else mx.where(mask, ref64, 0.0), key if mask is None else None)
-        dn = math.sqrt(mx.sum(d * d).item())
-        dmax = mx.max(mx.abs(d)).item() if d.size else 0.0
-    return (dn / rn if dn else 0.0), (dmax / rmax if dmax else 0.0)
+def on_gpu():
+    return mx.default_device().type == mx.gpu
 
 
-def reference_norms(r, key):
-    """L2 norm and max |r| (at least 1e-30), kept under key when there is one."""
-    if key is None or key not in State.norms:
-        with mx.stream(mx.cpu):
-            norms = (max(math.sqrt(mx.sum(r * r).item()), 1e-30), max(mx.max(mx.abs(r)).item() if r.size else 0.0, 1e-30))
-        if key is None:
-            return norms
-        State.norms[key] = norms
-    return State.norms[key]
+class Target:
+    """What a float output is judged against (fn in float64, or fn itself when fn cannot
+    run in float64), kept in the form the device compares fast: on a GPU two float32
+    arrays whose sum is the float64 value (hi + lo), on the CPU the float64 array."""
+
+    def __init__(self, t):
+        t = cpu64(t)
+        if on_gpu():
+            with mx.stream(mx.cpu):
+                hi = t.astype(mx.float32)
+                lo = (t - hi.astype(mx.float64)).astype(mx.float32)
+            self.hi, self.lo = hi, lo
+        else:
+            self.hi, self.lo = t, None
+        mx.eval([a for a in (self.hi, self.lo) if a is not None])
+        self.finite = all_finite(self.hi)
+        self.whole_norms = None
+
+    def diff(self, y):
+        d = y.astype(self.hi.dtype) - self.hi
+        return d if self.lo is None else d - self.lo
+
+    def norms(self, mask):
+        """L2 norm and max |t| (each at least 1e-30) where mask holds (None: everywhere)."""
+        if mask is not None:
+            return scaled_norms(mx.where(mask, self.hi, 0.0))
+        if self.whole_norms is None:
+            self.whole_norms = scaled_norms(self.hi)
+        return self.whole_norms
+
+
+def scaled_norms(a):
+    """(L2 norm, max |a|), each at least 1e-30; squares are taken of a / max |a|, so that
+    large values do not overflow float32."""
+    m = mx.max(mx.abs(a)).item() if a.size else 0.0
+    if m == 0.0:
+        return 1e-30, 1e-30
+    return max(m * math.sqrt(mx.sum(mx.square(a / m)).item()), 1e-30), m
+
+
+def target(key, t):
+    """The Target of case output `key`, made once."""
+    if key is None:
+        return Target(t)
+    if key not in State.targets:
+        State.targets[key] = Target(t)
+    return State.targets[key]
+
+
+def error_figures(y, t, mask):
+    """Relative L2 and max-abs (over max |t|) error of y against t where mask holds."""
+    d = t.diff(y)
+    d = d if mask is None else mx.where(mask, d, 0.0)
+    dn, dmax = scaled_norms(d) if d.size else (1e-30, 1e-30)
+    if dmax == 1e-30:
+        return 0.0, 0.0
+    rn, rmax = t.norms(mask)
+    return dn / rn, dmax / rmax
 
 
 def all_finite(a):
-    with mx.stream(mx.cpu):
-        return bool(mx.all(mx.isfinite(a)).item())
+    return bool(mx.all(mx.isfinite(a)).item())
 
 
-def nonfinite_ok(y64, o64, variant):
+def nonfinite_ok(y, o, variant):
     """NaN/+Inf/-Inf where the original has them.
     normal inputs: the same kind at exactly the same places.
     non-finite inputs: non-finite at exactly the same places; NaN and Inf may trade
     (re-associating inf * a + inf * b turns NaN into Inf, and both are poisoned).
     finite edge inputs (zeros, large, tiny...): the candidate may be finite where the
     original overflowed, but must not be non-finite where it is finite."""
-    with mx.stream(mx.cpu):
-        if variant == "nonfinite":
-            return bool(mx.all(mx.equal(mx.isfinite(y64), mx.isfinite(o64))).item())
-        same = mx.logical_and(
-            mx.equal(mx.isnan(y64), mx.isnan(o64)),
-            mx.logical_and(mx.equal(mx.isposinf(y64), mx.isposinf(o64)), mx.equal(mx.isneginf(y64), mx.isneginf(o64))),
-        )
-        if variant != "normal":
-            same = mx.logical_or(same, mx.logical_and(mx.isfinite(y64), mx.logical_not(mx.isfinite(o64))))
-        return bool(mx.all(same).item())
+    if variant == "nonfinite":
+        return bool(mx.all(mx.equal(mx.isfinite(y), mx.isfinite(o))).item())
+    same = mx.logical_and(
+        mx.equal(mx.isnan(y), mx.isnan(o)),
+        mx.logical_and(mx.equal(mx.isposinf(y), mx.isposinf(o)), mx.equal(mx.isneginf(y), mx.isneginf(o))),
+    )
+    if variant != "normal":
+        same = mx.logical_or(same, mx.logical_and(mx.isfinite(y), mx.logical_not(mx.isfinite(o))))
+    return bool(mx.all(same).item())
 
 
-def fixed_ratio(y64, o64, atol, rtol, mask):
-    """max(|y - o| / (atol + rtol |o|)) where mask holds."""
-    with mx.stream(mx.cpu):
-        r = mx.abs(y64 - o64) / (atol + rtol * mx.abs(o64))
-        r = r if mask is None else mx.where(mask, r, 0.0)
-        return mx.max(r).item() if r.size else 0.0
+def fixed_ratio(y, o, atol, rtol, mask, acc):
+    """max(|y - o| / (atol + rtol |o|)) where mask holds, in dtype acc."""
+    y, o = y.astype(acc), o.astype(acc)
+    r = mx.abs(y - o) / (atol + rtol * mx.abs(o))
+    r = r if mask is None else mx.where(mask, r, 0.0)
+    return mx.max(r).item() if r.size else 0.0
 
 
 def float_figures(y, o, ref, variant, fixed, key=None):
     """Error figures of y (and of the original o) against ref, or against o without one."""
-    y64, o64 = cpu64(y), cpu64(o)
-    t64 = cpu64(ref) if ref is not None else o64
-    if all_finite(y) and all_finite(o) and all_finite(t64):
+    t = target(key, ref) if ref is not None else Target(o)
+    if all_finite(y) and all_finite(o) and t.finite:
         mask, fig = None, {"nonfinite_ok": True}
     else:
-        with mx.stream(mx.cpu):
-            mask = mx.logical_and(mx.isfinite(y64), mx.logical_and(mx.isfinite(o64), mx.isfinite(t64)))
-        fig = {"nonfinite_ok": nonfinite_ok(y64, o64, variant)}
-    fig["orig_l2"], fig["orig_max"] = error_figures(o64, t64, mask, key) if ref is not None else (0.0, 0.0)
-    fig["cand_l2"], fig["cand_max"] = error_figures(y64, t64, mask, key)
+        mask = mx.logical_and(mx.isfinite(y), mx.logical_and(mx.isfinite(o), mx.isfinite(t.hi)))
+        fig = {"nonfinite_ok": nonfinite_ok(y, o, variant)}
+    if ref is None:
+        fig["orig_l2"], fig["orig_max"] = 0.0, 0.0
+    elif mask is None:
+        if key not in State.original_figures:
+            State.original_figures[key] = error_figures(o, t, None)
+        fig["orig_l2"], fig["orig_max"] = State.original_figures[key]
+    else:
+        fig["orig_l2"], fig["orig_max"] = error_figures(o, t, mask)
+    fig["cand_l2"], fig["cand_max"] = error_figures(y, t, mask)
     fig["reference"] = "float64" if ref is not None else "original"
     if fixed:
-        fig["fixed_ratio"] = fixed_ratio(y64, o64, fixed["atol"], fixed["rtol"], mask)
+        fig["fixed_ratio"] = fixed_ratio(y, o, fixed["atol"], fixed["rtol"], mask, t.hi.dtype)
     return fig
 
 
@@ -533,9 +606,12 @@ def cmd_verify(req):
 
 
 def time_block(f, args, kwargs, iters):
+    """Seconds per call over `iters` calls queued back to back (as a model's layers run):
+    the device is not waited for between calls, only at the end."""
     t0 = time.perf_counter()
     for _ in range(iters):
-        mx.eval(f(*args, **kwargs))
+        mx.async_eval(f(*args, **kwargs))
+    mx.synchronize()
     return (time.perf_counter() - t0) / iters
 
 
@@ -576,30 +652,98 @@ def cmd_hello(req):
     }
 
 
-def best_seconds(f, reps):
-    """The fastest of `reps` timed evaluations of f() (after one warm-up)."""
+def best_seconds(f, reps, iters=1):
+    """The fastest of `reps` timings of `iters` queued calls of f(), per call (after a warm-up)."""
     mx.eval(f())
     best = float("inf")
     for _ in range(reps):
         t0 = time.perf_counter()
-        mx.eval(f())
-        best = min(best, time.perf_counter() - t0)
+        for _ in range(iters):
+            mx.async_eval(f())
+        mx.synchronize()
+        best = min(best, (time.perf_counter() - t0) / iters)
     return best
 
 
+def cuda_copy_seconds(x):
+    """A plain 16-byte-per-thread copy through mx.fast.cuda_kernel (MLX's own ops may not
+    reach the memory's bandwidth); infinity where there is no CUDA."""
+    if not mx.cuda.is_available():
+        return float("inf")
+    source = """
+  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < PACKS) reinterpret_cast<float4*>(out)[i] = reinterpret_cast<const float4*>(x)[i];
+"""
+    try:
+        k = mx.fast.cuda_kernel(name="superopt_copy", input_names=["x"], output_names=["out"], source=source)
+        packs = x.size // 4
+        copy = lambda: k(inputs=[x], template=[("PACKS", packs)], grid=(packs, 1, 1), threadgroup=(256, 1, 1),
+                         output_shapes=[x.shape], output_dtypes=[x.dtype])[0]
+        return best_seconds(copy, 5, 4)
+    except Exception:
+        return float("inf")
+
+
 def cmd_calibrate(req):
-    """The device's copy bandwidth (bytes/s), float32 matmul rate (flop/s) and the cost of
-    one small primitive (s), for the search's cost model."""
-    n = 1 << 24
+    """The device's copy bandwidth (bytes read + written per second), float32 matmul rate
+    (flop/s) and the cost of one small primitive (s): the cost model's rates and the
+    roofline's ceilings. Sizes fill a GPU; a CPU gets smaller ones."""
+    gpu = mx.default_device() == mx.gpu
+    n = 1 << (26 if gpu else 24)
+    m = 4096 if gpu else 1024
     x = mx.random.normal((n,))
-    m = 1024
     a, b = mx.random.normal((m, m)), mx.random.normal((m, m))
     tiny = mx.zeros((8,))
     mx.eval(x, a, b, tiny)
-    copy = best_seconds(lambda: x + 1.0, 5)
-    matmul = best_seconds(lambda: a @ b, 5)
+    copy = min(best_seconds(lambda: x + 1.0, 5, 4), cuda_copy_seconds(x))
+    matmul = best_seconds(lambda: a @ b, 5, 4 if gpu else 1)
     launch = best_seconds(lambda: tiny + 1.0, 50)
     return {"bytes_per_s": 2 * 4 * n / copy, "flops_per_s": 2 * m**3 / matmul, "launch_s": launch}
+
+
+# ---------------------------------------------------------------- generated kernels
+
+
+def dtype_name(d):
+    return str(d).split(".")[-1]
+
+
+def cmd_kernel_launches(req):
+    """The launches of generated kernels one call of a candidate makes at `size`."""
+    f = program(req["program"])
+    g = f.__globals__
+    args, kwargs = make_inputs(req["size"], 0)
+    g["_LAUNCHES"] = []
+    try:
+        mx.eval(f(*args, **kwargs))
+        launches = g["_LAUNCHES"]
+    except Exception as e:
+        raise CandidateError(f"{req['program']} raised {type(e).__name__}: {e}")
+    finally:
+        g["_LAUNCHES"] = None
+    out = []
+    for index, shape, ins in launches:
+        item = {"kernel": index, "shape": list(shape), "inputs": [{"shape": list(s), "dtype": dtype_name(d)} for s, d in ins]}
+        if item not in out:
+            out.append(item)
+    return {"launches": out}
+
+
+def cmd_tune(req):
+    """Seconds per call of kernel `_k<kernel>` of a candidate under each configuration,
+    on random inputs of the launch's shapes; None where a configuration fails."""
+    launch = program(req["program"]).__globals__[f"_k{req['kernel']}"]
+    ins = [mx.random.normal(tuple(i["shape"])).astype(getattr(mx, i["dtype"])) for i in req["inputs"]]
+    mx.eval(ins)
+    shape = tuple(req["shape"])
+    seconds = []
+    for c in req["configs"]:
+        p = (c["vec"], c["threads"], c["rows_per_block"], c["unroll"])
+        try:
+            seconds.append(best_seconds(lambda: launch(shape, *ins, params=p), 3, 10))
+        except Exception:
+            seconds.append(None)
+    return {"seconds": seconds}
 
 
 def cmd_phew(req):
@@ -626,6 +770,9 @@ COMMANDS = {
     "hello": cmd_hello,
     "phew": cmd_phew,
     "calibrate": cmd_calibrate,
+    "prepare": cmd_prepare,
+    "kernel_launches": cmd_kernel_launches,
+    "tune": cmd_tune,
     "load": cmd_load,
     "trace": cmd_trace,
     "save_constants": cmd_save_constants,

@@ -1,0 +1,91 @@
+//! Generated kernels on the CPU: `superopt kernels` shows what lowers (and what must not),
+//! and the kernels' meaning (`--target mlx`: the same kernel IR as plain MLX operations)
+//! passes superopt's verification, while a kernel changed by one constant does not.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn kernels(rel: &str, target: &str) -> String {
+    let h = harness(rel);
+    let o = superopt(&["kernels", h.to_str().unwrap(), "--target", target]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{rel}: {stdout}\n{stderr}");
+    stdout
+}
+
+#[test]
+fn norms_and_softmax_lower_to_one_rows_kernel() {
+    for rel in ["examples/rms_norm.py", "examples/layer_norm.py", "examples/softmax.py"] {
+        let out = kernels(rel, "cuda");
+        assert!(out.starts_with("// 1 kernels for Cuda"), "{rel}: {out}");
+        assert!(out.contains("(rows, cuda)") && out.contains("so_row_reduce<TPR>"), "{rel}: {out}");
+        assert!(out.contains("not verified on this device"), "{out}");
+    }
+}
+
+#[test]
+fn metal_source_comes_from_the_same_ir() {
+    let out = kernels("examples/softmax.py", "metal");
+    assert!(out.contains("(rows, metal): softmax"), "{out}");
+    assert!(out.contains("so_row_reduce<TPR>(acc, red1, thread_position_in_threadgroup.x, SoMax()"), "{out}");
+}
+
+#[test]
+fn a_reduction_over_another_axis_makes_no_rows_kernel() {
+    let out = kernels("tests/harnesses/kernels/column_softmax.py", "cuda");
+    assert!(!out.contains("(rows,"), "{out}");
+}
+
+#[test]
+fn a_matmul_splits_the_program_into_two_kernels() {
+    let out = kernels("tests/harnesses/kernels/norm_then_project.py", "cuda");
+    assert!(out.starts_with("// 2 kernels"), "{out}");
+    assert!(out.contains("(rows, cuda)") && out.contains("(elementwise, cuda)"), "{out}");
+}
+
+fn run_with_mlx_kernels(rel: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let h = harness(rel);
+    let o = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(["run", h.to_str().unwrap(), "--json", json.to_str().unwrap(), "--time-budget", "60"])
+        .env("SUPEROPT_KERNELS", "mlx")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn lowered_kernels_compute_what_fn_computes() {
+    for rel in ["examples/layer_norm.py", "tests/harnesses/kernels/norm_then_project.py"] {
+        let c = run_with_mlx_kernels(rel);
+        let k = c["candidates"].as_array().unwrap().iter().find(|k| k["name"].as_str().unwrap().ends_with("+kernels")).expect("a kernel candidate");
+        assert_eq!(k["verified"], true, "{rel}: {k}");
+        assert!(k["metal"].as_str().unwrap().contains("so_row_reduce"), "{k}");
+    }
+}
+
+#[test]
+fn a_kernel_with_a_wrong_constant_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("k.py");
+    let h = harness("examples/rms_norm.py");
+    let o = superopt(&["kernels", h.to_str().unwrap(), "--target", "mlx", "-o", module.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let verify = |path: &std::path::Path| superopt(&["verify", h.to_str().unwrap(), path.to_str().unwrap()]);
+    let o = verify(&module);
+    assert_eq!(o.status.code(), Some(0), "the kernel as lowered: {:?}", text(&o));
+    let source = std::fs::read_to_string(&module).unwrap();
+    // eps (1e-5 as float32) becomes ten times larger.
+    let eps = "9.999999747378752e-6, dtype=mx.float32)";
+    assert!(source.contains(eps), "{source}");
+    let wrong = dir.path().join("wrong.py");
+    std::fs::write(&wrong, source.replace(eps, "9.999999747378752e-5, dtype=mx.float32)")).unwrap();
+    let o = verify(&wrong);
+    let (stdout, _) = text(&o);
+    assert_ne!(o.status.code(), Some(0), "eps 1e-4 in the kernel must be rejected: {stdout}");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+}

@@ -1,0 +1,129 @@
+//! CUDA source for `mx.fast.cuda_kernel`: MLX writes the signature (`const T0* x, ...`)
+//! and the `using T0 = ...; constexpr int N = ...;` lines from the launch's template.
+
+use crate::c::{self, Dialect};
+use crate::ir::{Kernel, Reduce, Unary};
+use superopt_ir::Dtype;
+
+/// Helpers every kernel's body may call.
+pub const HEADER: &str = r#"
+// superopt: float conversions, NaN-propagating max/min (as MLX's), row reductions.
+template <typename T, int V>
+struct alignas(sizeof(T) * V) SoPack {
+  T v[V];
+};
+
+template <typename T>
+__device__ __forceinline__ float so_to_float(T v) { return static_cast<float>(v); }
+template <>
+__device__ __forceinline__ float so_to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <>
+__device__ __forceinline__ float so_to_float<__half>(__half v) { return __half2float(v); }
+
+template <typename T>
+__device__ __forceinline__ T so_from_float(float v) { return static_cast<T>(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 so_from_float<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
+template <>
+__device__ __forceinline__ __half so_from_float<__half>(float v) { return __float2half(v); }
+
+__device__ __forceinline__ float so_max(float a, float b) { return (a != a || a > b) ? a : b; }
+__device__ __forceinline__ float so_min(float a, float b) { return (a != a || a < b) ? a : b; }
+__device__ __forceinline__ float so_sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }
+
+struct SoSum { __device__ float operator()(float a, float b) const { return a + b; } };
+struct SoMax { __device__ float operator()(float a, float b) const { return so_max(a, b); } };
+struct SoMin { __device__ float operator()(float a, float b) const { return so_min(a, b); } };
+
+// Reduces v over the TPR threads of a row (threadIdx.x); every thread gets the result.
+// Rows of 32 threads stay inside one warp; wider rows meet in `scratch`.
+template <int TPR, typename F>
+__device__ __forceinline__ float so_row_reduce(float v, float* scratch, F op, float identity) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (TPR > 32) {
+    const int lane = threadIdx.x & 31;
+    if (lane == 0) scratch[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = lane < TPR / 32 ? scratch[lane] : identity;
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  }
+  return v;
+}
+"#;
+
+pub struct Cuda;
+
+impl Dialect for Cuda {
+    fn lane(&self) -> &'static str {
+        "threadIdx.x"
+    }
+    fn row(&self) -> &'static str {
+        "blockIdx.y * blockDim.y + threadIdx.y"
+    }
+    fn first_pack(&self) -> &'static str {
+        "size_t(blockIdx.x) * blockDim.x * UNROLL + threadIdx.x"
+    }
+    fn block_threads(&self) -> &'static str {
+        "blockDim.x"
+    }
+    fn load(&self, ty: &str, ptr: &str, at: &str, dst: &str, off: &str) -> String {
+        format!("{{ const SoPack<{ty}, VEC> p = *reinterpret_cast<const SoPack<{ty}, VEC>*>({ptr} + {at}); for (int j = 0; j < VEC; ++j) {dst}[{off} + j] = so_to_float(p.v[j]); }}")
+    }
+    fn store(&self, ty: &str, ptr: &str, at: &str, src: &str, off: &str) -> String {
+        format!("{{ SoPack<{ty}, VEC> p; for (int j = 0; j < VEC; ++j) p.v[j] = so_from_float<{ty}>({src}[{off} + j]); *reinterpret_cast<SoPack<{ty}, VEC>*>({ptr} + {at}) = p; }}")
+    }
+    fn unary(&self, u: Unary, a: &str) -> String {
+        match u {
+            Unary::Neg => format!("-{a}"),
+            Unary::Square => format!("{a} * {a}"),
+            Unary::Sigmoid => format!("so_sigmoid({a})"),
+            Unary::Exp => format!("expf({a})"),
+            Unary::Log => format!("logf({a})"),
+            Unary::Sqrt => format!("sqrtf({a})"),
+            Unary::Rsqrt => format!("rsqrtf({a})"),
+            Unary::Abs => format!("fabsf({a})"),
+            Unary::Tanh => format!("tanhf({a})"),
+            Unary::Erf => format!("erff({a})"),
+            Unary::Sin => format!("sinf({a})"),
+            Unary::Cos => format!("cosf({a})"),
+        }
+    }
+    fn pow(&self, a: &str, b: &str) -> String {
+        format!("powf({a}, {b})")
+    }
+    fn cast(&self, d: Dtype, a: &str) -> String {
+        match d {
+            Dtype::Bfloat16 => format!("__bfloat162float(__float2bfloat16({a}))"),
+            Dtype::Float16 => format!("__half2float(__float2half({a}))"),
+            _ => a.to_string(),
+        }
+    }
+    fn scalar_load(&self, ptr: &str, at: &str) -> String {
+        format!("so_to_float({ptr}[{at}])")
+    }
+    fn scalar_store(&self, ty: &str, ptr: &str, at: &str, v: &str) -> String {
+        format!("{ptr}[{at}] = so_from_float<{ty}>({v});")
+    }
+    fn infinity(&self) -> &'static str {
+        "__int_as_float(0x7f800000)"
+    }
+    fn nan(&self) -> &'static str {
+        "__int_as_float(0x7fc00000)"
+    }
+    fn scratch(&self, name: &str) -> String {
+        format!("__shared__ float {name}[32];")
+    }
+    fn reduce(&self, r: Reduce, acc: &str, scratch: &str) -> String {
+        let (f, id) = match r {
+            Reduce::Sum => ("SoSum", "0.0f".to_string()),
+            Reduce::Max => ("SoMax", format!("(-{})", self.infinity())),
+            Reduce::Min => ("SoMin", self.infinity().to_string()),
+        };
+        format!("so_row_reduce<TPR>({acc}, {scratch}, {f}(), {id})")
+    }
+}
+
+/// The kernel's body for `mx.fast.cuda_kernel(source=...)`; pair it with [`HEADER`].
+pub fn source(k: &Kernel) -> String {
+    c::body(k, &Cuda)
+}

@@ -1,0 +1,53 @@
+//! The roofline: the least time a function can take on a device, from the bytes it must
+//! move (each input and constant read once, each output written once) over the measured
+//! copy bandwidth, and the matrix-product flops it must do over the measured matmul rate.
+
+use serde::Serialize;
+use superopt_ir::Program;
+
+/// The device's two ceilings, as the worker measured them.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Ceilings {
+    pub bytes_per_s: f64,
+    pub flops_per_s: f64,
+}
+
+/// The floor of one size.
+#[derive(Clone, Debug, Serialize)]
+pub struct Floor {
+    pub size: String,
+    pub bytes: f64,
+    pub flops: f64,
+    pub seconds: f64,
+    /// The floor over the original's median time.
+    pub original: Option<f64>,
+}
+
+fn bytes(v: &superopt_ir::Value) -> f64 {
+    v.numel() as f64 * v.dtype.size_bytes() as f64
+}
+
+/// Matrix-product flops of one node (elementwise work is not counted: it hides under
+/// the bytes on every device this targets).
+fn flops(p: &Program, n: &superopt_ir::Node) -> f64 {
+    let out: f64 = n.outputs.first().map_or(0.0, |o| p.value(*o).numel() as f64);
+    let last = |i: usize| n.inputs.get(i).and_then(|v| p.value(*v).shape.last().copied()).unwrap_or(0) as f64;
+    match n.op.as_str() {
+        "Matmul" | "AddMM" | "QuantizedMatmul" | "GatherMM" | "GatherQMM" => 2.0 * out * last(0),
+        "ScaledDotProductAttention" => {
+            let k = n.inputs.get(1).map(|v| p.value(*v).shape.clone()).unwrap_or_default();
+            let keys = if k.len() >= 2 { k[k.len() - 2] as f64 } else { 0.0 };
+            4.0 * out * keys
+        }
+        _ => 0.0,
+    }
+}
+
+/// The floor of `p` (a program traced at one size) on a device with `c`.
+pub fn floor(size: &str, p: &Program, c: Ceilings) -> Floor {
+    let tensors = p.constants.iter().filter(|k| matches!(k.data, superopt_ir::ConstData::Tensor { .. })).map(|k| bytes(p.value(k.value)));
+    let moved: f64 = p.inputs.iter().chain(&p.outputs).map(|v| bytes(p.value(*v))).chain(tensors).sum();
+    let work: f64 = p.nodes.iter().map(|n| flops(p, n)).sum();
+    let seconds = (moved / c.bytes_per_s).max(work / c.flops_per_s);
+    Floor { size: size.into(), bytes: moved, flops: work, seconds, original: None }
+}

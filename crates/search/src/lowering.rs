@@ -1,0 +1,463 @@
+//! Lowering to generated kernels: the regions of a program that one kernel can compute
+//! (elementwise chains, reductions over the last axis with what comes before and after
+//! them, MLX's fused norms and softmax) become `Kernel` nodes (`superopt-kernel`).
+//!
+//! It may touch: unary/binary/select primitives on float arrays, float casts, `Broadcast`
+//! to the region's shape, sum/max/min `Reduce` over the last axis, `Softmax`,
+//! `LogSumExp`, `RMSNorm`, `LayerNorm`. Everything else stays as it is. A region's
+//! operands must each be the region's full shape, one value per row, one per column
+//! or a scalar; its results full or one per row.
+
+use crate::{Candidate, Compile};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use superopt_ir::{ops, Arg, ConstData, Dtype, Node, Program, ScalarExpr, ValueId};
+use superopt_kernel::ir::{computable, Invalid};
+use superopt_kernel::{library, params, Binary, Builder, Call, Form, Layout, Reduce, Target, Unary};
+
+/// `c` with its kernel-friendly regions lowered for `target`; `None` where nothing lowers.
+pub fn lower_candidate(c: &Candidate, target: Target) -> Option<Candidate> {
+    let mut plan = c.plan.clone();
+    let mut lines = vec![];
+    for (_, p) in plan.variants.iter_mut() {
+        lines.extend(lower(p, target));
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    lines.sort();
+    lines.dedup();
+    let mut rules: Vec<String> = c.rules.iter().filter(|r| crate::strategies::compile_rule(c.compile).is_none_or(|l| l != r.as_str())).cloned().collect();
+    rules.extend(lines);
+    Some(Candidate { name: format!("{}+kernels", c.name), plan, compile: Compile::Eager, rules, explain: c.explain.clone(), hoist: c.hoist })
+}
+
+/// Lowers every region of `p` in place; one line per kernel made.
+pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
+    let regions = regions(p);
+    let mut made = vec![];
+    let mut replaced: BTreeSet<usize> = BTreeSet::new();
+    let mut new_nodes = vec![];
+    for (r, (space, members)) in regions.into_iter().enumerate() {
+        match build(p, &space, &members, &format!("r{r}")) {
+            Ok((kernel, inputs, outputs)) => {
+                let what = describe(p, &members);
+                made.push(format!("kernel ({}, {target:?}): {what}", if kernel.form == Form::Rows { "rows" } else { "elementwise" }).to_lowercase());
+                let call = Call { kernel, target, tuned: vec![] };
+                new_nodes.push((*members.last().unwrap(), Node { op: Call::OP.into(), args: vec![call.to_arg()], inputs, outputs }));
+                replaced.extend(members);
+            }
+            Err(_) => continue,
+        }
+    }
+    if made.is_empty() {
+        return made;
+    }
+    let mut nodes: Vec<Node> = vec![];
+    for (i, n) in p.nodes.iter().enumerate() {
+        if !replaced.contains(&i) {
+            nodes.push(n.clone());
+        }
+        nodes.extend(new_nodes.iter().filter(|(at, _)| *at == i).map(|(_, k)| k.clone()));
+    }
+    p.nodes = topological(nodes, p);
+    superopt_ir::passes::dead_code(p);
+    made
+}
+
+fn describe(p: &Program, members: &[usize]) -> String {
+    let ops: Vec<&str> = members.iter().map(|i| p.nodes[*i].op.as_str()).filter(|o| *o != "Broadcast").collect();
+    let mut counts: Vec<(String, usize)> = vec![];
+    for o in ops {
+        match counts.iter_mut().find(|(n, _)| n == o) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((o.to_string(), 1)),
+        }
+    }
+    counts.iter().map(|(o, c)| if *c > 1 { format!("{o} x{c}") } else { o.clone() }).collect::<Vec<_>>().join(", ")
+}
+
+/// How a value of `shape` maps onto the space `s` (`[.., n]`).
+fn layout(shape: &[i64], s: &[i64]) -> Option<Layout> {
+    let n = *s.last()?;
+    let numel: i64 = shape.iter().product();
+    if shape == s {
+        return Some(Layout::Full);
+    }
+    if numel == 1 {
+        return Some(Layout::Scalar);
+    }
+    if shape.len() == s.len() && shape[..shape.len() - 1] == s[..s.len() - 1] && shape.last() == Some(&1) {
+        return Some(Layout::Row);
+    }
+    if shape.len() <= s.len() && shape.last() == Some(&n) && numel == n {
+        return Some(Layout::Col);
+    }
+    None
+}
+
+/// The space (full shape) a node works over, if it can be part of a region. `known`
+/// gives the spaces of nodes already placed, by the values they produce.
+fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option<Vec<i64>> {
+    let out = p.value(*n.outputs.first()?);
+    let ins: Vec<&superopt_ir::Value> = n.inputs.iter().map(|i| p.value(*i)).collect();
+    let float_out = computable(out.dtype) || out.dtype == Dtype::Bool;
+    let space = match (n.op.as_str(), ops::kind(&n.op)) {
+        ("Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm", _) => ins.first()?.shape.clone(),
+        ("Reduce", _) => {
+            let shape = &ins.first()?.shape;
+            let axes = n.args.get(1)?.list()?;
+            let last = shape.len() as i64 - 1;
+            if axes.len() != 1 || axes[0].int()?.as_const()? != last || !matches!(n.args.first()?.int()?.as_const()?, 2 | 4 | 5) {
+                return None;
+            }
+            shape.clone()
+        }
+        ("Broadcast", _) => out.shape.clone(),
+        (_, Some(ops::Kind::Unary | ops::Kind::Binary | ops::Kind::Ternary)) if float_out && n.outputs.len() == 1 => {
+            // A per-row value joins the region of the reduction it came from.
+            let from = n.inputs.iter().filter_map(|i| known.get(i)).find(|s| layout(&out.shape, s) == Some(Layout::Row));
+            from.cloned().unwrap_or_else(|| out.shape.clone())
+        }
+        _ => return None,
+    };
+    if space.is_empty() || *space.last()? < 2 || !ins.iter().all(|v| layout(&v.shape, &space).is_some()) {
+        return None;
+    }
+    let out_ok = n.outputs.iter().all(|o| matches!(layout(&p.value(*o).shape, &space), Some(Layout::Full | Layout::Row)));
+    out_ok.then_some(space)
+}
+
+/// Groups of node indices (in program order) that one kernel can compute, with their space.
+fn regions(p: &Program) -> Vec<(Vec<i64>, Vec<usize>)> {
+    let mut space: Vec<Option<Vec<i64>>> = vec![None; p.nodes.len()];
+    let mut known: HashMap<ValueId, Vec<i64>> = HashMap::new();
+    let mut producer: HashMap<ValueId, usize> = HashMap::new();
+    for (i, n) in p.nodes.iter().enumerate() {
+        space[i] = space_of(p, n, &known);
+        for o in &n.outputs {
+            producer.insert(*o, i);
+            if let Some(s) = &space[i] {
+                known.insert(*o, s.clone());
+            }
+        }
+    }
+    // Union producer and consumer when they share a space.
+    let mut parent: Vec<usize> = (0..p.nodes.len()).collect();
+    fn find(parent: &mut [usize], x: usize) -> usize {
+        let mut r = x;
+        while parent[r] != r {
+            r = parent[r];
+        }
+        parent[x] = r;
+        r
+    }
+    for (i, n) in p.nodes.iter().enumerate() {
+        for v in &n.inputs {
+            if let Some(&j) = producer.get(v) {
+                if space[i].is_some() && space[i] == space[j] {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    parent[a] = b;
+                }
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, s) in space.iter().enumerate() {
+        if s.is_some() {
+            let r = find(&mut parent, i);
+            groups.entry(r).or_default().push(i);
+        }
+    }
+    let mut out = vec![];
+    for (_, members) in groups {
+        for part in acyclic(p, members, &producer) {
+            let s = space[part[0]].clone().unwrap();
+            if worth_it(p, &part) {
+                out.push((s, part));
+            }
+        }
+    }
+    out
+}
+
+/// Splits `members` so that no path leaves a part and comes back into it through other nodes.
+fn acyclic(p: &Program, members: Vec<usize>, producer: &HashMap<ValueId, usize>) -> Vec<Vec<usize>> {
+    let mut parts = vec![];
+    let mut rest = members;
+    while !rest.is_empty() {
+        let inside: BTreeSet<usize> = rest.iter().copied().collect();
+        // Nodes outside the part that depend on it, in program order.
+        let mut tainted: BTreeSet<usize> = BTreeSet::new();
+        let mut late: BTreeSet<usize> = BTreeSet::new();
+        for (i, n) in p.nodes.iter().enumerate() {
+            let from_part = |v: &ValueId| producer.get(v).is_some_and(|j| inside.contains(j) && !late.contains(j));
+            let from_tainted = |v: &ValueId| producer.get(v).is_some_and(|j| tainted.contains(j));
+            if inside.contains(&i) {
+                // A member reading something that left the part: it (and what follows) waits.
+                if n.inputs.iter().any(|v| from_tainted(v) || producer.get(v).is_some_and(|j| late.contains(j))) {
+                    late.insert(i);
+                }
+            } else if n.inputs.iter().any(|v| from_part(v) || from_tainted(v)) {
+                tainted.insert(i);
+            }
+        }
+        let (now, later): (Vec<usize>, Vec<usize>) = rest.into_iter().partition(|i| !late.contains(i));
+        parts.push(now);
+        rest = later;
+    }
+    parts
+}
+
+/// A single cheap elementwise op gains nothing from a kernel of its own.
+fn worth_it(p: &Program, members: &[usize]) -> bool {
+    let work = members.iter().filter(|i| p.nodes[**i].op != "Broadcast").count();
+    let fused = members.iter().any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
+    work >= 2 || fused
+}
+
+type Built = (superopt_kernel::Kernel, Vec<ValueId>, Vec<ValueId>);
+
+/// The kernel computing `members` over `space`, its input values and output values.
+fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Built, Invalid> {
+    let bad = |s: String| Invalid(s);
+    let inside: BTreeSet<ValueId> = members.iter().flat_map(|i| p.nodes[*i].outputs.iter().copied()).collect();
+    let rows = members.iter().any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
+    if rows && !params::rows_fit(*space.last().unwrap()) {
+        return Err(bad("rows too long to keep in registers".into()));
+    }
+    let mut b = Builder::new(name, if rows { Form::Rows } else { Form::Elementwise });
+    let mut val: HashMap<ValueId, usize> = HashMap::new();
+    let mut inputs: Vec<ValueId> = vec![];
+    for i in members {
+        let n = &p.nodes[*i];
+        for v in &n.inputs {
+            if inside.contains(v) || val.contains_key(v) {
+                continue;
+            }
+            val.insert(*v, operand(p, &mut b, *v, space, &mut inputs)?);
+        }
+        let k = node(p, &mut b, n, &val)?;
+        val.insert(n.outputs[0], k);
+    }
+    // Results: what is read after the region, or returned.
+    let members_set: BTreeSet<usize> = members.iter().copied().collect();
+    let read_outside: BTreeSet<ValueId> =
+        p.nodes.iter().enumerate().filter(|(i, _)| !members_set.contains(i)).flat_map(|(_, n)| n.inputs.iter().copied()).chain(p.outputs.iter().copied()).collect();
+    let mut outputs = vec![];
+    for v in inside.iter().filter(|v| read_outside.contains(v)) {
+        let value = p.value(*v);
+        let l = layout(&value.shape, space).filter(|l| matches!(l, Layout::Full | Layout::Row)).ok_or_else(|| bad("a result of odd shape".into()))?;
+        if !computable(value.dtype) {
+            return Err(bad(format!("a {} result", value.dtype.name())));
+        }
+        b.output(&format!("out{}", outputs.len()), l, value.dtype, val[v]);
+        outputs.push(*v);
+    }
+    Ok((b.finish()?, inputs, outputs))
+}
+
+/// A value read from outside the region: an inline literal, or an operand.
+fn operand(p: &Program, b: &mut Builder, v: ValueId, space: &[i64], inputs: &mut Vec<ValueId>) -> Result<usize, Invalid> {
+    let value = p.value(v);
+    if let Some(superopt_ir::Constant { data: ConstData::Scalar { expr: ScalarExpr::Lit { v: lit } }, .. }) = p.constant(v) {
+        if value.numel() == 1 && (computable(value.dtype) || value.dtype == Dtype::Float64) {
+            return Ok(b.constant(value.dtype.round(*lit)));
+        }
+    }
+    if !computable(value.dtype) {
+        return Err(Invalid(format!("a {} operand", value.dtype.name())));
+    }
+    let l = layout(&value.shape, space).ok_or_else(|| Invalid("an operand of odd shape".into()))?;
+    inputs.push(v);
+    Ok(b.input(&format!("in{}", inputs.len() - 1), l))
+}
+
+const UNARY: &[(&str, Unary)] = &[
+    ("Negative", Unary::Neg),
+    ("Exp", Unary::Exp),
+    ("Abs", Unary::Abs),
+    ("Square", Unary::Square),
+    ("Sigmoid", Unary::Sigmoid),
+    ("Tanh", Unary::Tanh),
+    ("Erf", Unary::Erf),
+    ("Sin", Unary::Sin),
+    ("Cos", Unary::Cos),
+];
+
+const BINARY: &[(&str, Binary)] = &[
+    ("Add", Binary::Add),
+    ("Subtract", Binary::Sub),
+    ("Multiply", Binary::Mul),
+    ("Divide", Binary::Div),
+    ("Maximum", Binary::Max),
+    ("Minimum", Binary::Min),
+    ("Power", Binary::Pow),
+    ("Greater", Binary::Gt),
+    ("GreaterEqual", Binary::Ge),
+    ("Less", Binary::Lt),
+    ("LessEqual", Binary::Le),
+    ("NotEqual", Binary::Ne),
+];
+
+fn flag(n: &Node, i: usize) -> bool {
+    match n.args.get(i) {
+        Some(Arg::Bool(b)) => *b,
+        Some(Arg::Int(d)) => d.as_const().is_some_and(|v| v != 0),
+        _ => false,
+    }
+}
+
+fn eps(n: &Node) -> Result<f64, Invalid> {
+    match n.args.first() {
+        Some(Arg::Float(f)) => Ok(*f),
+        _ => Err(Invalid(format!("{} without eps", n.op))),
+    }
+}
+
+/// The kernel value computing node `n`.
+fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -> Result<usize, Invalid> {
+    let a = |i: usize| val[&n.inputs[i]];
+    // The norms get a 0-d weight or bias where Python passed None.
+    let opt = |i: usize| n.inputs.get(i).filter(|v| !p.value(**v).shape.is_empty()).map(|v| val[v]);
+    let op = n.op.as_str();
+    if let Some((_, u)) = UNARY.iter().find(|(o, _)| *o == op) {
+        return Ok(b.unary(*u, a(0)));
+    }
+    if let Some((_, f)) = BINARY.iter().find(|(o, _)| *o == op) {
+        return Ok(b.binary(*f, a(0), a(1)));
+    }
+    Ok(match op {
+        "Broadcast" => a(0),
+        "Sqrt" if flag(n, 0) => b.unary(Unary::Rsqrt, a(0)),
+        "Sqrt" => b.unary(Unary::Sqrt, a(0)),
+        "Log" if matches!(n.args.first().and_then(Arg::int).and_then(|d| d.as_const()), Some(2) | None) => b.unary(Unary::Log, a(0)),
+        "Equal" if !flag(n, 0) => b.binary(Binary::Eq, a(0), a(1)),
+        "Select" => b.select(a(0), a(1), a(2)),
+        "AsType" => match n.args.first() {
+            Some(Arg::Dtype(d)) if computable(*d) => b.cast(*d, a(0)),
+            _ => return Err(Invalid("a cast to a non-float dtype".into())),
+        },
+        "Reduce" => {
+            let r = match n.args.first().and_then(Arg::int).and_then(|d| d.as_const()) {
+                Some(2) => Reduce::Sum,
+                Some(4) => Reduce::Min,
+                _ => Reduce::Max,
+            };
+            b.reduce(r, a(0))
+        }
+        "Softmax" => library::softmax(b, a(0)),
+        "LogSumExp" => library::logsumexp(b, a(0)),
+        "RMSNorm" => library::rms_norm(b, a(0), opt(1), eps(n)?),
+        "LayerNorm" => library::layer_norm(b, a(0), opt(1), opt(2), eps(n)?),
+        other => return Err(Invalid(format!("no kernel form for {other}"))),
+    })
+}
+
+/// `nodes` in an order where every value is made before it is read (stable otherwise).
+fn topological(nodes: Vec<Node>, p: &Program) -> Vec<Node> {
+    let mut ready: BTreeSet<ValueId> = p.inputs.iter().copied().chain(p.constants.iter().map(|c| c.value)).collect();
+    let mut pending = nodes;
+    let mut out = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut rest = vec![];
+        for n in pending {
+            // Each pass takes every node whose inputs are ready, in order.
+            if n.inputs.iter().all(|v| ready.contains(v)) {
+                ready.extend(n.outputs.iter().copied());
+                out.push(n);
+            } else {
+                rest.push(n);
+            }
+        }
+        if rest.len() == before {
+            out.extend(rest);
+            break;
+        }
+        pending = rest;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use superopt_ir::{OutputKind, Signature, Value};
+
+    /// A float32 program over `[4, 8]` values: inputs x and w (`[8, 8]`), then `nodes` as
+    /// (op, inputs), each making the next value.
+    fn program(nodes: &[(&str, Vec<ValueId>)], reduce_axis: Option<i64>) -> Program {
+        let f32 = |shape: &[i64]| Value { shape: shape.to_vec(), dtype: Dtype::Float32 };
+        let mut values = vec![f32(&[4, 8]), f32(&[8, 8])];
+        let mut ns = vec![];
+        for (op, ins) in nodes {
+            let (args, shape) = match (*op, reduce_axis) {
+                ("Reduce", Some(a)) => {
+                    let mut s = vec![4, 8];
+                    s[a as usize] = 1;
+                    (vec![Arg::Int(superopt_ir::Dim::constant(2)), Arg::List(vec![Arg::Int(superopt_ir::Dim::constant(a))])], s)
+                }
+                _ => (vec![], vec![4, 8]),
+            };
+            values.push(f32(&shape));
+            ns.push(Node { op: op.to_string(), args, inputs: ins.clone(), outputs: vec![values.len() - 1] });
+        }
+        let last = values.len() - 1;
+        Program { values, inputs: vec![0, 1], constants: vec![], nodes: ns, outputs: vec![last], signature: Signature { params: vec![], output_kind: OutputKind::Array } }
+    }
+
+    fn in_order(p: &Program) -> bool {
+        let mut ready: BTreeSet<ValueId> = p.inputs.iter().copied().collect();
+        p.nodes.iter().all(|n| {
+            let ok = n.inputs.iter().all(|v| ready.contains(v));
+            ready.extend(n.outputs.iter().copied());
+            ok
+        })
+    }
+
+    #[test]
+    fn a_path_out_of_a_region_and_back_splits_it_in_two() {
+        // exp, square -> matmul -> add (reads the square and the matmul), tanh.
+        let mut p = program(&[("Exp", vec![0]), ("Square", vec![2]), ("Matmul", vec![3, 1]), ("Add", vec![3, 4]), ("Tanh", vec![5])], None);
+        let made = lower(&mut p, Target::Cuda);
+        assert_eq!(made.len(), 2, "{made:?}");
+        assert!(in_order(&p));
+        assert_eq!(p.nodes.iter().map(|n| n.op.as_str()).collect::<Vec<_>>(), ["Kernel", "Matmul", "Kernel"]);
+    }
+
+    #[test]
+    fn a_reduction_over_the_last_axis_makes_a_rows_kernel() {
+        let mut p = program(&[("Exp", vec![0]), ("Reduce", vec![2]), ("Divide", vec![2, 3])], Some(1));
+        let made = lower(&mut p, Target::Cuda);
+        assert_eq!(made, ["kernel (rows, cuda): exp, reduce, divide"]);
+        let call = Call::of_node(&p.nodes[0]).unwrap();
+        assert_eq!(call.kernel.reductions(), 1);
+        assert_eq!(call.kernel.outputs.len(), 1);
+    }
+
+    #[test]
+    fn a_reduction_over_another_axis_is_left_alone() {
+        let mut p = program(&[("Exp", vec![0]), ("Reduce", vec![2]), ("Divide", vec![2, 3])], Some(0));
+        let before = p.clone();
+        assert!(lower(&mut p, Target::Cuda).is_empty());
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn a_lone_elementwise_op_is_not_worth_a_kernel() {
+        let mut p = program(&[("Exp", vec![0])], None);
+        assert!(lower(&mut p, Target::Cuda).is_empty());
+    }
+
+    #[test]
+    fn values_read_after_the_region_become_kernel_outputs() {
+        // exp is read by the matmul after the region, and square is returned.
+        let mut p = program(&[("Exp", vec![0]), ("Square", vec![2]), ("Matmul", vec![2, 1])], None);
+        p.outputs = vec![3, 4];
+        let made = lower(&mut p, Target::Cuda);
+        assert_eq!(made.len(), 1);
+        let call = Call::of_node(&p.nodes[0]).unwrap();
+        assert_eq!(call.kernel.outputs.len(), 2);
+        assert!(in_order(&p));
+    }
+}

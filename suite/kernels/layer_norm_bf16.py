@@ -1,0 +1,4 @@
+"""LayerNorm by hand in bfloat16, up to 8192 x 8192 (the kernel benchmark)."""
+from _kernels import layer_norm
+
+fn, fast_fn, input_factory = layer_norm("bfloat16")

@@ -1,0 +1,4 @@
+"""Softmax by hand in bfloat16, up to 8192 x 8192 (the kernel benchmark)."""
+from _kernels import softmax
+
+fn, fast_fn, input_factory = softmax("bfloat16")
