@@ -63,6 +63,13 @@ pub struct SuiteArgs {
     /// Stop starting new harnesses after this many seconds (with --resume, go on later).
     #[arg(long)]
     pub stop_after: Option<u64>,
+    /// Run each harness in its own process and end it after this many seconds; its row
+    /// then says "timed out".
+    #[arg(long)]
+    pub harness_limit: Option<u64>,
+    /// Only the harness of this name (how --harness-limit runs each one).
+    #[arg(long, hide = true)]
+    pub only: Option<String>,
     #[arg(long)]
     pub python: Option<PathBuf>,
 }

@@ -67,6 +67,7 @@ pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read the suite folder {}", a.dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "py") && !p.file_name().unwrap().to_string_lossy().starts_with('_'))
+        .filter(|p| a.only.as_ref().is_none_or(|o| p.file_stem().is_some_and(|s| s.to_string_lossy() == *o)))
         .collect();
     files.sort();
     let mut rows = vec![];
@@ -90,7 +91,10 @@ pub fn suite(a: SuiteArgs) -> Result<ExitCode> {
             continue;
         }
         eprintln!("suite: {}", f.display());
-        let (row, dev, phew_seen) = workload(f, &a);
+        let (row, dev, phew_seen) = match a.harness_limit {
+            Some(limit) => isolated(f, &a, Duration::from_secs(limit)),
+            None => workload(f, &a),
+        };
         device = dev.unwrap_or(device);
         phew = phew_seen.unwrap_or(phew);
         let geo = |x: &Option<Speedups>| x.as_ref().map_or("-".into(), |s| format!("{:.2}x", s.geomean));
@@ -134,13 +138,10 @@ fn summary(rows: Vec<Row>, device: String, phew: String, cpu_sizes: bool) -> Sui
     }
 }
 
-/// Runs superopt on one harness, then times original, mx.compile(fn) and the result.
-/// Also returns the device, and what the worker said of phew (version) where it ran.
-fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Option<String>) {
-    let start = Instant::now();
-    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-    let mut row = Row {
-        workload: name,
+/// A row with nothing measured yet.
+fn empty_row(path: &std::path::Path) -> Row {
+    Row {
+        workload: path.file_stem().unwrap().to_string_lossy().into_owned(),
         status: String::new(),
         original: vec![],
         compiled: None,
@@ -154,8 +155,76 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
         superopt_result: "original".into(),
         verified: false,
         seconds: 0.0,
+    }
+}
+
+/// `workload` in a child superopt (`suite --only`), ended with its worker after `limit`.
+fn isolated(path: &std::path::Path, a: &SuiteArgs, limit: Duration) -> (Row, Option<String>, Option<String>) {
+    let start = Instant::now();
+    let mut row = empty_row(path);
+    let failed = |mut row: Row, why: String| {
+        row.status = why;
+        row.seconds = start.elapsed().as_secs_f64();
+        (row, None, None)
     };
-    let args = RunArgs {
+    let Ok(dir) = tempfile::tempdir() else { return failed(row, "failed: no temporary folder".into()) };
+    let json = dir.path().join("row.json");
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| "superopt".into()));
+    cmd.arg("suite").arg(path.parent().unwrap_or(std::path::Path::new("."))).args(["--only", &row.workload]);
+    cmd.arg("--json").arg(&json).args(["--time-budget", &a.time_budget.to_string()]);
+    if a.cpu_sizes {
+        cmd.arg("--cpu-sizes");
+    }
+    if let Some(p) = &a.python {
+        cmd.arg("--python").arg(p);
+    }
+    cmd.stdout(std::process::Stdio::null());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(row, format!("failed: cannot start superopt: {e}")),
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > limit => {
+                end_group(&mut child);
+                return failed(row, format!("timed out after {} s (--harness-limit)", limit.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => return failed(row, format!("failed: {e}")),
+        }
+    }
+    let report: Option<SuiteReport> = std::fs::read(&json).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    match report {
+        Some(mut r) if !r.rows.is_empty() => {
+            let phew = (!r.phew.starts_with("not importable")).then(|| r.phew.clone());
+            row = r.rows.remove(0);
+            (row, Some(r.device), phew)
+        }
+        _ => failed(row, "failed: the harness's process ended without a row".into()),
+    }
+}
+
+/// Ends the child and its worker: they share a process group (its id is the child's).
+fn end_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pgid) = i32::try_from(child.id()) {
+        if pgid > 1 {
+            // SAFETY: kill(2) with a negative id signals that process group only.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs superopt on one harness, then times original, mx.compile(fn) and the result.
+/// Also returns the device, and what the worker said of phew (version) where it ran.
+fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Option<String>) {
+    let start = Instant::now();
+    let mut row = empty_row(path);    let args = RunArgs {
         common: CommonArgs { harness: path.to_path_buf(), python: a.python.clone(), request_timeout: 120 },
         output: None,
         json: None,

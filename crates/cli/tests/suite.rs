@@ -32,3 +32,26 @@ fn suite_runs_every_workload_and_writes_json_and_chart() {
     }
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
 }
+
+#[test]
+fn a_harness_past_its_limit_is_a_timed_out_row_and_resume_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("kernels.json");
+    let suite = repo().join("suite/kernels");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["suite", suite.to_str().unwrap(), "--cpu-sizes", "--json", json.to_str().unwrap(), "--resume", "--stop-after", "1"];
+        args.extend_from_slice(extra);
+        let o = superopt(&args);
+        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (report, text(&o).0)
+    };
+    let (report, stdout) = run(&["--harness-limit", "1"]);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report:#}");
+    assert!(rows[0]["status"].as_str().unwrap().starts_with("timed out after 1 s"), "{report:#}");
+    assert!(stdout.contains("timed out") && stdout.contains("run again with --resume"), "{stdout}");
+    // The next sitting keeps that row and runs the next harness.
+    let (report, _) = run(&["--harness-limit", "1"]);
+    assert_eq!(report["rows"].as_array().unwrap().len(), 2, "{report:#}");
+}
