@@ -89,7 +89,7 @@ impl Tensor {
         Tensor { shape, dtype: self.dtype, data }
     }
 
-    fn broadcast_to(&self, shape: &[usize]) -> Tensor {
+    pub(super) fn broadcast_to(&self, shape: &[usize]) -> Tensor {
         let off = shape.len().saturating_sub(self.shape.len());
         let st = strides(&self.shape);
         let src = self.shape.clone();
@@ -140,7 +140,7 @@ fn tag(name: &str, args: &[Arg]) -> u64 {
 }
 
 impl Interp {
-    fn uf_used(&mut self, op: &str) {
+    pub(super) fn uf_used(&mut self, op: &str) {
         if !self.uninterpreted.iter().any(|u| u == op) {
             self.uninterpreted.push(op.to_string());
         }
@@ -180,7 +180,14 @@ impl Interp {
         if ins.iter().any(|t| t.shape.len() > 8) {
             return Err("rank above 8".into());
         }
-        let out_dtype = p.value(n.outputs[0]).dtype;
+        if n.op == superopt_kernel::Call::OP {
+            return self.kernel(n, ins, shapes);
+        }
+        self.apply(n, ins, p.value(n.outputs[0]).dtype, shapes)
+    }
+
+    /// Node `n` on `ins`, its (first) output of dtype `out_dtype`.
+    pub(super) fn apply(&mut self, n: &Node, ins: &[&Tensor], out_dtype: Dtype, shapes: &[Vec<i64>]) -> Result<Vec<Tensor>, Unfit> {
         let int = |i: usize| -> Result<i64, Unfit> { arg_int(n, i, shapes) };
         let ints = |i: usize| -> Result<Vec<i64>, Unfit> { arg_ints(n, i, shapes) };
         let one = |t: Tensor| Ok(vec![t]);

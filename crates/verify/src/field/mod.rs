@@ -16,6 +16,7 @@
 
 pub mod arith;
 pub mod eval;
+mod kernel;
 
 use arith::P;
 use eval::{Interp, Tensor};
@@ -270,6 +271,61 @@ mod tests {
         let r = check(&a, &b, &types(&a), 2);
         assert!(matches!(r.verdict, FieldVerdict::Differs { conclusive: false, .. }), "{}", r.summary());
         assert!(!r.refutes());
+    }
+
+    /// `p` with its nodes replaced by one `Kernel` node computing `k` from the input.
+    fn as_kernel(p: &Program, k: superopt_kernel::Kernel) -> Program {
+        let mut q = p.clone();
+        let call = superopt_kernel::Call { kernel: k, target: superopt_kernel::Target::Cuda, tuned: vec![] };
+        q.nodes = vec![Node { op: "Kernel".into(), args: vec![call.to_arg()], inputs: vec![0], outputs: p.outputs.clone() }];
+        q.constants.clear();
+        q
+    }
+
+    #[test]
+    fn a_softmax_kernel_is_proved_and_a_wrong_one_refuted() {
+        use superopt_kernel::{library, Binary, Builder, Form, Layout, Reduce, Unary};
+        let by_hand = program(&[3, 4], &[], &[
+            ("Reduce", max_last(), vec![0]),
+            ("Subtract", vec![], vec![0, 1]),
+            ("Exp", vec![], vec![2]),
+            ("Reduce", sum_last(), vec![3]),
+            ("Divide", vec![], vec![3, 4]),
+        ]);
+        let kernel = as_kernel(&by_hand, library::softmax_kernel(Dtype::Float32).unwrap());
+        let r = check(&by_hand, &kernel, &types(&by_hand), 2);
+        assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
+        // The same kernel dividing by the row's sum of x instead of exp(x - max).
+        let mut b = Builder::new("softmax", Form::Rows);
+        let x = b.input("x", Layout::Full);
+        let m = b.reduce(Reduce::Max, x);
+        let d = b.binary(Binary::Sub, x, m);
+        let e = b.unary(Unary::Exp, d);
+        let s = b.reduce(Reduce::Sum, x);
+        let y = b.binary(Binary::Div, e, s);
+        b.output("out", Layout::Full, Dtype::Float32, y);
+        let wrong = as_kernel(&by_hand, b.finish().unwrap());
+        let r = check(&by_hand, &wrong, &types(&by_hand), 2);
+        assert!(!matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
+    }
+
+    #[test]
+    fn an_elementwise_kernel_with_a_wrong_constant_is_refuted() {
+        use superopt_kernel::{Binary, Builder, Form, Layout, Unary};
+        let kernel = |c: f64| {
+            let mut b = Builder::new("k", Form::Elementwise);
+            let x = b.input("x", Layout::Full);
+            let e = b.unary(Unary::Exp, x);
+            let k = b.constant(c);
+            let y = b.binary(Binary::Mul, e, k);
+            b.output("out", Layout::Full, Dtype::Float32, y);
+            b.finish().unwrap()
+        };
+        let by_hand = program(&[2, 3], &[2.0], &[("Exp", vec![], vec![0]), ("Multiply", vec![], vec![2, 1])]);
+        let right = check(&by_hand, &as_kernel(&by_hand, kernel(2.0)), &types(&by_hand), 2);
+        assert!(matches!(right.verdict, FieldVerdict::Proved { .. }), "{}", right.summary());
+        let wrong = check(&by_hand, &as_kernel(&by_hand, kernel(3.0)), &types(&by_hand), 2);
+        assert!(wrong.refutes(), "{}", wrong.summary());
     }
 
     #[test]

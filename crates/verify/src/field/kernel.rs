@@ -1,0 +1,108 @@
+//! Generated kernels in the field: each kernel instruction runs as the IR primitive it
+//! stands for (exp as `Exp`, a row sum as a last-axis `Reduce`...), in float32, so a
+//! kernel candidate is checked exactly like the program it was lowered from.
+
+use super::eval::{Data, Interp, Tensor, Unfit};
+use superopt_ir::{Arg, Dim, Dtype, Node};
+use superopt_kernel::{Binary, Call, Layout, Op, Reduce, Unary};
+
+fn unary_op(u: Unary) -> (&'static str, Vec<Arg>) {
+    let op = match u {
+        Unary::Neg => "Negative",
+        Unary::Exp => "Exp",
+        Unary::Log => return ("Log", vec![Arg::Int(Dim::constant(2))]),
+        Unary::Sqrt => return ("Sqrt", vec![Arg::Bool(false)]),
+        Unary::Rsqrt => return ("Sqrt", vec![Arg::Bool(true)]),
+        Unary::Abs => "Abs",
+        Unary::Square => "Square",
+        Unary::Sigmoid => "Sigmoid",
+        Unary::Tanh => "Tanh",
+        Unary::Erf => "Erf",
+        Unary::Sin => "Sin",
+        Unary::Cos => "Cos",
+    };
+    (op, vec![])
+}
+
+fn binary_op(b: Binary) -> (&'static str, Dtype) {
+    match b {
+        Binary::Add => ("Add", Dtype::Float32),
+        Binary::Sub => ("Subtract", Dtype::Float32),
+        Binary::Mul => ("Multiply", Dtype::Float32),
+        Binary::Div => ("Divide", Dtype::Float32),
+        Binary::Max => ("Maximum", Dtype::Float32),
+        Binary::Min => ("Minimum", Dtype::Float32),
+        Binary::Pow => ("Power", Dtype::Float32),
+        Binary::Gt => ("Greater", Dtype::Bool),
+        Binary::Ge => ("GreaterEqual", Dtype::Bool),
+        Binary::Lt => ("Less", Dtype::Bool),
+        Binary::Le => ("LessEqual", Dtype::Bool),
+        Binary::Eq => ("Equal", Dtype::Bool),
+        Binary::Ne => ("NotEqual", Dtype::Bool),
+    }
+}
+
+fn scalar(v: f64) -> Tensor {
+    Tensor { shape: vec![], dtype: Dtype::Float32, data: Data::Num(vec![v]) }
+}
+
+impl Interp {
+    /// A `Kernel` node: its instructions as primitives, its outputs at their layouts.
+    pub(super) fn kernel(&mut self, n: &Node, ins: &[&Tensor], shapes: &[Vec<i64>]) -> Result<Vec<Tensor>, Unfit> {
+        let call = Call::of_node(n).ok_or("a Kernel node without its kernel")?;
+        let k = &call.kernel;
+        let full = k.inputs.iter().position(|o| o.layout == Layout::Full).ok_or("a kernel without a full-size input")?;
+        let space = ins[full].shape.clone();
+        let rank = space.len() as i64;
+        let mut vals: Vec<Tensor> = Vec::with_capacity(k.insts.len());
+        for inst in &k.insts {
+            let a = |i: usize| &vals[inst.args[i]];
+            let run = |me: &mut Interp, op: &str, args: Vec<Arg>, xs: Vec<&Tensor>, out: Dtype| -> Result<Tensor, Unfit> {
+                let node = Node { op: op.into(), args, inputs: vec![], outputs: vec![] };
+                Ok(me.apply(&node, &xs, out, shapes)?.remove(0))
+            };
+            let t = match inst.op {
+                Op::Input(i) => Tensor { dtype: Dtype::Float32, ..ins[i].clone() },
+                Op::Const(c) => scalar(c),
+                Op::Len => scalar(*space.last().unwrap_or(&1) as f64),
+                Op::Unary(u) => {
+                    let (op, args) = unary_op(u);
+                    run(self, op, args, vec![a(0)], Dtype::Float32)?
+                }
+                Op::Binary(b) => {
+                    let (op, out) = binary_op(b);
+                    run(self, op, vec![], vec![a(0), a(1)], out)?
+                }
+                Op::Select => {
+                    let cond = if a(0).dtype == Dtype::Bool { a(0).clone() } else { run(self, "NotEqual", vec![], vec![a(0), &scalar(0.0)], Dtype::Bool)? };
+                    run(self, "Select", vec![], vec![&cond, a(1), a(2)], Dtype::Float32)?
+                }
+                Op::Reduce(r) => {
+                    let kind = match r {
+                        Reduce::Sum => 2,
+                        Reduce::Min => 4,
+                        Reduce::Max => 5,
+                    };
+                    let args = vec![Arg::Int(Dim::constant(kind)), Arg::List(vec![Arg::Int(Dim::constant(rank - 1))])];
+                    run(self, "Reduce", args, vec![a(0)], Dtype::Float32)?
+                }
+                Op::Cast(d) => {
+                    let narrow = run(self, "AsType", vec![Arg::Dtype(d)], vec![a(0)], d)?;
+                    run(self, "AsType", vec![Arg::Dtype(Dtype::Float32)], vec![&narrow], Dtype::Float32)?
+                }
+            };
+            vals.push(t);
+        }
+        let mut outs = vec![];
+        for o in &k.outputs {
+            let mut shape = space.clone();
+            if o.layout == Layout::Row {
+                *shape.last_mut().unwrap() = 1;
+            }
+            let v = vals[o.value].broadcast_to(&shape);
+            let node = Node { op: "AsType".into(), args: vec![Arg::Dtype(o.dtype)], inputs: vec![], outputs: vec![] };
+            outs.push(self.apply(&node, &[&v], o.dtype, shapes)?.remove(0));
+        }
+        Ok(outs)
+    }
+}
