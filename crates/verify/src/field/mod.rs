@@ -222,6 +222,17 @@ mod tests {
         vec![Arg::Int(Dim::constant(5)), axes(&[1])]
     }
 
+    /// e = exp(x - max(x)); e / sum(e), over rows of 4.
+    fn softmax_by_hand() -> Program {
+        program(&[3, 4], &[], &[
+            ("Reduce", max_last(), vec![0]),
+            ("Subtract", vec![], vec![0, 1]),
+            ("Exp", vec![], vec![2]),
+            ("Reduce", sum_last(), vec![3]),
+            ("Divide", vec![], vec![3, 4]),
+        ])
+    }
+
     #[test]
     fn sigmoid_through_exp_is_proved() {
         // exp(x) / (1 + exp(x))  vs  sigmoid(x)
@@ -233,14 +244,7 @@ mod tests {
 
     #[test]
     fn softmax_max_subtraction_is_proved_through_the_exp_homomorphism() {
-        // e = exp(x - max(x)); e / sum(e)  vs  softmax(x)
-        let by_hand = program(&[3, 4], &[], &[
-            ("Reduce", max_last(), vec![0]),
-            ("Subtract", vec![], vec![0, 1]),
-            ("Exp", vec![], vec![2]),
-            ("Reduce", sum_last(), vec![3]),
-            ("Divide", vec![], vec![3, 4]),
-        ]);
+        let by_hand = softmax_by_hand();
         let fast = program(&[3, 4], &[], &[("Softmax", vec![Arg::Bool(false)], vec![0])]);
         let r = check(&by_hand, &fast, &types(&by_hand), 2);
         assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
@@ -285,13 +289,7 @@ mod tests {
     #[test]
     fn a_softmax_kernel_is_proved_and_a_wrong_one_refuted() {
         use superopt_kernel::{library, Binary, Builder, Form, Layout, Reduce, Unary};
-        let by_hand = program(&[3, 4], &[], &[
-            ("Reduce", max_last(), vec![0]),
-            ("Subtract", vec![], vec![0, 1]),
-            ("Exp", vec![], vec![2]),
-            ("Reduce", sum_last(), vec![3]),
-            ("Divide", vec![], vec![3, 4]),
-        ]);
+        let by_hand = softmax_by_hand();
         let kernel = as_kernel(&by_hand, library::softmax_kernel(Dtype::Float32).unwrap());
         let r = check(&by_hand, &kernel, &types(&by_hand), 2);
         assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
