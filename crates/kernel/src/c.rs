@@ -183,9 +183,9 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
             Op::Input(i) => {
                 let (name, ty) = (&k.inputs[i].name, format!("T{i}"));
                 match k.inputs[i].layout {
-                    Layout::Col => writeln!(s, "  // {name}: read where used").unwrap(),
-                    Layout::Full => {
-                        let off = "base + ";
+                    Layout::Col if vals.lazy[v].is_some() => writeln!(s, "  // {name}: read where used").unwrap(),
+                    Layout::Full | Layout::Col => {
+                        let off = if k.inputs[i].layout == Layout::Full { "base + " } else { "" };
                         writeln!(s, "  float v{v}[M];  // {name}").unwrap();
                         writeln!(s, "  for (int i = 0; i < ITEMS; ++i) {{").unwrap();
                         writeln!(s, "    if ({col} < N) {{").unwrap();
@@ -277,4 +277,31 @@ fn elementwise(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
         writeln!(s, "  {line}").unwrap();
     }
     writeln!(s, "  }}").unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::{Binary, Builder, Form, Layout, Reduce};
+    use superopt_ir::Dtype;
+
+    #[test]
+    fn a_per_column_operand_a_reduction_reads_is_kept_in_registers() {
+        // out = x * sum(w): the reduction reads w itself, so w cannot be read lazily.
+        let mut b = Builder::new("k", Form::Rows);
+        let x = b.input("x", Layout::Full);
+        let w = b.input("w", Layout::Col);
+        let s = b.reduce(Reduce::Sum, w);
+        let y = b.binary(Binary::Mul, x, s);
+        b.output("out", Layout::Full, Dtype::Float32, y);
+        let src = crate::cuda::source(&b.finish().unwrap());
+        assert!(src.contains("float v1[M];  // w") && src.contains("reinterpret_cast<const SoPack<T1, VEC>*>(w + (i * TPR + lane) * VEC)"), "{src}");
+        assert!(!src.contains("w: read where used"), "{src}");
+    }
+
+    #[test]
+    fn a_per_column_operand_used_in_arithmetic_is_read_where_used() {
+        let k = crate::library::rms_norm_kernel(Dtype::Float32).unwrap();
+        let src = crate::cuda::source(&k);
+        assert!(src.contains("w: read where used") && src.contains("float p1[VEC];  // w"), "{src}");
+    }
 }
