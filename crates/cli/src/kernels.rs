@@ -2,11 +2,10 @@
 //! device can run them, and tuning each kernel's launch on the device, with a cache
 //! per device so that a second run does not time again.
 
-use crate::session::{Session, SIZES};
+use crate::session::{read_cache, write_cache, Session, SIZES};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use superopt_ir::Dtype;
 use superopt_kernel::{params, Call, LaunchShape, Params, Target, Tuned};
 use superopt_search::lowering::lower_candidate;
@@ -46,10 +45,7 @@ pub fn command(a: crate::cli::KernelsArgs) -> anyhow::Result<std::process::ExitC
     let mut s = Session::start(&a.common)?;
     let traces = SIZES.iter().map(|z| s.trace(z)).collect::<anyhow::Result<Vec<_>>>()?;
     let plan = superopt_trace::align(&traces, 1);
-    let mut candidates = vec![superopt_search::as_traced(&plan)];
-    for strategy in superopt_search::default_strategies(std::time::Duration::from_secs(10), s.device()) {
-        candidates.extend(strategy.propose(&plan));
-    }
+    let candidates = crate::pipeline::proposals(&plan, std::time::Duration::from_secs(10), s.device());
     let Some(c) = lowered_for(&candidates, target) else {
         println!("no kernel: nothing in this program lowers to one (elementwise chains, row reductions, norms, softmax)");
         return Ok(std::process::ExitCode::SUCCESS);
@@ -81,8 +77,10 @@ pub fn command(a: crate::cli::KernelsArgs) -> anyhow::Result<std::process::ExitC
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-pub fn has_kernels(c: &Candidate) -> bool {
-    c.plan.variants.iter().any(|(_, p)| p.nodes.iter().any(|n| n.op == Call::OP))
+/// Whether `c` calls generated GPU kernels, whose launches the device must tune (not the
+/// plain-MLX form, which has no launch parameters).
+pub fn tunable(c: &Candidate) -> bool {
+    superopt_emit::kernel_calls(&c.plan).iter().any(|k| k.target != Target::Mlx)
 }
 
 #[derive(Deserialize)]
@@ -100,21 +98,19 @@ struct Launch {
 
 /// Tuned launch parameters, per device, in the user cache directory.
 pub struct TuneCache {
-    path: Option<PathBuf>,
+    name: String,
     entries: BTreeMap<String, Params>,
 }
 
 impl TuneCache {
     pub fn open(device_key: &str) -> TuneCache {
-        let path = dirs::cache_dir().map(|d| d.join("superopt").join(format!("kernels-{device_key}.json")));
-        let entries = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        TuneCache { path, entries }
+        let name = format!("kernels-{device_key}.json");
+        let entries = read_cache(&name).unwrap_or_default();
+        TuneCache { name, entries }
     }
 
     fn save(&self) {
-        if let Some(p) = &self.path {
-            let _ = std::fs::create_dir_all(p.parent().unwrap()).and_then(|_| std::fs::write(p, serde_json::to_vec_pretty(&self.entries).unwrap()));
-        }
+        write_cache(&self.name, &self.entries);
     }
 }
 
@@ -145,9 +141,6 @@ pub fn tune(s: &mut Session, c: &mut Candidate, cache: &mut TuneCache, deadline:
             dtypes.extend(call.kernel.outputs.iter().map(|o| o.dtype));
             let shape = LaunchShape { rows, n, dtypes };
             let key = cache_key(call, &shape);
-            if call.target == Target::Mlx {
-                continue;
-            }
             let (best, how) = match cache.entries.get(&key) {
                 Some(p) => (*p, "cached".to_string()),
                 None if std::time::Instant::now() > deadline => (params::default(&call.kernel, &shape), "default: no time left to tune".to_string()),

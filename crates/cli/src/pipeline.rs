@@ -146,12 +146,9 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     progress.set_message("measuring the device (once per device)");
     let device = s.device();
     progress.set_message("searching");
-    let mut candidates = vec![as_traced(&plan)];
     // Saturation gets a fifth of the budget, at most a minute; verification and timing need the rest.
     let search_time = Duration::from_secs(args.time_budget).mul_f64(0.2).min(Duration::from_secs(60));
-    for strategy in default_strategies(search_time, device) {
-        candidates.extend(strategy.propose(&plan));
-    }
+    let mut candidates = proposals(&plan, search_time, device);
     let mut notes = vec![];
     match crate::kernels::lowered(&candidates, &s.hello.backend) {
         Ok(lowered) => candidates.extend(lowered),
@@ -241,12 +238,21 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     Ok(Outcome::Done(Box::new(Done { capsule, candidates, winner, session: s, harness_text, stages })))
 }
 
+/// The traced program first, then what every strategy proposes for it.
+pub fn proposals(plan: &superopt_ir::Plan, search_time: Duration, device: Device) -> Vec<Candidate> {
+    let mut candidates = vec![as_traced(plan)];
+    for strategy in default_strategies(search_time, device) {
+        candidates.extend(strategy.propose(plan));
+    }
+    candidates
+}
+
 /// Tunes the launches of every generated kernel on the device, then emits its
 /// candidate again with the parameters picked; a candidate whose kernels fail is dropped.
 fn tune_kernels(s: &mut Session, candidates: &mut [Candidate], reports: &mut [CandidateReport], dir: &Path, deadline: Instant, progress: &ProgressBar) {
     let mut cache = crate::kernels::TuneCache::open(&s.device_key());
     for k in 0..candidates.len() {
-        if reports[k].dropped.is_some() || !crate::kernels::has_kernels(&candidates[k]) {
+        if reports[k].dropped.is_some() || !crate::kernels::tunable(&candidates[k]) {
             continue;
         }
         progress.set_message(format!("tuning the kernels of {}", candidates[k].name));

@@ -14,6 +14,20 @@ use superopt_worker::{find_python, Worker, WorkerError};
 
 pub const SIZES: [&str; 3] = ["small", "typical", "large"];
 
+/// A JSON file of superopt's user cache directory, if it is there and parses.
+pub fn read_cache<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    let path = dirs::cache_dir()?.join("superopt").join(name);
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Writes a JSON file of superopt's user cache directory; a cache that cannot be written
+/// only costs the next run the time to measure again.
+pub fn write_cache<T: serde::Serialize>(name: &str, value: &T) {
+    if let Some(dir) = dirs::cache_dir().map(|d| d.join("superopt")) {
+        let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join(name), serde_json::to_vec_pretty(value).unwrap()));
+    }
+}
+
 /// The verification cases: each seed on normal inputs, then each edge variant on the first.
 fn cases(seeds: &[u64]) -> Vec<(u64, &'static str)> {
     seeds.iter().map(|s| (*s, "normal")).chain(superopt_verify::EDGE_VARIANTS.iter().map(|v| (seeds[0], *v))).collect()
@@ -70,24 +84,21 @@ impl Session {
         Ok(Session { worker, hello, harness, timeout })
     }
 
-    /// The device's rates for the cost model: measured by the worker once per device and
-    /// MLX version, then read from the user cache; the default model if measuring fails.
     /// The device and MLX version, as a file-name-safe key for per-device caches.
     pub fn device_key(&self) -> String {
         format!("{} mlx {}", self.hello.device, self.hello.mlx).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
     }
 
+    /// The device's rates for the cost model: measured by the worker once per device and
+    /// MLX version, then read from the user cache; the default model if measuring fails.
     pub fn device(&mut self) -> Device {
-        let key = self.device_key();
-        let path = dirs::cache_dir().map(|d| d.join("superopt").join(format!("device-{key}.json")));
-        if let Some(d) = path.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok()) {
+        let name = format!("device-{}.json", self.device_key());
+        if let Some(d) = read_cache(&name) {
             return d;
         }
         let measured = self.worker.cmd("calibrate", json!({}), self.timeout).ok().and_then(|v| serde_json::from_value::<Device>(v).ok());
         let Some(d) = measured.filter(|d| d.bytes_per_s > 0.0 && d.flops_per_s > 0.0 && d.launch_s >= 0.0) else { return Device::default() };
-        if let Some(p) = path {
-            let _ = std::fs::create_dir_all(p.parent().unwrap()).and_then(|_| std::fs::write(&p, serde_json::to_vec_pretty(&d).unwrap()));
-        }
+        write_cache(&name, &d);
         d
     }
 

@@ -64,16 +64,7 @@ fn float(node: &Node, i: usize, cx: &Ctx) -> Result<String, EmitError> {
     }
 }
 
-/// A Python float literal that parses back to exactly `f`.
-pub fn py_float(f: f64) -> String {
-    if f.is_nan() {
-        "float('nan')".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { "float('inf')".into() } else { "float('-inf')".into() }
-    } else {
-        format!("{f:?}")
-    }
-}
+pub use superopt_ir::print::py_float;
 
 pub fn dtype(d: Dtype) -> String {
     format!("mx.{}", d.name())

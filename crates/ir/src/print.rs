@@ -3,6 +3,17 @@
 use crate::program::*;
 use std::fmt::Write;
 
+/// A Python float literal that parses back to exactly `f` (for the modules superopt emits).
+pub fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        "float('nan')".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "float('inf')".into() } else { "float('-inf')".into() }
+    } else {
+        format!("{f:?}")
+    }
+}
+
 fn ty(v: &Value) -> String {
     let dims: Vec<String> = v.shape.iter().map(|d| d.to_string()).collect();
     format!("{}[{}]", v.dtype, dims.join(","))

@@ -3,6 +3,7 @@
 //! verified where no GPU is (`Target::Mlx`, the tests on the CPU).
 
 use crate::ir::{Binary, Kernel, Layout, Op, Reduce, Unary};
+use superopt_ir::print::py_float;
 use std::fmt::Write;
 
 fn unary(u: Unary, a: &str) -> String {
@@ -74,14 +75,4 @@ pub fn launcher(k: &Kernel, index: usize) -> String {
         .collect();
     writeln!(s, "    return {}\n\n", outs.join(", ")).unwrap();
     s
-}
-
-fn py_float(f: f64) -> String {
-    if f.is_nan() {
-        "float('nan')".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { "float('inf')".into() } else { "float('-inf')".into() }
-    } else {
-        format!("{f:?}")
-    }
 }

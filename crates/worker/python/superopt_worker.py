@@ -655,14 +655,7 @@ def cmd_hello(req):
 def best_seconds(f, reps, iters=1):
     """The fastest of `reps` timings of `iters` queued calls of f(), per call (after a warm-up)."""
     mx.eval(f())
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            mx.async_eval(f())
-        mx.synchronize()
-        best = min(best, (time.perf_counter() - t0) / iters)
-    return best
+    return min(time_block(f, (), {}, iters) for _ in range(reps))
 
 
 def cuda_copy_seconds(x):
