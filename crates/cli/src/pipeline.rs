@@ -14,6 +14,7 @@ use superopt_report::roofline::{self as floors, Ceilings};
 use superopt_report::{CandidateReport, Capsule, SizeReport, Stage};
 use superopt_search::egraph::cost::Device;
 use superopt_search::{as_traced, default_strategies, modelled_cost, Candidate, Compile};
+use superopt_verify::field::FieldReport;
 use superopt_verify::{judge, Tolerance};
 use superopt_worker::WorkerError;
 
@@ -176,9 +177,9 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     stages.mark("tune");
 
     progress.set_message("field check");
-    for (k, c) in candidates.iter().enumerate().skip(1) {
-        field_check(&candidates[0].plan, c, &traces[0], &mut reports[k]);
-    }
+    // The exact check is an extra; past two fifths of the budget it is left to the float check.
+    let field_deadline = started + Duration::from_secs(args.time_budget).mul_f64(0.4);
+    field_checks(&candidates, &traces[0], &mut reports, field_deadline);
     stages.mark("field");
 
     let seeds: Vec<u64> = (0..args.seeds).collect();
@@ -369,18 +370,39 @@ fn stage_candidate(s: &mut Session, c: &Candidate, k: usize, dir: &Path) -> Resu
     s.register(&c.name, &path, "optimized").map_err(|e| format!("the emitted module does not load: {e}"))
 }
 
-/// The exact check of each plan variant against the traced one, on inputs of the
-/// small size where the variant admits them; a conclusive disagreement drops the candidate.
-fn field_check(traced: &superopt_ir::Plan, c: &Candidate, small: &superopt_ir::Program, r: &mut CandidateReport) {
-    let small_types = superopt_trace::align::input_types(small);
-    for ((guard, original), (_, candidate)) in traced.variants.iter().zip(&c.plan.variants) {
-        let types = if guard.admits(&small_types) { small_types.clone() } else { superopt_trace::align::input_types(original) };
-        let report = superopt_verify::field::check(original, candidate, &types, 2);
-        if report.refutes() && r.dropped.is_none() {
-            r.dropped = Some(format!("field check: {}", report.summary()));
+/// The exact check of every candidate whose plan differs from the traced one; candidates
+/// with the same plan share one check. A conclusive disagreement drops the candidate.
+fn field_checks(candidates: &[Candidate], small: &superopt_ir::Program, reports: &mut [CandidateReport], deadline: Instant) {
+    let traced = &candidates[0].plan;
+    for k in 1..candidates.len() {
+        let plan = &candidates[k].plan;
+        if plan == traced {
+            continue;
         }
-        r.field.push(report);
+        reports[k].field = match (1..k).find(|&j| candidates[j].plan == *plan) {
+            Some(j) => reports[j].field.clone(),
+            None => field_check(traced, plan, small, deadline),
+        };
+        if let Some(refuted) = reports[k].field.iter().find(|f| f.refutes()) {
+            reports[k].dropped.get_or_insert(format!("field check: {}", refuted.summary()));
+        }
     }
+}
+
+/// Each plan variant against the traced one, on inputs of the small size where the
+/// variant admits them; variants reached after `deadline` are not checked.
+fn field_check(traced: &superopt_ir::Plan, plan: &superopt_ir::Plan, small: &superopt_ir::Program, deadline: Instant) -> Vec<FieldReport> {
+    let small_types = superopt_trace::align::input_types(small);
+    let mut reports = vec![];
+    for ((guard, original), (_, candidate)) in traced.variants.iter().zip(&plan.variants) {
+        if Instant::now() > deadline {
+            reports.push(FieldReport::skipped("the time budget's share for it ran out (left to the float check)"));
+            break;
+        }
+        let types = if guard.admits(&small_types) { small_types.clone() } else { superopt_trace::align::input_types(original) };
+        reports.push(superopt_verify::field::check(original, candidate, &types, 2));
+    }
+    reports
 }
 
 fn verify_candidate(s: &mut Session, r: &mut CandidateReport, seeds: &[u64], tol: Tolerance, deadline: Instant) {

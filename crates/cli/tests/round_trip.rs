@@ -9,7 +9,7 @@ fn run_capsule(rel: &str, extra: &[&str]) -> (Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("run.json");
     let h = harness(rel);
-    let mut args = vec!["run", h.to_str().unwrap(), "--json", json.to_str().unwrap(), "--time-budget", "20"];
+    let mut args = vec!["run", h.to_str().unwrap(), "--json", json.to_str().unwrap(), "--time-budget", "30"];
     args.extend_from_slice(extra);
     let o = superopt(&args);
     let (stdout, stderr) = text(&o);

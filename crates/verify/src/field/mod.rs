@@ -32,6 +32,8 @@ pub enum FieldVerdict {
     Differs { output: usize, conclusive: bool },
     /// A primitive the field cannot interpret, or a mismatch of signatures.
     Unfit { why: String },
+    /// Not run, for `why`.
+    Skipped { why: String },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -56,7 +58,13 @@ impl FieldReport {
                 format!("not proved: output {output} differs modulo uninterpreted functions (left to the float check){ufs}")
             }
             FieldVerdict::Unfit { why } => format!("not applicable: {why}"),
+            FieldVerdict::Skipped { why } => format!("not run: {why}"),
         }
+    }
+
+    /// A check not run, for `why`.
+    pub fn skipped(why: &str) -> FieldReport {
+        FieldReport { verdict: FieldVerdict::Skipped { why: why.into() }, uninterpreted: vec![], seconds: 0.0 }
     }
 
     /// A conclusive disagreement: the candidate computes another function.
