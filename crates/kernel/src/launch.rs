@@ -19,12 +19,19 @@ pub fn preamble(target: Target) -> String {
     )
 }
 
+/// MLX caches a compiled kernel under its name and template arguments alone (in the
+/// process and as PTX on disk), so the name carries a digest of the source it compiles.
+fn source_digest(header: &str, source: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("{header}{source}").as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Definitions for kernel `k` as `_k{index}`: `_k{index}(shape, *inputs, params=None)`.
 /// `tuned` maps `(rows, n)` to the parameters picked on the device.
 pub fn launcher(k: &Kernel, index: usize, target: Target, tuned: &BTreeMap<(i64, i64), Params>) -> String {
-    let (source, make) = match target {
-        Target::Cuda => (cuda::source(k), "mx.fast.cuda_kernel"),
-        Target::Metal => (metal::source(k), "mx.fast.metal_kernel"),
+    let (source, make, header) = match target {
+        Target::Cuda => (cuda::source(k), "mx.fast.cuda_kernel", cuda::HEADER),
+        Target::Metal => (metal::source(k), "mx.fast.metal_kernel", metal::HEADER),
         Target::Mlx => return crate::reference::launcher(k, index),
     };
     let ins: Vec<String> = k.inputs.iter().map(|o| o.name.clone()).collect();
@@ -33,8 +40,9 @@ pub fn launcher(k: &Kernel, index: usize, target: Target, tuned: &BTreeMap<(i64,
     let mut s = String::new();
     writeln!(s, "_K{index}_SOURCE = r\"\"\"\n{source}\"\"\"\n").unwrap();
     let make_call = format!(
-        "{make}(\n            name=\"superopt_{}\",\n            input_names=[{}],\n            output_names=[{}],\n            source=_K{index}_SOURCE,\n            header=_KERNEL_HEADER,\n        )",
+        "{make}(\n            name=\"superopt_{}_{}\",\n            input_names=[{}],\n            output_names=[{}],\n            source=_K{index}_SOURCE,\n            header=_KERNEL_HEADER,\n        )",
         k.name,
+        source_digest(header, &source),
         quoted.join(", "),
         outs.join(", ")
     );

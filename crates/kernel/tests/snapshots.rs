@@ -52,3 +52,24 @@ fn headers() {
     insta::assert_snapshot!("cuda_header", cuda::HEADER);
     insta::assert_snapshot!("metal_header", metal::HEADER);
 }
+
+/// MLX reuses a compiled kernel by name and template alone: another eps must be another name.
+#[test]
+fn kernels_with_other_sources_get_other_names() {
+    use superopt_kernel::ir::{Builder, Form, Layout};
+    let rms = |eps: f64| {
+        let mut b = Builder::new("rms_norm", Form::Rows);
+        let x = b.input("x", Layout::Full);
+        let y = library::rms_norm(&mut b, x, None, eps);
+        b.output("out", Layout::Full, Dtype::Float32, y);
+        b.finish().unwrap()
+    };
+    let name = |k: &Kernel, t: Target| {
+        let text = launch::launcher(k, 0, t, &BTreeMap::new());
+        text.lines().find(|l| l.contains("name=")).unwrap().trim().to_string()
+    };
+    for t in [Target::Cuda, Target::Metal] {
+        assert_eq!(name(&rms(1e-5), t), name(&rms(1e-5), t));
+        assert_ne!(name(&rms(1e-5), t), name(&rms(1e-6), t));
+    }
+}
