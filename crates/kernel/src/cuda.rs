@@ -58,7 +58,7 @@ impl Dialect for Cuda {
         "threadIdx.x"
     }
     fn row(&self) -> &'static str {
-        "blockIdx.y * blockDim.y + threadIdx.y"
+        "blockIdx.x * blockDim.y + threadIdx.y"
     }
     fn first_pack(&self) -> &'static str {
         "size_t(blockIdx.x) * blockDim.x * UNROLL + threadIdx.x"

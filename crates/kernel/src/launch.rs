@@ -62,7 +62,12 @@ pub fn launcher(k: &Kernel, index: usize, target: Target, tuned: &BTreeMap<(i64,
         Form::Rows => {
             writeln!(s, "    items = -(-n // (threads * vec))").unwrap();
             template.extend(["(\"TPR\", threads)", "(\"ITEMS\", items)"].map(String::from));
-            writeln!(s, "    grid = (threads, -(-rows // rows_per_block) * rows_per_block, 1)").unwrap();
+            // CUDA allows 65535 blocks along y, so there row blocks go along x.
+            let grid = match target {
+                Target::Cuda => "(threads * -(-rows // rows_per_block), rows_per_block, 1)",
+                _ => "(threads, -(-rows // rows_per_block) * rows_per_block, 1)",
+            };
+            writeln!(s, "    grid = {grid}").unwrap();
             writeln!(s, "    threadgroup = (threads, rows_per_block, 1)").unwrap();
         }
         Form::Elementwise => {

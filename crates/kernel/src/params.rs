@@ -28,6 +28,16 @@ pub struct LaunchShape {
 /// Most packs a thread keeps of one row operand (registers).
 const MAX_ITEMS: i64 = 16;
 
+/// Most row elements a thread keeps in registers over all full-size inputs of a rows
+/// kernel; beyond it ptxas spills (`crates/kernel/tests/nvrtc.rs` checks every launch).
+const MAX_HELD: i64 = 128;
+
+/// Most packs of `vec` elements a thread of `k` may hold per row operand.
+fn max_items(k: &Kernel, vec: u32) -> i64 {
+    let full = k.inputs.iter().filter(|o| o.layout == Layout::Full).count().max(1) as i64;
+    (MAX_HELD / (vec as i64 * full)).clamp(1, MAX_ITEMS)
+}
+
 /// The widest vector whose accesses of every operand stay within 16 bytes and rows.
 fn widest_vec(k: &Kernel, s: &LaunchShape) -> u32 {
     let widest = s.dtypes.iter().map(|d| d.size_bytes()).max().unwrap_or(4) as i64;
@@ -44,10 +54,11 @@ pub fn space(k: &Kernel, s: &LaunchShape) -> Vec<Params> {
     match k.form {
         Form::Rows => {
             let mut out = vec![];
+            let most = max_items(k, vec);
             for threads in [32u32, 64, 128, 256, 512, 1024] {
                 let items = (packs + threads as i64 - 1) / threads as i64;
                 // Every warp gets work, and no thread holds too much of the row.
-                if items > MAX_ITEMS || (threads > 32 && packs <= (threads as i64) / 2) {
+                if items > most || (threads > 32 && packs <= (threads as i64) / 2) {
                     continue;
                 }
                 let rpbs: &[u32] = if threads == 32 { &[1, 4] } else { &[1] };
@@ -71,9 +82,9 @@ pub fn default(k: &Kernel, s: &LaunchShape) -> Params {
     sp.get(sp.len() / 2).copied().unwrap_or(Params { vec: 1, threads: 1024, rows_per_block: 1, unroll: 1 })
 }
 
-/// Whether a row of `n` fits the rows form's register budget at all.
-pub fn rows_fit(n: i64) -> bool {
-    n <= 1024 * 8 * MAX_ITEMS
+/// Whether the rows form can keep rows of `s` in registers at all.
+pub fn rows_fit(k: &Kernel, s: &LaunchShape) -> bool {
+    k.form != Form::Rows || !space(k, s).is_empty()
 }
 
 #[cfg(test)]
@@ -101,7 +112,7 @@ mod tests {
         assert!(!sp.is_empty());
         for p in &sp {
             let packs = 8192 / p.vec as i64;
-            assert!((packs + p.threads as i64 - 1) / p.threads as i64 <= MAX_ITEMS, "{p:?}");
+            assert!((packs + p.threads as i64 - 1) / p.threads as i64 * p.vec as i64 <= MAX_HELD, "{p:?}");
             assert!(p.rows_per_block == 1 || p.threads == 32, "{p:?}");
         }
         // A short row: no 1024-thread blocks.

@@ -12,7 +12,7 @@ use crate::{Candidate, Compile};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use superopt_ir::{ops, Arg, ConstData, Dtype, Node, Program, ScalarExpr, ValueId};
 use superopt_kernel::ir::{computable, Invalid};
-use superopt_kernel::{library, params, Binary, Builder, Call, Form, Layout, Reduce, Target, Unary};
+use superopt_kernel::{library, params, Binary, Builder, Call, Form, LaunchShape, Layout, Reduce, Target, Unary};
 
 /// `c` with its kernel-friendly regions lowered for `target`; `None` where nothing lowers.
 pub fn lower_candidate(c: &Candidate, target: Target) -> Option<Candidate> {
@@ -222,9 +222,6 @@ fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Bu
     let bad = |s: String| Invalid(s);
     let inside: BTreeSet<ValueId> = members.iter().flat_map(|i| p.nodes[*i].outputs.iter().copied()).collect();
     let rows = members.iter().any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
-    if rows && !params::rows_fit(*space.last().unwrap()) {
-        return Err(bad("rows too long to keep in registers".into()));
-    }
     let mut b = Builder::new(name, if rows { Form::Rows } else { Form::Elementwise });
     let mut val: HashMap<ValueId, usize> = HashMap::new();
     let mut inputs: Vec<ValueId> = vec![];
@@ -253,7 +250,13 @@ fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Bu
         b.output(&format!("out{}", outputs.len()), l, value.dtype, val[v]);
         outputs.push(*v);
     }
-    Ok((b.finish()?, inputs, outputs))
+    let kernel = b.finish()?;
+    let n = *space.last().unwrap();
+    let dtypes = inputs.iter().chain(&outputs).map(|v| p.value(*v).dtype).collect();
+    if !params::rows_fit(&kernel, &LaunchShape { rows: space.iter().rev().skip(1).product(), n, dtypes }) {
+        return Err(bad("rows too long to keep in registers".into()));
+    }
+    Ok((kernel, inputs, outputs))
 }
 
 /// A value read from outside the region: an inline literal, or an operand.

@@ -1,0 +1,194 @@
+//! Every kernel below, at every launch the tuner may time, compiles with NVRTC for the
+//! H100 (sm_90) inside the function MLX's CUDA backend wraps around a body, and keeps its
+//! rows in registers: no spills, no stack, registers enough for its block to launch.
+//! NVRTC comes from PyPI (requirements-dev.txt); no GPU is needed.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use superopt_ir::Dtype;
+use superopt_kernel::ir::{Binary, Builder, Form, Layout, Unary};
+use superopt_kernel::params::{self, LaunchShape};
+use superopt_kernel::{cuda, library, Kernel, Params};
+
+/// Residual add and RMSNorm, both results stored.
+fn residual_rms_norm(dtype: Dtype) -> Kernel {
+    let mut b = Builder::new("residual_rms_norm", Form::Rows);
+    let x = b.input("x", Layout::Full);
+    let r = b.input("r", Layout::Full);
+    let w = b.input("w", Layout::Col);
+    let h = b.binary(Binary::Add, x, r);
+    let y = library::rms_norm(&mut b, h, Some(w), 1e-6);
+    b.output("h", Layout::Full, dtype, h);
+    b.output("out", Layout::Full, dtype, y);
+    b.finish().unwrap()
+}
+
+/// One value per row.
+fn logsumexp(dtype: Dtype) -> Kernel {
+    let mut b = Builder::new("logsumexp", Form::Rows);
+    let x = b.input("x", Layout::Full);
+    let y = library::logsumexp(&mut b, x);
+    b.output("out", Layout::Row, dtype, y);
+    b.finish().unwrap()
+}
+
+/// A per-column bias, then erf's GELU: an elementwise kernel reading a broadcast operand.
+fn bias_gelu(dtype: Dtype) -> Kernel {
+    let mut b = Builder::new("bias_gelu", Form::Elementwise);
+    let x = b.input("x", Layout::Full);
+    let bias = b.input("bias", Layout::Col);
+    let h = b.binary(Binary::Add, x, bias);
+    let k = b.constant(std::f64::consts::FRAC_1_SQRT_2);
+    let hk = b.binary(Binary::Mul, h, k);
+    let e = b.unary(Unary::Erf, hk);
+    let one = b.constant(1.0);
+    let s = b.binary(Binary::Add, e, one);
+    let half = b.constant(0.5);
+    let hh = b.binary(Binary::Mul, h, half);
+    let y = b.binary(Binary::Mul, hh, s);
+    b.output("out", Layout::Full, dtype, y);
+    b.finish().unwrap()
+}
+
+fn kernels(dtype: Dtype) -> Vec<Kernel> {
+    vec![
+        library::rms_norm_kernel(dtype).unwrap(),
+        library::layer_norm_kernel(dtype).unwrap(),
+        library::softmax_kernel(dtype).unwrap(),
+        library::swiglu_kernel(dtype).unwrap(),
+        residual_rms_norm(dtype),
+        logsumexp(dtype),
+        bias_gelu(dtype),
+    ]
+}
+
+fn ctype(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Float32 => "float",
+        Dtype::Bfloat16 => "__nv_bfloat16",
+        Dtype::Float16 => "__half",
+        d => panic!("no kernel here reads {}", d.name()),
+    }
+}
+
+/// What MLX's `build_kernel` (mlx/backend/cuda/custom_kernel.cpp) writes around a body:
+/// pointers, then `_shape`/`_strides`/`_ndim` of inputs whose names the body uses, outputs,
+/// and the template arguments as constants.
+fn function(name: &str, k: &Kernel, dtype: Dtype, n: i64, p: &Params) -> String {
+    let body = cuda::source(k);
+    let mut params = vec![];
+    for o in &k.inputs {
+        params.push(format!("const {}* {}", ctype(dtype), o.name));
+        for (suffix, ty) in [("shape", "Shape"), ("strides", "Strides"), ("ndim", "int")] {
+            if body.contains(&format!("{}_{suffix}", o.name)) {
+                params.push(format!("const __grid_constant__ {ty} {}_{suffix}", o.name));
+            }
+        }
+    }
+    params.extend(k.outputs.iter().map(|o| format!("{}* {}", ctype(o.dtype), o.name)));
+    let mut consts: Vec<String> = (0..k.inputs.len()).map(|i| format!("using T{i} = {};", ctype(dtype))).collect();
+    consts.extend(k.outputs.iter().enumerate().map(|(j, o)| format!("using O{j} = {};", ctype(o.dtype))));
+    consts.push(format!("constexpr int N = {n};"));
+    consts.push(format!("constexpr int VEC = {};", p.vec));
+    match k.form {
+        Form::Rows => {
+            let packs = (n + p.vec as i64 - 1) / p.vec as i64;
+            consts.push(format!("constexpr int TPR = {};", p.threads));
+            consts.push(format!("constexpr int ITEMS = {};", (packs + p.threads as i64 - 1) / p.threads as i64));
+        }
+        Form::Elementwise => consts.push(format!("constexpr int UNROLL = {};", p.unroll)),
+    }
+    format!("__global__ void {name}(\n    {}) {{\n  {}\n{body}\n}}\n", params.join(",\n    "), consts.join("\n  "))
+}
+
+/// MLX's device header and cooperative groups, reduced to what a body may use (the
+/// bodies use no cooperative groups, whose headers need CUDA's C++ library).
+const PRELUDE: &str = r#"
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#define MAX_NDIM 8
+struct Shape { int v[MAX_NDIM]; __device__ int operator[](int i) const { return v[i]; } };
+struct Strides { long long v[MAX_NDIM]; __device__ long long operator[](int i) const { return v[i]; } };
+"#;
+
+/// Functions in MLX's namespace, after the prelude and superopt's header.
+fn module(functions: &str) -> String {
+    format!("{PRELUDE}{}\nnamespace mlx::core::cu {{\n{functions}}}\n", cuda::HEADER)
+}
+
+struct Launch {
+    name: String,
+    what: String,
+    threads_per_block: u32,
+}
+
+/// Compiles `source` with NVRTC; None where NVRTC has no wheel (not Linux x86-64).
+fn compile(source: &str) -> Option<(bool, String)> {
+    let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nvrtc.py");
+    let mut child = Command::new(&python).arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("python runs");
+    let req = serde_json::json!({"source": source, "arch": "sm_90"});
+    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.code() == Some(3) && !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        return None;
+    }
+    assert!(out.status.success(), "{python} {script}: {}", String::from_utf8_lossy(&out.stderr));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Some((reply["ok"].as_bool().unwrap(), reply["log"].as_str().unwrap().to_string()))
+}
+
+/// ptxas's report for entry `name`: (stack bytes, spill store bytes, spill load bytes, registers).
+fn resources(log: &str, name: &str) -> (u32, u32, u32, u32) {
+    let mangled = format!("{}{name}E", name.len());
+    let part = log.split("Compiling entry function").find(|p| p.contains(&mangled)).unwrap_or_else(|| panic!("no report for {name}:\n{log}"));
+    let before = |what: &str| -> u32 {
+        let at = part.find(what).unwrap_or_else(|| panic!("no '{what}' for {name}:\n{part}"));
+        part[..at].split_whitespace().last().unwrap().parse().unwrap()
+    };
+    let used = part.split("Used ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    (before(" bytes stack frame"), before(" bytes spill stores"), before(" bytes spill loads"), used)
+}
+
+#[test]
+fn every_launch_compiles_for_sm90_without_spilling() {
+    for dtype in [Dtype::Float32, Dtype::Bfloat16, Dtype::Float16] {
+        for k in kernels(dtype) {
+            let mut launches = vec![];
+            let mut functions = String::new();
+            for n in [8192, 1000, 64] {
+                let dtypes = vec![dtype; k.inputs.len() + k.outputs.len()];
+                for p in params::space(&k, &LaunchShape { rows: 4096, n, dtypes }) {
+                    let name = format!("so_check_{}", launches.len());
+                    functions += &function(&name, &k, dtype, n, &p);
+                    launches.push(Launch { name, what: format!("{} {} n={n} {p:?}", k.name, dtype.name()), threads_per_block: p.threads * p.rows_per_block });
+                }
+            }
+            let Some((ok, log)) = compile(&module(&functions)) else {
+                eprintln!("NVRTC has no wheel for this platform: not checked");
+                return;
+            };
+            assert!(ok, "{} {} does not compile:\n{log}", k.name, dtype.name());
+            for l in &launches {
+                let (stack, stores, loads, regs) = resources(&log, &l.name);
+                assert_eq!((stack, stores, loads), (0, 0, 0), "{}: stack/spills", l.what);
+                assert!(regs * l.threads_per_block <= 65536, "{}: {regs} registers x {} threads do not fit an SM", l.what, l.threads_per_block);
+            }
+        }
+    }
+}
+
+/// The check fails where it should: an undeclared name does not compile, and a launch
+/// outside the tuner's space (two bf16 rows of 8192 held by 64 threads) spills.
+#[test]
+fn the_check_fails_where_it_should() {
+    let Some((ok, log)) = compile("__global__ void f(float* out) { out[0] = missing; }") else { return };
+    assert!(!ok);
+    assert!(log.contains("missing"), "{log}");
+    let k = residual_rms_norm(Dtype::Bfloat16);
+    let p = Params { vec: 8, threads: 64, rows_per_block: 1, unroll: 1 };
+    let (ok, log) = compile(&module(&function("so_check_0", &k, Dtype::Bfloat16, 8192, &p))).unwrap();
+    assert!(ok, "{log}");
+    let (_, stores, _, _) = resources(&log, "so_check_0");
+    assert!(stores > 0, "{log}");
+}
