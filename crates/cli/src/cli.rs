@@ -67,6 +67,10 @@ pub struct SuiteArgs {
     /// then says "timed out".
     #[arg(long)]
     pub harness_limit: Option<u64>,
+    /// Also write each harness's run capsule (every candidate's verdicts, timings and
+    /// launches) here, as WORKLOAD.json.
+    #[arg(long)]
+    pub capsules: Option<PathBuf>,
     /// Only the harness of this name (how --harness-limit runs each one).
     #[arg(long, hide = true)]
     pub only: Option<String>,

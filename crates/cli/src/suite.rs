@@ -178,6 +178,9 @@ fn isolated(path: &std::path::Path, a: &SuiteArgs, limit: Duration) -> (Row, Opt
     if let Some(p) = &a.python {
         cmd.arg("--python").arg(p);
     }
+    if let Some(d) = &a.capsules {
+        cmd.arg("--capsules").arg(d);
+    }
     cmd.stdout(std::process::Stdio::null());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -224,7 +227,8 @@ fn end_group(child: &mut std::process::Child) {
 /// Also returns the device, and what the worker said of phew (version) where it ran.
 fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Option<String>) {
     let start = Instant::now();
-    let mut row = empty_row(path);    let args = RunArgs {
+    let mut row = empty_row(path);
+    let args = RunArgs {
         common: CommonArgs { harness: path.to_path_buf(), python: a.python.clone(), request_timeout: 120 },
         output: None,
         json: None,
@@ -247,6 +251,15 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
             return (row, None, None);
         }
     };
+    if let Some(dir) = &a.capsules {
+        let written = std::fs::create_dir_all(dir).and_then(|_| {
+            let text = serde_json::to_string_pretty(&done.capsule).unwrap_or_default();
+            std::fs::write(dir.join(format!("{}.json", row.workload)), text)
+        });
+        if let Err(e) = written {
+            eprintln!("could not write {}'s capsule into {}: {e}", row.workload, dir.display());
+        }
+    }
     let device = Some(done.session.hello.device.clone());
     let winner = done.winner.map(|k| done.candidates[k].name.clone());
     row.verified = done.winner.is_some();

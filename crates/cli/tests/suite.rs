@@ -1,5 +1,6 @@
 //! The shipped suite at CPU sizes with a small budget: a smoke test of `superopt suite`
-//! (no timing assertions): every workload gets a row, none fails, JSON and chart are written.
+//! (no timing assertions): every workload gets a row, none fails, JSON, chart and each
+//! harness's capsule are written.
 
 mod common;
 use common::*;
@@ -7,9 +8,21 @@ use common::*;
 #[test]
 fn suite_runs_every_workload_and_writes_json_and_chart() {
     let dir = tempfile::tempdir().unwrap();
-    let (json, svg) = (dir.path().join("suite.json"), dir.path().join("suite.svg"));
+    let (json, svg, capsules) = (dir.path().join("suite.json"), dir.path().join("suite.svg"), dir.path().join("capsules"));
     let suite = repo().join("suite");
-    let o = superopt(&["suite", suite.to_str().unwrap(), "--cpu-sizes", "--time-budget", "8", "--json", json.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    let o = superopt(&[
+        "suite",
+        suite.to_str().unwrap(),
+        "--cpu-sizes",
+        "--time-budget",
+        "8",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+        "--capsules",
+        capsules.to_str().unwrap(),
+    ]);
     let (stdout, stderr) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -23,6 +36,11 @@ fn suite_runs_every_workload_and_writes_json_and_chart() {
         let status = r["status"].as_str().unwrap();
         assert!(!status.starts_with("failed"), "{}: {status}", r["workload"]);
         assert!(stdout.contains(r["workload"].as_str().unwrap()));
+        if status == "ok" {
+            let capsule = capsules.join(format!("{}.json", r["workload"].as_str().unwrap()));
+            let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&capsule).unwrap()).unwrap();
+            assert_eq!(c["candidates"][0]["name"], "as-traced");
+        }
     }
     assert!(stdout.contains("| **geomean** |"), "{stdout}");
     // phew is a contender only where it is importable; otherwise every row says so.
