@@ -1,5 +1,6 @@
 """Checks the standard generated kernels on an MLX GPU by hand: error against an
-MLX float32 reference, and time against eager, mx.compile, mx.fast and a copy.
+MLX float32 reference, time against eager, mx.compile, mx.fast and a copy, and the CPU
+time one call takes to build its graph (launch overhead: it bounds small shapes).
 
     cargo run -p superopt-kernel --example standard -- cuda > k.py
     python scripts/gpu-kernel-check.py k.py
@@ -30,6 +31,16 @@ def seconds(f, reps=20):
         mx.synchronize()
         best = min(best, (time.perf_counter() - t0) / reps)
     return best
+
+
+def cpu_per_call(f, reps=100):
+    """Seconds of Python and graph building per call, nothing evaluated meanwhile."""
+    mx.eval(f())
+    t0 = time.perf_counter()
+    outs = [f() for _ in range(reps)]
+    t = (time.perf_counter() - t0) / reps
+    mx.eval(outs)
+    return t
 
 
 def naive(name):
@@ -75,7 +86,8 @@ def main():
     copy = seconds(lambda: big + 1.0)
     bw = 2 * 4 * (1 << 26) / copy
     print(f"copy bandwidth {bw / 1e12:.2f} TB/s")
-    shapes = [(4096, 4096), (8192, 8192), (1000, 1000), (37, 5000)]
+    # 131072 rows: more than CUDA's 65535 blocks along y.
+    shapes = [(4096, 4096), (8192, 8192), (1000, 1000), (37, 5000), (131072, 128)]
     for name, dtname, launch in m.KERNELS:
         dt = getattr(mx, dtname)
         for rows, n in shapes:
@@ -109,7 +121,11 @@ def main():
                 print(f"{name:10s} {dtname:8s} {rows}x{n}: no config ran")
                 continue
             t, p, err = best
-            print(f"{name:10s} {dtname:8s} {rows:5d}x{n:<5d} kernel {t*1e3:.4f} ms ({nbytes / t / bw:.0%} of copy) p={p} err={err:.1e} | naive {t_naive*1e3:.4f} compile {t_comp*1e3:.4f} fast {t_fast*1e3:.4f}")
+            print(f"{name:10s} {dtname:8s} {rows:6d}x{n:<5d} kernel {t*1e3:.4f} ms ({nbytes / t / bw:.0%} of copy) p={p} err={err:.1e} | naive {t_naive*1e3:.4f} compile {t_comp*1e3:.4f} fast {t_fast*1e3:.4f}")
+            if (rows, n) == (1000, 1000):
+                cpu_k = cpu_per_call(lambda: launch(shape, *args, params=p))
+                cpu_f = cpu_per_call(lambda: f(*args)) if f else float("nan")
+                print(f"{'':20s} CPU per call: kernel {cpu_k*1e6:.1f} us, fast {cpu_f*1e6:.1f} us")
 
 
 if __name__ == "__main__":
