@@ -1,5 +1,6 @@
 //! `superopt`: finds a faster MLX program that computes the same thing.
 
+mod by_size;
 mod cli;
 mod commands;
 mod kernels;

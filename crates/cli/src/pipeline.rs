@@ -204,6 +204,9 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
         progress.finish_and_clear();
         return Err(harness_fault(e));
     }
+    let winner = pick_winner(&mut reports, objective);
+    let round = crate::by_size::Round { traces: &traces, dir: workdir.path(), seeds: &seeds, tol, end: started + Duration::from_secs(args.time_budget) };
+    notes.extend(crate::by_size::try_by_size(&mut s, &mut candidates, &mut reports, winner, &round, &progress));
     stages.mark("bench");
     progress.finish_and_clear();
 
@@ -297,6 +300,18 @@ fn bench_contenders(
     progress: &ProgressBar,
 ) -> Result<(), WorkerError> {
     let contenders: Vec<usize> = (0..candidates.len()).filter(|k| reports[*k].verified && reports[*k].dropped.is_none()).collect();
+    bench(s, candidates, reports, &contenders, budget, progress)
+}
+
+/// Times `contenders` against `fn`, interleaved, at each size.
+pub(crate) fn bench(
+    s: &mut Session,
+    candidates: &[Candidate],
+    reports: &mut [CandidateReport],
+    contenders: &[usize],
+    budget: Duration,
+    progress: &ProgressBar,
+) -> Result<(), WorkerError> {
     if contenders.is_empty() {
         return Ok(());
     }
@@ -304,7 +319,7 @@ fn bench_contenders(
     for (z, size) in SIZES.iter().enumerate() {
         progress.set_message(format!("timing {} candidates at {size}", contenders.len()));
         let samples = s.time(&ids, size, budget / SIZES.len() as u32)?;
-        for k in &contenders {
+        for k in contenders {
             reports[*k].sizes[z].timing = Some(compare(&samples["original"], &samples[&candidates[*k].name]));
         }
     }
@@ -332,11 +347,11 @@ fn traced_failure(e: anyhow::Error, progress: &ProgressBar) -> Result<Outcome> {
     Err(e)
 }
 
-fn score(r: &CandidateReport) -> f64 {
+pub(crate) fn score(r: &CandidateReport) -> f64 {
     geomean(r.sizes.iter().filter_map(|z| z.timing.as_ref().map(|t| t.speedup)))
 }
 
-fn candidate_report(c: &Candidate, traces: &[superopt_ir::Program]) -> CandidateReport {
+pub(crate) fn candidate_report(c: &Candidate, traces: &[superopt_ir::Program]) -> CandidateReport {
     CandidateReport {
         name: c.name.clone(),
         rules: c.rules.clone(),
@@ -358,7 +373,7 @@ fn candidate_report(c: &Candidate, traces: &[superopt_ir::Program]) -> Candidate
 }
 
 /// Emits candidate `k` into `dir` and loads it in the worker.
-fn stage_candidate(s: &mut Session, c: &Candidate, k: usize, dir: &Path) -> Result<(), String> {
+pub(crate) fn stage_candidate(s: &mut Session, c: &Candidate, k: usize, dir: &Path) -> Result<(), String> {
     let consts = format!("cand{k}.safetensors");
     let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: &consts, notes: vec![] };
     let e = emit(c, &info).map_err(|e| e.to_string())?;
@@ -405,7 +420,7 @@ fn field_check(traced: &superopt_ir::Plan, plan: &superopt_ir::Plan, small: &sup
     reports
 }
 
-fn verify_candidate(s: &mut Session, r: &mut CandidateReport, seeds: &[u64], tol: Tolerance, deadline: Instant) {
+pub(crate) fn verify_candidate(s: &mut Session, r: &mut CandidateReport, seeds: &[u64], tol: Tolerance, deadline: Instant) {
     if r.dropped.is_some() {
         return;
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use superopt_ir::{passes, ConstData, Dim, DimTerm, Guard, Node, Param, Plan, Program, ScalarExpr, ValueId};
 use superopt_kernel::{launch, Call, Layout, Target};
-use superopt_search::{Candidate, Compile};
+use superopt_search::{Candidate, Compile, SizeRange};
 
 /// Facts the module's header and fallback need.
 pub struct ModuleInfo<'a> {
@@ -82,9 +82,16 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
     let mut tensors = BTreeSet::new();
     let mut bodies = String::new();
     let kernels = Kernels::of(plan);
-    for (k, (guard, program)) in plan.variants.iter().enumerate() {
-        bodies.push_str(&program_fn(k, program, candidate, &mut tensors, &kernels)?);
-        bodies.push_str(&fits_fn(k, guard, program, kernels.target()));
+    // A by-size candidate's variants are its parts' in order; each checks its size range.
+    let parts: Vec<(SizeRange, &Candidate)> = if candidate.parts.is_empty() { vec![(SizeRange::ALL, candidate)] } else { candidate.parts.iter().map(|(r, c)| (*r, c)).collect() };
+    let mut k = 0;
+    for (range, part) in parts {
+        let target = Kernels::of(&part.plan).target();
+        for (guard, program) in &part.plan.variants {
+            bodies.push_str(&program_fn(k, program, part, &mut tensors, &kernels)?);
+            bodies.push_str(&fits_fn(k, guard, program, target, range));
+            k += 1;
+        }
     }
     if !tensors.is_empty() {
         writeln!(s, "_HERE = os.path.dirname(os.path.abspath(__file__))").unwrap();
@@ -278,9 +285,15 @@ fn island(p: &Program, run: &[&Node], after: &[&Node], names: &[String], results
     Ok(format!("    {} = {name}({})\n", lhs.join(", "), params.join(", ")))
 }
 
-fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>) -> String {
+fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>, range: SizeRange) -> String {
     let params: Vec<String> = (0..p.inputs.len()).map(|i| input_name(p, i)).collect();
     let mut conds = vec![];
+    if range != SizeRange::ALL {
+        let elements = params.iter().map(|n| format!("{n}.size")).collect::<Vec<_>>().join(" + ");
+        let above = range.above.map_or(String::new(), |a| format!("{a} < "));
+        let upto = range.upto.map_or(String::new(), |u| format!(" <= {u}"));
+        conds.push(format!("{above}{elements}{upto}"));
+    }
     match kernels {
         Some(Target::Cuda) => conds.push("mx.default_device().type == mx.gpu and mx.cuda.is_available()".to_string()),
         Some(Target::Metal) => conds.push("mx.default_device().type == mx.gpu and mx.metal.is_available()".to_string()),

@@ -116,3 +116,44 @@ fn islands_module() {
     let c = Compiled.propose(&plan).into_iter().find(|c| c.compile == superopt_search::Compile::Islands).expect("rms_norm has an island");
     insta::assert_snapshot!(emit(&c, &info()).unwrap().source);
 }
+
+/// Eager at small sizes, compiled above 4096 input elements: each variant checks its range.
+#[test]
+fn by_size_module() {
+    let plan = align(&[rms_trace(8, 64)]);
+    let small = superopt_search::SizeRange { above: None, upto: Some(4096) };
+    let large = superopt_search::SizeRange { above: Some(4096), upto: None };
+    let c = superopt_search::by_size(vec![(small, as_traced(&plan)), (large, Compiled.propose(&plan).remove(0))]);
+    insta::assert_snapshot!(emit(&c, &info()).unwrap().source);
+}
+
+/// The by-size module on real MLX: each part runs at its own sizes and computes RMSNorm.
+#[test]
+fn by_size_module_runs_each_part_at_its_sizes() {
+    let plan = align(&[rms_trace(8, 64)]);
+    let small = superopt_search::SizeRange { above: None, upto: Some(4096) };
+    let large = superopt_search::SizeRange { above: Some(4096), upto: None };
+    let c = superopt_search::by_size(vec![(small, as_traced(&plan)), (large, Compiled.propose(&plan).remove(0))]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fast.py"), emit(&c, &info()).unwrap().source).unwrap();
+    let check = r#"
+import sys
+import mlx.core as mx
+sys.path.insert(0, sys.argv[1])
+import fast
+ran = []
+for k in (0, 1):
+    f = getattr(fast, f"_program_{k}")
+    setattr(fast, f"_program_{k}", lambda *a, k=k, f=f: ran.append(k) or f(*a))
+for rows, dim in [(8, 64), (16, 512)]:
+    x, w = mx.random.normal((rows, dim)), mx.random.normal((dim,))
+    want = x * mx.rsqrt(mx.mean(x * x, axis=-1, keepdims=True) + 1e-5)
+    assert mx.allclose(fast.optimized(x, w), want, rtol=1e-5, atol=1e-6).item(), (rows, dim)
+print(ran)
+"#;
+    let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let o = std::process::Command::new(python).args(["-c", check, dir.path().to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // 8x64 + 64 elements: the eager part; 16x512 + 512: the compiled one.
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[0, 1]");
+}

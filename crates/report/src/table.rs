@@ -73,6 +73,9 @@ pub fn table(c: &Capsule) -> String {
         if k.name.starts_with("egraph") && !k.rules.is_empty() {
             writeln!(s, "  {:<22} rules: {}", "", k.rules.join("; ")).unwrap();
         }
+        if k.name == "by-size" {
+            writeln!(s, "  {:<22} parts: {}", "", k.rules.join("; ")).unwrap();
+        }
         if let Some(f) = k.field.first() {
             writeln!(s, "  {:<22} field: {}", "", f.summary()).unwrap();
         }

@@ -37,6 +37,45 @@ pub struct Candidate {
     pub explain: Vec<String>,
     /// Whether the emitted module computes input-independent values once per input shape.
     pub hoist: bool,
+    /// A candidate made of others, each running at a range of problem sizes ([`by_size`]);
+    /// empty for every other candidate.
+    pub parts: Vec<(SizeRange, Candidate)>,
+}
+
+/// Problem sizes by the elements of `fn`'s array inputs taken together: `(above, upto]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SizeRange {
+    pub above: Option<i64>,
+    pub upto: Option<i64>,
+}
+
+impl SizeRange {
+    pub const ALL: SizeRange = SizeRange { above: None, upto: None };
+
+    pub fn admits(&self, elements: i64) -> bool {
+        self.above.is_none_or(|a| elements > a) && self.upto.is_none_or(|u| elements <= u)
+    }
+
+    /// "at 1,000 elements or fewer", "above 1,000 and at 4,000 or fewer", ...
+    pub fn describe(&self) -> String {
+        match (self.above, self.upto) {
+            (None, None) => "at every size".into(),
+            (None, Some(u)) => format!("at {u} input elements or fewer"),
+            (Some(a), None) => format!("above {a} input elements"),
+            (Some(a), Some(u)) => format!("above {a} and at {u} input elements or fewer"),
+        }
+    }
+}
+
+/// One candidate that runs each of `parts` at its sizes: its plan holds their variants in
+/// order (each part's guards, the size range added on emission).
+pub fn by_size(parts: Vec<(SizeRange, Candidate)>) -> Candidate {
+    let variants = parts.iter().flat_map(|(_, c)| c.plan.variants.iter().cloned()).collect();
+    let per_size_because = parts.iter().find_map(|(_, c)| c.plan.per_size_because.clone());
+    let rules = parts.iter().map(|(r, c)| format!("{} {}", c.name, r.describe())).collect();
+    let explain = parts.iter().flat_map(|(_, c)| c.explain.iter().cloned()).collect();
+    let plan = Plan { variants, per_size_because };
+    Candidate { name: "by-size".into(), plan, compile: Compile::Eager, rules, explain, hoist: false, parts }
 }
 
 pub trait Strategy {
@@ -54,7 +93,7 @@ pub fn default_strategies(search_time: std::time::Duration, device: egraph::cost
 /// in its own right, since MLX's export already merges equal subexpressions.
 pub fn as_traced(traced: &Plan) -> Candidate {
     let rules = vec!["rebuilt from the trace (MLX's export merges equal subexpressions)".into()];
-    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false }
+    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false, parts: vec![] }
 }
 
 /// The modelled seconds of a candidate over its plan's variants: it orders

@@ -28,7 +28,7 @@ pub fn lower_candidate(c: &Candidate, target: Target) -> Option<Candidate> {
     lines.dedup();
     let mut rules: Vec<String> = c.rules.iter().filter(|r| crate::strategies::compile_rule(c.compile).is_none_or(|l| l != r.as_str())).cloned().collect();
     rules.extend(lines);
-    Some(Candidate { name: format!("{}+kernels", c.name), plan, compile: Compile::Eager, rules, explain: c.explain.clone(), hoist: c.hoist })
+    Some(Candidate { name: format!("{}+kernels", c.name), plan, compile: Compile::Eager, rules, explain: c.explain.clone(), hoist: c.hoist, parts: vec![] })
 }
 
 /// Lowers every region of `p` in place; one line per kernel made.

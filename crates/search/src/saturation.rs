@@ -85,5 +85,5 @@ fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, 
     if hoisted > 0 {
         rules.push(format!("hoist: {hoisted} input-independent nodes computed once per input shape"));
     }
-    Some(Candidate { name, plan, compile, rules: with_compile_rule(rules, compile), explain, hoist: hoisted > 0 })
+    Some(Candidate { name, plan, compile, rules: with_compile_rule(rules, compile), explain, hoist: hoisted > 0, parts: vec![] })
 }

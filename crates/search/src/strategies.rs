@@ -28,10 +28,10 @@ impl Strategy for Compiled {
     }
 
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
-        let mut out = vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: with_compile_rule(vec![], Compile::Whole), explain: vec![], hoist: false }];
+        let mut out = vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: with_compile_rule(vec![], Compile::Whole), explain: vec![], hoist: false, parts: vec![] }];
         if traced.variants.iter().any(|(_, p)| passes::has_islands(p)) {
             let rules = with_compile_rule(vec![], Compile::Islands);
-            out.push(Candidate { name: "compile-islands".into(), plan: traced.clone(), compile: Compile::Islands, rules, explain: vec![], hoist: false });
+            out.push(Candidate { name: "compile-islands".into(), plan: traced.clone(), compile: Compile::Islands, rules, explain: vec![], hoist: false, parts: vec![] });
         }
         out
     }
@@ -61,8 +61,8 @@ impl Strategy for Cleanup {
         }
         let compiled_rules = with_compile_rule(rules.clone(), Compile::Whole);
         vec![
-            Candidate { name: "cse".into(), plan: plan.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false },
-            Candidate { name: "cse+compile".into(), plan, compile: Compile::Whole, rules: compiled_rules, explain: vec![], hoist: false },
+            Candidate { name: "cse".into(), plan: plan.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false, parts: vec![] },
+            Candidate { name: "cse+compile".into(), plan, compile: Compile::Whole, rules: compiled_rules, explain: vec![], hoist: false, parts: vec![] },
         ]
     }
 }
