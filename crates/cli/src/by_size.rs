@@ -119,6 +119,25 @@ mod tests {
         assert!(parts[1].0.admits(10_000) && !parts[1].0.admits(100) && !parts[1].0.admits(1_000_000));
     }
 
+    /// A report with the given speedups at small, typical, large (noise-free samples).
+    fn report(verified: bool, speedups: [f64; 3]) -> CandidateReport {
+        let sizes = SIZES
+            .iter()
+            .zip(speedups)
+            .map(|(z, x)| superopt_report::SizeReport { size: z.to_string(), shapes: vec![], verdict: None, timing: Some(superopt_bench::compare(&[x; 8], &[1.0; 8])), roofline: None })
+            .collect();
+        CandidateReport { name: String::new(), rules: vec![], explain: vec![], compiled: false, nodes: 0, sizes, verified, wins: false, dropped: None, field: vec![], launches: vec![], metal: None }
+    }
+
+    #[test]
+    fn the_best_verified_significant_speedup_wins_each_size() {
+        let reports = [report(true, [3.0, 1.2, 1.1]), report(true, [1.5, 2.0, 4.0]), report(false, [9.0, 9.0, 9.0])];
+        assert_eq!(best_per_size(&reports), Some(vec![0, 1, 1]));
+        // A size where no candidate is significantly faster leaves nothing to split.
+        let reports = [report(true, [3.0, 1.01, 1.1]), report(true, [1.5, 1.0, 4.0])];
+        assert_eq!(best_per_size(&reports), None);
+    }
+
     #[test]
     fn sizes_that_do_not_grow_are_no_split() {
         assert_eq!(split(&[1, 3, 3], &[100, 100, 1000]), None);
