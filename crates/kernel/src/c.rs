@@ -143,6 +143,12 @@ fn elem_or_row(k: &Kernel, d: &dyn Dialect, vals: &Vals, v: usize, m: &str, s: &
     let lazy: Vec<usize> = k.insts[v].args.iter().copied().filter(|a| vals.lazy[*a].is_some()).collect();
     match vals.level[v] {
         Level::Row => writeln!(s, "  const float v{v} = {};", compute(k, d, vals, v, "e")).unwrap(),
+        // Division by a row's value: one reciprocal per row, then products (1.5 ulp, not 0.5).
+        Level::Elem if lazy.is_empty() && row_divisor(k, vals, v).is_some() => {
+            let (x, y) = (k.insts[v].args[0], row_divisor(k, vals, v).unwrap());
+            writeln!(s, "  const float r{v} = 1.0f / v{y};\n  float v{v}[{m}];").unwrap();
+            writeln!(s, "  for (int e = 0; e < {m}; ++e) v{v}[e] = {} * r{v};", at(vals, x, "e")).unwrap();
+        }
         Level::Elem if lazy.is_empty() => {
             writeln!(s, "  float v{v}[{m}];").unwrap();
             writeln!(s, "  for (int e = 0; e < {m}; ++e) v{v}[e] = {};", compute(k, d, vals, v, "e")).unwrap();
@@ -161,6 +167,13 @@ fn elem_or_row(k: &Kernel, d: &dyn Dialect, vals: &Vals, v: usize, m: &str, s: &
             writeln!(s, "      v{v}[e] = {};\n    }}\n  }}", compute(k, d, vals, v, "e")).unwrap();
         }
     }
+}
+
+/// The divisor of `v` when `v` divides elements by a value held once per row.
+fn row_divisor(k: &Kernel, vals: &Vals, v: usize) -> Option<usize> {
+    let inst = &k.insts[v];
+    let y = *inst.args.get(1)?;
+    (inst.op == Op::Binary(Binary::Div) && vals.level[y] == Level::Row && vals.lazy[y].is_none() && vals.level[inst.args[0]] == Level::Elem).then_some(y)
 }
 
 /// Declares `rows`: the product of the leading dimensions of the first full-size input.
@@ -303,5 +316,27 @@ mod tests {
         let k = crate::library::rms_norm_kernel(Dtype::Float32).unwrap();
         let src = crate::cuda::source(&k);
         assert!(src.contains("w: read where used") && src.contains("float p1[VEC];  // w"), "{src}");
+    }
+
+    #[test]
+    fn division_by_a_row_value_is_one_reciprocal_per_row() {
+        let src = crate::cuda::source(&crate::library::softmax_kernel(Dtype::Float32).unwrap());
+        assert!(src.contains("const float r5 = 1.0f / v4;") && src.contains("v5[e] = v3[e] * r5;"), "{src}");
+        // Elements divided by elements stay divisions.
+        let mut b = Builder::new("k", Form::Elementwise);
+        let x = b.input("x", Layout::Full);
+        let y = b.input("y", Layout::Full);
+        let q = b.binary(Binary::Div, x, y);
+        b.output("out", Layout::Full, Dtype::Float32, q);
+        let src = crate::cuda::source(&b.finish().unwrap());
+        assert!(src.contains("v2[e] = v0[e] / v1[e];") && !src.contains("1.0f /"), "{src}");
+    }
+
+    #[test]
+    fn exp_is_shortened_only_where_every_output_is_16_bit() {
+        let f32 = crate::cuda::source(&crate::library::softmax_kernel(Dtype::Float32).unwrap());
+        let bf16 = crate::cuda::source(&crate::library::softmax_kernel(Dtype::Bfloat16).unwrap());
+        assert!(f32.contains("expf(") && !f32.contains("exp2f("), "{f32}");
+        assert!(bf16.contains("exp2f(1.44269504f * (") && !bf16.contains("expf("), "{bf16}");
     }
 }

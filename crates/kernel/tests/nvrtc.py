@@ -1,7 +1,8 @@
 """Compiles CUDA source with NVRTC, as MLX's CUDA backend does, without a GPU.
 
-stdin: {"source": str, "arch": "sm_90"}; stdout: {"ok": bool, "log": str} (the log holds
-ptxas's resource report). Exit 3 when NVRTC is not installed (pip: nvidia-cuda-nvrtc-cu12).
+stdin: {"source": str, "arch": "sm_90"}; stdout: {"ok": bool, "log": str, "ptx": str} (for
+an sm_ architecture the log holds ptxas's resource report; for compute_ the PTX is there).
+Exit 3 when NVRTC is not installed (pip: nvidia-cuda-nvrtc-cu12).
 """
 import ctypes
 import json
@@ -34,8 +35,14 @@ def main():
     lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
     log = ctypes.create_string_buffer(size.value)
     lib.nvrtcGetProgramLog(prog, log)
+    ptx = ""
+    if rc == 0 and req["arch"].startswith("compute_"):
+        lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+        buf = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetPTX(prog, buf)
+        ptx = buf.value.decode()
     lib.nvrtcDestroyProgram(ctypes.byref(prog))
-    json.dump({"ok": rc == 0, "log": log.value.decode(errors="replace")}, sys.stdout)
+    json.dump({"ok": rc == 0, "log": log.value.decode(errors="replace"), "ptx": ptx}, sys.stdout)
 
 
 if __name__ == "__main__":
