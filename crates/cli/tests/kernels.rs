@@ -44,6 +44,13 @@ fn a_matmul_splits_the_program_into_two_kernels() {
     assert!(out.contains("(rows, cuda)") && out.contains("(elementwise, cuda)"), "{out}");
 }
 
+#[test]
+fn gelu_gated_products_lower_to_one_elementwise_kernel() {
+    let out = kernels("tests/harnesses/kernels/gelu_gated.py", "cuda");
+    assert!(out.starts_with("// 1 kernels") && out.contains("(elementwise, cuda)"), "{out}");
+    assert!(out.contains("erff("), "{out}");
+}
+
 fn run_with_mlx_kernels(rel: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("run.json");
@@ -60,11 +67,11 @@ fn run_with_mlx_kernels(rel: &str) -> serde_json::Value {
 
 #[test]
 fn lowered_kernels_compute_what_fn_computes() {
-    for rel in ["examples/layer_norm.py", "tests/harnesses/kernels/norm_then_project.py"] {
+    for rel in ["examples/layer_norm.py", "tests/harnesses/kernels/norm_then_project.py", "tests/harnesses/kernels/gelu_gated.py"] {
         let c = run_with_mlx_kernels(rel);
         let k = c["candidates"].as_array().unwrap().iter().find(|k| k["name"].as_str().unwrap().ends_with("+kernels")).expect("a kernel candidate");
         assert_eq!(k["verified"], true, "{rel}: {k}");
-        assert!(k["metal"].as_str().unwrap().contains("so_row_reduce"), "{k}");
+        assert!(k["metal"].as_str().unwrap().contains("thread_position_in_threadgroup"), "{k}");
     }
 }
 
