@@ -157,16 +157,20 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     }
     stages.mark("search");
 
-    progress.set_message(format!("emitting {} candidates", candidates.len()));
+    progress.set_message("emitting the traced program");
     let workdir = tempfile::tempdir()?;
     let mut reports: Vec<CandidateReport> = candidates.iter().map(|c| candidate_report(c, &traces)).collect();
-    for (k, c) in candidates.iter().enumerate() {
-        if let Err(why) = stage_candidate(&mut s, c, k, workdir.path()) {
-            if k == 0 {
+    // The traced program and candidates with kernels to tune are loaded now; the rest just
+    // before their verification, so that those the budget never reaches cost nothing.
+    let mut staged = vec![false; candidates.len()];
+    for (k, c) in candidates.iter().enumerate().filter(|(k, c)| *k == 0 || crate::kernels::tunable(c)) {
+        match stage_candidate(&mut s, c, k, workdir.path()) {
+            Ok(()) => staged[k] = true,
+            Err(why) if k == 0 => {
                 progress.finish_and_clear();
                 return Ok(Outcome::NoChange(why));
             }
-            reports[k].dropped = Some(why);
+            Err(why) => reports[k].dropped = Some(why),
         }
     }
     stages.mark("emit");
@@ -194,6 +198,12 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     }
     for k in verification_order(&candidates, &device) {
         progress.set_message(format!("verifying {}", candidates[k].name));
+        if !staged[k] && reports[k].dropped.is_none() && Instant::now() < deadline {
+            match stage_candidate(&mut s, &candidates[k], k, workdir.path()) {
+                Ok(()) => staged[k] = true,
+                Err(why) => reports[k].dropped = Some(why),
+            }
+        }
         verify_candidate(&mut s, &mut reports[k], &seeds, tol, deadline);
     }
     stages.mark("verify");
