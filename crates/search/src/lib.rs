@@ -56,7 +56,7 @@ impl SizeRange {
         self.above.is_none_or(|a| elements > a) && self.upto.is_none_or(|u| elements <= u)
     }
 
-    /// "at 1,000 elements or fewer", "above 1,000 and at 4,000 or fewer", ...
+    /// "at 1000 input elements or fewer", "above 1000 and at 4000 input elements or fewer", ...
     pub fn describe(&self) -> String {
         match (self.above, self.upto) {
             (None, None) => "at every size".into(),
