@@ -2,7 +2,8 @@
 //! and the `using T0 = ...; constexpr int N = ...;` lines from the launch's template.
 
 use crate::c::{self, Dialect};
-use crate::ir::{Kernel, Reduce, Unary};
+use crate::ir::{Form, Kernel, Reduce, Unary};
+use crate::params::Params;
 use superopt_ir::Dtype;
 
 /// Helpers every kernel's body may call.
@@ -137,4 +138,61 @@ impl Dialect for Cuda {
 /// The kernel's body for `mx.fast.cuda_kernel(source=...)`; pair it with [`HEADER`].
 pub fn source(k: &Kernel) -> String {
     c::body(k, &Cuda { fast: k.outputs.iter().all(|o| o.dtype.size_bytes() == 2) })
+}
+
+// What MLX's CUDA backend makes of a body, for compiling it without MLX.
+
+fn ctype(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Float32 => "float",
+        Dtype::Bfloat16 => "__nv_bfloat16",
+        Dtype::Float16 => "__half",
+        d => panic!("kernels read and write float32, float16 or bfloat16, not {}", d.name()),
+    }
+}
+
+/// What MLX's `build_kernel` (mlx/backend/cuda/custom_kernel.cpp) writes around a body:
+/// pointers, then `_shape`/`_strides`/`_ndim` of inputs whose names the body uses, outputs,
+/// and the template arguments as constants.
+pub fn mlx_function(name: &str, k: &Kernel, dtype: Dtype, n: i64, p: &Params) -> String {
+    let body = source(k);
+    let mut params = vec![];
+    for o in &k.inputs {
+        params.push(format!("const {}* {}", ctype(dtype), o.name));
+        for (suffix, ty) in [("shape", "Shape"), ("strides", "Strides"), ("ndim", "int")] {
+            if body.contains(&format!("{}_{suffix}", o.name)) {
+                params.push(format!("const __grid_constant__ {ty} {}_{suffix}", o.name));
+            }
+        }
+    }
+    params.extend(k.outputs.iter().map(|o| format!("{}* {}", ctype(o.dtype), o.name)));
+    let mut consts: Vec<String> = (0..k.inputs.len()).map(|i| format!("using T{i} = {};", ctype(dtype))).collect();
+    consts.extend(k.outputs.iter().enumerate().map(|(j, o)| format!("using O{j} = {};", ctype(o.dtype))));
+    consts.push(format!("constexpr int N = {n};"));
+    consts.push(format!("constexpr int VEC = {};", p.vec));
+    match k.form {
+        Form::Rows => {
+            let packs = (n + p.vec as i64 - 1) / p.vec as i64;
+            consts.push(format!("constexpr int TPR = {};", p.threads));
+            consts.push(format!("constexpr int ITEMS = {};", (packs + p.threads as i64 - 1) / p.threads as i64));
+        }
+        Form::Elementwise => consts.push(format!("constexpr int UNROLL = {};", p.unroll)),
+    }
+    format!("__global__ void {name}(\n    {}) {{\n  {}\n{body}\n}}\n", params.join(",\n    "), consts.join("\n  "))
+}
+
+/// MLX's device header and cooperative groups, reduced to what a body may use (the
+/// bodies use no cooperative groups, whose headers need CUDA's C++ library).
+const MLX_PRELUDE: &str = r#"
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#define MAX_NDIM 8
+struct Shape { int v[MAX_NDIM]; __device__ int operator[](int i) const { return v[i]; } };
+struct Strides { long long v[MAX_NDIM]; __device__ long long operator[](int i) const { return v[i]; } };
+"#;
+
+/// Functions in MLX's namespace, after the prelude and superopt's header: a translation
+/// unit NVRTC compiles as MLX would (crates/kernel/tests/nvrtc.rs, examples/ptx.rs).
+pub fn mlx_module(functions: &str) -> String {
+    format!("{MLX_PRELUDE}{}\nnamespace mlx::core::cu {{\n{functions}}}\n", HEADER)
 }

@@ -62,60 +62,6 @@ fn kernels(dtype: Dtype) -> Vec<Kernel> {
     ]
 }
 
-fn ctype(d: Dtype) -> &'static str {
-    match d {
-        Dtype::Float32 => "float",
-        Dtype::Bfloat16 => "__nv_bfloat16",
-        Dtype::Float16 => "__half",
-        d => panic!("no kernel here reads {}", d.name()),
-    }
-}
-
-/// What MLX's `build_kernel` (mlx/backend/cuda/custom_kernel.cpp) writes around a body:
-/// pointers, then `_shape`/`_strides`/`_ndim` of inputs whose names the body uses, outputs,
-/// and the template arguments as constants.
-fn function(name: &str, k: &Kernel, dtype: Dtype, n: i64, p: &Params) -> String {
-    let body = cuda::source(k);
-    let mut params = vec![];
-    for o in &k.inputs {
-        params.push(format!("const {}* {}", ctype(dtype), o.name));
-        for (suffix, ty) in [("shape", "Shape"), ("strides", "Strides"), ("ndim", "int")] {
-            if body.contains(&format!("{}_{suffix}", o.name)) {
-                params.push(format!("const __grid_constant__ {ty} {}_{suffix}", o.name));
-            }
-        }
-    }
-    params.extend(k.outputs.iter().map(|o| format!("{}* {}", ctype(o.dtype), o.name)));
-    let mut consts: Vec<String> = (0..k.inputs.len()).map(|i| format!("using T{i} = {};", ctype(dtype))).collect();
-    consts.extend(k.outputs.iter().enumerate().map(|(j, o)| format!("using O{j} = {};", ctype(o.dtype))));
-    consts.push(format!("constexpr int N = {n};"));
-    consts.push(format!("constexpr int VEC = {};", p.vec));
-    match k.form {
-        Form::Rows => {
-            let packs = (n + p.vec as i64 - 1) / p.vec as i64;
-            consts.push(format!("constexpr int TPR = {};", p.threads));
-            consts.push(format!("constexpr int ITEMS = {};", (packs + p.threads as i64 - 1) / p.threads as i64));
-        }
-        Form::Elementwise => consts.push(format!("constexpr int UNROLL = {};", p.unroll)),
-    }
-    format!("__global__ void {name}(\n    {}) {{\n  {}\n{body}\n}}\n", params.join(",\n    "), consts.join("\n  "))
-}
-
-/// MLX's device header and cooperative groups, reduced to what a body may use (the
-/// bodies use no cooperative groups, whose headers need CUDA's C++ library).
-const PRELUDE: &str = r#"
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#define MAX_NDIM 8
-struct Shape { int v[MAX_NDIM]; __device__ int operator[](int i) const { return v[i]; } };
-struct Strides { long long v[MAX_NDIM]; __device__ long long operator[](int i) const { return v[i]; } };
-"#;
-
-/// Functions in MLX's namespace, after the prelude and superopt's header.
-fn module(functions: &str) -> String {
-    format!("{PRELUDE}{}\nnamespace mlx::core::cu {{\n{functions}}}\n", cuda::HEADER)
-}
-
 struct Launch {
     name: String,
     what: String,
@@ -160,11 +106,11 @@ fn every_launch_compiles_for_sm90_without_spilling() {
                 let dtypes = vec![dtype; k.inputs.len() + k.outputs.len()];
                 for p in params::space(&k, &LaunchShape { rows: 4096, n, dtypes }) {
                     let name = format!("so_check_{}", launches.len());
-                    functions += &function(&name, &k, dtype, n, &p);
+                    functions += &cuda::mlx_function(&name, &k, dtype, n, &p);
                     launches.push(Launch { name, what: format!("{} {} n={n} {p:?}", k.name, dtype.name()), threads_per_block: p.threads * p.rows_per_block });
                 }
             }
-            let Some((ok, log)) = compile(&module(&functions)) else {
+            let Some((ok, log)) = compile(&cuda::mlx_module(&functions)) else {
                 eprintln!("NVRTC has no wheel for this platform: not checked");
                 return;
             };
@@ -187,7 +133,7 @@ fn the_check_fails_where_it_should() {
     assert!(log.contains("missing"), "{log}");
     let k = residual_rms_norm(Dtype::Bfloat16);
     let p = Params { vec: 8, threads: 64, rows_per_block: 1, unroll: 1 };
-    let (ok, log) = compile(&module(&function("so_check_0", &k, Dtype::Bfloat16, 8192, &p))).unwrap();
+    let (ok, log) = compile(&cuda::mlx_module(&cuda::mlx_function("so_check_0", &k, Dtype::Bfloat16, 8192, &p))).unwrap();
     assert!(ok, "{log}");
     let (_, stores, _, _) = resources(&log, "so_check_0");
     assert!(stores > 0, "{log}");
