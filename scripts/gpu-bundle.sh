@@ -9,7 +9,10 @@
 #   1. carry .gpu/a:  mkdir -p /tmp/mlxw && cp .gpu/a/part1 /tmp/mlxw/
 #   2. carry .gpu/c:  python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/c/*.whl
 #   3. carry .gpu/b:  bash .gpu/b/install.sh >/dev/null && export PYTHONPATH=/tmp/site &&
-#                     bash .gpu/b/gpu-suite.sh .gpu/b $OUT suite main 90
+#                     python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py &&
+#                     bash .gpu/b/gpu-suite.sh .gpu/b /tmp/so suite main 90 420 150;
+#                     tar czf $OUT/so.tgz -C /tmp/so .
+#   4. while held (.gpu/b stays there): the same suite command again resumes from /tmp/so.
 # Usage: scripts/gpu-bundle.sh [--no-phew]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +23,7 @@ rm -rf .gpu/b/whl .gpu/c .gpu/cache && { [ ! -d .gpu/b/cache ] || mv .gpu/b/cach
 [ ! -d .gpu/cache ] || mv .gpu/cache .gpu/b/cache
 cargo build --release --quiet
 cp target/release/superopt scripts/gpu-suite.sh .gpu/b/
+cargo run --release --quiet -p superopt-kernel --example standard -- cuda > .gpu/b/standard_cuda.py
 wheels() {  # DIR PACKAGE... : wheels for the GPU machine's CPython 3.12, without dependencies
   local dir="$1"; shift
   mkdir -p "$dir"

@@ -2,7 +2,7 @@
 import mlx.core as mx
 from _sizes import pick
 
-SHAPES = pick({"small": (1, 8, 256, 128), "typical": (1, 8, 2048, 128), "large": (2, 8, 4096, 128)},
+SHAPES = pick({"small": (1, 8, 256, 128), "typical": (1, 8, 2048, 128), "large": (1, 8, 4096, 128)},
               {"small": (1, 2, 32, 32), "typical": (1, 2, 128, 64), "large": (1, 4, 256, 64)})
 
 

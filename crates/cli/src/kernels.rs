@@ -128,7 +128,7 @@ pub fn tune(s: &mut Session, c: &mut Candidate, cache: &mut TuneCache, deadline:
     let mut picked: Vec<Vec<Tuned>> = vec![vec![]; calls.len()];
     let mut lines = vec![];
     for size in SIZES {
-        let reply = s.worker.cmd("kernel_launches", json!({"program": c.name, "size": size}), s.timeout)?;
+        let reply = s.worker.cmd("kernel_launches", json!({"program": c.name, "size": size}), until(deadline, s.timeout))?;
         let launches: Vec<Launch> = serde_json::from_value(reply["launches"].clone()).map_err(|e| WorkerError::Internal(format!("bad kernel_launches reply: {e}")))?;
         for l in launches {
             let call = &calls[l.kernel];
@@ -145,7 +145,7 @@ pub fn tune(s: &mut Session, c: &mut Candidate, cache: &mut TuneCache, deadline:
                 Some(p) => (*p, "cached".to_string()),
                 None if std::time::Instant::now() > deadline => (params::default(&call.kernel, &shape), "default: no time left to tune".to_string()),
                 None => {
-                    let (p, secs, tried) = time_space(s, c, l.kernel, &l, call, &shape)?;
+                    let (p, secs, tried) = time_space(s, c, l.kernel, &l, call, &shape, deadline)?;
                     cache.entries.insert(key, p);
                     cache.save();
                     (p, format!("best of {tried} in {:.1} µs", secs * 1e6))
@@ -168,20 +168,42 @@ pub fn tune(s: &mut Session, c: &mut Candidate, cache: &mut TuneCache, deadline:
     Ok(lines)
 }
 
+/// How long a tuning request may take: until `deadline`, at least 10 s, at most `timeout`.
+/// (A request cut short restarts the worker and drops the candidate.)
+fn until(deadline: std::time::Instant, timeout: std::time::Duration) -> std::time::Duration {
+    deadline.saturating_duration_since(std::time::Instant::now()).max(std::time::Duration::from_secs(10)).min(timeout)
+}
+
 /// The fastest configuration of one launch, its seconds and how many ran.
-fn time_space(s: &mut Session, c: &Candidate, kernel: usize, l: &Launch, call: &Call, shape: &LaunchShape) -> Result<(Params, f64, usize), WorkerError> {
+fn time_space(s: &mut Session, c: &Candidate, kernel: usize, l: &Launch, call: &Call, shape: &LaunchShape, deadline: std::time::Instant) -> Result<(Params, f64, usize), WorkerError> {
     let space = params::space(&call.kernel, shape);
     if space.is_empty() {
         return Ok((params::default(&call.kernel, shape), f64::NAN, 0));
     }
     let inputs: Vec<_> = l.inputs.iter().map(|i| json!({"shape": i.shape, "dtype": i.dtype})).collect();
     let req = json!({"program": c.name, "kernel": kernel, "shape": l.shape, "inputs": inputs, "configs": space});
-    let reply = s.worker.cmd("tune", req, s.timeout)?;
+    let reply = s.worker.cmd("tune", req, until(deadline, s.timeout))?;
     let secs: Vec<Option<f64>> = serde_json::from_value(reply["seconds"].clone()).map_err(|e| WorkerError::Internal(format!("bad tune reply: {e}")))?;
     let ran = secs.iter().filter(|x| x.is_some()).count();
     let best = space.iter().zip(&secs).filter_map(|(p, t)| t.map(|t| (*p, t))).min_by(|a, b| a.1.total_cmp(&b.1));
     match best {
         Some((p, t)) => Ok((p, t, ran)),
         None => Err(WorkerError::Candidate(format!("{}: no launch configuration ran", call.kernel.name))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::until;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_tuning_request_ends_at_the_tuning_deadline() {
+        let minute = Duration::from_secs(60);
+        let soon = until(Instant::now() + Duration::from_secs(30), Duration::from_secs(120));
+        assert!(soon <= Duration::from_secs(30) && soon > Duration::from_secs(29));
+        assert_eq!(until(Instant::now() + 10 * minute, Duration::from_secs(120)), Duration::from_secs(120));
+        // Past the deadline a request still gets its 10 s (its launches are needed at defaults).
+        assert_eq!(until(Instant::now(), Duration::from_secs(120)), Duration::from_secs(10));
     }
 }

@@ -192,9 +192,10 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     // On a GPU the CPU's cores are free: compute every case's reference at once. On the
     // CPU backend they would only compete with the candidates; each comes when needed.
     let gpu = s.hello.backend != "cpu";
+    // Each size may take half of what is left, so that a huge one cannot starve the rest.
     for size in SIZES.iter().filter(|_| gpu) {
         progress.set_message(format!("computing float64 references at {size}"));
-        s.prepare(size, &seeds, deadline);
+        s.prepare(size, &seeds, Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2);
     }
     for k in verification_order(&candidates, &device) {
         progress.set_message(format!("verifying {}", candidates[k].name));

@@ -268,7 +268,7 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
         ids.push(w.clone());
         row.superopt_result = w.clone();
     }
-    let phew_seen = phew_contender(&mut done.session, &mut row);
+    let phew_seen = phew_contender(&mut done.session, &mut row, Duration::from_secs(a.time_budget));
     if row.phew_status == "verified" {
         ids.push("phew".into());
     }
@@ -313,10 +313,11 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
 
 /// Runs phew on the harness in the worker (when importable) and verifies its output with
 /// superopt's own checks at every size; sets `row.phew_status`. Returns "phew-mlx VERSION".
-fn phew_contender(s: &mut Session, row: &mut Row) -> Option<String> {
+/// phew gets the time superopt gets (`limit`, the suite's --time-budget).
+fn phew_contender(s: &mut Session, row: &mut Row, limit: Duration) -> Option<String> {
     let dir = tempfile::tempdir().ok()?;
     let path = dir.path().join("phew_out.py");
-    let reply = match s.worker.cmd("phew", serde_json::json!({"path": path.to_string_lossy()}), Duration::from_secs(600)) {
+    let reply = match s.worker.cmd("phew", serde_json::json!({"path": path.to_string_lossy()}), limit) {
         Ok(r) => r,
         Err(e) => {
             row.phew_status = format!("failed: {e}");

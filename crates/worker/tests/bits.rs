@@ -1,0 +1,44 @@
+//! The worker's `bits` (bit-identity digest) read in blocks equals the digest of the
+//! whole buffer, and tells arrays apart by their last byte. Real MLX (CPU).
+
+use std::process::Command;
+
+const CHECK: &str = r#"
+import hashlib, sys
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+bits = w["bits"]
+
+def whole(x):
+    x = x.astype(mx.uint8) if x.dtype == mx.bool_ else x
+    return hashlib.sha256(bytes(memoryview(x.reshape(-1).view(mx.uint8)))).digest()
+
+cases = [mx.random.normal((1000, 37)).astype(mx.bfloat16), mx.array([True, False, True] * 501),
+         mx.random.normal((64, 33)).T, mx.array(3.0), mx.zeros((0, 4)), mx.arange(1009)]
+for x in cases:
+    for chunk in [1, 7, 1000, 1 << 28]:
+        w["CHUNK_BYTES"] = chunk
+        assert bits(x) == whole(x), (x.shape, x.dtype, chunk)
+w["CHUNK_BYTES"] = 8
+a = mx.arange(1009)
+b = mx.concatenate([mx.arange(1008), mx.array([0])])
+assert bits(a) != bits(b), "the last element differs"
+print("ok")
+"#;
+
+#[test]
+fn bits_in_blocks_equals_bits_of_the_whole_buffer() {
+    let python = superopt_worker::find_python(None, &|_| {}).expect("a Python with MLX").path;
+    let mut child = Command::new(python)
+        .args(["-c", CHECK])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(superopt_worker::WORKER_SOURCE.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"), "{}", String::from_utf8_lossy(&out.stderr));
+}
