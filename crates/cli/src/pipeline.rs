@@ -52,6 +52,8 @@ pub struct Done {
     pub session: Session,
     pub harness_text: String,
     stages: Stages,
+    /// The staged candidates' modules: a worker restarted later reloads them from here.
+    _workdir: tempfile::TempDir,
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
@@ -62,7 +64,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
         Outcome::Done(d) => d,
     };
-    let Done { capsule, candidates, winner, session, harness_text, stages } = &mut *done;
+    let Done { capsule, candidates, winner, session, harness_text, stages, .. } = &mut *done;
     if let (Some(k), Some(out)) = (*winner, &args.output) {
         let notes = module_notes(&capsule.candidates[k]);
         write_module(session, &candidates[k], out, notes)?;
@@ -192,10 +194,11 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     // On a GPU the CPU's cores are free: compute every case's reference at once. On the
     // CPU backend they would only compete with the candidates; each comes when needed.
     let gpu = s.hello.backend != "cpu";
-    // Each size may take half of what is left, so that a huge one cannot starve the rest.
+    // A prepare cut short restarts the worker, which loses every reference computed so far:
+    // each may run up to the verification deadline.
     for size in SIZES.iter().filter(|_| gpu) {
         progress.set_message(format!("computing float64 references at {size}"));
-        s.prepare(size, &seeds, Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2);
+        s.prepare(size, &seeds, deadline);
     }
     for k in verification_order(&candidates, &device) {
         progress.set_message(format!("verifying {}", candidates[k].name));
@@ -250,7 +253,7 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
         Some(k) => format!("verified speedup: {} {round_trip}", candidates[k].name),
         None => format!("no verified speedup — original unchanged: {}. {round_trip}", why_no_win(&capsule, objective)),
     };
-    Ok(Outcome::Done(Box::new(Done { capsule, candidates, winner, session: s, harness_text, stages })))
+    Ok(Outcome::Done(Box::new(Done { capsule, candidates, winner, session: s, harness_text, stages, _workdir: workdir })))
 }
 
 /// The traced program first, then what every strategy proposes for it.

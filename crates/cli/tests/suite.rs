@@ -73,3 +73,20 @@ fn a_harness_past_its_limit_is_a_timed_out_row_and_resume_goes_on() {
     let (report, _) = run(&["--harness-limit", "1"]);
     assert_eq!(report["rows"].as_array().unwrap().len(), 2, "{report:#}");
 }
+
+/// A contender that kills the worker (here `fast_fn`) after superopt's run: the restarted
+/// worker reloads the staged candidates, so the row is still timed.
+#[test]
+fn a_contender_that_kills_the_worker_leaves_the_row_timed() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("suite.json");
+    let suite = repo().join("tests/harnesses/suite_restart");
+    let o = superopt(&["suite", suite.to_str().unwrap(), "--time-budget", "8", "--json", json.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let row = &report["rows"][0];
+    assert_eq!(row["status"], "ok", "{row:#}");
+    assert!(row["fast_status"].as_str().unwrap().contains("restarted"), "{row:#}");
+    assert_eq!(row["original"].as_array().unwrap().len(), 3, "{row:#}");
+}

@@ -1,5 +1,5 @@
-//! The worker's `bits` (bit-identity digest) read in blocks equals the digest of the
-//! whole buffer, and tells arrays apart by their last byte. Real MLX (CPU).
+//! The worker's bit-identity helpers on real MLX (CPU): `bits` (a digest read in blocks)
+//! equals the digest of the whole buffer; `same_bits` tells apart what differs in one bit.
 
 use std::process::Command;
 
@@ -24,11 +24,20 @@ w["CHUNK_BYTES"] = 8
 a = mx.arange(1009)
 b = mx.concatenate([mx.arange(1008), mx.array([0])])
 assert bits(a) != bits(b), "the last element differs"
+same = w["same_bits"]
+x = mx.random.normal((300, 7))
+assert same(x, mx.array(x)) and same(x.T, mx.array(x.T))
+assert not same(mx.array([0.0]), mx.array([-0.0])), "signed zeros differ in a bit"
+nan = mx.array([float("nan")])
+assert same(nan, mx.array(nan))
+assert not same(x, x.reshape(7, 300)) and not same(x, x.astype(mx.float16))
+assert not same(mx.array([True, False]), mx.array([True, True]))
+assert w["all_same_bits"]([x, a], [x, a]) and not w["all_same_bits"]([x, a], [x, b]) and not w["all_same_bits"]([x], [x, a])
 print("ok")
 "#;
 
 #[test]
-fn bits_in_blocks_equals_bits_of_the_whole_buffer() {
+fn bit_identity_helpers() {
     let python = superopt_worker::find_python(None, &|_| {}).expect("a Python with MLX").path;
     let mut child = Command::new(python)
         .args(["-c", CHECK])
