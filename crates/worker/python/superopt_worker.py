@@ -149,17 +149,23 @@ def bits(a):
     return h.digest()
 
 
-def as_bytes(a):
-    """a's bytes as a flat uint8 array (bool as 0/1 bytes)."""
+UNSIGNED = {1: mx.uint8, 2: mx.uint16, 4: mx.uint32, 8: mx.uint64}
+
+
+def as_bits(a):
+    """a's elements as unsigned integers of the same width, flat (bool as 0/1 bytes). The
+    width is kept: MLX's CPU reductions crash past 2^31 elements."""
     flat = a.reshape(-1)
-    return (flat.astype(mx.uint8) if a.dtype == mx.bool_ else flat).view(mx.uint8)
+    if a.dtype == mx.bool_:
+        return flat.astype(mx.uint8)
+    return flat.view(UNSIGNED[a.itemsize])
 
 
 def same_bits(a, b):
     """Whether a and b are bit-identical (NaN payloads and signed zeros included)."""
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
-    return mx.array_equal(as_bytes(a), as_bytes(b)).item()
+    return mx.array_equal(as_bits(a), as_bits(b)).item()
 
 
 def all_same_bits(xs, ys):
