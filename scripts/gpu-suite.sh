@@ -9,7 +9,7 @@
 #   from BUNDLE/NAME.json, the rows of an earlier machine). It holds STATE/NAME.json,
 #   STATE/NAME.md, STATE/NAME.svg, STATE/capsules-NAME (each harness's run capsule) and
 #   STATE/cache (the per-device caches; carry them into the next machine as BUNDLE/cache).
-#   Pack it for $OUT (8 files at most come back) with `tar czf $OUT/state.tgz -C STATE .`.
+#   Pack it for $OUT (8 files at most come back) with `tar czf $OUT/so.tgz -C STATE .`.
 set -uo pipefail
 bundle="$1"; state="$2"; dir="$3"; name="$4"; budget="${5:-90}"; stop="${6:-420}"; limit="${7:-400}"
 export SUPEROPT_PYTHON="${SUPEROPT_PYTHON:-python3}" PYTHONUNBUFFERED=1

@@ -129,26 +129,6 @@ def call_original(args, kwargs):
         raise HarnessError(str(e))
 
 
-CHUNK_BYTES = 1 << 28
-
-
-def bits(a):
-    """SHA-256 of a's bytes: equal for bit-identical arrays. Read in blocks of rows, since
-    a buffer of 2 GiB or more cannot become one bytes object and MLX slices take 32-bit
-    indices."""
-    mx.eval(a)
-    flat = a.reshape(-1)
-    if a.dtype == mx.bool_:
-        flat = flat.astype(mx.uint8)
-    width = math.gcd(flat.size, 1 << 20) or 1
-    grid = flat.reshape(-1, width)
-    step = max(1, CHUNK_BYTES // (width * flat.itemsize))
-    h = hashlib.sha256()
-    for start in range(0, grid.shape[0], step):
-        h.update(memoryview(grid[start : start + step].view(mx.uint8)))
-    return h.digest()
-
-
 UNSIGNED = {1: mx.uint8, 2: mx.uint16, 4: mx.uint32, 8: mx.uint64}
 
 
@@ -172,10 +152,21 @@ def all_same_bits(xs, ys):
     return len(xs) == len(ys) and all(same_bits(x, y) for x, y in zip(xs, ys))
 
 
+CHUNK_BYTES = 1 << 28
+
+
 def digest(a):
+    """SHA-256 of a's dtype, shape and bytes. The bytes are read in blocks of rows: a buffer
+    of 2 GiB or more cannot become one bytes object, and MLX slices take 32-bit indices."""
+    flat = as_bits(a)
+    mx.eval(flat)
+    width = math.gcd(flat.size, 1 << 20) or 1
+    grid = flat.reshape(-1, width)
+    step = max(1, CHUNK_BYTES // (width * flat.itemsize))
     h = hashlib.sha256()
     h.update(f"{a.dtype}{a.shape}".encode())
-    h.update(bits(a))
+    for start in range(0, grid.shape[0], step):
+        h.update(memoryview(grid[start : start + step]))
     return h.hexdigest()
 
 

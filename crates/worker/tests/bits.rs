@@ -1,5 +1,5 @@
-//! The worker's bit-identity helpers on real MLX (CPU): `bits` (a digest read in blocks)
-//! equals the digest of the whole buffer; `same_bits` tells apart what differs in one bit.
+//! The worker's bit-identity helpers on real MLX (CPU): `digest` read in blocks equals the
+//! digest of the whole buffer; `same_bits` tells apart what differs in one bit.
 
 use std::process::Command;
 
@@ -8,22 +8,22 @@ import hashlib, sys
 import mlx.core as mx
 w = {"__name__": "superopt_worker"}
 exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
-bits = w["bits"]
+digest = w["digest"]
 
 def whole(x):
-    x = x.astype(mx.uint8) if x.dtype == mx.bool_ else x
-    return hashlib.sha256(bytes(memoryview(x.reshape(-1).view(mx.uint8)))).digest()
+    raw = bytes(memoryview((x.astype(mx.uint8) if x.dtype == mx.bool_ else x).reshape(-1).view(mx.uint8)))
+    return hashlib.sha256(f"{x.dtype}{x.shape}".encode() + raw).hexdigest()
 
 cases = [mx.random.normal((1000, 37)).astype(mx.bfloat16), mx.array([True, False, True] * 501),
          mx.random.normal((64, 33)).T, mx.array(3.0), mx.zeros((0, 4)), mx.arange(1009)]
 for x in cases:
     for chunk in [1, 7, 1000, 1 << 28]:
         w["CHUNK_BYTES"] = chunk
-        assert bits(x) == whole(x), (x.shape, x.dtype, chunk)
+        assert digest(x) == whole(x), (x.shape, x.dtype, chunk)
 w["CHUNK_BYTES"] = 8
 a = mx.arange(1009)
 b = mx.concatenate([mx.arange(1008), mx.array([0])])
-assert bits(a) != bits(b), "the last element differs"
+assert digest(a) != digest(b), "the last element differs"
 same = w["same_bits"]
 x = mx.random.normal((300, 7))
 assert same(x, mx.array(x)) and same(x.T, mx.array(x.T))
