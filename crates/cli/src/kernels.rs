@@ -116,7 +116,7 @@ impl TuneCache {
 
 fn cache_key(call: &Call, s: &LaunchShape) -> String {
     let dtypes: Vec<&str> = s.dtypes.iter().map(|d| d.name()).collect();
-    format!("{} {}x{} {}", call.kernel.digest(), s.rows, s.n, dtypes.join(","))
+    format!("{} {}x{} {}", superopt_kernel::launch::source_digest(&call.kernel, call.target), s.rows, s.n, dtypes.join(","))
 }
 
 /// Times each kernel of candidate `c` (loaded in the worker) over its launch space at

@@ -244,7 +244,7 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
         decision: String::new(),
         output: None,
         stages: vec![],
-        ceilings: Some(Ceilings { bytes_per_s: device.bytes_per_s, flops_per_s: device.flops_per_s }),
+        ceilings: Some(Ceilings { bytes_per_s: device.bytes_per_s, flops_per_s: device.flops_per_s, fixed_s: device.fixed_s }),
         floors: vec![],
         notes,
     };

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use superopt_ir::Program;
 use superopt_search::egraph::cost::Device;
 use superopt_verify::{SeedFigures, Tolerance};
+
+/// How long one timing sample of one program lasts: long against the few tens of
+/// microseconds a GPU takes to start and to report back.
+pub const SAMPLE_SECONDS: f64 = 0.01;
 use superopt_worker::{find_python, Worker, WorkerError};
 
 pub const SIZES: [&str; 3] = ["small", "typical", "large"];
@@ -29,6 +33,18 @@ pub fn write_cache<T: serde::Serialize>(name: &str, value: &T) {
 }
 
 /// The verification cases: each seed on normal inputs, then each edge variant on the first.
+/// Calls per timing sample for each program, from one call's seconds (`first`): enough
+/// to last about [`SAMPLE_SECONDS`].
+fn sample_calls(first: &HashMap<String, Vec<f64>>) -> HashMap<String, u64> {
+    first
+        .iter()
+        .map(|(p, xs)| {
+            let t = xs.iter().cloned().fold(0.0, f64::max).max(1e-7);
+            (p.clone(), ((SAMPLE_SECONDS / t).ceil() as u64).clamp(1, 10_000))
+        })
+        .collect()
+}
+
 fn cases(seeds: &[u64]) -> Vec<(u64, &'static str)> {
     seeds.iter().map(|s| (*s, "normal")).chain(superopt_verify::EDGE_VARIANTS.iter().map(|v| (seeds[0], *v))).collect()
 }
@@ -92,7 +108,8 @@ impl Session {
     /// The device's rates for the cost model: measured by the worker once per device and
     /// MLX version, then read from the user cache; the default model if measuring fails.
     pub fn device(&mut self) -> Device {
-        let name = format!("device-{}.json", self.device_key());
+        // "2": samples of one length (SAMPLE_SECONDS) and the fixed time per kernel.
+        let name = format!("device-2-{}.json", self.device_key());
         if let Some(d) = read_cache(&name) {
             return d;
         }
@@ -147,20 +164,23 @@ impl Session {
     }
 
     /// Interleaved timing samples (seconds per call) of `programs` at `size`, sampling
-    /// until sigma/mu < 5% for each or `budget` is spent.
+    /// until sigma/mu < 5% for each or `budget` is spent. Each program's samples queue
+    /// enough calls to last about [`SAMPLE_SECONDS`], so the fixed cost of starting and
+    /// waiting for the device adds the same fraction to every program's time (samples
+    /// of a fixed call count overstate fast programs' times, and so narrow the ratios).
     pub fn time(&mut self, programs: &[String], size: &str, budget: Duration) -> Result<HashMap<String, Vec<f64>>, WorkerError> {
         let start = Instant::now();
-        let first = self.time_rounds(programs, size, 1, 1)?;
-        let slowest = first.values().flatten().cloned().fold(0.0, f64::max).max(1e-7);
-        let iters = ((0.005 / slowest).ceil() as u64).clamp(1, 10_000);
+        let ones: HashMap<String, u64> = programs.iter().map(|p| (p.clone(), 1)).collect();
+        let first = self.time_rounds(programs, size, &ones, 1)?;
+        let iters = sample_calls(&first);
         let mut samples: HashMap<String, Vec<f64>> = programs.iter().map(|p| (p.clone(), vec![])).collect();
         let mut rounds = 6;
         loop {
-            let round_cost = slowest * iters as f64 * programs.len() as f64 * rounds as f64;
+            let round_cost = SAMPLE_SECONDS * programs.len() as f64 * rounds as f64;
             if !samples[&programs[0]].is_empty() && start.elapsed().as_secs_f64() + round_cost > budget.as_secs_f64() {
                 break;
             }
-            for (p, xs) in self.time_rounds(programs, size, iters, rounds)? {
+            for (p, xs) in self.time_rounds(programs, size, &iters, rounds)? {
                 samples.get_mut(&p).unwrap().extend(xs);
             }
             let steady = samples.values().all(|xs| superopt_bench::cv(xs) < superopt_bench::TARGET_CV);
@@ -172,7 +192,7 @@ impl Session {
         Ok(samples)
     }
 
-    fn time_rounds(&mut self, programs: &[String], size: &str, iters: u64, rounds: u64) -> Result<HashMap<String, Vec<f64>>, WorkerError> {
+    fn time_rounds(&mut self, programs: &[String], size: &str, iters: &HashMap<String, u64>, rounds: u64) -> Result<HashMap<String, Vec<f64>>, WorkerError> {
         let req = json!({"programs": programs, "size": size, "seed": 0, "iters": iters, "rounds": rounds});
         let reply: Json = self.worker.cmd("time", req, self.timeout)?;
         serde_json::from_value(reply["samples"].clone()).map_err(|e| WorkerError::Internal(format!("bad time reply: {e}")))
@@ -181,5 +201,19 @@ impl Session {
     pub fn save_constants(&mut self, keys: &[String], path: &Path) -> Result<(), WorkerError> {
         let req = json!({"keys": keys, "path": path.to_string_lossy()});
         self.worker.cmd("save_constants", req, self.timeout).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_program_samples_for_about_the_same_time() {
+        let first: HashMap<String, Vec<f64>> = [("slow".to_string(), vec![SAMPLE_SECONDS / 4.0]), ("fast".to_string(), vec![SAMPLE_SECONDS / 400.0])].into();
+        let calls = sample_calls(&first);
+        assert_eq!((calls["slow"], calls["fast"]), (4, 400));
+        let tiny: HashMap<String, Vec<f64>> = [("tiny".to_string(), vec![0.0])].into();
+        assert_eq!(sample_calls(&tiny)["tiny"], 10_000);
     }
 }

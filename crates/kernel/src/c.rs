@@ -160,7 +160,7 @@ fn elem_or_row(k: &Kernel, d: &dyn Dialect, vals: &Vals, v: usize, m: &str, s: &
                 let name = &k.inputs[vals.lazy[a].unwrap()].name;
                 let ty = format!("T{}", vals.lazy[a].unwrap());
                 writeln!(s, "    float p{a}[VEC];  // {name}").unwrap();
-                writeln!(s, "    if ((i * TPR + lane) * VEC < N) {{\n      {}", d.load(&ty, name, "(i * TPR + lane) * VEC", &format!("p{a}"), "0")).unwrap();
+                writeln!(s, "    if (EVEN || (i * TPR + lane) * VEC < N) {{\n      {}", d.load(&ty, name, "(i * TPR + lane) * VEC", &format!("p{a}"), "0")).unwrap();
                 writeln!(s, "    }} else {{\n      for (int j = 0; j < VEC; ++j) p{a}[j] = 0.0f;\n    }}").unwrap();
             }
             writeln!(s, "    for (int j = 0; j < VEC; ++j) {{\n      const int e = i * VEC + j;").unwrap();
@@ -184,6 +184,7 @@ fn count_rows(k: &Kernel, s: &mut String) {
 
 fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
     writeln!(s, "  constexpr int M = ITEMS * VEC;").unwrap();
+    writeln!(s, "  constexpr bool EVEN = N % (TPR * VEC) == 0;  // every pack in the row").unwrap();
     writeln!(s, "  const int lane = {};", d.lane()).unwrap();
     writeln!(s, "  const int row = {};", d.row()).unwrap();
     count_rows(k, s);
@@ -201,7 +202,7 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
                         let off = if k.inputs[i].layout == Layout::Full { "base + " } else { "" };
                         writeln!(s, "  float v{v}[M];  // {name}").unwrap();
                         writeln!(s, "  for (int i = 0; i < ITEMS; ++i) {{").unwrap();
-                        writeln!(s, "    if ({col} < N) {{").unwrap();
+                        writeln!(s, "    if (EVEN || {col} < N) {{").unwrap();
                         writeln!(s, "      {}", d.load(&ty, name, &format!("{off}{col}"), &format!("v{v}"), "i * VEC")).unwrap();
                         writeln!(s, "    }} else {{").unwrap();
                         writeln!(s, "      for (int j = 0; j < VEC; ++j) v{v}[i * VEC + j] = 0.0f;").unwrap();
@@ -221,7 +222,7 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
                 writeln!(s, "  float v{v};\n  {{").unwrap();
                 writeln!(s, "    float acc = {init};").unwrap();
                 writeln!(s, "    for (int i = 0; i < ITEMS; ++i) {{").unwrap();
-                writeln!(s, "      if ({col} < N) {{").unwrap();
+                writeln!(s, "      if (EVEN || {col} < N) {{").unwrap();
                 writeln!(s, "        for (int j = 0; j < VEC; ++j) {step};").unwrap();
                 writeln!(s, "      }}\n    }}").unwrap();
                 writeln!(s, "    v{v} = {};", d.reduce(r, "acc", &format!("red{v}"))).unwrap();
@@ -237,7 +238,7 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
             _ => {
                 let src = broadcast_elem(vals, o.value, "M", s);
                 writeln!(s, "  for (int i = 0; i < ITEMS; ++i) {{").unwrap();
-                writeln!(s, "    if ({col} < N) {{").unwrap();
+                writeln!(s, "    if (EVEN || {col} < N) {{").unwrap();
                 writeln!(s, "      {}", d.store(&ty, &o.name, &format!("base + {col}"), &src, "i * VEC")).unwrap();
                 writeln!(s, "    }}\n  }}").unwrap();
             }

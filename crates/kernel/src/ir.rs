@@ -226,13 +226,6 @@ impl Kernel {
         Ok(())
     }
 
-    /// A short content hash: the tuning cache's key for this kernel.
-    pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let json = serde_json::to_string(self).expect("a kernel serialises");
-        Sha256::digest(json.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
-    }
-
     /// Reductions in the kernel: the passes over a row beyond the first read.
     pub fn reductions(&self) -> usize {
         self.insts.iter().filter(|i| matches!(i.op, Op::Reduce(_))).count()

@@ -19,20 +19,33 @@ pub fn preamble(target: Target) -> String {
     )
 }
 
-/// MLX caches a compiled kernel under its name and template arguments alone (in the
-/// process and as PTX on disk), so the name carries a digest of the source it compiles.
-fn source_digest(header: &str, source: &str) -> String {
+/// The header and body `target` compiles for `k`; None for the plain-MLX form.
+fn target_source(k: &Kernel, target: Target) -> Option<(String, &'static str, &'static str)> {
+    match target {
+        Target::Cuda => Some((cuda::source(k), "mx.fast.cuda_kernel", cuda::HEADER)),
+        Target::Metal => Some((metal::source(k), "mx.fast.metal_kernel", metal::HEADER)),
+        Target::Mlx => None,
+    }
+}
+
+/// A short digest of the source `target` compiles for `k` (of the plain-MLX form, of the
+/// kernel IR). MLX caches a compiled kernel under its name and template arguments alone
+/// (in the process and as PTX on disk), so the name carries it; so does the key of tuned
+/// parameters, which an emitter change makes stale.
+pub fn source_digest(k: &Kernel, target: Target) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(format!("{header}{source}").as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+    let text = match target_source(k, target) {
+        Some((source, _, header)) => format!("{header}{source}"),
+        None => serde_json::to_string(k).expect("a kernel serialises"),
+    };
+    Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Definitions for kernel `k` as `_k{index}`: `_k{index}(shape, *inputs, params=None)`.
 /// `tuned` maps `(rows, n)` to the parameters picked on the device.
 pub fn launcher(k: &Kernel, index: usize, target: Target, tuned: &BTreeMap<(i64, i64), Params>) -> String {
-    let (source, make, header) = match target {
-        Target::Cuda => (cuda::source(k), "mx.fast.cuda_kernel", cuda::HEADER),
-        Target::Metal => (metal::source(k), "mx.fast.metal_kernel", metal::HEADER),
-        Target::Mlx => return crate::reference::launcher(k, index),
+    let Some((source, make, _)) = target_source(k, target) else {
+        return crate::reference::launcher(k, index);
     };
     let ins: Vec<String> = k.inputs.iter().map(|o| o.name.clone()).collect();
     let outs: Vec<String> = k.outputs.iter().map(|o| format!("{:?}", o.name)).collect();
@@ -42,7 +55,7 @@ pub fn launcher(k: &Kernel, index: usize, target: Target, tuned: &BTreeMap<(i64,
     let make_call = format!(
         "{make}(\n            name=\"superopt_{}_{}\",\n            input_names=[{}],\n            output_names=[{}],\n            source=_K{index}_SOURCE,\n            header=_KERNEL_HEADER,\n        )",
         k.name,
-        source_digest(header, &source),
+        source_digest(k, target),
         quoted.join(", "),
         outs.join(", ")
     );
@@ -91,4 +104,21 @@ pub fn launcher(k: &Kernel, index: usize, target: Target, tuned: &BTreeMap<(i64,
     writeln!(s, "    )").unwrap();
     writeln!(s, "    return outs[0] if len(outs) == 1 else tuple(outs)\n\n").unwrap();
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use superopt_ir::Dtype;
+
+    #[test]
+    fn the_digest_follows_the_source_each_target_compiles() {
+        let f32 = crate::library::softmax_kernel(Dtype::Float32).unwrap();
+        let bf16 = crate::library::softmax_kernel(Dtype::Bfloat16).unwrap();
+        assert_eq!(source_digest(&f32, Target::Cuda), source_digest(&f32.clone(), Target::Cuda));
+        assert_ne!(source_digest(&f32, Target::Cuda), source_digest(&f32, Target::Metal));
+        // Their CUDA bodies differ (exp2f for 16-bit outputs), so their tunings do too.
+        assert_ne!(cuda::source(&f32), cuda::source(&bf16));
+        assert_ne!(source_digest(&f32, Target::Cuda), source_digest(&bf16, Target::Cuda));
+    }
 }

@@ -125,14 +125,14 @@ fn every_launch_compiles_for_sm90_without_spilling() {
 }
 
 /// The check fails where it should: an undeclared name does not compile, and a launch
-/// outside the tuner's space (two bf16 rows of 8192 held by 64 threads) spills.
+/// outside the tuner's space (two bf16 rows of 8192 held by 32 threads) spills.
 #[test]
 fn the_check_fails_where_it_should() {
     let Some((ok, log)) = compile("__global__ void f(float* out) { out[0] = missing; }") else { return };
     assert!(!ok);
     assert!(log.contains("missing"), "{log}");
     let k = residual_rms_norm(Dtype::Bfloat16);
-    let p = Params { vec: 8, threads: 64, rows_per_block: 1, unroll: 1 };
+    let p = Params { vec: 8, threads: 32, rows_per_block: 1, unroll: 1 };
     let (ok, log) = compile(&cuda::mlx_module(&cuda::mlx_function("so_check_0", &k, Dtype::Bfloat16, 8192, &p))).unwrap();
     assert!(ok, "{log}");
     let (_, stores, _, _) = resources(&log, "so_check_0");

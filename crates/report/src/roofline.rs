@@ -1,6 +1,7 @@
 //! The roofline: the least time a function can take on a device, from the bytes it must
 //! move (each input and constant read once, each output written once) over the measured
-//! copy bandwidth, and the matrix-product flops it must do over the measured matmul rate.
+//! copy bandwidth, and the matrix-product flops it must do over the measured matmul rate,
+//! plus the fixed time of one kernel: a copy of those bytes takes no less.
 
 use serde::Serialize;
 use superopt_ir::Program;
@@ -10,6 +11,8 @@ use superopt_ir::Program;
 pub struct Ceilings {
     pub bytes_per_s: f64,
     pub flops_per_s: f64,
+    /// What one kernel takes beyond its bytes (a copy's time at zero bytes).
+    pub fixed_s: f64,
 }
 
 /// The floor of one size.
@@ -48,6 +51,29 @@ pub fn floor(size: &str, p: &Program, c: Ceilings) -> Floor {
     let tensors = p.constants.iter().filter(|k| matches!(k.data, superopt_ir::ConstData::Tensor { .. })).map(|k| bytes(p.value(k.value)));
     let moved: f64 = p.inputs.iter().chain(&p.outputs).map(|v| bytes(p.value(*v))).chain(tensors).sum();
     let work: f64 = p.nodes.iter().map(|n| flops(p, n)).sum();
-    let seconds = (moved / c.bytes_per_s).max(work / c.flops_per_s);
+    let seconds = c.fixed_s + (moved / c.bytes_per_s).max(work / c.flops_per_s);
     Floor { size: size.into(), bytes: moved, flops: work, seconds, original: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `exp` of a 1024 x 1024 float32 array: 4 MiB read, 4 MiB written.
+    fn exp_program() -> Program {
+        let text = r#"{"params": [{"name": "x", "kind": "array", "array": "A"}], "output_kind": "array",
+            "inputs": [["A", [1024, 1024], "float32"]], "outputs": [["B", [1024, 1024], "float32"]], "constants": [],
+            "nodes": [{"op": "Exp", "args": [], "inputs": [["A", [1024, 1024], "float32"]], "outputs": [["B", [1024, 1024], "float32"]]}]}"#;
+        superopt_ir::import::import_trace(&serde_json::from_str(text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_floor_is_the_bytes_over_the_bandwidth_plus_one_kernel() {
+        let c = Ceilings { bytes_per_s: 1e12, flops_per_s: 1e15, fixed_s: 5e-6 };
+        let f = floor("typical", &exp_program(), c);
+        assert_eq!(f.bytes, 8.0 * 1024.0 * 1024.0);
+        assert!((f.seconds - (5e-6 + f.bytes / 1e12)).abs() < 1e-12, "{}", f.seconds);
+        let bare = floor("typical", &exp_program(), Ceilings { fixed_s: 0.0, ..c });
+        assert!(bare.seconds < f.seconds);
+    }
 }

@@ -98,7 +98,7 @@ fn roofline_lines(s: &mut String, c: &Capsule, winner: Option<&crate::CandidateR
     if c.floors.iter().all(|f| f.original.is_none()) {
         return;
     }
-    writeln!(s, "\nroofline (copy {:.0} GB/s, matmul {:.0} GFLOP/s, measured on this device):", ceil.bytes_per_s / 1e9, ceil.flops_per_s / 1e9).unwrap();
+    writeln!(s, "\nroofline (copy {:.0} GB/s + {:.1} µs per kernel, matmul {:.0} GFLOP/s, measured on this device):", ceil.bytes_per_s / 1e9, ceil.fixed_s * 1e6, ceil.flops_per_s / 1e9).unwrap();
     for (i, f) in c.floors.iter().enumerate() {
         let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.0}%", x * 100.0));
         let won = winner.map_or(String::new(), |k| format!(", optimized {}", pct(k.sizes.get(i).and_then(|z| z.roofline))));

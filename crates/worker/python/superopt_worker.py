@@ -21,6 +21,8 @@ import traceback
 import mlx.core as mx
 
 SIZES = ("small", "typical", "large")
+# How long one timing sample lasts (as SAMPLE_SECONDS in crates/cli/src/session.rs).
+SAMPLE_SECONDS = 0.01
 
 
 class HarnessError(Exception):
@@ -643,7 +645,7 @@ def time_block(f, args, kwargs, iters):
 
 
 def cmd_time(req):
-    """Times each program `rounds` times, interleaved, `iters` calls per sample."""
+    """Times each program `rounds` times, interleaved, `iters[pid]` calls per sample."""
     args, kwargs = make_inputs(req["size"], req["seed"])
     fs = [(pid, program(pid)) for pid in req["programs"]]
     for pid, f in fs:
@@ -655,7 +657,7 @@ def cmd_time(req):
     for r in range(req["rounds"]):
         order = fs if r % 2 == 0 else fs[::-1]
         for pid, f in order:
-            samples[pid].append(time_block(f, args, kwargs, req["iters"]))
+            samples[pid].append(time_block(f, args, kwargs, req["iters"][pid]))
     return {"samples": samples}
 
 
@@ -679,9 +681,13 @@ def cmd_hello(req):
     }
 
 
-def best_seconds(f, reps, iters=1):
-    """The fastest of `reps` timings of `iters` queued calls of f(), per call (after a warm-up)."""
+def best_seconds(f, reps, iters=None):
+    """The fastest of `reps` timings of `iters` queued calls of f(), per call (after a
+    warm-up); by default enough calls to last SAMPLE_SECONDS, so that starting and
+    waiting for the device add about 1% whatever f costs."""
     mx.eval(f())
+    if iters is None:
+        iters = min(10_000, math.ceil(SAMPLE_SECONDS / max(time_block(f, (), {}, 1), 1e-7)))
     return min(time_block(f, (), {}, iters) for _ in range(reps))
 
 
@@ -699,26 +705,39 @@ def cuda_copy_seconds(x):
         packs = x.size // 4
         copy = lambda: k(inputs=[x], template=[("PACKS", packs)], grid=(packs, 1, 1), threadgroup=(256, 1, 1),
                          output_shapes=[x.shape], output_dtypes=[x.dtype])[0]
-        return best_seconds(copy, 5, 4)
+        return best_seconds(copy, 5)
     except Exception:
         return float("inf")
 
 
+def copy_seconds(x):
+    """Seconds per copy of x (read once, written once): the faster of MLX's `x + 1.0` and
+    a plain copy kernel."""
+    return min(best_seconds(lambda: x + 1.0, 5), cuda_copy_seconds(x))
+
+
 def cmd_calibrate(req):
-    """The device's copy bandwidth (bytes read + written per second), float32 matmul rate
+    """The device's copy bandwidth (bytes read + written per second) and the fixed time of
+    one kernel beside it (a line through copies of two sizes), float32 matmul rate
     (flop/s) and the cost of one small primitive (s): the cost model's rates and the
     roofline's ceilings. Sizes fill a GPU; a CPU gets smaller ones."""
     gpu = mx.default_device() == mx.gpu
     n = 1 << (26 if gpu else 24)
     m = 4096 if gpu else 1024
-    x = mx.random.normal((n,))
+    x, quarter = mx.random.normal((n,)), mx.random.normal((n // 4,))
     a, b = mx.random.normal((m, m)), mx.random.normal((m, m))
     tiny = mx.zeros((8,))
-    mx.eval(x, a, b, tiny)
-    copy = min(best_seconds(lambda: x + 1.0, 5, 4), cuda_copy_seconds(x))
-    matmul = best_seconds(lambda: a @ b, 5, 4 if gpu else 1)
-    launch = best_seconds(lambda: tiny + 1.0, 50)
-    return {"bytes_per_s": 2 * 4 * n / copy, "flops_per_s": 2 * m**3 / matmul, "launch_s": launch}
+    mx.eval(x, quarter, a, b, tiny)
+    big, small = copy_seconds(x), copy_seconds(quarter)
+    # The line through both; where caches make the small copy the faster per byte (a
+    # CPU), the large copy's rate alone and no fixed time.
+    moved = 2 * 4 * n
+    fixed = (4 * small - big) / 3
+    bytes_per_s = 0.75 * moved / (big - small) if fixed > 0 else moved / big
+    fixed = max(0.0, fixed)
+    matmul = best_seconds(lambda: a @ b, 5)
+    launch = best_seconds(lambda: tiny + 1.0, 50, 1)
+    return {"bytes_per_s": bytes_per_s, "flops_per_s": 2 * m**3 / matmul, "launch_s": launch, "fixed_s": fixed}
 
 
 # ---------------------------------------------------------------- generated kernels
@@ -760,7 +779,7 @@ def cmd_tune(req):
     for c in req["configs"]:
         p = (c["vec"], c["threads"], c["rows_per_block"], c["unroll"])
         try:
-            seconds.append(best_seconds(lambda: launch(shape, *ins, params=p), 3, 10))
+            seconds.append(best_seconds(lambda: launch(shape, *ins, params=p), 3))
         except Exception:
             seconds.append(None)
     return {"seconds": seconds}

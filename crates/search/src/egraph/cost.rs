@@ -12,12 +12,16 @@ pub struct Device {
     pub bytes_per_s: f64,
     pub flops_per_s: f64,
     pub launch_s: f64,
+    /// What a kernel takes beyond moving its bytes at `bytes_per_s` (starting, filling
+    /// and draining the device), from copies of two sizes: the roofline's fixed term.
+    #[serde(default)]
+    pub fixed_s: f64,
 }
 
 impl Default for Device {
     /// A modest CPU, used until the worker has measured the device at hand.
     fn default() -> Self {
-        Device { bytes_per_s: 10e9, flops_per_s: 50e9, launch_s: 5e-6 }
+        Device { bytes_per_s: 10e9, flops_per_s: 50e9, launch_s: 5e-6, fixed_s: 0.0 }
     }
 }
 
