@@ -196,9 +196,14 @@ pub fn optimize(args: &RunArgs) -> Result<Outcome> {
     let gpu = s.hello.backend != "cpu";
     // A prepare cut short restarts the worker, which loses every reference computed so far:
     // each may run up to the verification deadline.
+    let references = Instant::now();
     for size in SIZES.iter().filter(|_| gpu) {
         progress.set_message(format!("computing float64 references at {size}"));
         s.prepare(size, &seeds, deadline);
+    }
+    if gpu && Instant::now() >= deadline {
+        let took = references.elapsed().as_secs();
+        notes.push(format!("the float64 references (computed on the CPU) took {took}s and used up the verification budget: run again with a larger --time-budget (this run: {}s)", args.time_budget));
     }
     for k in verification_order(&candidates, &device) {
         progress.set_message(format!("verifying {}", candidates[k].name));

@@ -20,6 +20,11 @@ import traceback
 
 import mlx.core as mx
 
+try:
+    import numpy as np
+except ImportError:  # the float64 references then use MLX's own CPU matmul
+    np = None
+
 SIZES = ("small", "typical", "large")
 # How long one timing sample lasts (as SAMPLE_SECONDS in crates/cli/src/session.rs).
 SAMPLE_SECONDS = 0.01
@@ -408,15 +413,36 @@ def upcast(v):
 NARROW_FLOATS = ("float32", "float16", "bfloat16")
 
 
+def blas_matmul(mlx_matmul):
+    """`mlx_matmul` for the float64 references, with float64 products of finite matrices
+    (MLX promotes a float32 weight times a float64 input to float64) done by numpy's BLAS: MLX's CPU matmul is ~40x slower in float64, which made the
+    references of real-size matmuls outlast a run's budget. Anything else (other dtypes,
+    vectors, NaN or Inf, which BLAS may not propagate as MLX does) goes to MLX."""
+
+    def matmul(a, b, *rest, **kwargs):
+        floats = all(isinstance(x, mx.array) and mx.issubdtype(x.dtype, mx.floating) and x.ndim >= 2 for x in (a, b))
+        if np is None or rest or kwargs or not floats or mx.float64 not in (a.dtype, b.dtype):
+            return mlx_matmul(a, b, *rest, **kwargs)
+        na, nb = np.array(a.astype(mx.float64)), np.array(b.astype(mx.float64))
+        if not (np.isfinite(na).all() and np.isfinite(nb).all()):
+            return mlx_matmul(a, b)
+        return mx.array(np.matmul(na, nb), dtype=mx.float64)
+
+    return matmul
+
+
 def reference_graph(size, seed, variant, stream):
-    """fn on float64 copies of the case's inputs, on a CPU stream, unevaluated; None where
-    fn cannot run in float64. While fn runs, mx.float32/float16/bfloat16 name float64, so
-    that tables fn builds itself (`mx.arange(..., dtype=mx.float32)`) are float64 too."""
+    """fn on float64 copies of the case's inputs, on a CPU stream, unevaluated but for its
+    matrix products (see blas_matmul); None where fn cannot run in float64. While fn runs,
+    mx.float32/float16/bfloat16 name float64, so that tables fn builds itself
+    (`mx.arange(..., dtype=mx.float32)`) are float64 too."""
     args, kwargs = inputs_for(size, seed, variant)
     narrow = {name: getattr(mx, name) for name in NARROW_FLOATS}
+    matmuls = (mx.matmul, mx.array.__matmul__)
     try:
         for name in NARROW_FLOATS:
             setattr(mx, name, mx.float64)
+        mx.matmul, mx.array.__matmul__ = (blas_matmul(f) for f in matmuls)
         with mx.stream(stream):
             outs, _ = outputs_of(State.fn(*[upcast(a) for a in args], **{k: upcast(v) for k, v in kwargs.items()}), "fn")
             return [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
@@ -425,6 +451,7 @@ def reference_graph(size, seed, variant, stream):
     finally:
         for name, dtype in narrow.items():
             setattr(mx, name, dtype)
+        mx.matmul, mx.array.__matmul__ = matmuls
 
 
 def reference(size, seed, variant):
