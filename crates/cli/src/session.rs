@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use superopt_ir::Program;
 use superopt_search::egraph::cost::Device;
 use superopt_verify::{SeedFigures, Tolerance};
+use superopt_worker::{find_python, Worker, WorkerError};
 
 /// How long one timing sample of one program lasts: long against the few tens of
 /// microseconds a GPU takes to start and to report back.
 pub const SAMPLE_SECONDS: f64 = 0.01;
-use superopt_worker::{find_python, Worker, WorkerError};
 
 pub const SIZES: [&str; 3] = ["small", "typical", "large"];
 
@@ -32,7 +32,6 @@ pub fn write_cache<T: serde::Serialize>(name: &str, value: &T) {
     }
 }
 
-/// The verification cases: each seed on normal inputs, then each edge variant on the first.
 /// Calls per timing sample for each program, from one call's seconds (`first`): enough
 /// to last about [`SAMPLE_SECONDS`].
 fn sample_calls(first: &HashMap<String, Vec<f64>>) -> HashMap<String, u64> {
@@ -45,6 +44,7 @@ fn sample_calls(first: &HashMap<String, Vec<f64>>) -> HashMap<String, u64> {
         .collect()
 }
 
+/// The verification cases: each seed on normal inputs, then each edge variant on the first.
 fn cases(seeds: &[u64]) -> Vec<(u64, &'static str)> {
     seeds.iter().map(|s| (*s, "normal")).chain(superopt_verify::EDGE_VARIANTS.iter().map(|v| (seeds[0], *v))).collect()
 }

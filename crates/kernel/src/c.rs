@@ -160,7 +160,7 @@ fn elem_or_row(k: &Kernel, d: &dyn Dialect, vals: &Vals, v: usize, m: &str, s: &
                 let name = &k.inputs[vals.lazy[a].unwrap()].name;
                 let ty = format!("T{}", vals.lazy[a].unwrap());
                 writeln!(s, "    float p{a}[VEC];  // {name}").unwrap();
-                writeln!(s, "    if (EVEN || (i * TPR + lane) * VEC < N) {{\n      {}", d.load(&ty, name, "(i * TPR + lane) * VEC", &format!("p{a}"), "0")).unwrap();
+                writeln!(s, "    if ({IN_ROW}) {{\n      {}", d.load(&ty, name, COL, &format!("p{a}"), "0")).unwrap();
                 writeln!(s, "    }} else {{\n      for (int j = 0; j < VEC; ++j) p{a}[j] = 0.0f;\n    }}").unwrap();
             }
             writeln!(s, "    for (int j = 0; j < VEC; ++j) {{\n      const int e = i * VEC + j;").unwrap();
@@ -182,6 +182,11 @@ fn count_rows(k: &Kernel, s: &mut String) {
     writeln!(s, "  int rows = 1;\n  for (int d = 0; d < {full}_ndim - 1; ++d) rows *= {full}_shape[d];").unwrap();
 }
 
+/// The first column of a thread's pack `i`, and the test that it lies in the row
+/// (`EVEN`: every pack does, known when the kernel is compiled).
+const COL: &str = "(i * TPR + lane) * VEC";
+const IN_ROW: &str = "EVEN || (i * TPR + lane) * VEC < N";
+
 fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
     writeln!(s, "  constexpr int M = ITEMS * VEC;").unwrap();
     writeln!(s, "  constexpr bool EVEN = N % (TPR * VEC) == 0;  // every pack in the row").unwrap();
@@ -191,7 +196,6 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
     writeln!(s, "  if (row >= rows) return;").unwrap();
     writeln!(s, "  const size_t base = size_t(row) * N;").unwrap();
     writeln!(s, "  // Pack i of this thread starts at column (i * TPR + lane) * VEC.").unwrap();
-    let col = "(i * TPR + lane) * VEC";
     for (v, inst) in k.insts.iter().enumerate() {
         match inst.op {
             Op::Input(i) => {
@@ -202,8 +206,8 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
                         let off = if k.inputs[i].layout == Layout::Full { "base + " } else { "" };
                         writeln!(s, "  float v{v}[M];  // {name}").unwrap();
                         writeln!(s, "  for (int i = 0; i < ITEMS; ++i) {{").unwrap();
-                        writeln!(s, "    if (EVEN || {col} < N) {{").unwrap();
-                        writeln!(s, "      {}", d.load(&ty, name, &format!("{off}{col}"), &format!("v{v}"), "i * VEC")).unwrap();
+                        writeln!(s, "    if ({IN_ROW}) {{").unwrap();
+                        writeln!(s, "      {}", d.load(&ty, name, &format!("{off}{COL}"), &format!("v{v}"), "i * VEC")).unwrap();
                         writeln!(s, "    }} else {{").unwrap();
                         writeln!(s, "      for (int j = 0; j < VEC; ++j) v{v}[i * VEC + j] = 0.0f;").unwrap();
                         writeln!(s, "    }}\n  }}").unwrap();
@@ -222,7 +226,7 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
                 writeln!(s, "  float v{v};\n  {{").unwrap();
                 writeln!(s, "    float acc = {init};").unwrap();
                 writeln!(s, "    for (int i = 0; i < ITEMS; ++i) {{").unwrap();
-                writeln!(s, "      if (EVEN || {col} < N) {{").unwrap();
+                writeln!(s, "      if ({IN_ROW}) {{").unwrap();
                 writeln!(s, "        for (int j = 0; j < VEC; ++j) {step};").unwrap();
                 writeln!(s, "      }}\n    }}").unwrap();
                 writeln!(s, "    v{v} = {};", d.reduce(r, "acc", &format!("red{v}"))).unwrap();
@@ -238,8 +242,8 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
             _ => {
                 let src = broadcast_elem(vals, o.value, "M", s);
                 writeln!(s, "  for (int i = 0; i < ITEMS; ++i) {{").unwrap();
-                writeln!(s, "    if (EVEN || {col} < N) {{").unwrap();
-                writeln!(s, "      {}", d.store(&ty, &o.name, &format!("base + {col}"), &src, "i * VEC")).unwrap();
+                writeln!(s, "    if ({IN_ROW}) {{").unwrap();
+                writeln!(s, "      {}", d.store(&ty, &o.name, &format!("base + {COL}"), &src, "i * VEC")).unwrap();
                 writeln!(s, "    }}\n  }}").unwrap();
             }
         }

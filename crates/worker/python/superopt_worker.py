@@ -415,9 +415,10 @@ NARROW_FLOATS = ("float32", "float16", "bfloat16")
 
 def blas_matmul(mlx_matmul):
     """`mlx_matmul` for the float64 references, with float64 products of finite matrices
-    (MLX promotes a float32 weight times a float64 input to float64) done by numpy's BLAS: MLX's CPU matmul is ~40x slower in float64, which made the
-    references of real-size matmuls outlast a run's budget. Anything else (other dtypes,
-    vectors, NaN or Inf, which BLAS may not propagate as MLX does) goes to MLX."""
+    (MLX promotes a float32 weight times a float64 input to float64) done by numpy's
+    BLAS: MLX's CPU matmul is ~40x slower in float64, which made the references of
+    real-size matmuls outlast a run's budget. Anything else (other dtypes, vectors, NaN
+    or Inf, which BLAS may not propagate as MLX does) goes to MLX."""
 
     def matmul(a, b, *rest, **kwargs):
         floats = all(isinstance(x, mx.array) and mx.issubdtype(x.dtype, mx.floating) and x.ndim >= 2 for x in (a, b))

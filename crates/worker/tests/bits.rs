@@ -1,7 +1,7 @@
 //! The worker's bit-identity helpers on real MLX (CPU): `digest` read in blocks equals the
 //! digest of the whole buffer; `same_bits` tells apart what differs in one bit.
 
-use std::process::Command;
+mod common;
 
 const CHECK: &str = r#"
 import hashlib, sys
@@ -38,16 +38,5 @@ print("ok")
 
 #[test]
 fn bit_identity_helpers() {
-    let python = superopt_worker::find_python(None, &|_| {}).expect("a Python with MLX").path;
-    let mut child = Command::new(python)
-        .args(["-c", CHECK])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(superopt_worker::WORKER_SOURCE.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"), "{}", String::from_utf8_lossy(&out.stderr));
+    common::run_check(CHECK);
 }

@@ -2,7 +2,7 @@
 //! MLX (CPU): float64 results as exact as MLX's own float64 matmul, non-finite operands
 //! and other dtypes left to MLX, and MLX's matmul restored after the reference runs.
 
-use std::process::Command;
+mod common;
 
 const CHECK: &str = r#"
 import sys
@@ -51,16 +51,5 @@ print("ok")
 
 #[test]
 fn float64_references_take_their_products_from_blas() {
-    let python = superopt_worker::find_python(None, &|_| {}).expect("a Python with MLX").path;
-    let mut child = Command::new(python)
-        .args(["-c", CHECK])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(superopt_worker::WORKER_SOURCE.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"), "{}", String::from_utf8_lossy(&out.stderr));
+    common::run_check(CHECK);
 }
