@@ -6,6 +6,7 @@
 //! exceed 1.
 
 use serde::Serialize;
+pub use superopt_worker::protocol::Size;
 
 /// Inside +/-3% is not a speedup.
 pub const MIN_SPEEDUP: f64 = 1.03;
@@ -92,17 +93,19 @@ pub enum Objective {
 }
 
 /// Whether `per_size` (size label, comparison) is a win under `objective`.
-pub fn is_win(objective: Objective, per_size: &[(String, Comparison)]) -> bool {
+pub fn is_win(objective: Objective, per_size: &[(Size, Comparison)]) -> bool {
     if per_size.is_empty() {
         return false;
     }
     let not_slower = per_size.iter().all(|(_, c)| c.speedup >= 1.0 / MIN_SPEEDUP);
     match objective {
         Objective::All => per_size.iter().all(|(_, c)| c.significant),
-        Objective::Typical => not_slower && per_size.iter().any(|(s, c)| s == "typical" && c.significant),
+        Objective::Typical => not_slower && per_size.iter().any(|(s, c)| *s == Size::Typical && c.significant),
         Objective::Geomean => {
             let g = geomean(per_size.iter().map(|(_, c)| c.speedup));
-            not_slower && g >= MIN_SPEEDUP && per_size.iter().filter(|(_, c)| c.speedup > 1.0).count() * 2 > per_size.len()
+            not_slower
+                && g >= MIN_SPEEDUP
+                && per_size.iter().filter(|(_, c)| c.speedup > 1.0).count() * 2 > per_size.len()
         }
     }
 }
@@ -141,10 +144,10 @@ mod tests {
     fn objective_all_needs_every_size() {
         let win = compare(&noisy(2.0, 10), &noisy(1.0, 10));
         let tie = compare(&noisy(1.0, 10), &noisy(1.0, 10));
-        let sizes = vec![("small".to_string(), tie.clone()), ("typical".to_string(), win.clone())];
+        let sizes = vec![(Size::Small, tie.clone()), (Size::Typical, win.clone())];
         assert!(!is_win(Objective::All, &sizes));
         assert!(is_win(Objective::Typical, &sizes));
         let lose = compare(&noisy(1.0, 10), &noisy(2.0, 10));
-        assert!(!is_win(Objective::Typical, &[("small".into(), lose), ("typical".into(), win)]));
+        assert!(!is_win(Objective::Typical, &[(Size::Small, lose), (Size::Typical, win)]));
     }
 }

@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "superopt", version, about = "Find a faster MLX program that computes the same thing, verify it, and hand it back.")]
+#[command(
+    name = "superopt",
+    version,
+    about = "Find a faster MLX program that computes the same thing, verify it, and hand it back."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,18 +1,19 @@
 //! `bench`, `trace` and `verify`, and the dispatch to `run`.
 
 use crate::cli::{Cli, Command, CommonArgs, Format, TraceArgs, VerifyArgs};
-use crate::session::{HarnessFault, Session, SIZES};
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
 use std::time::Duration;
-use superopt_bench::Timing;
+use superopt_bench::{Size, Timing};
 use superopt_report::format_seconds;
+use superopt_run::{harness_fault, HarnessFault, Session, SessionConfig};
 use superopt_verify::{judge, Tolerance};
+use superopt_worker::protocol::ProgramId;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let result = match cli.command {
-        Command::Run(a) => crate::pipeline::run(a),
-        Command::Explain(a) => crate::pipeline::explain(a),
+        Command::Run(a) => crate::run::run(a),
+        Command::Explain(a) => crate::run::explain(a),
         Command::Bench(a) => bench(a),
         Command::Trace(a) => trace(a),
         Command::Verify(a) => verify(a),
@@ -28,27 +29,37 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The worker session the flags ask for.
+pub fn session(a: &CommonArgs) -> Result<Session> {
+    let config = SessionConfig {
+        harness: a.harness.clone(),
+        python: a.python.clone(),
+        request_timeout: Duration::from_secs(a.request_timeout),
+    };
+    Session::start(&config)
+}
+
 fn bench(a: CommonArgs) -> Result<ExitCode> {
-    let mut s = Session::start(&a)?;
+    let mut s = session(&a)?;
     println!("{:<8} {:>14} {:>8} {:>8}   ({})", "size", "median", "spread", "samples", s.hello.device);
-    for size in SIZES {
-        let samples = s.time(&["original".to_string()], size, Duration::from_secs(10)).map_err(crate::session::harness_fault)?;
-        let t = Timing::of(&samples["original"]);
+    for size in Size::ALL {
+        let samples = s.time(&[ProgramId::Original], size, Duration::from_secs(10)).map_err(harness_fault)?;
+        let t = Timing::of(&samples[&ProgramId::Original]);
         println!("{size:<8} {:>14} {:>7.1}% {:>8}", format_seconds(t.median), t.spread * 100.0, t.samples);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn trace(a: TraceArgs) -> Result<ExitCode> {
-    let mut s = Session::start(&a.common)?;
+    let mut s = session(&a.common)?;
     let plan = if a.size == "all" {
-        let traces = SIZES.iter().map(|z| s.trace(z)).collect::<Result<Vec<_>>>()?;
+        let traces = Size::ALL.iter().map(|z| s.trace(*z)).collect::<Result<Vec<_>>>()?;
         superopt_trace::align(&traces, 1)
     } else {
-        if !SIZES.contains(&a.size.as_str()) {
+        let Some(size) = Size::parse(&a.size) else {
             bail!("--size must be small, typical, large or all; got {:?}", a.size);
-        }
-        let p = s.trace(&a.size)?;
+        };
+        let p = s.trace(size)?;
         let guard = superopt_ir::Guard::exact(&superopt_trace::align::input_types(&p));
         superopt_ir::Plan { variants: vec![(guard, p)], per_size_because: None }
     };
@@ -62,7 +73,11 @@ fn trace(a: TraceArgs) -> Result<ExitCode> {
                 if plan.variants.len() > 1 {
                     println!("# variant {k}");
                 }
-                let text = if matches!(a.format, Format::Dot) { superopt_ir::print::dot(p) } else { superopt_ir::print::text(p) };
+                let text = if matches!(a.format, Format::Dot) {
+                    superopt_ir::print::dot(p)
+                } else {
+                    superopt_ir::print::text(p)
+                };
                 print!("{text}");
             }
         }
@@ -72,48 +87,58 @@ fn trace(a: TraceArgs) -> Result<ExitCode> {
 
 /// Traces fn and the candidate at the small size and runs the field check on the pair.
 fn field_check(s: &mut Session) -> Result<superopt_verify::field::FieldReport, String> {
-    let original = s.trace("small").map_err(|e| format!("{e:#}"))?;
-    let candidate = superopt_trace::trace_program(&mut s.worker, "candidate", "small", s.timeout).map_err(|e| e.to_string())?;
+    let original = s.trace(Size::Small).map_err(|e| format!("{e:#}"))?;
+    let candidate = superopt_trace::trace_program(&mut s.worker, ProgramId::Checked, Size::Small, s.timeout);
+    let candidate = candidate.map_err(|e| e.to_string())?;
     let types = superopt_trace::align::input_types(&original);
     Ok(superopt_verify::field::check(&original, &candidate, &types, 2))
 }
 
 fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let tol = Tolerance::parse(&a.tolerance).with_context(|| format!("unknown tolerance class {:?}", a.tolerance))?;
-    let mut s = Session::start(&a.common)?;
+    let mut s = session(&a.common)?;
     let path = std::fs::canonicalize(&a.candidate).with_context(|| format!("cannot read {}", a.candidate.display()))?;
     let text = std::fs::read_to_string(&path)?;
     let entry = if text.contains("def optimized") || text.contains("optimized =") { "optimized" } else { "fn" };
-    if let Err(e) = s.register("candidate", &path, entry) {
+    if let Err(e) = s.register(ProgramId::Checked, &path, entry) {
         println!("rejected: {e}");
         return Ok(ExitCode::from(1));
     }
     let seeds: Vec<u64> = (0..a.seeds).collect();
     let field = field_check(&mut s);
-    println!("field check (small): {}", field.as_ref().map_or_else(|e| format!("not applicable: {e}"), |r| r.summary()));
+    println!(
+        "field check (small): {}",
+        field.as_ref().map_or_else(|e| format!("not applicable: {e}"), |r| r.summary())
+    );
     let mut ok = !field.as_ref().is_ok_and(|r| r.refutes());
     if !ok {
         println!("{:<8} FAILED, caught by field check: the candidate computes another function", "small");
     }
     println!(
-        "checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule); {} seeds per size plus edge inputs: {}",
+        "checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule); \
+         {} seeds per size plus edge inputs: {}",
         tol.name(),
         seeds.len(),
-        superopt_verify::EDGE_VARIANTS.join(", ")
+        superopt_verify::EDGE_VARIANTS.map(|v| v.name()).join(", ")
     );
-    for size in SIZES {
-        match s.verify("candidate", size, &seeds, tol, None) {
+    for size in Size::ALL {
+        match s.verify(&ProgramId::Checked, size, &seeds, tol, None) {
             Ok(figs) => {
                 let v = judge(&figs, tol);
                 ok &= v.accepted;
                 let detail = if v.bit_identical {
                     "bit-identical".to_string()
                 } else {
-                    format!("error {:.2e} (original's {:.2e}), max {:.2e} (original's {:.2e})", v.worst_l2, v.original_l2, v.worst_max, v.original_max)
+                    format!(
+                        "error {:.2e} (original's {:.2e}), max {:.2e} (original's {:.2e})",
+                        v.worst_l2, v.original_l2, v.worst_max, v.original_max
+                    )
                 };
                 match &v.reason {
                     None => println!("{size:<8} passed: {detail}"),
-                    Some(why) => println!("{size:<8} FAILED, caught by {}: {why}", v.caught_by.as_deref().unwrap_or("?")),
+                    Some(why) => {
+                        println!("{size:<8} FAILED, caught by {}: {why}", v.caught_by.as_deref().unwrap_or("?"))
+                    }
                 }
             }
             Err(e) => {

@@ -1,11 +1,9 @@
 //! `superopt`: finds a faster MLX program that computes the same thing.
 
-mod by_size;
 mod cli;
 mod commands;
 mod kernels;
-mod pipeline;
-mod session;
+mod run;
 mod suite;
 
 use std::process::ExitCode;

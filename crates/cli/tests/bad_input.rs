@@ -7,10 +7,18 @@ fn rejects(file: &str, expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fast.py");
     let h = harness(&format!("tests/harnesses/bad/{file}"));
-    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap(), "--json", dir.path().join("run.json").to_str().unwrap()]);
+    let o = superopt(&[
+        "run",
+        h.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+        dir.path().join("run.json").to_str().unwrap(),
+    ]);
     let (stdout, stderr) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{file}: stdout {stdout} stderr {stderr}");
-    let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{file}: no error line in {stderr}"));
+    let line =
+        stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{file}: no error line in {stderr}"));
     assert!(line.contains(expect), "{file}: {line}");
     assert!(!stderr.contains("Traceback"), "{file}: {stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{file}: something was written");

@@ -41,7 +41,8 @@ fn verify_rejects_a_wrong_rewrite() {
     std::fs::write(&h, SIGMOID_BY_HAND).unwrap();
     let wrong = dir.path().join("wrong.py");
     // Off by a factor in the tanh term: a plausible slip.
-    std::fs::write(&wrong, "import mlx.core as mx\n\ndef optimized(x, w):\n    return mx.sigmoid(x * w * 1.001)\n").unwrap();
+    std::fs::write(&wrong, "import mlx.core as mx\n\ndef optimized(x, w):\n    return mx.sigmoid(x * w * 1.001)\n")
+        .unwrap();
     let v = superopt(&["verify", h.to_str().unwrap(), wrong.to_str().unwrap()]);
     let (stdout, _) = text(&v);
     assert_eq!(v.status.code(), Some(1), "{stdout}");

@@ -67,9 +67,18 @@ fn run_with_mlx_kernels(rel: &str) -> serde_json::Value {
 
 #[test]
 fn lowered_kernels_compute_what_fn_computes() {
-    for rel in ["examples/layer_norm.py", "tests/harnesses/kernels/norm_then_project.py", "tests/harnesses/kernels/gelu_gated.py"] {
+    for rel in [
+        "examples/layer_norm.py",
+        "tests/harnesses/kernels/norm_then_project.py",
+        "tests/harnesses/kernels/gelu_gated.py",
+    ] {
         let c = run_with_mlx_kernels(rel);
-        let k = c["candidates"].as_array().unwrap().iter().find(|k| k["name"].as_str().unwrap().ends_with("+kernels")).expect("a kernel candidate");
+        let k = c["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"].as_str().unwrap().ends_with("+kernels"))
+            .expect("a kernel candidate");
         assert_eq!(k["verified"], true, "{rel}: {k}");
         assert!(k["metal"].as_str().unwrap().contains("thread_position_in_threadgroup"), "{k}");
     }

@@ -20,7 +20,10 @@ fn files(dir: &str) -> Vec<PathBuf> {
 
 fn harness_of(file: &Path) -> PathBuf {
     let text = std::fs::read_to_string(file).unwrap();
-    let line = text.lines().find(|l| l.starts_with("HARNESS = ")).unwrap_or_else(|| panic!("{} names no HARNESS", file.display()));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("HARNESS = "))
+        .unwrap_or_else(|| panic!("{} names no HARNESS", file.display()));
     repo().join(line.trim_start_matches("HARNESS = ").trim_matches('"'))
 }
 
@@ -28,7 +31,8 @@ fn verify_one(f: &Path) -> (String, Option<i32>, String) {
     let h = harness_of(f);
     let o = superopt(&["verify", h.to_str().unwrap(), f.to_str().unwrap()]);
     let (stdout, _) = text(&o);
-    let line = stdout.lines().find(|l| l.contains("caught by") || l.contains("FAILED")).unwrap_or("accepted").to_string();
+    let line =
+        stdout.lines().find(|l| l.contains("caught by") || l.contains("FAILED")).unwrap_or("accepted").to_string();
     (f.file_name().unwrap().to_string_lossy().into_owned(), o.status.code(), line)
 }
 
@@ -49,7 +53,8 @@ fn every_wrong_rewrite_is_rejected_by_a_named_check() {
     for (f, code, line) in &results {
         println!("{f:<50} {code:?} {line}");
     }
-    let escaped: Vec<_> = results.iter().filter(|(_, code, line)| *code != Some(1) || !line.contains("caught by")).collect();
+    let escaped: Vec<_> =
+        results.iter().filter(|(_, code, line)| *code != Some(1) || !line.contains("caught by")).collect();
     assert!(escaped.is_empty(), "escaped or crashed: {escaped:#?}");
 }
 

@@ -107,7 +107,22 @@ macro_rules! zoo {
 }
 
 zoo!(
-    llama_layer, qwen3_layer, gemma_layer, qwen3_moe_layer, gated_delta, attention_causal, sdpa_fast, rope_fast,
-    layer_norm_fast, fast_ops, logsumexp, cumsum_scan, topk_router, embedding_gather, concat_split, where_select,
-    int_ops, misc_ops,
+    llama_layer,
+    qwen3_layer,
+    gemma_layer,
+    qwen3_moe_layer,
+    gated_delta,
+    attention_causal,
+    sdpa_fast,
+    rope_fast,
+    layer_norm_fast,
+    fast_ops,
+    logsumexp,
+    cumsum_scan,
+    topk_router,
+    embedding_gather,
+    concat_split,
+    where_select,
+    int_ops,
+    misc_ops,
 );

@@ -8,7 +8,8 @@ use common::*;
 #[test]
 fn suite_runs_every_workload_and_writes_json_and_chart() {
     let dir = tempfile::tempdir().unwrap();
-    let (json, svg, capsules) = (dir.path().join("suite.json"), dir.path().join("suite.svg"), dir.path().join("capsules"));
+    let (json, svg, capsules) =
+        (dir.path().join("suite.json"), dir.path().join("suite.svg"), dir.path().join("capsules"));
     let suite = repo().join("suite");
     let o = superopt(&[
         "suite",
@@ -46,7 +47,10 @@ fn suite_runs_every_workload_and_writes_json_and_chart() {
     // phew is a contender only where it is importable; otherwise every row says so.
     assert!(stdout.contains("phew speedup"), "{stdout}");
     if report["phew"].as_str().unwrap().contains("skipped") {
-        assert!(rows.iter().filter(|r| r["status"] == "ok").all(|r| r["phew_status"] == "not importable"), "{report:#}");
+        assert!(
+            rows.iter().filter(|r| r["status"] == "ok").all(|r| r["phew_status"] == "not importable"),
+            "{report:#}"
+        );
     }
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
 }
@@ -57,7 +61,16 @@ fn a_harness_past_its_limit_is_a_timed_out_row_and_resume_goes_on() {
     let json = dir.path().join("kernels.json");
     let suite = repo().join("suite/kernels");
     let run = |extra: &[&str]| {
-        let mut args = vec!["suite", suite.to_str().unwrap(), "--cpu-sizes", "--json", json.to_str().unwrap(), "--resume", "--stop-after", "1"];
+        let mut args = vec![
+            "suite",
+            suite.to_str().unwrap(),
+            "--cpu-sizes",
+            "--json",
+            json.to_str().unwrap(),
+            "--resume",
+            "--stop-after",
+            "1",
+        ];
         args.extend_from_slice(extra);
         let o = superopt(&args);
         assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));

@@ -83,7 +83,11 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
     let mut bodies = String::new();
     let kernels = Kernels::of(plan);
     // A by-size candidate's variants are its parts' in order; each checks its size range.
-    let parts: Vec<(SizeRange, &Candidate)> = if candidate.parts.is_empty() { vec![(SizeRange::ALL, candidate)] } else { candidate.parts.iter().map(|(r, c)| (*r, c)).collect() };
+    let parts: Vec<(SizeRange, &Candidate)> = if candidate.parts.is_empty() {
+        vec![(SizeRange::ALL, candidate)]
+    } else {
+        candidate.parts.iter().map(|(r, c)| (*r, c)).collect()
+    };
     let mut k = 0;
     for (range, part) in parts {
         let target = Kernels::of(&part.plan).target();
@@ -111,7 +115,7 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
 fn header(s: &mut String, c: &Candidate, info: &ModuleInfo) {
     let harness = std::path::Path::new(info.harness).file_name().map_or(info.harness.into(), |n| n.to_string_lossy());
     writeln!(s, "\"\"\"{harness}'s `fn`, as rebuilt by superopt {}.\n", env!("CARGO_PKG_VERSION")).unwrap();
-    writeln!(s, "Candidate: {}", c.name).unwrap();
+    writeln!(s, "Candidate: {}", c.label()).unwrap();
     if !c.rules.is_empty() {
         writeln!(s, "Rules: {}", c.rules.join("; ")).unwrap();
     }
@@ -149,7 +153,13 @@ fn scalar(expr: &ScalarExpr, dim: &dyn Fn(&Dim) -> String) -> String {
     }
 }
 
-fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<String>, kernels: &Kernels) -> Result<String, EmitError> {
+fn program_fn(
+    k: usize,
+    p: &Program,
+    c: &Candidate,
+    tensors: &mut BTreeSet<String>,
+    kernels: &Kernels,
+) -> Result<String, EmitError> {
     let mut names: Vec<String> = (0..p.values.len()).map(|v| format!("t{v}")).collect();
     let params: Vec<String> = p.inputs.iter().enumerate().map(|(i, _)| input_name(p, i)).collect();
     for (i, v) in p.inputs.iter().enumerate() {
@@ -167,8 +177,19 @@ fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<Strin
     let once: Vec<&Node> = p.nodes.iter().zip(&hoist).filter(|(_, h)| **h).map(|(n, _)| n).collect();
     let each: Vec<&Node> = p.nodes.iter().zip(&hoist).filter(|(_, h)| !**h).map(|(n, _)| n).collect();
     let made: BTreeSet<ValueId> = once.iter().flat_map(|n| n.outputs.iter().copied()).collect();
-    let handed: Vec<ValueId> = each.iter().flat_map(|n| n.inputs.iter().copied()).filter(|v| made.contains(v)).collect::<BTreeSet<_>>().into_iter().collect();
-    let mut s = function(&format!("_hoisted_{k}"), &params, &block(p, &once, &names, &handed, Part::Tuple, None, tensors, kernels)?, Compile::Eager);
+    let handed: Vec<ValueId> = each
+        .iter()
+        .flat_map(|n| n.inputs.iter().copied())
+        .filter(|v| made.contains(v))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut s = function(
+        &format!("_hoisted_{k}"),
+        &params,
+        &block(p, &once, &names, &handed, Part::Tuple, None, tensors, kernels)?,
+        Compile::Eager,
+    );
     let body_params: Vec<String> = params.iter().cloned().chain(handed.iter().map(|v| names[*v].clone())).collect();
     let body = block(p, &each, &names, &p.outputs, Part::Body, isl, tensors, kernels)?;
     s.push_str(&islands.defs);
@@ -176,7 +197,20 @@ fn program_fn(k: usize, p: &Program, c: &Candidate, tensors: &mut BTreeSet<Strin
     let key: Vec<String> = params.iter().map(|n| format!("{n}.shape, {n}.dtype")).collect();
     write!(
         s,
-        "_HOISTED_{k} = {{}}\n\n\ndef _program_{k}({ps}):\n    \"\"\"Input-independent values are computed once per input shape.\"\"\"\n    key = ({key},)\n    h = _HOISTED_{k}.get(key)\n    if h is None:\n        h = _HOISTED_{k}[key] = _hoisted_{k}({ps})\n        mx.eval(h)\n    return _body_{k}({ps}, *h)\n\n\n",
+        r#"_HOISTED_{k} = {{}}
+
+
+def _program_{k}({ps}):
+    """Input-independent values are computed once per input shape."""
+    key = ({key},)
+    h = _HOISTED_{k}.get(key)
+    if h is None:
+        h = _HOISTED_{k}[key] = _hoisted_{k}({ps})
+        mx.eval(h)
+    return _body_{k}({ps}, *h)
+
+
+"#,
         ps = params.join(", "),
         key = key.join(", ")
     )
@@ -215,12 +249,25 @@ enum Part {
 /// The statements computing `nodes` (and the constants they read), returning `results`.
 /// With `islands`, elementwise runs become calls of compiled functions defined there.
 #[allow(clippy::too_many_arguments)]
-fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], part: Part, mut islands: Option<&mut Islands>, tensors: &mut BTreeSet<String>, kernels: &Kernels) -> Result<String, EmitError> {
+fn block(
+    p: &Program,
+    nodes: &[&Node],
+    names: &[String],
+    results: &[ValueId],
+    part: Part,
+    mut islands: Option<&mut Islands>,
+    tensors: &mut BTreeSet<String>,
+    kernels: &Kernels,
+) -> Result<String, EmitError> {
     let dim = render_dim(p);
     let runs = if islands.is_some() { passes::elementwise_runs(nodes) } else { vec![] };
     // Constants are defined here, islands included (their sizes may read any input);
     // an island's body receives them as parameters.
-    let read: BTreeSet<ValueId> = if part == Part::Island { BTreeSet::new() } else { nodes.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect() };
+    let read: BTreeSet<ValueId> = if part == Part::Island {
+        BTreeSet::new()
+    } else {
+        nodes.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect()
+    };
     let mut body = String::new();
     for c in p.constants.iter().filter(|c| read.contains(&c.value)) {
         let dt = dtype(p.value(c.value).dtype);
@@ -264,7 +311,16 @@ fn block(p: &Program, nodes: &[&Node], names: &[String], results: &[ValueId], pa
 
 /// One island: its compiled function (into `isl.defs`) and the line that calls it.
 #[allow(clippy::too_many_arguments)]
-fn island(p: &Program, run: &[&Node], after: &[&Node], names: &[String], results: &[ValueId], isl: &mut Islands, tensors: &mut BTreeSet<String>, kernels: &Kernels) -> Result<String, EmitError> {
+fn island(
+    p: &Program,
+    run: &[&Node],
+    after: &[&Node],
+    names: &[String],
+    results: &[ValueId],
+    isl: &mut Islands,
+    tensors: &mut BTreeSet<String>,
+    kernels: &Kernels,
+) -> Result<String, EmitError> {
     let made: BTreeSet<ValueId> = run.iter().flat_map(|n| n.outputs.iter().copied()).collect();
     let mut ins: Vec<ValueId> = vec![];
     // Inputs read, and inputs whose shapes the arguments name (`x.shape[0]`).
@@ -274,7 +330,8 @@ fn island(p: &Program, run: &[&Node], after: &[&Node], names: &[String], results
             ins.push(v);
         }
     }
-    let used_after: BTreeSet<ValueId> = after.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect();
+    let used_after: BTreeSet<ValueId> =
+        after.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect();
     let outs: Vec<ValueId> = made.iter().copied().filter(|v| used_after.contains(v)).collect();
     let name = format!("{}_{}", isl.prefix, isl.count);
     isl.count += 1;
@@ -319,7 +376,11 @@ fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>, range: Siz
     }
     let conds = if conds.is_empty() { vec!["True".to_string()] } else { conds };
     let all_params = signature_params(p);
-    format!("def _fits_{k}({}):\n    return (\n        {}\n    )\n\n\n", all_params.join(", "), conds.join("\n        and "))
+    format!(
+        "def _fits_{k}({}):\n    return (\n        {}\n    )\n\n\n",
+        all_params.join(", "),
+        conds.join("\n        and ")
+    )
 }
 
 fn py_literal(v: &serde_json::Value) -> String {
@@ -332,7 +393,8 @@ fn py_literal(v: &serde_json::Value) -> String {
 
 /// Parameter list in `fn`'s order, keyword ones after `*`.
 fn signature_params(p: &Program) -> Vec<String> {
-    let mut out: Vec<String> = p.signature.params.iter().filter(|q| !q.keyword()).map(|q| q.name().to_string()).collect();
+    let mut out: Vec<String> =
+        p.signature.params.iter().filter(|q| !q.keyword()).map(|q| q.name().to_string()).collect();
     let kw: Vec<String> = p.signature.params.iter().filter(|q| q.keyword()).map(|q| q.name().to_string()).collect();
     if !kw.is_empty() {
         out.push("*".into());

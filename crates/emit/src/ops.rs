@@ -19,7 +19,7 @@ fn err(node: &Node, why: impl Into<String>) -> EmitError {
     EmitError::Op { op: node.op.clone(), why: why.into() }
 }
 
-fn arg<'n>(node: &'n Node, i: usize) -> Result<&'n Arg, EmitError> {
+fn arg(node: &Node, i: usize) -> Result<&Arg, EmitError> {
     node.args.get(i).ok_or_else(|| err(node, format!("missing argument {i}")))
 }
 
@@ -28,12 +28,18 @@ fn int(node: &Node, i: usize, cx: &Ctx) -> Result<String, EmitError> {
 }
 
 fn const_int(node: &Node, i: usize) -> Result<i64, EmitError> {
-    arg(node, i)?.int().and_then(Dim::as_const).ok_or_else(|| err(node, format!("argument {i} is not a constant integer")))
+    arg(node, i)?
+        .int()
+        .and_then(Dim::as_const)
+        .ok_or_else(|| err(node, format!("argument {i} is not a constant integer")))
 }
 
 fn ints(node: &Node, i: usize, cx: &Ctx) -> Result<Vec<String>, EmitError> {
     let items = arg(node, i)?.list().ok_or_else(|| err(node, format!("argument {i} is not a list")))?;
-    items.iter().map(|a| a.int().map(|d| (cx.dim)(d)).ok_or_else(|| err(node, "a list item is not an integer"))).collect()
+    items
+        .iter()
+        .map(|a| a.int().map(|d| (cx.dim)(d)).ok_or_else(|| err(node, "a list item is not an integer")))
+        .collect()
 }
 
 fn tuple(items: &[String]) -> String {
@@ -71,21 +77,57 @@ pub fn dtype(d: Dtype) -> String {
 }
 
 const UNARY: &[(&str, &str)] = &[
-    ("Abs", "mx.abs"), ("ArcCos", "mx.arccos"), ("ArcCosh", "mx.arccosh"), ("ArcSin", "mx.arcsin"),
-    ("ArcSinh", "mx.arcsinh"), ("ArcTan", "mx.arctan"), ("ArcTanh", "mx.arctanh"), ("BitwiseInvert", "mx.bitwise_invert"),
-    ("Ceil", "mx.ceil"), ("Conjugate", "mx.conjugate"), ("Cos", "mx.cos"), ("Cosh", "mx.cosh"), ("Erf", "mx.erf"),
-    ("ErfInv", "mx.erfinv"), ("Exp", "mx.exp"), ("Expm1", "mx.expm1"), ("Floor", "mx.floor"), ("Imag", "mx.imag"),
-    ("Log1p", "mx.log1p"), ("LogicalNot", "mx.logical_not"), ("Negative", "mx.negative"), ("Real", "mx.real"),
-    ("Sigmoid", "mx.sigmoid"), ("Sign", "mx.sign"), ("Sin", "mx.sin"), ("Sinh", "mx.sinh"), ("Square", "mx.square"),
-    ("StopGradient", "mx.stop_gradient"), ("Tan", "mx.tan"), ("Tanh", "mx.tanh"),
+    ("Abs", "mx.abs"),
+    ("ArcCos", "mx.arccos"),
+    ("ArcCosh", "mx.arccosh"),
+    ("ArcSin", "mx.arcsin"),
+    ("ArcSinh", "mx.arcsinh"),
+    ("ArcTan", "mx.arctan"),
+    ("ArcTanh", "mx.arctanh"),
+    ("BitwiseInvert", "mx.bitwise_invert"),
+    ("Ceil", "mx.ceil"),
+    ("Conjugate", "mx.conjugate"),
+    ("Cos", "mx.cos"),
+    ("Cosh", "mx.cosh"),
+    ("Erf", "mx.erf"),
+    ("ErfInv", "mx.erfinv"),
+    ("Exp", "mx.exp"),
+    ("Expm1", "mx.expm1"),
+    ("Floor", "mx.floor"),
+    ("Imag", "mx.imag"),
+    ("Log1p", "mx.log1p"),
+    ("LogicalNot", "mx.logical_not"),
+    ("Negative", "mx.negative"),
+    ("Real", "mx.real"),
+    ("Sigmoid", "mx.sigmoid"),
+    ("Sign", "mx.sign"),
+    ("Sin", "mx.sin"),
+    ("Sinh", "mx.sinh"),
+    ("Square", "mx.square"),
+    ("StopGradient", "mx.stop_gradient"),
+    ("Tan", "mx.tan"),
+    ("Tanh", "mx.tanh"),
 ];
 
 const BINARY: &[(&str, &str)] = &[
-    ("Add", "mx.add"), ("ArcTan2", "mx.arctan2"), ("Divide", "mx.divide"),
-    ("Greater", "mx.greater"), ("GreaterEqual", "mx.greater_equal"), ("Less", "mx.less"), ("LessEqual", "mx.less_equal"),
-    ("LogAddExp", "mx.logaddexp"), ("LogicalAnd", "mx.logical_and"), ("LogicalOr", "mx.logical_or"),
-    ("Maximum", "mx.maximum"), ("Minimum", "mx.minimum"), ("Multiply", "mx.multiply"), ("NotEqual", "mx.not_equal"),
-    ("FloorDivide", "mx.floor_divide"), ("Power", "mx.power"), ("Remainder", "mx.remainder"), ("Subtract", "mx.subtract"),
+    ("Add", "mx.add"),
+    ("ArcTan2", "mx.arctan2"),
+    ("Divide", "mx.divide"),
+    ("Greater", "mx.greater"),
+    ("GreaterEqual", "mx.greater_equal"),
+    ("Less", "mx.less"),
+    ("LessEqual", "mx.less_equal"),
+    ("LogAddExp", "mx.logaddexp"),
+    ("LogicalAnd", "mx.logical_and"),
+    ("LogicalOr", "mx.logical_or"),
+    ("Maximum", "mx.maximum"),
+    ("Minimum", "mx.minimum"),
+    ("Multiply", "mx.multiply"),
+    ("NotEqual", "mx.not_equal"),
+    ("FloorDivide", "mx.floor_divide"),
+    ("Power", "mx.power"),
+    ("Remainder", "mx.remainder"),
+    ("Subtract", "mx.subtract"),
 ];
 
 /// MLX's `Reduce::ReduceType`, in order.
@@ -159,7 +201,14 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
         "SliceUpdate" => format!("_update({}, {}, {}, {})", a(0), slice_objects(node, cx)?, a(1), const_int(node, 0)?),
         "Scatter" => {
             let n = cx.ins.len();
-            format!("_scatter({}, {}, {}, {}, {})", a(0), list(&cx.ins[1..n - 1]), a(n - 1), list(&ints(node, 1, cx)?), const_int(node, 0)?)
+            format!(
+                "_scatter({}, {}, {}, {}, {})",
+                a(0),
+                list(&cx.ins[1..n - 1]),
+                a(n - 1),
+                list(&ints(node, 1, cx)?),
+                const_int(node, 0)?
+            )
         }
         "Concatenate" => format!("mx.concatenate({}, axis={})", list(&cx.ins), int(node, 0, cx)?),
         "Split" => format!("mx.split({}, {}, axis={})", a(0), list(&ints(node, 0, cx)?), int(node, 1, cx)?),
@@ -173,12 +222,27 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             format!("_gather({}, {}, {}, {})", a(0), list(&cx.ins[1..]), list(&axes), list(&sizes))
         }
         "GatherAxis" => format!("mx.take_along_axis({}, {}, axis={})", a(0), a(1), int(node, 0, cx)?),
-        "ScatterAxis" if const_int(node, 0)? == 0 => format!("mx.put_along_axis({}, {}, {}, axis={})", a(0), a(1), a(2), int(node, 1, cx)?),
+        "ScatterAxis" if const_int(node, 0)? == 0 => {
+            format!("mx.put_along_axis({}, {}, {}, axis={})", a(0), a(1), a(2), int(node, 1, cx)?)
+        }
         "Matmul" => format!("mx.matmul({}, {})", a(0), a(1)),
-        "AddMM" => format!("mx.addmm({}, {}, {}, alpha={}, beta={})", a(0), a(1), a(2), float(node, 0, cx)?, float(node, 1, cx)?),
+        "AddMM" => format!(
+            "mx.addmm({}, {}, {}, alpha={}, beta={})",
+            a(0),
+            a(1),
+            a(2),
+            float(node, 0, cx)?,
+            float(node, 1, cx)?
+        ),
         "Arange" => {
             let d = cx.outs[0].dtype;
-            format!("mx.arange({}, {}, {}, dtype={})", float(node, 0, cx)?, float(node, 1, cx)?, float(node, 2, cx)?, dtype(d))
+            format!(
+                "mx.arange({}, {}, {}, dtype={})",
+                float(node, 0, cx)?,
+                float(node, 1, cx)?,
+                float(node, 2, cx)?,
+                dtype(d)
+            )
         }
         "RandomBits" => format!("mx.random.bits({}, {}, key={})", tuple(&ints(node, 0, cx)?), int(node, 1, cx)?, a(0)),
         "QuantizedMatmul" => format!(
@@ -243,13 +307,23 @@ fn fast(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
                 _ => "None".into(),
             };
             let sinks = if sinks { format!(", sinks={}", a(cx.ins.len() - 1)) } else { String::new() };
-            format!("mx.fast.scaled_dot_product_attention({}, {}, {}, scale={}, mask={mask}{sinks})", a(0), a(1), a(2), float(node, 0, cx)?)
+            format!(
+                "mx.fast.scaled_dot_product_attention({}, {}, {}, scale={}, mask={mask}{sinks})",
+                a(0),
+                a(1),
+                a(2),
+                float(node, 0, cx)?
+            )
         }
     })
 }
 
 fn py_bool(b: bool) -> &'static str {
-    if b { "True" } else { "False" }
+    if b {
+        "True"
+    } else {
+        "False"
+    }
 }
 
 fn mode(node: &Node, i: usize) -> Result<String, EmitError> {
@@ -257,7 +331,10 @@ fn mode(node: &Node, i: usize) -> Result<String, EmitError> {
         Arg::Str(s) => Ok(format!("{s:?}")),
         Arg::Int(d) => {
             let k = d.as_const().ok_or_else(|| err(node, "symbolic mode"))?;
-            ["affine", "mxfp4", "mxfp8", "nvfp4"].get(k as usize).map(|m| format!("{m:?}")).ok_or_else(|| err(node, "unknown mode"))
+            ["affine", "mxfp4", "mxfp8", "nvfp4"]
+                .get(k as usize)
+                .map(|m| format!("{m:?}"))
+                .ok_or_else(|| err(node, "unknown mode"))
         }
         _ => Err(err(node, "no quantization mode")),
     }
@@ -268,7 +345,8 @@ fn gather_qmm(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
     let n = cx.ins.len();
     let biases = if n == 6 { cx.ins[3].clone() } else { "None".into() };
     Ok(format!(
-        "mx.gather_qmm({}, {}, {}, {}, lhs_indices={}, rhs_indices={}, transpose={}, group_size={}, bits={}, mode={}, sorted_indices={})",
+        "mx.gather_qmm({}, {}, {}, {}, lhs_indices={}, rhs_indices={}, transpose={}, group_size={}, bits={}, \
+         mode={}, sorted_indices={})",
         cx.ins[0],
         cx.ins[1],
         cx.ins[2],
@@ -296,7 +374,11 @@ fn slices(node: &Node, cx: &Ctx, first: usize) -> Result<String, EmitError> {
         .into_iter()
         .map(|(a, b, s)| {
             let b = b.unwrap_or_default();
-            if s == "1" { format!("{a}:{b}") } else { format!("{a}:{b}:{s}") }
+            if s == "1" {
+                format!("{a}:{b}")
+            } else {
+                format!("{a}:{b}:{s}")
+            }
         })
         .collect();
     Ok(parts.join(", "))
@@ -304,8 +386,10 @@ fn slices(node: &Node, cx: &Ctx, first: usize) -> Result<String, EmitError> {
 
 /// `(slice(a, b, 1), ...)` for SliceUpdate's [reduce, start, stop, strides].
 fn slice_objects(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
-    let parts: Vec<String> =
-        bounds(node, cx, 1)?.into_iter().map(|(a, b, s)| format!("slice({a}, {}, {s})", b.unwrap_or("None".into()))).collect();
+    let parts: Vec<String> = bounds(node, cx, 1)?
+        .into_iter()
+        .map(|(a, b, s)| format!("slice({a}, {}, {s})", b.unwrap_or("None".into())))
+        .collect();
     Ok(tuple(&parts))
 }
 
@@ -319,7 +403,12 @@ mod tests {
         let out = Value { shape: in_shapes[0].to_vec(), dtype: Dtype::Float32 };
         let node = Node { op: op.into(), args, inputs: (0..values.len()).collect(), outputs: vec![values.len()] };
         let dim = |d: &Dim| d.to_string();
-        let cx = Ctx { ins: (0..values.len()).map(|i| format!("t{i}")).collect(), outs: vec![&out], in_values: values.iter().collect(), dim: &dim };
+        let cx = Ctx {
+            ins: (0..values.len()).map(|i| format!("t{i}")).collect(),
+            outs: vec![&out],
+            in_values: values.iter().collect(),
+            dim: &dim,
+        };
         expr(&node, &cx).unwrap()
     }
 
@@ -348,7 +437,12 @@ mod tests {
         let values = [Value { shape: vec![2], dtype: Dtype::Float32 }, Value { shape: vec![], dtype: Dtype::Int32 }];
         let node = Node { op: "RoPE".into(), args, inputs: vec![0, 1], outputs: vec![2] };
         let dim = |d: &Dim| d.to_string();
-        let cx = Ctx { ins: vec!["x".into(), "o".into()], outs: vec![&values[0]], in_values: values.iter().collect(), dim: &dim };
+        let cx = Ctx {
+            ins: vec!["x".into(), "o".into()],
+            outs: vec![&values[0]],
+            in_values: values.iter().collect(),
+            dim: &dim,
+        };
         assert!(expr(&node, &cx).is_err());
     }
 
@@ -358,14 +452,19 @@ mod tests {
         let e = emit_node("ScaledDotProductAttention", causal, &[&[1, 8, 16, 64], &[1, 2, 16, 64], &[1, 2, 16, 64]]);
         assert_eq!(e, "mx.fast.scaled_dot_product_attention(t0, t1, t2, scale=0.125, mask=\"causal\")");
         let additive = vec![Arg::Float(0.125), Arg::Bool(false), Arg::Bool(false), Arg::Bool(false)];
-        let e = emit_node("ScaledDotProductAttention", additive, &[&[1, 8, 16, 64], &[1, 2, 16, 64], &[1, 2, 16, 64], &[16, 16]]);
+        let e = emit_node(
+            "ScaledDotProductAttention",
+            additive,
+            &[&[1, 8, 16, 64], &[1, 2, 16, 64], &[1, 2, 16, 64], &[16, 16]],
+        );
         assert_eq!(e, "mx.fast.scaled_dot_product_attention(t0, t1, t2, scale=0.125, mask=t3)");
     }
 
     #[test]
     fn slice_update_and_negative_stops() {
         let list = |xs: &[i64]| Arg::List(xs.iter().map(|x| i(*x)).collect());
-        let e = emit_node("SliceUpdate", vec![i(4), list(&[0, 2]), list(&[3, 18]), list(&[1, 1])], &[&[3, 20], &[3, 16]]);
+        let e =
+            emit_node("SliceUpdate", vec![i(4), list(&[0, 2]), list(&[3, 18]), list(&[1, 1])], &[&[3, 20], &[3, 16]]);
         assert_eq!(e, "_update(t0, (slice(0, 3, 1), slice(2, 18, 1)), t1, 4)");
         let e = emit_node("Slice", vec![list(&[7]), list(&[-1]), list(&[-1])], &[&[8]]);
         assert_eq!(e, "t0[7::-1]");

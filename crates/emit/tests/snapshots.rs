@@ -45,7 +45,10 @@ fn align(traces: &[Program]) -> superopt_ir::Plan {
     let dim = superopt_ir::Dim { terms: vec![superopt_ir::DimTerm { input: 0, axis: 1 }], num: 1, den: 1, offset: 0 };
     let rows = superopt_ir::Dim { terms: vec![superopt_ir::DimTerm { input: 0, axis: 0 }], num: 1, den: 1, offset: 0 };
     p.constants[0].data = superopt_ir::ConstData::Scalar { expr: superopt_ir::ScalarExpr::Recip { dim } };
-    p.nodes[2].args = vec![superopt_ir::Arg::List(vec![superopt_ir::Arg::Int(rows), superopt_ir::Arg::Int(superopt_ir::Dim::constant(1))])];
+    p.nodes[2].args = vec![superopt_ir::Arg::List(vec![
+        superopt_ir::Arg::Int(rows),
+        superopt_ir::Arg::Int(superopt_ir::Dim::constant(1)),
+    ])];
     superopt_ir::Plan { variants: vec![(guard, p)], per_size_because: None }
 }
 
@@ -113,7 +116,11 @@ fn hoisted_module() {
 #[test]
 fn islands_module() {
     let plan = align(&[rms_trace(8, 64)]);
-    let c = Compiled.propose(&plan).into_iter().find(|c| c.compile == superopt_search::Compile::Islands).expect("rms_norm has an island");
+    let c = Compiled
+        .propose(&plan)
+        .into_iter()
+        .find(|c| c.compile == superopt_search::Compile::Islands)
+        .expect("rms_norm has an island");
     insta::assert_snapshot!(emit(&c, &info()).unwrap().source);
 }
 

@@ -54,10 +54,7 @@ impl Dim {
             return Some(Dim::constant(values[0]));
         }
         for terms in products(varying, 3) {
-            let prods: Vec<i64> = shapes
-                .iter()
-                .map(|s| terms.iter().map(|t| s[t.input][t.axis]).product())
-                .collect();
+            let prods: Vec<i64> = shapes.iter().map(|s| terms.iter().map(|t| s[t.input][t.axis]).product()).collect();
             if let Some(d) = fit_affine(values, &prods, &terms) {
                 return Some(d);
             }

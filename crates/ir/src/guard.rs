@@ -23,7 +23,8 @@ pub struct Guard {
 impl Guard {
     /// The guard that admits exactly these input shapes and dtypes.
     pub fn exact(shapes: &[(Vec<i64>, Dtype)]) -> Guard {
-        let inputs = shapes.iter().map(|(s, d)| InputGuard { dtype: *d, dims: s.iter().map(|n| Some(*n)).collect() }).collect();
+        let inputs =
+            shapes.iter().map(|(s, d)| InputGuard { dtype: *d, dims: s.iter().map(|n| Some(*n)).collect() }).collect();
         Guard { inputs, ties: vec![] }
     }
 
@@ -32,7 +33,9 @@ impl Guard {
             return false;
         }
         let each = self.inputs.iter().zip(shapes).all(|(g, (s, d))| {
-            g.dtype == *d && g.dims.len() == s.len() && g.dims.iter().zip(s).all(|(want, got)| want.is_none_or(|w| w == *got))
+            g.dtype == *d
+                && g.dims.len() == s.len()
+                && g.dims.iter().zip(s).all(|(want, got)| want.is_none_or(|w| w == *got))
         });
         each && self.ties.iter().all(|(a, b)| shapes[a.input].0[a.axis] == shapes[b.input].0[b.axis])
     }

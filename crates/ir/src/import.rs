@@ -78,7 +78,10 @@ impl Builder {
     }
 
     fn lookup(&self, name: &str) -> Result<ValueId, ImportError> {
-        self.ids.get(name).copied().ok_or_else(|| ImportError::Malformed(format!("array {name} used before it is defined")))
+        self.ids
+            .get(name)
+            .copied()
+            .ok_or_else(|| ImportError::Malformed(format!("array {name} used before it is defined")))
     }
 }
 
@@ -92,7 +95,8 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
         return Err(ImportError::Unsupported(n.op.clone()));
     }
     let signature = Signature { params: vec![], output_kind: t.output_kind };
-    let empty = Program { values: vec![], inputs: vec![], constants: vec![], nodes: vec![], outputs: vec![], signature };
+    let empty =
+        Program { values: vec![], inputs: vec![], constants: vec![], nodes: vec![], outputs: vec![], signature };
     let mut b = Builder { program: empty, ids: HashMap::new() };
     for input in &t.inputs {
         let id = b.define(input)?;
@@ -182,8 +186,10 @@ mod tests {
     #[test]
     fn imports_nodes_constants_and_signature() {
         let t = events(
-            r#"[{"op": "Broadcast", "args": [[4, 8]], "inputs": [["E", [], "float32"]], "outputs": [["B", [4, 8], "float32"]]},
-                {"op": "Multiply", "args": [], "inputs": [["A", [4, 8], "float32"], ["B", [4, 8], "float32"]], "outputs": [["C", [4, 8], "float32"]]}]"#,
+            r#"[{"op": "Broadcast", "args": [[4, 8]], "inputs": [["E", [], "float32"]],
+                 "outputs": [["B", [4, 8], "float32"]]},
+                {"op": "Multiply", "args": [], "inputs": [["A", [4, 8], "float32"], ["B", [4, 8], "float32"]],
+                 "outputs": [["C", [4, 8], "float32"]]}]"#,
         );
         let p = import_trace(&t).unwrap();
         assert_eq!(p.inputs, vec![0]);
@@ -196,13 +202,19 @@ mod tests {
 
     #[test]
     fn unknown_primitive_is_named() {
-        let t = events(r#"[{"op": "FancyNewOp", "args": [], "inputs": [["A", [4, 8], "float32"]], "outputs": [["C", [4, 8], "float32"]]}]"#);
+        let t = events(
+            r#"[{"op": "FancyNewOp", "args": [], "inputs": [["A", [4, 8], "float32"]],
+                 "outputs": [["C", [4, 8], "float32"]]}]"#,
+        );
         assert_eq!(import_trace(&t), Err(ImportError::Unsupported("FancyNewOp".into())));
     }
 
     #[test]
     fn use_before_definition_is_malformed() {
-        let t = events(r#"[{"op": "Exp", "args": [], "inputs": [["Z", [4, 8], "float32"]], "outputs": [["C", [4, 8], "float32"]]}]"#);
+        let t = events(
+            r#"[{"op": "Exp", "args": [], "inputs": [["Z", [4, 8], "float32"]],
+                 "outputs": [["C", [4, 8], "float32"]]}]"#,
+        );
         assert!(matches!(import_trace(&t), Err(ImportError::Malformed(_))));
     }
 }

@@ -17,4 +17,6 @@ pub use dim::{Dim, DimTerm};
 pub use dtype::Dtype;
 pub use guard::{Guard, InputGuard};
 pub use import::{import_trace, ImportError, TraceEvents};
-pub use program::{Plan, Arg, ConstData, Constant, Node, OutputKind, Param, Program, ScalarExpr, Signature, Value, ValueId};
+pub use program::{
+    Arg, ConstData, Constant, Node, OutputKind, Param, Plan, Program, ScalarExpr, Signature, Value, ValueId,
+};

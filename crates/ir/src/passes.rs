@@ -69,7 +69,8 @@ pub fn common_subexpressions(p: &mut Program) -> usize {
 }
 
 /// Primitives that only move or view data: hoisting these alone saves nothing.
-const VIEWS: &[&str] = &["Broadcast", "Reshape", "ExpandDims", "Squeeze", "Transpose", "AsType", "Copy", "StopGradient"];
+const VIEWS: &[&str] =
+    &["Broadcast", "Reshape", "ExpandDims", "Squeeze", "Transpose", "AsType", "Copy", "StopGradient"];
 
 /// For each node: whether the emitted module may compute it once per input shape and
 /// reuse it, i.e. it depends on no input array (only on constants and on input shapes)
@@ -95,7 +96,8 @@ pub fn hoistable(p: &Program) -> Option<Vec<bool>> {
 pub fn elementwise_runs(nodes: &[&Node]) -> Vec<(usize, usize)> {
     use crate::ops::{kind, Kind};
     let elementwise = |n: &Node| matches!(kind(&n.op), Some(Kind::Unary | Kind::Binary | Kind::Ternary));
-    let fusable = |n: &Node| elementwise(n) || matches!(n.op.as_str(), "Broadcast" | "ExpandDims" | "Reshape" | "Squeeze");
+    let fusable =
+        |n: &Node| elementwise(n) || matches!(n.op.as_str(), "Broadcast" | "ExpandDims" | "Reshape" | "Squeeze");
     let mut runs = vec![];
     let mut i = 0;
     while i < nodes.len() {
@@ -126,7 +128,12 @@ mod tests {
         // y = exp(x) / (1 + exp(x)), with a dead Negative node.
         let v = Value { shape: vec![4], dtype: Dtype::Float32 };
         let s = Value { shape: vec![], dtype: Dtype::Float32 };
-        let node = |op: &str, inputs: Vec<ValueId>, out: ValueId| Node { op: op.into(), args: vec![], inputs, outputs: vec![out] };
+        let node = |op: &str, inputs: Vec<ValueId>, out: ValueId| Node {
+            op: op.into(),
+            args: vec![],
+            inputs,
+            outputs: vec![out],
+        };
         Program {
             values: vec![v.clone(), s.clone(), s, v.clone(), v.clone(), v.clone(), v.clone(), v.clone()],
             inputs: vec![0],

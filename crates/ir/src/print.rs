@@ -8,7 +8,11 @@ pub fn py_float(f: f64) -> String {
     if f.is_nan() {
         "float('nan')".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "float('inf')".into() } else { "float('-inf')".into() }
+        if f > 0.0 {
+            "float('inf')".into()
+        } else {
+            "float('-inf')".into()
+        }
     } else {
         format!("{f:?}")
     }

@@ -64,9 +64,13 @@ pub enum ScalarExpr {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum ConstData {
-    Scalar { expr: ScalarExpr },
+    Scalar {
+        expr: ScalarExpr,
+    },
     /// An array kept by content hash; its bytes stay with the worker until emitted.
-    Tensor { key: String },
+    Tensor {
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -15,8 +15,14 @@ use superopt_kernel::{cuda, library, Params};
 fn nvrtc(source: &str, arch: &str) -> serde_json::Value {
     let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nvrtc.py");
-    let mut child = Command::new(python).arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("python runs");
-    child.stdin.take().unwrap().write_all(serde_json::json!({"source": source, "arch": arch}).to_string().as_bytes()).unwrap();
+    let mut child =
+        Command::new(python).arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("python runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::json!({"source": source, "arch": arch}).to_string().as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "NVRTC did not run");
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -39,7 +45,13 @@ fn main() {
     let k = make(dtype).unwrap();
     let (n, threads): (i64, u32) = (n.parse().unwrap(), threads.parse().unwrap());
     let vec = (16 / dtype.size_bytes()) as u32;
-    let source = cuda::mlx_module(&cuda::mlx_function("k", &k, dtype, n, &Params { vec, threads, rows_per_block: 1, unroll: 1 }));
+    let source = cuda::mlx_module(&cuda::mlx_function(
+        "k",
+        &k,
+        dtype,
+        n,
+        &Params { vec, threads, rows_per_block: 1, unroll: 1 },
+    ));
     let log = nvrtc(&source, "sm_90")["log"].as_str().unwrap().to_string();
     println!("{}", log.lines().find(|l| l.contains("registers")).unwrap_or("no ptxas report").trim());
     let ptx = nvrtc(&source, "compute_90")["ptx"].as_str().unwrap().to_string();

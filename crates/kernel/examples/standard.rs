@@ -12,7 +12,8 @@ fn main() {
         _ => Target::Cuda,
     };
     print!("import mlx.core as mx\n\n{}", launch::preamble(target));
-    let makers: [(&str, fn(Dtype) -> Result<superopt_kernel::Kernel, superopt_kernel::ir::Invalid>); 4] = [
+    type Maker = fn(Dtype) -> Result<superopt_kernel::Kernel, superopt_kernel::ir::Invalid>;
+    let makers: [(&str, Maker); 4] = [
         ("rms_norm", library::rms_norm_kernel),
         ("layer_norm", library::layer_norm_kernel),
         ("softmax", library::softmax_kernel),

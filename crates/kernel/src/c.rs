@@ -44,7 +44,11 @@ pub fn literal(d: &dyn Dialect, v: f64) -> String {
     if f.is_nan() {
         d.nan().into()
     } else if f.is_infinite() {
-        if f > 0.0 { d.infinity().into() } else { format!("(-{})", d.infinity()) }
+        if f > 0.0 {
+            d.infinity().into()
+        } else {
+            format!("(-{})", d.infinity())
+        }
     } else {
         format!("{f:?}f")
     }
@@ -94,7 +98,9 @@ pub fn body(k: &Kernel, d: &dyn Dialect) -> String {
         .iter()
         .enumerate()
         .map(|(v, inst)| match inst.op {
-            Op::Input(i) if k.form == Form::Rows && k.inputs[i].layout == Layout::Col && !direct.contains(&v) => Some(i),
+            Op::Input(i) if k.form == Form::Rows && k.inputs[i].layout == Layout::Col && !direct.contains(&v) => {
+                Some(i)
+            }
             _ => None,
         })
         .collect();
@@ -173,7 +179,11 @@ fn elem_or_row(k: &Kernel, d: &dyn Dialect, vals: &Vals, v: usize, m: &str, s: &
 fn row_divisor(k: &Kernel, vals: &Vals, v: usize) -> Option<usize> {
     let inst = &k.insts[v];
     let y = *inst.args.get(1)?;
-    (inst.op == Op::Binary(Binary::Div) && vals.level[y] == Level::Row && vals.lazy[y].is_none() && vals.level[inst.args[0]] == Level::Elem).then_some(y)
+    (inst.op == Op::Binary(Binary::Div)
+        && vals.level[y] == Level::Row
+        && vals.lazy[y].is_none()
+        && vals.level[inst.args[0]] == Level::Elem)
+        .then_some(y)
 }
 
 /// Declares `rows`: the product of the leading dimensions of the first full-size input.
@@ -207,20 +217,29 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
                         writeln!(s, "  float v{v}[M];  // {name}").unwrap();
                         writeln!(s, "  for (int i = 0; i < ITEMS; ++i) {{").unwrap();
                         writeln!(s, "    if ({IN_ROW}) {{").unwrap();
-                        writeln!(s, "      {}", d.load(&ty, name, &format!("{off}{COL}"), &format!("v{v}"), "i * VEC")).unwrap();
+                        writeln!(s, "      {}", d.load(&ty, name, &format!("{off}{COL}"), &format!("v{v}"), "i * VEC"))
+                            .unwrap();
                         writeln!(s, "    }} else {{").unwrap();
                         writeln!(s, "      for (int j = 0; j < VEC; ++j) v{v}[i * VEC + j] = 0.0f;").unwrap();
                         writeln!(s, "    }}\n  }}").unwrap();
                     }
-                    Layout::Row => writeln!(s, "  const float v{v} = {};  // {name}", d.scalar_load(name, "row")).unwrap(),
-                    Layout::Scalar => writeln!(s, "  const float v{v} = {};  // {name}", d.scalar_load(name, "0")).unwrap(),
+                    Layout::Row => {
+                        writeln!(s, "  const float v{v} = {};  // {name}", d.scalar_load(name, "row")).unwrap()
+                    }
+                    Layout::Scalar => {
+                        writeln!(s, "  const float v{v} = {};  // {name}", d.scalar_load(name, "0")).unwrap()
+                    }
                 }
             }
             Op::Reduce(r) => {
                 let (init, step) = match r {
                     Reduce::Sum => ("0.0f".to_string(), format!("acc += v{}[i * VEC + j]", inst.args[0])),
-                    Reduce::Max => (format!("(-{})", d.infinity()), format!("acc = so_max(acc, v{}[i * VEC + j])", inst.args[0])),
-                    Reduce::Min => (d.infinity().to_string(), format!("acc = so_min(acc, v{}[i * VEC + j])", inst.args[0])),
+                    Reduce::Max => {
+                        (format!("(-{})", d.infinity()), format!("acc = so_max(acc, v{}[i * VEC + j])", inst.args[0]))
+                    }
+                    Reduce::Min => {
+                        (d.infinity().to_string(), format!("acc = so_min(acc, v{}[i * VEC + j])", inst.args[0]))
+                    }
                 };
                 writeln!(s, "  {}", d.scratch(&format!("red{v}"))).unwrap();
                 writeln!(s, "  float v{v};\n  {{").unwrap();
@@ -238,7 +257,10 @@ fn rows(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
     for (j, o) in k.outputs.iter().enumerate() {
         let ty = format!("O{j}");
         match o.layout {
-            Layout::Row => writeln!(s, "  if (lane == 0) {}", d.scalar_store(&ty, &o.name, "row", &format!("v{}", o.value))).unwrap(),
+            Layout::Row => {
+                writeln!(s, "  if (lane == 0) {}", d.scalar_store(&ty, &o.name, "row", &format!("v{}", o.value)))
+                    .unwrap()
+            }
             _ => {
                 let src = broadcast_elem(vals, o.value, "M", s);
                 writeln!(s, "  for (int i = 0; i < ITEMS; ++i) {{").unwrap();
@@ -275,13 +297,18 @@ fn elementwise(k: &Kernel, d: &dyn Dialect, vals: &Vals, s: &mut String) {
             Op::Input(i) => {
                 let (name, ty) = (&k.inputs[i].name, format!("T{i}"));
                 let pack = |b: &mut String, index: &str| {
-                    writeln!(b, "  float v{v}[VEC];  // {name}\n  {}", d.load(&ty, name, index, &format!("v{v}"), "0")).unwrap()
+                    writeln!(b, "  float v{v}[VEC];  // {name}\n  {}", d.load(&ty, name, index, &format!("v{v}"), "0"))
+                        .unwrap()
                 };
                 match k.inputs[i].layout {
                     Layout::Full => pack(&mut b, "at"),
                     Layout::Col => pack(&mut b, "at % N"),
-                    Layout::Row => writeln!(b, "  const float v{v} = {};  // {name}", d.scalar_load(name, "at / N")).unwrap(),
-                    Layout::Scalar => writeln!(b, "  const float v{v} = {};  // {name}", d.scalar_load(name, "0")).unwrap(),
+                    Layout::Row => {
+                        writeln!(b, "  const float v{v} = {};  // {name}", d.scalar_load(name, "at / N")).unwrap()
+                    }
+                    Layout::Scalar => {
+                        writeln!(b, "  const float v{v} = {};  // {name}", d.scalar_load(name, "0")).unwrap()
+                    }
                 }
             }
             _ => elem_or_row(k, d, vals, v, "VEC", &mut b),
@@ -312,7 +339,11 @@ mod tests {
         let y = b.binary(Binary::Mul, x, s);
         b.output("out", Layout::Full, Dtype::Float32, y);
         let src = crate::cuda::source(&b.finish().unwrap());
-        assert!(src.contains("float v1[M];  // w") && src.contains("reinterpret_cast<const SoPack<T1, VEC>*>(w + (i * TPR + lane) * VEC)"), "{src}");
+        assert!(
+            src.contains("float v1[M];  // w")
+                && src.contains("reinterpret_cast<const SoPack<T1, VEC>*>(w + (i * TPR + lane) * VEC)"),
+            "{src}"
+        );
         assert!(!src.contains("w: read where used"), "{src}");
     }
 

@@ -29,8 +29,12 @@ template <>
 __device__ __forceinline__ __half so_from_float<__half>(float v) { return __float2half(v); }
 
 #if __CUDA_ARCH__ >= 800
-__device__ __forceinline__ float so_max(float a, float b) { float r; asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
-__device__ __forceinline__ float so_min(float a, float b) { float r; asm("min.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ __forceinline__ float so_max(float a, float b) {
+  float r; asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r;
+}
+__device__ __forceinline__ float so_min(float a, float b) {
+  float r; asm("min.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r;
+}
 #else
 __device__ __forceinline__ float so_max(float a, float b) { return (a != a || a > b) ? a : b; }
 __device__ __forceinline__ float so_min(float a, float b) { return (a != a || a < b) ? a : b; }
@@ -78,10 +82,13 @@ impl Dialect for Cuda {
         "blockDim.x"
     }
     fn load(&self, ty: &str, ptr: &str, at: &str, dst: &str, off: &str) -> String {
-        format!("{{ const SoPack<{ty}, VEC> p = *reinterpret_cast<const SoPack<{ty}, VEC>*>({ptr} + {at}); for (int j = 0; j < VEC; ++j) {dst}[{off} + j] = so_to_float(p.v[j]); }}")
+        let pack = format!("*reinterpret_cast<const SoPack<{ty}, VEC>*>({ptr} + {at})");
+        let unpack = format!("for (int j = 0; j < VEC; ++j) {dst}[{off} + j] = so_to_float(p.v[j]);");
+        format!("{{ const SoPack<{ty}, VEC> p = {pack}; {unpack} }}")
     }
     fn store(&self, ty: &str, ptr: &str, at: &str, src: &str, off: &str) -> String {
-        format!("{{ SoPack<{ty}, VEC> p; for (int j = 0; j < VEC; ++j) p.v[j] = so_from_float<{ty}>({src}[{off} + j]); *reinterpret_cast<SoPack<{ty}, VEC>*>({ptr} + {at}) = p; }}")
+        let fill = format!("for (int j = 0; j < VEC; ++j) p.v[j] = so_from_float<{ty}>({src}[{off} + j]);");
+        format!("{{ SoPack<{ty}, VEC> p; {fill} *reinterpret_cast<SoPack<{ty}, VEC>*>({ptr} + {at}) = p; }}")
     }
     fn unary(&self, u: Unary, a: &str) -> String {
         match u {

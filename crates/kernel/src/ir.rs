@@ -170,7 +170,9 @@ impl Kernel {
     /// Checks the SSA order, arities, layouts and levels the emitters rely on.
     pub fn check(&self) -> Result<(), Invalid> {
         let bad = |s: String| Err(Invalid(s));
-        if let Some((k, a)) = self.insts.iter().enumerate().find_map(|(k, i)| i.args.iter().find(|a| **a >= k).map(|a| (k, a))) {
+        if let Some((k, a)) =
+            self.insts.iter().enumerate().find_map(|(k, i)| i.args.iter().find(|a| **a >= k).map(|a| (k, a)))
+        {
             return bad(format!("value {k} reads value {a}, defined later"));
         }
         if let Some((k, i)) = self.insts.iter().enumerate().find_map(|(k, i)| match i.op {

@@ -12,10 +12,23 @@ pub fn preamble(target: Target) -> String {
     let header = match target {
         Target::Cuda => cuda::HEADER,
         Target::Metal => metal::HEADER,
-        Target::Mlx => return "# Launches seen while superopt measures them; None otherwise.\n_LAUNCHES = None\n\n\n".into(),
+        Target::Mlx => {
+            return "# Launches seen while superopt measures them; None otherwise.\n_LAUNCHES = None\n\n\n".into()
+        }
     };
     format!(
-        "_KERNEL_HEADER = r\"\"\"{header}\"\"\"\n\n# Launches seen while superopt measures them; None otherwise.\n_LAUNCHES = None\n\n\ndef _default_params(n):\n    \"\"\"For shapes superopt did not tune: scalar accesses, about 4 per thread.\"\"\"\n    return (1, min(1024, max(32, -(-n // 128) * 32)), 1, 1)\n\n\n"
+        r#"_KERNEL_HEADER = r"""{header}"""
+
+# Launches seen while superopt measures them; None otherwise.
+_LAUNCHES = None
+
+
+def _default_params(n):
+    """For shapes superopt did not tune: scalar accesses, about 4 per thread."""
+    return (1, min(1024, max(32, -(-n // 128) * 32)), 1, 1)
+
+
+"#
     )
 }
 
@@ -53,20 +66,33 @@ pub fn launcher(k: &Kernel, index: usize, target: Target, tuned: &BTreeMap<(i64,
     let mut s = String::new();
     writeln!(s, "_K{index}_SOURCE = r\"\"\"\n{source}\"\"\"\n").unwrap();
     let make_call = format!(
-        "{make}(\n            name=\"superopt_{}_{}\",\n            input_names=[{}],\n            output_names=[{}],\n            source=_K{index}_SOURCE,\n            header=_KERNEL_HEADER,\n        )",
+        r#"{make}(
+            name="superopt_{}_{}",
+            input_names=[{}],
+            output_names=[{}],
+            source=_K{index}_SOURCE,
+            header=_KERNEL_HEADER,
+        )"#,
         k.name,
         source_digest(k, target),
         quoted.join(", "),
         outs.join(", ")
     );
     writeln!(s, "_K{index} = None  # made at the first call: only a GPU backend can").unwrap();
-    let table: Vec<String> = tuned.iter().map(|((r, n), p)| format!("({r}, {n}): ({}, {}, {}, {})", p.vec, p.threads, p.rows_per_block, p.unroll)).collect();
+    let table: Vec<String> = tuned
+        .iter()
+        .map(|((r, n), p)| format!("({r}, {n}): ({}, {}, {}, {})", p.vec, p.threads, p.rows_per_block, p.unroll))
+        .collect();
     writeln!(s, "# (rows, n) -> (vec, threads, rows per block, unroll), timed on the device.").unwrap();
     writeln!(s, "_K{index}_TUNED = {{{}}}\n\n", table.join(", ")).unwrap();
     writeln!(s, "def _k{index}(shape, {}, params=None):", ins.join(", ")).unwrap();
     writeln!(s, "    global _K{index}\n    if _K{index} is None:\n        _K{index} = {make_call}").unwrap();
     writeln!(s, "    n = shape[-1]\n    rows = 1\n    for d in shape[:-1]:\n        rows *= d").unwrap();
-    writeln!(s, "    vec, threads, rows_per_block, unroll = params or _K{index}_TUNED.get((rows, n)) or _default_params(n)").unwrap();
+    writeln!(
+        s,
+        "    vec, threads, rows_per_block, unroll = params or _K{index}_TUNED.get((rows, n)) or _default_params(n)"
+    )
+    .unwrap();
     let mut template: Vec<String> = ins.iter().enumerate().map(|(i, n)| format!("(\"T{i}\", {n}.dtype)")).collect();
     template.extend(k.outputs.iter().enumerate().map(|(j, o)| format!("(\"O{j}\", mx.{})", o.dtype.name())));
     template.push("(\"N\", n)".into());
@@ -91,10 +117,19 @@ pub fn launcher(k: &Kernel, index: usize, target: Target, tuned: &BTreeMap<(i64,
             writeln!(s, "    threadgroup = (threads, 1, 1)").unwrap();
         }
     }
-    let shapes: Vec<&str> = k.outputs.iter().map(|o| if o.layout == Layout::Row { "tuple(shape[:-1]) + (1,)" } else { "tuple(shape)" }).collect();
+    let shapes: Vec<&str> = k
+        .outputs
+        .iter()
+        .map(|o| if o.layout == Layout::Row { "tuple(shape[:-1]) + (1,)" } else { "tuple(shape)" })
+        .collect();
     let dtypes: Vec<String> = k.outputs.iter().map(|o| format!("mx.{}", o.dtype.name())).collect();
     writeln!(s, "    if _LAUNCHES is not None:").unwrap();
-    writeln!(s, "        _LAUNCHES.append(({index}, tuple(shape), [{}]))", ins.iter().map(|n| format!("({n}.shape, {n}.dtype)")).collect::<Vec<_>>().join(", ")).unwrap();
+    writeln!(
+        s,
+        "        _LAUNCHES.append(({index}, tuple(shape), [{}]))",
+        ins.iter().map(|n| format!("({n}.shape, {n}.dtype)")).collect::<Vec<_>>().join(", ")
+    )
+    .unwrap();
     writeln!(s, "    outs = _K{index}(").unwrap();
     writeln!(s, "        inputs=[{}],", ins.join(", ")).unwrap();
     writeln!(s, "        template=[{}],", template.join(", ")).unwrap();

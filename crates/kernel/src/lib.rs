@@ -1,13 +1,15 @@
 //! Custom GPU kernels: a small kernel IR ([`ir`]) for elementwise chains and row
 //! reductions with fused prologue and epilogue, one emitter per GPU language
 //! ([`cuda`], [`metal`], sharing [`c`]), the Python that launches them ([`launch`]),
-//! and the launch parameters the tuner searches ([`params`]).
+//! the launch parameters the tuner searches ([`params`]), and the lowering of program
+//! regions into kernel nodes ([`lower`]).
 
 pub mod c;
 pub mod cuda;
 pub mod ir;
 pub mod launch;
 pub mod library;
+pub mod lower;
 pub mod metal;
 pub mod params;
 pub mod reference;
@@ -31,15 +33,6 @@ impl Target {
             "cuda" => Some(Target::Cuda),
             "metal" => Some(Target::Metal),
             "mlx" => Some(Target::Mlx),
-            _ => None,
-        }
-    }
-
-    /// The target of an MLX backend (`cuda`, `metal`); none for the CPU.
-    pub fn of_backend(backend: &str) -> Option<Target> {
-        match backend {
-            "cuda" => Some(Target::Cuda),
-            "metal" => Some(Target::Metal),
             _ => None,
         }
     }

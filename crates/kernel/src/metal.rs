@@ -16,7 +16,8 @@ inline float so_sigmoid(float a) { return 1.0f / (1.0f + metal::exp(-a)); }
 // erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7).
 inline float so_erf(float x) {
   const float t = 1.0f / (1.0f + 0.3275911f * metal::abs(x));
-  const float y = 1.0f - (((((1.061405429f * t - 1.453152027f) * t) + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t * metal::exp(-x * x);
+  const float poly = ((((1.061405429f * t - 1.453152027f) * t) + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f;
+  const float y = 1.0f - poly * t * metal::exp(-x * x);
   return metal::copysign(y, x);
 }
 

@@ -3,8 +3,8 @@
 //! verified where no GPU is (`Target::Mlx`, the tests on the CPU).
 
 use crate::ir::{Binary, Kernel, Layout, Op, Reduce, Unary};
-use superopt_ir::print::py_float;
 use std::fmt::Write;
+use superopt_ir::print::py_float;
 
 fn unary(u: Unary, a: &str) -> String {
     let f = match u {
@@ -48,7 +48,12 @@ pub fn launcher(k: &Kernel, index: usize) -> String {
     let ins: Vec<String> = k.inputs.iter().map(|o| o.name.clone()).collect();
     let mut s = format!("def _k{index}(shape, {}, params=None):\n", ins.join(", "));
     writeln!(s, "    \"\"\"Kernel {} as plain MLX operations (its meaning; no GPU code).\"\"\"", k.name).unwrap();
-    writeln!(s, "    if _LAUNCHES is not None:\n        _LAUNCHES.append(({index}, tuple(shape), [{}]))", ins.iter().map(|n| format!("({n}.shape, {n}.dtype)")).collect::<Vec<_>>().join(", ")).unwrap();
+    writeln!(
+        s,
+        "    if _LAUNCHES is not None:\n        _LAUNCHES.append(({index}, tuple(shape), [{}]))",
+        ins.iter().map(|n| format!("({n}.shape, {n}.dtype)")).collect::<Vec<_>>().join(", ")
+    )
+    .unwrap();
     for (v, inst) in k.insts.iter().enumerate() {
         let a = |i: usize| format!("v{}", inst.args[i]);
         let rhs = match inst.op {

@@ -72,7 +72,13 @@ struct Launch {
 fn compile(source: &str) -> Option<(bool, String)> {
     let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nvrtc.py");
-    let mut child = Command::new(&python).arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("python runs");
+    let mut child = Command::new(&python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
     let req = serde_json::json!({"source": source, "arch": "sm_90"});
     child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -87,7 +93,10 @@ fn compile(source: &str) -> Option<(bool, String)> {
 /// ptxas's report for entry `name`: (stack bytes, spill store bytes, spill load bytes, registers).
 fn resources(log: &str, name: &str) -> (u32, u32, u32, u32) {
     let mangled = format!("{}{name}E", name.len());
-    let part = log.split("Compiling entry function").find(|p| p.contains(&mangled)).unwrap_or_else(|| panic!("no report for {name}:\n{log}"));
+    let part = log
+        .split("Compiling entry function")
+        .find(|p| p.contains(&mangled))
+        .unwrap_or_else(|| panic!("no report for {name}:\n{log}"));
     let before = |what: &str| -> u32 {
         let at = part.find(what).unwrap_or_else(|| panic!("no '{what}' for {name}:\n{part}"));
         part[..at].split_whitespace().last().unwrap().parse().unwrap()
@@ -107,7 +116,11 @@ fn every_launch_compiles_for_sm90_without_spilling() {
                 for p in params::space(&k, &LaunchShape { rows: 4096, n, dtypes }) {
                     let name = format!("so_check_{}", launches.len());
                     functions += &cuda::mlx_function(&name, &k, dtype, n, &p);
-                    launches.push(Launch { name, what: format!("{} {} n={n} {p:?}", k.name, dtype.name()), threads_per_block: p.threads * p.rows_per_block });
+                    launches.push(Launch {
+                        name,
+                        what: format!("{} {} n={n} {p:?}", k.name, dtype.name()),
+                        threads_per_block: p.threads * p.rows_per_block,
+                    });
                 }
             }
             let Some((ok, log)) = compile(&cuda::mlx_module(&functions)) else {
@@ -118,7 +131,12 @@ fn every_launch_compiles_for_sm90_without_spilling() {
             for l in &launches {
                 let (stack, stores, loads, regs) = resources(&log, &l.name);
                 assert_eq!((stack, stores, loads), (0, 0, 0), "{}: stack/spills", l.what);
-                assert!(regs * l.threads_per_block <= 65536, "{}: {regs} registers x {} threads do not fit an SM", l.what, l.threads_per_block);
+                assert!(
+                    regs * l.threads_per_block <= 65536,
+                    "{}: {regs} registers x {} threads do not fit an SM",
+                    l.what,
+                    l.threads_per_block
+                );
             }
         }
     }
@@ -133,7 +151,8 @@ fn the_check_fails_where_it_should() {
     assert!(log.contains("missing"), "{log}");
     let k = residual_rms_norm(Dtype::Bfloat16);
     let p = Params { vec: 8, threads: 32, rows_per_block: 1, unroll: 1 };
-    let (ok, log) = compile(&cuda::mlx_module(&cuda::mlx_function("so_check_0", &k, Dtype::Bfloat16, 8192, &p))).unwrap();
+    let (ok, log) =
+        compile(&cuda::mlx_module(&cuda::mlx_function("so_check_0", &k, Dtype::Bfloat16, 8192, &p))).unwrap();
     assert!(ok, "{log}");
     let (_, stores, _, _) = resources(&log, "so_check_0");
     assert!(stores > 0, "{log}");

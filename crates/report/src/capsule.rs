@@ -13,7 +13,7 @@ pub struct Stage {
 
 #[derive(Debug, Serialize)]
 pub struct SizeReport {
-    pub size: String,
+    pub size: superopt_bench::Size,
     /// The array inputs' shapes at this size.
     pub shapes: Vec<Vec<i64>>,
     pub verdict: Option<Verdict>,
@@ -24,7 +24,9 @@ pub struct SizeReport {
 
 #[derive(Debug, Serialize)]
 pub struct CandidateReport {
+    /// Its label ([`superopt_search::Candidate::label`]).
     pub name: String,
+    pub source: superopt_search::Source,
     pub rules: Vec<String>,
     /// Each rewrite against the traced value it replaced (e-graph candidates).
     pub explain: Vec<String>,
@@ -60,7 +62,11 @@ pub struct Capsule {
     /// "one program for all sizes", or why there is one per size.
     pub shapes: String,
     pub candidates: Vec<CandidateReport>,
+    /// The winner's label.
     pub winner: Option<String>,
+    /// The winner's place in `candidates`.
+    #[serde(skip)]
+    pub winner_at: Option<usize>,
     pub decision: String,
     pub output: Option<String>,
     pub stages: Vec<Stage>,

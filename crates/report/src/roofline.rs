@@ -18,7 +18,7 @@ pub struct Ceilings {
 /// The floor of one size.
 #[derive(Clone, Debug, Serialize)]
 pub struct Floor {
-    pub size: String,
+    pub size: superopt_bench::Size,
     pub bytes: f64,
     pub flops: f64,
     pub seconds: f64,
@@ -47,12 +47,16 @@ fn flops(p: &Program, n: &superopt_ir::Node) -> f64 {
 }
 
 /// The floor of `p` (a program traced at one size) on a device with `c`.
-pub fn floor(size: &str, p: &Program, c: Ceilings) -> Floor {
-    let tensors = p.constants.iter().filter(|k| matches!(k.data, superopt_ir::ConstData::Tensor { .. })).map(|k| bytes(p.value(k.value)));
+pub fn floor(size: superopt_bench::Size, p: &Program, c: Ceilings) -> Floor {
+    let tensors = p
+        .constants
+        .iter()
+        .filter(|k| matches!(k.data, superopt_ir::ConstData::Tensor { .. }))
+        .map(|k| bytes(p.value(k.value)));
     let moved: f64 = p.inputs.iter().chain(&p.outputs).map(|v| bytes(p.value(*v))).chain(tensors).sum();
     let work: f64 = p.nodes.iter().map(|n| flops(p, n)).sum();
     let seconds = c.fixed_s + (moved / c.bytes_per_s).max(work / c.flops_per_s);
-    Floor { size: size.into(), bytes: moved, flops: work, seconds, original: None }
+    Floor { size, bytes: moved, flops: work, seconds, original: None }
 }
 
 #[cfg(test)]
@@ -63,17 +67,18 @@ mod tests {
     fn exp_program() -> Program {
         let text = r#"{"params": [{"name": "x", "kind": "array", "array": "A"}], "output_kind": "array",
             "inputs": [["A", [1024, 1024], "float32"]], "outputs": [["B", [1024, 1024], "float32"]], "constants": [],
-            "nodes": [{"op": "Exp", "args": [], "inputs": [["A", [1024, 1024], "float32"]], "outputs": [["B", [1024, 1024], "float32"]]}]}"#;
+            "nodes": [{"op": "Exp", "args": [], "inputs": [["A", [1024, 1024], "float32"]],
+                       "outputs": [["B", [1024, 1024], "float32"]]}]}"#;
         superopt_ir::import::import_trace(&serde_json::from_str(text).unwrap()).unwrap()
     }
 
     #[test]
     fn the_floor_is_the_bytes_over_the_bandwidth_plus_one_kernel() {
         let c = Ceilings { bytes_per_s: 1e12, flops_per_s: 1e15, fixed_s: 5e-6 };
-        let f = floor("typical", &exp_program(), c);
+        let f = floor(superopt_bench::Size::Typical, &exp_program(), c);
         assert_eq!(f.bytes, 8.0 * 1024.0 * 1024.0);
         assert!((f.seconds - (5e-6 + f.bytes / 1e12)).abs() < 1e-12, "{}", f.seconds);
-        let bare = floor("typical", &exp_program(), Ceilings { fixed_s: 0.0, ..c });
+        let bare = floor(superopt_bench::Size::Typical, &exp_program(), Ceilings { fixed_s: 0.0, ..c });
         assert!(bare.seconds < f.seconds);
     }
 }

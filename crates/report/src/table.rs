@@ -23,9 +23,14 @@ fn shapes_text(shapes: &[Vec<i64>]) -> String {
 pub fn table(c: &Capsule) -> String {
     let mut s = String::new();
     writeln!(s, "superopt {} · {} · {} · MLX {}", c.version, c.harness, c.device, c.mlx).unwrap();
-    let shown = c.winner.as_ref().and_then(|w| c.candidates.iter().find(|k| &k.name == w));
+    let shown = c.winner_at.and_then(|k| c.candidates.get(k));
     if let Some(k) = shown {
-        writeln!(s, "\n{:<8} {:<28} {:>18} {:>18} {:>14}  verified", "size", "input shapes", "original", "optimized", "speedup").unwrap();
+        writeln!(
+            s,
+            "\n{:<8} {:<28} {:>18} {:>18} {:>14}  verified",
+            "size", "input shapes", "original", "optimized", "speedup"
+        )
+        .unwrap();
         for z in &k.sizes {
             let (b, o, sp) = match &z.timing {
                 Some(t) => (
@@ -54,7 +59,11 @@ pub fn table(c: &Capsule) -> String {
         let speedups: Vec<String> = k
             .sizes
             .iter()
-            .filter_map(|z| z.timing.as_ref().map(|t| format!("{} {:.2}x{}", z.size, t.speedup, if t.significant { "" } else { "~" })))
+            .filter_map(|z| {
+                z.timing
+                    .as_ref()
+                    .map(|t| format!("{} {:.2}x{}", z.size, t.speedup, if t.significant { "" } else { "~" }))
+            })
             .collect();
         let status = match (&k.dropped, k.verified) {
             (Some(why), _) => format!("dropped: {why}"),
@@ -62,18 +71,24 @@ pub fn table(c: &Capsule) -> String {
             (None, true) => format!("verified; {}", speedups.join(", ")),
             (None, false) => "not verified".to_string(),
         };
-        let roof = k.sizes.last().and_then(|z| z.roofline).map_or(String::new(), |f| format!("; {:.0}% of the roofline at large", f * 100.0));
+        let roof = k
+            .sizes
+            .last()
+            .and_then(|z| z.roofline)
+            .map_or(String::new(), |f| format!("; {:.0}% of the roofline at large", f * 100.0));
         writeln!(s, "  {:<22} {:>5} nodes  {status}{roof}", k.name, k.nodes).unwrap();
         for l in &k.launches {
             writeln!(s, "  {:<22} launch: {l}", "").unwrap();
         }
         if k.metal.is_some() {
-            writeln!(s, "  {:<22} metal: the same kernels for mx.fast.metal_kernel are in the capsule: not verified on this device", "").unwrap();
+            let what =
+                "metal: the same kernels for mx.fast.metal_kernel are in the capsule: not verified on this device";
+            writeln!(s, "  {:<22} {what}", "").unwrap();
         }
-        if k.name.starts_with("egraph") && !k.rules.is_empty() {
+        if k.source.is_egraph() && !k.rules.is_empty() {
             writeln!(s, "  {:<22} rules: {}", "", k.rules.join("; ")).unwrap();
         }
-        if k.name == "by-size" {
+        if k.source == superopt_search::Source::BySize {
             writeln!(s, "  {:<22} parts: {}", "", k.rules.join("; ")).unwrap();
         }
         if let Some(f) = k.field.first() {
@@ -98,10 +113,27 @@ fn roofline_lines(s: &mut String, c: &Capsule, winner: Option<&crate::CandidateR
     if c.floors.iter().all(|f| f.original.is_none()) {
         return;
     }
-    writeln!(s, "\nroofline (copy {:.0} GB/s + {:.1} µs per kernel, matmul {:.0} GFLOP/s, measured on this device):", ceil.bytes_per_s / 1e9, ceil.fixed_s * 1e6, ceil.flops_per_s / 1e9).unwrap();
+    writeln!(
+        s,
+        "\nroofline (copy {:.0} GB/s + {:.1} µs per kernel, matmul {:.0} GFLOP/s, measured on this device):",
+        ceil.bytes_per_s / 1e9,
+        ceil.fixed_s * 1e6,
+        ceil.flops_per_s / 1e9
+    )
+    .unwrap();
     for (i, f) in c.floors.iter().enumerate() {
         let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.0}%", x * 100.0));
-        let won = winner.map_or(String::new(), |k| format!(", optimized {}", pct(k.sizes.get(i).and_then(|z| z.roofline))));
-        writeln!(s, "  {:<8} floor {} ({:.1} MB, {:.2} GFLOP): original reaches {}{won}", f.size, format_seconds(f.seconds), f.bytes / 1e6, f.flops / 1e9, pct(f.original)).unwrap();
+        let won =
+            winner.map_or(String::new(), |k| format!(", optimized {}", pct(k.sizes.get(i).and_then(|z| z.roofline))));
+        writeln!(
+            s,
+            "  {:<8} floor {} ({:.1} MB, {:.2} GFLOP): original reaches {}{won}",
+            f.size,
+            format_seconds(f.seconds),
+            f.bytes / 1e6,
+            f.flops / 1e9,
+            pct(f.original)
+        )
+        .unwrap();
     }
 }

@@ -5,16 +5,15 @@
 //! The e-graph search plugs in here as one more strategy.
 
 pub mod egraph;
-pub mod lowering;
 pub mod rules;
 pub mod saturation;
 pub mod strategies;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use superopt_ir::Plan;
 
 /// How the emitted module calls the program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compile {
     /// Plain eager MLX.
@@ -25,10 +24,34 @@ pub enum Compile {
     Islands,
 }
 
+/// Which strategy made a candidate's plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The program as traced.
+    AsTraced,
+    /// Dead code removed, common subexpressions shared.
+    Cleanup,
+    /// The e-graph search with every rule family.
+    Egraph,
+    /// The e-graph search without the `mx.fast` family.
+    EgraphNoFast,
+    /// Other candidates, each at its sizes ([`by_size`]).
+    BySize,
+}
+
+impl Source {
+    /// Whether the e-graph search made it (it has rewrites to explain).
+    pub fn is_egraph(self) -> bool {
+        matches!(self, Source::Egraph | Source::EgraphNoFast)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Candidate {
-    /// Short and unique within a run, e.g. `cse+compile`.
-    pub name: String,
+    pub source: Source,
+    /// Whether regions of its plan were lowered to generated kernels.
+    pub kernels: bool,
     pub plan: Plan,
     pub compile: Compile,
     /// What shaped it, one entry per rule or pass that changed something.
@@ -47,6 +70,42 @@ pub struct Candidate {
 pub struct SizeRange {
     pub above: Option<i64>,
     pub upto: Option<i64>,
+}
+
+impl Candidate {
+    /// A new candidate of `source` with no kernels, parts or hoisting.
+    pub fn new(source: Source, plan: Plan, compile: Compile, rules: Vec<String>) -> Candidate {
+        Candidate { source, kernels: false, plan, compile, rules, explain: vec![], hoist: false, parts: vec![] }
+    }
+
+    /// Its name in tables and in the worker, unique within a run: `as-traced`, `compile`,
+    /// `cse+compile`, `egraph+islands`, `egraph+kernels`, `by-size`...
+    pub fn label(&self) -> String {
+        let base = match (self.source, self.compile) {
+            (Source::AsTraced, Compile::Eager) => "as-traced".to_string(),
+            (Source::AsTraced, Compile::Whole) => "compile".to_string(),
+            (Source::AsTraced, Compile::Islands) => "compile-islands".to_string(),
+            (Source::BySize, _) => "by-size".to_string(),
+            (s, c) => {
+                let stem = match s {
+                    Source::Cleanup => "cse",
+                    Source::Egraph => "egraph",
+                    _ => "egraph-nofast",
+                };
+                let suffix = match c {
+                    Compile::Eager => "",
+                    Compile::Whole => "+compile",
+                    Compile::Islands => "+islands",
+                };
+                format!("{stem}{suffix}")
+            }
+        };
+        if self.kernels {
+            format!("{base}+kernels")
+        } else {
+            base
+        }
+    }
 }
 
 impl SizeRange {
@@ -72,10 +131,10 @@ impl SizeRange {
 pub fn by_size(parts: Vec<(SizeRange, Candidate)>) -> Candidate {
     let variants = parts.iter().flat_map(|(_, c)| c.plan.variants.iter().cloned()).collect();
     let per_size_because = parts.iter().find_map(|(_, c)| c.plan.per_size_because.clone());
-    let rules = parts.iter().map(|(r, c)| format!("{} {}", c.name, r.describe())).collect();
+    let rules = parts.iter().map(|(r, c)| format!("{} {}", c.label(), r.describe())).collect();
     let explain = parts.iter().flat_map(|(_, c)| c.explain.iter().cloned()).collect();
     let plan = Plan { variants, per_size_because };
-    Candidate { name: "by-size".into(), plan, compile: Compile::Eager, rules, explain, hoist: false, parts }
+    Candidate { explain, parts, ..Candidate::new(Source::BySize, plan, Compile::Eager, rules) }
 }
 
 pub trait Strategy {
@@ -86,14 +145,18 @@ pub trait Strategy {
 
 /// The strategies a run uses, in order; the e-graph search gets `search_time` in all.
 pub fn default_strategies(search_time: std::time::Duration, device: egraph::cost::Device) -> Vec<Box<dyn Strategy>> {
-    vec![Box::new(strategies::Compiled), Box::new(strategies::Cleanup), Box::new(saturation::Saturation { time: search_time, device })]
+    vec![
+        Box::new(strategies::Compiled),
+        Box::new(strategies::Cleanup),
+        Box::new(saturation::Saturation { time: search_time, device }),
+    ]
 }
 
 /// The program exactly as traced, uncompiled: the round-trip check, and a contender
 /// in its own right, since MLX's export already merges equal subexpressions.
 pub fn as_traced(traced: &Plan) -> Candidate {
     let rules = vec!["rebuilt from the trace (MLX's export merges equal subexpressions)".into()];
-    Candidate { name: "as-traced".into(), plan: traced.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false, parts: vec![] }
+    Candidate::new(Source::AsTraced, traced.clone(), Compile::Eager, rules)
 }
 
 /// The modelled seconds of a candidate over its plan's variants: it orders

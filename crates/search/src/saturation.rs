@@ -6,7 +6,7 @@ use crate::egraph::cost::{Device, Mode};
 use crate::egraph::{search, Found, Limits};
 use crate::rules::Family;
 use crate::strategies::{compile_rule, with_compile_rule};
-use crate::{Candidate, Compile, Strategy};
+use crate::{Candidate, Compile, Source, Strategy};
 use std::time::Duration;
 use superopt_ir::Plan;
 
@@ -26,17 +26,22 @@ impl Strategy for Saturation {
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
         let searches = 4 * traced.variants.len() as u32;
         let nodes = traced.node_count();
-        let limits = Limits { time: self.time / searches.max(1), nodes: (nodes * 20).clamp(20_000, 300_000), iters: 30 };
+        let limits =
+            Limits { time: self.time / searches.max(1), nodes: (nodes * 20).clamp(20_000, 300_000), iters: 30 };
         let mut out: Vec<Candidate> = vec![];
         let mut used_fast = false;
-        for (families, tag) in [(&Family::ALL[..], "egraph"), (&WITHOUT_FAST[..], "egraph-nofast")] {
-            if tag == "egraph-nofast" && !used_fast {
+        for (families, source) in [(&Family::ALL[..], Source::Egraph), (&WITHOUT_FAST[..], Source::EgraphNoFast)] {
+            if source == Source::EgraphNoFast && !used_fast {
                 break;
             }
-            for (mode, compile, suffix) in [(Mode::Eager, Compile::Eager, ""), (Mode::Compiled, Compile::Whole, "+compile")] {
-                let Some(c) = candidate(traced, families, &limits, &self.device, mode, compile, format!("{tag}{suffix}")) else { continue };
-                used_fast |= c.rules.iter().any(|r| r.starts_with("fast/"));
-                let isl = islands(&c, tag);
+            for (mode, compile) in [(Mode::Eager, Compile::Eager), (Mode::Compiled, Compile::Whole)] {
+                let Some((c, families_used)) =
+                    candidate(traced, families, &limits, &self.device, mode, compile, source)
+                else {
+                    continue;
+                };
+                used_fast |= families_used.contains(&Family::Fast);
+                let isl = islands(&c);
                 for c in std::iter::once(c).chain(isl) {
                     if !out.iter().any(|o| o.plan == c.plan && o.compile == c.compile) {
                         out.push(c);
@@ -49,16 +54,25 @@ impl Strategy for Saturation {
 }
 
 /// The compiled extraction with only its elementwise islands compiled, where that differs.
-fn islands(c: &Candidate, tag: &str) -> Option<Candidate> {
+fn islands(c: &Candidate) -> Option<Candidate> {
     if c.compile != Compile::Whole || !c.plan.variants.iter().any(|(_, p)| superopt_ir::passes::has_islands(p)) {
         return None;
     }
     let whole = compile_rule(Compile::Whole);
     let rules: Vec<String> = c.rules.iter().filter(|r| Some(r.as_str()) != whole).cloned().collect();
-    Some(Candidate { name: format!("{tag}+islands"), compile: Compile::Islands, rules: with_compile_rule(rules, Compile::Islands), ..c.clone() })
+    Some(Candidate { compile: Compile::Islands, rules: with_compile_rule(rules, Compile::Islands), ..c.clone() })
 }
 
-fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, mode: Mode, compile: Compile, name: String) -> Option<Candidate> {
+/// The candidate of one search, and the rule families that shaped it.
+fn candidate(
+    traced: &Plan,
+    families: &[Family],
+    limits: &Limits,
+    dev: &Device,
+    mode: Mode,
+    compile: Compile,
+    source: Source,
+) -> Option<(Candidate, Vec<Family>)> {
     let mut plan = traced.clone();
     let mut found: Vec<Found> = vec![];
     for (guard, program) in plan.variants.iter_mut() {
@@ -67,7 +81,12 @@ fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, 
             found.push(f);
         }
     }
-    let hoisted: usize = plan.variants.iter().filter_map(|(_, p)| superopt_ir::passes::hoistable(p)).map(|h| h.iter().filter(|x| **x).count()).sum();
+    let hoisted: usize = plan
+        .variants
+        .iter()
+        .filter_map(|(_, p)| superopt_ir::passes::hoistable(p))
+        .map(|h| h.iter().filter(|x| **x).count())
+        .sum();
     if found.is_empty() && hoisted == 0 {
         return None;
     }
@@ -77,7 +96,12 @@ fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, 
         for (r, n) in &f.rules {
             rules.push(format!("{r} x{n}"));
         }
-        explain.push(format!("e-graph: {}; modelled {:.3} ms -> {:.3} ms", f.stats, f.cost_before * 1e3, f.cost_after * 1e3));
+        explain.push(format!(
+            "e-graph: {}; modelled {:.3} ms -> {:.3} ms",
+            f.stats,
+            f.cost_before * 1e3,
+            f.cost_after * 1e3
+        ));
         explain.extend(f.steps.iter().map(|s| format!("{} -> {}   [{}]", s.original, s.now, s.rules.join(", "))));
     }
     rules.sort();
@@ -85,5 +109,11 @@ fn candidate(traced: &Plan, families: &[Family], limits: &Limits, dev: &Device, 
     if hoisted > 0 {
         rules.push(format!("hoist: {hoisted} input-independent nodes computed once per input shape"));
     }
-    Some(Candidate { name, plan, compile, rules: with_compile_rule(rules, compile), explain, hoist: hoisted > 0, parts: vec![] })
+    let used: Vec<Family> = families.iter().copied().filter(|f| found.iter().any(|x| x.families.contains(f))).collect();
+    let c = Candidate {
+        explain,
+        hoist: hoisted > 0,
+        ..Candidate::new(source, plan, compile, with_compile_rule(rules, compile))
+    };
+    Some((c, used))
 }

@@ -1,6 +1,6 @@
 //! The first strategies: `mx.compile`, and dead-code plus common-subexpression cleanup.
 
-use crate::{Candidate, Compile, Strategy};
+use crate::{Candidate, Compile, Source, Strategy};
 use superopt_ir::{passes, Plan};
 
 /// The rule line that says how a candidate is compiled; `None` for eager.
@@ -28,10 +28,15 @@ impl Strategy for Compiled {
     }
 
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
-        let mut out = vec![Candidate { name: "compile".into(), plan: traced.clone(), compile: Compile::Whole, rules: with_compile_rule(vec![], Compile::Whole), explain: vec![], hoist: false, parts: vec![] }];
+        let mut out = vec![Candidate::new(
+            Source::AsTraced,
+            traced.clone(),
+            Compile::Whole,
+            with_compile_rule(vec![], Compile::Whole),
+        )];
         if traced.variants.iter().any(|(_, p)| passes::has_islands(p)) {
             let rules = with_compile_rule(vec![], Compile::Islands);
-            out.push(Candidate { name: "compile-islands".into(), plan: traced.clone(), compile: Compile::Islands, rules, explain: vec![], hoist: false, parts: vec![] });
+            out.push(Candidate::new(Source::AsTraced, traced.clone(), Compile::Islands, rules));
         }
         out
     }
@@ -61,8 +66,8 @@ impl Strategy for Cleanup {
         }
         let compiled_rules = with_compile_rule(rules.clone(), Compile::Whole);
         vec![
-            Candidate { name: "cse".into(), plan: plan.clone(), compile: Compile::Eager, rules, explain: vec![], hoist: false, parts: vec![] },
-            Candidate { name: "cse+compile".into(), plan, compile: Compile::Whole, rules: compiled_rules, explain: vec![], hoist: false, parts: vec![] },
+            Candidate::new(Source::Cleanup, plan.clone(), Compile::Eager, rules),
+            Candidate::new(Source::Cleanup, plan, Compile::Whole, compiled_rules),
         ]
     }
 }

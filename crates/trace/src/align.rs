@@ -29,7 +29,8 @@ fn general(traces: &[Program], reference: usize) -> Result<(Program, Guard), Str
     for t in &traces[1..] {
         same_structure(first, t)?;
     }
-    let shapes: Vec<Vec<Vec<i64>>> = traces.iter().map(|t| input_types(t).into_iter().map(|(s, _)| s).collect()).collect();
+    let shapes: Vec<Vec<Vec<i64>>> =
+        traces.iter().map(|t| input_types(t).into_iter().map(|(s, _)| s).collect()).collect();
     let guard = derive_guard(traces, &shapes);
     let varying = representatives(&guard);
     let mut out = traces[reference].clone();
@@ -47,7 +48,11 @@ fn general(traces: &[Program], reference: usize) -> Result<(Program, Guard), Str
 
 fn same_structure(a: &Program, b: &Program) -> Result<(), String> {
     if a.nodes.len() != b.nodes.len() {
-        return Err(format!("the traces differ in length ({} vs {} primitives): fn's control flow depends on shapes", a.nodes.len(), b.nodes.len()));
+        return Err(format!(
+            "the traces differ in length ({} vs {} primitives): fn's control flow depends on shapes",
+            a.nodes.len(),
+            b.nodes.len()
+        ));
     }
     if a.signature != b.signature {
         return Err("the traces differ in their non-array arguments or outputs".into());
@@ -76,10 +81,12 @@ fn derive_guard(traces: &[Program], shapes: &[Vec<Vec<i64>>]) -> Guard {
         .enumerate()
         .map(|(i, (s, dtype))| InputGuard {
             dtype: *dtype,
-            dims: (0..s.len()).map(|a| {
-                let vals: Vec<i64> = shapes.iter().map(|t| t[i][a]).collect();
-                vals.windows(2).all(|w| w[0] == w[1]).then_some(vals[0])
-            }).collect(),
+            dims: (0..s.len())
+                .map(|a| {
+                    let vals: Vec<i64> = shapes.iter().map(|t| t[i][a]).collect();
+                    vals.windows(2).all(|w| w[0] == w[1]).then_some(vals[0])
+                })
+                .collect(),
         })
         .collect();
     let mut guard = Guard { inputs, ties: vec![] };
@@ -112,13 +119,15 @@ fn fit_arg(items: &[&Arg], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Res
         Arg::Int(_) => {
             let vals: Option<Vec<i64>> = items.iter().map(|a| a.int().and_then(Dim::as_const)).collect();
             let vals = vals.ok_or("an integer argument changes kind across traces")?;
-            Dim::fit(&vals, shapes, varying)
-                .map(Arg::Int)
-                .ok_or_else(|| format!("the integer argument {vals:?} is no product, quotient or offset of the input dimensions"))
+            Dim::fit(&vals, shapes, varying).map(Arg::Int).ok_or_else(|| {
+                format!("the integer argument {vals:?} is no product, quotient or offset of the input dimensions")
+            })
         }
         Arg::List(first) => {
             let lists: Option<Vec<&[Arg]>> = items.iter().map(|a| a.list()).collect();
-            let lists = lists.filter(|l| l.iter().all(|x| x.len() == first.len())).ok_or("a list argument changes length across traces")?;
+            let lists = lists
+                .filter(|l| l.iter().all(|x| x.len() == first.len()))
+                .ok_or("a list argument changes length across traces")?;
             Ok(Arg::List(fit_args(&lists, shapes, varying)?))
         }
         Arg::Float(_) if items.iter().all(|a| matches!(a, Arg::Float(f) if f.fract() == 0.0 && f.abs() < 1e15)) => {
@@ -140,7 +149,15 @@ fn fit_arg(items: &[&Arg], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Res
     }
 }
 
-fn fit_constant(per_trace: &[&ConstData], dtype: superopt_ir::Dtype, shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Result<ConstData, String> {
+/// A scalar's value as a function of a dim, in float64 and as the IR says it.
+type Form = (fn(f64) -> f64, fn(Dim) -> ScalarExpr);
+
+fn fit_constant(
+    per_trace: &[&ConstData],
+    dtype: superopt_ir::Dtype,
+    shapes: &[Vec<Vec<i64>>],
+    varying: &[DimTerm],
+) -> Result<ConstData, String> {
     if per_trace.iter().all(|c| *c == per_trace[0]) {
         return Ok(per_trace[0].clone());
     }
@@ -154,7 +171,7 @@ fn fit_constant(per_trace: &[&ConstData], dtype: superopt_ir::Dtype, shapes: &[V
     let vals = vals.ok_or("an array constant changes across traces")?;
     for dim in candidate_dims(shapes, varying) {
         let ds: Vec<f64> = shapes.iter().map(|s| dim.eval(s).unwrap_or(0) as f64).collect();
-        let forms: [(fn(f64) -> f64, fn(Dim) -> ScalarExpr); 3] = [
+        let forms: [Form; 3] = [
             (|d| 1.0 / d, |dim| ScalarExpr::Recip { dim }),
             (|d| d.powf(-0.5), |dim| ScalarExpr::Rsqrt { dim }),
             (|d| d, |dim| ScalarExpr::Of { dim }),
@@ -194,9 +211,17 @@ mod tests {
         Program {
             values: vec![v(vec![b, d]), v(vec![]), v(vec![b, 1]), v(vec![b, 1]), v(vec![b, 1])],
             inputs: vec![0],
-            constants: vec![Constant { value: 1, data: ConstData::Scalar { expr: ScalarExpr::Lit { v: f.round(1.0 / d as f64) } } }],
+            constants: vec![Constant {
+                value: 1,
+                data: ConstData::Scalar { expr: ScalarExpr::Lit { v: f.round(1.0 / d as f64) } },
+            }],
             nodes: vec![
-                Node { op: "Reduce".into(), args: vec![Arg::Int(Dim::constant(2)), ints(&[1])], inputs: vec![0], outputs: vec![2] },
+                Node {
+                    op: "Reduce".into(),
+                    args: vec![Arg::Int(Dim::constant(2)), ints(&[1])],
+                    inputs: vec![0],
+                    outputs: vec![2],
+                },
                 Node { op: "Broadcast".into(), args: vec![ints(&[b, 1])], inputs: vec![1], outputs: vec![3] },
                 Node { op: "Multiply".into(), args: vec![], inputs: vec![2, 3], outputs: vec![4] },
             ],
@@ -215,7 +240,10 @@ mod tests {
         let shape = program.nodes[1].args[0].list().unwrap();
         assert_eq!(shape[0].int().unwrap().to_string(), "in0.shape[0]");
         assert_eq!(shape[1].int().unwrap().as_const(), Some(1));
-        assert!(matches!(&program.constants[0].data, ConstData::Scalar { expr: ScalarExpr::Recip { dim } } if dim.to_string() == "in0.shape[1]"));
+        let ConstData::Scalar { expr: ScalarExpr::Recip { dim } } = &program.constants[0].data else {
+            panic!("the mean's scale is 1 / n: {:?}", program.constants[0].data)
+        };
+        assert_eq!(dim.to_string(), "in0.shape[1]");
     }
 
     #[test]

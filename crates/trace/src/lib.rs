@@ -3,9 +3,9 @@
 
 pub mod align;
 
-use serde_json::json;
 use std::time::Duration;
-use superopt_ir::{import_trace, ImportError, Program, TraceEvents};
+use superopt_ir::{import_trace, ImportError, Program};
+use superopt_worker::protocol::{ProgramId, Size, Trace};
 use superopt_worker::{Worker, WorkerError};
 use thiserror::Error;
 
@@ -20,18 +20,26 @@ pub enum TraceError {
 }
 
 /// The program `fn` runs at one size, as traced with `seed`'s inputs.
-pub fn trace_size(worker: &mut Worker, size: &str, seed: u64, timeout: Duration) -> Result<Program, TraceError> {
-    trace_request(worker, json!({"size": size, "seed": seed}), timeout)
+pub fn trace_size(worker: &mut Worker, size: Size, seed: u64, timeout: Duration) -> Result<Program, TraceError> {
+    trace_request(worker, &Trace { size, seed, program: None }, timeout)
 }
 
 /// The program a loaded candidate module runs at one size.
-pub fn trace_program(worker: &mut Worker, program: &str, size: &str, timeout: Duration) -> Result<Program, TraceError> {
-    trace_request(worker, json!({"size": size, "seed": 0, "program": program}), timeout)
+pub fn trace_program(
+    worker: &mut Worker,
+    program: ProgramId,
+    size: Size,
+    timeout: Duration,
+) -> Result<Program, TraceError> {
+    trace_request(worker, &Trace { size, seed: 0, program: Some(program) }, timeout)
 }
 
-fn trace_request(worker: &mut Worker, req: serde_json::Value, timeout: Duration) -> Result<Program, TraceError> {
-    let reply = worker.cmd("trace", req, timeout)?;
-    let events: TraceEvents =
-        serde_json::from_value(reply).map_err(|e| ImportError::Malformed(format!("the worker's trace does not parse: {e}")))?;
+fn trace_request(worker: &mut Worker, req: &Trace, timeout: Duration) -> Result<Program, TraceError> {
+    let events = worker.call(req, timeout).map_err(|e| match e {
+        WorkerError::BadReply { why, .. } => {
+            TraceError::Import(ImportError::Malformed(format!("the worker's trace does not parse: {why}")))
+        }
+        e => TraceError::Worker(e),
+    })?;
     Ok(import_trace(&events)?)
 }

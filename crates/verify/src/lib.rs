@@ -8,53 +8,14 @@
 
 pub mod field;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// The worker's figures for one output at one seed.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct OutputFigures {
-    pub shape_ok: bool,
-    pub dtype_ok: bool,
-    /// Integer or boolean: must be bit-identical.
-    pub exact: bool,
-    #[serde(default)]
-    pub bit_identical: Option<bool>,
-    #[serde(default)]
-    pub nonfinite_ok: Option<bool>,
-    #[serde(default)]
-    pub orig_l2: Option<f64>,
-    #[serde(default)]
-    pub orig_max: Option<f64>,
-    #[serde(default)]
-    pub cand_l2: Option<f64>,
-    #[serde(default)]
-    pub cand_max: Option<f64>,
-    /// `max(|y - o| / (atol + rtol |o|))` for a fixed tolerance class.
-    #[serde(default)]
-    pub fixed_ratio: Option<f64>,
-    /// "float64", or "original" where fn cannot run in float64.
-    #[serde(default)]
-    pub reference: Option<String>,
-}
+pub use superopt_worker::protocol::{OutputFigures, SeedFigures, Variant};
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct SeedFigures {
-    pub seed: u64,
-    /// "normal", or the edge variant of the inputs (see [`EDGE_VARIANTS`]).
-    #[serde(default = "normal")]
-    pub variant: String,
-    pub outputs: Vec<OutputFigures>,
-}
-
-fn normal() -> String {
-    "normal".into()
-}
-
-/// Edge-case inputs checked at every size besides the normal seeds: all zeros, magnitudes
-/// scaled by 1e4 and by 1e-4, all negative, rounded to integers (ties for max/argmax),
-/// and NaN/+Inf/-Inf at three places. On the finite ones the candidate may be finite
-/// where the original overflowed; NaN/Inf must match everywhere else.
-pub const EDGE_VARIANTS: [&str; 6] = ["zeros", "large", "tiny", "negative", "ties", "nonfinite"];
+/// The edge inputs checked at every size besides the normal seeds ([`Variant::EDGES`]). On
+/// the finite ones the candidate may be finite where the original overflowed; NaN/Inf
+/// must match everywhere else.
+pub const EDGE_VARIANTS: [Variant; 6] = Variant::EDGES;
 
 /// How close is close enough.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -110,10 +71,19 @@ pub struct Verdict {
 
 /// Judges one size's figures.
 pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
-    let mut v = Verdict { accepted: true, reason: None, caught_by: None, bit_identical: true, worst_l2: 0.0, original_l2: 0.0, worst_max: 0.0, original_max: 0.0 };
+    let mut v = Verdict {
+        accepted: true,
+        reason: None,
+        caught_by: None,
+        bit_identical: true,
+        worst_l2: 0.0,
+        original_l2: 0.0,
+        worst_max: 0.0,
+        original_max: 0.0,
+    };
     for s in seeds {
         for (k, o) in s.outputs.iter().enumerate() {
-            if s.variant == "normal" {
+            if s.variant == Variant::Normal {
                 v.bit_identical &= o.bit_identical == Some(true);
             }
             v.worst_l2 = v.worst_l2.max(o.cand_l2.unwrap_or(0.0));
@@ -152,6 +122,7 @@ fn reject(o: &OutputFigures, tol: Tolerance) -> Option<(&'static str, String)> {
     float_error(o, tol).map(|why| ("float error", why))
 }
 
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // a NaN error must fail the check
 fn float_error(o: &OutputFigures, tol: Tolerance) -> Option<String> {
     match tol {
         Tolerance::Relative => {
@@ -160,6 +131,7 @@ fn float_error(o: &OutputFigures, tol: Tolerance) -> Option<String> {
             };
             let (ol2, omax) = (o.orig_l2.unwrap_or(0.0), o.orig_max.unwrap_or(0.0));
             let (bl2, bmax) = ((2.0 * ol2).max(FLOOR), (2.0 * omax).max(FLOOR));
+            // Negated so that a NaN error fails the check.
             if !(cl2 <= bl2) {
                 return Some(format!("relative L2 error {cl2:.2e} > bound {bl2:.2e} (original's {ol2:.2e})"));
             }
@@ -196,7 +168,7 @@ mod tests {
     }
 
     fn one(o: OutputFigures) -> Vec<SeedFigures> {
-        vec![SeedFigures { seed: 0, variant: "normal".into(), outputs: vec![o] }]
+        vec![SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![o] }]
     }
 
     #[test]
@@ -216,7 +188,13 @@ mod tests {
         let mut o = float_out(1e-7, 1e-7);
         o.nonfinite_ok = Some(false);
         assert!(!judge(&one(o), Tolerance::Relative).accepted);
-        let ints = OutputFigures { shape_ok: true, dtype_ok: true, exact: true, bit_identical: Some(false), ..Default::default() };
+        let ints = OutputFigures {
+            shape_ok: true,
+            dtype_ok: true,
+            exact: true,
+            bit_identical: Some(false),
+            ..Default::default()
+        };
         let v = judge(&one(ints), Tolerance::Relative);
         assert!(!v.accepted);
         assert!(v.reason.unwrap().contains("integer"));
@@ -228,9 +206,9 @@ mod tests {
         let mut bad = float_out(1e-7, 1e-7);
         bad.nonfinite_ok = Some(false);
         let seeds = vec![
-            SeedFigures { seed: 0, variant: "normal".into(), outputs: vec![float_out(1e-7, 1e-7)] },
-            SeedFigures { seed: 0, variant: "large".into(), outputs: vec![bad] },
-            SeedFigures { seed: 0, variant: "tiny".into(), outputs: vec![float_out(1e-7, 1.0)] },
+            SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![float_out(1e-7, 1e-7)] },
+            SeedFigures { seed: 0, variant: Variant::Large, outputs: vec![bad] },
+            SeedFigures { seed: 0, variant: Variant::Tiny, outputs: vec![float_out(1e-7, 1.0)] },
         ];
         let v = judge(&seeds, Tolerance::Relative);
         assert!(!v.accepted);
@@ -244,8 +222,8 @@ mod tests {
         let mut edge = o.clone();
         edge.bit_identical = Some(false);
         let seeds = vec![
-            SeedFigures { seed: 0, variant: "normal".into(), outputs: vec![o] },
-            SeedFigures { seed: 0, variant: "nonfinite".into(), outputs: vec![edge] },
+            SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![o] },
+            SeedFigures { seed: 0, variant: Variant::Nonfinite, outputs: vec![edge] },
         ];
         assert!(judge(&seeds, Tolerance::Relative).bit_identical);
     }

@@ -25,8 +25,14 @@ try:
 except ImportError:  # the float64 references then use MLX's own CPU matmul
     np = None
 
+# The names and constants the Rust side shares (crates/worker/src/protocol.rs;
+# crates/worker/tests/protocol.rs checks that both agree).
 SIZES = ("small", "typical", "large")
-# How long one timing sample lasts (as SAMPLE_SECONDS in crates/cli/src/session.rs).
+VARIANTS = ("normal", "zeros", "large", "tiny", "negative", "ties", "nonfinite")
+# Programs the worker makes itself; every other program id is one loaded by `program`.
+ORIGINAL = "original"
+COMPILED_ORIGINAL = "compiled_original"
+# How long one timing sample lasts.
 SAMPLE_SECONDS = 0.01
 
 
@@ -353,19 +359,16 @@ def cmd_program(req):
 
 
 def program(pid):
-    if pid == "original":
+    if pid == ORIGINAL:
         return State.fn
-    if pid == "compiled_original":
-        if "compiled_original" not in State.programs:
-            State.programs["compiled_original"] = mx.compile(State.fn)
-        return State.programs["compiled_original"]
+    if pid == COMPILED_ORIGINAL:
+        if COMPILED_ORIGINAL not in State.programs:
+            State.programs[COMPILED_ORIGINAL] = mx.compile(State.fn)
+        return State.programs[COMPILED_ORIGINAL]
     return State.programs[pid]
 
 
 # ---------------------------------------------------------------- verification
-
-
-VARIANTS = ("normal", "zeros", "large", "tiny", "negative", "ties", "nonfinite")
 
 
 def edge(v, variant):

@@ -3,10 +3,12 @@
 //! The worker's source is embedded in the binary and written to the user's cache
 //! directory on first use. Requests and replies are JSON lines. A worker that
 //! crashes or outlives a request's timeout is killed and restarted; the request's
-//! program is dropped, the harness and the other programs are loaded again.
+//! program is dropped, the harness and the other programs are loaded again. The
+//! requests and replies are typed in [`protocol`].
 
-mod python;
 mod process;
+pub mod protocol;
+mod python;
 
 pub use process::{Worker, WorkerError};
 pub use python::{find_python, PythonChoice};

@@ -1,5 +1,6 @@
 //! The worker process and its JSON-lines protocol.
 
+use crate::protocol::{self, Request};
 use crate::WORKER_SOURCE;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,9 @@ pub enum WorkerError {
     /// The worker died or hung; it has been restarted.
     #[error("the worker {0}; it was restarted")]
     Crashed(String),
+    /// A reply that does not parse as the command's reply type.
+    #[error("bad {} reply: {why}", command.name())]
+    BadReply { command: protocol::Command, why: String },
     #[error("worker error: {0}")]
     Internal(String),
 }
@@ -101,24 +105,28 @@ fn spawn(python: &Path, script: &Path) -> std::io::Result<(Child, ChildStdin, Re
 
 impl Worker {
     pub fn start(python: &Path) -> Result<Worker, WorkerError> {
-        let script = script_path().map_err(|e| WorkerError::Internal(format!("cannot write the worker script: {e}")))?;
-        let (child, stdin, replies, log) =
-            spawn(python, &script).map_err(|e| WorkerError::Internal(format!("cannot start {}: {e}", python.display())))?;
+        let script =
+            script_path().map_err(|e| WorkerError::Internal(format!("cannot write the worker script: {e}")))?;
+        let (child, stdin, replies, log) = spawn(python, &script)
+            .map_err(|e| WorkerError::Internal(format!("cannot start {}: {e}", python.display())))?;
         Ok(Worker { python: python.to_path_buf(), script, child, stdin, replies, log, replay: vec![] })
     }
 
     /// Sends `req` and waits up to `timeout` for the reply's `result`.
-    pub fn request(&mut self, req: Json, timeout: Duration) -> Result<Json, WorkerError> {
+    fn request(&mut self, req: Json, timeout: Duration) -> Result<Json, WorkerError> {
         let line = serde_json::to_string(&req).unwrap();
         if writeln!(self.stdin, "{line}").and_then(|_| self.stdin.flush()).is_err() {
             return Err(self.restart("exited"));
         }
         let reply = match self.replies.recv_timeout(timeout) {
             Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => return Err(self.restart(&format!("took longer than {}s", timeout.as_secs()))),
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(self.restart(&format!("took longer than {}s", timeout.as_secs())))
+            }
             Err(RecvTimeoutError::Disconnected) => return Err(self.restart("exited")),
         };
-        let reply: Json = serde_json::from_str(&reply).map_err(|e| WorkerError::Internal(format!("bad reply {reply:?}: {e}")))?;
+        let reply: Json =
+            serde_json::from_str(&reply).map_err(|e| WorkerError::Internal(format!("bad reply {reply:?}: {e}")))?;
         if reply["ok"].as_bool() == Some(true) {
             return Ok(reply["result"].clone());
         }
@@ -131,12 +139,20 @@ impl Worker {
         })
     }
 
-    /// A request that must be replayed after a restart (loading the harness, a program).
-    pub fn stateful(&mut self, key: &str, req: Json, timeout: Duration) -> Result<Json, WorkerError> {
-        let out = self.request(req.clone(), timeout)?;
+    /// Sends a typed request and waits up to `timeout` for its reply.
+    pub fn call<R: Request>(&mut self, req: &R, timeout: Duration) -> Result<R::Reply, WorkerError> {
+        let reply = self.request(wire(req), timeout)?;
+        parse::<R>(reply)
+    }
+
+    /// A request that must be replayed after a restart (loading the harness, a program),
+    /// kept under `key`: a later one of the same key replaces it.
+    pub fn stateful<R: Request>(&mut self, key: &str, req: &R, timeout: Duration) -> Result<R::Reply, WorkerError> {
+        let line = wire(req);
+        let out = self.request(line.clone(), timeout)?;
         self.replay.retain(|(k, _)| k != key);
-        self.replay.push((key.to_string(), req));
-        Ok(out)
+        self.replay.push((key.to_string(), line));
+        parse::<R>(out)
     }
 
     fn restart(&mut self, what: &str) -> WorkerError {
@@ -151,18 +167,26 @@ impl Worker {
         }
         for (_, req) in self.replay.clone() {
             if let Err(e) = self.request(req, Duration::from_secs(600)) {
-                return WorkerError::Internal(format!("the worker {what}; replaying its state after the restart failed: {e}"));
+                return WorkerError::Internal(format!(
+                    "the worker {what}; replaying its state after the restart failed: {e}"
+                ));
             }
         }
-        let detail = if tail.is_empty() { String::new() } else { format!(" (last output: {})", tail.replace('\n', " | ")) };
+        let detail =
+            if tail.is_empty() { String::new() } else { format!(" (last output: {})", tail.replace('\n', " | ")) };
         WorkerError::Crashed(format!("{what}{detail}"))
     }
+}
 
-    /// Convenience: `{"cmd": cmd, ..fields}`.
-    pub fn cmd(&mut self, cmd: &str, mut fields: Json, timeout: Duration) -> Result<Json, WorkerError> {
-        fields["cmd"] = json!(cmd);
-        self.request(fields, timeout)
-    }
+/// A request as its JSON line's object: its fields and `cmd`.
+fn wire<R: Request>(req: &R) -> Json {
+    let mut v = serde_json::to_value(req).expect("requests serialize");
+    v["cmd"] = json!(R::COMMAND.name());
+    v
+}
+
+fn parse<R: Request>(reply: Json) -> Result<R::Reply, WorkerError> {
+    serde_json::from_value(reply).map_err(|e| WorkerError::BadReply { command: R::COMMAND, why: e.to_string() })
 }
 
 impl Drop for Worker {

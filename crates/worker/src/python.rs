@@ -44,7 +44,9 @@ pub fn find_python(flag: Option<&Path>, progress: &dyn Fn(&str)) -> Result<Pytho
 
 fn checked(path: PathBuf, source: &'static str) -> Result<PythonChoice> {
     if !imports_mlx(&path) {
-        bail!("{} (from {source}) cannot import mlx; install it there with `{} -m pip install \"mlx[cpu]\"` or drop {source}", path.display(), path.display());
+        let p = path.display();
+        let fix = format!("install it there with `{p} -m pip install \"mlx[cpu]\"` or drop {source}");
+        bail!("{p} (from {source}) cannot import mlx; {fix}");
     }
     Ok(PythonChoice { path, source })
 }
@@ -56,13 +58,17 @@ fn managed(progress: &dyn Fn(&str)) -> Result<PythonChoice> {
     if imports_mlx(&python) {
         return Ok(PythonChoice { path: python, source: "managed virtualenv" });
     }
-    let package = if cfg!(target_os = "macos") { format!("mlx=={MLX_VERSION}") } else { format!("mlx[cpu]=={MLX_VERSION}") };
+    let package =
+        if cfg!(target_os = "macos") { format!("mlx=={MLX_VERSION}") } else { format!("mlx[cpu]=={MLX_VERSION}") };
     progress(&format!("setting up Python for superopt: a virtualenv at {} with {package} (once)", venv.display()));
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
     // numpy: phew-style harnesses build their inputs with it.
     run(Command::new(&python).args(["-m", "pip", "install", "--quiet", &package, "numpy"]), "pip install mlx")?;
     if !imports_mlx(&python) {
-        bail!("the managed virtualenv at {} cannot import mlx after installing it; remove that folder and try again", venv.display());
+        bail!(
+            "the managed virtualenv at {} cannot import mlx after installing it; remove that folder and try again",
+            venv.display()
+        );
     }
     Ok(PythonChoice { path: python, source: "managed virtualenv" })
 }

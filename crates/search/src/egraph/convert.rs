@@ -1,6 +1,6 @@
 //! A traced program into an e-graph, and an extracted choice back into a program.
 
-use super::lang::{add_args, Analysis, ConstEntry, Data, EGraph, Mlx};
+use super::lang::{add_args, Analysis, ConstEntry, Data, EGraph, Mlx, Origin};
 use egg::{Id, Language};
 use std::collections::HashMap;
 use superopt_ir::{Arg, ConstData, Constant, Dim, Guard, Node, Program, ScalarExpr, Value, ValueId};
@@ -56,10 +56,14 @@ fn add_traced(g: &mut EGraph, node: Mlx, values: &[Value], first: ValueId) -> Id
     let id = g.add(node.clone());
     let inferred = g[id].data.clone();
     if inferred.values != values {
-        let dims = if inferred.values.iter().map(|v| &v.shape).eq(values.iter().map(|v| &v.shape)) { inferred.dims } else { None };
+        let dims = if inferred.values.iter().map(|v| &v.shape).eq(values.iter().map(|v| &v.shape)) {
+            inferred.dims
+        } else {
+            None
+        };
         g.set_analysis_data(id, Data { values: values.to_vec(), dims, ..inferred });
     }
-    g.analysis.origins.entry(node).or_insert_with(|| format!("%{first}"));
+    g.analysis.origins.entry(node).or_insert(Origin::Traced(first));
     id
 }
 
@@ -88,7 +92,19 @@ pub fn round_to(x: f64, d: superopt_ir::Dtype) -> f64 {
 /// The program that computes `roots` with the node `choice` picks in each e-class.
 /// `like` gives the signature and input order.
 pub fn to_program(g: &EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], like: &Program) -> Program {
-    let mut b = Builder { g, choice, p: Program { values: vec![], inputs: vec![], constants: vec![], nodes: vec![], outputs: vec![], signature: like.signature.clone() }, done: HashMap::new() };
+    let mut b = Builder {
+        g,
+        choice,
+        p: Program {
+            values: vec![],
+            inputs: vec![],
+            constants: vec![],
+            nodes: vec![],
+            outputs: vec![],
+            signature: like.signature.clone(),
+        },
+        done: HashMap::new(),
+    };
     for v in &like.inputs {
         let id = b.p.values.len();
         b.p.values.push(like.value(*v).clone());

@@ -45,11 +45,26 @@ struct Extractor<'a> {
 /// The cheapest program: a worklist that re-evaluates a class's parents whenever its
 /// best improves, until nothing improves. `None` past the deadline or when a root has
 /// no finite choice.
-pub fn extract(g: &EGraph, roots: &[Id], traced: &HashSet<Mlx>, dev: &Device, mode: Mode, deadline: Instant) -> Option<Extraction> {
+pub fn extract(
+    g: &EGraph,
+    roots: &[Id],
+    traced: &HashSet<Mlx>,
+    dev: &Device,
+    mode: Mode,
+    deadline: Instant,
+) -> Option<Extraction> {
     extract_within(g, roots, traced, dev, mode, deadline, DAG_AWARE_CLASSES)
 }
 
-fn extract_within(g: &EGraph, roots: &[Id], traced: &HashSet<Mlx>, dev: &Device, mode: Mode, deadline: Instant, dag_bound: usize) -> Option<Extraction> {
+fn extract_within(
+    g: &EGraph,
+    roots: &[Id],
+    traced: &HashSet<Mlx>,
+    dev: &Device,
+    mode: Mode,
+    deadline: Instant,
+    dag_bound: usize,
+) -> Option<Extraction> {
     let mut ids: Vec<Id> = g.classes().map(|c| c.id).collect();
     ids.sort();
     let index: HashMap<Id, usize> = ids.iter().enumerate().map(|(k, id)| (*id, k)).collect();
@@ -62,7 +77,7 @@ fn extract_within(g: &EGraph, roots: &[Id], traced: &HashSet<Mlx>, dev: &Device,
     while let Some(k) = queue.pop_front() {
         queued[k] = false;
         popped += 1;
-        if popped % 1024 == 0 && Instant::now() > deadline {
+        if popped.is_multiple_of(1024) && Instant::now() > deadline {
             return None;
         }
         if !x.improve(k) {
@@ -140,7 +155,11 @@ impl Extractor<'_> {
         }
         match set {
             Some(s) if s.contains(k) => None,
-            Some(s) => Some(Best { total: c + s.ones().filter_map(|j| self.best[j].as_ref()).map(|b| b.own).sum::<f64>(), own: c, needs: Some(s) }),
+            Some(s) => Some(Best {
+                total: c + s.ones().filter_map(|j| self.best[j].as_ref()).map(|b| b.own).sum::<f64>(),
+                own: c,
+                needs: Some(s),
+            }),
             None => Some(Best { total: c + children, own: c, needs: None }),
         }
     }
@@ -174,7 +193,8 @@ pub fn acyclic(g: &EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id]) -> bool {
         state.insert(stack[0].0, 1);
         while let Some((id, next)) = stack.pop() {
             let Some(node) = choice.get(&id) else { return false };
-            let kids: Vec<Id> = node.children().iter().map(|c| g.find(*c)).filter(|c| g[*c].data.args.is_none()).collect();
+            let kids: Vec<Id> =
+                node.children().iter().map(|c| g.find(*c)).filter(|c| g[*c].data.args.is_none()).collect();
             if next == kids.len() {
                 state.insert(id, 2);
                 continue;
@@ -234,7 +254,8 @@ mod tests {
         assert!(has_op(&g, root, "Tanh"));
         let far = Instant::now() + Duration::from_secs(60);
         for bound in [DAG_AWARE_CLASSES, 0] {
-            let e = extract_within(&g, &[root], &HashSet::new(), &Device::default(), Mode::Eager, far, bound).expect("extracts");
+            let e = extract_within(&g, &[root], &HashSet::new(), &Device::default(), Mode::Eager, far, bound)
+                .expect("extracts");
             assert!(e.cost.is_finite() && e.cost > 0.0);
             // implicit broadcasting won at every step: no materialised scalar is left
             assert!(!reaches_broadcast(&g, &e, root), "bound {bound}");

@@ -86,7 +86,8 @@ fn number(a: &Arg, shapes: &[Vec<i64>]) -> Option<f64> {
 
 /// One primitive on folded inputs; `shape` is the traced output shape.
 fn apply(op: &str, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i64>]) -> Option<Table> {
-    let unary = |f: fn(f64) -> f64| Some(Table { shape: shape.to_vec(), data: ins[0].data.iter().map(|v| f(*v)).collect() });
+    let unary =
+        |f: fn(f64) -> f64| Some(Table { shape: shape.to_vec(), data: ins[0].data.iter().map(|v| f(*v)).collect() });
     let binary = |f: fn(f64, f64) -> f64| {
         let (a, b) = (broadcast(&ins[0], shape), broadcast(&ins[1], shape));
         Some(Table { shape: shape.to_vec(), data: a.data.iter().zip(&b.data).map(|(x, y)| f(*x, *y)).collect() })
@@ -97,8 +98,12 @@ fn apply(op: &str, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i
             Some(Table { shape: shape.to_vec(), data: (0..shape[0]).map(|i| start + step * i as f64).collect() })
         }
         "Broadcast" => Some(broadcast(&ins[0], shape)),
-        "Reshape" | "ExpandDims" | "Squeeze" | "Copy" | "StopGradient" | "Full" => Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() }),
-        "AsType" if matches!(args.first(), Some(Arg::Dtype(d)) if d.is_float()) => Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() }),
+        "Reshape" | "ExpandDims" | "Squeeze" | "Copy" | "StopGradient" | "Full" => {
+            Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() })
+        }
+        "AsType" if matches!(args.first(), Some(Arg::Dtype(d)) if d.is_float()) => {
+            Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() })
+        }
         "Negative" => unary(|x| -x),
         "Exp" => unary(f64::exp),
         // MLX's Log carries its base: 0 two, 1 ten, 2 e.
@@ -128,7 +133,10 @@ fn apply(op: &str, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i
         "LessEqual" => binary(|x, y| (x <= y) as u8 as f64),
         "Select" => {
             let (c, a, b) = (broadcast(&ins[0], shape), broadcast(&ins[1], shape), broadcast(&ins[2], shape));
-            Some(Table { shape: shape.to_vec(), data: (0..c.data.len()).map(|k| if c.data[k] != 0.0 { a.data[k] } else { b.data[k] }).collect() })
+            Some(Table {
+                shape: shape.to_vec(),
+                data: (0..c.data.len()).map(|k| if c.data[k] != 0.0 { a.data[k] } else { b.data[k] }).collect(),
+            })
         }
         "Minimum" => binary(f64::min),
         _ => None,
@@ -145,7 +153,8 @@ fn broadcast(t: &Table, shape: &[usize]) -> Table {
     let mut data = Vec::with_capacity(n);
     let mut index = vec![0usize; shape.len()];
     for _ in 0..n {
-        let src: Vec<usize> = t.shape.iter().enumerate().map(|(a, m)| if *m == 1 { 0 } else { index[lead + a] }).collect();
+        let src: Vec<usize> =
+            t.shape.iter().enumerate().map(|(a, m)| if *m == 1 { 0 } else { index[lead + a] }).collect();
         data.push(t.at(&src));
         for a in (0..shape.len()).rev() {
             index[a] += 1;
@@ -160,7 +169,11 @@ fn broadcast(t: &Table, shape: &[usize]) -> Table {
 
 /// Whether `id`'s class holds a node `op(...)`, and its array inputs.
 pub fn find_op(g: &EGraph, id: Id, op: &str) -> Option<Vec<Id>> {
-    g[g.find(id)].nodes.iter().find(|n| n.op_name() == Some(op)).map(|n| split_args(g, n.children()).1.iter().map(|c| g.find(*c)).collect())
+    g[g.find(id)]
+        .nodes
+        .iter()
+        .find(|n| n.op_name() == Some(op))
+        .map(|n| split_args(g, n.children()).1.iter().map(|c| g.find(*c)).collect())
 }
 
 #[cfg(test)]

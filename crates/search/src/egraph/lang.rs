@@ -183,12 +183,30 @@ impl Data {
     }
 }
 
+/// Where an e-node came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The trace: the value it computes (`%N`, as `superopt trace` prints it).
+    Traced(usize),
+    /// The rule of this name added it.
+    Rule(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Origin::Traced(v) => write!(f, "%{v}"),
+            Origin::Rule(r) => f.write_str(r),
+        }
+    }
+}
+
 /// The analysis: [`Tables`] plus shape inference on every new e-node.
 #[derive(Default, Debug)]
 pub struct Analysis {
     pub tables: Tables,
-    /// Where each e-node came from: the trace (`%value`) or a rule's name.
-    pub origins: HashMap<Mlx, String>,
+    /// Where each e-node came from.
+    pub origins: HashMap<Mlx, Origin>,
     /// Every merge a rule made: (matched class, replacement, rule).
     pub unions: Vec<(Id, Id, String)>,
 }

@@ -12,7 +12,7 @@ pub mod shape;
 use crate::rules::{rules, Family};
 use cost::{Device, Mode};
 use egg::{BackoffScheduler, Id, Language, Runner, StopReason};
-use lang::Mlx;
+use lang::{Mlx, Origin};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use superopt_ir::{Guard, Program};
@@ -32,6 +32,8 @@ pub struct Step {
     pub original: String,
     /// What the extraction took instead (`RMSNorm`, `%3`...).
     pub now: String,
+    /// Whether that is another traced node (a merge that added none).
+    pub now_traced: bool,
     /// The rules that equated the two, most specific first.
     pub rules: Vec<String>,
 }
@@ -43,6 +45,8 @@ pub struct Found {
     pub cost_after: f64,
     /// Rules behind the extracted program's changes, with how many places each shaped.
     pub rules: BTreeMap<String, usize>,
+    /// The families of those rules.
+    pub families: Vec<Family>,
     pub steps: Vec<Step>,
     /// Iterations, e-graph size and why saturation stopped.
     pub stats: String,
@@ -50,10 +54,18 @@ pub struct Found {
 
 /// Saturates `p` with the rules of `families` and extracts the cheapest program.
 /// `None` when the extraction changed nothing or failed within the limits.
-pub fn search(p: &Program, guard: &Guard, families: &[Family], limits: &Limits, dev: &Device, mode: Mode) -> Option<Found> {
+pub fn search(
+    p: &Program,
+    guard: &Guard,
+    families: &[Family],
+    limits: &Limits,
+    dev: &Device,
+    mode: Mode,
+) -> Option<Found> {
     let started = Instant::now();
     let (g, roots) = convert::to_egraph(p, guard);
-    let rewrites: Vec<_> = rules(families).iter().map(|r| r.rewrite()).collect();
+    let table = rules(families);
+    let rewrites: Vec<_> = table.iter().map(|r| r.rewrite()).collect();
     let runner = Runner::default()
         .with_egraph(g)
         .with_node_limit(limits.nodes)
@@ -67,9 +79,17 @@ pub fn search(p: &Program, guard: &Guard, families: &[Family], limits: &Limits, 
         None => "stopped".into(),
     };
     let g = runner.egraph;
-    let stats = format!("{} iterations, {} e-nodes in {} e-classes, {stop}, {:.2} s", runner.iterations.len(), g.total_number_of_nodes(), g.number_of_classes(), started.elapsed().as_secs_f64());
-    let origins: HashMap<Mlx, String> = g.analysis.origins.iter().map(|(n, o)| (n.clone().map_children(|c| g.find(c)), o.clone())).collect();
-    let traced: HashSet<Mlx> = origins.iter().filter(|(_, o)| o.starts_with('%')).map(|(n, _)| n.clone()).collect();
+    let stats = format!(
+        "{} iterations, {} e-nodes in {} e-classes, {stop}, {:.2} s",
+        runner.iterations.len(),
+        g.total_number_of_nodes(),
+        g.number_of_classes(),
+        started.elapsed().as_secs_f64()
+    );
+    let origins: HashMap<Mlx, Origin> =
+        g.analysis.origins.iter().map(|(n, o)| (n.clone().map_children(|c| g.find(c)), o.clone())).collect();
+    let traced: HashSet<Mlx> =
+        origins.iter().filter(|(_, o)| matches!(o, Origin::Traced(_))).map(|(n, _)| n.clone()).collect();
     let roots: Vec<Id> = roots.iter().map(|r| g.find(*r)).collect();
     let deadline = Instant::now() + limits.time.max(Duration::from_secs(5));
     let picked = extract::extract(&g, &roots, &traced, dev, mode, deadline)?;
@@ -83,19 +103,30 @@ pub fn search(p: &Program, guard: &Guard, families: &[Family], limits: &Limits, 
     }
     let used = rules_used(&g, &picked.choice, &roots, &origins, &steps);
     let cost_before = program_cost(p, guard, dev, mode);
-    Some(Found { program, cost_before, cost_after: picked.cost, rules: used, steps, stats })
+    let used_families = families
+        .iter()
+        .copied()
+        .filter(|f| table.iter().any(|r| r.family == *f && used.contains_key(&r.name)))
+        .collect();
+    Some(Found { program, cost_before, cost_after: picked.cost, rules: used, families: used_families, steps, stats })
 }
 
 /// Every rule that built a node of the extracted program, and the rules of steps
 /// that took another traced node (a merge that added none), with how often each did.
-fn rules_used(g: &lang::EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], origins: &HashMap<Mlx, String>, steps: &[Step]) -> BTreeMap<String, usize> {
+fn rules_used(
+    g: &lang::EGraph,
+    choice: &HashMap<Id, Mlx>,
+    roots: &[Id],
+    origins: &HashMap<Mlx, Origin>,
+    steps: &[Step],
+) -> BTreeMap<String, usize> {
     let mut used = BTreeMap::new();
     for node in reachable(g, choice, roots) {
-        if let Some(rule) = origins.get(node).filter(|o| !o.starts_with('%') && node.op_name().is_some()) {
+        if let (Some(Origin::Rule(rule)), Some(_)) = (origins.get(node), node.op_name()) {
             *used.entry(rule.clone()).or_insert(0) += 1;
         }
     }
-    for s in steps.iter().filter(|s| s.now.starts_with('%')) {
+    for s in steps.iter().filter(|s| s.now_traced) {
         for r in &s.rules {
             *used.entry(r.clone()).or_insert(0) += 1;
         }
@@ -129,7 +160,7 @@ pub fn program_cost(p: &Program, guard: &Guard, dev: &Device, mode: Mode) -> f64
 
 /// For every e-class of the extracted program whose choice is not its traced node:
 /// what it was, what it is now, and which rules did it.
-fn steps(g: &lang::EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], origins: &HashMap<Mlx, String>) -> Vec<Step> {
+fn steps(g: &lang::EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], origins: &HashMap<Mlx, Origin>) -> Vec<Step> {
     let mut out = vec![];
     let mut seen = HashSet::new();
     let mut stack: Vec<Id> = roots.to_vec();
@@ -139,26 +170,31 @@ fn steps(g: &lang::EGraph, choice: &HashMap<Id, Mlx>, roots: &[Id], origins: &Ha
         }
         let node = &choice[&id];
         stack.extend(node.children().iter().map(|c| g.find(*c)));
-        let was: Option<(&Mlx, &String)> = g[id].nodes.iter().filter_map(|n| origins.get(n).filter(|o| o.starts_with('%')).map(|o| (n, o))).min_by_key(|(_, o)| o.trim_start_matches('%').parse::<usize>().unwrap_or(usize::MAX));
+        let traced_value = |n: &Mlx| match origins.get(n) {
+            Some(Origin::Traced(v)) => Some(*v),
+            _ => None,
+        };
+        let was = g[id].nodes.iter().filter_map(|n| traced_value(n).map(|v| (n, v))).min_by_key(|(_, v)| *v);
         let Some((was_node, was_value)) = was else { continue };
         if was_node == node {
             continue;
         }
-        let now = match origins.get(node) {
-            Some(o) if o.starts_with('%') => format!("{o} ({node})"),
-            _ => node.to_string(),
+        let (now, now_traced, rules) = match origins.get(node) {
+            Some(Origin::Traced(v)) => (format!("%{v} ({node})"), true, union_rule(g, id).into_iter().collect()),
+            Some(Origin::Rule(r)) => (node.to_string(), false, vec![r.clone()]),
+            None => (node.to_string(), false, union_rule(g, id).into_iter().collect()),
         };
-        let rules: Vec<String> = match origins.get(node).filter(|o| !o.starts_with('%')) {
-            Some(r) => vec![r.clone()],
-            None => union_rule(g, id).into_iter().collect(),
-        };
-        out.push(Step { original: format!("{was_value} = {was_node}"), now, rules });
+        out.push((was_value, Step { original: format!("%{was_value} = {was_node}"), now, now_traced, rules }));
     }
-    out.sort_by_key(|s| s.original.trim_start_matches('%').split(' ').next().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0));
-    out
+    out.sort_by_key(|(v, _)| *v);
+    out.into_iter().map(|(_, s)| s).collect()
 }
 
 /// The first rule that merged something into e-class `id` (for merges that add no node).
 fn union_rule(g: &lang::EGraph, id: Id) -> Option<String> {
-    g.analysis.unions.iter().find(|(a, b, r)| (g.find(*a) == id || g.find(*b) == id) && !r.contains("commute")).map(|(_, _, r)| r.clone())
+    g.analysis
+        .unions
+        .iter()
+        .find(|(a, b, r)| (g.find(*a) == id || g.find(*b) == id) && !r.contains("commute"))
+        .map(|(_, _, r)| r.clone())
 }

@@ -59,7 +59,9 @@ fn op_data(egraph: &EGraph, op: &str, children: &[Id]) -> Data {
         ("Equal" | "NotEqual" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "LogicalAnd" | "LogicalOr", _) => {
             broadcast(&shapes).map(|s| (s, Dtype::Bool))
         }
-        (_, Some(ops::Kind::Binary)) => promote(vals[0].dtype, vals[1].dtype).and_then(|d| broadcast(&shapes).map(|s| (s, d))),
+        (_, Some(ops::Kind::Binary)) => {
+            promote(vals[0].dtype, vals[1].dtype).and_then(|d| broadcast(&shapes).map(|s| (s, d)))
+        }
         ("Select", _) => broadcast(&shapes).map(|s| (s, vals[1].dtype)),
         ("Copy" | "Softmax" | "RMSNorm" | "LayerNorm" | "RoPE", _) => Some((shapes[0].clone(), dtype.unwrap())),
         ("Matmul", _) => matmul(&shapes).map(|s| (s, dtype.unwrap())),
@@ -127,7 +129,8 @@ fn matmul(shapes: &[Shape]) -> Option<Shape> {
     if a.len() < 2 || b.len() < 2 || a[a.len() - 1] != b[b.len() - 2] {
         return None;
     }
-    let batch = |s: &Vec<i64>, d: &Option<Vec<Dim>>| (s[..s.len() - 2].to_vec(), d.as_ref().map(|d| d[..d.len() - 2].to_vec()));
+    let batch =
+        |s: &Vec<i64>, d: &Option<Vec<Dim>>| (s[..s.len() - 2].to_vec(), d.as_ref().map(|d| d[..d.len() - 2].to_vec()));
     let (mut shape, mut dims) = broadcast(&[batch(a, ad), batch(b, bd)])?;
     shape.extend([a[a.len() - 2], b[b.len() - 1]]);
     if let (Some(ds), Some(ad), Some(bd)) = (dims.as_mut(), ad, bd) {
@@ -182,7 +185,8 @@ fn from_args(egraph: &EGraph, (s, _): &Shape, args: &[Arg]) -> Option<Shape> {
         }
         shape[k] = total / known;
     }
-    let dims = want.iter().all(|d| d.as_const().is_none_or(|n| n >= 0)).then(|| want.iter().map(|d| t.canonical(d)).collect());
+    let dims =
+        want.iter().all(|d| d.as_const().is_none_or(|n| n >= 0)).then(|| want.iter().map(|d| t.canonical(d)).collect());
     Some((shape, dims))
 }
 

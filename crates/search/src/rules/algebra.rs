@@ -15,20 +15,64 @@ pub fn rules() -> Vec<Rule> {
         Rule::pattern(Algebra, "mul-reassociate~", "(Multiply (Multiply ?a ?b) ?c)", "(Multiply ?a (Multiply ?b ?c))"),
         Rule::pattern(Algebra, "square-as-product", "(Square ?x)", "(Multiply ?x ?x)"),
         Rule::pattern(Algebra, "product-as-square", "(Multiply ?x ?x)", "(Square ?x)"),
-        Rule::when(Algebra, "power-two-as-product", "(Power ?x ?c)", "(Multiply ?x ?x)", |cx| cx.scalar("?c") == Some(2.0)),
+        Rule::when(Algebra, "power-two-as-product", "(Power ?x ?c)", "(Multiply ?x ?x)", |cx| {
+            cx.scalar("?c") == Some(2.0)
+        }),
         Rule::when(Algebra, "mul-one", "(Multiply ?a ?c)", "?a", |cx| cx.scalar("?c") == Some(1.0)),
         Rule::when(Algebra, "div-one", "(Divide ?a ?c)", "?a", |cx| cx.scalar("?c") == Some(1.0)),
         Rule::when(Algebra, "sub-zero", "(Subtract ?a ?c)", "?a", |cx| cx.scalar("?c") == Some(0.0)),
         Rule::build(Algebra, "div-sqrt-as-rsqrt~", "(Divide ?a (Sqrt ?f ?b))", div_sqrt),
         Rule::build(Algebra, "div-power-of-two-as-mul", "(Divide ?a ?c)", div_power_of_two),
         Rule::build(Algebra, "fold-scalar-factors~", "(Multiply (Multiply ?a ?c1) ?c2)", fold_factors),
-        Rule::when(Algebra, "matmul-associate-right", "(Matmul (Matmul ?a ?b) ?c)", "(Matmul ?a (Matmul ?b ?c))", associable),
-        Rule::when(Algebra, "matmul-associate-left", "(Matmul ?a (Matmul ?b ?c))", "(Matmul (Matmul ?a ?b) ?c)", associable),
-        Rule::when(Algebra, "scalar-out-of-matmul-lhs~", "(Matmul (Multiply ?a ?s) ?b)", "(Multiply (Matmul ?a ?b) ?s)", scalar_s),
-        Rule::when(Algebra, "scalar-out-of-matmul-rhs~", "(Matmul ?a (Multiply ?b ?s))", "(Multiply (Matmul ?a ?b) ?s)", scalar_s),
-        Rule::when(Algebra, "scalar-into-matmul-lhs~", "(Multiply (Matmul ?a ?b) ?s)", "(Matmul (Multiply ?a ?s) ?b)", scalar_s),
-        Rule::when(Algebra, "scalar-into-matmul-rhs~", "(Multiply (Matmul ?a ?b) ?s)", "(Matmul ?a (Multiply ?b ?s))", scalar_s),
-        Rule::when(Algebra, "scalar-out-of-transpose", "(Transpose ?p (Multiply ?a ?s))", "(Multiply (Transpose ?p ?a) ?s)", scalar_s),
+        Rule::when(
+            Algebra,
+            "matmul-associate-right",
+            "(Matmul (Matmul ?a ?b) ?c)",
+            "(Matmul ?a (Matmul ?b ?c))",
+            associable,
+        ),
+        Rule::when(
+            Algebra,
+            "matmul-associate-left",
+            "(Matmul ?a (Matmul ?b ?c))",
+            "(Matmul (Matmul ?a ?b) ?c)",
+            associable,
+        ),
+        Rule::when(
+            Algebra,
+            "scalar-out-of-matmul-lhs~",
+            "(Matmul (Multiply ?a ?s) ?b)",
+            "(Multiply (Matmul ?a ?b) ?s)",
+            scalar_s,
+        ),
+        Rule::when(
+            Algebra,
+            "scalar-out-of-matmul-rhs~",
+            "(Matmul ?a (Multiply ?b ?s))",
+            "(Multiply (Matmul ?a ?b) ?s)",
+            scalar_s,
+        ),
+        Rule::when(
+            Algebra,
+            "scalar-into-matmul-lhs~",
+            "(Multiply (Matmul ?a ?b) ?s)",
+            "(Matmul (Multiply ?a ?s) ?b)",
+            scalar_s,
+        ),
+        Rule::when(
+            Algebra,
+            "scalar-into-matmul-rhs~",
+            "(Multiply (Matmul ?a ?b) ?s)",
+            "(Matmul ?a (Multiply ?b ?s))",
+            scalar_s,
+        ),
+        Rule::when(
+            Algebra,
+            "scalar-out-of-transpose",
+            "(Transpose ?p (Multiply ?a ?s))",
+            "(Multiply (Transpose ?p ?a) ?s)",
+            scalar_s,
+        ),
     ]
 }
 
@@ -41,7 +85,10 @@ fn scalar_s(cx: &Ctx) -> bool {
 fn associable(cx: &Ctx) -> bool {
     let (Some(a), Some(b), Some(c)) = (cx.shape("?a"), cx.shape("?b"), cx.shape("?c")) else { return false };
     let plain = b.len() == 2 && c.len() == 2 && a.len() >= 2;
-    let batched = a.len() == b.len() && b.len() == c.len() && a[..a.len() - 2] == b[..b.len() - 2] && b[..b.len() - 2] == c[..c.len() - 2];
+    let batched = a.len() == b.len()
+        && b.len() == c.len()
+        && a[..a.len() - 2] == b[..b.len() - 2]
+        && b[..b.len() - 2] == c[..c.len() - 2];
     plain || batched
 }
 
@@ -77,7 +124,6 @@ fn fold_factors(cx: &mut Ctx) -> Option<Id> {
     let c = cx.scalar_const(round_to(c1 * c2, dtype), dtype);
     Some(cx.op("Multiply", &[], &[a, c]))
 }
-
 
 #[cfg(test)]
 mod tests {

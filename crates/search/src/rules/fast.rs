@@ -9,9 +9,9 @@
 
 use super::{const_int, const_list, node_parts, same_f32, Ctx, Family::Fast, Rule};
 use crate::egraph::fold::{find_op, fold, Table};
-use superopt_ir::Dtype;
 use egg::Id;
 use superopt_ir::Arg;
+use superopt_ir::Dtype;
 
 const RMS: &str = "(Sqrt ?r (Add (Multiply (Reduce ?red (Multiply ?x ?x)) ?n) ?eps))";
 const RMS_DIV: &str = "(Sqrt ?r (Add (Divide (Reduce ?red (Multiply ?x ?x)) ?n) ?eps))";
@@ -29,32 +29,52 @@ pub fn rules() -> Vec<Rule> {
     let ln = ln_core();
     vec![
         Rule::build(Fast, "rms-norm", &format!("(Multiply (Multiply ?x {RMS}) ?w)"), |cx| rms_norm(cx, false, true)),
-        Rule::build(Fast, "rms-norm-divide", &format!("(Multiply (Multiply ?x {RMS_DIV}) ?w)"), |cx| rms_norm(cx, true, true)),
+        Rule::build(Fast, "rms-norm-divide", &format!("(Multiply (Multiply ?x {RMS_DIV}) ?w)"), |cx| {
+            rms_norm(cx, true, true)
+        }),
         Rule::build(Fast, "rms-norm-no-weight", &format!("(Multiply ?x {RMS})"), |cx| rms_norm(cx, false, false)),
         Rule::build(Fast, "layer-norm", &format!("(Add (Multiply {ln} ?w) ?b)"), |cx| layer_norm(cx, true, true)),
         Rule::build(Fast, "layer-norm-no-bias", &format!("(Multiply {ln} ?w)"), |cx| layer_norm(cx, true, false)),
         Rule::build(Fast, "layer-norm-no-affine", &ln, |cx| layer_norm(cx, false, false)),
-        Rule::build(Fast, "softmax", "(Divide (Exp (Subtract ?x (Reduce ?rm ?x))) (Reduce ?rs (Exp (Subtract ?x (Reduce ?rm ?x)))))", |cx| softmax(cx, true)),
+        Rule::build(
+            Fast,
+            "softmax",
+            "(Divide (Exp (Subtract ?x (Reduce ?rm ?x))) (Reduce ?rs (Exp (Subtract ?x (Reduce ?rm ?x)))))",
+            |cx| softmax(cx, true),
+        ),
         Rule::build(Fast, "softmax-unshifted", "(Divide (Exp ?x) (Reduce ?rs (Exp ?x)))", |cx| softmax(cx, false)),
         Rule::build(Fast, "sdpa", &format!("(Matmul (Softmax ?p {SCORES}) ?v)"), |cx| attention(cx, Mask::None)),
-        Rule::build(Fast, "sdpa-additive-mask", &format!("(Matmul (Softmax ?p (Add {SCORES} ?mask)) ?v)"), |cx| attention(cx, Mask::Additive)),
+        Rule::build(Fast, "sdpa-additive-mask", &format!("(Matmul (Softmax ?p (Add {SCORES} ?mask)) ?v)"), |cx| {
+            attention(cx, Mask::Additive)
+        }),
         Rule::build(
             Fast,
             "sdpa-causal",
-            &format!("(Matmul (Softmax ?p (Select (GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar)) {SCORES} ?fill)) ?v)"),
+            &format!(
+                "(Matmul (Softmax ?p (Select (GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar)) {SCORES} ?fill)) \
+                 ?v)"
+            ),
             |cx| attention(cx, Mask::Causal),
         ),
         Rule::build(
             Fast,
             "sdpa-gqa-unrepeat",
-            "(ScaledDotProductAttention ?a ?q (Reshape ?s1 (Broadcast ?b1 (ExpandDims ?e1 ?k))) (Reshape ?s2 (Broadcast ?b2 (ExpandDims ?e2 ?v))))",
+            "(ScaledDotProductAttention ?a ?q (Reshape ?s1 (Broadcast ?b1 (ExpandDims ?e1 ?k))) \
+             (Reshape ?s2 (Broadcast ?b2 (ExpandDims ?e2 ?v))))",
             gqa_unrepeat,
         ),
-        Rule::build(Fast, "sigmoid", "(Divide ?one (Add ?one2 (Exp (Negative ?x))))", |cx| sigmoid(cx, &["?one", "?one2"], false)),
+        Rule::build(Fast, "sigmoid", "(Divide ?one (Add ?one2 (Exp (Negative ?x))))", |cx| {
+            sigmoid(cx, &["?one", "?one2"], false)
+        }),
         Rule::build(Fast, "silu", "(Divide ?x (Add ?one (Exp (Negative ?x))))", |cx| sigmoid(cx, &["?one"], true)),
         Rule::build(Fast, "gelu-tanh", "(Multiply (Multiply ?x ?half) (Add (Tanh ?u) ?one))", gelu_tanh),
         Rule::build(Fast, "rope", &format!("(Concatenate ?ax {ROTATED})"), |cx| rope(cx, false)),
-        Rule::build(Fast, "rope-traditional", &format!("(Reshape ?shape (Concatenate ?ax (ExpandDims ?e1 {ROT_1}) (ExpandDims ?e2 {ROT_2})))"), |cx| rope(cx, true)),
+        Rule::build(
+            Fast,
+            "rope-traditional",
+            &format!("(Reshape ?shape (Concatenate ?ax (ExpandDims ?e1 {ROT_1}) (ExpandDims ?e2 {ROT_2})))"),
+            |cx| rope(cx, true),
+        ),
     ]
 }
 
@@ -164,7 +184,8 @@ fn attention(cx: &mut Ctx, mask: Mask) -> Option<Id> {
         Mask::None => {}
         Mask::Additive => {
             let m = cx.value("?mask")?;
-            let fits = m.shape.len() <= 4 && m.shape.iter().rev().zip([k[2], q[2], q[1], q[0]]).all(|(a, b)| *a == 1 || *a == b);
+            let fits = m.shape.len() <= 4
+                && m.shape.iter().rev().zip([k[2], q[2], q[1], q[0]]).all(|(a, b)| *a == 1 || *a == b);
             if !fits || m.dtype != cx.value("?q")?.dtype {
                 return None;
             }
@@ -200,7 +221,13 @@ fn gqa_unrepeat(cx: &mut Ctx) -> Option<Id> {
     let args = cx.args("?a")?.to_vec();
     let one_of = |v: &str| cx.args(v).and_then(|a| const_list(a, 0)) == Some(vec![2]);
     let (k, v, q) = (cx.shape("?k")?.to_vec(), cx.shape("?v")?.to_vec(), cx.shape("?q")?.to_vec());
-    let ok = one_of("?e1") && one_of("?e2") && k.len() == 4 && v.len() == 4 && q.len() == 4 && q[1] % k[1] == 0 && k[1] == v[1];
+    let ok = one_of("?e1")
+        && one_of("?e2")
+        && k.len() == 4
+        && v.len() == 4
+        && q.len() == 4
+        && q[1] % k[1] == 0
+        && k[1] == v[1];
     if !ok {
         return None;
     }
@@ -228,7 +255,11 @@ fn sigmoid(cx: &mut Ctx, ones: &[&str], silu: bool) -> Option<Id> {
 /// GELU's tanh form `0.5 x (1 + tanh(u))` as `x * sigmoid(2u)` (the same function:
 /// `(1 + tanh(u)) / 2 = sigmoid(2u)`), two passes fewer; equal at u = ±inf too.
 fn gelu_tanh(cx: &mut Ctx) -> Option<Id> {
-    if !float_x(cx) || cx.scalar("?half") != Some(0.5) || cx.scalar("?one") != Some(1.0) || cx.value("?u")? != cx.value("?x")? {
+    if !float_x(cx)
+        || cx.scalar("?half") != Some(0.5)
+        || cx.scalar("?one") != Some(1.0)
+        || cx.value("?u")? != cx.value("?x")?
+    {
         return None;
     }
     // u + u, not u * 2: exact in floats and in the field check, and no scalar to fold.
@@ -250,7 +281,9 @@ fn rope(cx: &mut Ctx, traditional: bool) -> Option<Id> {
     if !(axis == stacked_axis || axis == -1) || !xv.dtype.is_float() || rank < 2 {
         return None;
     }
-    if traditional && (cx.out().value()?.shape != xv.shape || !expands_last(cx, "?e1", rank) || !expands_last(cx, "?e2", rank)) {
+    if traditional
+        && (cx.out().value()?.shape != xv.shape || !expands_last(cx, "?e1", rank) || !expands_last(cx, "?e2", rank))
+    {
         return None;
     }
     let theta = trig_angle(cx, "?c", "Cos")?;
@@ -258,7 +291,13 @@ fn rope(cx: &mut Ctx, traditional: bool) -> Option<Id> {
         return None;
     }
     let (base, scale, offset) = fit_angles(&fold(cx.g, theta)?, xv.shape[rank - 2] as usize, half)?;
-    let args = [Arg::Int(superopt_ir::Dim::constant(2 * half as i64)), Arg::Bool(traditional), Arg::Float(base), Arg::Float(scale), Arg::Bool(true)];
+    let args = [
+        Arg::Int(superopt_ir::Dim::constant(2 * half as i64)),
+        Arg::Bool(traditional),
+        Arg::Float(base),
+        Arg::Float(scale),
+        Arg::Bool(true),
+    ];
     let off = cx.scalar_const(offset, Dtype::Int32);
     Some(cx.op("RoPE", &args, &[x, off]))
 }
@@ -272,10 +311,19 @@ fn rotated_halves(cx: &Ctx, traditional: bool) -> Option<(Id, usize)> {
     let rank = cx.g[x].data.value()?.shape.len();
     let half = d / 2;
     let whole = |a: &[Vec<i64>], first: i64, last: i64, step: i64| {
-        a[0][..rank - 1].iter().all(|v| *v == 0) && a[0][rank - 1] == first && a[1][rank - 1] == last && a[2][..rank - 1].iter().all(|v| *v == 1) && a[2][rank - 1] == step
+        a[0][..rank - 1].iter().all(|v| *v == 0)
+            && a[0][rank - 1] == first
+            && a[1][rank - 1] == last
+            && a[2][..rank - 1].iter().all(|v| *v == 1)
+            && a[2][rank - 1] == step
     };
-    let covers = if traditional { whole(&a1, 0, d, 2) && whole(&a2, 1, d, 2) } else { whole(&a1, 0, half, 1) && whole(&a2, half, d, 1) };
-    let full = cx.shape("?x1")? == cx.shape("?x2")? && cx.shape("?x1")?[..rank - 1] == cx.g[x].data.value()?.shape[..rank - 1];
+    let covers = if traditional {
+        whole(&a1, 0, d, 2) && whole(&a2, 1, d, 2)
+    } else {
+        whole(&a1, 0, half, 1) && whole(&a2, half, d, 1)
+    };
+    let full =
+        cx.shape("?x1")? == cx.shape("?x2")? && cx.shape("?x1")?[..rank - 1] == cx.g[x].data.value()?.shape[..rank - 1];
     (x == x2 && d % 2 == 0 && half > 0 && covers && full).then_some((x, half as usize))
 }
 
@@ -287,7 +335,8 @@ fn slice_of(cx: &Ctx, var: &str) -> Option<(Id, Vec<Vec<i64>>)> {
             return None;
         }
         let shapes: Vec<Vec<i64>> = cx.g.analysis.tables.inputs.iter().map(|v| v.shape.clone()).collect();
-        let at_traced_size = |i: usize| args.get(i)?.list()?.iter().map(|a| a.int()?.eval(&shapes)).collect::<Option<Vec<i64>>>();
+        let at_traced_size =
+            |i: usize| args.get(i)?.list()?.iter().map(|a| a.int()?.eval(&shapes)).collect::<Option<Vec<i64>>>();
         let lists = (0..3).map(at_traced_size).collect::<Option<Vec<_>>>()?;
         Some((cx.g.find(inputs[0]), lists))
     })
@@ -323,11 +372,13 @@ fn fit_angles(table: &Table, positions: usize, half: usize) -> Option<(f64, f64,
     let offset = (at(0, 0) / scale).round();
     let t = if at(1, 0) != 0.0 { 1 } else { 0 };
     let base = (at(t, 1) / at(t, 0)).powf(-(half as f64));
-    let sane = scale.is_finite() && scale > 0.0 && offset >= 0.0 && offset < 1e9 && base.is_finite() && base > 1.0;
-    let fits = (0..positions).all(|t| (0..half).all(|i| {
-        let want = scale * (offset + t as f64) * base.powf(-(i as f64) / half as f64);
-        (at(t, i) - want).abs() <= 1e-9 * want.abs().max(1.0)
-    }));
+    let sane = scale.is_finite() && scale > 0.0 && (0.0..1e9).contains(&offset) && base.is_finite() && base > 1.0;
+    let fits = (0..positions).all(|t| {
+        (0..half).all(|i| {
+            let want = scale * (offset + t as f64) * base.powf(-(i as f64) / half as f64);
+            (at(t, i) - want).abs() <= 1e-9 * want.abs().max(1.0)
+        })
+    });
     (sane && fits).then_some((round_f32(base), round_f32(scale), offset))
 }
 

@@ -7,8 +7,21 @@ use egg::Id;
 use superopt_ir::{Arg, Dim};
 
 /// Elementwise primitives that broadcast their operands themselves.
-const IMPLICIT_BROADCAST: &[&str] =
-    &["Add", "Subtract", "Multiply", "Divide", "Maximum", "Minimum", "Power", "Greater", "GreaterEqual", "Less", "LessEqual", "LogicalAnd", "LogicalOr"];
+const IMPLICIT_BROADCAST: &[&str] = &[
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Divide",
+    "Maximum",
+    "Minimum",
+    "Power",
+    "Greater",
+    "GreaterEqual",
+    "Less",
+    "LessEqual",
+    "LogicalAnd",
+    "LogicalOr",
+];
 
 pub fn rules() -> Vec<Rule> {
     let mut out = vec![
@@ -23,10 +36,24 @@ pub fn rules() -> Vec<Rule> {
     ];
     for op in IMPLICIT_BROADCAST {
         // The e-graph keeps the result's shape: a rewrite that changes it is refused.
-        out.push(Rule::pattern(Layout, &format!("implicit-broadcast-{op}-rhs"), &format!("({op} ?a (Broadcast ?s ?b))"), &format!("({op} ?a ?b)")));
-        out.push(Rule::pattern(Layout, &format!("implicit-broadcast-{op}-lhs"), &format!("({op} (Broadcast ?s ?a) ?b)"), &format!("({op} ?a ?b)")));
+        out.push(Rule::pattern(
+            Layout,
+            &format!("implicit-broadcast-{op}-rhs"),
+            &format!("({op} ?a (Broadcast ?s ?b))"),
+            &format!("({op} ?a ?b)"),
+        ));
+        out.push(Rule::pattern(
+            Layout,
+            &format!("implicit-broadcast-{op}-lhs"),
+            &format!("({op} (Broadcast ?s ?a) ?b)"),
+            &format!("({op} ?a ?b)"),
+        ));
     }
-    for (k, pat) in ["(Select (Broadcast ?s ?m) ?a ?b)", "(Select ?m (Broadcast ?s ?a) ?b)", "(Select ?m ?a (Broadcast ?s ?b))"].iter().enumerate() {
+    for (k, pat) in
+        ["(Select (Broadcast ?s ?m) ?a ?b)", "(Select ?m (Broadcast ?s ?a) ?b)", "(Select ?m ?a (Broadcast ?s ?b))"]
+            .iter()
+            .enumerate()
+    {
         out.push(Rule::pattern(Layout, &format!("implicit-broadcast-Select-{k}"), pat, "(Select ?m ?a ?b)"));
     }
     out
@@ -105,7 +132,9 @@ mod tests {
         let g = t.saturate(&[Family::Layout]);
         let direct = g.lookup(crate::egraph::lang::Mlx::op("Multiply", vec![x[0], x[1]])).unwrap();
         assert_eq!(g.find(direct), g.find(m));
-        assert!(g.lookup(crate::egraph::lang::Mlx::op("Multiply", vec![x[2], x[2]])).is_none_or(|i| g.find(i) != g.find(m2)));
+        assert!(g
+            .lookup(crate::egraph::lang::Mlx::op("Multiply", vec![x[2], x[2]]))
+            .is_none_or(|i| g.find(i) != g.find(m2)));
         assert!(has_op(&g, m2, "Multiply"));
     }
 }

@@ -99,7 +99,14 @@ pub fn rules(families: &[Family]) -> Vec<Rule> {
 struct Apply(Rule);
 
 impl egg::Applier<Mlx, crate::egraph::lang::Analysis> for Apply {
-    fn apply_one(&self, egraph: &mut EGraph, eclass: Id, subst: &Subst, _: Option<&egg::PatternAst<Mlx>>, _: egg::Symbol) -> Vec<Id> {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph,
+        eclass: Id,
+        subst: &Subst,
+        _: Option<&egg::PatternAst<Mlx>>,
+        _: egg::Symbol,
+    ) -> Vec<Id> {
         let mut cx = Ctx { g: egraph, subst, rule: &self.0.name, class: eclass };
         let new = match &self.0.rhs {
             Rhs::Pattern(p, cond) => {
@@ -191,7 +198,8 @@ impl Ctx<'_> {
         if let Some(id) = self.g.lookup(node.clone()) {
             return id;
         }
-        self.g.analysis.origins.entry(node.clone()).or_insert_with(|| self.rule.to_string());
+        let origin = crate::egraph::lang::Origin::Rule(self.rule.to_string());
+        self.g.analysis.origins.entry(node.clone()).or_insert(origin);
         self.g.add(node)
     }
 

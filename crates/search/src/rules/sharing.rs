@@ -14,7 +14,12 @@ pub fn rules() -> Vec<Rule> {
         Rule::build(Sharing, "transpose-into-broadcast", "(Transpose ?p (Broadcast ?s ?x))", transpose_into_broadcast),
         Rule::build(Sharing, "transpose-into-reshape", "(Transpose ?p (Reshape ?s ?x))", transpose_into_reshape),
         Rule::build(Sharing, "matmul-of-reshapes", "(Matmul (Reshape ?s1 ?a) (Reshape ?s2 ?b))", matmul_of_reshapes),
-        Rule::build(Sharing, "matmul-of-broadcasts", "(Matmul (Broadcast ?s1 ?a) (Broadcast ?s2 ?b))", matmul_of_broadcasts),
+        Rule::build(
+            Sharing,
+            "matmul-of-broadcasts",
+            "(Matmul (Broadcast ?s1 ?a) (Broadcast ?s2 ?b))",
+            matmul_of_broadcasts,
+        ),
     ]
 }
 
@@ -37,7 +42,10 @@ fn transpose_into_broadcast(cx: &mut Ctx) -> Option<Id> {
 
 fn swaps_last_two(p: &[i64]) -> bool {
     let r = p.len();
-    r >= 2 && p[r - 2] == r as i64 - 1 && p[r - 1] == r as i64 - 2 && p[..r - 2].iter().enumerate().all(|(i, v)| *v == i as i64)
+    r >= 2
+        && p[r - 2] == r as i64 - 1
+        && p[r - 1] == r as i64 - 2
+        && p[..r - 2].iter().enumerate().all(|(i, v)| *v == i as i64)
 }
 
 /// Swapping the last two axes commutes with a reshape that keeps them.
@@ -129,9 +137,10 @@ mod tests {
         let e = t.op("ExpandDims", &[ints(&[2])], &[x[0]]);
         let g = t.saturate(&[Family::Layout, Family::Sharing]);
         // matmul at the unexpanded size: [1,2,1,16,8] @ [1,2,1,8,16]
-        let small = g.classes().flat_map(|c| c.nodes.iter().map(move |n| (c.id, n))).find(|(_, n)| {
-            n.op_name() == Some("Matmul") && g.find(n.children()[0]) == g.find(e)
-        });
+        let small = g
+            .classes()
+            .flat_map(|c| c.nodes.iter().map(move |n| (c.id, n)))
+            .find(|(_, n)| n.op_name() == Some("Matmul") && g.find(n.children()[0]) == g.find(e));
         let (id, _) = small.expect("the product at 2 heads was added");
         assert_eq!(g[id].data.value().unwrap().shape, vec![1, 2, 1, 16, 16]);
         // ... and the 8-head gram is equal to its broadcast.

@@ -30,7 +30,7 @@ impl TestGraph {
         }
         children.extend_from_slice(inputs);
         let node = Mlx::op(op, children);
-        self.g.analysis.origins.insert(node.clone(), "%test".into());
+        self.g.analysis.origins.insert(node.clone(), crate::egraph::lang::Origin::Traced(usize::MAX));
         self.g.add(node)
     }
 
@@ -45,7 +45,11 @@ impl TestGraph {
     /// A 0-d float32 constant broadcast to `shape` as MLX's export writes it.
     pub fn scalar(&mut self, v: f64, shape: &[i64]) -> Id {
         let value = Value { shape: vec![], dtype: Dtype::Float32 };
-        let i = self.g.analysis.tables.intern_const(ConstEntry { value, data: ConstData::Scalar { expr: ScalarExpr::Lit { v } } }, Some(v));
+        let i = self
+            .g
+            .analysis
+            .tables
+            .intern_const(ConstEntry { value, data: ConstData::Scalar { expr: ScalarExpr::Lit { v } } }, Some(v));
         let c = self.g.add(Mlx::Const(i));
         if shape.is_empty() {
             return c;

@@ -44,6 +44,8 @@ fn inv(a: u64, m: u64) -> u64 {
     powmod(a, m - 2, m)
 }
 
+// Field arithmetic, not std's operators: `-inf` makes neg, sub and mul partial.
+#[allow(clippy::should_implement_trait)]
 impl Elem {
     pub const ZERO: Elem = Elem::V { p: 0, q: 0 };
     pub const ONE: Elem = Elem::V { p: 1, q: 1 };

@@ -39,8 +39,8 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 
 fn unravel(mut i: usize, shape: &[usize], out: &mut [usize]) {
     for d in (0..shape.len()).rev() {
-        out[d] = if shape[d] == 0 { 0 } else { i % shape[d] };
-        i = if shape[d] == 0 { 0 } else { i / shape[d] };
+        out[d] = i.checked_rem(shape[d]).unwrap_or(0);
+        i = i.checked_div(shape[d]).unwrap_or(0);
     }
 }
 
@@ -93,7 +93,9 @@ impl Tensor {
         let off = shape.len().saturating_sub(self.shape.len());
         let st = strides(&self.shape);
         let src = self.shape.clone();
-        self.remap(shape.to_vec(), move |o| (0..src.len()).map(|d| if src[d] == 1 { 0 } else { o[d + off] * st[d] }).sum())
+        self.remap(shape.to_vec(), move |o| {
+            (0..src.len()).map(|d| if src[d] == 1 { 0 } else { o[d + off] * st[d] }).sum()
+        })
     }
 }
 
@@ -187,21 +189,28 @@ impl Interp {
     }
 
     /// Node `n` on `ins`, its (first) output of dtype `out_dtype`.
-    pub(super) fn apply(&mut self, n: &Node, ins: &[&Tensor], out_dtype: Dtype, shapes: &[Vec<i64>]) -> Result<Vec<Tensor>, Unfit> {
+    pub(super) fn apply(
+        &mut self,
+        n: &Node,
+        ins: &[&Tensor],
+        out_dtype: Dtype,
+        shapes: &[Vec<i64>],
+    ) -> Result<Vec<Tensor>, Unfit> {
         let int = |i: usize| -> Result<i64, Unfit> { arg_int(n, i, shapes) };
         let ints = |i: usize| -> Result<Vec<i64>, Unfit> { arg_ints(n, i, shapes) };
         let one = |t: Tensor| Ok(vec![t]);
         match n.op.as_str() {
             "Add" | "Subtract" | "Multiply" | "Divide" => one(self.binary(n, ins[0], ins[1], out_dtype)?),
-            "Maximum" | "Minimum" | "Equal" | "NotEqual" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "LogicalAnd"
-            | "LogicalOr" | "Remainder" | "FloorDivide" | "Power" | "LogAddExp" | "ArcTan2" | "BitwiseBinary" => {
-                one(self.binary(n, ins[0], ins[1], out_dtype)?)
+            "Maximum" | "Minimum" | "Equal" | "NotEqual" | "Greater" | "GreaterEqual" | "Less" | "LessEqual"
+            | "LogicalAnd" | "LogicalOr" | "Remainder" | "FloorDivide" | "Power" | "LogAddExp" | "ArcTan2"
+            | "BitwiseBinary" => one(self.binary(n, ins[0], ins[1], out_dtype)?),
+            "Negative" | "Square" | "Exp" | "Sigmoid" | "Tanh" | "Copy" | "StopGradient" | "Full" => {
+                one(self.unary(n, ins[0])?)
             }
-            "Negative" | "Square" | "Exp" | "Sigmoid" | "Tanh" | "Copy" | "StopGradient" | "Full" => one(self.unary(n, ins[0])?),
             "AsType" => one(self.astype(n, ins[0], out_dtype)?),
-            "Abs" | "Sqrt" | "Log" | "Log1p" | "Expm1" | "Sin" | "Cos" | "Tan" | "Erf" | "ErfInv" | "Sign" | "Floor"
-            | "Ceil" | "Round" | "LogicalNot" | "Sinh" | "Cosh" | "ArcSin" | "ArcCos" | "ArcTan" | "ArcSinh" | "ArcCosh"
-            | "ArcTanh" => one(self.unary(n, ins[0])?),
+            "Abs" | "Sqrt" | "Log" | "Log1p" | "Expm1" | "Sin" | "Cos" | "Tan" | "Erf" | "ErfInv" | "Sign"
+            | "Floor" | "Ceil" | "Round" | "LogicalNot" | "Sinh" | "Cosh" | "ArcSin" | "ArcCos" | "ArcTan"
+            | "ArcSinh" | "ArcCosh" | "ArcTanh" => one(self.unary(n, ins[0])?),
             "Select" => one(self.select(n, ins)?),
             "Broadcast" => one(ins[0].broadcast_to(&usizes(&ints(0)?))),
             "Reshape" | "Flatten" | "Unflatten" | "Squeeze" | "ExpandDims" => {
@@ -221,7 +230,11 @@ impl Interp {
             "Arange" => {
                 let (a, b, s) = (arg_float(n, 0, shapes)?, arg_float(n, 1, shapes)?, arg_float(n, 2, shapes)?);
                 let count = ((b - a) / s).ceil().max(0.0) as usize;
-                one(Tensor { shape: vec![count], dtype: out_dtype, data: Data::Num((0..count).map(|i| a + s * i as f64).collect()) })
+                one(Tensor {
+                    shape: vec![count],
+                    dtype: out_dtype,
+                    data: Data::Num((0..count).map(|i| a + s * i as f64).collect()),
+                })
             }
             "GatherAxis" => one(gather_axis(ins[0], ins[1], int(0)?)?),
             "Gather" => one(gather(ins[0], &ins[1..], &usizes(&ints(0)?), &usizes(&ints(1)?))?),
@@ -242,7 +255,10 @@ impl Interp {
     fn unary(&mut self, n: &Node, x: &Tensor) -> Result<Tensor, Unfit> {
         if let Data::Num(v) = &x.data {
             if let Some(f) = num_unary(n) {
-                if !matches!(n.op.as_str(), "Negative" | "Square" | "Abs" | "Floor" | "Ceil" | "LogicalNot" | "Copy" | "StopGradient" | "Full") {
+                if !matches!(
+                    n.op.as_str(),
+                    "Negative" | "Square" | "Abs" | "Floor" | "Ceil" | "LogicalNot" | "Copy" | "StopGradient" | "Full"
+                ) {
                     // A rounded float: two equal programs may fold it to different neighbours.
                     self.uf_used(&format!("{} of constants", n.op));
                 }
@@ -261,11 +277,16 @@ impl Interp {
                     "Copy" | "StopGradient" | "Full" => *e,
                     "Exp" => exp(*e, t),
                     // 1 / (1 + exp(-x))
-                    "Sigmoid" => Elem::ONE.add(exp(e.neg().ok_or("sigmoid of -inf")?, t)).recip().ok_or("bad sigmoid")?,
+                    "Sigmoid" => {
+                        Elem::ONE.add(exp(e.neg().ok_or("sigmoid of -inf")?, t)).recip().ok_or("bad sigmoid")?
+                    }
                     // (exp(2x) - 1) / (exp(2x) + 1)
                     "Tanh" => {
                         let e2 = exp(e.add(*e), t);
-                        e2.sub(Elem::ONE).ok_or("bad tanh")?.mul(e2.add(Elem::ONE).recip().ok_or("bad tanh")?).ok_or("bad tanh")?
+                        e2.sub(Elem::ONE)
+                            .ok_or("bad tanh")?
+                            .mul(e2.add(Elem::ONE).recip().ok_or("bad tanh")?)
+                            .ok_or("bad tanh")?
                     }
                     _ => e.uf(t),
                 })
@@ -280,7 +301,15 @@ impl Interp {
     fn astype(&mut self, n: &Node, x: &Tensor, to: Dtype) -> Result<Tensor, Unfit> {
         match &x.data {
             Data::Num(v) => {
-                let cast = |a: f64| if to.is_float() { to.round(a) } else if to == Dtype::Bool { (a != 0.0) as i64 as f64 } else { a.trunc() };
+                let cast = |a: f64| {
+                    if to.is_float() {
+                        to.round(a)
+                    } else if to == Dtype::Bool {
+                        (a != 0.0) as i64 as f64
+                    } else {
+                        a.trunc()
+                    }
+                };
                 Ok(Tensor { shape: x.shape.clone(), dtype: to, data: Data::Num(v.iter().map(|a| cast(*a)).collect()) })
             }
             Data::Field(_) if to.is_float() || !x.dtype.is_float() => Ok(Tensor { dtype: to, ..x.clone() }),
@@ -343,7 +372,8 @@ impl Interp {
             self.uf_used("Select on an input-dependent condition");
             let t = tag(&n.op, &n.args);
             let (cf, af, bf) = (c.field()?, a.field()?, b.field()?);
-            let data = (0..cf.len()).map(|i| cf[i].uf(t).add(af[i].uf(mix(t))).add(bf[i].uf(mix(mix(t)))).uf(t)).collect();
+            let data =
+                (0..cf.len()).map(|i| cf[i].uf(t).add(af[i].uf(mix(t))).add(bf[i].uf(mix(mix(t)))).uf(t)).collect();
             return Ok(Tensor { shape, dtype: a.dtype, data: Data::Field(data) });
         };
         if let (Data::Num(x), Data::Num(y)) = (&a.data, &b.data) {
@@ -356,7 +386,8 @@ impl Interp {
     }
 
     fn reduce(&mut self, n: &Node, x: &Tensor, kind: i64, axes: &[usize]) -> Result<Tensor, Unfit> {
-        let out_shape: Vec<usize> = x.shape.iter().enumerate().map(|(d, s)| if axes.contains(&d) { 1 } else { *s }).collect();
+        let out_shape: Vec<usize> =
+            x.shape.iter().enumerate().map(|(d, s)| if axes.contains(&d) { 1 } else { *s }).collect();
         let st = strides(&out_shape);
         let mut idx = vec![0; x.shape.len()];
         let target = |i: usize, idx: &mut Vec<usize>| {
@@ -487,12 +518,19 @@ fn scalar(expr: &ScalarExpr, shapes: &[Vec<i64>], dtype: Dtype) -> Result<f64, U
 }
 
 fn arg_int(n: &Node, i: usize, shapes: &[Vec<i64>]) -> Result<i64, Unfit> {
-    n.args.get(i).and_then(Arg::int).and_then(|d| d.eval(shapes)).ok_or_else(|| format!("{}: argument {i} is not an integer", n.op))
+    n.args
+        .get(i)
+        .and_then(Arg::int)
+        .and_then(|d| d.eval(shapes))
+        .ok_or_else(|| format!("{}: argument {i} is not an integer", n.op))
 }
 
 fn arg_ints(n: &Node, i: usize, shapes: &[Vec<i64>]) -> Result<Vec<i64>, Unfit> {
     let items = n.args.get(i).and_then(Arg::list).ok_or_else(|| format!("{}: argument {i} is not a list", n.op))?;
-    items.iter().map(|a| a.int().and_then(|d| d.eval(shapes)).ok_or_else(|| format!("{}: a list item is not an integer", n.op))).collect()
+    items
+        .iter()
+        .map(|a| a.int().and_then(|d| d.eval(shapes)).ok_or_else(|| format!("{}: a list item is not an integer", n.op)))
+        .collect()
 }
 
 fn arg_float(n: &Node, i: usize, shapes: &[Vec<i64>]) -> Result<f64, Unfit> {
@@ -585,7 +623,9 @@ fn cumsum(x: &Tensor, axis: i64, reverse: bool, inclusive: bool) -> Result<Tenso
 fn slice_update(x: &Tensor, update: &Tensor, start: &[i64], stop: &[i64], step: &[i64]) -> Result<Tensor, Unfit> {
     let (mut out, u) = (x.field()?, update.field()?);
     let st = strides(&x.shape);
-    let region: Vec<usize> = (0..x.shape.len()).map(|d| ((stop[d] - start[d] + step[d] - step[d].signum()) / step[d]).max(0) as usize).collect();
+    let region: Vec<usize> = (0..x.shape.len())
+        .map(|d| ((stop[d] - start[d] + step[d] - step[d].signum()) / step[d]).max(0) as usize)
+        .collect();
     if numel(&region) != u.len() {
         return Err("a slice update of the wrong size".into());
     }
@@ -632,7 +672,8 @@ fn gather(x: &Tensor, indices: &[&Tensor], axes: &[usize], sizes: &[usize]) -> R
         idx_vals.push((t.broadcast_to(&indices.iter().fold(vec![], |s, u| broadcast_shape(&s, &u.shape))), v.len()));
     }
     let lead = indices.iter().fold(vec![], |s, u| broadcast_shape(&s, &u.shape));
-    let idx: Vec<Vec<f64>> = idx_vals.into_iter().map(|(t, _)| if let Data::Num(v) = t.data { v } else { vec![] }).collect();
+    let idx: Vec<Vec<f64>> =
+        idx_vals.into_iter().map(|(t, _)| if let Data::Num(v) = t.data { v } else { vec![] }).collect();
     let shape: Vec<usize> = lead.iter().copied().chain(sizes.iter().copied()).collect();
     let st = strides(&x.shape);
     let nl = lead.len();

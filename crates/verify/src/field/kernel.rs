@@ -51,16 +51,18 @@ impl Interp {
     pub(super) fn kernel(&mut self, n: &Node, ins: &[&Tensor], shapes: &[Vec<i64>]) -> Result<Vec<Tensor>, Unfit> {
         let call = Call::of_node(n).ok_or("a Kernel node without its kernel")?;
         let k = &call.kernel;
-        let full = k.inputs.iter().position(|o| o.layout == Layout::Full).ok_or("a kernel without a full-size input")?;
+        let full =
+            k.inputs.iter().position(|o| o.layout == Layout::Full).ok_or("a kernel without a full-size input")?;
         let space = ins[full].shape.clone();
         let rank = space.len() as i64;
         let mut vals: Vec<Tensor> = Vec::with_capacity(k.insts.len());
         for inst in &k.insts {
             let a = |i: usize| &vals[inst.args[i]];
-            let run = |me: &mut Interp, op: &str, args: Vec<Arg>, xs: Vec<&Tensor>, out: Dtype| -> Result<Tensor, Unfit> {
-                let node = Node { op: op.into(), args, inputs: vec![], outputs: vec![] };
-                Ok(me.apply(&node, &xs, out, shapes)?.remove(0))
-            };
+            let run =
+                |me: &mut Interp, op: &str, args: Vec<Arg>, xs: Vec<&Tensor>, out: Dtype| -> Result<Tensor, Unfit> {
+                    let node = Node { op: op.into(), args, inputs: vec![], outputs: vec![] };
+                    Ok(me.apply(&node, &xs, out, shapes)?.remove(0))
+                };
             let t = match inst.op {
                 Op::Input(i) => Tensor { dtype: Dtype::Float32, ..ins[i].clone() },
                 Op::Const(c) => scalar(c),
@@ -74,7 +76,11 @@ impl Interp {
                     run(self, op, vec![], vec![a(0), a(1)], out)?
                 }
                 Op::Select => {
-                    let cond = if a(0).dtype == Dtype::Bool { a(0).clone() } else { run(self, "NotEqual", vec![], vec![a(0), &scalar(0.0)], Dtype::Bool)? };
+                    let cond = if a(0).dtype == Dtype::Bool {
+                        a(0).clone()
+                    } else {
+                        run(self, "NotEqual", vec![], vec![a(0), &scalar(0.0)], Dtype::Bool)?
+                    };
                     run(self, "Select", vec![], vec![&cond, a(1), a(2)], Dtype::Float32)?
                 }
                 Op::Reduce(r) => {

@@ -18,7 +18,7 @@ pub mod arith;
 pub mod eval;
 mod kernel;
 
-use arith::P;
+use arith::{Elem, P};
 use eval::{Interp, Tensor};
 use serde::Serialize;
 use superopt_ir::Program;
@@ -48,14 +48,23 @@ pub struct FieldReport {
 impl FieldReport {
     /// One line for tables: "proved (...)", "differs (...)", "not applicable: ...".
     pub fn summary(&self) -> String {
-        let ufs = if self.uninterpreted.is_empty() { String::new() } else { format!("; uninterpreted: {}", self.uninterpreted.join(", ")) };
+        let ufs = if self.uninterpreted.is_empty() {
+            String::new()
+        } else {
+            format!("; uninterpreted: {}", self.uninterpreted.join(", "))
+        };
         match &self.verdict {
             FieldVerdict::Proved { trials, degree, error_bound } => {
-                format!("proved equal on {trials} random field inputs (degree <= {degree}, error <= {error_bound:.1e}){ufs}")
+                let how = format!("degree <= {degree}, error <= {error_bound:.1e}");
+                format!("proved equal on {trials} random field inputs ({how}){ufs}")
             }
-            FieldVerdict::Differs { output, conclusive: true } => format!("output {output} DIFFERS on random field inputs"),
+            FieldVerdict::Differs { output, conclusive: true } => {
+                format!("output {output} DIFFERS on random field inputs")
+            }
             FieldVerdict::Differs { output, conclusive: false } => {
-                format!("not proved: output {output} differs modulo uninterpreted functions (left to the float check){ufs}")
+                format!(
+                    "not proved: output {output} differs modulo uninterpreted functions (left to the float check){ufs}"
+                )
             }
             FieldVerdict::Unfit { why } => format!("not applicable: {why}"),
             FieldVerdict::Skipped { why } => format!("not run: {why}"),
@@ -75,11 +84,17 @@ impl FieldReport {
 
 /// Random inputs: field elements for floats, small integers otherwise.
 fn sample(types: &[(Vec<i64>, superopt_ir::Dtype)], trial: u64) -> Vec<Tensor> {
-    types.iter().enumerate().map(|(k, (shape, dtype))| eval::random_tensor(shape, *dtype, &format!("input {k} trial {trial}"))).collect()
+    types
+        .iter()
+        .enumerate()
+        .map(|(k, (shape, dtype))| eval::random_tensor(shape, *dtype, &format!("input {k} trial {trial}")))
+        .collect()
 }
 
 fn same_signature(a: &Program, b: &Program) -> Result<(), String> {
-    let types = |p: &Program| -> Vec<(usize, superopt_ir::Dtype)> { p.inputs.iter().map(|i| (p.value(*i).shape.len(), p.value(*i).dtype)).collect() };
+    let types = |p: &Program| -> Vec<(usize, superopt_ir::Dtype)> {
+        p.inputs.iter().map(|i| (p.value(*i).shape.len(), p.value(*i).dtype)).collect()
+    };
     if types(a) != types(b) {
         return Err("the programs take different inputs".into());
     }
@@ -124,15 +139,37 @@ fn degree(p: &Program) -> u64 {
 fn is_exact(op: &str) -> bool {
     matches!(
         op,
-        "Add" | "Subtract" | "Negative" | "Reduce" | "Broadcast" | "Reshape" | "Transpose" | "Slice" | "Concatenate" | "Split"
-            | "ExpandDims" | "Squeeze" | "Flatten" | "Unflatten" | "Select" | "AsType" | "Copy" | "StopGradient" | "Full"
+        "Add"
+            | "Subtract"
+            | "Negative"
+            | "Reduce"
+            | "Broadcast"
+            | "Reshape"
+            | "Transpose"
+            | "Slice"
+            | "Concatenate"
+            | "Split"
+            | "ExpandDims"
+            | "Squeeze"
+            | "Flatten"
+            | "Unflatten"
+            | "Select"
+            | "AsType"
+            | "Copy"
+            | "StopGradient"
+            | "Full"
             | "GatherAxis"
     )
 }
 
 /// Checks `candidate` against `original` on `trials` random field inputs of the
 /// given shapes and dtypes (the programs' symbolic sizes follow them).
-pub fn check(original: &Program, candidate: &Program, inputs: &[(Vec<i64>, superopt_ir::Dtype)], trials: usize) -> FieldReport {
+pub fn check(
+    original: &Program,
+    candidate: &Program,
+    inputs: &[(Vec<i64>, superopt_ir::Dtype)],
+    trials: usize,
+) -> FieldReport {
     let start = std::time::Instant::now();
     let mut interp = Interp::default();
     let run = std::panic::AssertUnwindSafe(|| compare(&mut interp, original, candidate, inputs, trials));
@@ -141,7 +178,8 @@ pub fn check(original: &Program, candidate: &Program, inputs: &[(Vec<i64>, super
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(run);
     std::panic::set_hook(hook);
-    let verdict = result.unwrap_or_else(|_| FieldVerdict::Unfit { why: "the interpreter failed on this program".into() });
+    let verdict =
+        result.unwrap_or_else(|_| FieldVerdict::Unfit { why: "the interpreter failed on this program".into() });
     FieldReport { verdict, uninterpreted: interp.uninterpreted, seconds: start.elapsed().as_secs_f64() }
 }
 
@@ -162,14 +200,22 @@ pub fn work(p: &Program) -> f64 {
 /// Beyond this many field operations per program the check would cost seconds; it is skipped.
 pub const MAX_WORK: f64 = 5e7;
 
-fn compare(interp: &mut Interp, original: &Program, candidate: &Program, inputs: &[(Vec<i64>, superopt_ir::Dtype)], trials: usize) -> FieldVerdict {
+fn compare(
+    interp: &mut Interp,
+    original: &Program,
+    candidate: &Program,
+    inputs: &[(Vec<i64>, superopt_ir::Dtype)],
+    trials: usize,
+) -> FieldVerdict {
     {
         if let Err(why) = same_signature(original, candidate) {
             return FieldVerdict::Unfit { why };
         }
         let w = work(original).max(work(candidate));
         if w > MAX_WORK {
-            return FieldVerdict::Unfit { why: format!("too large for the field check (~{w:.0e} operations), left to the float check") };
+            return FieldVerdict::Unfit {
+                why: format!("too large for the field check (~{w:.0e} operations), left to the float check"),
+            };
         }
         for t in 0..trials {
             let inputs = sample(inputs, t as u64);
@@ -178,7 +224,9 @@ fn compare(interp: &mut Interp, original: &Program, candidate: &Program, inputs:
                 (Err(why), _) | (_, Err(why)) => return FieldVerdict::Unfit { why },
             };
             for (k, (x, y)) in a.iter().zip(&b).enumerate() {
-                let same = x.shape == y.shape && matches!((x.field(), y.field()), (Ok(u), Ok(v)) if u.iter().map(|e| e.q()).eq(v.iter().map(|e| e.q())));
+                let same_values = |u: &[Elem], v: &[Elem]| u.iter().map(|e| e.q()).eq(v.iter().map(|e| e.q()));
+                let same =
+                    x.shape == y.shape && matches!((x.field(), y.field()), (Ok(u), Ok(v)) if same_values(&u, &v));
                 if !same {
                     return FieldVerdict::Differs { output: k, conclusive: interp.uninterpreted.is_empty() };
                 }
@@ -201,17 +249,36 @@ mod tests {
         let mut values = vec![Value { shape: shape.to_vec(), dtype: f }];
         let mut constants = vec![];
         for c in consts {
-            constants.push(Constant { value: values.len(), data: ConstData::Scalar { expr: ScalarExpr::Lit { v: *c } } });
+            constants
+                .push(Constant { value: values.len(), data: ConstData::Scalar { expr: ScalarExpr::Lit { v: *c } } });
             values.push(Value { shape: vec![], dtype: f });
         }
         let mut ns = vec![];
         for (op, args, inputs) in nodes {
-            let out_shape = if *op == "Reduce" { let mut s = shape.to_vec(); *s.last_mut().unwrap() = 1; s } else { shape.to_vec() };
-            ns.push(Node { op: op.to_string(), args: args.clone(), inputs: inputs.clone(), outputs: vec![values.len()] });
+            let out_shape = if *op == "Reduce" {
+                let mut s = shape.to_vec();
+                *s.last_mut().unwrap() = 1;
+                s
+            } else {
+                shape.to_vec()
+            };
+            ns.push(Node {
+                op: op.to_string(),
+                args: args.clone(),
+                inputs: inputs.clone(),
+                outputs: vec![values.len()],
+            });
             values.push(Value { shape: out_shape, dtype: f });
         }
         let last = values.len() - 1;
-        Program { values, inputs: vec![0], constants, nodes: ns, outputs: vec![last], signature: Signature { params: vec![], output_kind: OutputKind::Array } }
+        Program {
+            values,
+            inputs: vec![0],
+            constants,
+            nodes: ns,
+            outputs: vec![last],
+            signature: Signature { params: vec![], output_kind: OutputKind::Array },
+        }
     }
 
     fn types(p: &Program) -> Vec<(Vec<i64>, Dtype)> {
@@ -232,19 +299,27 @@ mod tests {
 
     /// e = exp(x - max(x)); e / sum(e), over rows of 4.
     fn softmax_by_hand() -> Program {
-        program(&[3, 4], &[], &[
-            ("Reduce", max_last(), vec![0]),
-            ("Subtract", vec![], vec![0, 1]),
-            ("Exp", vec![], vec![2]),
-            ("Reduce", sum_last(), vec![3]),
-            ("Divide", vec![], vec![3, 4]),
-        ])
+        program(
+            &[3, 4],
+            &[],
+            &[
+                ("Reduce", max_last(), vec![0]),
+                ("Subtract", vec![], vec![0, 1]),
+                ("Exp", vec![], vec![2]),
+                ("Reduce", sum_last(), vec![3]),
+                ("Divide", vec![], vec![3, 4]),
+            ],
+        )
     }
 
     #[test]
     fn sigmoid_through_exp_is_proved() {
         // exp(x) / (1 + exp(x))  vs  sigmoid(x)
-        let by_hand = program(&[3, 4], &[1.0], &[("Exp", vec![], vec![0]), ("Add", vec![], vec![1, 2]), ("Divide", vec![], vec![2, 3])]);
+        let by_hand = program(
+            &[3, 4],
+            &[1.0],
+            &[("Exp", vec![], vec![0]), ("Add", vec![], vec![1, 2]), ("Divide", vec![], vec![2, 3])],
+        );
         let fast = program(&[3, 4], &[1.0], &[("Sigmoid", vec![], vec![0])]);
         let r = check(&by_hand, &fast, &types(&by_hand), 2);
         assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
@@ -289,7 +364,8 @@ mod tests {
     fn as_kernel(p: &Program, k: superopt_kernel::Kernel) -> Program {
         let mut q = p.clone();
         let call = superopt_kernel::Call { kernel: k, target: superopt_kernel::Target::Cuda, tuned: vec![] };
-        q.nodes = vec![Node { op: "Kernel".into(), args: vec![call.to_arg()], inputs: vec![0], outputs: p.outputs.clone() }];
+        q.nodes =
+            vec![Node { op: "Kernel".into(), args: vec![call.to_arg()], inputs: vec![0], outputs: p.outputs.clone() }];
         q.constants.clear();
         q
     }
@@ -336,7 +412,15 @@ mod tests {
 
     #[test]
     fn wrong_reduction_axis_on_a_square_is_refuted() {
-        let a = program(&[3, 3], &[], &[("Reduce", sum_last(), vec![0]), ("Broadcast", vec![axes(&[3, 3])], vec![1]), ("Add", vec![], vec![0, 2])]);
+        let a = program(
+            &[3, 3],
+            &[],
+            &[
+                ("Reduce", sum_last(), vec![0]),
+                ("Broadcast", vec![axes(&[3, 3])], vec![1]),
+                ("Add", vec![], vec![0, 2]),
+            ],
+        );
         let mut b = a.clone();
         b.nodes[0].args = vec![Arg::Int(Dim::constant(2)), axes(&[0])];
         b.values[1].shape = vec![1, 3];

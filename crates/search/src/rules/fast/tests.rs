@@ -1,7 +1,7 @@
-use egg::Language;
 use super::super::testing::{has_op, ints, TestGraph};
 use super::super::Family;
 use egg::Id;
+use egg::Language;
 
 const ALL: [Family; 4] = Family::ALL;
 
@@ -102,7 +102,10 @@ fn sdpa_fires_with_gqa_and_causal_mask() {
     let sdpa = g[g.find(out)].nodes.iter().find(|n| n.op_name() == Some("ScaledDotProductAttention"));
     let n = sdpa.expect("SDPA found");
     // The un-repeated form reads k and v at 2 heads.
-    let unrepeated = g[g.find(out)].nodes.iter().any(|n| n.op_name() == Some("ScaledDotProductAttention") && n.children()[2] == g.find(egg::Id::from(1usize)));
+    let unrepeated = g[g.find(out)]
+        .nodes
+        .iter()
+        .any(|n| n.op_name() == Some("ScaledDotProductAttention") && n.children()[2] == g.find(egg::Id::from(1usize)));
     assert!(unrepeated, "{n:?}");
 }
 
@@ -196,7 +199,10 @@ fn rope_fires_with_base_and_offset_read_from_the_table() {
         let node = g[g.find(out)].nodes.iter().find(|n| n.op_name() == Some("RoPE")).expect("RoPE found").clone();
         let (args, inputs) = super::super::node_parts(&g, &node);
         assert_eq!(args[0], superopt_ir::Arg::Int(superopt_ir::Dim::constant(64)));
-        assert_eq!(args[1..4], [superopt_ir::Arg::Bool(traditional), superopt_ir::Arg::Float(500.0), superopt_ir::Arg::Float(1.0)]);
+        assert_eq!(
+            args[1..4],
+            [superopt_ir::Arg::Bool(traditional), superopt_ir::Arg::Float(500.0), superopt_ir::Arg::Float(1.0)]
+        );
         assert_eq!(g[inputs[1]].data.scalar, Some(3.0), "offset");
     }
 }
@@ -263,7 +269,10 @@ fn gelu(half: f64) -> (TestGraph, Id) {
 #[test]
 fn gelu_tanh_fires_and_a_wrong_half_does_not() {
     let sigmoid_product = |g: &crate::egraph::lang::EGraph, out: Id| {
-        g[g.find(out)].nodes.iter().any(|n| n.op_name() == Some("Multiply") && n.children().iter().any(|c| has_op(g, *c, "Sigmoid")))
+        g[g.find(out)]
+            .nodes
+            .iter()
+            .any(|n| n.op_name() == Some("Multiply") && n.children().iter().any(|c| has_op(g, *c, "Sigmoid")))
     };
     let (t, out) = gelu(0.5);
     let g = t.saturate(&ALL);

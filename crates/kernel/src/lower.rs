@@ -1,6 +1,6 @@
 //! Lowering to generated kernels: the regions of a program that one kernel can compute
 //! (elementwise chains, reductions over the last axis with what comes before and after
-//! them, MLX's fused norms and softmax) become `Kernel` nodes (`superopt-kernel`).
+//! them, MLX's fused norms and softmax) become `Kernel` nodes ([`Call`]).
 //!
 //! It may touch: unary/binary/select primitives on float arrays, float casts, `Broadcast`
 //! to the region's shape, sum/max/min `Reduce` over the last axis, `Softmax`,
@@ -8,28 +8,10 @@
 //! operands must each be the region's full shape, one value per row, one per column
 //! or a scalar; its results full or one per row.
 
-use crate::{Candidate, Compile};
+use crate::ir::{computable, Invalid};
+use crate::{library, params, Binary, Builder, Call, Form, LaunchShape, Layout, Reduce, Target, Unary};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use superopt_ir::{ops, Arg, ConstData, Dtype, Node, Program, ScalarExpr, ValueId};
-use superopt_kernel::ir::{computable, Invalid};
-use superopt_kernel::{library, params, Binary, Builder, Call, Form, LaunchShape, Layout, Reduce, Target, Unary};
-
-/// `c` with its kernel-friendly regions lowered for `target`; `None` where nothing lowers.
-pub fn lower_candidate(c: &Candidate, target: Target) -> Option<Candidate> {
-    let mut plan = c.plan.clone();
-    let mut lines = vec![];
-    for (_, p) in plan.variants.iter_mut() {
-        lines.extend(lower(p, target));
-    }
-    if lines.is_empty() {
-        return None;
-    }
-    lines.sort();
-    lines.dedup();
-    let mut rules: Vec<String> = c.rules.iter().filter(|r| crate::strategies::compile_rule(c.compile).is_none_or(|l| l != r.as_str())).cloned().collect();
-    rules.extend(lines);
-    Some(Candidate { name: format!("{}+kernels", c.name), plan, compile: Compile::Eager, rules, explain: c.explain.clone(), hoist: c.hoist, parts: vec![] })
-}
 
 /// Lowers every region of `p` in place; one line per kernel made.
 pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
@@ -41,9 +23,18 @@ pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
         match build(p, &space, &members, &format!("r{r}")) {
             Ok((kernel, inputs, outputs)) => {
                 let what = describe(p, &members);
-                made.push(format!("kernel ({}, {target:?}): {what}", if kernel.form == Form::Rows { "rows" } else { "elementwise" }).to_lowercase());
+                made.push(
+                    format!(
+                        "kernel ({}, {target:?}): {what}",
+                        if kernel.form == Form::Rows { "rows" } else { "elementwise" }
+                    )
+                    .to_lowercase(),
+                );
                 let call = Call { kernel, target, tuned: vec![] };
-                new_nodes.push((*members.last().unwrap(), Node { op: Call::OP.into(), args: vec![call.to_arg()], inputs, outputs }));
+                new_nodes.push((
+                    *members.last().unwrap(),
+                    Node { op: Call::OP.into(), args: vec![call.to_arg()], inputs, outputs },
+                ));
                 replaced.extend(members);
             }
             Err(_) => continue,
@@ -107,7 +98,10 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
             let shape = &ins.first()?.shape;
             let axes = n.args.get(1)?.list()?;
             let last = shape.len() as i64 - 1;
-            if axes.len() != 1 || axes[0].int()?.as_const()? != last || !matches!(n.args.first()?.int()?.as_const()?, 2 | 4 | 5) {
+            if axes.len() != 1
+                || axes[0].int()?.as_const()? != last
+                || !matches!(n.args.first()?.int()?.as_const()?, 2 | 4 | 5)
+            {
                 return None;
             }
             shape.clone()
@@ -115,7 +109,8 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
         ("Broadcast", _) => out.shape.clone(),
         (_, Some(ops::Kind::Unary | ops::Kind::Binary | ops::Kind::Ternary)) if float_out && n.outputs.len() == 1 => {
             // A per-row value joins the region of the reduction it came from.
-            let from = n.inputs.iter().filter_map(|i| known.get(i)).find(|s| layout(&out.shape, s) == Some(Layout::Row));
+            let from =
+                n.inputs.iter().filter_map(|i| known.get(i)).find(|s| layout(&out.shape, s) == Some(Layout::Row));
             from.cloned().unwrap_or_else(|| out.shape.clone())
         }
         _ => return None,
@@ -123,7 +118,8 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
     if space.is_empty() || *space.last()? < 2 || !ins.iter().all(|v| layout(&v.shape, &space).is_some()) {
         return None;
     }
-    let out_ok = n.outputs.iter().all(|o| matches!(layout(&p.value(*o).shape, &space), Some(Layout::Full | Layout::Row)));
+    let out_ok =
+        n.outputs.iter().all(|o| matches!(layout(&p.value(*o).shape, &space), Some(Layout::Full | Layout::Row)));
     out_ok.then_some(space)
 }
 
@@ -211,17 +207,21 @@ fn acyclic(p: &Program, members: Vec<usize>, producer: &HashMap<ValueId, usize>)
 /// A single cheap elementwise op gains nothing from a kernel of its own.
 fn worth_it(p: &Program, members: &[usize]) -> bool {
     let work = members.iter().filter(|i| p.nodes[**i].op != "Broadcast").count();
-    let fused = members.iter().any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
+    let fused = members
+        .iter()
+        .any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
     work >= 2 || fused
 }
 
-type Built = (superopt_kernel::Kernel, Vec<ValueId>, Vec<ValueId>);
+type Built = (crate::Kernel, Vec<ValueId>, Vec<ValueId>);
 
 /// The kernel computing `members` over `space`, its input values and output values.
 fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Built, Invalid> {
     let bad = |s: String| Invalid(s);
     let inside: BTreeSet<ValueId> = members.iter().flat_map(|i| p.nodes[*i].outputs.iter().copied()).collect();
-    let rows = members.iter().any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
+    let rows = members
+        .iter()
+        .any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
     let mut b = Builder::new(name, if rows { Form::Rows } else { Form::Elementwise });
     let mut val: HashMap<ValueId, usize> = HashMap::new();
     let mut inputs: Vec<ValueId> = vec![];
@@ -238,12 +238,20 @@ fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Bu
     }
     // Results: what is read after the region, or returned.
     let members_set: BTreeSet<usize> = members.iter().copied().collect();
-    let read_outside: BTreeSet<ValueId> =
-        p.nodes.iter().enumerate().filter(|(i, _)| !members_set.contains(i)).flat_map(|(_, n)| n.inputs.iter().copied()).chain(p.outputs.iter().copied()).collect();
+    let read_outside: BTreeSet<ValueId> = p
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !members_set.contains(i))
+        .flat_map(|(_, n)| n.inputs.iter().copied())
+        .chain(p.outputs.iter().copied())
+        .collect();
     let mut outputs = vec![];
     for v in inside.iter().filter(|v| read_outside.contains(v)) {
         let value = p.value(*v);
-        let l = layout(&value.shape, space).filter(|l| matches!(l, Layout::Full | Layout::Row)).ok_or_else(|| bad("a result of odd shape".into()))?;
+        let l = layout(&value.shape, space)
+            .filter(|l| matches!(l, Layout::Full | Layout::Row))
+            .ok_or_else(|| bad("a result of odd shape".into()))?;
         if !computable(value.dtype) {
             return Err(bad(format!("a {} result", value.dtype.name())));
         }
@@ -260,9 +268,17 @@ fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Bu
 }
 
 /// A value read from outside the region: an inline literal, or an operand.
-fn operand(p: &Program, b: &mut Builder, v: ValueId, space: &[i64], inputs: &mut Vec<ValueId>) -> Result<usize, Invalid> {
+fn operand(
+    p: &Program,
+    b: &mut Builder,
+    v: ValueId,
+    space: &[i64],
+    inputs: &mut Vec<ValueId>,
+) -> Result<usize, Invalid> {
     let value = p.value(v);
-    if let Some(superopt_ir::Constant { data: ConstData::Scalar { expr: ScalarExpr::Lit { v: lit } }, .. }) = p.constant(v) {
+    if let Some(superopt_ir::Constant { data: ConstData::Scalar { expr: ScalarExpr::Lit { v: lit } }, .. }) =
+        p.constant(v)
+    {
         if value.numel() == 1 && (computable(value.dtype) || value.dtype == Dtype::Float64) {
             return Ok(b.constant(value.dtype.round(*lit)));
         }
@@ -333,7 +349,9 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
         "Broadcast" => a(0),
         "Sqrt" if flag(n, 0) => b.unary(Unary::Rsqrt, a(0)),
         "Sqrt" => b.unary(Unary::Sqrt, a(0)),
-        "Log" if matches!(n.args.first().and_then(Arg::int).and_then(|d| d.as_const()), Some(2) | None) => b.unary(Unary::Log, a(0)),
+        "Log" if matches!(n.args.first().and_then(Arg::int).and_then(|d| d.as_const()), Some(2) | None) => {
+            b.unary(Unary::Log, a(0))
+        }
         "Equal" if !flag(n, 0) => b.binary(Binary::Eq, a(0), a(1)),
         "Select" => b.select(a(0), a(1), a(2)),
         "AsType" => match n.args.first() {
@@ -398,7 +416,13 @@ mod tests {
                 ("Reduce", Some(a)) => {
                     let mut s = vec![4, 8];
                     s[a as usize] = 1;
-                    (vec![Arg::Int(superopt_ir::Dim::constant(2)), Arg::List(vec![Arg::Int(superopt_ir::Dim::constant(a))])], s)
+                    (
+                        vec![
+                            Arg::Int(superopt_ir::Dim::constant(2)),
+                            Arg::List(vec![Arg::Int(superopt_ir::Dim::constant(a))]),
+                        ],
+                        s,
+                    )
                 }
                 _ => (vec![], vec![4, 8]),
             };
@@ -406,7 +430,14 @@ mod tests {
             ns.push(Node { op: op.to_string(), args, inputs: ins.clone(), outputs: vec![values.len() - 1] });
         }
         let last = values.len() - 1;
-        Program { values, inputs: vec![0, 1], constants: vec![], nodes: ns, outputs: vec![last], signature: Signature { params: vec![], output_kind: OutputKind::Array } }
+        Program {
+            values,
+            inputs: vec![0, 1],
+            constants: vec![],
+            nodes: ns,
+            outputs: vec![last],
+            signature: Signature { params: vec![], output_kind: OutputKind::Array },
+        }
     }
 
     fn in_order(p: &Program) -> bool {
@@ -421,7 +452,10 @@ mod tests {
     #[test]
     fn a_path_out_of_a_region_and_back_splits_it_in_two() {
         // exp, square -> matmul -> add (reads the square and the matmul), tanh.
-        let mut p = program(&[("Exp", vec![0]), ("Square", vec![2]), ("Matmul", vec![3, 1]), ("Add", vec![3, 4]), ("Tanh", vec![5])], None);
+        let mut p = program(
+            &[("Exp", vec![0]), ("Square", vec![2]), ("Matmul", vec![3, 1]), ("Add", vec![3, 4]), ("Tanh", vec![5])],
+            None,
+        );
         let made = lower(&mut p, Target::Cuda);
         assert_eq!(made.len(), 2, "{made:?}");
         assert!(in_order(&p));

@@ -1,0 +1,139 @@
+//! Stage 8: where the fastest verified candidate differs between sizes, one more
+//! candidate runs each at its sizes (`by-size`): emitted, verified and timed like every other.
+
+use crate::budget::Budget;
+use crate::ledger::{Entry, Run};
+use crate::stage::stage;
+use crate::verify::verify_entry;
+use std::time::{Duration, Instant};
+use superopt_bench::Size;
+use superopt_search::{by_size as combine, SizeRange};
+
+/// The elements of a trace's array inputs, taken together.
+fn input_elements(p: &superopt_ir::Program) -> i64 {
+    p.inputs.iter().map(|i| p.value(*i).numel()).sum()
+}
+
+/// Halfway between two sizes, geometrically.
+fn midpoint(a: i64, b: i64) -> i64 {
+    ((a as f64) * (b as f64)).sqrt().round() as i64
+}
+
+/// The verified candidate with the best significant speedup at each size, if every size has one.
+fn best_per_size(entries: &[Entry]) -> Option<Vec<usize>> {
+    (0..Size::ALL.len())
+        .map(|z| {
+            let timed = entries.iter().filter(|e| e.verified());
+            let significant =
+                timed.filter_map(|e| e.timings[z].as_ref().filter(|t| t.significant).map(|t| (e.id.0, t.speedup)));
+            significant.max_by(|a, b| a.1.total_cmp(&b.1)).map(|(k, _)| k)
+        })
+        .collect()
+}
+
+/// The parts of a by-size candidate: runs of sizes with the same best candidate, each
+/// reaching halfway to the next size. None where one candidate is best everywhere.
+pub fn split(best: &[usize], elements: &[i64]) -> Option<Vec<(SizeRange, usize)>> {
+    if best.iter().all(|k| *k == best[0]) || !elements.windows(2).all(|w| w[0] < w[1]) {
+        return None;
+    }
+    let mut parts = vec![];
+    let mut z = 0;
+    while z < best.len() {
+        let end = (z..best.len()).take_while(|e| best[*e] == best[z]).last().unwrap();
+        let above = (z > 0).then(|| midpoint(elements[z - 1], elements[z]));
+        let upto = (end + 1 < best.len()).then(|| midpoint(elements[end], elements[end + 1]));
+        parts.push((SizeRange { above, upto }, best[z]));
+        z = end + 1;
+    }
+    Some(parts)
+}
+
+/// Adds, verifies and times a by-size candidate where it could beat `winner`; notes it
+/// where it was not tried for want of time.
+pub fn by_size(run: &mut Run, winner: Option<usize>) {
+    let Some(best) = best_per_size(&run.entries) else { return };
+    let elements: Vec<i64> = run.traces.iter().map(input_elements).collect();
+    let Some(parts) = split(&best, &elements) else { return };
+    // Each size at its best candidate's speedup, roughly; not worth a round unless it beats the winner.
+    let speedup = |(z, k): (usize, &usize)| run.entries[*k].timings[z].as_ref().unwrap().speedup;
+    let expected = superopt_bench::geomean(best.iter().enumerate().map(speedup));
+    if winner.is_some_and(|w| expected <= run.entries[w].score() * superopt_bench::MIN_SPEEDUP) {
+        return;
+    }
+    let end = run.budget.end();
+    let left = end.saturating_duration_since(Instant::now());
+    if left < Duration::from_secs(2) {
+        run.notes.push("a by-size candidate was not tried: the time budget ran out".into());
+        return;
+    }
+    let c = combine(parts.iter().map(|(range, j)| (*range, run.entries[*j].candidate.clone())).collect());
+    let id = run.add(c);
+    for (_, j) in &parts {
+        let (field, launches) = (run.entries[*j].field.clone(), run.entries[*j].launches.clone());
+        let e = run.entry_mut(id);
+        e.field.extend(field);
+        e.launches.extend(launches);
+    }
+    run.say("verifying by-size");
+    stage(run, id);
+    if run.entry(id).is_dropped() {
+        return;
+    }
+    let verify_until = Instant::now() + left.mul_f64(Budget::BY_SIZE_VERIFY);
+    let (tol, Run { session, entries, seeds, .. }) = (run.config.tolerance, &mut *run);
+    verify_entry(session, &mut entries[id.0], seeds, tol, verify_until);
+    if run.entry(id).verified() {
+        let left = end.saturating_duration_since(Instant::now());
+        if let Err(e) = crate::bench::time(run, &[id], left) {
+            run.entry_mut(id).status = crate::ledger::Status::Dropped(format!("timing failed: {e}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{CandidateId, Status};
+
+    #[test]
+    fn one_best_candidate_everywhere_is_no_split() {
+        assert_eq!(split(&[2, 2, 2], &[10, 100, 1000]), None);
+    }
+
+    #[test]
+    fn sizes_meet_halfway_between_parts() {
+        let parts = split(&[1, 3, 3], &[100, 10_000, 1_000_000]).unwrap();
+        let want =
+            vec![(SizeRange { above: None, upto: Some(1000) }, 1), (SizeRange { above: Some(1000), upto: None }, 3)];
+        assert_eq!(parts, want);
+        let parts = split(&[1, 3, 1], &[100, 10_000, 1_000_000]).unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[1].0, SizeRange { above: Some(1000), upto: Some(100_000) });
+        assert!(parts[1].0.admits(10_000) && !parts[1].0.admits(100) && !parts[1].0.admits(1_000_000));
+    }
+
+    /// An entry with the given speedups at small, typical, large (noise-free samples).
+    fn entry(k: usize, verified: bool, speedups: [f64; 3]) -> Entry {
+        let plan = superopt_ir::Plan { variants: vec![], per_size_because: None };
+        let mut e = Entry::new(CandidateId(k), superopt_search::as_traced(&plan));
+        e.status = if verified { Status::Verified } else { Status::Rejected };
+        e.timings = speedups.map(|x| Some(superopt_bench::compare(&[x; 8], &[1.0; 8])));
+        e
+    }
+
+    #[test]
+    fn the_best_verified_significant_speedup_wins_each_size() {
+        let entries =
+            [entry(0, true, [3.0, 1.2, 1.1]), entry(1, true, [1.5, 2.0, 4.0]), entry(2, false, [9.0, 9.0, 9.0])];
+        assert_eq!(best_per_size(&entries), Some(vec![0, 1, 1]));
+        // A size where no candidate is significantly faster leaves nothing to split.
+        let entries = [entry(0, true, [3.0, 1.01, 1.1]), entry(1, true, [1.5, 1.0, 4.0])];
+        assert_eq!(best_per_size(&entries), None);
+    }
+
+    #[test]
+    fn sizes_that_do_not_grow_are_no_split() {
+        assert_eq!(split(&[1, 3, 3], &[100, 100, 1000]), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! Stage 9: the winner under the objective, and the capsule that says why.
+
+use crate::ledger::{CandidateId, Entry, Run, Status};
+use crate::propose::metal_source;
+use crate::{Done, Outcome};
+use sha2::{Digest, Sha256};
+use superopt_bench::{is_win, Objective, Size};
+use superopt_report::roofline::{self as floors, Ceilings};
+use superopt_report::{CandidateReport, Capsule, SizeReport};
+use superopt_search::Compile;
+
+/// Marks the wins under `objective`; the winner has the best geometric-mean speedup.
+pub fn pick_winner(entries: &mut [Entry], objective: Objective) -> Option<usize> {
+    for e in entries.iter_mut() {
+        let timed = e.timed();
+        e.wins = e.verified() && timed.len() == Size::ALL.len() && is_win(objective, &timed);
+    }
+    let wins = entries.iter().filter(|e| e.wins);
+    wins.max_by(|a, b| a.score().total_cmp(&b.score())).map(|e| e.id.0)
+}
+
+/// The capsule of a finished run and the outcome that carries it.
+pub fn decide(mut run: Run) -> anyhow::Result<Outcome> {
+    let objective = run.config.objective;
+    let winner = pick_winner(&mut run.entries, objective);
+    let harness_text = std::fs::read_to_string(&run.session.harness)?;
+    let round_trip = round_trip_note(run.entry(CandidateId::TRACED));
+    let candidates: Vec<CandidateReport> = run.entries.iter().map(|e| report(e, &run.traces)).collect();
+    let d = run.device;
+    let mut capsule = Capsule {
+        tool: "superopt".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        mlx: run.session.hello.mlx.clone(),
+        python: run.session.hello.python.clone(),
+        device: run.session.hello.device.clone(),
+        harness: run.config.session.harness.display().to_string(),
+        harness_sha256: format!("{:x}", Sha256::digest(harness_text.as_bytes())),
+        objective: format!("{objective:?}").to_lowercase(),
+        tolerance: run.config.tolerance.name().into(),
+        seeds: run.seeds.clone(),
+        shapes: run
+            .plan
+            .per_size_because
+            .clone()
+            .map_or("one program for all sizes".into(), |w| format!("one program per size: {w}")),
+        candidates,
+        winner: winner.map(|k| run.entries[k].candidate.label()),
+        winner_at: winner,
+        decision: String::new(),
+        output: None,
+        stages: vec![],
+        ceilings: Some(Ceilings { bytes_per_s: d.bytes_per_s, flops_per_s: d.flops_per_s, fixed_s: d.fixed_s }),
+        floors: vec![],
+        notes: std::mem::take(&mut run.notes),
+    };
+    roofline(&mut capsule, &run.traces);
+    capsule.decision = match winner {
+        Some(k) => format!("verified speedup: {} {round_trip}", run.entries[k].candidate.label()),
+        None => {
+            format!("no verified speedup — original unchanged: {}. {round_trip}", why_no_win(&run.entries, objective))
+        }
+    };
+    let Run { session, entries, workdir, stages, .. } = run;
+    let candidates = entries.into_iter().map(|e| e.candidate).collect();
+    Ok(Outcome::Done(Box::new(Done::new(capsule, candidates, winner, session, harness_text, stages, workdir))))
+}
+
+/// What the capsule says of one candidate.
+pub fn report(e: &Entry, traces: &[superopt_ir::Program]) -> CandidateReport {
+    let c = &e.candidate;
+    let sizes = Size::ALL.iter().zip(traces).map(|(z, t)| SizeReport {
+        size: *z,
+        shapes: t.inputs.iter().map(|i| t.value(*i).shape.clone()).collect(),
+        verdict: e.verdicts[z.index()].clone(),
+        timing: e.timings[z.index()].clone(),
+        roofline: None,
+    });
+    CandidateReport {
+        name: c.label(),
+        source: c.source,
+        rules: c.rules.clone(),
+        explain: c.explain.clone(),
+        compiled: c.compile != Compile::Eager,
+        nodes: c.plan.variants.iter().map(|(_, p)| p.nodes.len()).max().unwrap_or(0),
+        sizes: sizes.collect(),
+        verified: e.status == Status::Verified,
+        wins: e.wins,
+        dropped: e.dropped().map(String::from),
+        field: e.field.clone(),
+        launches: e.launches.clone(),
+        metal: metal_source(c),
+    }
+}
+
+/// Each size's floor on the device, and the fraction of it each timed candidate reaches.
+fn roofline(c: &mut Capsule, traces: &[superopt_ir::Program]) {
+    let Some(ceilings) = c.ceilings else { return };
+    c.floors = Size::ALL.iter().zip(traces).map(|(z, t)| floors::floor(*z, t, ceilings)).collect();
+    for r in c.candidates.iter_mut() {
+        for (z, f) in r.sizes.iter_mut().zip(c.floors.iter_mut()) {
+            if let Some(t) = &z.timing {
+                z.roofline = Some(f.seconds / t.candidate.median);
+                f.original = Some(f.seconds / t.baseline.median);
+            }
+        }
+    }
+}
+
+fn round_trip_note(traced: &Entry) -> String {
+    let identical = traced.verdicts.iter().all(|v| v.as_ref().is_some_and(|v| v.bit_identical));
+    match (traced.dropped(), identical) {
+        (Some(why), _) => format!("(round trip failed: {why})"),
+        (None, true) => "(round trip bit-identical at every size)".into(),
+        (None, false) => "(round trip NOT bit-identical: a superopt bug, please report it)".into(),
+    }
+}
+
+fn why_no_win(entries: &[Entry], objective: Objective) -> String {
+    let Some(best) = entries.iter().filter(|e| e.verified()).max_by(|a, b| a.score().total_cmp(&b.score())) else {
+        return "no candidate passed verification".into();
+    };
+    let sizes: Vec<String> = best.timed().iter().map(|(z, t)| format!("{z} {:.2}x", t.speedup)).collect();
+    let need = match objective {
+        Objective::All => "faster by >3% at every size",
+        Objective::Typical => "faster by >3% at typical and not slower elsewhere",
+        Objective::Geomean => "a geomean speedup >3% and not slower anywhere",
+    };
+    format!("the best verified candidate, {}, was {} (needed: {need})", best.candidate.label(), sizes.join(", "))
+}

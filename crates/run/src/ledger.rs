@@ -1,0 +1,187 @@
+//! The run's ledger: one entry per candidate, which every stage reads and writes.
+
+use crate::budget::Budget;
+use crate::session::Session;
+use crate::Config;
+use std::time::Instant;
+use superopt_bench::{geomean, Comparison, Size};
+use superopt_ir::{Plan, Program};
+use superopt_report::Stage;
+use superopt_search::egraph::cost::Device;
+use superopt_search::Candidate;
+use superopt_verify::field::FieldReport;
+use superopt_verify::Verdict;
+use superopt_worker::protocol::ProgramId;
+
+/// A candidate's place in the ledger. The first is the program as traced: the
+/// round-trip check, and the program every other one is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CandidateId(pub usize);
+
+impl CandidateId {
+    pub const TRACED: CandidateId = CandidateId(0);
+}
+
+/// Where a candidate stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    /// Not (yet) judged at every size.
+    Open,
+    /// Out of the run, for this reason (its module failed, a check refuted it, time ran out...).
+    Dropped(String),
+    /// Judged at every size, and not accepted at some.
+    Rejected,
+    /// Accepted at every size.
+    Verified,
+}
+
+/// One candidate and what the stages found of it.
+pub struct Entry {
+    pub id: CandidateId,
+    pub candidate: Candidate,
+    /// Its module is loaded in the worker.
+    pub staged: bool,
+    pub status: Status,
+    /// The exact check against the traced program, per plan variant.
+    pub field: Vec<FieldReport>,
+    /// Per size, in [`Size::ALL`]'s order.
+    pub verdicts: [Option<Verdict>; 3],
+    pub timings: [Option<Comparison>; 3],
+    /// Generated kernels: the launch parameters picked on the device, per shape.
+    pub launches: Vec<String>,
+    /// A win under the run's objective.
+    pub wins: bool,
+}
+
+impl Entry {
+    pub fn new(id: CandidateId, candidate: Candidate) -> Entry {
+        Entry {
+            id,
+            candidate,
+            staged: false,
+            status: Status::Open,
+            field: vec![],
+            verdicts: Default::default(),
+            timings: Default::default(),
+            launches: vec![],
+            wins: false,
+        }
+    }
+
+    /// Its id in the worker.
+    pub fn program(&self) -> ProgramId {
+        ProgramId::Candidate(self.candidate.label())
+    }
+
+    /// Takes it out of the run; the first reason stays.
+    pub fn drop_with(&mut self, why: String) {
+        if !self.is_dropped() {
+            self.status = Status::Dropped(why);
+        }
+    }
+
+    pub fn is_dropped(&self) -> bool {
+        matches!(self.status, Status::Dropped(_))
+    }
+
+    pub fn dropped(&self) -> Option<&str> {
+        match &self.status {
+            Status::Dropped(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    pub fn verified(&self) -> bool {
+        self.status == Status::Verified
+    }
+
+    /// The timed sizes with their comparisons.
+    pub fn timed(&self) -> Vec<(Size, Comparison)> {
+        Size::ALL.iter().zip(&self.timings).filter_map(|(z, t)| t.clone().map(|t| (*z, t))).collect()
+    }
+
+    /// The geometric-mean speedup over the timed sizes.
+    pub fn score(&self) -> f64 {
+        geomean(self.timings.iter().flatten().map(|t| t.speedup))
+    }
+}
+
+/// A whole run: what it was given, what it traced, and the ledger.
+pub struct Run<'a> {
+    pub config: &'a Config,
+    pub session: Session,
+    pub budget: Budget,
+    /// `fn` as traced at each size.
+    pub traces: Vec<Program>,
+    /// The traces aligned into one program, or one per size.
+    pub plan: Plan,
+    pub device: Device,
+    pub entries: Vec<Entry>,
+    /// What the run left out, and why.
+    pub notes: Vec<String>,
+    pub seeds: Vec<u64>,
+    /// The staged candidates' modules: a worker restarted later reloads them from here.
+    pub workdir: tempfile::TempDir,
+    pub stages: Vec<Stage>,
+    last_mark: Instant,
+    progress: &'a dyn Fn(&str),
+}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        config: &'a Config,
+        session: Session,
+        budget: Budget,
+        traces: Vec<Program>,
+        progress: &'a dyn Fn(&str),
+    ) -> anyhow::Result<Run<'a>> {
+        let plan = superopt_trace::align(&traces, 1);
+        let seeds = (0..config.seeds).collect();
+        let run = Run {
+            config,
+            session,
+            budget,
+            traces,
+            plan,
+            device: Device::default(),
+            entries: vec![],
+            notes: vec![],
+            seeds,
+            workdir: tempfile::tempdir()?,
+            stages: vec![],
+            last_mark: Instant::now(),
+            progress,
+        };
+        Ok(run)
+    }
+
+    /// Says what the run is doing now.
+    pub fn say(&self, what: &str) {
+        (self.progress)(what)
+    }
+
+    /// Ends stage `name`: its seconds go into the capsule.
+    pub fn mark(&mut self, name: &str) {
+        self.stages.push(Stage { name: name.into(), seconds: self.last_mark.elapsed().as_secs_f64() });
+        self.last_mark = Instant::now();
+    }
+
+    /// Adds a candidate to the ledger.
+    pub fn add(&mut self, c: Candidate) -> CandidateId {
+        let id = CandidateId(self.entries.len());
+        self.entries.push(Entry::new(id, c));
+        id
+    }
+
+    pub fn entry(&self, id: CandidateId) -> &Entry {
+        &self.entries[id.0]
+    }
+
+    pub fn entry_mut(&mut self, id: CandidateId) -> &mut Entry {
+        &mut self.entries[id.0]
+    }
+
+    pub fn ids(&self) -> Vec<CandidateId> {
+        self.entries.iter().map(|e| e.id).collect()
+    }
+}

@@ -1,0 +1,102 @@
+//! Stage 2: candidates. Every strategy's proposals for the traced plan, then the kernel
+//! version of the most rewritten eager one where the device runs generated kernels.
+
+use crate::ledger::Run;
+use std::time::Duration;
+use superopt_kernel::Target;
+use superopt_search::egraph::cost::Device;
+use superopt_search::strategies::compile_rule;
+use superopt_search::{as_traced, default_strategies, Candidate, Compile, Source};
+use superopt_worker::protocol::Backend;
+
+/// The traced program first, then what every strategy proposes for it.
+pub fn proposals(plan: &superopt_ir::Plan, search_time: Duration, device: Device) -> Vec<Candidate> {
+    let mut candidates = vec![as_traced(plan)];
+    for strategy in default_strategies(search_time, device) {
+        candidates.extend(strategy.propose(plan));
+    }
+    candidates
+}
+
+/// Measures the device, proposes, and adds every candidate to the ledger.
+pub fn propose(run: &mut Run) {
+    run.say("measuring the device (once per device)");
+    run.device = run.session.device();
+    run.say("searching");
+    let mut candidates = proposals(&run.plan, run.budget.search_time(), run.device);
+    match kernel_target(run.session.backend()) {
+        Ok(target) => candidates.extend(lowered_for(&candidates, target)),
+        Err(why) => run.notes.push(why),
+    }
+    for c in candidates {
+        run.add(c);
+    }
+}
+
+/// Which kernels the device runs, or why it runs none. `SUPEROPT_KERNELS=mlx` lowers to
+/// plain MLX operations: the kernels' meaning, checked by verification on any device
+/// (the tests' way to verify lowering on the CPU).
+pub fn kernel_target(backend: Backend) -> Result<Target, String> {
+    if let Some(t) = std::env::var("SUPEROPT_KERNELS").ok().and_then(|t| Target::parse(&t)) {
+        return Ok(t);
+    }
+    backend_target(backend).ok_or_else(|| {
+        "custom-kernel candidates skipped: MLX's cpu backend runs no custom kernels \
+         (mx.fast.cuda_kernel / metal_kernel need a GPU)"
+            .into()
+    })
+}
+
+/// The custom-kernel API of an MLX backend; none for the CPU.
+pub fn backend_target(backend: Backend) -> Option<Target> {
+    match backend {
+        Backend::Cuda => Some(Target::Cuda),
+        Backend::Metal => Some(Target::Metal),
+        Backend::Cpu => None,
+    }
+}
+
+/// The kernel version of the most rewritten eager candidate (the e-graph's, else the
+/// cleaned-up or traced program). One: each kernel is compiled and tuned on the device,
+/// which costs seconds.
+pub fn lowered_for(candidates: &[Candidate], target: Target) -> Option<Candidate> {
+    let eager = |s: Source| candidates.iter().find(|c| c.source == s && c.compile == Compile::Eager && !c.kernels);
+    [Source::Egraph, Source::Cleanup, Source::AsTraced]
+        .into_iter()
+        .filter_map(eager)
+        .find_map(|c| lower_candidate(c, target))
+}
+
+/// `c` with its kernel-friendly regions lowered for `target`; `None` where nothing lowers.
+pub fn lower_candidate(c: &Candidate, target: Target) -> Option<Candidate> {
+    let mut plan = c.plan.clone();
+    let mut lines = vec![];
+    for (_, p) in plan.variants.iter_mut() {
+        lines.extend(superopt_kernel::lower::lower(p, target));
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    lines.sort();
+    lines.dedup();
+    let compiled = compile_rule(c.compile);
+    let mut rules: Vec<String> = c.rules.iter().filter(|r| compiled.is_none_or(|l| l != r.as_str())).cloned().collect();
+    rules.extend(lines);
+    Some(Candidate { kernels: true, plan, compile: Compile::Eager, rules, parts: vec![], ..c.clone() })
+}
+
+/// Whether `c` calls generated GPU kernels, whose launches the device must tune (not the
+/// plain-MLX form, which has no launch parameters).
+pub fn tunable(c: &Candidate) -> bool {
+    superopt_emit::kernel_calls(&c.plan).iter().any(|k| k.target != Target::Mlx)
+}
+
+/// The Metal source of a candidate's kernels (from the same kernel IR as its CUDA ones).
+pub fn metal_source(c: &Candidate) -> Option<String> {
+    let calls = superopt_emit::kernel_calls(&c.plan);
+    if calls.is_empty() || calls.iter().all(|k| k.target == Target::Metal) {
+        return None;
+    }
+    let each = calls.iter().map(|k| format!("// {}\n{}", k.kernel.name, superopt_kernel::metal::source(&k.kernel)));
+    Some(each.collect::<Vec<_>>().join("\n"))
+}

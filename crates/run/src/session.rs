@@ -1,0 +1,230 @@
+//! A worker with the harness loaded, and the requests a run makes of it.
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use superopt_ir::Program;
+use superopt_search::egraph::cost::Device;
+use superopt_verify::{SeedFigures, Tolerance};
+use superopt_worker::protocol::{
+    self, Calibrate, Case, Fixed, Hello, HelloReply, Load, LoadProgram, Prepare, ProgramId, SaveConstants, Size, Time,
+    Variant, Verify, SAMPLE_SECONDS,
+};
+use superopt_worker::{find_python, Worker, WorkerError};
+
+/// Where the harness is and which Python runs it.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub harness: PathBuf,
+    pub python: Option<PathBuf>,
+    /// How long one worker request may take before the worker is restarted.
+    pub request_timeout: Duration,
+}
+
+/// Samples per program: from one call's seconds (`first`), enough calls to last about
+/// [`SAMPLE_SECONDS`].
+fn sample_calls(first: &BTreeMap<ProgramId, Vec<f64>>) -> BTreeMap<ProgramId, u64> {
+    first
+        .iter()
+        .map(|(p, xs)| {
+            let t = xs.iter().cloned().fold(0.0, f64::max).max(1e-7);
+            (p.clone(), ((SAMPLE_SECONDS / t).ceil() as u64).clamp(1, 10_000))
+        })
+        .collect()
+}
+
+/// The verification cases: each seed on normal inputs, then each edge variant on the first.
+pub fn cases(seeds: &[u64]) -> Vec<Case> {
+    let normal = seeds.iter().map(|s| (*s, Variant::Normal));
+    normal.chain(Variant::EDGES.iter().map(|v| (seeds[0], *v))).collect()
+}
+
+pub struct Session {
+    pub worker: Worker,
+    pub hello: HelloReply,
+    pub harness: PathBuf,
+    pub timeout: Duration,
+}
+
+/// A failure the user must fix in their harness: one line, non-zero exit.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HarnessFault(pub String);
+
+/// MLX cannot trace `fn` (e.g. `mx.custom_function` with a vjp): the run ends with "no change".
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Untraceable(pub String);
+
+pub fn harness_fault(e: WorkerError) -> anyhow::Error {
+    match e {
+        WorkerError::Harness(m) => HarnessFault(m).into(),
+        WorkerError::Unsupported(m) => Untraceable(m).into(),
+        WorkerError::Candidate(m) => HarnessFault(m).into(),
+        WorkerError::Crashed(m) => HarnessFault(format!("the harness crashed the worker: {m}")).into(),
+        other => anyhow::Error::new(other),
+    }
+}
+
+impl Session {
+    pub fn start(config: &SessionConfig) -> Result<Session> {
+        let harness = std::fs::canonicalize(&config.harness)
+            .with_context(|| format!("cannot read the harness {}", config.harness.display()))?;
+        if harness.extension().and_then(|e| e.to_str()) != Some("py") {
+            bail!("{} is not a .py file; a harness is a Python file defining fn and input_factory", harness.display());
+        }
+        let python = find_python(config.python.as_deref(), &|msg| eprintln!("{msg}"))?;
+        let mut worker = Worker::start(&python.path)?;
+        let timeout = config.request_timeout;
+        let hello = worker.call(&Hello {}, timeout)?;
+        let load = Load { harness: harness.to_string_lossy().into_owned() };
+        worker.stateful("harness", &load, timeout).map_err(harness_fault)?;
+        Ok(Session { worker, hello, harness, timeout })
+    }
+
+    /// The device and MLX version, as a file-name-safe key for per-device caches.
+    pub fn device_key(&self) -> String {
+        let key = format!("{} mlx {}", self.hello.device, self.hello.mlx);
+        key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+    }
+
+    /// The device's rates for the cost model: measured by the worker once per device and
+    /// MLX version, then read from the user cache; the default model if measuring fails.
+    pub fn device(&mut self) -> Device {
+        // "2": samples of one length (SAMPLE_SECONDS) and the fixed time per kernel.
+        let name = format!("device-2-{}.json", self.device_key());
+        if let Some(d) = crate::cache::read(&name) {
+            return d;
+        }
+        let Ok(c) = self.worker.call(&Calibrate {}, self.timeout) else { return Device::default() };
+        if !(c.bytes_per_s > 0.0 && c.flops_per_s > 0.0 && c.launch_s >= 0.0) {
+            return Device::default();
+        }
+        let d =
+            Device { bytes_per_s: c.bytes_per_s, flops_per_s: c.flops_per_s, launch_s: c.launch_s, fixed_s: c.fixed_s };
+        crate::cache::write(&name, &d);
+        d
+    }
+
+    pub fn trace(&mut self, size: Size) -> Result<Program> {
+        match superopt_trace::trace_size(&mut self.worker, size, 0, self.timeout) {
+            Ok(p) => Ok(p),
+            Err(superopt_trace::TraceError::Worker(e)) => Err(harness_fault(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads a module as program `id`, calling `entry`.
+    pub fn register(&mut self, id: ProgramId, path: &Path, entry: &str) -> Result<(), WorkerError> {
+        let req = LoadProgram { id: id.clone(), path: path.to_string_lossy().into_owned(), entry: entry.into() };
+        self.worker.stateful(id.name(), &req, self.timeout).map(|_| ())
+    }
+
+    /// Figures for `program` at `size`: each seed on normal inputs, then each edge
+    /// variant on the first seed, one request per case so `deadline` is checked between.
+    pub fn verify(
+        &mut self,
+        program: &ProgramId,
+        size: Size,
+        seeds: &[u64],
+        tol: Tolerance,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<SeedFigures>, WorkerError> {
+        let fixed = match tol {
+            Tolerance::Fixed { atol, rtol, .. } => Some(Fixed { atol, rtol }),
+            Tolerance::Relative => None,
+        };
+        let mut out = vec![];
+        for case in cases(seeds) {
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(WorkerError::Candidate("not verified: the time budget ran out".into()));
+            }
+            let req = Verify { program: program.clone(), size, cases: vec![case], fixed };
+            out.extend(self.worker.call(&req, self.timeout)?.seeds);
+        }
+        Ok(out)
+    }
+
+    /// Computes the float64 references of every verification case at `size` at once (on
+    /// several cores); a failure only means each is computed when first needed.
+    pub fn prepare(&mut self, size: Size, seeds: &[u64], deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let _ = self.worker.call(&Prepare { size, cases: cases(seeds) }, left.min(self.timeout * 4));
+    }
+
+    /// Interleaved timing samples (seconds per call) of `programs` at `size`, sampling
+    /// until sigma/mu < 5% for each or `budget` is spent. Each program's samples queue
+    /// enough calls to last about [`SAMPLE_SECONDS`], so the fixed cost of starting and
+    /// waiting for the device adds the same fraction to every program's time (samples
+    /// of a fixed call count overstate fast programs' times, and so narrow the ratios).
+    pub fn time(
+        &mut self,
+        programs: &[ProgramId],
+        size: Size,
+        budget: Duration,
+    ) -> Result<BTreeMap<ProgramId, Vec<f64>>, WorkerError> {
+        let start = Instant::now();
+        let ones: BTreeMap<ProgramId, u64> = programs.iter().map(|p| (p.clone(), 1)).collect();
+        let first = self.time_rounds(programs, size, ones, 1)?;
+        let iters = sample_calls(&first);
+        let mut samples: BTreeMap<ProgramId, Vec<f64>> = programs.iter().map(|p| (p.clone(), vec![])).collect();
+        let mut rounds = 6;
+        loop {
+            let round_cost = SAMPLE_SECONDS * programs.len() as f64 * rounds as f64;
+            if !samples[&programs[0]].is_empty() && start.elapsed().as_secs_f64() + round_cost > budget.as_secs_f64() {
+                break;
+            }
+            for (p, xs) in self.time_rounds(programs, size, iters.clone(), rounds)? {
+                samples.entry(p).or_default().extend(xs);
+            }
+            let steady = samples.values().all(|xs| superopt_bench::cv(xs) < superopt_bench::TARGET_CV);
+            if steady || samples[&programs[0]].len() >= 400 {
+                break;
+            }
+            rounds *= 2;
+        }
+        Ok(samples)
+    }
+
+    fn time_rounds(
+        &mut self,
+        programs: &[ProgramId],
+        size: Size,
+        iters: BTreeMap<ProgramId, u64>,
+        rounds: u64,
+    ) -> Result<BTreeMap<ProgramId, Vec<f64>>, WorkerError> {
+        let req = Time { programs: programs.to_vec(), size, seed: 0, iters, rounds };
+        Ok(self.worker.call(&req, self.timeout)?.samples)
+    }
+
+    pub fn save_constants(&mut self, keys: &[String], path: &Path) -> Result<(), WorkerError> {
+        let req = SaveConstants { keys: keys.to_vec(), path: path.to_string_lossy().into_owned() };
+        self.worker.call(&req, self.timeout).map(|_| ())
+    }
+
+    /// Whether MLX's backend here runs custom kernels, and for which target.
+    pub fn backend(&self) -> protocol::Backend {
+        self.hello.backend
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_program_samples_for_about_the_same_time() {
+        let slow = ProgramId::Candidate("slow".into());
+        let fast = ProgramId::Candidate("fast".into());
+        let first =
+            BTreeMap::from([(slow.clone(), vec![SAMPLE_SECONDS / 4.0]), (fast.clone(), vec![SAMPLE_SECONDS / 400.0])]);
+        let calls = sample_calls(&first);
+        assert_eq!((calls[&slow], calls[&fast]), (4, 400));
+        let tiny = BTreeMap::from([(ProgramId::Original, vec![0.0])]);
+        assert_eq!(sample_calls(&tiny)[&ProgramId::Original], 10_000);
+    }
+}

@@ -1,0 +1,49 @@
+//! Stage 3: candidates emitted as modules and loaded into the worker. The traced program
+//! and candidates with kernels to tune are loaded at once; the rest just before their
+//! verification, so that those the budget never reaches cost nothing.
+
+use crate::ledger::{CandidateId, Run};
+use crate::propose::tunable;
+use crate::session::Session;
+use std::path::Path;
+use superopt_emit::{emit, ModuleInfo};
+use superopt_search::Candidate;
+use superopt_worker::protocol::ProgramId;
+
+/// Emits `c` into `dir` as the module of candidate `k` and loads it in the worker as `id`.
+pub fn stage_candidate(s: &mut Session, c: &Candidate, id: ProgramId, k: usize, dir: &Path) -> Result<(), String> {
+    let consts = format!("cand{k}.safetensors");
+    let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: &consts, notes: vec![] };
+    let e = emit(c, &info).map_err(|e| e.to_string())?;
+    if !e.tensors.is_empty() {
+        s.save_constants(&e.tensors, &dir.join(&consts)).map_err(|e| e.to_string())?;
+    }
+    let path = dir.join(format!("cand{k}.py"));
+    std::fs::write(&path, &e.source).map_err(|e| e.to_string())?;
+    s.register(id, &path, "optimized").map_err(|e| format!("the emitted module does not load: {e}"))
+}
+
+/// Stages entry `id`; a failure drops it.
+pub fn stage(run: &mut Run, id: CandidateId) {
+    let Run { session, entries, workdir, .. } = run;
+    let e = &mut entries[id.0];
+    match stage_candidate(session, &e.candidate, e.program(), id.0, workdir.path()) {
+        Ok(()) => e.staged = true,
+        Err(why) => e.drop_with(why),
+    }
+}
+
+/// Stages the traced program and every candidate with kernels to tune. `Err` where the
+/// traced program itself does not load: then nothing can be checked.
+pub fn stage_first(run: &mut Run) -> Result<(), String> {
+    run.say("emitting the traced program");
+    for id in run.ids() {
+        if id == CandidateId::TRACED || tunable(&run.entry(id).candidate) {
+            stage(run, id);
+        }
+    }
+    match run.entry(CandidateId::TRACED).dropped() {
+        Some(why) => Err(why.to_string()),
+        None => Ok(()),
+    }
+}

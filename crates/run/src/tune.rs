@@ -1,0 +1,167 @@
+//! Stage 4: each generated kernel's launch parameters timed on the device, the best
+//! kept per device and shape in the user cache, so that a second run does not time again.
+
+use crate::ledger::Run;
+use crate::propose::tunable;
+use crate::session::Session;
+use crate::stage::stage_candidate;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use superopt_bench::Size;
+use superopt_ir::Dtype;
+use superopt_kernel::{params, Call, LaunchShape, Params, Tuned};
+use superopt_search::Candidate;
+use superopt_worker::protocol::{ArrayType, KernelLaunches, Launch, ProgramId, Tune};
+use superopt_worker::WorkerError;
+
+/// Tunes the launches of every generated kernel, then emits its candidate again with
+/// the parameters picked; a candidate whose kernels fail is dropped. Past the tuning
+/// deadline, launches not in the cache keep default parameters.
+pub fn tune(run: &mut Run) {
+    let mut cache = TuneCache::open(&run.session.device_key());
+    let deadline = run.budget.tune_deadline();
+    for k in 0..run.entries.len() {
+        if run.entries[k].is_dropped() || !tunable(&run.entries[k].candidate) {
+            continue;
+        }
+        run.say(&format!("tuning the kernels of {}", run.entries[k].candidate.label()));
+        let Run { session, entries, workdir, .. } = &mut *run;
+        let e = &mut entries[k];
+        let id = e.program();
+        let tuned = tune_candidate(session, &mut e.candidate, &id, &mut cache, deadline);
+        let tuned = tuned.map_err(|e| format!("tuning its kernels: {e}"));
+        match tuned.and_then(|lines| stage_candidate(session, &e.candidate, id, k, workdir.path()).map(|_| lines)) {
+            Ok(lines) => e.launches = lines,
+            Err(why) => e.drop_with(why),
+        }
+    }
+}
+
+/// Tuned launch parameters, per device, in the user cache directory.
+pub struct TuneCache {
+    name: String,
+    entries: BTreeMap<String, Params>,
+}
+
+impl TuneCache {
+    pub fn open(device_key: &str) -> TuneCache {
+        let name = format!("kernels-{device_key}.json");
+        let entries = crate::cache::read(&name).unwrap_or_default();
+        TuneCache { name, entries }
+    }
+
+    fn save(&self) {
+        crate::cache::write(&self.name, &self.entries);
+    }
+}
+
+fn cache_key(call: &Call, s: &LaunchShape) -> String {
+    let dtypes: Vec<&str> = s.dtypes.iter().map(|d| d.name()).collect();
+    let digest = superopt_kernel::launch::source_digest(&call.kernel, call.target);
+    format!("{digest} {}x{} {}", s.rows, s.n, dtypes.join(","))
+}
+
+/// Times each kernel of candidate `c` (loaded in the worker as `id`) over its launch
+/// space at every size and records the fastest parameters in `c`'s kernel nodes.
+/// Returns one line per launch tuned or found in the cache.
+fn tune_candidate(
+    s: &mut Session,
+    c: &mut Candidate,
+    id: &ProgramId,
+    cache: &mut TuneCache,
+    deadline: Instant,
+) -> Result<Vec<String>, WorkerError> {
+    let calls = superopt_emit::kernel_calls(&c.plan);
+    let mut picked: Vec<Vec<Tuned>> = vec![vec![]; calls.len()];
+    let mut lines = vec![];
+    for size in Size::ALL {
+        let req = KernelLaunches { program: id.clone(), size };
+        let launches = s.worker.call(&req, until(deadline, s.timeout))?.launches;
+        for l in launches {
+            let call = &calls[l.kernel];
+            let n = *l.shape.last().unwrap_or(&1);
+            let rows = l.shape.iter().product::<i64>() / n.max(1);
+            if picked[l.kernel].iter().any(|t| t.rows == rows && t.n == n) {
+                continue;
+            }
+            let mut dtypes: Vec<Dtype> = l.inputs.iter().filter_map(|i| Dtype::parse(&i.dtype)).collect();
+            dtypes.extend(call.kernel.outputs.iter().map(|o| o.dtype));
+            let shape = LaunchShape { rows, n, dtypes };
+            let key = cache_key(call, &shape);
+            let (best, how) = match cache.entries.get(&key) {
+                Some(p) => (*p, "cached".to_string()),
+                None if Instant::now() > deadline => {
+                    (params::default(&call.kernel, &shape), "default: no time left to tune".to_string())
+                }
+                None => {
+                    let (p, secs, tried) = time_space(s, id, &l, call, &shape, deadline)?;
+                    cache.entries.insert(key, p);
+                    cache.save();
+                    (p, format!("best of {tried} in {:.1} µs", secs * 1e6))
+                }
+            };
+            lines.push(format!(
+                "{} at {rows}x{n}: vec {}, {} threads, {} rows/block, unroll {} ({how})",
+                call.kernel.name, best.vec, best.threads, best.rows_per_block, best.unroll
+            ));
+            picked[l.kernel].push(Tuned { rows, n, params: best });
+        }
+    }
+    for (_, p) in c.plan.variants.iter_mut() {
+        for node in p.nodes.iter_mut() {
+            if let Some(mut call) = Call::of_node(node) {
+                if let Some(k) = calls.iter().position(|x| *x == call) {
+                    call.tuned = picked[k].clone();
+                    node.args = vec![call.to_arg()];
+                }
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// How long a tuning request may take: until `deadline`, at least 10 s, at most `timeout`.
+/// (A request cut short restarts the worker and drops the candidate.)
+fn until(deadline: Instant, timeout: Duration) -> Duration {
+    deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(10)).min(timeout)
+}
+
+/// The fastest configuration of one launch, its seconds and how many ran.
+fn time_space(
+    s: &mut Session,
+    id: &ProgramId,
+    l: &Launch,
+    call: &Call,
+    shape: &LaunchShape,
+    deadline: Instant,
+) -> Result<(Params, f64, usize), WorkerError> {
+    let space = params::space(&call.kernel, shape);
+    if space.is_empty() {
+        return Ok((params::default(&call.kernel, shape), f64::NAN, 0));
+    }
+    let inputs: Vec<ArrayType> = l.inputs.clone();
+    let req = Tune { program: id.clone(), kernel: l.kernel, shape: l.shape.clone(), inputs, configs: space.clone() };
+    let secs = s.worker.call(&req, until(deadline, s.timeout))?.seconds;
+    let ran = secs.iter().filter(|x| x.is_some()).count();
+    let best = space.iter().zip(&secs).filter_map(|(p, t)| t.map(|t| (*p, t))).min_by(|a, b| a.1.total_cmp(&b.1));
+    match best {
+        Some((p, t)) => Ok((p, t, ran)),
+        None => Err(WorkerError::Candidate(format!("{}: no launch configuration ran", call.kernel.name))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::until;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_tuning_request_ends_at_the_tuning_deadline() {
+        let minute = Duration::from_secs(60);
+        let soon = until(Instant::now() + Duration::from_secs(30), Duration::from_secs(120));
+        assert!(soon <= Duration::from_secs(30) && soon > Duration::from_secs(29));
+        assert_eq!(until(Instant::now() + 10 * minute, Duration::from_secs(120)), Duration::from_secs(120));
+        // Past the deadline a request still gets its 10 s (its launches are needed at defaults).
+        assert_eq!(until(Instant::now(), Duration::from_secs(120)), Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,76 @@
+//! Stage 6: every candidate against `fn` at every size, on normal seeds and edge inputs,
+//! judged against float64 references; the traced program first (the round-trip check),
+//! then the rest by modelled cost, so that a budget that runs out drops the least promising.
+
+use crate::ledger::{CandidateId, Entry, Run, Status};
+use crate::session::Session;
+use crate::stage::stage;
+use std::time::Instant;
+use superopt_bench::Size;
+use superopt_search::modelled_cost;
+use superopt_verify::{judge, Tolerance};
+use superopt_worker::protocol::Backend;
+
+pub fn verify(run: &mut Run) {
+    let deadline = run.budget.verify_deadline();
+    references(run, deadline);
+    for id in order(run) {
+        run.say(&format!("verifying {}", run.entry(id).candidate.label()));
+        let e = run.entry(id);
+        if !e.staged && !e.is_dropped() && Instant::now() < deadline {
+            stage(run, id);
+        }
+        let (tol, Run { session, entries, seeds, .. }) = (run.config.tolerance, &mut *run);
+        verify_entry(session, &mut entries[id.0], seeds, tol, deadline);
+    }
+}
+
+/// On a GPU the CPU's cores are free: every case's float64 reference is computed at once.
+/// On the CPU backend they would only compete with the candidates; each comes when needed.
+/// A prepare cut short restarts the worker, which loses every reference computed so far:
+/// each may run up to the verification deadline.
+fn references(run: &mut Run, deadline: Instant) {
+    if run.session.backend() == Backend::Cpu {
+        return;
+    }
+    let started = Instant::now();
+    for size in Size::ALL {
+        run.say(&format!("computing float64 references at {size}"));
+        run.session.prepare(size, &run.seeds, deadline);
+    }
+    if Instant::now() >= deadline {
+        let took = started.elapsed().as_secs();
+        let budget = run.budget.total.as_secs();
+        run.notes.push(format!(
+            "the float64 references (computed on the CPU) took {took}s and used up the verification budget: \
+             run again with a larger --time-budget (this run: {budget}s)"
+        ));
+    }
+}
+
+/// The traced program first, then the rest by modelled cost.
+fn order(run: &Run) -> Vec<CandidateId> {
+    let cost: Vec<f64> = run.entries.iter().map(|e| modelled_cost(&e.candidate, &run.device)).collect();
+    let mut rest: Vec<CandidateId> = run.ids().into_iter().skip(1).collect();
+    rest.sort_by(|a, b| cost[a.0].total_cmp(&cost[b.0]));
+    [vec![CandidateId::TRACED], rest].concat()
+}
+
+/// Judges entry `e` at every size; a failure to run drops it.
+pub fn verify_entry(s: &mut Session, e: &mut Entry, seeds: &[u64], tol: Tolerance, deadline: Instant) {
+    if e.is_dropped() {
+        return;
+    }
+    let id = e.program();
+    for size in Size::ALL {
+        match s.verify(&id, size, seeds, tol, Some(deadline)) {
+            Ok(figs) => e.verdicts[size.index()] = Some(judge(&figs, tol)),
+            Err(err) => {
+                e.drop_with(format!("at {size}: {err}"));
+                return;
+            }
+        }
+    }
+    let accepted = e.verdicts.iter().all(|v| v.as_ref().is_some_and(|v| v.accepted));
+    e.status = if accepted { Status::Verified } else { Status::Rejected };
+}

@@ -1,0 +1,534 @@
+//! The worker protocol: one request type and one reply type per command, and the names
+//! and constants the Python worker shares (`python/superopt_worker.py` uses the same
+//! spellings; `tests/protocol.rs` checks that both sides agree).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How long one timing sample of one program lasts: long against the few tens of
+/// microseconds a GPU takes to start and to report back (`SAMPLE_SECONDS` in Python).
+pub const SAMPLE_SECONDS: f64 = 0.01;
+
+/// A command the worker answers, by the name it has on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Hello,
+    Load,
+    Trace,
+    SaveConstants,
+    Program,
+    Prepare,
+    Verify,
+    Time,
+    Calibrate,
+    KernelLaunches,
+    Tune,
+    Phew,
+}
+
+impl Command {
+    pub const ALL: [Command; 12] = [
+        Command::Hello,
+        Command::Load,
+        Command::Trace,
+        Command::SaveConstants,
+        Command::Program,
+        Command::Prepare,
+        Command::Verify,
+        Command::Time,
+        Command::Calibrate,
+        Command::KernelLaunches,
+        Command::Tune,
+        Command::Phew,
+    ];
+
+    /// The name on the wire (`COMMANDS` in Python).
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Hello => "hello",
+            Command::Load => "load",
+            Command::Trace => "trace",
+            Command::SaveConstants => "save_constants",
+            Command::Program => "program",
+            Command::Prepare => "prepare",
+            Command::Verify => "verify",
+            Command::Time => "time",
+            Command::Calibrate => "calibrate",
+            Command::KernelLaunches => "kernel_launches",
+            Command::Tune => "tune",
+            Command::Phew => "phew",
+        }
+    }
+}
+
+/// A request: its command and the type of its reply.
+pub trait Request: Serialize {
+    const COMMAND: Command;
+    type Reply: DeserializeOwned;
+}
+
+/// The harness's problem sizes (`SIZES` in Python).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Size {
+    Small,
+    Typical,
+    Large,
+}
+
+impl Size {
+    pub const ALL: [Size; 3] = [Size::Small, Size::Typical, Size::Large];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Size::Small => "small",
+            Size::Typical => "typical",
+            Size::Large => "large",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Size> {
+        Size::ALL.into_iter().find(|z| z.name() == s)
+    }
+
+    /// Its place in [`Size::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// The inputs of one verification case: the harness's own, or an edge version of its
+/// float inputs (`VARIANTS` in Python).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    #[default]
+    Normal,
+    Zeros,
+    Large,
+    Tiny,
+    Negative,
+    Ties,
+    Nonfinite,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 7] = [
+        Variant::Normal,
+        Variant::Zeros,
+        Variant::Large,
+        Variant::Tiny,
+        Variant::Negative,
+        Variant::Ties,
+        Variant::Nonfinite,
+    ];
+
+    /// Edge-case inputs checked at every size besides the normal seeds: all zeros,
+    /// magnitudes scaled by 1e4 and by 1e-4, all negative, rounded to integers (ties for
+    /// max/argmax), and NaN/+Inf/-Inf at three places.
+    pub const EDGES: [Variant; 6] =
+        [Variant::Zeros, Variant::Large, Variant::Tiny, Variant::Negative, Variant::Ties, Variant::Nonfinite];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Normal => "normal",
+            Variant::Zeros => "zeros",
+            Variant::Large => "large",
+            Variant::Tiny => "tiny",
+            Variant::Negative => "negative",
+            Variant::Ties => "ties",
+            Variant::Nonfinite => "nonfinite",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// A program the worker can run. The reserved ones have fixed names on the wire (as
+/// `program()` in Python reads them); a candidate goes by its label.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProgramId {
+    /// The harness's `fn`.
+    Original,
+    /// `mx.compile(fn)`, made by the worker.
+    CompiledOriginal,
+    /// phew's rewrite of `fn` (the suite's contender).
+    Phew,
+    /// The harness's `fast_fn` (the suite's contender).
+    Fast,
+    /// A module `superopt verify` checks.
+    Checked,
+    /// A candidate of the run, by its label.
+    Candidate(String),
+}
+
+impl ProgramId {
+    pub const RESERVED: [ProgramId; 5] =
+        [ProgramId::Original, ProgramId::CompiledOriginal, ProgramId::Phew, ProgramId::Fast, ProgramId::Checked];
+
+    pub fn name(&self) -> &str {
+        match self {
+            ProgramId::Original => "original",
+            ProgramId::CompiledOriginal => "compiled_original",
+            ProgramId::Phew => "phew",
+            ProgramId::Fast => "fast",
+            ProgramId::Checked => "candidate",
+            ProgramId::Candidate(label) => label,
+        }
+    }
+
+    pub fn parse(s: &str) -> ProgramId {
+        ProgramId::RESERVED.into_iter().find(|p| p.name() == s).unwrap_or_else(|| ProgramId::Candidate(s.to_string()))
+    }
+}
+
+impl fmt::Display for ProgramId {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl Serialize for ProgramId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProgramId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ProgramId::parse(&String::deserialize(d)?))
+    }
+}
+
+/// A reply with nothing in it.
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+/// `hello`: what runs the worker.
+#[derive(Debug, Serialize)]
+pub struct Hello {}
+
+/// Which MLX backend runs the programs: which custom-kernel candidates can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HelloReply {
+    pub python: String,
+    pub mlx: String,
+    pub device: String,
+    pub backend: Backend,
+}
+
+impl Request for Hello {
+    const COMMAND: Command = Command::Hello;
+    type Reply = HelloReply;
+}
+
+/// `load`: imports the harness (`fn`, `input_factory`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Load {
+    pub harness: String,
+}
+
+impl Request for Load {
+    const COMMAND: Command = Command::Load;
+    type Reply = Empty;
+}
+
+/// `trace`: `fn` (checked deterministic) or a loaded program through `mx.export_function`.
+#[derive(Debug, Serialize)]
+pub struct Trace {
+    pub size: Size,
+    pub seed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramId>,
+}
+
+impl Request for Trace {
+    const COMMAND: Command = Command::Trace;
+    type Reply = superopt_ir::TraceEvents;
+}
+
+/// `save_constants`: the traced constants of these keys, as one safetensors file.
+#[derive(Debug, Serialize)]
+pub struct SaveConstants {
+    pub keys: Vec<String>,
+    pub path: String,
+}
+
+impl Request for SaveConstants {
+    const COMMAND: Command = Command::SaveConstants;
+    type Reply = Empty;
+}
+
+/// `program`: loads a module as program `id`, calling `entry`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadProgram {
+    pub id: ProgramId,
+    pub path: String,
+    pub entry: String,
+}
+
+impl Request for LoadProgram {
+    const COMMAND: Command = Command::Program;
+    type Reply = Empty;
+}
+
+/// One verification case: a seed and the variant of its inputs.
+pub type Case = (u64, Variant);
+
+/// `prepare`: the float64 references of these cases at once (several cores).
+#[derive(Debug, Serialize)]
+pub struct Prepare {
+    pub size: Size,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PrepareReply {
+    pub prepared: usize,
+}
+
+impl Request for Prepare {
+    const COMMAND: Command = Command::Prepare;
+    type Reply = PrepareReply;
+}
+
+/// A fixed tolerance class's bounds, for the figure `|y - o| / (atol + rtol |o|)`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Fixed {
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+/// `verify`: a program's error figures on these cases.
+#[derive(Debug, Serialize)]
+pub struct Verify {
+    pub program: ProgramId,
+    pub size: Size,
+    pub cases: Vec<Case>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<Fixed>,
+}
+
+/// The worker's figures for one output of one case.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct OutputFigures {
+    pub shape_ok: bool,
+    pub dtype_ok: bool,
+    /// Integer or boolean: must be bit-identical.
+    pub exact: bool,
+    #[serde(default)]
+    pub bit_identical: Option<bool>,
+    #[serde(default)]
+    pub nonfinite_ok: Option<bool>,
+    #[serde(default)]
+    pub orig_l2: Option<f64>,
+    #[serde(default)]
+    pub orig_max: Option<f64>,
+    #[serde(default)]
+    pub cand_l2: Option<f64>,
+    #[serde(default)]
+    pub cand_max: Option<f64>,
+    /// `max(|y - o| / (atol + rtol |o|))` for a fixed tolerance class.
+    #[serde(default)]
+    pub fixed_ratio: Option<f64>,
+    /// "float64", or "original" where fn cannot run in float64.
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+/// The figures of one case.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SeedFigures {
+    pub seed: u64,
+    #[serde(default)]
+    pub variant: Variant,
+    pub outputs: Vec<OutputFigures>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyReply {
+    pub seeds: Vec<SeedFigures>,
+}
+
+impl Request for Verify {
+    const COMMAND: Command = Command::Verify;
+    type Reply = VerifyReply;
+}
+
+/// `time`: `rounds` interleaved samples of each program, `iters[p]` queued calls each.
+#[derive(Debug, Serialize)]
+pub struct Time {
+    pub programs: Vec<ProgramId>,
+    pub size: Size,
+    pub seed: u64,
+    pub iters: BTreeMap<ProgramId, u64>,
+    pub rounds: u64,
+}
+
+/// Seconds per call, one entry per sample, per program.
+#[derive(Debug, Deserialize)]
+pub struct TimeReply {
+    pub samples: BTreeMap<ProgramId, Vec<f64>>,
+}
+
+impl Request for Time {
+    const COMMAND: Command = Command::Time;
+    type Reply = TimeReply;
+}
+
+/// `calibrate`: the device's rates for the cost model and the roofline.
+#[derive(Debug, Serialize)]
+pub struct Calibrate {}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct Calibration {
+    /// Copy bandwidth: bytes read and written per second.
+    pub bytes_per_s: f64,
+    /// float32 matmul rate.
+    pub flops_per_s: f64,
+    /// The cost of one small primitive.
+    pub launch_s: f64,
+    /// The fixed time of one kernel beside its bytes.
+    #[serde(default)]
+    pub fixed_s: f64,
+}
+
+impl Request for Calibrate {
+    const COMMAND: Command = Command::Calibrate;
+    type Reply = Calibration;
+}
+
+/// `kernel_launches`: the generated-kernel launches one call of a candidate makes.
+#[derive(Debug, Serialize)]
+pub struct KernelLaunches {
+    pub program: ProgramId,
+    pub size: Size,
+}
+
+/// An array's shape and dtype (MLX's dtype name).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArrayType {
+    pub shape: Vec<i64>,
+    pub dtype: String,
+}
+
+/// One launch: which kernel of the module, over which shape, on which inputs.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Launch {
+    pub kernel: usize,
+    pub shape: Vec<i64>,
+    pub inputs: Vec<ArrayType>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KernelLaunchesReply {
+    pub launches: Vec<Launch>,
+}
+
+impl Request for KernelLaunches {
+    const COMMAND: Command = Command::KernelLaunches;
+    type Reply = KernelLaunchesReply;
+}
+
+/// `tune`: seconds per call of one kernel under each launch configuration.
+#[derive(Debug, Serialize)]
+pub struct Tune<C: Serialize> {
+    pub program: ProgramId,
+    pub kernel: usize,
+    pub shape: Vec<i64>,
+    pub inputs: Vec<ArrayType>,
+    pub configs: Vec<C>,
+}
+
+/// `None` where a configuration failed.
+#[derive(Debug, Deserialize)]
+pub struct TuneReply {
+    pub seconds: Vec<Option<f64>>,
+}
+
+impl<C: Serialize> Request for Tune<C> {
+    const COMMAND: Command = Command::Tune;
+    type Reply = TuneReply;
+}
+
+/// `phew`: phew's rewrite of `fn`, written to `path`, where phew is importable.
+#[derive(Debug, Serialize)]
+pub struct Phew {
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PhewReply {
+    pub available: bool,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Request for Phew {
+    const COMMAND: Command = Command::Phew;
+    type Reply = PhewReply;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_their_command_and_typed_names() {
+        let v = Verify {
+            program: ProgramId::Original,
+            size: Size::Typical,
+            cases: vec![(3, Variant::Nonfinite)],
+            fixed: None,
+        };
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json, serde_json::json!({"program": "original", "size": "typical", "cases": [[3, "nonfinite"]]}));
+        assert_eq!(Verify::COMMAND.name(), "verify");
+    }
+
+    #[test]
+    fn program_ids_round_trip_and_reserved_names_stay_reserved() {
+        for p in ProgramId::RESERVED.into_iter().chain([ProgramId::Candidate("egraph+compile".into())]) {
+            let s = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<ProgramId>(&s).unwrap(), p);
+        }
+        assert_eq!(ProgramId::parse("compiled_original"), ProgramId::CompiledOriginal);
+    }
+
+    #[test]
+    fn names_match_serde() {
+        for c in Command::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.name());
+        }
+        for z in Size::ALL {
+            assert_eq!(serde_json::to_value(z).unwrap(), z.name());
+            assert_eq!(Size::ALL[z.index()], z);
+        }
+        for v in Variant::ALL {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.name());
+        }
+    }
+}
