@@ -2,6 +2,7 @@
 
 use crate::EmitError;
 use superopt_ir::{Arg, Dim, Dtype, Node, Value};
+use superopt_ir::Op;
 
 /// What a primitive's emission needs to know beyond its node.
 pub struct Ctx<'a> {
@@ -16,7 +17,7 @@ pub struct Ctx<'a> {
 }
 
 fn err(node: &Node, why: impl Into<String>) -> EmitError {
-    EmitError::Op { op: node.op.clone(), why: why.into() }
+    EmitError::Op { op: node.op.name().into(), why: why.into() }
 }
 
 fn arg(node: &Node, i: usize) -> Result<&Arg, EmitError> {
@@ -76,58 +77,58 @@ pub fn dtype(d: Dtype) -> String {
     format!("mx.{}", d.name())
 }
 
-const UNARY: &[(&str, &str)] = &[
-    ("Abs", "mx.abs"),
-    ("ArcCos", "mx.arccos"),
-    ("ArcCosh", "mx.arccosh"),
-    ("ArcSin", "mx.arcsin"),
-    ("ArcSinh", "mx.arcsinh"),
-    ("ArcTan", "mx.arctan"),
-    ("ArcTanh", "mx.arctanh"),
-    ("BitwiseInvert", "mx.bitwise_invert"),
-    ("Ceil", "mx.ceil"),
-    ("Conjugate", "mx.conjugate"),
-    ("Cos", "mx.cos"),
-    ("Cosh", "mx.cosh"),
-    ("Erf", "mx.erf"),
-    ("ErfInv", "mx.erfinv"),
-    ("Exp", "mx.exp"),
-    ("Expm1", "mx.expm1"),
-    ("Floor", "mx.floor"),
-    ("Imag", "mx.imag"),
-    ("Log1p", "mx.log1p"),
-    ("LogicalNot", "mx.logical_not"),
-    ("Negative", "mx.negative"),
-    ("Real", "mx.real"),
-    ("Sigmoid", "mx.sigmoid"),
-    ("Sign", "mx.sign"),
-    ("Sin", "mx.sin"),
-    ("Sinh", "mx.sinh"),
-    ("Square", "mx.square"),
-    ("StopGradient", "mx.stop_gradient"),
-    ("Tan", "mx.tan"),
-    ("Tanh", "mx.tanh"),
+const UNARY: &[(Op, &str)] = &[
+    (Op::Abs, "mx.abs"),
+    (Op::ArcCos, "mx.arccos"),
+    (Op::ArcCosh, "mx.arccosh"),
+    (Op::ArcSin, "mx.arcsin"),
+    (Op::ArcSinh, "mx.arcsinh"),
+    (Op::ArcTan, "mx.arctan"),
+    (Op::ArcTanh, "mx.arctanh"),
+    (Op::BitwiseInvert, "mx.bitwise_invert"),
+    (Op::Ceil, "mx.ceil"),
+    (Op::Conjugate, "mx.conjugate"),
+    (Op::Cos, "mx.cos"),
+    (Op::Cosh, "mx.cosh"),
+    (Op::Erf, "mx.erf"),
+    (Op::ErfInv, "mx.erfinv"),
+    (Op::Exp, "mx.exp"),
+    (Op::Expm1, "mx.expm1"),
+    (Op::Floor, "mx.floor"),
+    (Op::Imag, "mx.imag"),
+    (Op::Log1p, "mx.log1p"),
+    (Op::LogicalNot, "mx.logical_not"),
+    (Op::Negative, "mx.negative"),
+    (Op::Real, "mx.real"),
+    (Op::Sigmoid, "mx.sigmoid"),
+    (Op::Sign, "mx.sign"),
+    (Op::Sin, "mx.sin"),
+    (Op::Sinh, "mx.sinh"),
+    (Op::Square, "mx.square"),
+    (Op::StopGradient, "mx.stop_gradient"),
+    (Op::Tan, "mx.tan"),
+    (Op::Tanh, "mx.tanh"),
 ];
 
-const BINARY: &[(&str, &str)] = &[
-    ("Add", "mx.add"),
-    ("ArcTan2", "mx.arctan2"),
-    ("Divide", "mx.divide"),
-    ("Greater", "mx.greater"),
-    ("GreaterEqual", "mx.greater_equal"),
-    ("Less", "mx.less"),
-    ("LessEqual", "mx.less_equal"),
-    ("LogAddExp", "mx.logaddexp"),
-    ("LogicalAnd", "mx.logical_and"),
-    ("LogicalOr", "mx.logical_or"),
-    ("Maximum", "mx.maximum"),
-    ("Minimum", "mx.minimum"),
-    ("Multiply", "mx.multiply"),
-    ("NotEqual", "mx.not_equal"),
-    ("FloorDivide", "mx.floor_divide"),
-    ("Power", "mx.power"),
-    ("Remainder", "mx.remainder"),
-    ("Subtract", "mx.subtract"),
+const BINARY: &[(Op, &str)] = &[
+    (Op::Add, "mx.add"),
+    (Op::ArcTan2, "mx.arctan2"),
+    (Op::Divide, "mx.divide"),
+    (Op::Greater, "mx.greater"),
+    (Op::GreaterEqual, "mx.greater_equal"),
+    (Op::Less, "mx.less"),
+    (Op::LessEqual, "mx.less_equal"),
+    (Op::LogAddExp, "mx.logaddexp"),
+    (Op::LogicalAnd, "mx.logical_and"),
+    (Op::LogicalOr, "mx.logical_or"),
+    (Op::Maximum, "mx.maximum"),
+    (Op::Minimum, "mx.minimum"),
+    (Op::Multiply, "mx.multiply"),
+    (Op::NotEqual, "mx.not_equal"),
+    (Op::FloorDivide, "mx.floor_divide"),
+    (Op::Power, "mx.power"),
+    (Op::Remainder, "mx.remainder"),
+    (Op::Subtract, "mx.subtract"),
 ];
 
 /// MLX's `Reduce::ReduceType`, in order.
@@ -145,7 +146,7 @@ fn pick<'t>(node: &Node, table: &[&'t str], i: usize) -> Result<&'t str, EmitErr
 /// The right-hand side that computes `node`'s outputs.
 pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
     let a = |i: usize| cx.ins[i].clone();
-    let op = node.op.as_str();
+    let op = node.op;
     if let Some((_, f)) = UNARY.iter().find(|(n, _)| *n == op) {
         return Ok(format!("{f}({})", a(0)));
     }
@@ -153,30 +154,30 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
         return Ok(format!("{f}({}, {})", a(0), a(1)));
     }
     Ok(match op {
-        "Log" => {
+        Op::Log => {
             let base = const_int(node, 0).unwrap_or(0);
             let f = ["mx.log2", "mx.log10", "mx.log"].get(base as usize).copied().unwrap_or("mx.log");
             format!("{f}({})", a(0))
         }
-        "Round" => format!("mx.round({})", a(0)),
-        "Equal" if boolean(node, 0).unwrap_or(false) => format!("_nan_equal({}, {})", a(0), a(1)),
-        "Equal" => format!("mx.equal({}, {})", a(0), a(1)),
-        "Sqrt" => format!("{}({})", if boolean(node, 0).unwrap_or(false) { "mx.rsqrt" } else { "mx.sqrt" }, a(0)),
-        "AsType" => match arg(node, 0)? {
+        Op::Round => format!("mx.round({})", a(0)),
+        Op::Equal if boolean(node, 0).unwrap_or(false) => format!("_nan_equal({}, {})", a(0), a(1)),
+        Op::Equal => format!("mx.equal({}, {})", a(0), a(1)),
+        Op::Sqrt => format!("{}({})", if boolean(node, 0).unwrap_or(false) { "mx.rsqrt" } else { "mx.sqrt" }, a(0)),
+        Op::AsType => match arg(node, 0)? {
             Arg::Dtype(d) => format!("{}.astype({})", a(0), dtype(*d)),
             _ => return Err(err(node, "no dtype")),
         },
         // Same values as the input: a copy, or `Full`'s already-broadcast value.
-        "Copy" | "Full" => a(0),
-        "BitwiseBinary" => format!("{}({}, {})", pick(node, &BITWISE, 0)?, a(0), a(1)),
-        "DivMod" => format!("mx.divmod({}, {})", a(0), a(1)),
-        "Select" => format!("mx.where({}, {}, {})", a(0), a(1), a(2)),
-        "Reduce" => format!("{}({}, axis={}, keepdims=True)", pick(node, &REDUCE, 0)?, a(0), list(&ints(node, 1, cx)?)),
-        "ArgReduce" => {
+        Op::Copy | Op::Full => a(0),
+        Op::BitwiseBinary => format!("{}({}, {})", pick(node, &BITWISE, 0)?, a(0), a(1)),
+        Op::DivMod => format!("mx.divmod({}, {})", a(0), a(1)),
+        Op::Select => format!("mx.where({}, {}, {})", a(0), a(1), a(2)),
+        Op::Reduce => format!("{}({}, axis={}, keepdims=True)", pick(node, &REDUCE, 0)?, a(0), list(&ints(node, 1, cx)?)),
+        Op::ArgReduce => {
             let f = ["mx.argmin", "mx.argmax"][const_int(node, 0)?.clamp(0, 1) as usize];
             format!("{f}({}, axis={}, keepdims=True)", a(0), int(node, 1, cx)?)
         }
-        "Scan" => format!(
+        Op::Scan => format!(
             "{}({}, axis={}, reverse={}, inclusive={})",
             pick(node, &SCAN, 0)?,
             a(0),
@@ -184,22 +185,22 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             py_bool(boolean(node, 2)?),
             py_bool(boolean(node, 3)?)
         ),
-        "Softmax" => format!("mx.softmax({}, axis=-1, precise={})", a(0), py_bool(boolean(node, 0)?)),
-        "LogSumExp" => format!("mx.logsumexp({}, axis=-1, keepdims=True)", a(0)),
-        "Sort" => format!("mx.sort({}, axis={})", a(0), int(node, 0, cx)?),
-        "ArgSort" => format!("mx.argsort({}, axis={})", a(0), int(node, 0, cx)?),
-        "Partition" => format!("mx.partition({}, {}, axis={})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
-        "ArgPartition" => format!("mx.argpartition({}, {}, axis={})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
-        "Broadcast" => format!("mx.broadcast_to({}, {})", a(0), tuple(&ints(node, 0, cx)?)),
-        "Reshape" => format!("mx.reshape({}, {})", a(0), tuple(&ints(node, 0, cx)?)),
-        "Transpose" => format!("mx.transpose({}, {})", a(0), list(&ints(node, 0, cx)?)),
-        "Squeeze" => format!("mx.squeeze({}, axis={})", a(0), list(&ints(node, 0, cx)?)),
-        "ExpandDims" => format!("mx.expand_dims({}, axis={})", a(0), list(&ints(node, 0, cx)?)),
-        "Flatten" => format!("mx.flatten({}, {}, {})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
-        "Unflatten" => format!("mx.unflatten({}, {}, {})", a(0), int(node, 0, cx)?, tuple(&ints(node, 1, cx)?)),
-        "Slice" => format!("{}[{}]", a(0), slices(node, cx, 0)?),
-        "SliceUpdate" => format!("_update({}, {}, {}, {})", a(0), slice_objects(node, cx)?, a(1), const_int(node, 0)?),
-        "Scatter" => {
+        Op::Softmax => format!("mx.softmax({}, axis=-1, precise={})", a(0), py_bool(boolean(node, 0)?)),
+        Op::LogSumExp => format!("mx.logsumexp({}, axis=-1, keepdims=True)", a(0)),
+        Op::Sort => format!("mx.sort({}, axis={})", a(0), int(node, 0, cx)?),
+        Op::ArgSort => format!("mx.argsort({}, axis={})", a(0), int(node, 0, cx)?),
+        Op::Partition => format!("mx.partition({}, {}, axis={})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
+        Op::ArgPartition => format!("mx.argpartition({}, {}, axis={})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
+        Op::Broadcast => format!("mx.broadcast_to({}, {})", a(0), tuple(&ints(node, 0, cx)?)),
+        Op::Reshape => format!("mx.reshape({}, {})", a(0), tuple(&ints(node, 0, cx)?)),
+        Op::Transpose => format!("mx.transpose({}, {})", a(0), list(&ints(node, 0, cx)?)),
+        Op::Squeeze => format!("mx.squeeze({}, axis={})", a(0), list(&ints(node, 0, cx)?)),
+        Op::ExpandDims => format!("mx.expand_dims({}, axis={})", a(0), list(&ints(node, 0, cx)?)),
+        Op::Flatten => format!("mx.flatten({}, {}, {})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
+        Op::Unflatten => format!("mx.unflatten({}, {}, {})", a(0), int(node, 0, cx)?, tuple(&ints(node, 1, cx)?)),
+        Op::Slice => format!("{}[{}]", a(0), slices(node, cx, 0)?),
+        Op::SliceUpdate => format!("_update({}, {}, {}, {})", a(0), slice_objects(node, cx)?, a(1), const_int(node, 0)?),
+        Op::Scatter => {
             let n = cx.ins.len();
             format!(
                 "_scatter({}, {}, {}, {}, {})",
@@ -210,23 +211,23 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
                 const_int(node, 0)?
             )
         }
-        "Concatenate" => format!("mx.concatenate({}, axis={})", list(&cx.ins), int(node, 0, cx)?),
-        "Split" => format!("mx.split({}, {}, axis={})", a(0), list(&ints(node, 0, cx)?), int(node, 1, cx)?),
-        "Pad" => {
+        Op::Concatenate => format!("mx.concatenate({}, axis={})", list(&cx.ins), int(node, 0, cx)?),
+        Op::Split => format!("mx.split({}, {}, axis={})", a(0), list(&ints(node, 0, cx)?), int(node, 1, cx)?),
+        Op::Pad => {
             let (axes, low, high) = (ints(node, 0, cx)?, ints(node, 1, cx)?, ints(node, 2, cx)?);
             format!("_pad({}, {}, {}, {}, {})", a(0), a(1), list(&axes), list(&low), list(&high))
         }
-        "Gather" => {
+        Op::Gather => {
             let axes = ints(node, 0, cx)?;
             let sizes = ints(node, 1, cx)?;
             format!("_gather({}, {}, {}, {})", a(0), list(&cx.ins[1..]), list(&axes), list(&sizes))
         }
-        "GatherAxis" => format!("mx.take_along_axis({}, {}, axis={})", a(0), a(1), int(node, 0, cx)?),
-        "ScatterAxis" if const_int(node, 0)? == 0 => {
+        Op::GatherAxis => format!("mx.take_along_axis({}, {}, axis={})", a(0), a(1), int(node, 0, cx)?),
+        Op::ScatterAxis if const_int(node, 0)? == 0 => {
             format!("mx.put_along_axis({}, {}, {}, axis={})", a(0), a(1), a(2), int(node, 1, cx)?)
         }
-        "Matmul" => format!("mx.matmul({}, {})", a(0), a(1)),
-        "AddMM" => format!(
+        Op::Matmul => format!("mx.matmul({}, {})", a(0), a(1)),
+        Op::AddMM => format!(
             "mx.addmm({}, {}, {}, alpha={}, beta={})",
             a(0),
             a(1),
@@ -234,7 +235,7 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             float(node, 0, cx)?,
             float(node, 1, cx)?
         ),
-        "Arange" => {
+        Op::Arange => {
             let d = cx.outs[0].dtype;
             format!(
                 "mx.arange({}, {}, {}, dtype={})",
@@ -244,8 +245,8 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
                 dtype(d)
             )
         }
-        "RandomBits" => format!("mx.random.bits({}, {}, key={})", tuple(&ints(node, 0, cx)?), int(node, 1, cx)?, a(0)),
-        "QuantizedMatmul" => format!(
+        Op::RandomBits => format!("mx.random.bits({}, {}, key={})", tuple(&ints(node, 0, cx)?), int(node, 1, cx)?, a(0)),
+        Op::QuantizedMatmul => format!(
             "mx.quantized_matmul({}, {}, {}, {}, transpose={}, group_size={}, bits={}, mode={})",
             a(0),
             a(1),
@@ -256,8 +257,8 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             int(node, 1, cx)?,
             mode(node, 2)?
         ),
-        "GatherQMM" => gather_qmm(node, cx)?,
-        "GatherMM" => format!(
+        Op::GatherQMM => gather_qmm(node, cx)?,
+        Op::GatherMM => format!(
             "mx.gather_mm({}, {}, {}, {}, sorted_indices={})",
             a(0),
             a(1),
@@ -265,7 +266,7 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             a(3),
             py_bool(boolean(node, 0).unwrap_or(false) || boolean(node, 1).unwrap_or(false))
         ),
-        "RMSNorm" | "LayerNorm" | "RoPE" | "ScaledDotProductAttention" => fast(node, cx)?,
+        Op::RMSNorm | Op::LayerNorm | Op::RoPE | Op::ScaledDotProductAttention => fast(node, cx)?,
         _ => return Err(err(node, "no Python form is known for it yet")),
     })
 }
@@ -275,10 +276,10 @@ fn fast(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
     let a = |i: usize| cx.ins.get(i).cloned().unwrap_or_else(|| "None".into());
     // The norms get a 0-d 1 (weight) or 0 (bias) where Python passed None.
     let opt = |i: usize| if cx.in_values.get(i).is_some_and(|v| v.shape.is_empty()) { "None".into() } else { a(i) };
-    Ok(match node.op.as_str() {
-        "RMSNorm" => format!("mx.fast.rms_norm({}, {}, {})", a(0), opt(1), float(node, 0, cx)?),
-        "LayerNorm" => format!("mx.fast.layer_norm({}, {}, {}, {})", a(0), opt(1), opt(2), float(node, 0, cx)?),
-        "RoPE" => {
+    Ok(match node.op {
+        Op::RMSNorm => format!("mx.fast.rms_norm({}, {}, {})", a(0), opt(1), float(node, 0, cx)?),
+        Op::LayerNorm => format!("mx.fast.layer_norm({}, {}, {}, {})", a(0), opt(1), opt(2), float(node, 0, cx)?),
+        Op::RoPE => {
             // [dims, traditional, base, scale, forward]; inputs x, offset, [freqs]
             if !boolean(node, 4)? {
                 return Err(err(node, "the backward rotation has no Python form"));
@@ -401,7 +402,7 @@ mod tests {
     fn emit_node(op: &str, args: Vec<Arg>, in_shapes: &[&[i64]]) -> String {
         let values: Vec<Value> = in_shapes.iter().map(|s| Value { shape: s.to_vec(), dtype: Dtype::Float32 }).collect();
         let out = Value { shape: in_shapes[0].to_vec(), dtype: Dtype::Float32 };
-        let node = Node { op: op.into(), args, inputs: (0..values.len()).collect(), outputs: vec![values.len()] };
+        let node = Node { op: Op::parse(op).expect("a known primitive"), args, inputs: (0..values.len()).collect(), outputs: vec![values.len()] };
         let dim = |d: &Dim| d.to_string();
         let cx = Ctx {
             ins: (0..values.len()).map(|i| format!("t{i}")).collect(),
@@ -435,7 +436,7 @@ mod tests {
     fn rope_backward_is_refused() {
         let args = vec![i(32), Arg::Bool(true), Arg::Float(1e4), Arg::Float(1.0), Arg::Bool(false)];
         let values = [Value { shape: vec![2], dtype: Dtype::Float32 }, Value { shape: vec![], dtype: Dtype::Int32 }];
-        let node = Node { op: "RoPE".into(), args, inputs: vec![0, 1], outputs: vec![2] };
+        let node = Node { op: Op::RoPE, args, inputs: vec![0, 1], outputs: vec![2] };
         let dim = |d: &Dim| d.to_string();
         let cx = Ctx {
             ins: vec!["x".into(), "o".into()],

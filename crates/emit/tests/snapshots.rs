@@ -77,12 +77,12 @@ fn per_size_module() {
 }
 
 #[test]
-fn unknown_primitive_is_an_emit_error() {
+fn a_primitive_without_a_python_form_is_an_emit_error() {
     let mut p = rms_trace(8, 64);
-    p.nodes[0].op = "Hadamard".into();
+    p.nodes[0].op = superopt_ir::Op::AsStrided;
     let plan = superopt_ir::Plan { variants: vec![(superopt_ir::Guard::exact(&[]), p)], per_size_because: None };
     let e = emit(&as_traced(&plan), &info()).unwrap_err();
-    assert!(e.to_string().contains("Hadamard"), "{e}");
+    assert!(e.to_string().contains("AsStrided"), "{e}");
 }
 
 /// `x + outer(arange(8), arange(8))`: the table depends on no input.

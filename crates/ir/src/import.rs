@@ -1,7 +1,7 @@
 //! Importer: the worker's record of `mx.export_function`'s callback -> [`Program`].
 
 use crate::program::*;
-use crate::{ops, Dim, Dtype};
+use crate::{Dim, Dtype, Op};
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -91,8 +91,9 @@ fn parse_dtype(s: &str) -> Result<Dtype, ImportError> {
 
 /// Builds the program; fails on the first primitive the IR does not know.
 pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
-    if let Some(n) = t.nodes.iter().find(|n| !ops::is_known(&n.op)) {
-        return Err(ImportError::Unsupported(n.op.clone()));
+    let mut ops = Vec::with_capacity(t.nodes.len());
+    for n in &t.nodes {
+        ops.push(Op::parse(&n.op).ok_or_else(|| ImportError::Unsupported(n.op.clone()))?);
     }
     let signature = Signature { params: vec![], output_kind: t.output_kind };
     let empty =
@@ -123,11 +124,11 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
         };
         b.program.constants.push(Constant { value, data });
     }
-    for n in &t.nodes {
+    for (k, n) in t.nodes.iter().enumerate() {
         let inputs = n.inputs.iter().map(|i| b.lookup(&i.0)).collect::<Result<Vec<_>, _>>()?;
         let outputs = n.outputs.iter().map(|o| b.define(o)).collect::<Result<Vec<_>, _>>()?;
         let args = n.args.iter().map(parse_arg).collect::<Result<Vec<_>, _>>()?;
-        b.program.nodes.push(Node { op: n.op.clone(), args, inputs, outputs });
+        b.program.nodes.push(Node { op: ops[k], args, inputs, outputs });
     }
     for o in &t.outputs {
         let id = b.lookup(&o.0)?;

@@ -17,6 +17,7 @@ pub use dim::{Dim, DimTerm};
 pub use dtype::Dtype;
 pub use guard::{Guard, InputGuard};
 pub use import::{import_trace, ImportError, TraceEvents};
+pub use ops::{Op, ReduceKind};
 pub use program::{
     Arg, ConstData, Constant, Node, OutputKind, Param, Plan, Program, ScalarExpr, Signature, Value, ValueId,
 };

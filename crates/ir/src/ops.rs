@@ -20,116 +20,121 @@ pub enum Kind {
     Kernel,
 }
 
-const UNARY: &[&str] = &[
-    "Abs",
-    "ArcCos",
-    "ArcCosh",
-    "ArcSin",
-    "ArcSinh",
-    "ArcTan",
-    "ArcTanh",
-    "AsType",
-    "BitwiseInvert",
-    "Ceil",
-    "Conjugate",
-    "Cos",
-    "Cosh",
-    "Erf",
-    "ErfInv",
-    "Exp",
-    "Expm1",
-    "Floor",
-    "Imag",
-    "Log",
-    "Log1p",
-    "LogicalNot",
-    "Negative",
-    "Real",
-    "Round",
-    "Sigmoid",
-    "Sign",
-    "Sin",
-    "Sinh",
-    "Sqrt",
-    "Square",
-    "StopGradient",
-    "Tan",
-    "Tanh",
-];
-const BINARY: &[&str] = &[
-    "Add",
-    "ArcTan2",
-    "BitwiseBinary",
-    "Divide",
-    "Equal",
-    "Greater",
-    "GreaterEqual",
-    "Less",
-    "LessEqual",
-    "LogAddExp",
-    "LogicalAnd",
-    "LogicalOr",
-    "Maximum",
-    "Minimum",
-    "Multiply",
-    "NotEqual",
-    "Power",
-    "Remainder",
-    "Subtract",
-    "DivMod",
-    "FloorDivide",
-];
-const TERNARY: &[&str] = &["Select"];
-const REDUCE: &[&str] =
-    &["Reduce", "ArgReduce", "Scan", "Softmax", "LogSumExp", "Sort", "ArgSort", "Partition", "ArgPartition"];
-const LAYOUT: &[&str] = &[
-    "Broadcast",
-    "Concatenate",
-    "Copy",
-    "ExpandDims",
-    "Flatten",
-    "Gather",
-    "GatherAxis",
-    "Pad",
-    "Reshape",
-    "Slice",
-    "SliceUpdate",
-    "Split",
-    "Squeeze",
-    "Transpose",
-    "Unflatten",
-    "Scatter",
-    "ScatterAxis",
-    "AsStrided",
-];
-const MATMUL: &[&str] = &["Matmul", "AddMM", "QuantizedMatmul", "GatherMM", "GatherQMM"];
-const SOURCE: &[&str] = &["Arange", "RandomBits", "Full"];
-const FAST: &[&str] = &["RMSNorm", "LayerNorm", "RoPE", "ScaledDotProductAttention"];
-const KERNEL: &[&str] = &["Kernel"];
+/// The primitives, by kind; each name is the one `mx.export_function` gives it.
+macro_rules! primitives {
+    ($($kind:ident: [$($name:ident),+ $(,)?])+) => {
+        /// An MLX primitive the IR knows.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Op {
+            $($($name,)+)+
+        }
+
+        impl Op {
+            /// Every known primitive.
+            pub const ALL: &'static [Op] = &[$($(Op::$name,)+)+];
+
+            /// Its name in MLX's export.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($(Op::$name => stringify!($name),)+)+
+                }
+            }
+
+            pub fn kind(self) -> Kind {
+                match self {
+                    $($(Op::$name => Kind::$kind,)+)+
+                }
+            }
+        }
+    };
+}
+
+primitives! {
+    Unary: [
+        Abs, ArcCos, ArcCosh, ArcSin, ArcSinh, ArcTan, ArcTanh, AsType, BitwiseInvert, Ceil, Conjugate, Cos, Cosh,
+        Erf, ErfInv, Exp, Expm1, Floor, Imag, Log, Log1p, LogicalNot, Negative, Real, Round, Sigmoid, Sign, Sin,
+        Sinh, Sqrt, Square, StopGradient, Tan, Tanh,
+    ]
+    Binary: [
+        Add, ArcTan2, BitwiseBinary, Divide, Equal, Greater, GreaterEqual, Less, LessEqual, LogAddExp, LogicalAnd,
+        LogicalOr, Maximum, Minimum, Multiply, NotEqual, Power, Remainder, Subtract, DivMod, FloorDivide,
+    ]
+    Ternary: [Select]
+    Reduce: [Reduce, ArgReduce, Scan, Softmax, LogSumExp, Sort, ArgSort, Partition, ArgPartition]
+    Layout: [
+        Broadcast, Concatenate, Copy, ExpandDims, Flatten, Gather, GatherAxis, Pad, Reshape, Slice, SliceUpdate,
+        Split, Squeeze, Transpose, Unflatten, Scatter, ScatterAxis, AsStrided,
+    ]
+    Matmul: [Matmul, AddMM, QuantizedMatmul, GatherMM, GatherQMM]
+    Source: [Arange, RandomBits, Full]
+    Fast: [RMSNorm, LayerNorm, RoPE, ScaledDotProductAttention]
+    Kernel: [Kernel]
+}
+
+impl Op {
+    /// The primitive of this export name; `None` for one the IR does not know.
+    pub fn parse(name: &str) -> Option<Op> {
+        Op::ALL.iter().copied().find(|o| o.name() == name)
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl serde::Serialize for Op {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Op {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Op::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown primitive {name}")))
+    }
+}
 
 /// The kind of a known primitive; `None` for one the IR does not know.
 pub fn kind(op: &str) -> Option<Kind> {
-    let tables: [(&[&str], Kind); 9] = [
-        (UNARY, Kind::Unary),
-        (BINARY, Kind::Binary),
-        (TERNARY, Kind::Ternary),
-        (REDUCE, Kind::Reduce),
-        (LAYOUT, Kind::Layout),
-        (MATMUL, Kind::Matmul),
-        (SOURCE, Kind::Source),
-        (FAST, Kind::Fast),
-        (KERNEL, Kind::Kernel),
-    ];
-    tables.iter().find(|(names, _)| names.contains(&op)).map(|(_, k)| *k)
+    Op::parse(op).map(Op::kind)
 }
 
 pub fn is_known(op: &str) -> bool {
-    kind(op).is_some()
+    Op::parse(op).is_some()
 }
 
 /// Every known primitive name.
 pub fn known() -> impl Iterator<Item = &'static str> {
-    [UNARY, BINARY, TERNARY, REDUCE, LAYOUT, MATMUL, SOURCE, FAST, KERNEL].into_iter().flatten().copied()
+    Op::ALL.iter().map(|o| o.name())
+}
+
+/// What a `Reduce` computes (MLX's `Reduce::ReduceType`, in its order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceKind {
+    And,
+    Or,
+    Sum,
+    Prod,
+    Min,
+    Max,
+}
+
+impl ReduceKind {
+    pub const ALL: [ReduceKind; 6] =
+        [ReduceKind::And, ReduceKind::Or, ReduceKind::Sum, ReduceKind::Prod, ReduceKind::Min, ReduceKind::Max];
+
+    /// From MLX's enum value, as the export's first argument gives it.
+    pub fn of_mlx(v: i64) -> Option<ReduceKind> {
+        usize::try_from(v).ok().and_then(|i| ReduceKind::ALL.get(i).copied())
+    }
+
+    /// MLX's enum value.
+    pub fn mlx(self) -> i64 {
+        self as i64
+    }
 }
 
 #[cfg(test)]

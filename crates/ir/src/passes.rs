@@ -2,6 +2,7 @@
 //! and the analysis of what depends on no input (what the emitted module may hoist).
 
 use crate::program::*;
+use crate::Op;
 use std::collections::{HashMap, HashSet};
 
 /// Drops nodes and constants that no output depends on. Returns how many nodes went.
@@ -69,8 +70,7 @@ pub fn common_subexpressions(p: &mut Program) -> usize {
 }
 
 /// Primitives that only move or view data: hoisting these alone saves nothing.
-const VIEWS: &[&str] =
-    &["Broadcast", "Reshape", "ExpandDims", "Squeeze", "Transpose", "AsType", "Copy", "StopGradient"];
+const VIEWS: &[Op] = &[Op::Broadcast, Op::Reshape, Op::ExpandDims, Op::Squeeze, Op::Transpose, Op::AsType, Op::Copy, Op::StopGradient];
 
 /// For each node: whether the emitted module may compute it once per input shape and
 /// reuse it, i.e. it depends on no input array (only on constants and on input shapes)
@@ -81,23 +81,23 @@ pub fn hoistable(p: &Program) -> Option<Vec<bool>> {
     let outputs: HashSet<ValueId> = p.outputs.iter().copied().collect();
     let mut hoist = vec![false; p.nodes.len()];
     for (i, n) in p.nodes.iter().enumerate() {
-        let independent = n.op != "RandomBits" && n.inputs.iter().all(|v| fixed.contains(v));
+        let independent = n.op != Op::RandomBits && n.inputs.iter().all(|v| fixed.contains(v));
         if independent && !n.outputs.iter().any(|o| outputs.contains(o)) {
             hoist[i] = true;
             fixed.extend(n.outputs.iter().copied());
         }
     }
-    let work = p.nodes.iter().zip(&hoist).any(|(n, h)| *h && !VIEWS.contains(&n.op.as_str()));
+    let work = p.nodes.iter().zip(&hoist).any(|(n, h)| *h && !VIEWS.contains(&n.op));
     work.then_some(hoist)
 }
 
 /// Runs `[start, end)` of consecutive elementwise nodes (and the views between them)
 /// with at least two elementwise nodes: the islands `mx.compile` may fuse on their own.
 pub fn elementwise_runs(nodes: &[&Node]) -> Vec<(usize, usize)> {
-    use crate::ops::{kind, Kind};
-    let elementwise = |n: &Node| matches!(kind(&n.op), Some(Kind::Unary | Kind::Binary | Kind::Ternary));
+    use crate::ops::Kind;
+    let elementwise = |n: &Node| matches!(Some(n.op.kind()), Some(Kind::Unary | Kind::Binary | Kind::Ternary));
     let fusable =
-        |n: &Node| elementwise(n) || matches!(n.op.as_str(), "Broadcast" | "ExpandDims" | "Reshape" | "Squeeze");
+        |n: &Node| elementwise(n) || matches!(n.op, Op::Broadcast | Op::ExpandDims | Op::Reshape | Op::Squeeze);
     let mut runs = vec![];
     let mut i = 0;
     while i < nodes.len() {
@@ -129,7 +129,7 @@ mod tests {
         let v = Value { shape: vec![4], dtype: Dtype::Float32 };
         let s = Value { shape: vec![], dtype: Dtype::Float32 };
         let node = |op: &str, inputs: Vec<ValueId>, out: ValueId| Node {
-            op: op.into(),
+            op: Op::parse(op).expect("a known primitive"),
             args: vec![],
             inputs,
             outputs: vec![out],
@@ -157,7 +157,7 @@ mod tests {
     fn cse_shares_exp_and_equal_constants() {
         let mut p = program();
         assert_eq!(common_subexpressions(&mut p), 2);
-        assert_eq!(p.nodes.iter().filter(|n| n.op == "Exp").count(), 1);
+        assert_eq!(p.nodes.iter().filter(|n| n.op == Op::Exp).count(), 1);
         assert_eq!(p.nodes[1].inputs, vec![1, 3]);
         assert_eq!(p.constants.len(), 1);
     }
@@ -167,14 +167,14 @@ mod tests {
         let mut p = program();
         p.nodes[1].args = vec![Arg::Bool(true)];
         assert_eq!(common_subexpressions(&mut p), 1, "only the constants merge");
-        assert_eq!(p.nodes.iter().filter(|n| n.op == "Exp").count(), 2);
+        assert_eq!(p.nodes.iter().filter(|n| n.op == Op::Exp).count(), 2);
     }
 
     #[test]
     fn dce_drops_unused_nodes_only() {
         let mut p = program();
         assert_eq!(dead_code(&mut p), 1);
-        assert!(p.nodes.iter().all(|n| n.op != "Negative"));
+        assert!(p.nodes.iter().all(|n| n.op != Op::Negative));
         assert_eq!(p.nodes.len(), 4);
     }
 }

@@ -82,7 +82,7 @@ pub struct Constant {
 /// One primitive application.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
-    pub op: String,
+    pub op: crate::Op,
     pub args: Vec<Arg>,
     pub inputs: Vec<ValueId>,
     pub outputs: Vec<ValueId>,
@@ -148,12 +148,12 @@ impl Program {
     }
 
     /// Names of ops in first-seen order, with counts.
-    pub fn op_counts(&self) -> Vec<(String, usize)> {
-        let mut out: Vec<(String, usize)> = vec![];
+    pub fn op_counts(&self) -> Vec<(crate::Op, usize)> {
+        let mut out: Vec<(crate::Op, usize)> = vec![];
         for n in &self.nodes {
             match out.iter_mut().find(|(o, _)| *o == n.op) {
                 Some((_, c)) => *c += 1,
-                None => out.push((n.op.clone(), 1)),
+                None => out.push((n.op, 1)),
             }
         }
         out

@@ -55,7 +55,7 @@ pub struct Tuned {
 }
 
 impl Call {
-    pub const OP: &'static str = "Kernel";
+    pub const OP: superopt_ir::Op = superopt_ir::Op::Kernel;
 
     /// The node argument that carries the call.
     pub fn to_arg(&self) -> superopt_ir::Arg {
@@ -64,7 +64,7 @@ impl Call {
 
     /// The call a `Kernel` node carries.
     pub fn of_node(node: &superopt_ir::Node) -> Option<Call> {
-        match (node.op.as_str(), node.args.first()) {
+        match (node.op, node.args.first()) {
             (Self::OP, Some(superopt_ir::Arg::Str(json))) => serde_json::from_str(json).ok(),
             _ => None,
         }

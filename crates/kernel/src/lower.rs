@@ -12,6 +12,7 @@ use crate::ir::{computable, Invalid};
 use crate::{library, params, Binary, Builder, Call, Form, LaunchShape, Layout, Reduce, Target, Unary};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use superopt_ir::{ops, Arg, ConstData, Dtype, Node, Program, ScalarExpr, ValueId};
+use superopt_ir::Op;
 
 /// Lowers every region of `p` in place; one line per kernel made.
 pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
@@ -33,7 +34,7 @@ pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
                 let call = Call { kernel, target, tuned: vec![] };
                 new_nodes.push((
                     *members.last().unwrap(),
-                    Node { op: Call::OP.into(), args: vec![call.to_arg()], inputs, outputs },
+                    Node { op: Call::OP, args: vec![call.to_arg()], inputs, outputs },
                 ));
                 replaced.extend(members);
             }
@@ -56,7 +57,7 @@ pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
 }
 
 fn describe(p: &Program, members: &[usize]) -> String {
-    let ops: Vec<&str> = members.iter().map(|i| p.nodes[*i].op.as_str()).filter(|o| *o != "Broadcast").collect();
+    let ops: Vec<&str> = members.iter().map(|i| p.nodes[*i].op).filter(|o| *o != Op::Broadcast).map(Op::name).collect();
     let mut counts: Vec<(String, usize)> = vec![];
     for o in ops {
         match counts.iter_mut().find(|(n, _)| n == o) {
@@ -92,9 +93,9 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
     let out = p.value(*n.outputs.first()?);
     let ins: Vec<&superopt_ir::Value> = n.inputs.iter().map(|i| p.value(*i)).collect();
     let float_out = computable(out.dtype) || out.dtype == Dtype::Bool;
-    let space = match (n.op.as_str(), ops::kind(&n.op)) {
-        ("Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm", _) => ins.first()?.shape.clone(),
-        ("Reduce", _) => {
+    let space = match (n.op, Some(n.op.kind())) {
+        (Op::Softmax | Op::LogSumExp | Op::RMSNorm | Op::LayerNorm, _) => ins.first()?.shape.clone(),
+        (Op::Reduce, _) => {
             let shape = &ins.first()?.shape;
             let axes = n.args.get(1)?.list()?;
             let last = shape.len() as i64 - 1;
@@ -106,7 +107,7 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
             }
             shape.clone()
         }
-        ("Broadcast", _) => out.shape.clone(),
+        (Op::Broadcast, _) => out.shape.clone(),
         (_, Some(ops::Kind::Unary | ops::Kind::Binary | ops::Kind::Ternary)) if float_out && n.outputs.len() == 1 => {
             // A per-row value joins the region of the reduction it came from.
             let from =
@@ -206,10 +207,10 @@ fn acyclic(p: &Program, members: Vec<usize>, producer: &HashMap<ValueId, usize>)
 
 /// A single cheap elementwise op gains nothing from a kernel of its own.
 fn worth_it(p: &Program, members: &[usize]) -> bool {
-    let work = members.iter().filter(|i| p.nodes[**i].op != "Broadcast").count();
+    let work = members.iter().filter(|i| p.nodes[**i].op != Op::Broadcast).count();
     let fused = members
         .iter()
-        .any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
+        .any(|i| matches!(p.nodes[*i].op, Op::Reduce | Op::Softmax | Op::LogSumExp | Op::RMSNorm | Op::LayerNorm));
     work >= 2 || fused
 }
 
@@ -221,7 +222,7 @@ fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Bu
     let inside: BTreeSet<ValueId> = members.iter().flat_map(|i| p.nodes[*i].outputs.iter().copied()).collect();
     let rows = members
         .iter()
-        .any(|i| matches!(p.nodes[*i].op.as_str(), "Reduce" | "Softmax" | "LogSumExp" | "RMSNorm" | "LayerNorm"));
+        .any(|i| matches!(p.nodes[*i].op, Op::Reduce | Op::Softmax | Op::LogSumExp | Op::RMSNorm | Op::LayerNorm));
     let mut b = Builder::new(name, if rows { Form::Rows } else { Form::Elementwise });
     let mut val: HashMap<ValueId, usize> = HashMap::new();
     let mut inputs: Vec<ValueId> = vec![];
@@ -291,31 +292,31 @@ fn operand(
     Ok(b.input(&format!("in{}", inputs.len() - 1), l))
 }
 
-const UNARY: &[(&str, Unary)] = &[
-    ("Negative", Unary::Neg),
-    ("Exp", Unary::Exp),
-    ("Abs", Unary::Abs),
-    ("Square", Unary::Square),
-    ("Sigmoid", Unary::Sigmoid),
-    ("Tanh", Unary::Tanh),
-    ("Erf", Unary::Erf),
-    ("Sin", Unary::Sin),
-    ("Cos", Unary::Cos),
+const UNARY: &[(Op, Unary)] = &[
+    (Op::Negative, Unary::Neg),
+    (Op::Exp, Unary::Exp),
+    (Op::Abs, Unary::Abs),
+    (Op::Square, Unary::Square),
+    (Op::Sigmoid, Unary::Sigmoid),
+    (Op::Tanh, Unary::Tanh),
+    (Op::Erf, Unary::Erf),
+    (Op::Sin, Unary::Sin),
+    (Op::Cos, Unary::Cos),
 ];
 
-const BINARY: &[(&str, Binary)] = &[
-    ("Add", Binary::Add),
-    ("Subtract", Binary::Sub),
-    ("Multiply", Binary::Mul),
-    ("Divide", Binary::Div),
-    ("Maximum", Binary::Max),
-    ("Minimum", Binary::Min),
-    ("Power", Binary::Pow),
-    ("Greater", Binary::Gt),
-    ("GreaterEqual", Binary::Ge),
-    ("Less", Binary::Lt),
-    ("LessEqual", Binary::Le),
-    ("NotEqual", Binary::Ne),
+const BINARY: &[(Op, Binary)] = &[
+    (Op::Add, Binary::Add),
+    (Op::Subtract, Binary::Sub),
+    (Op::Multiply, Binary::Mul),
+    (Op::Divide, Binary::Div),
+    (Op::Maximum, Binary::Max),
+    (Op::Minimum, Binary::Min),
+    (Op::Power, Binary::Pow),
+    (Op::Greater, Binary::Gt),
+    (Op::GreaterEqual, Binary::Ge),
+    (Op::Less, Binary::Lt),
+    (Op::LessEqual, Binary::Le),
+    (Op::NotEqual, Binary::Ne),
 ];
 
 fn flag(n: &Node, i: usize) -> bool {
@@ -338,7 +339,7 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
     let a = |i: usize| val[&n.inputs[i]];
     // The norms get a 0-d weight or bias where Python passed None.
     let opt = |i: usize| n.inputs.get(i).filter(|v| !p.value(**v).shape.is_empty()).map(|v| val[v]);
-    let op = n.op.as_str();
+    let op = n.op;
     if let Some((_, u)) = UNARY.iter().find(|(o, _)| *o == op) {
         return Ok(b.unary(*u, a(0)));
     }
@@ -346,19 +347,19 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
         return Ok(b.binary(*f, a(0), a(1)));
     }
     Ok(match op {
-        "Broadcast" => a(0),
-        "Sqrt" if flag(n, 0) => b.unary(Unary::Rsqrt, a(0)),
-        "Sqrt" => b.unary(Unary::Sqrt, a(0)),
-        "Log" if matches!(n.args.first().and_then(Arg::int).and_then(|d| d.as_const()), Some(2) | None) => {
+        Op::Broadcast => a(0),
+        Op::Sqrt if flag(n, 0) => b.unary(Unary::Rsqrt, a(0)),
+        Op::Sqrt => b.unary(Unary::Sqrt, a(0)),
+        Op::Log if matches!(n.args.first().and_then(Arg::int).and_then(|d| d.as_const()), Some(2) | None) => {
             b.unary(Unary::Log, a(0))
         }
-        "Equal" if !flag(n, 0) => b.binary(Binary::Eq, a(0), a(1)),
-        "Select" => b.select(a(0), a(1), a(2)),
-        "AsType" => match n.args.first() {
+        Op::Equal if !flag(n, 0) => b.binary(Binary::Eq, a(0), a(1)),
+        Op::Select => b.select(a(0), a(1), a(2)),
+        Op::AsType => match n.args.first() {
             Some(Arg::Dtype(d)) if computable(*d) => b.cast(*d, a(0)),
             _ => return Err(Invalid("a cast to a non-float dtype".into())),
         },
-        "Reduce" => {
+        Op::Reduce => {
             let r = match n.args.first().and_then(Arg::int).and_then(|d| d.as_const()) {
                 Some(2) => Reduce::Sum,
                 Some(4) => Reduce::Min,
@@ -366,10 +367,10 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
             };
             b.reduce(r, a(0))
         }
-        "Softmax" => library::softmax(b, a(0)),
-        "LogSumExp" => library::logsumexp(b, a(0)),
-        "RMSNorm" => library::rms_norm(b, a(0), opt(1), eps(n)?),
-        "LayerNorm" => library::layer_norm(b, a(0), opt(1), opt(2), eps(n)?),
+        Op::Softmax => library::softmax(b, a(0)),
+        Op::LogSumExp => library::logsumexp(b, a(0)),
+        Op::RMSNorm => library::rms_norm(b, a(0), opt(1), eps(n)?),
+        Op::LayerNorm => library::layer_norm(b, a(0), opt(1), opt(2), eps(n)?),
         other => return Err(Invalid(format!("no kernel form for {other}"))),
     })
 }
@@ -427,7 +428,7 @@ mod tests {
                 _ => (vec![], vec![4, 8]),
             };
             values.push(f32(&shape));
-            ns.push(Node { op: op.to_string(), args, inputs: ins.clone(), outputs: vec![values.len() - 1] });
+            ns.push(Node { op: Op::parse(op).expect("a known primitive"), args, inputs: ins.clone(), outputs: vec![values.len() - 1] });
         }
         let last = values.len() - 1;
         Program {
@@ -459,7 +460,7 @@ mod tests {
         let made = lower(&mut p, Target::Cuda);
         assert_eq!(made.len(), 2, "{made:?}");
         assert!(in_order(&p));
-        assert_eq!(p.nodes.iter().map(|n| n.op.as_str()).collect::<Vec<_>>(), ["Kernel", "Matmul", "Kernel"]);
+        assert_eq!(p.nodes.iter().map(|n| n.op.name()).collect::<Vec<_>>(), ["Kernel", "Matmul", "Kernel"]);
     }
 
     #[test]

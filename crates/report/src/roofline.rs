@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use superopt_ir::Program;
+use superopt_ir::Op;
 
 /// The device's two ceilings, as the worker measured them.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -35,9 +36,9 @@ fn bytes(v: &superopt_ir::Value) -> f64 {
 fn flops(p: &Program, n: &superopt_ir::Node) -> f64 {
     let out: f64 = n.outputs.first().map_or(0.0, |o| p.value(*o).numel() as f64);
     let last = |i: usize| n.inputs.get(i).and_then(|v| p.value(*v).shape.last().copied()).unwrap_or(0) as f64;
-    match n.op.as_str() {
-        "Matmul" | "AddMM" | "QuantizedMatmul" | "GatherMM" | "GatherQMM" => 2.0 * out * last(0),
-        "ScaledDotProductAttention" => {
+    match n.op {
+        Op::Matmul | Op::AddMM | Op::QuantizedMatmul | Op::GatherMM | Op::GatherQMM => 2.0 * out * last(0),
+        Op::ScaledDotProductAttention => {
             let k = n.inputs.get(1).map(|v| p.value(*v).shape.clone()).unwrap_or_default();
             let keys = if k.len() >= 2 { k[k.len() - 2] as f64 } else { 0.0 };
             4.0 * out * keys

@@ -6,6 +6,7 @@
 //! flow) or hold an integer no [`Dim`] form explains stay one program per size.
 
 use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Plan, Program, ScalarExpr};
+use superopt_ir::Op;
 
 /// Aligns `traces` (one per size, same order as the sizes) into a plan: one
 /// general program, else one per size. `reference` picks the trace whose
@@ -217,13 +218,13 @@ mod tests {
             }],
             nodes: vec![
                 Node {
-                    op: "Reduce".into(),
+                    op: Op::Reduce,
                     args: vec![Arg::Int(Dim::constant(2)), ints(&[1])],
                     inputs: vec![0],
                     outputs: vec![2],
                 },
-                Node { op: "Broadcast".into(), args: vec![ints(&[b, 1])], inputs: vec![1], outputs: vec![3] },
-                Node { op: "Multiply".into(), args: vec![], inputs: vec![2, 3], outputs: vec![4] },
+                Node { op: Op::Broadcast, args: vec![ints(&[b, 1])], inputs: vec![1], outputs: vec![3] },
+                Node { op: Op::Multiply, args: vec![], inputs: vec![2, 3], outputs: vec![4] },
             ],
             outputs: vec![4],
             signature: Signature { params: vec![], output_kind: OutputKind::Array },

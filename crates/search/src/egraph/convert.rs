@@ -35,7 +35,7 @@ pub fn to_egraph(p: &Program, guard: &Guard) -> (EGraph, Vec<Id>) {
         }
         children.extend(n.inputs.iter().map(|i| class[i]));
         let values: Vec<Value> = n.outputs.iter().map(|o| p.value(*o).clone()).collect();
-        let id = add_traced(&mut g, Mlx::Op(n.op.as_str().into(), children), &values, n.outputs[0]);
+        let id = add_traced(&mut g, Mlx::Op(n.op.name().into(), children), &values, n.outputs[0]);
         if n.outputs.len() == 1 {
             class.insert(n.outputs[0], id);
             continue;
@@ -176,7 +176,8 @@ impl Builder<'_> {
                     return vec![tuple[k]];
                 }
                 let outs: Vec<ValueId> = data.values.clone().iter().map(|v| self.new_value(v)).collect();
-                self.p.nodes.push(Node { op: op.to_string(), args, inputs: ins, outputs: outs.clone() });
+                let op = superopt_ir::Op::parse(op.as_str()).expect("the e-graph holds only known primitives");
+                self.p.nodes.push(Node { op, args, inputs: ins, outputs: outs.clone() });
                 outs
             }
         }

@@ -7,6 +7,7 @@
 
 use super::arith::{mix, rational, Elem};
 use superopt_ir::{Arg, ConstData, Dim, Dtype, Node, Program, ScalarExpr};
+use superopt_ir::Op;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
@@ -199,35 +200,35 @@ impl Interp {
         let int = |i: usize| -> Result<i64, Unfit> { arg_int(n, i, shapes) };
         let ints = |i: usize| -> Result<Vec<i64>, Unfit> { arg_ints(n, i, shapes) };
         let one = |t: Tensor| Ok(vec![t]);
-        match n.op.as_str() {
-            "Add" | "Subtract" | "Multiply" | "Divide" => one(self.binary(n, ins[0], ins[1], out_dtype)?),
-            "Maximum" | "Minimum" | "Equal" | "NotEqual" | "Greater" | "GreaterEqual" | "Less" | "LessEqual"
-            | "LogicalAnd" | "LogicalOr" | "Remainder" | "FloorDivide" | "Power" | "LogAddExp" | "ArcTan2"
-            | "BitwiseBinary" => one(self.binary(n, ins[0], ins[1], out_dtype)?),
-            "Negative" | "Square" | "Exp" | "Sigmoid" | "Tanh" | "Copy" | "StopGradient" | "Full" => {
+        match n.op {
+            Op::Add | Op::Subtract | Op::Multiply | Op::Divide => one(self.binary(n, ins[0], ins[1], out_dtype)?),
+            Op::Maximum | Op::Minimum | Op::Equal | Op::NotEqual | Op::Greater | Op::GreaterEqual | Op::Less | Op::LessEqual
+            | Op::LogicalAnd | Op::LogicalOr | Op::Remainder | Op::FloorDivide | Op::Power | Op::LogAddExp | Op::ArcTan2
+            | Op::BitwiseBinary => one(self.binary(n, ins[0], ins[1], out_dtype)?),
+            Op::Negative | Op::Square | Op::Exp | Op::Sigmoid | Op::Tanh | Op::Copy | Op::StopGradient | Op::Full => {
                 one(self.unary(n, ins[0])?)
             }
-            "AsType" => one(self.astype(n, ins[0], out_dtype)?),
-            "Abs" | "Sqrt" | "Log" | "Log1p" | "Expm1" | "Sin" | "Cos" | "Tan" | "Erf" | "ErfInv" | "Sign"
-            | "Floor" | "Ceil" | "Round" | "LogicalNot" | "Sinh" | "Cosh" | "ArcSin" | "ArcCos" | "ArcTan"
-            | "ArcSinh" | "ArcCosh" | "ArcTanh" => one(self.unary(n, ins[0])?),
-            "Select" => one(self.select(n, ins)?),
-            "Broadcast" => one(ins[0].broadcast_to(&usizes(&ints(0)?))),
-            "Reshape" | "Flatten" | "Unflatten" | "Squeeze" | "ExpandDims" => {
+            Op::AsType => one(self.astype(n, ins[0], out_dtype)?),
+            Op::Abs | Op::Sqrt | Op::Log | Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Tan | Op::Erf | Op::ErfInv | Op::Sign
+            | Op::Floor | Op::Ceil | Op::Round | Op::LogicalNot | Op::Sinh | Op::Cosh | Op::ArcSin | Op::ArcCos | Op::ArcTan
+            | Op::ArcSinh | Op::ArcCosh | Op::ArcTanh => one(self.unary(n, ins[0])?),
+            Op::Select => one(self.select(n, ins)?),
+            Op::Broadcast => one(ins[0].broadcast_to(&usizes(&ints(0)?))),
+            Op::Reshape | Op::Flatten | Op::Unflatten | Op::Squeeze | Op::ExpandDims => {
                 let shape = reshaped(n, &ins[0].shape, shapes)?;
                 if numel(&shape) != numel(&ins[0].shape) {
                     return Err(format!("{} to {shape:?} does not fit {:?}", n.op, ins[0].shape));
                 }
                 one(ins[0].with(shape, ins[0].data.clone()))
             }
-            "Transpose" => one(transpose(ins[0], &usizes(&ints(0)?))),
-            "Slice" => one(slice(ins[0], &ints(0)?, &ints(1)?, &ints(2)?)),
-            "Concatenate" => one(concatenate(ins, int(0)?)?),
-            "Split" => Ok(split(ins[0], &ints(0)?, int(1)?)),
-            "Reduce" => one(self.reduce(n, ins[0], int(0)?, &usizes(&ints(1)?))?),
-            "Softmax" => one(self.softmax(ins[0])?),
-            "Matmul" => one(matmul(ins[0], ins[1])?),
-            "Arange" => {
+            Op::Transpose => one(transpose(ins[0], &usizes(&ints(0)?))),
+            Op::Slice => one(slice(ins[0], &ints(0)?, &ints(1)?, &ints(2)?)),
+            Op::Concatenate => one(concatenate(ins, int(0)?)?),
+            Op::Split => Ok(split(ins[0], &ints(0)?, int(1)?)),
+            Op::Reduce => one(self.reduce(n, ins[0], int(0)?, &usizes(&ints(1)?))?),
+            Op::Softmax => one(self.softmax(ins[0])?),
+            Op::Matmul => one(matmul(ins[0], ins[1])?),
+            Op::Arange => {
                 let (a, b, s) = (arg_float(n, 0, shapes)?, arg_float(n, 1, shapes)?, arg_float(n, 2, shapes)?);
                 let count = ((b - a) / s).ceil().max(0.0) as usize;
                 one(Tensor {
@@ -236,15 +237,15 @@ impl Interp {
                     data: Data::Num((0..count).map(|i| a + s * i as f64).collect()),
                 })
             }
-            "GatherAxis" => one(gather_axis(ins[0], ins[1], int(0)?)?),
-            "Gather" => one(gather(ins[0], &ins[1..], &usizes(&ints(0)?), &usizes(&ints(1)?))?),
-            "Scan" if int(0)? == 2 => one(cumsum(ins[0], int(1)?, arg_flag(n, 2), arg_flag(n, 3))?),
-            "SliceUpdate" if int(0)? == 4 => one(slice_update(ins[0], ins[1], &ints(1)?, &ints(2)?, &ints(3)?)?),
-            "Pad" => one(pad(ins[0], ins[1], &usizes(&ints(0)?), &usizes(&ints(1)?), &usizes(&ints(2)?))?),
-            "LogSumExp" => {
+            Op::GatherAxis => one(gather_axis(ins[0], ins[1], int(0)?)?),
+            Op::Gather => one(gather(ins[0], &ins[1..], &usizes(&ints(0)?), &usizes(&ints(1)?))?),
+            Op::Scan if int(0)? == 2 => one(cumsum(ins[0], int(1)?, arg_flag(n, 2), arg_flag(n, 3))?),
+            Op::SliceUpdate if int(0)? == 4 => one(slice_update(ins[0], ins[1], &ints(1)?, &ints(2)?, &ints(3)?)?),
+            Op::Pad => one(pad(ins[0], ins[1], &usizes(&ints(0)?), &usizes(&ints(1)?), &usizes(&ints(2)?))?),
+            Op::LogSumExp => {
                 // log(sum(exp(x))) over the last axis: exp exact, log uninterpreted.
                 self.uf_used("Log");
-                let t = tag(&n.op, &n.args);
+                let t = tag(n.op.name(), &n.args);
                 let sm = self.softmax_sums(ins[0])?;
                 one(sm.with(sm.shape.clone(), Data::Field(sm.field()?.into_iter().map(|e| e.uf(t)).collect())))
             }
@@ -256,8 +257,16 @@ impl Interp {
         if let Data::Num(v) = &x.data {
             if let Some(f) = num_unary(n) {
                 if !matches!(
-                    n.op.as_str(),
-                    "Negative" | "Square" | "Abs" | "Floor" | "Ceil" | "LogicalNot" | "Copy" | "StopGradient" | "Full"
+                    n.op,
+                    Op::Negative
+                        | Op::Square
+                        | Op::Abs
+                        | Op::Floor
+                        | Op::Ceil
+                        | Op::LogicalNot
+                        | Op::Copy
+                        | Op::StopGradient
+                        | Op::Full
                 ) {
                     // A rounded float: two equal programs may fold it to different neighbours.
                     self.uf_used(&format!("{} of constants", n.op));
@@ -265,23 +274,23 @@ impl Interp {
                 return Ok(x.with(x.shape.clone(), Data::Num(v.iter().map(|a| x.dtype.round(f(*a))).collect())));
             }
         }
-        let t = tag(&n.op, &n.args);
-        let op = n.op.as_str();
+        let t = tag(n.op.name(), &n.args);
+        let op = n.op;
         let f = x.field()?;
         let out: Result<Vec<Elem>, Unfit> = f
             .iter()
             .map(|e| -> Result<Elem, Unfit> {
                 Ok(match op {
-                    "Negative" => e.neg().ok_or("negated -inf")?,
-                    "Square" => e.mul(*e).ok_or("squared -inf")?,
-                    "Copy" | "StopGradient" | "Full" => *e,
-                    "Exp" => exp(*e, t),
+                    Op::Negative => e.neg().ok_or("negated -inf")?,
+                    Op::Square => e.mul(*e).ok_or("squared -inf")?,
+                    Op::Copy | Op::StopGradient | Op::Full => *e,
+                    Op::Exp => exp(*e, t),
                     // 1 / (1 + exp(-x))
-                    "Sigmoid" => {
+                    Op::Sigmoid => {
                         Elem::ONE.add(exp(e.neg().ok_or("sigmoid of -inf")?, t)).recip().ok_or("bad sigmoid")?
                     }
                     // (exp(2x) - 1) / (exp(2x) + 1)
-                    "Tanh" => {
+                    Op::Tanh => {
                         let e2 = exp(e.add(*e), t);
                         e2.sub(Elem::ONE)
                             .ok_or("bad tanh")?
@@ -292,8 +301,8 @@ impl Interp {
                 })
             })
             .collect();
-        if !matches!(op, "Negative" | "Square" | "Copy" | "StopGradient" | "Full" | "Exp" | "Sigmoid" | "Tanh") {
-            self.uf_used(op);
+        if !matches!(op, Op::Negative | Op::Square | Op::Copy | Op::StopGradient | Op::Full | Op::Exp | Op::Sigmoid | Op::Tanh) {
+            self.uf_used(op.name());
         }
         Ok(x.with(x.shape.clone(), Data::Field(out?)))
     }
@@ -315,7 +324,7 @@ impl Interp {
             Data::Field(_) if to.is_float() || !x.dtype.is_float() => Ok(Tensor { dtype: to, ..x.clone() }),
             Data::Field(f) => {
                 self.uf_used("AsType to integer");
-                let t = tag(&n.op, &n.args);
+                let t = tag(n.op.name(), &n.args);
                 Ok(Tensor { shape: x.shape.clone(), dtype: to, data: Data::Field(f.iter().map(|e| e.uf(t)).collect()) })
             }
         }
@@ -325,10 +334,10 @@ impl Interp {
         let shape = broadcast_shape(&a.shape, &b.shape);
         let (a, b) = (a.broadcast_to(&shape), b.broadcast_to(&shape));
         if let (Data::Num(x), Data::Num(y)) = (&a.data, &b.data) {
-            if let Some(f) = num_binary(&n.op, n.args.first()) {
+            if let Some(f) = num_binary(n.op, n.args.first()) {
                 let data: Vec<f64> = x.iter().zip(y).map(|(p, q)| f(*p, *q)).collect();
                 let rounded: Vec<f64> = data.iter().map(|v| if out.is_float() { out.round(*v) } else { *v }).collect();
-                if rounded != data || matches!(n.op.as_str(), "Divide" | "Power") && out.is_float() {
+                if rounded != data || matches!(n.op, Op::Divide | Op::Power) && out.is_float() {
                     // A rounded float: two equal programs may fold it to different neighbours.
                     self.uf_used(&format!("{} of constants", n.op));
                 }
@@ -336,24 +345,24 @@ impl Interp {
             }
         }
         let (x, y) = (a.field()?, b.field()?);
-        let t = tag(&n.op, &n.args);
-        let op = n.op.as_str();
-        let exact = matches!(op, "Add" | "Subtract" | "Multiply" | "Divide");
+        let t = tag(n.op.name(), &n.args);
+        let op = n.op;
+        let exact = matches!(op, Op::Add | Op::Subtract | Op::Multiply | Op::Divide);
         if !exact {
-            self.uf_used(op);
+            self.uf_used(op.name());
         }
-        let commutative = matches!(op, "Maximum" | "Minimum" | "Equal" | "NotEqual" | "LogicalAnd" | "LogicalOr");
+        let commutative = matches!(op, Op::Maximum | Op::Minimum | Op::Equal | Op::NotEqual | Op::LogicalAnd | Op::LogicalOr);
         let data: Result<Vec<Elem>, Unfit> = x
             .iter()
             .zip(&y)
             .map(|(p, q)| -> Result<Elem, Unfit> {
                 Ok(match op {
-                    "Add" => p.add(*q),
-                    "Subtract" => p.sub(*q).ok_or("subtracted -inf")?,
-                    "Multiply" => p.mul(*q).ok_or("multiplied -inf")?,
-                    "Divide" => p.mul(q.recip().ok_or("divided by -inf")?).ok_or("divided -inf")?,
-                    "Maximum" if *q == Elem::NegInf => *p,
-                    "Maximum" if *p == Elem::NegInf => *q,
+                    Op::Add => p.add(*q),
+                    Op::Subtract => p.sub(*q).ok_or("subtracted -inf")?,
+                    Op::Multiply => p.mul(*q).ok_or("multiplied -inf")?,
+                    Op::Divide => p.mul(q.recip().ok_or("divided by -inf")?).ok_or("divided -inf")?,
+                    Op::Maximum if *q == Elem::NegInf => *p,
+                    Op::Maximum if *p == Elem::NegInf => *q,
                     _ if commutative => {
                         let (u, v) = (p.uf(t), q.uf(t));
                         u.add(v).uf(t)
@@ -370,7 +379,7 @@ impl Interp {
         let (c, a, b) = (ins[0].broadcast_to(&shape), ins[1].broadcast_to(&shape), ins[2].broadcast_to(&shape));
         let Data::Num(c) = &c.data else {
             self.uf_used("Select on an input-dependent condition");
-            let t = tag(&n.op, &n.args);
+            let t = tag(n.op.name(), &n.args);
             let (cf, af, bf) = (c.field()?, a.field()?, b.field()?);
             let data =
                 (0..cf.len()).map(|i| cf[i].uf(t).add(af[i].uf(mix(t))).add(bf[i].uf(mix(mix(t)))).uf(t)).collect();
@@ -412,7 +421,7 @@ impl Interp {
             return Ok(x.with(out_shape, Data::Num(acc)));
         }
         let f = x.field()?;
-        let t = tag(&n.op, &n.args);
+        let t = tag(n.op.name(), &n.args);
         let mut acc = vec![if kind == 3 { Elem::ONE } else { Elem::ZERO }; m];
         if kind >= 4 || kind <= 1 {
             self.uf_used("Reduce max/min/all/any");
@@ -466,43 +475,43 @@ fn exp(e: Elem, t: u64) -> Elem {
 }
 
 fn num_unary(n: &Node) -> Option<fn(f64) -> f64> {
-    Some(match n.op.as_str() {
-        "Negative" => |a| -a,
-        "Square" => |a| a * a,
-        "Abs" => f64::abs,
-        "Floor" => f64::floor,
-        "Ceil" => f64::ceil,
-        "Exp" => f64::exp,
-        "Log" => f64::ln,
-        "Sin" => f64::sin,
-        "Cos" => f64::cos,
-        "LogicalNot" => |a| (a == 0.0) as i64 as f64,
-        "Copy" | "StopGradient" | "Full" => |a| a,
-        "Sqrt" if n.args.first() == Some(&Arg::Bool(true)) => |a| 1.0 / a.sqrt(),
-        "Sqrt" => f64::sqrt,
+    Some(match n.op {
+        Op::Negative => |a| -a,
+        Op::Square => |a| a * a,
+        Op::Abs => f64::abs,
+        Op::Floor => f64::floor,
+        Op::Ceil => f64::ceil,
+        Op::Exp => f64::exp,
+        Op::Log => f64::ln,
+        Op::Sin => f64::sin,
+        Op::Cos => f64::cos,
+        Op::LogicalNot => |a| (a == 0.0) as i64 as f64,
+        Op::Copy | Op::StopGradient | Op::Full => |a| a,
+        Op::Sqrt if n.args.first() == Some(&Arg::Bool(true)) => |a| 1.0 / a.sqrt(),
+        Op::Sqrt => f64::sqrt,
         _ => return None,
     })
 }
 
-fn num_binary(op: &str, first: Option<&Arg>) -> Option<fn(f64, f64) -> f64> {
+fn num_binary(op: Op, first: Option<&Arg>) -> Option<fn(f64, f64) -> f64> {
     Some(match op {
-        "Add" => |x, y| x + y,
-        "Subtract" => |x, y| x - y,
-        "Multiply" => |x, y| x * y,
-        "Divide" => |x, y| x / y,
-        "Maximum" => f64::max,
-        "Minimum" => f64::min,
-        "Power" => f64::powf,
-        "Remainder" => |x, y| x - y * (x / y).floor(),
-        "FloorDivide" => |x, y| (x / y).floor(),
-        "Equal" if first != Some(&Arg::Bool(true)) => |x, y| (x == y) as i64 as f64,
-        "NotEqual" => |x, y| (x != y) as i64 as f64,
-        "Greater" => |x, y| (x > y) as i64 as f64,
-        "GreaterEqual" => |x, y| (x >= y) as i64 as f64,
-        "Less" => |x, y| (x < y) as i64 as f64,
-        "LessEqual" => |x, y| (x <= y) as i64 as f64,
-        "LogicalAnd" => |x, y| (x != 0.0 && y != 0.0) as i64 as f64,
-        "LogicalOr" => |x, y| (x != 0.0 || y != 0.0) as i64 as f64,
+        Op::Add => |x, y| x + y,
+        Op::Subtract => |x, y| x - y,
+        Op::Multiply => |x, y| x * y,
+        Op::Divide => |x, y| x / y,
+        Op::Maximum => f64::max,
+        Op::Minimum => f64::min,
+        Op::Power => f64::powf,
+        Op::Remainder => |x, y| x - y * (x / y).floor(),
+        Op::FloorDivide => |x, y| (x / y).floor(),
+        Op::Equal if first != Some(&Arg::Bool(true)) => |x, y| (x == y) as i64 as f64,
+        Op::NotEqual => |x, y| (x != y) as i64 as f64,
+        Op::Greater => |x, y| (x > y) as i64 as f64,
+        Op::GreaterEqual => |x, y| (x >= y) as i64 as f64,
+        Op::Less => |x, y| (x < y) as i64 as f64,
+        Op::LessEqual => |x, y| (x <= y) as i64 as f64,
+        Op::LogicalAnd => |x, y| (x != 0.0 && y != 0.0) as i64 as f64,
+        Op::LogicalOr => |x, y| (x != 0.0 || y != 0.0) as i64 as f64,
         _ => return None,
     })
 }
@@ -545,8 +554,8 @@ fn arg_float(n: &Node, i: usize, shapes: &[Vec<i64>]) -> Result<f64, Unfit> {
 fn reshaped(n: &Node, input: &[usize], shapes: &[Vec<i64>]) -> Result<Vec<usize>, Unfit> {
     let rank = input.len() as i64;
     let axis = |a: i64, r: i64| if a < 0 { (a + r) as usize } else { a as usize };
-    Ok(match n.op.as_str() {
-        "Reshape" => {
+    Ok(match n.op {
+        Op::Reshape => {
             let mut shape = arg_ints(n, 0, shapes)?;
             if let Some(k) = shape.iter().position(|d| *d < 0) {
                 let known: i64 = shape.iter().filter(|d| **d >= 0).product();
@@ -554,17 +563,17 @@ fn reshaped(n: &Node, input: &[usize], shapes: &[Vec<i64>]) -> Result<Vec<usize>
             }
             usizes(&shape)
         }
-        "Squeeze" => {
+        Op::Squeeze => {
             let axes: Vec<usize> = arg_ints(n, 0, shapes)?.into_iter().map(|a| axis(a, rank)).collect();
             input.iter().enumerate().filter(|(d, _)| !axes.contains(d)).map(|(_, s)| *s).collect()
         }
-        "ExpandDims" => {
+        Op::ExpandDims => {
             let out_rank = rank + arg_ints(n, 0, shapes)?.len() as i64;
             let axes: Vec<usize> = arg_ints(n, 0, shapes)?.into_iter().map(|a| axis(a, out_rank)).collect();
             let mut rest = input.iter();
             (0..out_rank as usize).map(|d| if axes.contains(&d) { 1 } else { *rest.next().unwrap_or(&1) }).collect()
         }
-        "Flatten" => {
+        Op::Flatten => {
             let (a, b) = (axis(arg_int(n, 0, shapes)?, rank), axis(arg_int(n, 1, shapes)?, rank));
             let mut out = input[..a].to_vec();
             out.push(input[a..=b].iter().product());

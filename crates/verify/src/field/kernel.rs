@@ -3,42 +3,42 @@
 //! kernel candidate is checked exactly like the program it was lowered from.
 
 use super::eval::{Data, Interp, Tensor, Unfit};
-use superopt_ir::{Arg, Dim, Dtype, Node};
+use superopt_ir::{Arg, Dim, Dtype, Node, Op as Prim};
 use superopt_kernel::{Binary, Call, Layout, Op, Reduce, Unary};
 
-fn unary_op(u: Unary) -> (&'static str, Vec<Arg>) {
+fn unary_op(u: Unary) -> (Prim, Vec<Arg>) {
     let op = match u {
-        Unary::Neg => "Negative",
-        Unary::Exp => "Exp",
-        Unary::Log => return ("Log", vec![Arg::Int(Dim::constant(2))]),
-        Unary::Sqrt => return ("Sqrt", vec![Arg::Bool(false)]),
-        Unary::Rsqrt => return ("Sqrt", vec![Arg::Bool(true)]),
-        Unary::Abs => "Abs",
-        Unary::Square => "Square",
-        Unary::Sigmoid => "Sigmoid",
-        Unary::Tanh => "Tanh",
-        Unary::Erf => "Erf",
-        Unary::Sin => "Sin",
-        Unary::Cos => "Cos",
+        Unary::Neg => Prim::Negative,
+        Unary::Exp => Prim::Exp,
+        Unary::Log => return (Prim::Log, vec![Arg::Int(Dim::constant(2))]),
+        Unary::Sqrt => return (Prim::Sqrt, vec![Arg::Bool(false)]),
+        Unary::Rsqrt => return (Prim::Sqrt, vec![Arg::Bool(true)]),
+        Unary::Abs => Prim::Abs,
+        Unary::Square => Prim::Square,
+        Unary::Sigmoid => Prim::Sigmoid,
+        Unary::Tanh => Prim::Tanh,
+        Unary::Erf => Prim::Erf,
+        Unary::Sin => Prim::Sin,
+        Unary::Cos => Prim::Cos,
     };
     (op, vec![])
 }
 
-fn binary_op(b: Binary) -> (&'static str, Dtype) {
+fn binary_op(b: Binary) -> (Prim, Dtype) {
     match b {
-        Binary::Add => ("Add", Dtype::Float32),
-        Binary::Sub => ("Subtract", Dtype::Float32),
-        Binary::Mul => ("Multiply", Dtype::Float32),
-        Binary::Div => ("Divide", Dtype::Float32),
-        Binary::Max => ("Maximum", Dtype::Float32),
-        Binary::Min => ("Minimum", Dtype::Float32),
-        Binary::Pow => ("Power", Dtype::Float32),
-        Binary::Gt => ("Greater", Dtype::Bool),
-        Binary::Ge => ("GreaterEqual", Dtype::Bool),
-        Binary::Lt => ("Less", Dtype::Bool),
-        Binary::Le => ("LessEqual", Dtype::Bool),
-        Binary::Eq => ("Equal", Dtype::Bool),
-        Binary::Ne => ("NotEqual", Dtype::Bool),
+        Binary::Add => (Prim::Add, Dtype::Float32),
+        Binary::Sub => (Prim::Subtract, Dtype::Float32),
+        Binary::Mul => (Prim::Multiply, Dtype::Float32),
+        Binary::Div => (Prim::Divide, Dtype::Float32),
+        Binary::Max => (Prim::Maximum, Dtype::Float32),
+        Binary::Min => (Prim::Minimum, Dtype::Float32),
+        Binary::Pow => (Prim::Power, Dtype::Float32),
+        Binary::Gt => (Prim::Greater, Dtype::Bool),
+        Binary::Ge => (Prim::GreaterEqual, Dtype::Bool),
+        Binary::Lt => (Prim::Less, Dtype::Bool),
+        Binary::Le => (Prim::LessEqual, Dtype::Bool),
+        Binary::Eq => (Prim::Equal, Dtype::Bool),
+        Binary::Ne => (Prim::NotEqual, Dtype::Bool),
     }
 }
 
@@ -59,8 +59,8 @@ impl Interp {
         for inst in &k.insts {
             let a = |i: usize| &vals[inst.args[i]];
             let run =
-                |me: &mut Interp, op: &str, args: Vec<Arg>, xs: Vec<&Tensor>, out: Dtype| -> Result<Tensor, Unfit> {
-                    let node = Node { op: op.into(), args, inputs: vec![], outputs: vec![] };
+                |me: &mut Interp, op: Prim, args: Vec<Arg>, xs: Vec<&Tensor>, out: Dtype| -> Result<Tensor, Unfit> {
+                    let node = Node { op, args, inputs: vec![], outputs: vec![] };
                     Ok(me.apply(&node, &xs, out, shapes)?.remove(0))
                 };
             let t = match inst.op {
@@ -79,9 +79,9 @@ impl Interp {
                     let cond = if a(0).dtype == Dtype::Bool {
                         a(0).clone()
                     } else {
-                        run(self, "NotEqual", vec![], vec![a(0), &scalar(0.0)], Dtype::Bool)?
+                        run(self, Prim::NotEqual, vec![], vec![a(0), &scalar(0.0)], Dtype::Bool)?
                     };
-                    run(self, "Select", vec![], vec![&cond, a(1), a(2)], Dtype::Float32)?
+                    run(self, Prim::Select, vec![], vec![&cond, a(1), a(2)], Dtype::Float32)?
                 }
                 Op::Reduce(r) => {
                     let kind = match r {
@@ -90,11 +90,11 @@ impl Interp {
                         Reduce::Max => 5,
                     };
                     let args = vec![Arg::Int(Dim::constant(kind)), Arg::List(vec![Arg::Int(Dim::constant(rank - 1))])];
-                    run(self, "Reduce", args, vec![a(0)], Dtype::Float32)?
+                    run(self, Prim::Reduce, args, vec![a(0)], Dtype::Float32)?
                 }
                 Op::Cast(d) => {
-                    let narrow = run(self, "AsType", vec![Arg::Dtype(d)], vec![a(0)], d)?;
-                    run(self, "AsType", vec![Arg::Dtype(Dtype::Float32)], vec![&narrow], Dtype::Float32)?
+                    let narrow = run(self, Prim::AsType, vec![Arg::Dtype(d)], vec![a(0)], d)?;
+                    run(self, Prim::AsType, vec![Arg::Dtype(Dtype::Float32)], vec![&narrow], Dtype::Float32)?
                 }
             };
             vals.push(t);
@@ -106,7 +106,7 @@ impl Interp {
                 *shape.last_mut().unwrap() = 1;
             }
             let v = vals[o.value].broadcast_to(&shape);
-            let node = Node { op: "AsType".into(), args: vec![Arg::Dtype(o.dtype)], inputs: vec![], outputs: vec![] };
+            let node = Node { op: Prim::AsType, args: vec![Arg::Dtype(o.dtype)], inputs: vec![], outputs: vec![] };
             outs.push(self.apply(&node, &[&v], o.dtype, shapes)?.remove(0));
         }
         Ok(outs)

@@ -22,6 +22,7 @@ use arith::{Elem, P};
 use eval::{Interp, Tensor};
 use serde::Serialize;
 use superopt_ir::Program;
+use superopt_ir::Op;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "lowercase")]
@@ -117,15 +118,15 @@ fn degree(p: &Program) -> u64 {
         let ins: Vec<u64> = n.inputs.iter().map(|i| d[*i]).collect();
         let max = ins.iter().copied().max().unwrap_or(0);
         let sum = ins.iter().sum::<u64>().min(cap);
-        let v = match n.op.as_str() {
-            "Multiply" | "Divide" | "Matmul" | "AddMM" => sum,
-            "Square" => (2 * max).min(cap),
-            "Reduce" if matches!(n.args.first().and_then(|a| a.int()).and_then(|d| d.as_const()), Some(3)) => {
+        let v = match n.op {
+            Op::Multiply | Op::Divide | Op::Matmul | Op::AddMM => sum,
+            Op::Square => (2 * max).min(cap),
+            Op::Reduce if matches!(n.args.first().and_then(|a| a.int()).and_then(|d| d.as_const()), Some(3)) => {
                 max.saturating_mul(p.value(n.inputs[0]).numel().max(1) as u64).min(cap)
             }
             // e_i / sum_j e_j and 1 / (1 + e): rational of degree 2 in the fresh e's.
-            "Softmax" | "Sigmoid" | "Tanh" => 2,
-            "Exp" => 1,
+            Op::Softmax | Op::Sigmoid | Op::Tanh => 2,
+            Op::Exp => 1,
             op if is_exact(op) => max,
             _ => 1,
         };
@@ -136,29 +137,29 @@ fn degree(p: &Program) -> u64 {
     p.outputs.iter().map(|o| d[*o]).max().unwrap_or(1).max(1)
 }
 
-fn is_exact(op: &str) -> bool {
+fn is_exact(op: Op) -> bool {
     matches!(
         op,
-        "Add"
-            | "Subtract"
-            | "Negative"
-            | "Reduce"
-            | "Broadcast"
-            | "Reshape"
-            | "Transpose"
-            | "Slice"
-            | "Concatenate"
-            | "Split"
-            | "ExpandDims"
-            | "Squeeze"
-            | "Flatten"
-            | "Unflatten"
-            | "Select"
-            | "AsType"
-            | "Copy"
-            | "StopGradient"
-            | "Full"
-            | "GatherAxis"
+        Op::Add
+            | Op::Subtract
+            | Op::Negative
+            | Op::Reduce
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::Slice
+            | Op::Concatenate
+            | Op::Split
+            | Op::ExpandDims
+            | Op::Squeeze
+            | Op::Flatten
+            | Op::Unflatten
+            | Op::Select
+            | Op::AsType
+            | Op::Copy
+            | Op::StopGradient
+            | Op::Full
+            | Op::GatherAxis
     )
 }
 
@@ -189,8 +190,8 @@ pub fn work(p: &Program) -> f64 {
         .iter()
         .map(|n| {
             let out: f64 = n.outputs.iter().map(|o| p.value(*o).numel() as f64).sum();
-            match n.op.as_str() {
-                "Matmul" => out * n.inputs.first().and_then(|i| p.value(*i).shape.last()).copied().unwrap_or(1) as f64,
+            match n.op {
+                Op::Matmul => out * n.inputs.first().and_then(|i| p.value(*i).shape.last()).copied().unwrap_or(1) as f64,
                 _ => out,
             }
         })
@@ -255,7 +256,8 @@ mod tests {
         }
         let mut ns = vec![];
         for (op, args, inputs) in nodes {
-            let out_shape = if *op == "Reduce" {
+            let op = Op::parse(op).expect("a known primitive");
+            let out_shape = if op == Op::Reduce {
                 let mut s = shape.to_vec();
                 *s.last_mut().unwrap() = 1;
                 s
@@ -263,7 +265,7 @@ mod tests {
                 shape.to_vec()
             };
             ns.push(Node {
-                op: op.to_string(),
+                op,
                 args: args.clone(),
                 inputs: inputs.clone(),
                 outputs: vec![values.len()],
@@ -365,7 +367,7 @@ mod tests {
         let mut q = p.clone();
         let call = superopt_kernel::Call { kernel: k, target: superopt_kernel::Target::Cuda, tuned: vec![] };
         q.nodes =
-            vec![Node { op: "Kernel".into(), args: vec![call.to_arg()], inputs: vec![0], outputs: p.outputs.clone() }];
+            vec![Node { op: Op::Kernel, args: vec![call.to_arg()], inputs: vec![0], outputs: p.outputs.clone() }];
         q.constants.clear();
         q
     }
