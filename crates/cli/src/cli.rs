@@ -94,6 +94,17 @@ pub struct CommonArgs {
     pub request_timeout: u64,
 }
 
+impl CommonArgs {
+    /// The worker session these flags ask for.
+    pub fn session(&self) -> superopt_run::SessionConfig {
+        superopt_run::SessionConfig {
+            harness: self.harness.clone(),
+            python: self.python.clone(),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout),
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]

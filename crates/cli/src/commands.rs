@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use superopt_bench::{Size, Timing};
 use superopt_report::format_seconds;
-use superopt_run::{harness_fault, HarnessFault, Session, SessionConfig};
+use superopt_run::{harness_fault, HarnessFault, Session};
 use superopt_verify::{judge, Tolerance};
 use superopt_worker::protocol::ProgramId;
 
@@ -29,18 +29,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The worker session the flags ask for.
-pub fn session(a: &CommonArgs) -> Result<Session> {
-    let config = SessionConfig {
-        harness: a.harness.clone(),
-        python: a.python.clone(),
-        request_timeout: Duration::from_secs(a.request_timeout),
-    };
-    Session::start(&config)
-}
-
 fn bench(a: CommonArgs) -> Result<ExitCode> {
-    let mut s = session(&a)?;
+    let mut s = Session::start(&a.session())?;
     println!("{:<8} {:>14} {:>8} {:>8}   ({})", "size", "median", "spread", "samples", s.hello.device);
     for size in Size::ALL {
         let samples = s.time(&[ProgramId::Original], size, Duration::from_secs(10)).map_err(harness_fault)?;
@@ -51,7 +41,7 @@ fn bench(a: CommonArgs) -> Result<ExitCode> {
 }
 
 fn trace(a: TraceArgs) -> Result<ExitCode> {
-    let mut s = session(&a.common)?;
+    let mut s = Session::start(&a.common.session())?;
     let plan = if a.size == "all" {
         let traces = Size::ALL.iter().map(|z| s.trace(*z)).collect::<Result<Vec<_>>>()?;
         superopt_trace::align(&traces, 1)
@@ -96,7 +86,7 @@ fn field_check(s: &mut Session) -> Result<superopt_verify::field::FieldReport, S
 
 fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let tol = Tolerance::parse(&a.tolerance).with_context(|| format!("unknown tolerance class {:?}", a.tolerance))?;
-    let mut s = session(&a.common)?;
+    let mut s = Session::start(&a.common.session())?;
     let path = std::fs::canonicalize(&a.candidate).with_context(|| format!("cannot read {}", a.candidate.display()))?;
     let text = std::fs::read_to_string(&path)?;
     let entry = if text.contains("def optimized") || text.contains("optimized =") { "optimized" } else { "fn" };

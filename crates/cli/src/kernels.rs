@@ -13,7 +13,7 @@ use superopt_run::propose::{backend_target, lowered_for, proposals};
 pub fn command(a: KernelsArgs) -> Result<ExitCode> {
     let target = Target::parse(&a.target)
         .ok_or_else(|| anyhow::anyhow!("--target must be cuda, metal or mlx; got {:?}", a.target))?;
-    let mut s = crate::commands::session(&a.common)?;
+    let mut s = superopt_run::Session::start(&a.common.session())?;
     let traces = Size::ALL.iter().map(|z| s.trace(*z)).collect::<Result<Vec<_>>>()?;
     let plan = superopt_trace::align(&traces, 1);
     let candidates = proposals(&plan, Duration::from_secs(10), s.device());

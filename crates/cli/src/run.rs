@@ -10,7 +10,7 @@ use superopt_bench::Objective;
 use superopt_emit::{emit, ModuleInfo};
 use superopt_report::CandidateReport;
 use superopt_run::output::{module_notes, write_atomic, write_module};
-use superopt_run::{optimize, Config, Done, Outcome, SessionConfig};
+use superopt_run::{optimize, Config, Done, Outcome};
 use superopt_verify::Tolerance;
 
 fn spinner() -> ProgressBar {
@@ -30,11 +30,7 @@ pub fn config(args: &RunArgs) -> Result<Config> {
         ObjectiveArg::Typical => Objective::Typical,
         ObjectiveArg::Geomean => Objective::Geomean,
     };
-    let session = SessionConfig {
-        harness: args.common.harness.clone(),
-        python: args.common.python.clone(),
-        request_timeout: Duration::from_secs(args.common.request_timeout),
-    };
+    let session = args.common.session();
     Ok(Config { session, objective, tolerance, time_budget: Duration::from_secs(args.time_budget), seeds: args.seeds })
 }
 

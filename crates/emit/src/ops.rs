@@ -1,8 +1,7 @@
 //! One Python expression per primitive, reproducing it bit for bit.
 
 use crate::EmitError;
-use superopt_ir::{Arg, Dim, Dtype, Node, Value};
-use superopt_ir::Op;
+use superopt_ir::{Arg, Dim, Dtype, Node, Op, ReduceKind, Value};
 
 /// What a primitive's emission needs to know beyond its node.
 pub struct Ctx<'a> {
@@ -131,8 +130,17 @@ const BINARY: &[(Op, &str)] = &[
     (Op::Subtract, "mx.subtract"),
 ];
 
-/// MLX's `Reduce::ReduceType`, in order.
-const REDUCE: [&str; 6] = ["mx.all", "mx.any", "mx.sum", "mx.prod", "mx.min", "mx.max"];
+/// The MLX function of a reduction.
+fn reduce_fn(k: ReduceKind) -> &'static str {
+    match k {
+        ReduceKind::And => "mx.all",
+        ReduceKind::Or => "mx.any",
+        ReduceKind::Sum => "mx.sum",
+        ReduceKind::Prod => "mx.prod",
+        ReduceKind::Min => "mx.min",
+        ReduceKind::Max => "mx.max",
+    }
+}
 /// MLX's `Scan::ReduceType`, in order.
 const SCAN: [&str; 5] = ["mx.cummax", "mx.cummin", "mx.cumsum", "mx.cumprod", "mx.logcumsumexp"];
 /// MLX's `BitwiseBinary::Op`, in order.
@@ -172,7 +180,14 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
         Op::BitwiseBinary => format!("{}({}, {})", pick(node, &BITWISE, 0)?, a(0), a(1)),
         Op::DivMod => format!("mx.divmod({}, {})", a(0), a(1)),
         Op::Select => format!("mx.where({}, {}, {})", a(0), a(1), a(2)),
-        Op::Reduce => format!("{}({}, axis={}, keepdims=True)", pick(node, &REDUCE, 0)?, a(0), list(&ints(node, 1, cx)?)),
+        Op::Reduce => {
+            format!(
+                "{}({}, axis={}, keepdims=True)",
+                reduce_fn(node.reduce_kind().ok_or_else(|| err(node, "unknown reduction"))?),
+                a(0),
+                list(&ints(node, 1, cx)?)
+            )
+        }
         Op::ArgReduce => {
             let f = ["mx.argmin", "mx.argmax"][const_int(node, 0)?.clamp(0, 1) as usize];
             format!("{f}({}, axis={}, keepdims=True)", a(0), int(node, 1, cx)?)
@@ -199,7 +214,9 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
         Op::Flatten => format!("mx.flatten({}, {}, {})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
         Op::Unflatten => format!("mx.unflatten({}, {}, {})", a(0), int(node, 0, cx)?, tuple(&ints(node, 1, cx)?)),
         Op::Slice => format!("{}[{}]", a(0), slices(node, cx, 0)?),
-        Op::SliceUpdate => format!("_update({}, {}, {}, {})", a(0), slice_objects(node, cx)?, a(1), const_int(node, 0)?),
+        Op::SliceUpdate => {
+            format!("_update({}, {}, {}, {})", a(0), slice_objects(node, cx)?, a(1), const_int(node, 0)?)
+        }
         Op::Scatter => {
             let n = cx.ins.len();
             format!(
@@ -245,7 +262,9 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
                 dtype(d)
             )
         }
-        Op::RandomBits => format!("mx.random.bits({}, {}, key={})", tuple(&ints(node, 0, cx)?), int(node, 1, cx)?, a(0)),
+        Op::RandomBits => {
+            format!("mx.random.bits({}, {}, key={})", tuple(&ints(node, 0, cx)?), int(node, 1, cx)?, a(0))
+        }
         Op::QuantizedMatmul => format!(
             "mx.quantized_matmul({}, {}, {}, {}, transpose={}, group_size={}, bits={}, mode={})",
             a(0),
@@ -402,7 +421,12 @@ mod tests {
     fn emit_node(op: &str, args: Vec<Arg>, in_shapes: &[&[i64]]) -> String {
         let values: Vec<Value> = in_shapes.iter().map(|s| Value { shape: s.to_vec(), dtype: Dtype::Float32 }).collect();
         let out = Value { shape: in_shapes[0].to_vec(), dtype: Dtype::Float32 };
-        let node = Node { op: Op::parse(op).expect("a known primitive"), args, inputs: (0..values.len()).collect(), outputs: vec![values.len()] };
+        let node = Node {
+            op: Op::parse(op).expect("a known primitive"),
+            args,
+            inputs: (0..values.len()).collect(),
+            outputs: vec![values.len()],
+        };
         let dim = |d: &Dim| d.to_string();
         let cx = Ctx {
             ins: (0..values.len()).map(|i| format!("t{i}")).collect(),

@@ -1,4 +1,8 @@
-//! The MLX primitives the IR knows, by the name `mx.export_function` gives them.
+//! The MLX primitives the IR knows ([`Op`], by the name `mx.export_function` gives them),
+//! their kinds, and the typed arguments that decide behaviour ([`ReduceKind`]). Adding a
+//! primitive: its name here, its Python form in `superopt-emit`'s `ops.rs`, its shape rule
+//! in `superopt-search`'s `egraph/shape.rs`, its field meaning in `superopt-verify`'s
+//! `field/eval.rs`.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -97,20 +101,6 @@ impl<'de> serde::Deserialize<'de> for Op {
     }
 }
 
-/// The kind of a known primitive; `None` for one the IR does not know.
-pub fn kind(op: &str) -> Option<Kind> {
-    Op::parse(op).map(Op::kind)
-}
-
-pub fn is_known(op: &str) -> bool {
-    Op::parse(op).is_some()
-}
-
-/// Every known primitive name.
-pub fn known() -> impl Iterator<Item = &'static str> {
-    Op::ALL.iter().map(|o| o.name())
-}
-
 /// What a `Reduce` computes (MLX's `Reduce::ReduceType`, in its order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceKind {
@@ -139,12 +129,29 @@ impl ReduceKind {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn names_are_unique() {
-        let mut all: Vec<_> = super::known().collect();
-        let n = all.len();
-        all.sort();
-        all.dedup();
-        assert_eq!(all.len(), n);
+    fn every_primitive_parses_from_its_name_and_names_are_unique() {
+        let mut names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+        for o in Op::ALL {
+            assert_eq!(Op::parse(o.name()), Some(*o));
+            assert_eq!(serde_json::to_value(o).unwrap(), o.name());
+        }
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert_eq!(Op::parse("Hadamard"), None);
+        assert_eq!(Op::Multiply.kind(), Kind::Binary);
+    }
+
+    #[test]
+    fn reduce_kinds_follow_mlx_order() {
+        assert_eq!(ReduceKind::of_mlx(2), Some(ReduceKind::Sum));
+        assert_eq!(ReduceKind::of_mlx(5), Some(ReduceKind::Max));
+        assert_eq!(ReduceKind::of_mlx(6), None);
+        assert_eq!(ReduceKind::of_mlx(-1), None);
+        assert!(ReduceKind::ALL.iter().all(|k| ReduceKind::of_mlx(k.mlx()) == Some(*k)));
     }
 }

@@ -70,7 +70,8 @@ pub fn common_subexpressions(p: &mut Program) -> usize {
 }
 
 /// Primitives that only move or view data: hoisting these alone saves nothing.
-const VIEWS: &[Op] = &[Op::Broadcast, Op::Reshape, Op::ExpandDims, Op::Squeeze, Op::Transpose, Op::AsType, Op::Copy, Op::StopGradient];
+const VIEWS: &[Op] =
+    &[Op::Broadcast, Op::Reshape, Op::ExpandDims, Op::Squeeze, Op::Transpose, Op::AsType, Op::Copy, Op::StopGradient];
 
 /// For each node: whether the emitted module may compute it once per input shape and
 /// reuse it, i.e. it depends on no input array (only on constants and on input shapes)
@@ -95,7 +96,7 @@ pub fn hoistable(p: &Program) -> Option<Vec<bool>> {
 /// with at least two elementwise nodes: the islands `mx.compile` may fuse on their own.
 pub fn elementwise_runs(nodes: &[&Node]) -> Vec<(usize, usize)> {
     use crate::ops::Kind;
-    let elementwise = |n: &Node| matches!(Some(n.op.kind()), Some(Kind::Unary | Kind::Binary | Kind::Ternary));
+    let elementwise = |n: &Node| matches!(n.op.kind(), Kind::Unary | Kind::Binary | Kind::Ternary);
     let fusable =
         |n: &Node| elementwise(n) || matches!(n.op, Op::Broadcast | Op::ExpandDims | Op::Reshape | Op::Squeeze);
     let mut runs = vec![];

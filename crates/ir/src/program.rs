@@ -88,6 +88,16 @@ pub struct Node {
     pub outputs: Vec<ValueId>,
 }
 
+impl Node {
+    /// What a `Reduce` node computes (its first argument); `None` for other nodes.
+    pub fn reduce_kind(&self) -> Option<crate::ReduceKind> {
+        if self.op != crate::Op::Reduce {
+            return None;
+        }
+        self.args.first()?.int()?.as_const().and_then(crate::ReduceKind::of_mlx)
+    }
+}
+
 /// A parameter of the traced function, in call order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

@@ -11,8 +11,8 @@
 use crate::ir::{computable, Invalid};
 use crate::{library, params, Binary, Builder, Call, Form, LaunchShape, Layout, Reduce, Target, Unary};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use superopt_ir::{ops, Arg, ConstData, Dtype, Node, Program, ScalarExpr, ValueId};
-use superopt_ir::Op;
+use superopt_ir::ops::Kind;
+use superopt_ir::{Arg, ConstData, Dtype, Node, Op, Program, ReduceKind, ScalarExpr, ValueId};
 
 /// Lowers every region of `p` in place; one line per kernel made.
 pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
@@ -93,7 +93,7 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
     let out = p.value(*n.outputs.first()?);
     let ins: Vec<&superopt_ir::Value> = n.inputs.iter().map(|i| p.value(*i)).collect();
     let float_out = computable(out.dtype) || out.dtype == Dtype::Bool;
-    let space = match (n.op, Some(n.op.kind())) {
+    let space = match (n.op, n.op.kind()) {
         (Op::Softmax | Op::LogSumExp | Op::RMSNorm | Op::LayerNorm, _) => ins.first()?.shape.clone(),
         (Op::Reduce, _) => {
             let shape = &ins.first()?.shape;
@@ -101,14 +101,14 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
             let last = shape.len() as i64 - 1;
             if axes.len() != 1
                 || axes[0].int()?.as_const()? != last
-                || !matches!(n.args.first()?.int()?.as_const()?, 2 | 4 | 5)
+                || !matches!(n.reduce_kind()?, ReduceKind::Sum | ReduceKind::Min | ReduceKind::Max)
             {
                 return None;
             }
             shape.clone()
         }
         (Op::Broadcast, _) => out.shape.clone(),
-        (_, Some(ops::Kind::Unary | ops::Kind::Binary | ops::Kind::Ternary)) if float_out && n.outputs.len() == 1 => {
+        (_, Kind::Unary | Kind::Binary | Kind::Ternary) if float_out && n.outputs.len() == 1 => {
             // A per-row value joins the region of the reduction it came from.
             let from =
                 n.inputs.iter().filter_map(|i| known.get(i)).find(|s| layout(&out.shape, s) == Some(Layout::Row));
@@ -360,10 +360,11 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
             _ => return Err(Invalid("a cast to a non-float dtype".into())),
         },
         Op::Reduce => {
-            let r = match n.args.first().and_then(Arg::int).and_then(|d| d.as_const()) {
-                Some(2) => Reduce::Sum,
-                Some(4) => Reduce::Min,
-                _ => Reduce::Max,
+            let r = match n.reduce_kind() {
+                Some(ReduceKind::Sum) => Reduce::Sum,
+                Some(ReduceKind::Min) => Reduce::Min,
+                Some(ReduceKind::Max) => Reduce::Max,
+                _ => return Err(Invalid("a reduction other than sum, min or max".into())),
             };
             b.reduce(r, a(0))
         }
@@ -428,7 +429,12 @@ mod tests {
                 _ => (vec![], vec![4, 8]),
             };
             values.push(f32(&shape));
-            ns.push(Node { op: Op::parse(op).expect("a known primitive"), args, inputs: ins.clone(), outputs: vec![values.len() - 1] });
+            ns.push(Node {
+                op: Op::parse(op).expect("a known primitive"),
+                args,
+                inputs: ins.clone(),
+                outputs: vec![values.len() - 1],
+            });
         }
         let last = values.len() - 1;
         Program {

@@ -4,8 +4,7 @@
 //! plus the fixed time of one kernel: a copy of those bytes takes no less.
 
 use serde::Serialize;
-use superopt_ir::Program;
-use superopt_ir::Op;
+use superopt_ir::{Op, Program};
 
 /// The device's two ceilings, as the worker measured them.
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -19,9 +19,8 @@ impl Speedups {
     }
 }
 
-/// How a harness's row ended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "why", rename_all = "kebab-case")]
+/// How a harness's row ended; in JSON, the text the table shows.
+#[derive(Clone, Debug, PartialEq)]
 pub enum RowStatus {
     /// Every contender timed.
     Ok,
@@ -43,9 +42,9 @@ impl fmt::Display for RowStatus {
     }
 }
 
-/// Where a contender beside superopt (phew, the harness's `fast_fn`) stands.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "why", rename_all = "kebab-case")]
+/// Where a contender beside superopt (phew, the harness's `fast_fn`) stands; in JSON,
+/// the text the table shows.
+#[derive(Clone, Debug, PartialEq)]
 pub enum ContenderStatus {
     NotRun,
     /// Passed superopt's verification at every size: timed with the others.
@@ -67,6 +66,72 @@ impl fmt::Display for ContenderStatus {
             ContenderStatus::Absent => f.write_str("none (the harness defines no fast_fn)"),
             ContenderStatus::Lost(why) => f.write_str(why),
         }
+    }
+}
+
+impl RowStatus {
+    /// The status a text of [`fmt::Display`] stands for (a report written earlier).
+    pub fn parse(text: &str) -> RowStatus {
+        let timed_out = || text.strip_prefix("timed out after ")?.strip_suffix(" s (--harness-limit)")?.parse().ok();
+        if text == "ok" {
+            RowStatus::Ok
+        } else if let Some(why) = text.strip_prefix("no change: ") {
+            RowStatus::NoChange(why.into())
+        } else if let Some(s) = timed_out() {
+            RowStatus::TimedOut(s)
+        } else {
+            RowStatus::Failed(text.strip_prefix("failed: ").unwrap_or(text).into())
+        }
+    }
+}
+
+impl ContenderStatus {
+    /// The status a text of [`fmt::Display`] stands for (a report written earlier).
+    pub fn parse(text: &str) -> ContenderStatus {
+        let named = [
+            ContenderStatus::NotRun,
+            ContenderStatus::Verified,
+            ContenderStatus::NotImportable,
+            ContenderStatus::Absent,
+        ];
+        named.into_iter().find(|s| s.to_string() == text).unwrap_or_else(|| ContenderStatus::Lost(text.into()))
+    }
+}
+
+/// Serde as the text the table shows, parsed back on reading.
+macro_rules! as_text {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(<$t>::parse(&String::deserialize(d)?))
+            }
+        }
+    };
+}
+
+as_text!(RowStatus);
+as_text!(ContenderStatus);
+
+/// What the report says of phew where the worker's Python does not import it.
+pub const PHEW_ABSENT: &str = "not importable in the worker's Python (pip install phew-mlx there): skipped";
+
+/// `phew` in JSON: the version seen, or [`PHEW_ABSENT`].
+mod phew_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.as_deref().unwrap_or(super::PHEW_ABSENT))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok((text != super::PHEW_ABSENT).then_some(text))
     }
 }
 
@@ -122,6 +187,7 @@ pub struct SuiteReport {
     pub device: String,
     pub sizes: String,
     /// "phew-mlx VERSION" where the worker's Python imports phew.
+    #[serde(with = "phew_text")]
     pub phew: Option<String>,
     pub rows: Vec<Row>,
     pub geomean_compiled: f64,
@@ -150,10 +216,20 @@ pub fn summary(rows: Vec<Row>, device: String, phew: Option<String>, cpu_sizes: 
 /// The markdown table of every row, and the geometric means.
 pub fn markdown(r: &SuiteReport) -> String {
     let mut s = String::new();
-    let phew =
-        r.phew.as_deref().unwrap_or("not importable in the worker's Python (pip install phew-mlx there): skipped");
+    let phew = r.phew.as_deref().unwrap_or(PHEW_ABSENT);
     writeln!(s, "\nsuperopt suite · {} · sizes: {} · phew: {phew}\n", r.device, r.sizes).unwrap();
-    writeln!(s, "| workload | original (small / typical / large) | mx.compile speedup | mx.fast speedup | phew speedup | superopt speedup | superopt result | roofline at large | time |").unwrap();
+    let columns = [
+        "workload",
+        "original (small / typical / large)",
+        "mx.compile speedup",
+        "mx.fast speedup",
+        "phew speedup",
+        "superopt speedup",
+        "superopt result",
+        "roofline at large",
+        "time",
+    ];
+    writeln!(s, "| {} |", columns.join(" | ")).unwrap();
     writeln!(s, "|---|---|---|---|---|---|---|---|---|").unwrap();
     let fmt = |x: &Option<Speedups>| {
         x.as_ref().map_or("-".into(), |s| {
@@ -266,4 +342,39 @@ pub fn plot(r: &SuiteReport, path: &std::path::Path) -> Result<()> {
     chart.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_their_table_text_in_json_and_read_back() {
+        let rows = [
+            RowStatus::Ok,
+            RowStatus::NoChange("unsupported primitive Foo".into()),
+            RowStatus::Failed("worker error: boom".into()),
+            RowStatus::TimedOut(40),
+        ];
+        for r in rows {
+            let text = serde_json::to_value(&r).unwrap();
+            assert_eq!(text, r.to_string());
+            assert_eq!(serde_json::from_value::<RowStatus>(text).unwrap(), r);
+        }
+        let lost = ContenderStatus::Lost("not verified at large: max error".into());
+        for c in [ContenderStatus::Verified, ContenderStatus::Absent, ContenderStatus::NotImportable, lost] {
+            let text = serde_json::to_value(&c).unwrap();
+            assert_eq!(serde_json::from_value::<ContenderStatus>(text).unwrap(), c);
+        }
+        assert_eq!(serde_json::to_value(RowStatus::Ok).unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_report_without_phew_says_so_and_reads_back() {
+        let r = summary(vec![Row::empty("w")], "cpu".into(), None, true);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["phew"], PHEW_ABSENT);
+        let back: SuiteReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back.phew, None);
+    }
 }

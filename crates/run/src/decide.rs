@@ -1,8 +1,8 @@
 //! Stage 9: the winner under the objective, and the capsule that says why.
 
 use crate::ledger::{CandidateId, Entry, Run, Status};
+use crate::outcome::{Done, Outcome};
 use crate::propose::metal_source;
-use crate::{Done, Outcome};
 use sha2::{Digest, Sha256};
 use superopt_bench::{is_win, Objective, Size};
 use superopt_report::roofline::{self as floors, Ceilings};

@@ -1,8 +1,8 @@
 //! The run's ledger: one entry per candidate, which every stage reads and writes.
 
 use crate::budget::Budget;
+use crate::config::Config;
 use crate::session::Session;
-use crate::Config;
 use std::time::Instant;
 use superopt_bench::{geomean, Comparison, Size};
 use superopt_ir::{Plan, Program};

@@ -37,13 +37,14 @@ pub fn stage(run: &mut Run, id: CandidateId) {
 /// traced program itself does not load: then nothing can be checked.
 pub fn stage_first(run: &mut Run) -> Result<(), String> {
     run.say("emitting the traced program");
-    for id in run.ids() {
-        if id == CandidateId::TRACED || tunable(&run.entry(id).candidate) {
+    stage(run, CandidateId::TRACED);
+    if let Some(why) = run.entry(CandidateId::TRACED).dropped() {
+        return Err(why.to_string());
+    }
+    for id in run.ids().into_iter().skip(1) {
+        if tunable(&run.entry(id).candidate) {
             stage(run, id);
         }
     }
-    match run.entry(CandidateId::TRACED).dropped() {
-        Some(why) => Err(why.to_string()),
-        None => Ok(()),
-    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Stage 1: `fn` traced at every size.
 
+use crate::outcome::Outcome;
 use crate::session::{Session, Untraceable};
-use crate::Outcome;
 use anyhow::Result;
 use superopt_bench::Size;
 use superopt_ir::Program;

@@ -2,11 +2,12 @@
 //! extracted for eager and for compiled execution, with and without the `mx.fast`
 //! substitutions (they may be slower on the device at hand: timing decides).
 
+use crate::candidate::{Candidate, Compile, Source};
 use crate::egraph::cost::{Device, Mode};
-use crate::egraph::{search, Found, Limits};
 use crate::rules::Family;
+use crate::saturate::{search, Found, Limits};
 use crate::strategies::{compile_rule, with_compile_rule};
-use crate::{Candidate, Compile, Source, Strategy};
+use crate::strategy::Strategy;
 use std::time::Duration;
 use superopt_ir::Plan;
 

@@ -1,6 +1,7 @@
 //! The first strategies: `mx.compile`, and dead-code plus common-subexpression cleanup.
 
-use crate::{Candidate, Compile, Source, Strategy};
+use crate::candidate::{Candidate, Compile, Source};
+use crate::strategy::Strategy;
 use superopt_ir::{passes, Plan};
 
 /// The rule line that says how a candidate is compiled; `None` for eager.

@@ -6,7 +6,6 @@
 //! flow) or hold an integer no [`Dim`] form explains stay one program per size.
 
 use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Plan, Program, ScalarExpr};
-use superopt_ir::Op;
 
 /// Aligns `traces` (one per size, same order as the sizes) into a plan: one
 /// general program, else one per size. `reference` picks the trace whose
@@ -202,6 +201,7 @@ fn candidate_dims(shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Vec<Dim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use superopt_ir::Op;
     use superopt_ir::{Constant, Dtype, Node, OutputKind, Signature, Value};
 
     /// mean over the last axis of x: (B, D) -> (B, 1) as MLX traces it.

@@ -35,14 +35,14 @@ pub fn to_egraph(p: &Program, guard: &Guard) -> (EGraph, Vec<Id>) {
         }
         children.extend(n.inputs.iter().map(|i| class[i]));
         let values: Vec<Value> = n.outputs.iter().map(|o| p.value(*o).clone()).collect();
-        let id = add_traced(&mut g, Mlx::Op(n.op.name().into(), children), &values, n.outputs[0]);
+        let id = add_traced(&mut g, Mlx::Op(n.op, children), &values, n.outputs[0]);
         if n.outputs.len() == 1 {
             class.insert(n.outputs[0], id);
             continue;
         }
         for (k, o) in n.outputs.iter().enumerate() {
             let a = add_args(&mut g, &[Arg::Int(Dim::constant(k as i64))]);
-            let get = add_traced(&mut g, Mlx::op("Get", vec![a, id]), &[p.value(*o).clone()], *o);
+            let get = add_traced(&mut g, Mlx::Get(vec![a, id]), &[p.value(*o).clone()], *o);
             class.insert(*o, get);
         }
     }
@@ -123,7 +123,15 @@ struct Builder<'a> {
     done: HashMap<Id, Vec<ValueId>>,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// A node's arguments (where its first child is an `Args` leaf) and array inputs.
+    fn split<'c>(&self, children: &'c [Id]) -> (Vec<Arg>, &'c [Id]) {
+        match children.first().and_then(|c| self.g[*c].data.args) {
+            Some(a) => (self.g.analysis.tables.args[a as usize].clone(), &children[1..]),
+            None => (vec![], children),
+        }
+    }
+
     fn value_of(&mut self, root: Id) -> ValueId {
         // Post-order without recursion: deep graphs (unrolled loops) would overflow the stack.
         let mut stack = vec![(root, false)];
@@ -164,20 +172,17 @@ impl Builder<'_> {
                 vec![v]
             }
             Mlx::Args(_) => unreachable!("args leaves are read by their node"),
+            Mlx::Get(children) => {
+                let (args, inputs) = self.split(children);
+                let tuple = &self.done[&self.g.find(inputs[0])];
+                let k = args[0].int().and_then(Dim::as_const).unwrap_or(0) as usize;
+                vec![tuple[k]]
+            }
             Mlx::Op(op, children) => {
-                let (args, inputs) = match children.first().and_then(|c| self.g[*c].data.args) {
-                    Some(a) => (self.g.analysis.tables.args[a as usize].clone(), &children[1..]),
-                    None => (vec![], &children[..]),
-                };
+                let (args, inputs) = self.split(children);
                 let ins: Vec<ValueId> = inputs.iter().map(|c| self.done[&self.g.find(*c)][0]).collect();
-                if op.as_str() == "Get" {
-                    let tuple = &self.done[&self.g.find(inputs[0])];
-                    let k = args[0].int().and_then(Dim::as_const).unwrap_or(0) as usize;
-                    return vec![tuple[k]];
-                }
                 let outs: Vec<ValueId> = data.values.clone().iter().map(|v| self.new_value(v)).collect();
-                let op = superopt_ir::Op::parse(op.as_str()).expect("the e-graph holds only known primitives");
-                self.p.nodes.push(Node { op, args, inputs: ins, outputs: outs.clone() });
+                self.p.nodes.push(Node { op: *op, args, inputs: ins, outputs: outs.clone() });
                 outs
             }
         }

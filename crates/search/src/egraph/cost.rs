@@ -4,7 +4,8 @@
 use super::lang::{EGraph, Mlx};
 use super::shape::split_args;
 use serde::{Deserialize, Serialize};
-use superopt_ir::ops::{self, Kind};
+use superopt_ir::ops::Kind;
+use superopt_ir::Op;
 
 /// What the device does per second, and what one primitive costs to launch.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,7 @@ fn bytes(v: &superopt_ir::Value) -> f64 {
 /// Seconds one e-node takes, given its class and children's values.
 pub fn node_cost(g: &EGraph, class: egg::Id, node: &Mlx, dev: &Device, mode: Mode) -> f64 {
     let Mlx::Op(op, children) = node else { return 0.0 };
+    let op = *op;
     let out = &g[class].data.values;
     if out.is_empty() {
         return f64::INFINITY;
@@ -50,36 +52,45 @@ pub fn node_cost(g: &EGraph, class: egg::Id, node: &Mlx, dev: &Device, mode: Mod
     let in_bytes: f64 = in_vals.iter().map(|v| bytes(v)).sum();
     let out_elems = out.iter().map(|v| v.numel() as f64).sum::<f64>();
     let pass = |flops: f64| dev.launch_s + (in_bytes + out_bytes) / dev.bytes_per_s + flops / dev.flops_per_s;
-    match (op.as_str(), ops::kind(op.as_str())) {
-        ("Get", _) => 0.0,
+    match (op, op.kind()) {
         // Views: no data moves until something reads them.
-        ("Transpose" | "Broadcast" | "ExpandDims" | "Squeeze" | "Slice", _) => dev.launch_s * 0.1,
+        (Op::Transpose | Op::Broadcast | Op::ExpandDims | Op::Squeeze | Op::Slice, _) => dev.launch_s * 0.1,
         // A view when its input is contiguous, a copy otherwise: half a copy on average.
-        ("Reshape" | "Flatten" | "Unflatten", _) => dev.launch_s * 0.1 + 0.5 * out_bytes / dev.bytes_per_s,
-        ("Matmul", _) => {
+        (Op::Reshape | Op::Flatten | Op::Unflatten, _) => dev.launch_s * 0.1 + 0.5 * out_bytes / dev.bytes_per_s,
+        (Op::Matmul, _) => {
             let k = in_vals.first().and_then(|v| v.shape.last()).copied().unwrap_or(1) as f64;
             pass(2.0 * out_elems * k)
         }
-        ("ScaledDotProductAttention", _) => {
+        (Op::ScaledDotProductAttention, _) => {
             let (q, k) = (in_vals[0], in_vals[1]);
             let s = k.shape[k.shape.len() - 2] as f64;
             pass(4.0 * q.numel() as f64 * s)
         }
-        (_, Some(Kind::Unary | Kind::Binary | Kind::Ternary)) if mode == Mode::Compiled => {
+        (_, Kind::Unary | Kind::Binary | Kind::Ternary) if mode == Mode::Compiled => {
             // Fused into its neighbours: its flops, and a share of one pass.
-            0.1 * dev.launch_s + out_elems * weight(op.as_str()) / dev.flops_per_s + 0.25 * out_bytes / dev.bytes_per_s
+            0.1 * dev.launch_s + out_elems * weight(op) / dev.flops_per_s + 0.25 * out_bytes / dev.bytes_per_s
         }
-        (_, Some(Kind::Unary | Kind::Binary | Kind::Ternary)) => pass(out_elems * weight(op.as_str())),
-        (_, Some(Kind::Fast)) => pass(5.0 * out_elems),
+        (_, Kind::Unary | Kind::Binary | Kind::Ternary) => pass(out_elems * weight(op)),
+        (_, Kind::Fast) => pass(5.0 * out_elems),
         _ => pass(in_vals.iter().map(|v| v.numel() as f64).sum::<f64>().max(out_elems)),
     }
 }
 
 /// Relative flops of one element of an elementwise primitive.
-fn weight(op: &str) -> f64 {
+fn weight(op: Op) -> f64 {
     match op {
-        "Exp" | "Log" | "Erf" | "Tanh" | "Sigmoid" | "Sin" | "Cos" | "Power" | "ErfInv" | "Expm1" | "Log1p" => 8.0,
-        "Sqrt" | "Divide" => 4.0,
+        Op::Exp
+        | Op::Log
+        | Op::Erf
+        | Op::Tanh
+        | Op::Sigmoid
+        | Op::Sin
+        | Op::Cos
+        | Op::Power
+        | Op::ErfInv
+        | Op::Expm1
+        | Op::Log1p => 8.0,
+        Op::Sqrt | Op::Divide => 4.0,
         _ => 1.0,
     }
 }

@@ -219,6 +219,7 @@ mod tests {
     use crate::rules::testing::{has_op, TestGraph};
     use crate::rules::Family;
     use std::time::Duration;
+    use superopt_ir::Op;
 
     /// An unrolled recurrence: 5,000 nodes deep, one scalar shared by every step.
     fn deep_chain() -> (EGraph, Id) {
@@ -226,8 +227,8 @@ mod tests {
         let half = t.scalar(0.5, &[4, 8]);
         let mut h = x[0];
         for _ in 0..2500 {
-            h = t.op("Multiply", &[], &[h, half]);
-            h = t.op("Tanh", &[], &[h]);
+            h = t.op(Op::Multiply, &[], &[h, half]);
+            h = t.op(Op::Tanh, &[], &[h]);
         }
         (t.saturate(&[Family::Layout]), h)
     }
@@ -240,7 +241,7 @@ mod tests {
                 continue;
             }
             let node = &e.choice[&id];
-            if node.op_name() == Some("Broadcast") {
+            if node.op() == Some(Op::Broadcast) {
                 return true;
             }
             stack.extend(node.children().iter().map(|c| g.find(*c)));
@@ -251,7 +252,7 @@ mod tests {
     #[test]
     fn a_five_thousand_node_chain_extracts_in_both_modes() {
         let (g, root) = deep_chain();
-        assert!(has_op(&g, root, "Tanh"));
+        assert!(has_op(&g, root, Op::Tanh));
         let far = Instant::now() + Duration::from_secs(60);
         for bound in [DAG_AWARE_CLASSES, 0] {
             let e = extract_within(&g, &[root], &HashSet::new(), &Device::default(), Mode::Eager, far, bound)

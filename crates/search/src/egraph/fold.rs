@@ -7,6 +7,7 @@ use super::shape::split_args;
 use egg::{Id, Language};
 use std::collections::HashMap;
 use superopt_ir::Arg;
+use superopt_ir::Op;
 
 /// Tables larger than this are not folded.
 pub const MAX_ELEMENTS: usize = 1 << 20;
@@ -65,7 +66,7 @@ impl Folder<'_> {
             Mlx::Op(op, children) => {
                 let (args, inputs) = split_args(g, children);
                 let ins = inputs.iter().map(|c| self.class(g.find(*c))).collect::<Option<Vec<Table>>>()?;
-                apply(op.as_str(), args, &ins, shape, &input_shapes(g))
+                apply(*op, args, &ins, shape, &input_shapes(g))
             }
             _ => None,
         }
@@ -85,7 +86,7 @@ fn number(a: &Arg, shapes: &[Vec<i64>]) -> Option<f64> {
 }
 
 /// One primitive on folded inputs; `shape` is the traced output shape.
-fn apply(op: &str, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i64>]) -> Option<Table> {
+fn apply(op: Op, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i64>]) -> Option<Table> {
     let unary =
         |f: fn(f64) -> f64| Some(Table { shape: shape.to_vec(), data: ins[0].data.iter().map(|v| f(*v)).collect() });
     let binary = |f: fn(f64, f64) -> f64| {
@@ -93,52 +94,52 @@ fn apply(op: &str, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i
         Some(Table { shape: shape.to_vec(), data: a.data.iter().zip(&b.data).map(|(x, y)| f(*x, *y)).collect() })
     };
     match op {
-        "Arange" => {
+        Op::Arange => {
             let (start, step) = (number(args.first()?, shapes)?, number(args.get(2)?, shapes)?);
             Some(Table { shape: shape.to_vec(), data: (0..shape[0]).map(|i| start + step * i as f64).collect() })
         }
-        "Broadcast" => Some(broadcast(&ins[0], shape)),
-        "Reshape" | "ExpandDims" | "Squeeze" | "Copy" | "StopGradient" | "Full" => {
+        Op::Broadcast => Some(broadcast(&ins[0], shape)),
+        Op::Reshape | Op::ExpandDims | Op::Squeeze | Op::Copy | Op::StopGradient | Op::Full => {
             Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() })
         }
-        "AsType" if matches!(args.first(), Some(Arg::Dtype(d)) if d.is_float()) => {
+        Op::AsType if matches!(args.first(), Some(Arg::Dtype(d)) if d.is_float()) => {
             Some(Table { shape: shape.to_vec(), data: ins[0].data.clone() })
         }
-        "Negative" => unary(|x| -x),
-        "Exp" => unary(f64::exp),
+        Op::Negative => unary(|x| -x),
+        Op::Exp => unary(f64::exp),
         // MLX's Log carries its base: 0 two, 1 ten, 2 e.
-        "Log" => match args.first().and_then(Arg::int).and_then(|d| d.as_const()) {
+        Op::Log => match args.first().and_then(Arg::int).and_then(|d| d.as_const()) {
             Some(0) => unary(f64::log2),
             Some(1) => unary(f64::log10),
             _ => unary(f64::ln),
         },
-        "Sin" => unary(f64::sin),
-        "Cos" => unary(f64::cos),
-        "Square" => unary(|x| x * x),
-        "Sqrt" => match args.first() {
+        Op::Sin => unary(f64::sin),
+        Op::Cos => unary(f64::cos),
+        Op::Square => unary(|x| x * x),
+        Op::Sqrt => match args.first() {
             Some(Arg::Bool(true)) => unary(|x| 1.0 / x.sqrt()),
             _ => unary(f64::sqrt),
         },
-        "Add" => binary(|x, y| x + y),
-        "Subtract" => binary(|x, y| x - y),
-        "Multiply" => binary(|x, y| x * y),
-        "Divide" => binary(|x, y| x / y),
-        "Power" => binary(f64::powf),
-        "Maximum" => binary(f64::max),
-        "Equal" => binary(|x, y| (x == y) as u8 as f64),
-        "NotEqual" => binary(|x, y| (x != y) as u8 as f64),
-        "Greater" => binary(|x, y| (x > y) as u8 as f64),
-        "GreaterEqual" => binary(|x, y| (x >= y) as u8 as f64),
-        "Less" => binary(|x, y| (x < y) as u8 as f64),
-        "LessEqual" => binary(|x, y| (x <= y) as u8 as f64),
-        "Select" => {
+        Op::Add => binary(|x, y| x + y),
+        Op::Subtract => binary(|x, y| x - y),
+        Op::Multiply => binary(|x, y| x * y),
+        Op::Divide => binary(|x, y| x / y),
+        Op::Power => binary(f64::powf),
+        Op::Maximum => binary(f64::max),
+        Op::Equal => binary(|x, y| (x == y) as u8 as f64),
+        Op::NotEqual => binary(|x, y| (x != y) as u8 as f64),
+        Op::Greater => binary(|x, y| (x > y) as u8 as f64),
+        Op::GreaterEqual => binary(|x, y| (x >= y) as u8 as f64),
+        Op::Less => binary(|x, y| (x < y) as u8 as f64),
+        Op::LessEqual => binary(|x, y| (x <= y) as u8 as f64),
+        Op::Select => {
             let (c, a, b) = (broadcast(&ins[0], shape), broadcast(&ins[1], shape), broadcast(&ins[2], shape));
             Some(Table {
                 shape: shape.to_vec(),
                 data: (0..c.data.len()).map(|k| if c.data[k] != 0.0 { a.data[k] } else { b.data[k] }).collect(),
             })
         }
-        "Minimum" => binary(f64::min),
+        Op::Minimum => binary(f64::min),
         _ => None,
     }
 }
@@ -168,11 +169,11 @@ fn broadcast(t: &Table, shape: &[usize]) -> Table {
 }
 
 /// Whether `id`'s class holds a node `op(...)`, and its array inputs.
-pub fn find_op(g: &EGraph, id: Id, op: &str) -> Option<Vec<Id>> {
+pub fn find_op(g: &EGraph, id: Id, op: Op) -> Option<Vec<Id>> {
     g[g.find(id)]
         .nodes
         .iter()
-        .find(|n| n.op_name() == Some(op))
+        .find(|n| n.op() == Some(op))
         .map(|n| split_args(g, n.children()).1.iter().map(|c| g.find(*c)).collect())
 }
 
@@ -185,17 +186,17 @@ mod tests {
     #[test]
     fn folds_a_rope_angle_table() {
         let (mut t, _) = TestGraph::new(&[&[1, 2, 4, 8]]);
-        let pos = t.op("Arange", &[Arg::Float(0.0), Arg::Int(Dim::constant(4)), Arg::Float(1.0)], &[]);
+        let pos = t.op(Op::Arange, &[Arg::Float(0.0), Arg::Int(Dim::constant(4)), Arg::Float(1.0)], &[]);
         t.set_value(pos, &[4], Dtype::Float32);
-        let i = t.op("Arange", &[Arg::Float(0.0), Arg::Int(Dim::constant(4)), Arg::Float(1.0)], &[]);
+        let i = t.op(Op::Arange, &[Arg::Float(0.0), Arg::Int(Dim::constant(4)), Arg::Float(1.0)], &[]);
         t.set_value(i, &[4], Dtype::Float32);
         let base = t.scalar(100.0, &[4]);
         let half = t.scalar(4.0, &[4]);
-        let e = t.op("Divide", &[], &[i, half]);
-        let inv = t.op("Power", &[], &[base, e]);
-        let col = t.op("ExpandDims", &[ints(&[1])], &[pos]);
-        let row = t.op("ExpandDims", &[ints(&[0])], &[inv]);
-        let theta = t.op("Divide", &[], &[col, row]);
+        let e = t.op(Op::Divide, &[], &[i, half]);
+        let inv = t.op(Op::Power, &[], &[base, e]);
+        let col = t.op(Op::ExpandDims, &[ints(&[1])], &[pos]);
+        let row = t.op(Op::ExpandDims, &[ints(&[0])], &[inv]);
+        let theta = t.op(Op::Divide, &[], &[col, row]);
         let table = fold(&t.g, theta).expect("folds");
         assert_eq!(table.shape, vec![4, 4]);
         assert_eq!(table.at(&[3, 2]), 3.0 / 100f64.powf(0.5));
@@ -204,7 +205,7 @@ mod tests {
     #[test]
     fn an_input_does_not_fold() {
         let (mut t, x) = TestGraph::new(&[&[4]]);
-        let e = t.op("Exp", &[], &[x[0]]);
+        let e = t.op(Op::Exp, &[], &[x[0]]);
         assert!(fold(&t.g, e).is_none());
     }
 }

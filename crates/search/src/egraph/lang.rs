@@ -2,12 +2,13 @@
 //! gives every e-class its shapes, dtypes, symbolic dims and constness.
 //!
 //! An `Op` node's first child is an `Args` leaf when the primitive has arguments;
-//! patterns say so: `(Transpose ?perm ?x)`, `(Multiply ?a ?b)`.
+//! patterns say so: `(Transpose ?perm ?x)`, `(Multiply ?a ?b)`. Patterns name
+//! primitives as MLX's export does; a name the IR does not know is an error.
 
 use super::shape;
-use egg::{DidMerge, Id, Language, Symbol};
+use egg::{DidMerge, Id, Language};
 use std::collections::HashMap;
-use superopt_ir::{Arg, ConstData, Dim, DimTerm, Value};
+use superopt_ir::{Arg, ConstData, Dim, DimTerm, Op, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Mlx {
@@ -18,31 +19,31 @@ pub enum Mlx {
     /// An entry of [`Tables::args`]: a primitive's arguments.
     Args(u32),
     /// A primitive applied to its (args and) inputs.
-    Op(Symbol, Vec<Id>),
+    Op(Op, Vec<Id>),
+    /// One output of a primitive with several: `(Get ?index-args ?node)`.
+    Get(Vec<Id>),
 }
 
 impl Mlx {
-    pub fn op(name: &str, children: Vec<Id>) -> Mlx {
-        Mlx::Op(Symbol::from(name), children)
-    }
-
-    pub fn op_name(&self) -> Option<&str> {
+    /// The primitive, for an `Op` node.
+    pub fn op(&self) -> Option<Op> {
         match self {
-            Mlx::Op(s, _) => Some(s.as_str()),
+            Mlx::Op(o, _) => Some(*o),
             _ => None,
         }
     }
 }
 
 impl Language for Mlx {
-    type Discriminant = (u8, Option<Symbol>, u32);
+    type Discriminant = (u8, Option<Op>, u32);
 
     fn discriminant(&self) -> Self::Discriminant {
         match self {
             Mlx::Input(i) => (0, None, *i),
             Mlx::Const(i) => (1, None, *i),
             Mlx::Args(i) => (2, None, *i),
-            Mlx::Op(s, c) => (3, Some(*s), c.len() as u32),
+            Mlx::Op(o, c) => (3, Some(*o), c.len() as u32),
+            Mlx::Get(c) => (4, None, c.len() as u32),
         }
     }
 
@@ -52,14 +53,14 @@ impl Language for Mlx {
 
     fn children(&self) -> &[Id] {
         match self {
-            Mlx::Op(_, c) => c,
+            Mlx::Op(_, c) | Mlx::Get(c) => c,
             _ => &[],
         }
     }
 
     fn children_mut(&mut self) -> &mut [Id] {
         match self {
-            Mlx::Op(_, c) => c,
+            Mlx::Op(_, c) | Mlx::Get(c) => c,
             _ => &mut [],
         }
     }
@@ -71,7 +72,8 @@ impl std::fmt::Display for Mlx {
             Mlx::Input(i) => write!(f, "in{i}"),
             Mlx::Const(i) => write!(f, "const{i}"),
             Mlx::Args(i) => write!(f, "args{i}"),
-            Mlx::Op(s, _) => write!(f, "{s}"),
+            Mlx::Op(o, _) => write!(f, "{o}"),
+            Mlx::Get(_) => f.write_str("Get"),
         }
     }
 }
@@ -84,7 +86,11 @@ impl egg::FromOp for Mlx {
         if children.is_empty() {
             return Err(format!("pattern leaf {op:?}: use a ?variable"));
         }
-        Ok(Mlx::op(op, children))
+        if op == "Get" {
+            return Ok(Mlx::Get(children));
+        }
+        let prim = Op::parse(op).ok_or_else(|| format!("{op} is no primitive the IR knows"))?;
+        Ok(Mlx::Op(prim, children))
     }
 }
 

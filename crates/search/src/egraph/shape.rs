@@ -5,7 +5,7 @@
 
 use super::lang::{Data, EGraph, Mlx};
 use egg::Id;
-use superopt_ir::{ops, Arg, Dim, Dtype, Value};
+use superopt_ir::{ops, Arg, Dim, Dtype, Op, Value};
 
 type Shape = (Vec<i64>, Option<Vec<Dim>>);
 
@@ -23,23 +23,29 @@ pub fn infer(egraph: &EGraph, enode: &Mlx) -> Data {
             Data { values: vec![v], dims: Some(dims), constant: true, scalar: t.scalars.get(i).copied(), args: None }
         }
         Mlx::Args(i) => Data { args: Some(*i), ..Data::default() },
-        Mlx::Op(op, children) => op_data(egraph, op.as_str(), children),
+        Mlx::Op(op, children) => op_data(egraph, *op, children),
+        Mlx::Get(children) => get_data(egraph, children),
     }
 }
 
-fn op_data(egraph: &EGraph, op: &str, children: &[Id]) -> Data {
+/// One output of a node with several.
+fn get_data(egraph: &EGraph, children: &[Id]) -> Data {
+    let (args, inputs) = split_args(egraph, children);
+    let ins: Vec<&Data> = inputs.iter().map(|i| &egraph[*i].data).collect();
+    let mut data = Data { constant: ins.iter().all(|d| d.constant), ..Data::default() };
+    let k = args.first().and_then(Arg::int).and_then(Dim::as_const).unwrap_or(-1);
+    if let Some(v) = ins.first().and_then(|d| d.values.get(k as usize)) {
+        data.values = vec![v.clone()];
+    }
+    data
+}
+
+fn op_data(egraph: &EGraph, op: Op, children: &[Id]) -> Data {
     let (args, inputs) = split_args(egraph, children);
     let ins: Vec<&Data> = inputs.iter().map(|i| &egraph[*i].data).collect();
     let constant = ins.iter().all(|d| d.constant);
     let mut data = Data { constant, ..Data::default() };
-    if op == "Get" {
-        let k = args.first().and_then(Arg::int).and_then(Dim::as_const).unwrap_or(-1);
-        if let Some(v) = ins.first().and_then(|d| d.values.get(k as usize)) {
-            data.values = vec![v.clone()];
-        }
-        return data;
-    }
-    if op == "Arange" {
+    if op == Op::Arange {
         if let Some((shape, dims)) = arange(egraph, args) {
             // The dtype is not in the arguments: the trace's value replaces this one.
             data.values = vec![Value { shape, dtype: Dtype::Float32 }];
@@ -50,33 +56,43 @@ fn op_data(egraph: &EGraph, op: &str, children: &[Id]) -> Data {
     let Some(vals) = ins.iter().map(|d| d.value()).collect::<Option<Vec<&Value>>>() else { return data };
     let shapes: Vec<Shape> = ins.iter().zip(&vals).map(|(d, v)| (v.shape.clone(), d.dims.clone())).collect();
     let dtype = vals.first().map(|v| v.dtype);
-    let out = match (op, ops::kind(op)) {
-        ("AsType", _) => args.first().and_then(|a| match a {
+    let out = match (op, op.kind()) {
+        (Op::AsType, _) => args.first().and_then(|a| match a {
             Arg::Dtype(d) => Some((shapes[0].clone(), *d)),
             _ => None,
         }),
-        (_, Some(ops::Kind::Unary)) => Some((shapes[0].clone(), dtype.unwrap())),
-        ("Equal" | "NotEqual" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "LogicalAnd" | "LogicalOr", _) => {
-            broadcast(&shapes).map(|s| (s, Dtype::Bool))
-        }
-        (_, Some(ops::Kind::Binary)) => {
+        (_, ops::Kind::Unary) => Some((shapes[0].clone(), dtype.unwrap())),
+        (
+            Op::Equal
+            | Op::NotEqual
+            | Op::Greater
+            | Op::GreaterEqual
+            | Op::Less
+            | Op::LessEqual
+            | Op::LogicalAnd
+            | Op::LogicalOr,
+            _,
+        ) => broadcast(&shapes).map(|s| (s, Dtype::Bool)),
+        (_, ops::Kind::Binary) => {
             promote(vals[0].dtype, vals[1].dtype).and_then(|d| broadcast(&shapes).map(|s| (s, d)))
         }
-        ("Select", _) => broadcast(&shapes).map(|s| (s, vals[1].dtype)),
-        ("Copy" | "Softmax" | "RMSNorm" | "LayerNorm" | "RoPE", _) => Some((shapes[0].clone(), dtype.unwrap())),
-        ("Matmul", _) => matmul(&shapes).map(|s| (s, dtype.unwrap())),
-        ("ScaledDotProductAttention", _) => attention(&shapes).map(|s| (s, dtype.unwrap())),
-        ("Transpose", _) => transpose(&shapes[0], args).map(|s| (s, dtype.unwrap())),
-        ("Reshape" | "Broadcast", _) => from_args(egraph, &shapes[0], args).map(|s| (s, dtype.unwrap())),
-        ("Reduce", _) => reduce(&shapes[0], args).map(|s| (s, dtype.unwrap())),
-        ("ExpandDims", _) => expand_dims(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        (Op::Select, _) => broadcast(&shapes).map(|s| (s, vals[1].dtype)),
+        (Op::Copy | Op::Softmax | Op::RMSNorm | Op::LayerNorm | Op::RoPE, _) => {
+            Some((shapes[0].clone(), dtype.unwrap()))
+        }
+        (Op::Matmul, _) => matmul(&shapes).map(|s| (s, dtype.unwrap())),
+        (Op::ScaledDotProductAttention, _) => attention(&shapes).map(|s| (s, dtype.unwrap())),
+        (Op::Transpose, _) => transpose(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        (Op::Reshape | Op::Broadcast, _) => from_args(egraph, &shapes[0], args).map(|s| (s, dtype.unwrap())),
+        (Op::Reduce, _) => reduce(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        (Op::ExpandDims, _) => expand_dims(&shapes[0], args).map(|s| (s, dtype.unwrap())),
         _ => None,
     };
     if let Some(((shape, dims), dtype)) = out {
         data.values = vec![Value { shape, dtype }];
         data.dims = dims;
     }
-    if matches!(op, "Broadcast" | "Reshape" | "ExpandDims" | "Copy") {
+    if matches!(op, Op::Broadcast | Op::Reshape | Op::ExpandDims | Op::Copy) {
         data.scalar = ins[0].scalar;
     }
     data

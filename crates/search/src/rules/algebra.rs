@@ -7,6 +7,7 @@ use super::{Ctx, Family::Algebra, Rule};
 use crate::egraph::convert::round_to;
 use egg::Id;
 use superopt_ir::Arg;
+use superopt_ir::Op;
 
 pub fn rules() -> Vec<Rule> {
     vec![
@@ -97,8 +98,8 @@ fn div_sqrt(cx: &mut Ctx) -> Option<Id> {
         return None;
     }
     let (a, b) = (cx.id("?a"), cx.id("?b"));
-    let r = cx.op("Sqrt", &[Arg::Bool(true)], &[b]);
-    Some(cx.op("Multiply", &[], &[a, r]))
+    let r = cx.op(Op::Sqrt, &[Arg::Bool(true)], &[b]);
+    Some(cx.op(Op::Multiply, &[], &[a, r]))
 }
 
 /// `a / 2^k = a * 2^-k`, exactly.
@@ -110,7 +111,7 @@ fn div_power_of_two(cx: &mut Ctx) -> Option<Id> {
     }
     let a = cx.id("?a");
     let r = cx.scalar_const(1.0 / c, dtype);
-    Some(cx.op("Multiply", &[], &[a, r]))
+    Some(cx.op(Op::Multiply, &[], &[a, r]))
 }
 
 /// `(a * c1) * c2 = a * (c1 c2)` for scalar constants, folded in their dtype.
@@ -122,7 +123,7 @@ fn fold_factors(cx: &mut Ctx) -> Option<Id> {
     }
     let a = cx.id("?a");
     let c = cx.scalar_const(round_to(c1 * c2, dtype), dtype);
-    Some(cx.op("Multiply", &[], &[a, c]))
+    Some(cx.op(Op::Multiply, &[], &[a, c]))
 }
 
 #[cfg(test)]
@@ -130,15 +131,16 @@ mod tests {
     use super::super::testing::{has_op, TestGraph};
     use super::super::Family;
     use crate::egraph::lang::Mlx;
+    use superopt_ir::Op;
 
     #[test]
     fn matmul_association_both_ways() {
         let (mut t, x) = TestGraph::new(&[&[64, 8], &[8, 64], &[64, 8]]);
-        let ab = t.op("Matmul", &[], &[x[0], x[1]]);
-        let abc = t.op("Matmul", &[], &[ab, x[2]]);
+        let ab = t.op(Op::Matmul, &[], &[x[0], x[1]]);
+        let abc = t.op(Op::Matmul, &[], &[ab, x[2]]);
         let g = t.saturate(&[Family::Algebra]);
-        let bc = g.lookup(Mlx::op("Matmul", vec![x[1], x[2]])).expect("b @ c was added");
-        let right = g.lookup(Mlx::op("Matmul", vec![x[0], bc])).expect("a @ (b @ c) was added");
+        let bc = g.lookup(Mlx::Op(Op::Matmul, vec![x[1], x[2]])).expect("b @ c was added");
+        let right = g.lookup(Mlx::Op(Op::Matmul, vec![x[0], bc])).expect("a @ (b @ c) was added");
         assert_eq!(g.find(right), g.find(abc));
     }
 
@@ -146,31 +148,31 @@ mod tests {
     fn no_association_across_mismatched_batches() {
         // a: [2,4,8], b: [3,8,4] broadcast-incompatible batches never associate.
         let (mut t, x) = TestGraph::new(&[&[2, 4, 8], &[1, 8, 4], &[3, 4, 8]]);
-        let ab = t.op("Matmul", &[], &[x[0], x[1]]);
-        let _ = t.op("Matmul", &[], &[ab, x[2]]);
+        let ab = t.op(Op::Matmul, &[], &[x[0], x[1]]);
+        let _ = t.op(Op::Matmul, &[], &[ab, x[2]]);
         let g = t.saturate(&[Family::Algebra]);
-        assert!(g.lookup(Mlx::op("Matmul", vec![x[1], x[2]])).is_none());
+        assert!(g.lookup(Mlx::Op(Op::Matmul, vec![x[1], x[2]])).is_none());
     }
 
     #[test]
     fn scalar_moves_into_the_smaller_operand_side() {
         let (mut t, x) = TestGraph::new(&[&[16, 8], &[8, 16]]);
         let s = t.scalar(0.125, &[16, 16]);
-        let m = t.op("Matmul", &[], &[x[0], x[1]]);
-        let y = t.op("Multiply", &[], &[m, s]);
+        let m = t.op(Op::Matmul, &[], &[x[0], x[1]]);
+        let y = t.op(Op::Multiply, &[], &[m, s]);
         let g = t.saturate(&[Family::Algebra, Family::Layout]);
         // (a * s) @ b is in y's class, with s broadcast implicitly.
-        let c = g[g.find(y)].nodes.iter().any(|n| n.op_name() == Some("Matmul"));
+        let c = g[g.find(y)].nodes.iter().any(|n| n.op() == Some(Op::Matmul));
         assert!(c);
     }
 
     #[test]
     fn scalar_that_is_not_uniform_stays_outside() {
         let (mut t, x) = TestGraph::new(&[&[16, 8], &[8, 16], &[16, 16]]);
-        let m = t.op("Matmul", &[], &[x[0], x[1]]);
-        let y = t.op("Multiply", &[], &[m, x[2]]);
+        let m = t.op(Op::Matmul, &[], &[x[0], x[1]]);
+        let y = t.op(Op::Multiply, &[], &[m, x[2]]);
         let g = t.saturate(&[Family::Algebra]);
-        assert!(!g[g.find(y)].nodes.iter().any(|n| n.op_name() == Some("Matmul")));
+        assert!(!g[g.find(y)].nodes.iter().any(|n| n.op() == Some(Op::Matmul)));
     }
 
     #[test]
@@ -178,10 +180,10 @@ mod tests {
         let (mut t, x) = TestGraph::new(&[&[4]]);
         let four = t.scalar(4.0, &[]);
         let three = t.scalar(3.0, &[]);
-        let a = t.op("Divide", &[], &[x[0], four]);
-        let b = t.op("Divide", &[], &[x[0], three]);
+        let a = t.op(Op::Divide, &[], &[x[0], four]);
+        let b = t.op(Op::Divide, &[], &[x[0], three]);
         let g = t.saturate(&[Family::Algebra]);
-        assert!(has_op(&g, a, "Multiply"));
-        assert!(!has_op(&g, b, "Multiply"));
+        assert!(has_op(&g, a, Op::Multiply));
+        assert!(!has_op(&g, b, Op::Multiply));
     }
 }

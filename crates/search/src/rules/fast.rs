@@ -12,6 +12,7 @@ use crate::egraph::fold::{find_op, fold, Table};
 use egg::Id;
 use superopt_ir::Arg;
 use superopt_ir::Dtype;
+use superopt_ir::Op;
 
 const RMS: &str = "(Sqrt ?r (Add (Multiply (Reduce ?red (Multiply ?x ?x)) ?n) ?eps))";
 const RMS_DIV: &str = "(Sqrt ?r (Add (Divide (Reduce ?red (Multiply ?x ?x)) ?n) ?eps))";
@@ -121,7 +122,7 @@ fn rms_norm(cx: &mut Ctx, divides: bool, weighted: bool) -> Option<Id> {
     let e = eps(cx)?;
     let x = cx.id("?x");
     let w = if weighted { cx.id("?w") } else { cx.scalar_const(1.0, cx.value("?x")?.dtype) };
-    Some(cx.op("RMSNorm", &[Arg::Float(e)], &[x, w]))
+    Some(cx.op(Op::RMSNorm, &[Arg::Float(e)], &[x, w]))
 }
 
 fn layer_norm(cx: &mut Ctx, weighted: bool, biased: bool) -> Option<Id> {
@@ -141,7 +142,7 @@ fn layer_norm(cx: &mut Ctx, weighted: bool, biased: bool) -> Option<Id> {
     let x = cx.id("?x");
     let w = if weighted { cx.id("?w") } else { cx.scalar_const(1.0, dtype) };
     let b = if biased { cx.id("?b") } else { cx.scalar_const(0.0, dtype) };
-    Some(cx.op("LayerNorm", &[Arg::Float(e)], &[x, w, b]))
+    Some(cx.op(Op::LayerNorm, &[Arg::Float(e)], &[x, w, b]))
 }
 
 fn softmax(cx: &mut Ctx, shifted: bool) -> Option<Id> {
@@ -150,7 +151,7 @@ fn softmax(cx: &mut Ctx, shifted: bool) -> Option<Id> {
         return None;
     }
     let x = cx.id("?x");
-    Some(cx.op("Softmax", &[Arg::Bool(false)], &[x]))
+    Some(cx.op(Op::Softmax, &[Arg::Bool(false)], &[x]))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -198,7 +199,7 @@ fn attention(cx: &mut Ctx, mask: Mask) -> Option<Id> {
         }
     }
     let args = [Arg::Float(scale), Arg::Bool(mask == Mask::Causal), Arg::Bool(false), Arg::Bool(false)];
-    Some(cx.op("ScaledDotProductAttention", &args, &inputs))
+    Some(cx.op(Op::ScaledDotProductAttention, &args, &inputs))
 }
 
 /// `arange(T)[:, None] >= arange(T)[None, :]`.
@@ -212,7 +213,7 @@ fn arange_is_iota(cx: &Ctx) -> bool {
     let id = cx.id("?ar");
     cx.g[id].nodes.iter().any(|n| {
         let (args, inputs) = super::node_parts(cx.g, n);
-        n.op_name() == Some("Arange") && inputs.is_empty() && crate::egraph::shape::is_iota(args)
+        n.op() == Some(Op::Arange) && inputs.is_empty() && crate::egraph::shape::is_iota(args)
     })
 }
 
@@ -232,12 +233,12 @@ fn gqa_unrepeat(cx: &mut Ctx) -> Option<Id> {
         return None;
     }
     // k[:, :, None] broadcast to [B, Hk, G, S, D]: head h reads kv head h / G, as SDPA does.
-    let e = cx.lookup("ExpandDims", &["?e1", "?k"])?;
+    let e = cx.lookup(Op::ExpandDims, &["?e1", "?k"])?;
     if e != [k[0], k[1], 1, k[2], k[3]] {
         return None;
     }
     let (qi, ki, vi) = (cx.id("?q"), cx.id("?k"), cx.id("?v"));
-    Some(cx.op("ScaledDotProductAttention", &args, &[qi, ki, vi]))
+    Some(cx.op(Op::ScaledDotProductAttention, &args, &[qi, ki, vi]))
 }
 
 /// `1/(1+exp(-x))` as `mx.sigmoid(x)`; `x/(1+exp(-x))` as `x * mx.sigmoid(x)` (SiLU).
@@ -248,8 +249,8 @@ fn sigmoid(cx: &mut Ctx, ones: &[&str], silu: bool) -> Option<Id> {
         return None;
     }
     let x = cx.id("?x");
-    let s = cx.op("Sigmoid", &[], &[x]);
-    Some(if silu { cx.op("Multiply", &[], &[x, s]) } else { s })
+    let s = cx.op(Op::Sigmoid, &[], &[x]);
+    Some(if silu { cx.op(Op::Multiply, &[], &[x, s]) } else { s })
 }
 
 /// GELU's tanh form `0.5 x (1 + tanh(u))` as `x * sigmoid(2u)` (the same function:
@@ -264,9 +265,9 @@ fn gelu_tanh(cx: &mut Ctx) -> Option<Id> {
     }
     // u + u, not u * 2: exact in floats and in the field check, and no scalar to fold.
     let (x, u) = (cx.id("?x"), cx.id("?u"));
-    let u2 = cx.op("Add", &[], &[u, u]);
-    let s = cx.op("Sigmoid", &[], &[u2]);
-    Some(cx.op("Multiply", &[], &[x, s]))
+    let u2 = cx.op(Op::Add, &[], &[u, u]);
+    let s = cx.op(Op::Sigmoid, &[], &[u2]);
+    Some(cx.op(Op::Multiply, &[], &[x, s]))
 }
 
 /// RoPE by hand: the two halves of `x` (or its even and odd features, `traditional`)
@@ -286,8 +287,8 @@ fn rope(cx: &mut Ctx, traditional: bool) -> Option<Id> {
     {
         return None;
     }
-    let theta = trig_angle(cx, "?c", "Cos")?;
-    if trig_angle(cx, "?s", "Sin")? != theta || !positions_follow(cx, theta, x) {
+    let theta = trig_angle(cx, "?c", Op::Cos)?;
+    if trig_angle(cx, "?s", Op::Sin)? != theta || !positions_follow(cx, theta, x) {
         return None;
     }
     let (base, scale, offset) = fit_angles(&fold(cx.g, theta)?, xv.shape[rank - 2] as usize, half)?;
@@ -299,7 +300,7 @@ fn rope(cx: &mut Ctx, traditional: bool) -> Option<Id> {
         Arg::Bool(true),
     ];
     let off = cx.scalar_const(offset, Dtype::Int32);
-    Some(cx.op("RoPE", &args, &[x, off]))
+    Some(cx.op(Op::RoPE, &args, &[x, off]))
 }
 
 /// `x` and `half` when `?x1`, `?x2` are the halves of `x`'s last axis (or its even and
@@ -331,7 +332,7 @@ fn rotated_halves(cx: &Ctx, traditional: bool) -> Option<(Id, usize)> {
 fn slice_of(cx: &Ctx, var: &str) -> Option<(Id, Vec<Vec<i64>>)> {
     cx.g[cx.id(var)].nodes.iter().find_map(|n| {
         let (args, inputs) = node_parts(cx.g, n);
-        if n.op_name() != Some("Slice") || inputs.len() != 1 {
+        if n.op() != Some(Op::Slice) || inputs.len() != 1 {
             return None;
         }
         let shapes: Vec<Vec<i64>> = cx.g.analysis.tables.inputs.iter().map(|v| v.shape.clone()).collect();
@@ -347,9 +348,9 @@ fn expands_last(cx: &Ctx, var: &str, rank: usize) -> bool {
 }
 
 /// The angle class under `op` (`Cos`/`Sin`) in `var`'s class, directly or under a broadcast.
-fn trig_angle(cx: &Ctx, var: &str, op: &str) -> Option<Id> {
+fn trig_angle(cx: &Ctx, var: &str, op: Op) -> Option<Id> {
     let id = cx.id(var);
-    find_op(cx.g, id, op).or_else(|| find_op(cx.g, find_op(cx.g, id, "Broadcast")?[0], op)).map(|ins| ins[0])
+    find_op(cx.g, id, op).or_else(|| find_op(cx.g, find_op(cx.g, id, Op::Broadcast)?[0], op)).map(|ins| ins[0])
 }
 
 /// The table is `[T, half]` (after leading 1s) with T following `x`'s axis -2 at every size.

@@ -4,23 +4,23 @@
 
 use super::{const_list, Ctx, Family::Layout, Rule};
 use egg::Id;
-use superopt_ir::{Arg, Dim};
+use superopt_ir::{Arg, Dim, Op};
 
 /// Elementwise primitives that broadcast their operands themselves.
-const IMPLICIT_BROADCAST: &[&str] = &[
-    "Add",
-    "Subtract",
-    "Multiply",
-    "Divide",
-    "Maximum",
-    "Minimum",
-    "Power",
-    "Greater",
-    "GreaterEqual",
-    "Less",
-    "LessEqual",
-    "LogicalAnd",
-    "LogicalOr",
+const IMPLICIT_BROADCAST: &[Op] = &[
+    Op::Add,
+    Op::Subtract,
+    Op::Multiply,
+    Op::Divide,
+    Op::Maximum,
+    Op::Minimum,
+    Op::Power,
+    Op::Greater,
+    Op::GreaterEqual,
+    Op::Less,
+    Op::LessEqual,
+    Op::LogicalAnd,
+    Op::LogicalOr,
 ];
 
 pub fn rules() -> Vec<Rule> {
@@ -78,7 +78,7 @@ fn transpose_compose(cx: &mut Ctx) -> Option<Id> {
     if r.iter().enumerate().all(|(i, v)| *v == i as i64) {
         return Some(x);
     }
-    Some(cx.op("Transpose", &[perm(&r)], &[x]))
+    Some(cx.op(Op::Transpose, &[perm(&r)], &[x]))
 }
 
 pub fn perm(p: &[i64]) -> Arg {
@@ -89,12 +89,13 @@ pub fn perm(p: &[i64]) -> Arg {
 mod tests {
     use super::super::testing::{has_op, ints, TestGraph};
     use super::super::Family;
+    use superopt_ir::Op;
 
     #[test]
     fn transpose_round_trip_is_the_input() {
         let (mut t, x) = TestGraph::new(&[&[2, 3, 4]]);
-        let a = t.op("Transpose", &[ints(&[0, 2, 1])], &[x[0]]);
-        let b = t.op("Transpose", &[ints(&[0, 2, 1])], &[a]);
+        let a = t.op(Op::Transpose, &[ints(&[0, 2, 1])], &[x[0]]);
+        let b = t.op(Op::Transpose, &[ints(&[0, 2, 1])], &[a]);
         let g = t.saturate(&[Family::Layout]);
         assert_eq!(g.find(b), g.find(x[0]));
     }
@@ -102,20 +103,20 @@ mod tests {
     #[test]
     fn transposes_that_do_not_cancel_stay() {
         let (mut t, x) = TestGraph::new(&[&[2, 3, 4]]);
-        let a = t.op("Transpose", &[ints(&[1, 0, 2])], &[x[0]]);
-        let b = t.op("Transpose", &[ints(&[0, 2, 1])], &[a]);
+        let a = t.op(Op::Transpose, &[ints(&[1, 0, 2])], &[x[0]]);
+        let b = t.op(Op::Transpose, &[ints(&[0, 2, 1])], &[a]);
         let g = t.saturate(&[Family::Layout]);
         assert_ne!(g.find(b), g.find(x[0]));
         // Composed into one transpose [1, 2, 0].
-        assert!(g[g.find(b)].nodes.iter().filter(|n| n.op_name() == Some("Transpose")).count() >= 2);
+        assert!(g[g.find(b)].nodes.iter().filter(|n| n.op() == Some(Op::Transpose)).count() >= 2);
     }
 
     #[test]
     fn reshape_chain_collapses_and_identity_goes() {
         let (mut t, x) = TestGraph::new(&[&[4, 6]]);
-        let a = t.op("Reshape", &[ints(&[24])], &[x[0]]);
-        let b = t.op("Reshape", &[ints(&[4, 6])], &[a]);
-        let c = t.op("Reshape", &[ints(&[6, 4])], &[a]);
+        let a = t.op(Op::Reshape, &[ints(&[24])], &[x[0]]);
+        let b = t.op(Op::Reshape, &[ints(&[4, 6])], &[a]);
+        let c = t.op(Op::Reshape, &[ints(&[6, 4])], &[a]);
         let g = t.saturate(&[Family::Layout]);
         assert_eq!(g.find(b), g.find(x[0]));
         assert_ne!(g.find(c), g.find(x[0]), "a reshape to another shape is not the identity");
@@ -124,17 +125,17 @@ mod tests {
     #[test]
     fn explicit_broadcast_into_multiply_goes_only_when_the_shape_stays() {
         let (mut t, x) = TestGraph::new(&[&[8, 16], &[16], &[8, 1]]);
-        let w = t.op("Broadcast", &[ints(&[8, 16])], &[x[1]]);
-        let m = t.op("Multiply", &[], &[x[0], w]);
+        let w = t.op(Op::Broadcast, &[ints(&[8, 16])], &[x[1]]);
+        let m = t.op(Op::Multiply, &[], &[x[0], w]);
         // Broadcasting [8,1] to [8,16] before multiplying by [8,1] changes the result's shape.
-        let s = t.op("Broadcast", &[ints(&[8, 16])], &[x[2]]);
-        let m2 = t.op("Multiply", &[], &[x[2], s]);
+        let s = t.op(Op::Broadcast, &[ints(&[8, 16])], &[x[2]]);
+        let m2 = t.op(Op::Multiply, &[], &[x[2], s]);
         let g = t.saturate(&[Family::Layout]);
-        let direct = g.lookup(crate::egraph::lang::Mlx::op("Multiply", vec![x[0], x[1]])).unwrap();
+        let direct = g.lookup(crate::egraph::lang::Mlx::Op(Op::Multiply, vec![x[0], x[1]])).unwrap();
         assert_eq!(g.find(direct), g.find(m));
         assert!(g
-            .lookup(crate::egraph::lang::Mlx::op("Multiply", vec![x[2], x[2]]))
+            .lookup(crate::egraph::lang::Mlx::Op(Op::Multiply, vec![x[2], x[2]]))
             .is_none_or(|i| g.find(i) != g.find(m2)));
-        assert!(has_op(&g, m2, "Multiply"));
+        assert!(has_op(&g, m2, Op::Multiply));
     }
 }

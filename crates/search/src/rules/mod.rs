@@ -15,7 +15,7 @@ pub mod sharing;
 use crate::egraph::lang::{add_args, Data, EGraph, Mlx};
 use crate::egraph::shape::split_args;
 use egg::{ENodeOrVar, Id, Pattern, Rewrite, Subst, Var};
-use superopt_ir::{Arg, ConstData, Dtype, ScalarExpr, Value};
+use superopt_ir::{Arg, ConstData, Dtype, Op, ScalarExpr, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -178,20 +178,20 @@ impl Ctx<'_> {
     }
 
     /// The shape of the existing node `op(vars...)`, if the e-graph has it.
-    pub fn lookup(&self, op: &str, vars: &[&str]) -> Option<Vec<i64>> {
-        let node = Mlx::op(op, vars.iter().map(|v| self.id(v)).collect());
+    pub fn lookup(&self, op: Op, vars: &[&str]) -> Option<Vec<i64>> {
+        let node = Mlx::Op(op, vars.iter().map(|v| self.id(v)).collect());
         let id = self.g.lookup(node)?;
         Some(self.g[id].data.value()?.shape.clone())
     }
 
     /// Adds `op(args, inputs)`, noting this rule as the origin of a node that is new.
-    pub fn op(&mut self, op: &str, args: &[Arg], inputs: &[Id]) -> Id {
+    pub fn op(&mut self, op: Op, args: &[Arg], inputs: &[Id]) -> Id {
         let mut children = vec![];
         if !args.is_empty() {
             children.push(add_args(self.g, args));
         }
         children.extend_from_slice(inputs);
-        self.add(Mlx::op(op, children))
+        self.add(Mlx::Op(op, children))
     }
 
     pub fn add(&mut self, node: Mlx) -> Id {

@@ -3,6 +3,7 @@
 use super::{rules, Family};
 use crate::egraph::lang::{add_args, Analysis, ConstEntry, EGraph, Mlx};
 use egg::{Id, Runner};
+use superopt_ir::Op;
 use superopt_ir::{Arg, ConstData, Dim, Dtype, ScalarExpr, Value};
 
 pub struct TestGraph {
@@ -23,13 +24,13 @@ impl TestGraph {
         (TestGraph { g }, ids)
     }
 
-    pub fn op(&mut self, op: &str, args: &[Arg], inputs: &[Id]) -> Id {
+    pub fn op(&mut self, op: Op, args: &[Arg], inputs: &[Id]) -> Id {
         let mut children = vec![];
         if !args.is_empty() {
             children.push(add_args(&mut self.g, args));
         }
         children.extend_from_slice(inputs);
-        let node = Mlx::op(op, children);
+        let node = Mlx::Op(op, children);
         self.g.analysis.origins.insert(node.clone(), crate::egraph::lang::Origin::Traced(usize::MAX));
         self.g.add(node)
     }
@@ -54,7 +55,7 @@ impl TestGraph {
         if shape.is_empty() {
             return c;
         }
-        self.op("Broadcast", &[ints(shape)], &[c])
+        self.op(Op::Broadcast, &[ints(shape)], &[c])
     }
 
     /// Runs the rules of `families` to saturation (or the limits).
@@ -66,6 +67,6 @@ impl TestGraph {
 }
 
 /// Whether e-class `id` holds a node of primitive `op`.
-pub fn has_op(g: &EGraph, id: Id, op: &str) -> bool {
-    g[g.find(id)].nodes.iter().any(|n| n.op_name() == Some(op))
+pub fn has_op(g: &EGraph, id: Id, op: Op) -> bool {
+    g[g.find(id)].nodes.iter().any(|n| n.op() == Some(op))
 }

@@ -6,8 +6,7 @@
 //! uninterpreted functions, applied alike to both programs, and are counted.
 
 use super::arith::{mix, rational, Elem};
-use superopt_ir::{Arg, ConstData, Dim, Dtype, Node, Program, ScalarExpr};
-use superopt_ir::Op;
+use superopt_ir::{Arg, ConstData, Dim, Dtype, Node, Op, Program, ReduceKind, ScalarExpr};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
@@ -202,16 +201,49 @@ impl Interp {
         let one = |t: Tensor| Ok(vec![t]);
         match n.op {
             Op::Add | Op::Subtract | Op::Multiply | Op::Divide => one(self.binary(n, ins[0], ins[1], out_dtype)?),
-            Op::Maximum | Op::Minimum | Op::Equal | Op::NotEqual | Op::Greater | Op::GreaterEqual | Op::Less | Op::LessEqual
-            | Op::LogicalAnd | Op::LogicalOr | Op::Remainder | Op::FloorDivide | Op::Power | Op::LogAddExp | Op::ArcTan2
+            Op::Maximum
+            | Op::Minimum
+            | Op::Equal
+            | Op::NotEqual
+            | Op::Greater
+            | Op::GreaterEqual
+            | Op::Less
+            | Op::LessEqual
+            | Op::LogicalAnd
+            | Op::LogicalOr
+            | Op::Remainder
+            | Op::FloorDivide
+            | Op::Power
+            | Op::LogAddExp
+            | Op::ArcTan2
             | Op::BitwiseBinary => one(self.binary(n, ins[0], ins[1], out_dtype)?),
             Op::Negative | Op::Square | Op::Exp | Op::Sigmoid | Op::Tanh | Op::Copy | Op::StopGradient | Op::Full => {
                 one(self.unary(n, ins[0])?)
             }
             Op::AsType => one(self.astype(n, ins[0], out_dtype)?),
-            Op::Abs | Op::Sqrt | Op::Log | Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Tan | Op::Erf | Op::ErfInv | Op::Sign
-            | Op::Floor | Op::Ceil | Op::Round | Op::LogicalNot | Op::Sinh | Op::Cosh | Op::ArcSin | Op::ArcCos | Op::ArcTan
-            | Op::ArcSinh | Op::ArcCosh | Op::ArcTanh => one(self.unary(n, ins[0])?),
+            Op::Abs
+            | Op::Sqrt
+            | Op::Log
+            | Op::Log1p
+            | Op::Expm1
+            | Op::Sin
+            | Op::Cos
+            | Op::Tan
+            | Op::Erf
+            | Op::ErfInv
+            | Op::Sign
+            | Op::Floor
+            | Op::Ceil
+            | Op::Round
+            | Op::LogicalNot
+            | Op::Sinh
+            | Op::Cosh
+            | Op::ArcSin
+            | Op::ArcCos
+            | Op::ArcTan
+            | Op::ArcSinh
+            | Op::ArcCosh
+            | Op::ArcTanh => one(self.unary(n, ins[0])?),
             Op::Select => one(self.select(n, ins)?),
             Op::Broadcast => one(ins[0].broadcast_to(&usizes(&ints(0)?))),
             Op::Reshape | Op::Flatten | Op::Unflatten | Op::Squeeze | Op::ExpandDims => {
@@ -225,7 +257,10 @@ impl Interp {
             Op::Slice => one(slice(ins[0], &ints(0)?, &ints(1)?, &ints(2)?)),
             Op::Concatenate => one(concatenate(ins, int(0)?)?),
             Op::Split => Ok(split(ins[0], &ints(0)?, int(1)?)),
-            Op::Reduce => one(self.reduce(n, ins[0], int(0)?, &usizes(&ints(1)?))?),
+            Op::Reduce => {
+                let kind = n.reduce_kind().ok_or("a Reduce of a kind MLX does not have")?;
+                one(self.reduce(n, ins[0], kind, &usizes(&ints(1)?))?)
+            }
             Op::Softmax => one(self.softmax(ins[0])?),
             Op::Matmul => one(matmul(ins[0], ins[1])?),
             Op::Arange => {
@@ -301,7 +336,10 @@ impl Interp {
                 })
             })
             .collect();
-        if !matches!(op, Op::Negative | Op::Square | Op::Copy | Op::StopGradient | Op::Full | Op::Exp | Op::Sigmoid | Op::Tanh) {
+        if !matches!(
+            op,
+            Op::Negative | Op::Square | Op::Copy | Op::StopGradient | Op::Full | Op::Exp | Op::Sigmoid | Op::Tanh
+        ) {
             self.uf_used(op.name());
         }
         Ok(x.with(x.shape.clone(), Data::Field(out?)))
@@ -351,7 +389,8 @@ impl Interp {
         if !exact {
             self.uf_used(op.name());
         }
-        let commutative = matches!(op, Op::Maximum | Op::Minimum | Op::Equal | Op::NotEqual | Op::LogicalAnd | Op::LogicalOr);
+        let commutative =
+            matches!(op, Op::Maximum | Op::Minimum | Op::Equal | Op::NotEqual | Op::LogicalAnd | Op::LogicalOr);
         let data: Result<Vec<Elem>, Unfit> = x
             .iter()
             .zip(&y)
@@ -394,7 +433,7 @@ impl Interp {
         Ok(Tensor { shape, dtype: a.dtype, data: Data::Field(data) })
     }
 
-    fn reduce(&mut self, n: &Node, x: &Tensor, kind: i64, axes: &[usize]) -> Result<Tensor, Unfit> {
+    fn reduce(&mut self, n: &Node, x: &Tensor, kind: ReduceKind, axes: &[usize]) -> Result<Tensor, Unfit> {
         let out_shape: Vec<usize> =
             x.shape.iter().enumerate().map(|(d, s)| if axes.contains(&d) { 1 } else { *s }).collect();
         let st = strides(&out_shape);
@@ -405,38 +444,45 @@ impl Interp {
         };
         let m = numel(&out_shape);
         if let Data::Num(v) = &x.data {
-            let init = [1.0, 0.0, 0.0, 1.0, f64::INFINITY, f64::NEG_INFINITY][kind as usize];
+            let init = match kind {
+                ReduceKind::And | ReduceKind::Prod => 1.0,
+                ReduceKind::Or | ReduceKind::Sum => 0.0,
+                ReduceKind::Min => f64::INFINITY,
+                ReduceKind::Max => f64::NEG_INFINITY,
+            };
             let mut acc = vec![init; m];
             for (i, a) in v.iter().enumerate() {
                 let k = target(i, &mut idx);
                 acc[k] = match kind {
-                    0 => ((acc[k] != 0.0) && (*a != 0.0)) as i64 as f64,
-                    1 => ((acc[k] != 0.0) || (*a != 0.0)) as i64 as f64,
-                    2 => acc[k] + a,
-                    3 => acc[k] * a,
-                    4 => acc[k].min(*a),
-                    _ => acc[k].max(*a),
+                    ReduceKind::And => ((acc[k] != 0.0) && (*a != 0.0)) as i64 as f64,
+                    ReduceKind::Or => ((acc[k] != 0.0) || (*a != 0.0)) as i64 as f64,
+                    ReduceKind::Sum => acc[k] + a,
+                    ReduceKind::Prod => acc[k] * a,
+                    ReduceKind::Min => acc[k].min(*a),
+                    ReduceKind::Max => acc[k].max(*a),
                 };
             }
             return Ok(x.with(out_shape, Data::Num(acc)));
         }
         let f = x.field()?;
         let t = tag(n.op.name(), &n.args);
-        let mut acc = vec![if kind == 3 { Elem::ONE } else { Elem::ZERO }; m];
-        if kind >= 4 || kind <= 1 {
+        let mut acc = vec![if kind == ReduceKind::Prod { Elem::ONE } else { Elem::ZERO }; m];
+        let exact = matches!(kind, ReduceKind::Sum | ReduceKind::Prod);
+        if !exact {
             self.uf_used("Reduce max/min/all/any");
         }
+        let min_max = matches!(kind, ReduceKind::Min | ReduceKind::Max);
         for (i, e) in f.iter().enumerate() {
             let k = target(i, &mut idx);
             acc[k] = match kind {
-                2 => acc[k].add(*e),
-                3 => acc[k].mul(*e).ok_or("product with -inf")?,
+                ReduceKind::Sum => acc[k].add(*e),
+                ReduceKind::Prod => acc[k].mul(*e).ok_or("product with -inf")?,
                 // max and min ignore -inf, as they do in the reals; the rest is uninterpreted.
-                _ if *e == Elem::NegInf && kind >= 4 => acc[k],
+                _ if *e == Elem::NegInf && min_max => acc[k],
                 _ => acc[k].add(e.uf(t)),
             };
         }
-        if kind != 2 && kind != 3 {
+        if !exact {
             acc = acc.into_iter().map(|a| a.uf(mix(t))).collect();
         }
         Ok(x.with(out_shape, Data::Field(acc)))

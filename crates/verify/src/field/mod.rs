@@ -21,8 +21,7 @@ mod kernel;
 use arith::{Elem, P};
 use eval::{Interp, Tensor};
 use serde::Serialize;
-use superopt_ir::Program;
-use superopt_ir::Op;
+use superopt_ir::{Op, Program};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "lowercase")]
@@ -191,7 +190,9 @@ pub fn work(p: &Program) -> f64 {
         .map(|n| {
             let out: f64 = n.outputs.iter().map(|o| p.value(*o).numel() as f64).sum();
             match n.op {
-                Op::Matmul => out * n.inputs.first().and_then(|i| p.value(*i).shape.last()).copied().unwrap_or(1) as f64,
+                Op::Matmul => {
+                    out * n.inputs.first().and_then(|i| p.value(*i).shape.last()).copied().unwrap_or(1) as f64
+                }
                 _ => out,
             }
         })
@@ -264,12 +265,7 @@ mod tests {
             } else {
                 shape.to_vec()
             };
-            ns.push(Node {
-                op,
-                args: args.clone(),
-                inputs: inputs.clone(),
-                outputs: vec![values.len()],
-            });
+            ns.push(Node { op, args: args.clone(), inputs: inputs.clone(), outputs: vec![values.len()] });
             values.push(Value { shape: out_shape, dtype: f });
         }
         let last = values.len() - 1;
@@ -366,8 +362,7 @@ mod tests {
     fn as_kernel(p: &Program, k: superopt_kernel::Kernel) -> Program {
         let mut q = p.clone();
         let call = superopt_kernel::Call { kernel: k, target: superopt_kernel::Target::Cuda, tuned: vec![] };
-        q.nodes =
-            vec![Node { op: Op::Kernel, args: vec![call.to_arg()], inputs: vec![0], outputs: p.outputs.clone() }];
+        q.nodes = vec![Node { op: Op::Kernel, args: vec![call.to_arg()], inputs: vec![0], outputs: p.outputs.clone() }];
         q.constants.clear();
         q
     }

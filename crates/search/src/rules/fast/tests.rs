@@ -2,6 +2,7 @@ use super::super::testing::{has_op, ints, TestGraph};
 use super::super::Family;
 use egg::Id;
 use egg::Language;
+use superopt_ir::Op;
 
 const ALL: [Family; 4] = Family::ALL;
 
@@ -9,18 +10,18 @@ const ALL: [Family; 4] = Family::ALL;
 /// the mean's scale and the weight's shape as given.
 fn rms(axis: i64, scale: f64, w_shape: &[i64]) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[8, 64], w_shape]);
-    let sq = t.op("Multiply", &[], &[x[0], x[0]]);
+    let sq = t.op(Op::Multiply, &[], &[x[0], x[0]]);
     let red_shape: Vec<i64> = if axis == 1 { vec![8, 1] } else { vec![1, 64] };
-    let s = t.op("Reduce", &[superopt_ir::Arg::Int(superopt_ir::Dim::constant(2)), ints(&[axis])], &[sq]);
+    let s = t.op(Op::Reduce, &[superopt_ir::Arg::Int(superopt_ir::Dim::constant(2)), ints(&[axis])], &[sq]);
     let n = t.scalar(scale, &red_shape);
-    let mean = t.op("Multiply", &[], &[s, n]);
+    let mean = t.op(Op::Multiply, &[], &[s, n]);
     let eps = t.scalar(1e-5_f32 as f64, &red_shape);
-    let a = t.op("Add", &[], &[mean, eps]);
-    let r = t.op("Sqrt", &[superopt_ir::Arg::Bool(true)], &[a]);
-    let rb = t.op("Broadcast", &[ints(&[8, 64])], &[r]);
-    let y = t.op("Multiply", &[], &[x[0], rb]);
-    let wb = t.op("Broadcast", &[ints(&[8, 64])], &[x[1]]);
-    let out = t.op("Multiply", &[], &[y, wb]);
+    let a = t.op(Op::Add, &[], &[mean, eps]);
+    let r = t.op(Op::Sqrt, &[superopt_ir::Arg::Bool(true)], &[a]);
+    let rb = t.op(Op::Broadcast, &[ints(&[8, 64])], &[r]);
+    let y = t.op(Op::Multiply, &[], &[x[0], rb]);
+    let wb = t.op(Op::Broadcast, &[ints(&[8, 64])], &[x[1]]);
+    let out = t.op(Op::Multiply, &[], &[y, wb]);
     (t, out)
 }
 
@@ -28,7 +29,7 @@ fn rms(axis: i64, scale: f64, w_shape: &[i64]) -> (TestGraph, Id) {
 fn rms_norm_fires_on_the_exported_form() {
     let (t, out) = rms(1, 1.0 / 64.0, &[64]);
     let g = t.saturate(&ALL);
-    assert!(has_op(&g, out, "RMSNorm"));
+    assert!(has_op(&g, out, Op::RMSNorm));
 }
 
 #[test]
@@ -36,85 +37,85 @@ fn rms_norm_near_misses_do_not_fire() {
     for (axis, scale, w) in [(0, 1.0 / 8.0, &[64][..]), (1, 1.0 / 63.0, &[64]), (1, 1.0 / 64.0, &[8, 64])] {
         let (t, out) = rms(axis, scale, w);
         let g = t.saturate(&ALL);
-        assert!(!has_op(&g, out, "RMSNorm"), "axis {axis}, scale {scale}, weight {w:?}");
+        assert!(!has_op(&g, out, Op::RMSNorm), "axis {axis}, scale {scale}, weight {w:?}");
     }
 }
 
 fn softmax(max_axis: i64, sum_axis: i64) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[4, 32]]);
     let red = |k: i64, a: i64| vec![superopt_ir::Arg::Int(superopt_ir::Dim::constant(k)), ints(&[a])];
-    let m = t.op("Reduce", &red(5, max_axis), &[x[0]]);
-    let mb = t.op("Broadcast", &[ints(&[4, 32])], &[m]);
-    let z = t.op("Subtract", &[], &[x[0], mb]);
-    let e = t.op("Exp", &[], &[z]);
-    let s = t.op("Reduce", &red(2, sum_axis), &[e]);
-    let sb = t.op("Broadcast", &[ints(&[4, 32])], &[s]);
-    let out = t.op("Divide", &[], &[e, sb]);
+    let m = t.op(Op::Reduce, &red(5, max_axis), &[x[0]]);
+    let mb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[m]);
+    let z = t.op(Op::Subtract, &[], &[x[0], mb]);
+    let e = t.op(Op::Exp, &[], &[z]);
+    let s = t.op(Op::Reduce, &red(2, sum_axis), &[e]);
+    let sb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[s]);
+    let out = t.op(Op::Divide, &[], &[e, sb]);
     (t, out)
 }
 
 #[test]
 fn softmax_fires_on_the_last_axis_only() {
     let (t, out) = softmax(1, 1);
-    assert!(has_op(&t.saturate(&ALL), out, "Softmax"));
+    assert!(has_op(&t.saturate(&ALL), out, Op::Softmax));
     let (t, out) = softmax(0, 0);
-    assert!(!has_op(&t.saturate(&ALL), out, "Softmax"), "softmax over axis 0 is not mx.softmax's");
+    assert!(!has_op(&t.saturate(&ALL), out, Op::Softmax), "softmax over axis 0 is not mx.softmax's");
     // Max over another axis than the sum: still softmax(x - m) over the last axis, never softmax(x).
     let (t, out) = softmax(0, 1);
     let g = t.saturate(&ALL);
     let x = g.find(Id::from(0usize));
-    assert!(!g[g.find(out)].nodes.iter().any(|n| n.op_name() == Some("Softmax") && g.find(n.children()[1]) == x));
+    assert!(!g[g.find(out)].nodes.iter().any(|n| n.op() == Some(Op::Softmax) && g.find(n.children()[1]) == x));
 }
 
 /// Naive attention: q [1,8,T,16], k/v [1,2,T,16] repeated 4x, scaled, causal by `>=` (or `>`).
-fn attention(causal_op: &str, scale: f64, perm: &[i64]) -> (TestGraph, Id) {
+fn attention(causal_op: Op, scale: f64, perm: &[i64]) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[1, 8, 16, 16], &[1, 2, 16, 16], &[1, 2, 16, 16]]);
     let rep = |t: &mut TestGraph, k: Id| {
-        let e = t.op("ExpandDims", &[ints(&[2])], &[k]);
-        let b = t.op("Broadcast", &[ints(&[1, 2, 4, 16, 16])], &[e]);
-        t.op("Reshape", &[ints(&[1, 8, 16, 16])], &[b])
+        let e = t.op(Op::ExpandDims, &[ints(&[2])], &[k]);
+        let b = t.op(Op::Broadcast, &[ints(&[1, 2, 4, 16, 16])], &[e]);
+        t.op(Op::Reshape, &[ints(&[1, 8, 16, 16])], &[b])
     };
     let (k, v) = (rep(&mut t, x[1]), rep(&mut t, x[2]));
-    let kt = t.op("Transpose", &[ints(perm)], &[k]);
-    let qk = t.op("Matmul", &[], &[x[0], kt]);
+    let kt = t.op(Op::Transpose, &[ints(perm)], &[k]);
+    let qk = t.op(Op::Matmul, &[], &[x[0], kt]);
     let s = t.scalar(scale, &[1, 8, 16, 16]);
-    let scores = t.op("Multiply", &[], &[qk, s]);
+    let scores = t.op(Op::Multiply, &[], &[qk, s]);
     let f = |v: f64| superopt_ir::Arg::Float(v);
-    let ar = t.op("Arange", &[f(0.0), f(16.0), f(1.0)], &[]);
+    let ar = t.op(Op::Arange, &[f(0.0), f(16.0), f(1.0)], &[]);
     t.set_value(ar, &[16], superopt_ir::Dtype::Int32);
-    let rows = t.op("ExpandDims", &[ints(&[1])], &[ar]);
-    let rows = t.op("Broadcast", &[ints(&[16, 16])], &[rows]);
-    let cols = t.op("ExpandDims", &[ints(&[0])], &[ar]);
-    let cols = t.op("Broadcast", &[ints(&[16, 16])], &[cols]);
+    let rows = t.op(Op::ExpandDims, &[ints(&[1])], &[ar]);
+    let rows = t.op(Op::Broadcast, &[ints(&[16, 16])], &[rows]);
+    let cols = t.op(Op::ExpandDims, &[ints(&[0])], &[ar]);
+    let cols = t.op(Op::Broadcast, &[ints(&[16, 16])], &[cols]);
     let m = t.op(causal_op, &[], &[rows, cols]);
-    let mb = t.op("Broadcast", &[ints(&[1, 8, 16, 16])], &[m]);
+    let mb = t.op(Op::Broadcast, &[ints(&[1, 8, 16, 16])], &[m]);
     let fill = t.scalar(-1e9, &[1, 8, 16, 16]);
-    let masked = t.op("Select", &[], &[mb, scores, fill]);
-    let p = t.op("Softmax", &[superopt_ir::Arg::Bool(false)], &[masked]);
-    let out = t.op("Matmul", &[], &[p, v]);
+    let masked = t.op(Op::Select, &[], &[mb, scores, fill]);
+    let p = t.op(Op::Softmax, &[superopt_ir::Arg::Bool(false)], &[masked]);
+    let out = t.op(Op::Matmul, &[], &[p, v]);
     (t, out)
 }
 
 #[test]
 fn sdpa_fires_with_gqa_and_causal_mask() {
-    let (t, out) = attention("GreaterEqual", 0.25, &[0, 1, 3, 2]);
+    let (t, out) = attention(Op::GreaterEqual, 0.25, &[0, 1, 3, 2]);
     let g = t.saturate(&ALL);
-    let sdpa = g[g.find(out)].nodes.iter().find(|n| n.op_name() == Some("ScaledDotProductAttention"));
+    let sdpa = g[g.find(out)].nodes.iter().find(|n| n.op() == Some(Op::ScaledDotProductAttention));
     let n = sdpa.expect("SDPA found");
     // The un-repeated form reads k and v at 2 heads.
     let unrepeated = g[g.find(out)]
         .nodes
         .iter()
-        .any(|n| n.op_name() == Some("ScaledDotProductAttention") && n.children()[2] == g.find(egg::Id::from(1usize)));
+        .any(|n| n.op() == Some(Op::ScaledDotProductAttention) && n.children()[2] == g.find(egg::Id::from(1usize)));
     assert!(unrepeated, "{n:?}");
 }
 
 #[test]
 fn sdpa_near_misses_do_not_fire() {
-    for (op, perm) in [("Greater", [0, 1, 3, 2]), ("GreaterEqual", [0, 1, 2, 3])] {
+    for (op, perm) in [(Op::Greater, [0, 1, 3, 2]), (Op::GreaterEqual, [0, 1, 2, 3])] {
         let (t, out) = attention(op, 0.25, &perm);
         let g = t.saturate(&ALL);
-        assert!(!has_op(&g, out, "ScaledDotProductAttention"), "{op} {perm:?}");
+        assert!(!has_op(&g, out, Op::ScaledDotProductAttention), "{op} {perm:?}");
     }
 }
 
@@ -136,57 +137,57 @@ fn rope(variant: RopeVariant, traditional: bool) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[1, 2, 8, 64]]);
     let h = if variant == RopeVariant::Uneven { 24 } else { 32 };
     let f = |v: f64| Arg::Float(v);
-    let pos = t.op("Arange", &[f(3.0), Arg::Int(Dim::constant(11)), f(1.0)], &[]);
+    let pos = t.op(Op::Arange, &[f(3.0), Arg::Int(Dim::constant(11)), f(1.0)], &[]);
     t.set_value(pos, &[8], Dtype::Float32);
-    let i = t.op("Arange", &[f(0.0), Arg::Int(Dim::constant(32)), f(1.0)], &[]);
+    let i = t.op(Op::Arange, &[f(0.0), Arg::Int(Dim::constant(32)), f(1.0)], &[]);
     t.set_value(i, &[32], Dtype::Float32);
     let inv = if variant == RopeVariant::LinearFrequencies {
         let s = t.scalar(0.01, &[32]);
-        t.op("Multiply", &[], &[i, s])
+        t.op(Op::Multiply, &[], &[i, s])
     } else {
         let half = t.scalar(32.0, &[32]);
-        let e = t.op("Divide", &[], &[i, half]);
+        let e = t.op(Op::Divide, &[], &[i, half]);
         let base = t.scalar(500.0, &[32]);
-        let p = t.op("Power", &[], &[base, e]);
+        let p = t.op(Op::Power, &[], &[base, e]);
         let one = t.scalar(1.0, &[32]);
-        t.op("Divide", &[], &[one, p])
+        t.op(Op::Divide, &[], &[one, p])
     };
-    let col = t.op("ExpandDims", &[ints(&[1])], &[pos]);
-    let col = t.op("Broadcast", &[ints(&[8, 32])], &[col]);
-    let row = t.op("ExpandDims", &[ints(&[0])], &[inv]);
-    let row = t.op("Broadcast", &[ints(&[8, 32])], &[row]);
-    let theta = t.op("Multiply", &[], &[col, row]);
-    let (c, s) = (t.op("Cos", &[], &[theta]), t.op("Sin", &[], &[theta]));
+    let col = t.op(Op::ExpandDims, &[ints(&[1])], &[pos]);
+    let col = t.op(Op::Broadcast, &[ints(&[8, 32])], &[col]);
+    let row = t.op(Op::ExpandDims, &[ints(&[0])], &[inv]);
+    let row = t.op(Op::Broadcast, &[ints(&[8, 32])], &[row]);
+    let theta = t.op(Op::Multiply, &[], &[col, row]);
+    let (c, s) = (t.op(Op::Cos, &[], &[theta]), t.op(Op::Sin, &[], &[theta]));
     let (c, s) = if variant == RopeVariant::Swapped { (s, c) } else { (c, s) };
-    let cb = t.op("Broadcast", &[ints(&[1, 2, 8, 32])], &[c]);
-    let sb = t.op("Broadcast", &[ints(&[1, 2, 8, 32])], &[s]);
+    let cb = t.op(Op::Broadcast, &[ints(&[1, 2, 8, 32])], &[c]);
+    let sb = t.op(Op::Broadcast, &[ints(&[1, 2, 8, 32])], &[s]);
     let (x1, x2) = if traditional {
         let h = if variant == RopeVariant::Uneven { 62 } else { 64 };
-        let x1 = t.op("Slice", &[ints(&[0, 0, 0, 0]), ints(&[1, 2, 8, h]), ints(&[1, 1, 1, 2])], &[x[0]]);
-        (x1, t.op("Slice", &[ints(&[0, 0, 0, 1]), ints(&[1, 2, 8, 64]), ints(&[1, 1, 1, 2])], &[x[0]]))
+        let x1 = t.op(Op::Slice, &[ints(&[0, 0, 0, 0]), ints(&[1, 2, 8, h]), ints(&[1, 1, 1, 2])], &[x[0]]);
+        (x1, t.op(Op::Slice, &[ints(&[0, 0, 0, 1]), ints(&[1, 2, 8, 64]), ints(&[1, 1, 1, 2])], &[x[0]]))
     } else {
-        let x1 = t.op("Slice", &[ints(&[0, 0, 0, 0]), ints(&[1, 2, 8, h]), ints(&[1, 1, 1, 1])], &[x[0]]);
-        (x1, t.op("Slice", &[ints(&[0, 0, 0, h]), ints(&[1, 2, 8, 64]), ints(&[1, 1, 1, 1])], &[x[0]]))
+        let x1 = t.op(Op::Slice, &[ints(&[0, 0, 0, 0]), ints(&[1, 2, 8, h]), ints(&[1, 1, 1, 1])], &[x[0]]);
+        (x1, t.op(Op::Slice, &[ints(&[0, 0, 0, h]), ints(&[1, 2, 8, 64]), ints(&[1, 1, 1, 1])], &[x[0]]))
     };
     let h = if traditional { 32 } else { h };
     for (id, w) in [(x1, h), (x2, 64 - h)] {
         t.set_value(id, &[1, 2, 8, w], Dtype::Float32);
     }
-    let a = t.op("Multiply", &[], &[x1, cb]);
-    let b = t.op("Multiply", &[], &[x2, sb]);
-    let first = t.op("Subtract", &[], &[a, b]);
-    let a = t.op("Multiply", &[], &[x1, sb]);
-    let b = t.op("Multiply", &[], &[x2, cb]);
-    let second = t.op("Add", &[], &[a, b]);
+    let a = t.op(Op::Multiply, &[], &[x1, cb]);
+    let b = t.op(Op::Multiply, &[], &[x2, sb]);
+    let first = t.op(Op::Subtract, &[], &[a, b]);
+    let a = t.op(Op::Multiply, &[], &[x1, sb]);
+    let b = t.op(Op::Multiply, &[], &[x2, cb]);
+    let second = t.op(Op::Add, &[], &[a, b]);
     if traditional {
-        let first = t.op("ExpandDims", &[ints(&[4])], &[first]);
-        let second = t.op("ExpandDims", &[ints(&[4])], &[second]);
-        let pairs = t.op("Concatenate", &[superopt_ir::Arg::Int(Dim::constant(4))], &[first, second]);
+        let first = t.op(Op::ExpandDims, &[ints(&[4])], &[first]);
+        let second = t.op(Op::ExpandDims, &[ints(&[4])], &[second]);
+        let pairs = t.op(Op::Concatenate, &[superopt_ir::Arg::Int(Dim::constant(4))], &[first, second]);
         t.set_value(pairs, &[1, 2, 8, 32, 2], Dtype::Float32);
-        let out = t.op("Reshape", &[ints(&[1, 2, 8, 64])], &[pairs]);
+        let out = t.op(Op::Reshape, &[ints(&[1, 2, 8, 64])], &[pairs]);
         return (t, out);
     }
-    let out = t.op("Concatenate", &[superopt_ir::Arg::Int(Dim::constant(3))], &[first, second]);
+    let out = t.op(Op::Concatenate, &[superopt_ir::Arg::Int(Dim::constant(3))], &[first, second]);
     t.set_value(out, &[1, 2, 8, 64], Dtype::Float32);
     (t, out)
 }
@@ -196,7 +197,7 @@ fn rope_fires_with_base_and_offset_read_from_the_table() {
     for traditional in [false, true] {
         let (t, out) = rope(RopeVariant::Right, traditional);
         let g = t.saturate(&ALL);
-        let node = g[g.find(out)].nodes.iter().find(|n| n.op_name() == Some("RoPE")).expect("RoPE found").clone();
+        let node = g[g.find(out)].nodes.iter().find(|n| n.op() == Some(Op::RoPE)).expect("RoPE found").clone();
         let (args, inputs) = super::super::node_parts(&g, &node);
         assert_eq!(args[0], superopt_ir::Arg::Int(superopt_ir::Dim::constant(64)));
         assert_eq!(
@@ -212,7 +213,7 @@ fn rope_near_misses_do_not_fire() {
     for traditional in [false, true] {
         for v in [RopeVariant::LinearFrequencies, RopeVariant::Swapped, RopeVariant::Uneven] {
             let (t, out) = rope(v, traditional);
-            assert!(!has_op(&t.saturate(&ALL), out, "RoPE"), "{v:?}, traditional {traditional}");
+            assert!(!has_op(&t.saturate(&ALL), out, Op::RoPE), "{v:?}, traditional {traditional}");
         }
     }
 }
@@ -220,12 +221,12 @@ fn rope_near_misses_do_not_fire() {
 /// `num / (one + exp(-x))` with `num` either a scalar `one` or `x` itself (SiLU).
 fn logistic(one: f64, silu: bool) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[4, 8]]);
-    let n = t.op("Negative", &[], &[x[0]]);
-    let e = t.op("Exp", &[], &[n]);
+    let n = t.op(Op::Negative, &[], &[x[0]]);
+    let e = t.op(Op::Exp, &[], &[n]);
     let c = t.scalar(one, &[4, 8]);
-    let d = t.op("Add", &[], &[c, e]);
+    let d = t.op(Op::Add, &[], &[c, e]);
     let num = if silu { x[0] } else { c };
-    let out = t.op("Divide", &[], &[num, d]);
+    let out = t.op(Op::Divide, &[], &[num, d]);
     (t, out)
 }
 
@@ -235,8 +236,8 @@ fn sigmoid_and_silu_fire_on_the_hand_written_forms() {
         let (t, out) = logistic(1.0, silu);
         let g = t.saturate(&ALL);
         let ok = g[g.find(out)].nodes.iter().any(|n| match silu {
-            true => n.op_name() == Some("Multiply") && n.children().iter().any(|c| has_op(&g, *c, "Sigmoid")),
-            false => n.op_name() == Some("Sigmoid"),
+            true => n.op() == Some(Op::Multiply) && n.children().iter().any(|c| has_op(&g, *c, Op::Sigmoid)),
+            false => n.op() == Some(Op::Sigmoid),
         });
         assert!(ok, "silu {silu}");
     }
@@ -248,7 +249,7 @@ fn sigmoid_near_misses_do_not_fire() {
     for silu in [false, true] {
         let (t, _) = logistic(2.0, silu);
         let g = t.saturate(&ALL);
-        assert!(!g.classes().any(|c| c.nodes.iter().any(|n| n.op_name() == Some("Sigmoid"))), "silu {silu}");
+        assert!(!g.classes().any(|c| c.nodes.iter().any(|n| n.op() == Some(Op::Sigmoid))), "silu {silu}");
     }
 }
 
@@ -256,13 +257,13 @@ fn sigmoid_near_misses_do_not_fire() {
 fn gelu(half: f64) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[4, 8]]);
     let h = t.scalar(half, &[4, 8]);
-    let xh = t.op("Multiply", &[], &[x[0], h]);
+    let xh = t.op(Op::Multiply, &[], &[x[0], h]);
     let c = t.scalar(0.79, &[4, 8]);
-    let u = t.op("Multiply", &[], &[x[0], c]);
-    let th = t.op("Tanh", &[], &[u]);
+    let u = t.op(Op::Multiply, &[], &[x[0], c]);
+    let th = t.op(Op::Tanh, &[], &[u]);
     let one = t.scalar(1.0, &[4, 8]);
-    let a = t.op("Add", &[], &[th, one]);
-    let out = t.op("Multiply", &[], &[xh, a]);
+    let a = t.op(Op::Add, &[], &[th, one]);
+    let out = t.op(Op::Multiply, &[], &[xh, a]);
     (t, out)
 }
 
@@ -272,7 +273,7 @@ fn gelu_tanh_fires_and_a_wrong_half_does_not() {
         g[g.find(out)]
             .nodes
             .iter()
-            .any(|n| n.op_name() == Some("Multiply") && n.children().iter().any(|c| has_op(g, *c, "Sigmoid")))
+            .any(|n| n.op() == Some(Op::Multiply) && n.children().iter().any(|c| has_op(g, *c, Op::Sigmoid)))
     };
     let (t, out) = gelu(0.5);
     let g = t.saturate(&ALL);
