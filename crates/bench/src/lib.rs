@@ -64,6 +64,8 @@ pub struct Comparison {
     /// Half the interquartile range of the paired ratios.
     pub speedup_spread: f64,
     pub significant: bool,
+    /// Slower by the same margin, with three quarters of the paired ratios below 1.
+    pub slower: bool,
 }
 
 /// Compares paired, interleaved samples.
@@ -77,6 +79,7 @@ pub fn compare(baseline: &[f64], candidate: &[f64]) -> Comparison {
         speedup,
         speedup_spread: (quantile(&ratios, 0.75) - quantile(&ratios, 0.25)) / 2.0,
         significant: speedup >= MIN_SPEEDUP && wins >= 0.75,
+        slower: speedup <= 1.0 / MIN_SPEEDUP && wins <= 0.25,
     }
 }
 

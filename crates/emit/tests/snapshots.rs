@@ -164,3 +164,32 @@ print(ran)
     // 8x64 + 64 elements: the eager part; 16x512 + 512: the compiled one.
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[0, 1]");
 }
+
+/// A by-size module whose one part covers small sizes calls the harness's own `fn` above
+/// them (a by-size candidate leaves the sizes where nothing was faster to the original).
+#[test]
+fn by_size_module_runs_the_original_where_no_part_does() {
+    let plan = align(&[rms_trace(8, 64)]);
+    let small = superopt_search::SizeRange { above: None, upto: Some(4096) };
+    let c = superopt_search::by_size(vec![(small, Compiled.propose(&plan).remove(0))]);
+    let dir = tempfile::tempdir().unwrap();
+    let harness = dir.path().join("harness.py");
+    std::fs::write(&harness, "def fn(x, weight):\n    return x * 0.0 - 7.0\n").unwrap();
+    let info = ModuleInfo { harness: harness.to_str().unwrap(), constants_file: "fast.safetensors", notes: vec![] };
+    std::fs::write(dir.path().join("fast.py"), emit(&c, &info).unwrap().source).unwrap();
+    let check = r#"
+import sys
+import mlx.core as mx
+sys.path.insert(0, sys.argv[1])
+import fast
+x, w = mx.random.normal((8, 64)), mx.random.normal((64,))
+want = x * mx.rsqrt(mx.mean(x * x, axis=-1, keepdims=True) + 1e-5)
+assert mx.allclose(fast.optimized(x, w), want, rtol=1e-5, atol=1e-6).item()
+big = fast.optimized(mx.random.normal((16, 512)), mx.random.normal((512,)))
+assert mx.all(big == -7.0).item(), "above the part's sizes the harness's fn runs"
+print("ok")
+"#;
+    let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let o = std::process::Command::new(python).args(["-c", check, dir.path().to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

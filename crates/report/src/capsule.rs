@@ -5,6 +5,17 @@ use superopt_bench::Comparison;
 use superopt_verify::field::FieldReport;
 use superopt_verify::Verdict;
 
+/// The float64 references of one size: how long they took, for how much work.
+#[derive(Debug, Serialize)]
+pub struct References {
+    pub size: superopt_bench::Size,
+    pub seconds: f64,
+    /// Verification cases (seeds and edge inputs), each with its own reference.
+    pub cases: usize,
+    /// The traced program's floating-point work over all cases.
+    pub gflop: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Stage {
     pub name: String,
@@ -73,6 +84,8 @@ pub struct Capsule {
     /// The device's measured ceilings and each size's floor.
     pub ceilings: Option<crate::roofline::Ceilings>,
     pub floors: Vec<crate::roofline::Floor>,
+    /// Per size, the float64 references' time and work.
+    pub references: Vec<References>,
     /// What the run left out, and why (e.g. kernels on a device that cannot run them).
     pub notes: Vec<String>,
 }

@@ -6,7 +6,7 @@ pub mod roofline;
 pub mod suite;
 mod table;
 
-pub use capsule::{CandidateReport, Capsule, SizeReport, Stage};
+pub use capsule::{CandidateReport, Capsule, References, SizeReport, Stage};
 pub use table::{format_seconds, table};
 
 /// A unified diff from the harness's source to the emitted module.

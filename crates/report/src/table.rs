@@ -98,6 +98,14 @@ pub fn table(c: &Capsule) -> String {
     if shown.is_none() {
         roofline_lines(&mut s, c, None);
     }
+    if !c.references.is_empty() {
+        let each: Vec<String> = c
+            .references
+            .iter()
+            .map(|r| format!("{} {:.1} s ({} cases, {:.1} GFLOP)", r.size, r.seconds, r.cases, r.gflop))
+            .collect();
+        writeln!(s, "\nfloat64 references: {}", each.join(", ")).unwrap();
+    }
     for n in &c.notes {
         writeln!(s, "\nnote: {n}").unwrap();
     }

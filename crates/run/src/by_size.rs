@@ -19,8 +19,9 @@ fn midpoint(a: i64, b: i64) -> i64 {
     ((a as f64) * (b as f64)).sqrt().round() as i64
 }
 
-/// The verified candidate with the best significant speedup at each size, if every size has one.
-fn best_per_size(entries: &[Entry]) -> Option<Vec<usize>> {
+/// The verified candidate with the best significant speedup at each size; `None` where
+/// none is significantly faster there (the original runs there).
+fn best_per_size(entries: &[Entry]) -> Vec<Option<usize>> {
     (0..Size::ALL.len())
         .map(|z| {
             let timed = entries.iter().filter(|e| e.verified());
@@ -32,8 +33,9 @@ fn best_per_size(entries: &[Entry]) -> Option<Vec<usize>> {
 }
 
 /// The parts of a by-size candidate: runs of sizes with the same best candidate, each
-/// reaching halfway to the next size. None where one candidate is best everywhere.
-pub fn split(best: &[usize], elements: &[i64]) -> Option<Vec<(SizeRange, usize)>> {
+/// reaching halfway to the next size; sizes with none are left to the original. None where
+/// one candidate is best everywhere, or none anywhere.
+pub fn split(best: &[Option<usize>], elements: &[i64]) -> Option<Vec<(SizeRange, usize)>> {
     if best.iter().all(|k| *k == best[0]) || !elements.windows(2).all(|w| w[0] < w[1]) {
         return None;
     }
@@ -41,9 +43,11 @@ pub fn split(best: &[usize], elements: &[i64]) -> Option<Vec<(SizeRange, usize)>
     let mut z = 0;
     while z < best.len() {
         let end = (z..best.len()).take_while(|e| best[*e] == best[z]).last().unwrap();
-        let above = (z > 0).then(|| midpoint(elements[z - 1], elements[z]));
-        let upto = (end + 1 < best.len()).then(|| midpoint(elements[end], elements[end + 1]));
-        parts.push((SizeRange { above, upto }, best[z]));
+        if let Some(k) = best[z] {
+            let above = (z > 0).then(|| midpoint(elements[z - 1], elements[z]));
+            let upto = (end + 1 < best.len()).then(|| midpoint(elements[end], elements[end + 1]));
+            parts.push((SizeRange { above, upto }, k));
+        }
         z = end + 1;
     }
     Some(parts)
@@ -52,11 +56,13 @@ pub fn split(best: &[usize], elements: &[i64]) -> Option<Vec<(SizeRange, usize)>
 /// Adds, verifies and times a by-size candidate where it could beat `winner`; notes it
 /// where it was not tried for want of time.
 pub fn by_size(run: &mut Run, winner: Option<usize>) {
-    let Some(best) = best_per_size(&run.entries) else { return };
+    let best = best_per_size(&run.entries);
     let elements: Vec<i64> = run.traces.iter().map(input_elements).collect();
     let Some(parts) = split(&best, &elements) else { return };
-    // Each size at its best candidate's speedup, roughly; not worth a round unless it beats the winner.
-    let speedup = |(z, k): (usize, &usize)| run.entries[*k].timings[z].as_ref().unwrap().speedup;
+    // Each size at its best candidate's speedup (the original's 1 where none is), roughly;
+    // not worth a round unless it beats the winner.
+    let speedup =
+        |(z, k): (usize, &Option<usize>)| k.map_or(1.0, |k| run.entries[k].timings[z].as_ref().unwrap().speedup);
     let expected = superopt_bench::geomean(best.iter().enumerate().map(speedup));
     if winner.is_some_and(|w| expected <= run.entries[w].score() * superopt_bench::MIN_SPEEDUP) {
         return;
@@ -67,8 +73,16 @@ pub fn by_size(run: &mut Run, winner: Option<usize>) {
         run.notes.push("a by-size candidate was not tried: the time budget ran out".into());
         return;
     }
-    let c = combine(parts.iter().map(|(range, j)| (*range, run.entries[*j].candidate.clone())).collect());
+    let mut c = combine(parts.iter().map(|(range, j)| (*range, run.entries[*j].candidate.clone())).collect());
+    let original: Vec<Size> = Size::ALL.into_iter().filter(|z| best[z.index()].is_none()).collect();
+    if !original.is_empty() {
+        let at: Vec<&str> = original.iter().map(|z| z.name()).collect();
+        c.rules.push(format!("the original fn at the other sizes (traced: {})", at.join(", ")));
+    }
     let id = run.add(c);
+    for z in Size::ALL {
+        run.entry_mut(id).runs_original[z.index()] = best[z.index()].is_none();
+    }
     for (_, j) in &parts {
         let (field, launches) = (run.entries[*j].field.clone(), run.entries[*j].launches.clone());
         let e = run.entry_mut(id);
@@ -98,16 +112,17 @@ mod tests {
 
     #[test]
     fn one_best_candidate_everywhere_is_no_split() {
-        assert_eq!(split(&[2, 2, 2], &[10, 100, 1000]), None);
+        assert_eq!(split(&[Some(2), Some(2), Some(2)], &[10, 100, 1000]), None);
+        assert_eq!(split(&[None, None, None], &[10, 100, 1000]), None);
     }
 
     #[test]
     fn sizes_meet_halfway_between_parts() {
-        let parts = split(&[1, 3, 3], &[100, 10_000, 1_000_000]).unwrap();
+        let parts = split(&[Some(1), Some(3), Some(3)], &[100, 10_000, 1_000_000]).unwrap();
         let want =
             vec![(SizeRange { above: None, upto: Some(1000) }, 1), (SizeRange { above: Some(1000), upto: None }, 3)];
         assert_eq!(parts, want);
-        let parts = split(&[1, 3, 1], &[100, 10_000, 1_000_000]).unwrap();
+        let parts = split(&[Some(1), Some(3), Some(1)], &[100, 10_000, 1_000_000]).unwrap();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[1].0, SizeRange { above: Some(1000), upto: Some(100_000) });
         assert!(parts[1].0.admits(10_000) && !parts[1].0.admits(100) && !parts[1].0.admits(1_000_000));
@@ -126,14 +141,22 @@ mod tests {
     fn the_best_verified_significant_speedup_wins_each_size() {
         let entries =
             [entry(0, true, [3.0, 1.2, 1.1]), entry(1, true, [1.5, 2.0, 4.0]), entry(2, false, [9.0, 9.0, 9.0])];
-        assert_eq!(best_per_size(&entries), Some(vec![0, 1, 1]));
-        // A size where no candidate is significantly faster leaves nothing to split.
+        assert_eq!(best_per_size(&entries), vec![Some(0), Some(1), Some(1)]);
+        // A size where no candidate is significantly faster is the original's.
         let entries = [entry(0, true, [3.0, 1.01, 1.1]), entry(1, true, [1.5, 1.0, 4.0])];
-        assert_eq!(best_per_size(&entries), None);
+        assert_eq!(best_per_size(&entries), vec![Some(0), None, Some(1)]);
     }
 
     #[test]
     fn sizes_that_do_not_grow_are_no_split() {
-        assert_eq!(split(&[1, 3, 3], &[100, 100, 1000]), None);
+        assert_eq!(split(&[Some(1), Some(3), Some(3)], &[100, 100, 1000]), None);
+    }
+
+    #[test]
+    fn sizes_where_nothing_wins_are_left_to_the_original() {
+        let parts = split(&[Some(4), Some(4), None], &[100, 10_000, 1_000_000]).unwrap();
+        assert_eq!(parts, vec![(SizeRange { above: None, upto: Some(100_000) }, 4)]);
+        let parts = split(&[None, Some(2), None], &[100, 10_000, 1_000_000]).unwrap();
+        assert_eq!(parts, vec![(SizeRange { above: Some(1000), upto: Some(100_000) }, 2)]);
     }
 }

@@ -6,14 +6,19 @@ use crate::propose::metal_source;
 use sha2::{Digest, Sha256};
 use superopt_bench::{is_win, Objective, Size};
 use superopt_report::roofline::{self as floors, Ceilings};
-use superopt_report::{CandidateReport, Capsule, SizeReport};
+use superopt_report::{CandidateReport, Capsule, References, SizeReport};
 use superopt_search::Compile;
 
-/// Marks the wins under `objective`; the winner has the best geometric-mean speedup.
+/// Marks the wins under `objective`; the winner has the best geometric-mean speedup. A
+/// candidate that runs the original at some sizes wins where it meets the objective at
+/// the others and is not significantly slower at those (it runs the same program there).
 pub fn pick_winner(entries: &mut [Entry], objective: Objective) -> Option<usize> {
     for e in entries.iter_mut() {
         let timed = e.timed();
-        e.wins = e.verified() && timed.len() == Size::ALL.len() && is_win(objective, &timed);
+        let (kept, changed): (Vec<_>, Vec<_>) = timed.iter().cloned().partition(|(z, _)| e.runs_original[z.index()]);
+        let not_slower = kept.iter().all(|(_, t)| !t.slower);
+        let complete = timed.len() == Size::ALL.len() && !changed.is_empty();
+        e.wins = e.verified() && complete && not_slower && is_win(objective, &changed);
     }
     let wins = entries.iter().filter(|e| e.wins);
     wins.max_by(|a, b| a.score().total_cmp(&b.score())).map(|e| e.id.0)
@@ -51,11 +56,21 @@ pub fn decide(mut run: Run) -> anyhow::Result<Outcome> {
         stages: vec![],
         ceilings: Some(Ceilings { bytes_per_s: d.bytes_per_s, flops_per_s: d.flops_per_s, fixed_s: d.fixed_s }),
         floors: vec![],
+        references: vec![],
         notes: std::mem::take(&mut run.notes),
     };
     roofline(&mut capsule, &run.traces);
+    capsule.references = references(&capsule, &run);
     capsule.decision = match winner {
-        Some(k) => format!("verified speedup: {} {round_trip}", run.entries[k].candidate.label()),
+        Some(k) => {
+            let e = &run.entries[k];
+            let kept: Vec<&str> = Size::ALL.iter().filter(|z| e.runs_original[z.index()]).map(|z| z.name()).collect();
+            let elsewhere = match kept.is_empty() {
+                true => String::new(),
+                false => format!(", the original fn at {}", kept.join(", ")),
+            };
+            format!("verified speedup: {}{elsewhere} {round_trip}", e.candidate.label())
+        }
         None => {
             format!("no verified speedup — original unchanged: {}. {round_trip}", why_no_win(&run.entries, objective))
         }
@@ -106,6 +121,15 @@ fn roofline(c: &mut Capsule, traces: &[superopt_ir::Program]) {
     }
 }
 
+/// Each size's float64 references: the worker's seconds on them, and their work.
+fn references(c: &Capsule, run: &Run) -> Vec<References> {
+    let cases = crate::session::cases(&run.seeds).len();
+    let seconds = |z: Size| run.session.reference_seconds.get(&z).copied().unwrap_or(0.0);
+    let each = Size::ALL.iter().zip(&c.floors);
+    each.map(|(z, f)| References { size: *z, seconds: seconds(*z), cases, gflop: f.flops * cases as f64 / 1e9 })
+        .collect()
+}
+
 fn round_trip_note(traced: &Entry) -> String {
     let identical = traced.verdicts.iter().all(|v| v.as_ref().is_some_and(|v| v.bit_identical));
     match (traced.dropped(), identical) {
@@ -119,11 +143,42 @@ fn why_no_win(entries: &[Entry], objective: Objective) -> String {
     let Some(best) = entries.iter().filter(|e| e.verified()).max_by(|a, b| a.score().total_cmp(&b.score())) else {
         return "no candidate passed verification".into();
     };
-    let sizes: Vec<String> = best.timed().iter().map(|(z, t)| format!("{z} {:.2}x", t.speedup)).collect();
+    let at = |z: &Size| if best.runs_original[z.index()] { " (the original)" } else { "" };
+    let sizes: Vec<String> = best.timed().iter().map(|(z, t)| format!("{z} {:.2}x{}", t.speedup, at(z))).collect();
     let need = match objective {
-        Objective::All => "faster by >3% at every size",
+        Objective::All => "faster by >3% at every size it changes, not slower where it runs the original",
         Objective::Typical => "faster by >3% at typical and not slower elsewhere",
         Objective::Geomean => "a geomean speedup >3% and not slower anywhere",
     };
     format!("the best verified candidate, {}, was {} (needed: {need})", best.candidate.label(), sizes.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::CandidateId;
+
+    /// A verified entry with these speedups at small, typical, large (noise-free samples).
+    fn entry(speedups: [f64; 3], runs_original: [bool; 3]) -> Entry {
+        let plan = superopt_ir::Plan { variants: vec![], per_size_because: None };
+        let mut e = Entry::new(CandidateId(1), superopt_search::as_traced(&plan));
+        e.status = Status::Verified;
+        e.timings = speedups.map(|x| Some(superopt_bench::compare(&[x; 8], &[1.0; 8])));
+        e.runs_original = runs_original;
+        e
+    }
+
+    #[test]
+    fn a_candidate_that_runs_the_original_where_nothing_is_faster_wins() {
+        let mut entries = [entry([1.4, 1.1, 1.0], [false, false, true])];
+        assert_eq!(pick_winner(&mut entries, Objective::All), Some(1));
+        // Near misses: the same timings without the original at large; slower where it
+        // runs the original; and the original everywhere.
+        let mut entries = [entry([1.4, 1.1, 1.0], [false; 3])];
+        assert_eq!(pick_winner(&mut entries, Objective::All), None);
+        let mut entries = [entry([1.4, 1.1, 0.9], [false, false, true])];
+        assert_eq!(pick_winner(&mut entries, Objective::All), None);
+        let mut entries = [entry([1.0, 1.0, 1.0], [true; 3])];
+        assert_eq!(pick_winner(&mut entries, Objective::All), None);
+    }
 }

@@ -51,6 +51,9 @@ pub struct Entry {
     pub launches: Vec<String>,
     /// A win under the run's objective.
     pub wins: bool,
+    /// Per size: whether it runs the original `fn` there (a by-size candidate's sizes
+    /// where nothing was faster).
+    pub runs_original: [bool; 3],
 }
 
 impl Entry {
@@ -65,6 +68,7 @@ impl Entry {
             timings: Default::default(),
             launches: vec![],
             wins: false,
+            runs_original: [false; 3],
         }
     }
 

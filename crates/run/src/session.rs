@@ -45,6 +45,11 @@ pub struct Session {
     pub hello: HelloReply,
     pub harness: PathBuf,
     pub timeout: Duration,
+    /// The float64 references of the session's cases, kept across worker restarts; the
+    /// folder goes with the session.
+    _references: tempfile::TempDir,
+    /// Seconds the worker spent on each size's float64 references, as it last said.
+    pub reference_seconds: BTreeMap<Size, f64>,
 }
 
 /// A failure the user must fix in their harness: one line, non-zero exit.
@@ -78,9 +83,13 @@ impl Session {
         let mut worker = Worker::start(&python.path)?;
         let timeout = config.request_timeout;
         let hello = worker.call(&Hello {}, timeout)?;
-        let load = Load { harness: harness.to_string_lossy().into_owned() };
+        let references = tempfile::tempdir().context("no temporary folder for the float64 references")?;
+        let load = Load {
+            harness: harness.to_string_lossy().into_owned(),
+            references: Some(references.path().to_string_lossy().into_owned()),
+        };
         worker.stateful("harness", &load, timeout).map_err(harness_fault)?;
-        Ok(Session { worker, hello, harness, timeout })
+        Ok(Session { worker, hello, harness, timeout, _references: references, reference_seconds: BTreeMap::new() })
     }
 
     /// The device and MLX version, as a file-name-safe key for per-device caches.
@@ -141,7 +150,9 @@ impl Session {
                 return Err(WorkerError::Candidate("not verified: the time budget ran out".into()));
             }
             let req = Verify { program: program.clone(), size, cases: vec![case], fixed };
-            out.extend(self.worker.call(&req, self.timeout)?.seeds);
+            let reply = self.worker.call(&req, self.timeout)?;
+            self.note_references(size, reply.reference_seconds);
+            out.extend(reply.seeds);
         }
         Ok(out)
     }
@@ -153,7 +164,15 @@ impl Session {
         if left.is_zero() {
             return;
         }
-        let _ = self.worker.call(&Prepare { size, cases: cases(seeds) }, left.min(self.timeout * 4));
+        if let Ok(reply) = self.worker.call(&Prepare { size, cases: cases(seeds) }, left.min(self.timeout * 4)) {
+            self.note_references(size, reply.reference_seconds);
+        }
+    }
+
+    /// The worker's time on `size`'s references so far (a restarted worker counts anew).
+    fn note_references(&mut self, size: Size, seconds: f64) {
+        let known = self.reference_seconds.entry(size).or_insert(0.0);
+        *known = known.max(seconds);
     }
 
     /// Interleaved timing samples (seconds per call) of `programs` at `size`, sampling

@@ -50,6 +50,11 @@ class CandidateError(Exception):
 
 class State:
     harness = None
+    # Where the float64 references are kept for the run (`load`'s `references`): a worker
+    # restarted after a crash reads them back instead of computing them again.
+    reference_dir = None
+    # Seconds spent computing float64 references, per size.
+    reference_seconds = {}
     fn = None
     factory = None
     programs = {}
@@ -87,6 +92,8 @@ def cmd_load(req):
         if not callable(getattr(module, name, None)):
             raise HarnessError(f"the harness defines no function `{name}`; see the harness contract in README.md")
     State.harness, State.fn, State.factory = module, module.fn, module.input_factory
+    State.reference_dir = req.get("references")
+    State.reference_seconds = {}
     State.references.clear()
     State.originals.clear()
     State.identical.clear()
@@ -371,10 +378,12 @@ def program(pid):
 # ---------------------------------------------------------------- verification
 
 
-def edge(v, variant):
-    """The edge-case version of one float input: zeros, 1e4 and 1e-4 magnitudes,
-    all negative, rounded to integers (ties for max/argmax), or NaN/+Inf/-Inf at
-    three places. Integer and boolean inputs stay as they are."""
+def edge(v, variant, index=0):
+    """The edge-case version of the `index`-th float input: zeros, 1e4 and 1e-4
+    magnitudes, all negative, rounded to integers (ties for max/argmax), or
+    NaN/+Inf/-Inf at three places, shifted by the input's index so that no two inputs
+    have them at the same places (a candidate that swallows one input's NaN is caught
+    where the other inputs are finite). Integer and boolean inputs stay as they are."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown input variant {variant!r}")
     if variant == "normal" or not isinstance(v, mx.array) or not mx.issubdtype(v.dtype, mx.floating):
@@ -393,16 +402,16 @@ def edge(v, variant):
         return v
     flat = mx.array(v.reshape(-1))
     n = flat.size
-    flat[0] = float("nan")
-    flat[n // 2] = float("inf")
-    flat[n - 1] = float("-inf")
+    shift = index * (n // 7 + 1)
+    for at, value in ((0, "nan"), (n // 2, "inf"), (n - 1, "-inf")):
+        flat[(at + shift) % n] = float(value)
     return flat.reshape(v.shape)
 
 
 def inputs_for(size, seed, variant):
     args, kwargs = make_inputs(size, seed)
-    args = [edge(a, variant) for a in args]
-    kwargs = {k: edge(v, variant) for k, v in kwargs.items()}
+    args = [edge(a, variant, i) for i, a in enumerate(args)]
+    kwargs = {k: edge(v, variant, len(args) + i) for i, (k, v) in enumerate(kwargs.items())}
     mx.eval([a for a in args + list(kwargs.values()) if isinstance(a, mx.array)])
     return args, kwargs
 
@@ -435,18 +444,129 @@ def blas_matmul(mlx_matmul):
     return matmul
 
 
+def dequantized64(w, scales, biases, group_size, bits):
+    """Affine-packed weights' exact values in float64: q * scale + bias per group (MLX's
+    own dequantize rounds to the scales' dtype). The integers q come from dequantizing
+    with unit scales and zero biases, exact in float32."""
+    with mx.stream(mx.cpu):
+        unit, zero = mx.ones(scales.shape, dtype=FLOAT32), mx.zeros(scales.shape, dtype=FLOAT32)
+        q = mlx_dequantize(w, unit, zero, group_size=group_size, bits=bits).astype(mx.float64)
+        groups = scales.shape[-1]
+        q = q.reshape(*q.shape[:-1], groups, q.shape[-1] // groups)
+        exact = q * scales.astype(mx.float64)[..., None] + biases.astype(mx.float64)[..., None]
+        return exact.reshape(*exact.shape[:-2], -1)
+
+
+def exact_quantized():
+    """mx.quantized_matmul, mx.gather_qmm and mx.dequantize for the float64 references:
+    affine-packed weights dequantized exactly (see dequantized64), the products in
+    float64 (MLX's quantized kernels take no float64). Other modes go to MLX."""
+
+    def affine(mode, biases, extra):
+        return mode == "affine" and biases is not None and not extra
+
+    def oriented(w64, transpose):
+        return mx.swapaxes(w64, -1, -2) if transpose else w64
+
+    def quantized_matmul(x, w, scales, biases=None, transpose=True, group_size=None, bits=None, mode="affine", **kw):
+        if not affine(mode, biases, kw):
+            return mlx_quantized_matmul(x, w, scales, biases, transpose, group_size, bits, mode, **kw)
+        w64 = dequantized64(w, scales, biases, group_size or 64, bits or 4)
+        return mx.matmul(x.astype(mx.float64), oriented(w64, transpose))
+
+    def gather_qmm(x, w, scales, biases=None, lhs_indices=None, rhs_indices=None, transpose=True, group_size=None,
+                   bits=None, mode="affine", global_scale=None, *, sorted_indices=False, **kw):
+        if not affine(mode, biases, kw) or global_scale is not None:
+            return mlx_gather_qmm(x, w, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode,
+                                  global_scale, sorted_indices=sorted_indices, **kw)
+        w64 = oriented(dequantized64(w, scales, biases, group_size or 64, bits or 4), transpose)
+        return gathered_products(x.astype(mx.float64), w64, lhs_indices, rhs_indices)
+
+    def dequantize(w, scales, biases=None, group_size=None, bits=None, mode="affine", global_scale=None, dtype=None,
+                   **kw):
+        if not affine(mode, biases, kw) or global_scale is not None:
+            return mlx_dequantize(w, scales, biases, group_size, bits, mode, global_scale, dtype, **kw)
+        return dequantized64(w, scales, biases, group_size or 64, bits or 4)
+
+    return {"quantized_matmul": quantized_matmul, "gather_qmm": gather_qmm, "dequantize": dequantize}
+
+
+def gathered_products(x, w, lhs_indices, rhs_indices):
+    """gather_mm's products (MLX's takes no float64): for each index pair, a matrix of x's
+    batch times one of w's, in chunks that hold at most ~256 MB of gathered w."""
+    m, k, n = x.shape[-2], x.shape[-1], w.shape[-1]
+    xb, wb = x.reshape(-1, m, k), w.reshape(-1, k, n)
+    lhs = lhs_indices if lhs_indices is not None else mx.arange(xb.shape[0]).reshape(x.shape[:-2])
+    rhs = rhs_indices if rhs_indices is not None else mx.arange(wb.shape[0]).reshape(w.shape[:-2])
+    lhs, rhs = mx.broadcast_arrays(lhs, rhs)
+    shape, lhs, rhs = lhs.shape, lhs.reshape(-1), rhs.reshape(-1)
+    step = max(1, (32 << 20) // max(1, k * n))
+    parts = [mx.matmul(xb[lhs[i : i + step]], wb[rhs[i : i + step]]) for i in range(0, lhs.size, step)]
+    return mx.concatenate(parts).reshape(*shape, m, n)
+
+
+def attention64(q, k, v, *, scale, mask=None, sinks=None, **kw):
+    """mx.fast.scaled_dot_product_attention by its definition, for the float64 references:
+    its two products through mx.matmul (numpy's BLAS there, on every core) instead of
+    MLX's single-core float64 matmul. Grouped heads are not repeated; a "causal" mask
+    aligns the last query with the last key; a boolean mask keeps where True."""
+    if sinks is not None or kw or q.ndim != 4 or (isinstance(mask, str) and mask != "causal"):
+        return mlx_attention(q, k, v, scale=scale, mask=mask, sinks=sinks, **kw)
+    b, heads, length, _ = q.shape
+    groups = k.shape[1]
+    q = (q * scale).reshape(b, groups, heads // groups, length, -1)
+    k, v = mx.expand_dims(k, 2), mx.expand_dims(v, 2)
+    scores = mx.matmul(q, mx.swapaxes(k, -1, -2))
+    if isinstance(mask, str):
+        keys = k.shape[-2]
+        mask = mx.arange(keys - length, keys)[:, None] >= mx.arange(keys)[None]
+    if mask is not None:
+        if mask.ndim >= 3:
+            per_head = mask.shape[-3] != 1
+            mask = mx.unflatten(mask, -3, (groups, heads // groups)) if per_head else mx.expand_dims(mask, -3)
+        if mask.dtype == mx.bool_:
+            scores = mx.where(mask, scores, mx.array(mx.finfo(scores.dtype).min, dtype=scores.dtype))
+        else:
+            scores = scores + mask
+    out = mx.matmul(mx.softmax(scores, axis=-1, precise=True), v)
+    return out.reshape(b, heads, length, -1)
+
+
+def einsum64(subscripts, *operands, **kw):
+    """mx.einsum for the float64 references: numpy's einsum, which contracts through BLAS,
+    where every operand is a finite float64 array; MLX's otherwise."""
+    arrays = all(isinstance(o, mx.array) and o.dtype == mx.float64 for o in operands)
+    if np is None or kw or not arrays:
+        return mlx_einsum(subscripts, *operands, **kw)
+    ns = [np.array(o) for o in operands]
+    if not all(np.isfinite(n).all() for n in ns):
+        return mlx_einsum(subscripts, *operands)
+    return mx.array(np.einsum(subscripts, *ns, optimize=True), dtype=mx.float64)
+
+
+mlx_quantized_matmul, mlx_gather_qmm, mlx_dequantize = mx.quantized_matmul, mx.gather_qmm, mx.dequantize
+mlx_attention, mlx_einsum = mx.fast.scaled_dot_product_attention, mx.einsum
+FLOAT32 = mx.float32
+
+
 def reference_graph(size, seed, variant, stream):
     """fn on float64 copies of the case's inputs, on a CPU stream, unevaluated but for its
     matrix products (see blas_matmul); None where fn cannot run in float64. While fn runs,
     mx.float32/float16/bfloat16 name float64, so that tables fn builds itself
-    (`mx.arange(..., dtype=mx.float32)`) are float64 too."""
+    (`mx.arange(..., dtype=mx.float32)`) are float64 too, quantized weights are
+    dequantized exactly (see exact_quantized), and attention and einsum take their
+    products from BLAS too (attention64, einsum64)."""
     args, kwargs = inputs_for(size, seed, variant)
     narrow = {name: getattr(mx, name) for name in NARROW_FLOATS}
     matmuls = (mx.matmul, mx.array.__matmul__)
+    exact = exact_quantized()
     try:
         for name in NARROW_FLOATS:
             setattr(mx, name, mx.float64)
         mx.matmul, mx.array.__matmul__ = (blas_matmul(f) for f in matmuls)
+        for name, f in exact.items():
+            setattr(mx, name, f)
+        mx.fast.scaled_dot_product_attention, mx.einsum = attention64, einsum64
         with mx.stream(stream):
             outs, _ = outputs_of(State.fn(*[upcast(a) for a in args], **{k: upcast(v) for k, v in kwargs.items()}), "fn")
             return [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
@@ -456,35 +576,75 @@ def reference_graph(size, seed, variant, stream):
         for name, dtype in narrow.items():
             setattr(mx, name, dtype)
         mx.matmul, mx.array.__matmul__ = matmuls
+        mx.quantized_matmul, mx.gather_qmm, mx.dequantize = mlx_quantized_matmul, mlx_gather_qmm, mlx_dequantize
+        mx.fast.scaled_dot_product_attention, mx.einsum = mlx_attention, mlx_einsum
+
+
+def reference_path(key):
+    size, seed, variant = key
+    return os.path.join(State.reference_dir, f"{size}-{seed}-{variant}.npz")
+
+
+def keep_reference(key, outs):
+    """Keeps a case's evaluated reference (None: fn cannot run in float64) for the run,
+    in memory and in the reference folder (written whole, then renamed)."""
+    State.references[key] = outs
+    if State.reference_dir is None:
+        return
+    path = reference_path(key)
+    tmp = path + ".tmp.npz"
+    with mx.stream(mx.cpu):
+        mx.savez(tmp, **({f"o{k}": o for k, o in enumerate(outs)} if outs is not None else {"none": mx.array(0)}))
+    os.replace(tmp, path)
+
+
+def kept_reference(key):
+    """A case's reference as kept in memory or in the reference folder; False where it is in neither."""
+    if key in State.references:
+        return State.references[key]
+    if State.reference_dir is None or not os.path.exists(reference_path(key)):
+        return False
+    with mx.stream(mx.cpu):
+        saved = mx.load(reference_path(key))
+    outs = None if "none" in saved else [saved[f"o{k}"] for k in range(len(saved))]
+    State.references[key] = outs
+    return outs
 
 
 def reference(size, seed, variant):
     """fn in float64 on the CPU for one case (see reference_graph), kept for the run."""
     key = (size, seed, variant)
-    if key not in State.references:
-        outs = reference_graph(size, seed, variant, mx.cpu)
-        try:
-            if outs is not None:
-                mx.eval(outs)
-        except Exception:
-            outs = None
-        State.references[key] = outs
-    return State.references[key]
+    kept = kept_reference(key)
+    if kept is not False:
+        return kept
+    t0 = time.perf_counter()
+    outs = reference_graph(size, seed, variant, mx.cpu)
+    try:
+        if outs is not None:
+            mx.eval(outs)
+    except Exception:
+        outs = None
+    State.reference_seconds[size] = State.reference_seconds.get(size, 0.0) + time.perf_counter() - t0
+    keep_reference(key, outs)
+    return outs
 
 
 def cmd_prepare(req):
     """Computes the float64 references of many cases at once, each case on its own CPU
     stream so that they run on several cores."""
-    todo = [(s, v) for s, v in req["cases"] if (req["size"], s, v) not in State.references]
+    size = req["size"]
+    todo = [(s, v) for s, v in req["cases"] if kept_reference((size, s, v)) is False]
     streams = [mx.new_stream(mx.cpu) for _ in range(max(1, min(len(todo), os.cpu_count() or 1)))]
-    graphs = {(s, v): reference_graph(req["size"], s, v, streams[k % len(streams)]) for k, (s, v) in enumerate(todo)}
+    t0 = time.perf_counter()
+    graphs = {(s, v): reference_graph(size, s, v, streams[k % len(streams)]) for k, (s, v) in enumerate(todo)}
     try:
         mx.eval([o for outs in graphs.values() if outs for o in outs])
     except Exception:
         return {"prepared": 0}  # each case is tried again, alone, when it is needed
+    State.reference_seconds[size] = State.reference_seconds.get(size, 0.0) + time.perf_counter() - t0
     for (s, v), outs in graphs.items():
-        State.references[(req["size"], s, v)] = outs
-    return {"prepared": len(graphs)}
+        keep_reference((size, s, v), outs)
+    return {"prepared": len(graphs), "reference_seconds": State.reference_seconds[size]}
 
 
 def original(size, seed, variant):
@@ -659,7 +819,7 @@ def cmd_verify(req):
         key = (req["size"], seed, variant)
         figs = [compare_output(y, o, r, variant, req.get("fixed"), key + (k,)) for k, (y, o, r) in enumerate(zip(ys, orig, refs))]
         out.append({"seed": seed, "variant": variant, "outputs": figs})
-    return {"seeds": out}
+    return {"seeds": out, "reference_seconds": State.reference_seconds.get(req["size"], 0.0)}
 
 
 # ---------------------------------------------------------------- timing

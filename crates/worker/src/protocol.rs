@@ -247,6 +247,10 @@ impl Request for Hello {
 #[derive(Clone, Debug, Serialize)]
 pub struct Load {
     pub harness: String,
+    /// A folder where the float64 references are kept for the run, so that a worker
+    /// restarted after a crash reads them back (replayed with this request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub references: Option<String>,
 }
 
 impl Request for Load {
@@ -306,6 +310,9 @@ pub struct Prepare {
 #[derive(Debug, Deserialize)]
 pub struct PrepareReply {
     pub prepared: usize,
+    /// Seconds the worker has spent on this size's float64 references so far.
+    #[serde(default)]
+    pub reference_seconds: f64,
 }
 
 impl Request for Prepare {
@@ -369,6 +376,9 @@ pub struct SeedFigures {
 #[derive(Debug, Deserialize)]
 pub struct VerifyReply {
     pub seeds: Vec<SeedFigures>,
+    /// Seconds the worker has spent on this size's float64 references so far.
+    #[serde(default)]
+    pub reference_seconds: f64,
 }
 
 impl Request for Verify {
