@@ -31,6 +31,9 @@ pub struct SizeReport {
     pub timing: Option<Comparison>,
     /// The roofline floor over this candidate's median time at this size.
     pub roofline: Option<f64>,
+    /// It runs the original `fn` at this size (a by-size candidate's sizes where nothing
+    /// else was faster).
+    pub runs_original: bool,
 }
 
 #[derive(Debug, Serialize)]

@@ -89,6 +89,7 @@ pub fn report(e: &Entry, traces: &[superopt_ir::Program]) -> CandidateReport {
         verdict: e.verdicts[z.index()].clone(),
         timing: e.timings[z.index()].clone(),
         roofline: None,
+        runs_original: e.runs_original[z.index()],
     });
     CandidateReport {
         name: c.label(),

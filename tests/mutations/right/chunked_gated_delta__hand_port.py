@@ -1,0 +1,69 @@
+"""The naive chunked gated delta rule port (harness) by hand, as FlashQLA's optimized MLX
+port does it: the key gram matrix and q.k at the key heads only (not over repeated k), the
+unit lower-triangular solve as a product of matrix powers instead of in-place row updates,
+masks built once per chunk size, the whole forward compiled."""
+import os
+
+import mlx.core as mx
+
+HARNESS = "tests/mutations/harnesses/chunked_gated_delta.py"
+
+CHUNK = 16 if os.environ.get("SUPEROPT_SIZES") == "cpu" else 64
+_MASKS = {}
+
+
+def masks(c):
+    """(strictly lower, lower with the diagonal, identity) for chunk size c, made once."""
+    if c not in _MASKS:
+        rows, cols = mx.arange(c)[:, None], mx.arange(c)[None, :]
+        _MASKS[c] = (rows > cols, rows >= cols, mx.eye(c))
+    return _MASKS[c]
+
+
+def unit_lower_inverse(a, c):
+    """(I + a)^-1 for strictly lower-triangular a over the last two axes: a is nilpotent, so
+    the inverse is (I - a)(I + a^2)(I + a^4)... up to the chunk size."""
+    eye = masks(c)[2]
+    inv, power, span = eye - a, a @ a, 2
+    while span < c:
+        inv = inv @ (eye + power)
+        power, span = power @ power, span * 2
+    return inv
+
+
+def state_update(last, gc, u):
+    """Each position's new values, decayed to the chunk's end."""
+    return mx.exp(last - gc)[..., None] * u
+
+
+def forward(q, k, v, g, beta):
+    b, hk, t, d = q.shape
+    hv = v.shape[1]
+    rep = hv // hk
+    c = CHUNK
+    strict, lower, _ = masks(c)
+
+    def grouped(x):  # (b, hv, ...) -> (b, hk, rep, ...): value heads beside their key head
+        return x.reshape(b, hk, rep, *x.shape[2:])
+
+    state = mx.zeros((b, hk, rep, d, v.shape[-1]))
+    outs = []
+    for start in range(0, t, c):
+        qc, kc = q[:, :, start : start + c], k[:, :, start : start + c]
+        vc = grouped(v[:, :, start : start + c])
+        bc = grouped(beta[:, :, start : start + c])
+        gc = mx.cumsum(grouped(g[:, :, start : start + c]), axis=-1)
+        gram = (kc @ mx.swapaxes(kc, -1, -2))[:, :, None]  # at the key heads, shared by the group
+        qk = (qc @ mx.swapaxes(kc, -1, -2))[:, :, None]
+        decay = mx.exp(mx.where(lower, gc[..., :, None] - gc[..., None, :], -mx.inf))
+        a = mx.where(strict, bc[..., :, None] * gram * decay, 0.0)
+        k_state = kc[:, :, None] @ state  # (b, hk, rep, c, dv)
+        u = unit_lower_inverse(a, c) @ (bc[..., None] * (vc - mx.exp(gc)[..., None] * k_state))
+        q_state = qc[:, :, None] @ state
+        outs.append(mx.exp(gc)[..., None] * q_state + (qk * decay) @ u)
+        last = gc[..., -1:]
+        state = mx.exp(last)[..., None] * state + mx.swapaxes(kc, -1, -2)[:, :, None] @ state_update(last, gc, u)
+    return mx.concatenate(outs, axis=-2).reshape(b, hv, t, -1)
+
+
+optimized = mx.compile(forward)
