@@ -179,6 +179,7 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
             return (row, None, None);
         }
     };
+    done.finish();
     if let Some(dir) = &a.capsules {
         let written = std::fs::create_dir_all(dir).and_then(|_| {
             let text = serde_json::to_string_pretty(&done.capsule).unwrap_or_default();

@@ -493,16 +493,26 @@ def exact_quantized():
 
 def gathered_products(x, w, lhs_indices, rhs_indices):
     """gather_mm's products (MLX's takes no float64): for each index pair, a matrix of x's
-    batch times one of w's, in chunks that hold at most ~256 MB of gathered w."""
+    batch times one of w's. The pairs are grouped by w's matrix, so that each is read once
+    and multiplies all its rows in one product (an MoE layer's experts)."""
     m, k, n = x.shape[-2], x.shape[-1], w.shape[-1]
     xb, wb = x.reshape(-1, m, k), w.reshape(-1, k, n)
     lhs = lhs_indices if lhs_indices is not None else mx.arange(xb.shape[0]).reshape(x.shape[:-2])
     rhs = rhs_indices if rhs_indices is not None else mx.arange(wb.shape[0]).reshape(w.shape[:-2])
     lhs, rhs = mx.broadcast_arrays(lhs, rhs)
     shape, lhs, rhs = lhs.shape, lhs.reshape(-1), rhs.reshape(-1)
-    step = max(1, (32 << 20) // max(1, k * n))
-    parts = [mx.matmul(xb[lhs[i : i + step]], wb[rhs[i : i + step]]) for i in range(0, lhs.size, step)]
-    return mx.concatenate(parts).reshape(*shape, m, n)
+    order = mx.argsort(rhs)
+    experts = rhs[order].tolist()
+    rows = xb[lhs[order]].reshape(-1, k)  # each pair's m rows, by expert
+    parts, start = [], 0
+    while start < len(experts):
+        end = start
+        while end < len(experts) and experts[end] == experts[start]:
+            end += 1
+        parts.append(mx.matmul(rows[start * m : end * m], wb[experts[start]]))
+        start = end
+    grouped = mx.concatenate(parts).reshape(-1, m, n)
+    return grouped[mx.argsort(order)].reshape(*shape, m, n)
 
 
 def attention64(q, k, v, *, scale, mask=None, sinks=None, **kw):

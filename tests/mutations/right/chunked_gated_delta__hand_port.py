@@ -1,6 +1,6 @@
 """The naive chunked gated delta rule port (harness) by hand, as FlashQLA's optimized MLX
 port does it: the key gram matrix and q.k at the key heads only (not over repeated k), the
-unit lower-triangular solve as a product of matrix powers instead of in-place row updates,
+unit lower-triangular solve by functional forward substitution instead of in-place row updates,
 masks built once per chunk size, the whole forward compiled."""
 import os
 
@@ -21,14 +21,14 @@ def masks(c):
 
 
 def unit_lower_inverse(a, c):
-    """(I + a)^-1 for strictly lower-triangular a over the last two axes: a is nilpotent, so
-    the inverse is (I - a)(I + a^2)(I + a^4)... up to the chunk size."""
-    eye = masks(c)[2]
-    inv, power, span = eye - a, a @ a, 2
-    while span < c:
-        inv = inv @ (eye + power)
-        power, span = power @ power, span * 2
-    return inv
+    """(I + a)^-1 for strictly lower-triangular a over the last two axes, by forward
+    substitution written functionally: row i of the inverse's strictly lower part is
+    -a_i - a_i @ (the rows above it), the rows stacked as they are made."""
+    rows = [mx.zeros_like(a[..., :1, :])]
+    for i in range(1, c):
+        row = -a[..., i : i + 1, :]
+        rows.append(row + row[..., :i] @ mx.concatenate(rows, axis=-2)[..., :i, :])
+    return mx.concatenate(rows, axis=-2) + masks(c)[2]
 
 
 def state_update(last, gc, u):
