@@ -57,10 +57,11 @@ def forward(q, k, v, g, beta):
         qk = (qc @ mx.swapaxes(kc, -1, -2))[:, :, None]
         decay = mx.exp(mx.where(lower, gc[..., :, None] - gc[..., None, :], -mx.inf))
         a = mx.where(strict, bc[..., :, None] * gram * decay, 0.0)
-        k_state = kc[:, :, None] @ state  # (b, hk, rep, c, dv)
-        u = unit_lower_inverse(a, c) @ (bc[..., None] * (vc - mx.exp(gc)[..., None] * k_state))
-        q_state = qc[:, :, None] @ state
-        outs.append(mx.exp(gc)[..., None] * q_state + (qk * decay) @ u)
+        # The decays scale q and k before they meet the state, as the naive port does: the
+        # other order can overflow where the state is large and the decays tiny.
+        kd = (bc * mx.exp(gc))[..., None] * kc[:, :, None]
+        u = unit_lower_inverse(a, c) @ (bc[..., None] * vc - kd @ state)
+        outs.append((mx.exp(gc)[..., None] * qc[:, :, None]) @ state + (qk * decay) @ u)
         last = gc[..., -1:]
         state = mx.exp(last)[..., None] * state + mx.swapaxes(kc, -1, -2)[:, :, None] @ state_update(last, gc, u)
     return mx.concatenate(outs, axis=-2).reshape(b, hv, t, -1)
