@@ -444,51 +444,55 @@ def blas_matmul(mlx_matmul):
     return matmul
 
 
-def dequantized64(w, scales, biases, group_size, bits):
+def dequantized64(w, scales, biases, group_size=None, bits=None):
     """Affine-packed weights' exact values in float64: q * scale + bias per group (MLX's
     own dequantize rounds to the scales' dtype). The integers q come from dequantizing
-    with unit scales and zero biases, exact in float32."""
+    with unit scales and zero biases, exact in float32. MLX's defaults: groups of 64, 4 bits."""
     with mx.stream(mx.cpu):
         unit, zero = mx.ones(scales.shape, dtype=FLOAT32), mx.zeros(scales.shape, dtype=FLOAT32)
-        q = mlx_dequantize(w, unit, zero, group_size=group_size, bits=bits).astype(mx.float64)
+        q = mlx_dequantize(w, unit, zero, group_size=group_size or 64, bits=bits or 4).astype(mx.float64)
         groups = scales.shape[-1]
         q = q.reshape(*q.shape[:-1], groups, q.shape[-1] // groups)
         exact = q * scales.astype(mx.float64)[..., None] + biases.astype(mx.float64)[..., None]
         return exact.reshape(*exact.shape[:-2], -1)
 
 
-def exact_quantized():
-    """mx.quantized_matmul, mx.gather_qmm and mx.dequantize for the float64 references:
-    affine-packed weights dequantized exactly (see dequantized64), the products in
-    float64 (MLX's quantized kernels take no float64). Other modes go to MLX."""
+def affine(mode, biases, extra):
+    """Whether a quantized call is one exact_* below computes (affine packing, biases given,
+    no arguments they do not know)."""
+    return mode == "affine" and biases is not None and not extra
 
-    def affine(mode, biases, extra):
-        return mode == "affine" and biases is not None and not extra
 
-    def oriented(w64, transpose):
-        return mx.swapaxes(w64, -1, -2) if transpose else w64
+def oriented(w64, transpose):
+    return mx.swapaxes(w64, -1, -2) if transpose else w64
 
-    def quantized_matmul(x, w, scales, biases=None, transpose=True, group_size=None, bits=None, mode="affine", **kw):
-        if not affine(mode, biases, kw):
-            return mlx_quantized_matmul(x, w, scales, biases, transpose, group_size, bits, mode, **kw)
-        w64 = dequantized64(w, scales, biases, group_size or 64, bits or 4)
-        return mx.matmul(x.astype(mx.float64), oriented(w64, transpose))
 
-    def gather_qmm(x, w, scales, biases=None, lhs_indices=None, rhs_indices=None, transpose=True, group_size=None,
-                   bits=None, mode="affine", global_scale=None, *, sorted_indices=False, **kw):
-        if not affine(mode, biases, kw) or global_scale is not None:
-            return mlx_gather_qmm(x, w, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode,
-                                  global_scale, sorted_indices=sorted_indices, **kw)
-        w64 = oriented(dequantized64(w, scales, biases, group_size or 64, bits or 4), transpose)
-        return gathered_products(x.astype(mx.float64), w64, lhs_indices, rhs_indices)
+# mx.quantized_matmul, mx.gather_qmm and mx.dequantize for the float64 references:
+# affine-packed weights dequantized exactly (see dequantized64), the products in float64
+# (MLX's quantized kernels take no float64). Other modes go to MLX.
 
-    def dequantize(w, scales, biases=None, group_size=None, bits=None, mode="affine", global_scale=None, dtype=None,
-                   **kw):
-        if not affine(mode, biases, kw) or global_scale is not None:
-            return mlx_dequantize(w, scales, biases, group_size, bits, mode, global_scale, dtype, **kw)
-        return dequantized64(w, scales, biases, group_size or 64, bits or 4)
 
-    return {"quantized_matmul": quantized_matmul, "gather_qmm": gather_qmm, "dequantize": dequantize}
+def exact_quantized_matmul(x, w, scales, biases=None, transpose=True, group_size=None, bits=None, mode="affine", **kw):
+    if not affine(mode, biases, kw):
+        return mlx_quantized_matmul(x, w, scales, biases, transpose, group_size, bits, mode, **kw)
+    w64 = dequantized64(w, scales, biases, group_size, bits)
+    return mx.matmul(x.astype(mx.float64), oriented(w64, transpose))
+
+
+def exact_gather_qmm(x, w, scales, biases=None, lhs_indices=None, rhs_indices=None, transpose=True, group_size=None,
+                     bits=None, mode="affine", global_scale=None, *, sorted_indices=False, **kw):
+    if not affine(mode, biases, kw) or global_scale is not None:
+        return mlx_gather_qmm(x, w, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode,
+                              global_scale, sorted_indices=sorted_indices, **kw)
+    w64 = oriented(dequantized64(w, scales, biases, group_size, bits), transpose)
+    return gathered_products(x.astype(mx.float64), w64, lhs_indices, rhs_indices)
+
+
+def exact_dequantize(w, scales, biases=None, group_size=None, bits=None, mode="affine", global_scale=None, dtype=None,
+                     **kw):
+    if not affine(mode, biases, kw) or global_scale is not None:
+        return mlx_dequantize(w, scales, biases, group_size, bits, mode, global_scale, dtype, **kw)
+    return dequantized64(w, scales, biases, group_size, bits)
 
 
 def gathered_products(x, w, lhs_indices, rhs_indices):
@@ -559,35 +563,38 @@ mlx_attention, mlx_einsum = mx.fast.scaled_dot_product_attention, mx.einsum
 FLOAT32 = mx.float32
 
 
+def reference_patches():
+    """(owner, name, replacement) of everything reference_graph swaps while fn runs. The
+    names are looked up here, at call time, so that a replaced function is picked up."""
+    g = globals()
+    floats = [(mx, name, mx.float64) for name in NARROW_FLOATS]
+    products = [(mx, "matmul", blas_matmul(mx.matmul)), (mx.array, "__matmul__", blas_matmul(mx.array.__matmul__))]
+    quantized = [(mx, name, g[f"exact_{name}"]) for name in ("quantized_matmul", "gather_qmm", "dequantize")]
+    fused = [(mx.fast, "scaled_dot_product_attention", g["attention64"]), (mx, "einsum", g["einsum64"])]
+    return floats + products + quantized + fused
+
+
 def reference_graph(size, seed, variant, stream):
     """fn on float64 copies of the case's inputs, on a CPU stream, unevaluated but for its
     matrix products (see blas_matmul); None where fn cannot run in float64. While fn runs,
     mx.float32/float16/bfloat16 name float64, so that tables fn builds itself
     (`mx.arange(..., dtype=mx.float32)`) are float64 too, quantized weights are
-    dequantized exactly (see exact_quantized), and attention and einsum take their
-    products from BLAS too (attention64, einsum64)."""
+    dequantized exactly (exact_*), and attention and einsum take their products from
+    BLAS too (attention64, einsum64): see reference_patches."""
     args, kwargs = inputs_for(size, seed, variant)
-    narrow = {name: getattr(mx, name) for name in NARROW_FLOATS}
-    matmuls = (mx.matmul, mx.array.__matmul__)
-    exact = exact_quantized()
+    patches = reference_patches()
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     try:
-        for name in NARROW_FLOATS:
-            setattr(mx, name, mx.float64)
-        mx.matmul, mx.array.__matmul__ = (blas_matmul(f) for f in matmuls)
-        for name, f in exact.items():
-            setattr(mx, name, f)
-        mx.fast.scaled_dot_product_attention, mx.einsum = attention64, einsum64
+        for owner, name, replacement in patches:
+            setattr(owner, name, replacement)
         with mx.stream(stream):
             outs, _ = outputs_of(State.fn(*[upcast(a) for a in args], **{k: upcast(v) for k, v in kwargs.items()}), "fn")
             return [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
     except Exception:
         return None
     finally:
-        for name, dtype in narrow.items():
-            setattr(mx, name, dtype)
-        mx.matmul, mx.array.__matmul__ = matmuls
-        mx.quantized_matmul, mx.gather_qmm, mx.dequantize = mlx_quantized_matmul, mlx_gather_qmm, mlx_dequantize
-        mx.fast.scaled_dot_product_attention, mx.einsum = mlx_attention, mlx_einsum
+        for owner, name, original in saved:
+            setattr(owner, name, original)
 
 
 def reference_path(key):
@@ -634,9 +641,15 @@ def reference(size, seed, variant):
             mx.eval(outs)
     except Exception:
         outs = None
-    State.reference_seconds[size] = State.reference_seconds.get(size, 0.0) + time.perf_counter() - t0
+    count_reference_seconds(size, t0)
     keep_reference(key, outs)
     return outs
+
+
+def count_reference_seconds(size, since):
+    """Adds the time since `since` to `size`'s reference seconds; returns the total."""
+    State.reference_seconds[size] = State.reference_seconds.get(size, 0.0) + time.perf_counter() - since
+    return State.reference_seconds[size]
 
 
 def cmd_prepare(req):
@@ -651,10 +664,10 @@ def cmd_prepare(req):
         mx.eval([o for outs in graphs.values() if outs for o in outs])
     except Exception:
         return {"prepared": 0}  # each case is tried again, alone, when it is needed
-    State.reference_seconds[size] = State.reference_seconds.get(size, 0.0) + time.perf_counter() - t0
+    seconds = count_reference_seconds(size, t0)
     for (s, v), outs in graphs.items():
         keep_reference((size, s, v), outs)
-    return {"prepared": len(graphs), "reference_seconds": State.reference_seconds[size]}
+    return {"prepared": len(graphs), "reference_seconds": seconds}
 
 
 def original(size, seed, variant):
