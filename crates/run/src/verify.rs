@@ -27,8 +27,8 @@ pub fn verify(run: &mut Run) {
 
 /// On a GPU the CPU's cores are free: every case's float64 reference is computed at once.
 /// On the CPU backend they would only compete with the candidates; each comes when needed.
-/// A prepare cut short restarts the worker, which loses every reference computed so far:
-/// each may run up to the verification deadline.
+/// A prepare cut short restarts the worker and loses the size it was computing (the sizes
+/// done before are kept on disk): each may run up to the verification deadline.
 fn references(run: &mut Run, deadline: Instant) {
     if run.session.backend() == Backend::Cpu {
         return;
