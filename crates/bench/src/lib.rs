@@ -6,7 +6,7 @@
 //! exceed 1.
 
 use serde::Serialize;
-pub use superopt_worker::protocol::Size;
+pub use superopt_worker::protocol::{DeviceKind, Size};
 
 /// Inside +/-3% is not a speedup.
 pub const MIN_SPEEDUP: f64 = 1.03;

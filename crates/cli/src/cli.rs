@@ -161,10 +161,14 @@ pub struct TraceArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// A Python module defining `optimized` (or `fn`) with the harness `fn`'s signature.
-    pub candidate: PathBuf,
+    /// Python modules, each defining `optimized` (or `fn`) with the harness `fn`'s signature.
+    #[arg(required = true)]
+    pub candidates: Vec<PathBuf>,
     #[arg(long, default_value = "relative")]
     pub tolerance: String,
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
+    /// Prints every case's error figures (each seed and edge input, each output).
+    #[arg(long)]
+    pub cases: bool,
 }

@@ -84,18 +84,70 @@ fn field_check(s: &mut Session) -> Result<superopt_verify::field::FieldReport, S
     Ok(superopt_verify::field::check(&original, &candidate, &types, 2))
 }
 
+/// `superopt verify HARNESS CANDIDATE...`: each candidate judged as a run judges it, the
+/// float64 references computed once for all; exit 1 if any is rejected.
 fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let tol = Tolerance::parse(&a.tolerance).with_context(|| format!("unknown tolerance class {:?}", a.tolerance))?;
     let mut s = Session::start(&a.common.session())?;
-    let path = std::fs::canonicalize(&a.candidate).with_context(|| format!("cannot read {}", a.candidate.display()))?;
+    let seeds: Vec<u64> = (0..a.seeds).collect();
+    let cases = superopt_run::references::all_cases(&seeds).len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    s.choose_reference_device();
+    println!("float64 references on the {:?}: {}", s.reference_device.device, s.reference_device.why);
+    s.start_references(&seeds, superopt_run::references::workers(s.backend(), cases), deadline);
+    println!(
+        "checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule); \
+         {} seeds per size plus edge inputs: {}",
+        tol.name(),
+        seeds.len(),
+        superopt_verify::EDGE_VARIANTS.map(|v| v.name()).join(", ")
+    );
+    let mut all = true;
+    for candidate in &a.candidates {
+        println!("candidate: {}", candidate.display());
+        let ok = verify_candidate(&mut s, candidate, &seeds, tol, deadline, a.cases)?;
+        println!("{}", if ok { "accepted" } else { "rejected" });
+        all &= ok;
+    }
+    Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Each case's figures at `size`, one line per output (`--cases`).
+fn print_cases(size: Size, figs: &[superopt_verify::SeedFigures]) {
+    let e = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2e}"));
+    for f in figs {
+        for (k, o) in f.outputs.iter().enumerate() {
+            let identical = if o.bit_identical == Some(true) { ", bit-identical" } else { "" };
+            println!(
+                "  {size} seed {} {} output {k}: error {} max {} (original's {} max {}){identical}",
+                f.seed,
+                f.variant.name(),
+                e(o.cand_l2),
+                e(o.cand_max),
+                e(o.orig_l2),
+                e(o.orig_max)
+            );
+        }
+    }
+}
+
+/// One candidate's field check and verdict at every size, printed; whether it is accepted.
+fn verify_candidate(
+    s: &mut Session,
+    candidate: &std::path::Path,
+    seeds: &[u64],
+    tol: Tolerance,
+    deadline: std::time::Instant,
+    cases: bool,
+) -> Result<bool> {
+    let path = std::fs::canonicalize(candidate).with_context(|| format!("cannot read {}", candidate.display()))?;
     let text = std::fs::read_to_string(&path)?;
     let entry = if text.contains("def optimized") || text.contains("optimized =") { "optimized" } else { "fn" };
     if let Err(e) = s.register(ProgramId::Checked, &path, entry) {
         println!("rejected: {e}");
-        return Ok(ExitCode::from(1));
+        return Ok(false);
     }
-    let seeds: Vec<u64> = (0..a.seeds).collect();
-    let field = field_check(&mut s);
+    let field = field_check(s);
     println!(
         "field check (small): {}",
         field.as_ref().map_or_else(|e| format!("not applicable: {e}"), |r| r.summary())
@@ -104,18 +156,15 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     if !ok {
         println!("{:<8} FAILED, caught by field check: the candidate computes another function", "small");
     }
-    println!(
-        "checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule); \
-         {} seeds per size plus edge inputs: {}",
-        tol.name(),
-        seeds.len(),
-        superopt_verify::EDGE_VARIANTS.map(|v| v.name()).join(", ")
-    );
+    s.await_references(deadline);
     for size in Size::ALL {
-        match s.verify(&ProgramId::Checked, size, &seeds, tol, None) {
+        match s.verify(&ProgramId::Checked, size, seeds, tol, None) {
             Ok(figs) => {
                 let v = judge(&figs, tol);
                 ok &= v.accepted;
+                if cases {
+                    print_cases(size, &figs);
+                }
                 let detail = if v.bit_identical {
                     "bit-identical".to_string()
                 } else {
@@ -137,6 +186,5 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             }
         }
     }
-    println!("{}", if ok { "accepted" } else { "rejected" });
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ok)
 }

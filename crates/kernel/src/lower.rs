@@ -16,44 +16,58 @@ use superopt_ir::{Arg, ConstData, Dtype, Node, Op, Program, ReduceKind, ScalarEx
 
 /// Lowers every region of `p` in place; one line per kernel made.
 pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
-    let regions = regions(p);
-    let mut made = vec![];
-    let mut replaced: BTreeSet<usize> = BTreeSet::new();
-    let mut new_nodes = vec![];
-    for (r, (space, members)) in regions.into_iter().enumerate() {
-        match build(p, &space, &members, &format!("r{r}")) {
-            Ok((kernel, inputs, outputs)) => {
-                let what = describe(p, &members);
-                made.push(
-                    format!(
-                        "kernel ({}, {target:?}): {what}",
-                        if kernel.form == Form::Rows { "rows" } else { "elementwise" }
-                    )
-                    .to_lowercase(),
-                );
-                let call = Call { kernel, target, tuned: vec![] };
-                new_nodes.push((
-                    *members.last().unwrap(),
-                    Node { op: Call::OP, args: vec![call.to_arg()], inputs, outputs },
-                ));
-                replaced.extend(members);
+    let mut kernels: Vec<Lowered> = vec![];
+    for (r, (space, members)) in regions(p).into_iter().enumerate() {
+        let Ok((kernel, inputs, outputs)) = build(p, &space, &members, &format!("r{r}")) else { continue };
+        let form = if kernel.form == Form::Rows { "rows" } else { "elementwise" };
+        let line = format!("kernel ({form}, {target:?}): {}", describe(p, &members)).to_lowercase();
+        let call = Call { kernel, target, tuned: vec![] };
+        let node = Node { op: Call::OP, args: vec![call.to_arg()], inputs, outputs };
+        kernels.push(Lowered { node, members, line });
+    }
+    // A region that another path leaves and re-enters would make a cycle: drop such
+    // kernels (their nodes stay as they were) until the program orders.
+    loop {
+        if kernels.is_empty() {
+            return vec![];
+        }
+        match assemble(p, &kernels) {
+            Ok(nodes) => {
+                p.nodes = nodes;
+                superopt_ir::passes::dead_code(p);
+                return kernels.into_iter().map(|k| k.line).collect();
             }
-            Err(_) => continue,
+            Err(stuck) => kernels.retain(|k| !stuck.contains(&k.node.outputs[0])),
         }
     }
-    if made.is_empty() {
-        return made;
-    }
+}
+
+/// A region lowered into one kernel call: the call node, the nodes it replaces, and the
+/// rule line that says so.
+struct Lowered {
+    node: Node,
+    members: Vec<usize>,
+    line: String,
+}
+
+/// `p`'s nodes with each kernel in place of its members, in an order where every input is
+/// made before it is used; or the first outputs of the kernels caught in a cycle.
+fn assemble(p: &Program, kernels: &[Lowered]) -> Result<Vec<Node>, Vec<ValueId>> {
+    let replaced: BTreeSet<usize> = kernels.iter().flat_map(|k| k.members.iter().copied()).collect();
     let mut nodes: Vec<Node> = vec![];
     for (i, n) in p.nodes.iter().enumerate() {
         if !replaced.contains(&i) {
             nodes.push(n.clone());
         }
-        nodes.extend(new_nodes.iter().filter(|(at, _)| *at == i).map(|(_, k)| k.clone()));
+        nodes.extend(kernels.iter().filter(|k| k.members.last() == Some(&i)).map(|k| k.node.clone()));
     }
-    p.nodes = topological(nodes, p);
-    superopt_ir::passes::dead_code(p);
-    made
+    let (ordered, rest) = topological(nodes, p);
+    if rest.is_empty() {
+        return Ok(ordered);
+    }
+    let stuck: Vec<ValueId> = rest.iter().filter(|n| n.op == Call::OP).map(|n| n.outputs[0]).collect();
+    // No kernel stuck: the cycle is in the traced nodes themselves; lower nothing.
+    Err(if stuck.is_empty() { kernels.iter().map(|k| k.node.outputs[0]).collect() } else { stuck })
 }
 
 fn describe(p: &Program, members: &[usize]) -> String {
@@ -377,7 +391,9 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
 }
 
 /// `nodes` in an order where every value is made before it is read (stable otherwise).
-fn topological(nodes: Vec<Node>, p: &Program) -> Vec<Node> {
+/// The nodes in an order where each input is ready before it is used, and those that
+/// never become ready (a cycle), in their order.
+fn topological(nodes: Vec<Node>, p: &Program) -> (Vec<Node>, Vec<Node>) {
     let mut ready: BTreeSet<ValueId> = p.inputs.iter().copied().chain(p.constants.iter().map(|c| c.value)).collect();
     let mut pending = nodes;
     let mut out = Vec::with_capacity(pending.len());
@@ -394,12 +410,11 @@ fn topological(nodes: Vec<Node>, p: &Program) -> Vec<Node> {
             }
         }
         if rest.len() == before {
-            out.extend(rest);
-            break;
+            return (out, rest);
         }
         pending = rest;
     }
-    out
+    (out, vec![])
 }
 
 #[cfg(test)]
@@ -477,6 +492,43 @@ mod tests {
         let call = Call::of_node(&p.nodes[0]).unwrap();
         assert_eq!(call.kernel.reductions(), 1);
         assert_eq!(call.kernel.outputs.len(), 1);
+    }
+
+    #[test]
+    fn lowered_programs_always_order() {
+        // Random programs of elementwise ops, row sums and matmuls: whatever regions form
+        // (and however they interleave), every input is made before it is used.
+        let mut seed: u64 = 7;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for _ in 0..400 {
+            let mut nodes: Vec<(&str, Vec<ValueId>)> = vec![];
+            let mut full: Vec<ValueId> = vec![0]; // [4, 8] values
+            let mut rows: Vec<ValueId> = vec![]; // [4, 1] values
+            for k in 0..12 {
+                let v = k + 2;
+                let a = full[next(full.len())];
+                let (op, ins) = match next(6) {
+                    0 => ("Exp", vec![a]),
+                    1 => ("Tanh", vec![a]),
+                    2 if !rows.is_empty() => ("Multiply", vec![a, rows[next(rows.len())]]),
+                    2 | 3 => ("Add", vec![a, full[next(full.len())]]),
+                    4 => ("Matmul", vec![a, 1]),
+                    _ => ("Reduce", vec![a]),
+                };
+                if op == "Reduce" {
+                    rows.push(v)
+                } else {
+                    full.push(v)
+                }
+                nodes.push((op, ins));
+            }
+            let mut p = program(&nodes, Some(1));
+            lower(&mut p, Target::Cuda);
+            assert!(in_order(&p), "{nodes:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub struct References {
     pub cases: usize,
     /// The traced program's floating-point work over all cases.
     pub gflop: f64,
+    /// Where they ran: on the GPU (where it computes them as the CPU does) or the CPU.
+    pub device: superopt_bench::DeviceKind,
+    /// The worker processes that computed them (on the CPU, one core each).
+    pub workers: usize,
 }
 
 #[derive(Debug, Serialize)]

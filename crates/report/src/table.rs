@@ -104,7 +104,13 @@ pub fn table(c: &Capsule) -> String {
             .iter()
             .map(|r| format!("{} {:.1} s ({} cases, {:.1} GFLOP)", r.size, r.seconds, r.cases, r.gflop))
             .collect();
-        writeln!(s, "\nfloat64 references: {}", each.join(", ")).unwrap();
+        let (device, workers) = (c.references[0].device, c.references[0].workers);
+        let by = match device {
+            superopt_bench::DeviceKind::Gpu => " on the GPU".to_string(),
+            superopt_bench::DeviceKind::Cpu if workers > 1 => format!(" by {workers} CPU workers"),
+            superopt_bench::DeviceKind::Cpu => String::new(),
+        };
+        writeln!(s, "\nfloat64 references{by}: {}", each.join(", ")).unwrap();
     }
     for n in &c.notes {
         writeln!(s, "\nnote: {n}").unwrap();

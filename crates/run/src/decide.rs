@@ -122,13 +122,20 @@ fn roofline(c: &mut Capsule, traces: &[superopt_ir::Program]) {
     }
 }
 
-/// Each size's float64 references: the worker's seconds on them, and their work.
+/// Each size's float64 references: the seconds spent on them, and their work.
 fn references(c: &Capsule, run: &Run) -> Vec<References> {
     let cases = crate::session::cases(&run.seeds).len();
-    let seconds = |z: Size| run.session.reference_seconds.get(&z).copied().unwrap_or(0.0);
+    let workers = run.session.reference_workers();
     let each = Size::ALL.iter().zip(&c.floors);
-    each.map(|(z, f)| References { size: *z, seconds: seconds(*z), cases, gflop: f.flops * cases as f64 / 1e9 })
-        .collect()
+    each.map(|(z, f)| References {
+        size: *z,
+        seconds: run.session.reference_time(*z),
+        cases,
+        gflop: f.flops * cases as f64 / 1e9,
+        device: run.session.reference_device.device,
+        workers,
+    })
+    .collect()
 }
 
 fn round_trip_note(traced: &Entry) -> String {

@@ -1,11 +1,12 @@
 //! A run of the superoptimizer: its stages in order, each a function over one ledger
 //! ([`ledger::Run`], one [`ledger::Entry`] per candidate):
 //!
-//! [`trace`] -> [`propose`] -> [`stage`] -> [`tune`] -> [`field`] -> [`verify`] ->
+//! [`trace`] -> ([`references`] start) -> [`propose`] -> [`stage`] -> [`tune`] -> [`field`] -> [`verify`] ->
 //! [`bench`] -> [`by_size`] -> [`decide`]
 //!
 //! [`budget`] names each stage's share of the time budget; [`session`] is the worker with
-//! the harness loaded; [`config`] and [`outcome`] are what a run takes and gives; [`output`]
+//! the harness loaded; [`references`] the pool that computes the float64 references
+//! ahead; [`config`] and [`outcome`] are what a run takes and gives; [`output`]
 //! writes the winner; [`cache`] is the per-device cache.
 
 pub mod bench;
@@ -19,6 +20,7 @@ pub mod ledger;
 pub mod outcome;
 pub mod output;
 pub mod propose;
+pub mod references;
 pub mod session;
 pub mod stage;
 pub mod trace;
@@ -48,6 +50,11 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     let mut run = Run::new(config, session, budget, traces, progress)?;
     run.stages.push(Stage { name: "start".into(), seconds: start });
     run.stages.push(Stage { name: "trace".into(), seconds: traced_at.elapsed().as_secs_f64() });
+    // After the trace: the pool's workers load the harness too, and would slow it.
+    run.session.choose_reference_device();
+    let workers = references::workers(run.session.backend(), references::all_cases(&run.seeds).len());
+    run.session.start_references(&run.seeds.clone(), workers, budget.verify_deadline());
+    run.mark("references");
     propose::propose(&mut run);
     run.mark("search");
     if let Err(why) = stage::stage_first(&mut run) {

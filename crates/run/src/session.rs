@@ -1,5 +1,6 @@
 //! A worker with the harness loaded, and the requests a run makes of it.
 
+use crate::references::{Pool, PoolSpec};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use superopt_ir::Program;
 use superopt_search::egraph::cost::Device;
 use superopt_verify::{SeedFigures, Tolerance};
 use superopt_worker::protocol::{
-    self, Calibrate, Case, Fixed, Hello, HelloReply, Load, LoadProgram, Prepare, ProgramId, SaveConstants, Size, Time,
-    Variant, Verify, SAMPLE_SECONDS,
+    self, Backend, Calibrate, Case, DeviceKind, Fixed, Hello, HelloReply, Load, LoadProgram, ProgramId,
+    ReferenceDevice, ReferenceDeviceReply, SaveConstants, Size, Time, Variant, Verify, SAMPLE_SECONDS,
 };
 use superopt_worker::{find_python, Worker, WorkerError};
 
@@ -48,8 +49,12 @@ pub struct Session {
     /// The float64 references of the session's cases, kept across worker restarts; the
     /// folder goes with the session.
     _references: tempfile::TempDir,
-    /// Seconds the worker spent on each size's float64 references, as it last said.
+    /// Seconds the verifying worker spent on each size's float64 references, as it last said.
     pub reference_seconds: BTreeMap<Size, f64>,
+    /// The workers computing the references ahead (none: each when first needed).
+    pub pool: Option<Pool>,
+    /// Where the references run, and why there.
+    pub reference_device: ReferenceDeviceReply,
 }
 
 /// A failure the user must fix in their harness: one line, non-zero exit.
@@ -89,7 +94,54 @@ impl Session {
             references: Some(references.path().to_string_lossy().into_owned()),
         };
         worker.stateful("harness", &load, timeout).map_err(harness_fault)?;
-        Ok(Session { worker, hello, harness, timeout, _references: references, reference_seconds: BTreeMap::new() })
+        let reference_device = ReferenceDeviceReply { device: DeviceKind::Cpu, why: "the CPU backend".into() };
+        let reference_seconds = BTreeMap::new();
+        let _references = references;
+        Ok(Session { worker, hello, harness, timeout, _references, reference_seconds, pool: None, reference_device })
+    }
+
+    /// Where the float64 references run: with a GPU backend, the worker checks whether the
+    /// GPU computes them as the CPU does (then they take milliseconds there). Replayed
+    /// after a restart.
+    pub fn choose_reference_device(&mut self) {
+        if self.backend() == Backend::Cpu {
+            return;
+        }
+        match self.worker.stateful("reference_device", &ReferenceDevice {}, self.timeout) {
+            Ok(r) => self.reference_device = r,
+            Err(e) => self.reference_device.why = format!("the GPU check failed: {e}"),
+        }
+    }
+
+    /// Starts `workers` workers (none: 0) computing every case's float64 reference ahead
+    /// on the CPU; none where they run on the GPU.
+    pub fn start_references(&mut self, seeds: &[u64], workers: usize, deadline: Instant) {
+        if workers == 0 || self.reference_device.device == DeviceKind::Gpu {
+            return;
+        }
+        let spec = PoolSpec {
+            python: self.worker.python().to_path_buf(),
+            harness: self.harness.to_string_lossy().into_owned(),
+            folder: self._references.path().to_string_lossy().into_owned(),
+        };
+        self.pool = Some(Pool::start(&spec, seeds, workers, deadline));
+    }
+
+    /// Waits for the pool (if any) up to `deadline`; whether it did every case.
+    pub fn await_references(&mut self, deadline: Instant) -> bool {
+        self.pool.as_mut().is_none_or(|p| p.wait(deadline))
+    }
+
+    /// Seconds spent on `size`'s float64 references: the pool's span and the verifying
+    /// worker's own time.
+    pub fn reference_time(&self, size: Size) -> f64 {
+        let pool = self.pool.as_ref().and_then(|p| p.spans().get(&size).map(|s| s.seconds));
+        pool.unwrap_or(0.0) + self.reference_seconds.get(&size).copied().unwrap_or(0.0)
+    }
+
+    /// How many workers computed the float64 references (1: the verifying worker).
+    pub fn reference_workers(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.workers)
     }
 
     /// The device and MLX version, as a file-name-safe key for per-device caches.
@@ -155,18 +207,6 @@ impl Session {
             out.extend(reply.seeds);
         }
         Ok(out)
-    }
-
-    /// Computes the float64 references of every verification case at `size` at once (on
-    /// several cores); a failure only means each is computed when first needed.
-    pub fn prepare(&mut self, size: Size, seeds: &[u64], deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        if let Ok(reply) = self.worker.call(&Prepare { size, cases: cases(seeds) }, left.min(self.timeout * 4)) {
-            self.note_references(size, reply.reference_seconds);
-        }
     }
 
     /// The worker's time on `size`'s references so far (a restarted worker counts anew).

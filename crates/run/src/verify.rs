@@ -5,11 +5,11 @@
 use crate::ledger::{CandidateId, Entry, Run, Status};
 use crate::session::Session;
 use crate::stage::stage;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use superopt_bench::Size;
 use superopt_search::modelled_cost;
 use superopt_verify::{judge, Tolerance};
-use superopt_worker::protocol::Backend;
+use superopt_worker::protocol::{Backend, DeviceKind};
 
 pub fn verify(run: &mut Run) {
     let deadline = run.budget.verify_deadline();
@@ -25,24 +25,22 @@ pub fn verify(run: &mut Run) {
     }
 }
 
-/// On a GPU the CPU's cores are free: every case's float64 reference is computed at once.
-/// On the CPU backend they would only compete with the candidates; each comes when needed.
-/// A prepare cut short restarts the worker and loses the size it was computing (the sizes
-/// done before are kept on disk): each may run up to the verification deadline.
+/// Waits for the pool computing the float64 references ahead (see [`crate::references`]);
+/// cases it did not do are computed by the verifying worker when first needed.
 fn references(run: &mut Run, deadline: Instant) {
-    if run.session.backend() == Backend::Cpu {
+    let on = &run.session.reference_device;
+    if run.session.backend() != Backend::Cpu && on.device == DeviceKind::Cpu {
+        run.notes.push(format!("float64 references on the CPU: {}", on.why));
+    }
+    if run.session.pool.is_none() {
         return;
     }
-    let started = Instant::now();
-    for size in Size::ALL {
-        run.say(&format!("computing float64 references at {size}"));
-        run.session.prepare(size, &run.seeds, deadline);
-    }
-    if Instant::now() >= deadline {
-        let took = started.elapsed().as_secs();
+    run.say(&format!("waiting for the float64 references ({} workers)", run.session.reference_workers()));
+    if !run.session.await_references(deadline) {
+        let took = run.budget.start.elapsed().as_secs();
         let budget = run.budget.total.as_secs();
         run.notes.push(format!(
-            "the float64 references (computed on the CPU) took {took}s and used up the verification budget: \
+            "the float64 references (computed on the CPU) were not all done after {took}s: \
              run again with a larger --time-budget (this run: {budget}s)"
         ));
     }
@@ -50,7 +48,12 @@ fn references(run: &mut Run, deadline: Instant) {
 
 /// The traced program first, then the rest by modelled cost.
 fn order(run: &Run) -> Vec<CandidateId> {
-    let cost: Vec<f64> = run.entries.iter().map(|e| modelled_cost(&e.candidate, &run.device)).collect();
+    // A second per candidate at most: past it, a program counts one launch per node.
+    let cost: Vec<f64> = run
+        .entries
+        .iter()
+        .map(|e| modelled_cost(&e.candidate, &run.device, Instant::now() + Duration::from_secs(1)))
+        .collect();
     let mut rest: Vec<CandidateId> = run.ids().into_iter().skip(1).collect();
     rest.sort_by(|a, b| cost[a.0].total_cmp(&cost[b.0]));
     [vec![CandidateId::TRACED], rest].concat()

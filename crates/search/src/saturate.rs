@@ -13,9 +13,12 @@ use superopt_ir::{Guard, Program};
 /// Bounds on one saturation.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// For saturating.
     pub time: Duration,
     pub nodes: usize,
     pub iters: usize,
+    /// When everything (converting, saturating, extracting, costing) must be done.
+    pub deadline: Instant,
 }
 
 /// One rewrite in the extracted program: the traced value it replaced and what replaced it.
@@ -57,13 +60,17 @@ pub fn search(
 ) -> Option<Found> {
     let started = Instant::now();
     let (g, roots) = convert::to_egraph(p, guard);
+    let time = limits.time.min(limits.deadline.saturating_duration_since(Instant::now()));
+    if time.is_zero() {
+        return None;
+    }
     let table = rules(families);
     let rewrites: Vec<_> = table.iter().map(|r| r.rewrite()).collect();
     let runner = Runner::default()
         .with_egraph(g)
         .with_node_limit(limits.nodes)
         .with_iter_limit(limits.iters)
-        .with_time_limit(limits.time)
+        .with_time_limit(time)
         .with_scheduler(BackoffScheduler::default())
         .run(&rewrites);
     let stop = match &runner.stop_reason {
@@ -84,8 +91,7 @@ pub fn search(
     let traced: HashSet<Mlx> =
         origins.iter().filter(|(_, o)| matches!(o, Origin::Traced(_))).map(|(n, _)| n.clone()).collect();
     let roots: Vec<Id> = roots.iter().map(|r| g.find(*r)).collect();
-    let deadline = Instant::now() + limits.time.max(Duration::from_secs(5));
-    let picked = extract::extract(&g, &roots, &traced, dev, mode, deadline)?;
+    let picked = extract::extract(&g, &roots, &traced, dev, mode, limits.deadline)?;
     if !extract::acyclic(&g, &picked.choice, &roots) {
         return None;
     }
@@ -95,7 +101,7 @@ pub fn search(
         return None;
     }
     let used = rules_used(&g, &picked.choice, &roots, &origins, &steps);
-    let cost_before = program_cost(p, guard, dev, mode);
+    let cost_before = program_cost(p, guard, dev, mode, limits.deadline);
     let used_families = families
         .iter()
         .copied()

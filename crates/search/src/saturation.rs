@@ -8,7 +8,7 @@ use crate::rules::Family;
 use crate::saturate::{search, Found, Limits};
 use crate::strategies::{compile_rule, with_compile_rule};
 use crate::strategy::Strategy;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use superopt_ir::Plan;
 
 pub struct Saturation {
@@ -27,8 +27,14 @@ impl Strategy for Saturation {
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
         let searches = 4 * traced.variants.len() as u32;
         let nodes = traced.node_count();
-        let limits =
-            Limits { time: self.time / searches.max(1), nodes: (nodes * 20).clamp(20_000, 300_000), iters: 30 };
+        // Saturating takes half of each search's share; converting, extracting and
+        // costing the rest. No search runs past the strategy's time.
+        let limits = Limits {
+            time: self.time / (2 * searches.max(1)),
+            nodes: (nodes * 20).clamp(20_000, 300_000),
+            iters: 30,
+            deadline: Instant::now() + self.time,
+        };
         let mut out: Vec<Candidate> = vec![];
         let mut used_fast = false;
         for (families, source) in [(&Family::ALL[..], Source::Egraph), (&WITHOUT_FAST[..], Source::EgraphNoFast)] {

@@ -55,6 +55,9 @@ class State:
     reference_dir = None
     # Seconds spent computing float64 references, per size.
     reference_seconds = {}
+    # Where the float64 references run: mx.gpu once `reference_device` has checked that
+    # the GPU computes them as the CPU does, else mx.cpu.
+    reference_stream = mx.cpu
     fn = None
     factory = None
     programs = {}
@@ -94,6 +97,7 @@ def cmd_load(req):
     State.harness, State.fn, State.factory = module, module.fn, module.input_factory
     State.reference_dir = req.get("references")
     State.reference_seconds = {}
+    State.reference_stream = mx.cpu
     State.references.clear()
     State.originals.clear()
     State.identical.clear()
@@ -448,13 +452,12 @@ def dequantized64(w, scales, biases, group_size=None, bits=None):
     """Affine-packed weights' exact values in float64: q * scale + bias per group (MLX's
     own dequantize rounds to the scales' dtype). The integers q come from dequantizing
     with unit scales and zero biases, exact in float32. MLX's defaults: groups of 64, 4 bits."""
-    with mx.stream(mx.cpu):
-        unit, zero = mx.ones(scales.shape, dtype=FLOAT32), mx.zeros(scales.shape, dtype=FLOAT32)
-        q = mlx_dequantize(w, unit, zero, group_size=group_size or 64, bits=bits or 4).astype(mx.float64)
-        groups = scales.shape[-1]
-        q = q.reshape(*q.shape[:-1], groups, q.shape[-1] // groups)
-        exact = q * scales.astype(mx.float64)[..., None] + biases.astype(mx.float64)[..., None]
-        return exact.reshape(*exact.shape[:-2], -1)
+    unit, zero = mx.ones(scales.shape, dtype=FLOAT32), mx.zeros(scales.shape, dtype=FLOAT32)
+    q = mlx_dequantize(w, unit, zero, group_size=group_size or 64, bits=bits or 4).astype(mx.float64)
+    groups = scales.shape[-1]
+    q = q.reshape(*q.shape[:-1], groups, q.shape[-1] // groups)
+    exact = q * scales.astype(mx.float64)[..., None] + biases.astype(mx.float64)[..., None]
+    return exact.reshape(*exact.shape[:-2], -1)
 
 
 def affine(mode, biases, extra):
@@ -484,6 +487,13 @@ def exact_gather_qmm(x, w, scales, biases=None, lhs_indices=None, rhs_indices=No
     if not affine(mode, biases, kw) or global_scale is not None:
         return mlx_gather_qmm(x, w, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode,
                               global_scale, sorted_indices=sorted_indices, **kw)
+    if rhs_indices is not None and w.ndim == 3:
+        # Only the experts the indices pick are dequantized (8 of 128 for one token).
+        used = sorted(set(rhs_indices.reshape(-1).tolist()))
+        position = mx.zeros((w.shape[0],), dtype=mx.int32)
+        position[mx.array(used)] = mx.arange(len(used), dtype=mx.int32)
+        picked = mx.array(used)
+        w, scales, biases, rhs_indices = w[picked], scales[picked], biases[picked], position[rhs_indices]
     w64 = oriented(dequantized64(w, scales, biases, group_size, bits), transpose)
     return gathered_products(x.astype(mx.float64), w64, lhs_indices, rhs_indices)
 
@@ -563,26 +573,29 @@ mlx_attention, mlx_einsum = mx.fast.scaled_dot_product_attention, mx.einsum
 FLOAT32 = mx.float32
 
 
-def reference_patches():
+def reference_patches(on_cpu=True):
     """(owner, name, replacement) of everything reference_graph swaps while fn runs. The
-    names are looked up here, at call time, so that a replaced function is picked up."""
+    names are looked up here, at call time, so that a replaced function is picked up.
+    numpy's BLAS takes the products only on the CPU; a GPU has its own float64 products."""
     g = globals()
     floats = [(mx, name, mx.float64) for name in NARROW_FLOATS]
     products = [(mx, "matmul", blas_matmul(mx.matmul)), (mx.array, "__matmul__", blas_matmul(mx.array.__matmul__))]
     quantized = [(mx, name, g[f"exact_{name}"]) for name in ("quantized_matmul", "gather_qmm", "dequantize")]
-    fused = [(mx.fast, "scaled_dot_product_attention", g["attention64"]), (mx, "einsum", g["einsum64"])]
-    return floats + products + quantized + fused
+    attention = [(mx.fast, "scaled_dot_product_attention", g["attention64"])]
+    einsum = [(mx, "einsum", g["einsum64"])]
+    return floats + quantized + attention + (products + einsum if on_cpu else [])
 
 
 def reference_graph(size, seed, variant, stream):
-    """fn on float64 copies of the case's inputs, on a CPU stream, unevaluated but for its
-    matrix products (see blas_matmul); None where fn cannot run in float64. While fn runs,
-    mx.float32/float16/bfloat16 name float64, so that tables fn builds itself
+    """fn on float64 copies of the case's inputs, on `stream`, unevaluated but (on the CPU)
+    for its matrix products (see blas_matmul); None where fn cannot run in float64. While
+    fn runs, mx.float32/float16/bfloat16 name float64, so that tables fn builds itself
     (`mx.arange(..., dtype=mx.float32)`) are float64 too, quantized weights are
-    dequantized exactly (exact_*), and attention and einsum take their products from
-    BLAS too (attention64, einsum64): see reference_patches."""
+    dequantized exactly (exact_*), attention is its definition (attention64), and on the
+    CPU matmuls and einsum take their products from BLAS (blas_matmul, einsum64): see
+    reference_patches."""
     args, kwargs = inputs_for(size, seed, variant)
-    patches = reference_patches()
+    patches = reference_patches(stream == mx.cpu)
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     try:
         for owner, name, replacement in patches:
@@ -628,22 +641,82 @@ def kept_reference(key):
     return outs
 
 
+def evaluated_reference(size, seed, variant, stream):
+    """reference_graph evaluated; None where fn cannot run in float64."""
+    outs = reference_graph(size, seed, variant, stream)
+    try:
+        if outs is not None:
+            mx.eval(outs)
+    except Exception:
+        return None
+    return outs
+
+
 def reference(size, seed, variant):
-    """fn in float64 on the CPU for one case (see reference_graph), kept for the run."""
+    """fn in float64 for one case (see reference_graph) on the reference stream, kept for the run."""
     key = (size, seed, variant)
     kept = kept_reference(key)
     if kept is not False:
         return kept
     t0 = time.perf_counter()
-    outs = reference_graph(size, seed, variant, mx.cpu)
-    try:
-        if outs is not None:
-            mx.eval(outs)
-    except Exception:
-        outs = None
+    outs = evaluated_reference(size, seed, variant, State.reference_stream)
     count_reference_seconds(size, t0)
     keep_reference(key, outs)
     return outs
+
+
+# How far (relative L2, per output) the GPU's float64 reference may be from the CPU's:
+# two float64 computations in different orders agree to ~1e-15; anything computed in
+# float32 on the way is off by ~1e-7.
+DEVICES_AGREE = 1e-11
+
+
+def devices_differ(gpu, cpu):
+    """Why two float64 references of one case differ, or None where they agree: the same
+    NaN/Inf places and, elsewhere, within DEVICES_AGREE."""
+    if (gpu is None) != (cpu is None) or (cpu is not None and len(gpu) != len(cpu)):
+        return "one device cannot run fn in float64"
+    with mx.stream(mx.cpu):
+        for k, (g, c) in enumerate(zip(gpu or [], cpu or [])):
+            g = mx.array(g)
+            if g.shape != c.shape or g.dtype != c.dtype:
+                return f"output {k}: {g.shape} {g.dtype} on the GPU, {c.shape} {c.dtype} on the CPU"
+            if not mx.issubdtype(c.dtype, mx.inexact):
+                if not mx.array_equal(g, c).item():
+                    return f"output {k} differs"
+                continue
+            finite = mx.isfinite(c)
+            if not mx.array_equal(finite, mx.isfinite(g)).item():
+                return f"output {k}: NaN/Inf at other places"
+            d, n = scaled_norms(mx.where(finite, g - c, 0.0))[0], scaled_norms(mx.where(finite, c, 0.0))[0]
+            if d > DEVICES_AGREE * n and d > 1e-30:
+                return f"output {k}: relative difference {d / n:.1e}"
+    return None
+
+
+def cmd_reference_device(req):
+    """Where the float64 references run: on the GPU where it computes the small size's
+    first case as the CPU does (the CPU's then is that case's reference), else on the CPU."""
+    if not on_gpu():
+        return {"device": "cpu", "why": "no GPU"}
+    key = ("small", 0, "normal")
+    cpu = kept_reference(key)
+    if cpu is False:
+        t0 = time.perf_counter()
+        cpu = evaluated_reference(*key, mx.cpu)
+        count_reference_seconds("small", t0)
+        keep_reference(key, cpu)
+    try:
+        gpu = reference_graph(*key, mx.gpu)
+        if gpu is not None:
+            mx.eval(gpu)
+        why = devices_differ(gpu, cpu)
+    except Exception as e:
+        why = f"{type(e).__name__}: {e}"
+    if why is not None:
+        return {"device": "cpu", "why": f"float64 on the GPU: {why}"}
+    State.reference_stream = mx.gpu
+    return {"device": "gpu", "why": "float64 on the GPU agrees with the CPU on the small size's first case"}
 
 
 def count_reference_seconds(size, since):
@@ -653,21 +726,36 @@ def count_reference_seconds(size, since):
 
 
 def cmd_prepare(req):
-    """Computes the float64 references of many cases at once, each case on its own CPU
-    stream so that they run on several cores."""
+    """Computes the float64 references of many cases at once: each case on its own CPU
+    stream so that they run on several cores, or one after another on the GPU."""
     size = req["size"]
     todo = [(s, v) for s, v in req["cases"] if kept_reference((size, s, v)) is False]
+    kept = len(req["cases"]) - len(todo)
+    if State.reference_stream != mx.cpu:
+        for s, v in todo:
+            reference(size, s, v)
+        return {"prepared": kept + len(todo), "reference_seconds": State.reference_seconds.get(size, 0.0)}
     streams = [mx.new_stream(mx.cpu) for _ in range(max(1, min(len(todo), os.cpu_count() or 1)))]
     t0 = time.perf_counter()
     graphs = {(s, v): reference_graph(size, s, v, streams[k % len(streams)]) for k, (s, v) in enumerate(todo)}
     try:
         mx.eval([o for outs in graphs.values() if outs for o in outs])
     except Exception:
-        return {"prepared": 0}  # each case is tried again, alone, when it is needed
+        return {"prepared": kept}  # each case is tried again, alone, when it is needed
     seconds = count_reference_seconds(size, t0)
     for (s, v), outs in graphs.items():
         keep_reference((size, s, v), outs)
-    return {"prepared": len(graphs), "reference_seconds": seconds}
+    return {"prepared": kept + len(graphs), "reference_seconds": seconds, "peak_gib": peak_gib()}
+
+
+def peak_gib():
+    """The worker's peak resident memory so far, in GiB (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
 def original(size, seed, variant):
@@ -1032,6 +1120,7 @@ COMMANDS = {
     "program": cmd_program,
     "verify": cmd_verify,
     "time": cmd_time,
+    "reference_device": cmd_reference_device,
 }
 
 

@@ -25,6 +25,9 @@ pub enum WorkerError {
     /// The worker died or hung; it has been restarted.
     #[error("the worker {0}; it was restarted")]
     Crashed(String),
+    /// A worker started without restarts died or hung; it is gone.
+    #[error("the worker {0}; it was stopped")]
+    Stopped(String),
     /// A reply that does not parse as the command's reply type.
     #[error("bad {} reply: {why}", command.name())]
     BadReply { command: protocol::Command, why: String },
@@ -34,6 +37,10 @@ pub enum WorkerError {
 
 pub struct Worker {
     python: PathBuf,
+    /// Environment variables the process starts with (and restarts with).
+    env: Vec<(String, String)>,
+    /// Whether a worker that dies or hangs is started again (or only stopped).
+    restarts: bool,
     script: PathBuf,
     child: Child,
     stdin: ChildStdin,
@@ -47,6 +54,7 @@ mod tempfile_log {
     //! The worker's stderr goes to a file so the harness's prints stay off the terminal.
     use std::fs::File;
     use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     pub struct Log {
         pub path: PathBuf,
@@ -54,7 +62,9 @@ mod tempfile_log {
 
     impl Log {
         pub fn create(dir: &std::path::Path) -> std::io::Result<(Log, File)> {
-            let path = dir.join(format!("worker-{}.log", std::process::id()));
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("worker-{}-{n}.log", std::process::id()));
             let f = File::create(&path)?;
             Ok((Log { path }, f))
         }
@@ -80,11 +90,14 @@ fn script_path() -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(python: &Path, script: &Path) -> std::io::Result<(Child, ChildStdin, Receiver<String>, tempfile_log::Log)> {
+type Spawned = (Child, ChildStdin, Receiver<String>, tempfile_log::Log);
+
+fn spawn(python: &Path, script: &Path, env: &[(String, String)]) -> std::io::Result<Spawned> {
     let (log, log_file) = tempfile_log::Log::create(script.parent().unwrap())?;
     let mut child = Command::new(python)
         .arg("-u")
         .arg(script)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log_file)
@@ -105,11 +118,23 @@ fn spawn(python: &Path, script: &Path) -> std::io::Result<(Child, ChildStdin, Re
 
 impl Worker {
     pub fn start(python: &Path) -> Result<Worker, WorkerError> {
+        Worker::start_with(python, vec![], true)
+    }
+
+    /// A worker whose process gets `env`; without `restarts`, one that dies or hangs is
+    /// only stopped ([`WorkerError::Stopped`]).
+    pub fn start_with(python: &Path, env: Vec<(String, String)>, restarts: bool) -> Result<Worker, WorkerError> {
         let script =
             script_path().map_err(|e| WorkerError::Internal(format!("cannot write the worker script: {e}")))?;
-        let (child, stdin, replies, log) = spawn(python, &script)
+        let (child, stdin, replies, log) = spawn(python, &script, &env)
             .map_err(|e| WorkerError::Internal(format!("cannot start {}: {e}", python.display())))?;
-        Ok(Worker { python: python.to_path_buf(), script, child, stdin, replies, log, replay: vec![] })
+        let python = python.to_path_buf();
+        Ok(Worker { python, env, restarts, script, child, stdin, replies, log, replay: vec![] })
+    }
+
+    /// The Python the worker runs on.
+    pub fn python(&self) -> &Path {
+        &self.python
     }
 
     /// Sends `req` and waits up to `timeout` for the reply's `result`.
@@ -159,7 +184,10 @@ impl Worker {
         let tail = self.log.tail(8);
         let _ = self.child.kill();
         let _ = self.child.wait();
-        match spawn(&self.python, &self.script) {
+        if !self.restarts {
+            return WorkerError::Stopped(what.to_string());
+        }
+        match spawn(&self.python, &self.script, &self.env) {
             Ok((child, stdin, replies, log)) => {
                 (self.child, self.stdin, self.replies, self.log) = (child, stdin, replies, log);
             }

@@ -27,10 +27,11 @@ pub enum Command {
     KernelLaunches,
     Tune,
     Phew,
+    ReferenceDevice,
 }
 
 impl Command {
-    pub const ALL: [Command; 12] = [
+    pub const ALL: [Command; 13] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
@@ -43,6 +44,7 @@ impl Command {
         Command::KernelLaunches,
         Command::Tune,
         Command::Phew,
+        Command::ReferenceDevice,
     ];
 
     /// The name on the wire (`COMMANDS` in Python).
@@ -60,6 +62,7 @@ impl Command {
             Command::KernelLaunches => "kernel_launches",
             Command::Tune => "tune",
             Command::Phew => "phew",
+            Command::ReferenceDevice => "reference_device",
         }
     }
 }
@@ -309,15 +312,44 @@ pub struct Prepare {
 
 #[derive(Debug, Deserialize)]
 pub struct PrepareReply {
+    /// How many of the cases have their reference now.
     pub prepared: usize,
     /// Seconds the worker has spent on this size's float64 references so far.
     #[serde(default)]
     pub reference_seconds: f64,
+    /// The worker's peak resident memory so far, in GiB (0: unknown).
+    #[serde(default)]
+    pub peak_gib: f64,
 }
 
 impl Request for Prepare {
     const COMMAND: Command = Command::Prepare;
     type Reply = PrepareReply;
+}
+
+/// `reference_device`: where the float64 references run; the GPU only where it computes
+/// the small size's first case as the CPU does.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReferenceDevice {}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ReferenceDeviceReply {
+    pub device: DeviceKind,
+    /// Why there (e.g. what differed on the GPU).
+    pub why: String,
+}
+
+/// Where something runs.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+}
+
+impl Request for ReferenceDevice {
+    const COMMAND: Command = Command::ReferenceDevice;
+    type Reply = ReferenceDeviceReply;
 }
 
 /// A fixed tolerance class's bounds, for the figure `|y - o| / (atol + rtol |o|)`.

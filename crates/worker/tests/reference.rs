@@ -129,6 +129,13 @@ assert all(o.dtype == mx.float64 for o in outs)
 assert outs[1].shape == want_moe.shape, (outs[1].shape, want_moe.shape)
 assert rel(outs[0], want_dense) < 1e-13 and rel(outs[1], want_moe) < 1e-6, (rel(outs[0], want_dense), rel(outs[1], want_moe))
 assert rel(outs[2], exact[0]) == 0.0
+# Indices that pick one expert: only it is dequantized, and the product is the same.
+with mx.stream(mx.cpu):
+    only = w["exact_gather_qmm"](x64[:, None, :], wq, scales, biases, rhs_indices=mx.array([[2], [2], [2], [2]]),
+                                 transpose=True, group_size=64, bits=4)
+    want_only = mx.gather_mm(x64.astype(mx.float32)[:, None, :], mx.swapaxes(exact, -1, -2).astype(mx.float32),
+                             rhs_indices=mx.array([[2], [2], [2], [2]])).astype(mx.float64)
+    assert only.shape == want_only.shape and rel(only, want_only) < 1e-6, rel(only, want_only)
 # bf16 rounding of MLX's own dequantization is not in the reference.
 assert rel(mx.dequantize(wq[0], scales[0], biases[0], group_size=64, bits=4).astype(mx.float64), exact[0]) > 0
 assert (mx.quantized_matmul, mx.gather_qmm, mx.dequantize) == mlx
@@ -194,4 +201,33 @@ print("ok")
 #[test]
 fn attention_and_einsum_references_are_float64_by_their_definitions() {
     common::run_check(FUSED);
+}
+
+const DEVICES: &str = r#"
+import sys
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+differ = w["devices_differ"]
+with mx.stream(mx.cpu):
+    c = mx.random.normal((64, 96)).astype(mx.float64) / 3.0  # not float32 values
+    # Another order of the same float64 sums agrees; a detour through float32 does not.
+    assert differ([c * 3.0], [c + c + c]) is None
+    assert "relative difference" in differ([c.astype(mx.float32).astype(mx.float64)], [c])
+    nan = mx.array(c)
+    nan[3, 4] = float("nan")
+    assert differ([nan], [nan]) is None and "NaN/Inf" in differ([c], [nan])
+    assert differ([mx.array([1, 2])], [mx.array([1, 3])]) == "output 0 differs"
+    assert differ(None, [c]) is not None and differ(None, None) is None
+# Without a GPU, the references stay on the CPU.
+w["State"].fn = lambda a: a * 2
+w["make_inputs"] = lambda size, seed: ([mx.ones((2, 4))], {})
+assert w["cmd_reference_device"]({}) == {"device": "cpu", "why": "no GPU"}
+assert w["State"].reference_stream == mx.cpu
+print("ok")
+"#;
+
+#[test]
+fn the_gpu_computes_references_only_where_it_agrees_with_the_cpu() {
+    common::run_check(DEVICES);
 }

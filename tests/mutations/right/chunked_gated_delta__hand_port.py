@@ -23,17 +23,20 @@ def masks(c):
 def unit_lower_inverse(a, c):
     """(I + a)^-1 for strictly lower-triangular a over the last two axes, by forward
     substitution written functionally: row i of the inverse's strictly lower part is
-    -a_i - a_i @ (the rows above it), the rows stacked as they are made."""
-    rows = [mx.zeros_like(a[..., :1, :])]
+    -a_i - sum_k a_ik (row k), the rows stacked as they are made. The sums are elementwise
+    (as the naive port's in-place updates are), not a matmul: a GPU's float32 matmuls
+    round to TF32, which the solve would amplify."""
+    rows = [mx.zeros_like(a[..., 0, :])]
     for i in range(1, c):
-        row = -a[..., i : i + 1, :]
-        rows.append(row + row[..., :i] @ mx.concatenate(rows, axis=-2)[..., :i, :])
-    return mx.concatenate(rows, axis=-2) + masks(c)[2]
+        row = -a[..., i, :]
+        above = mx.stack(rows, axis=-2)  # rows 0..i-1, zero from column i on
+        rows.append(row + (row[..., :i, None] * above).sum(axis=-2))
+    return mx.stack(rows, axis=-2) + masks(c)[2]
 
 
-def state_update(last, gc, u):
-    """Each position's new values, decayed to the chunk's end."""
-    return mx.exp(last - gc)[..., None] * u
+def state_update(last, gc, k):
+    """Each position's keys, decayed to the chunk's end."""
+    return k * mx.exp(last - gc)[..., None]
 
 
 def forward(q, k, v, g, beta):
@@ -57,13 +60,15 @@ def forward(q, k, v, g, beta):
         qk = (qc @ mx.swapaxes(kc, -1, -2))[:, :, None]
         decay = mx.exp(mx.where(lower, gc[..., :, None] - gc[..., None, :], -mx.inf))
         a = mx.where(strict, bc[..., :, None] * gram * decay, 0.0)
-        # The decays scale q and k before they meet the state, as the naive port does: the
-        # other order can overflow where the state is large and the decays tiny.
-        kd = (bc * mx.exp(gc))[..., None] * kc[:, :, None]
-        u = unit_lower_inverse(a, c) @ (bc[..., None] * vc - kd @ state)
+        # The solve's products meet the state in the naive port's order ((T k) S, not
+        # T (k S)): where the state grows large, the other order overflows elsewhere.
+        t_inv = unit_lower_inverse(a, c)
+        kd = t_inv @ ((bc * mx.exp(gc))[..., None] * kc[:, :, None])
+        u = t_inv @ (bc[..., None] * vc) - kd @ state
         outs.append((mx.exp(gc)[..., None] * qc[:, :, None]) @ state + (qk * decay) @ u)
         last = gc[..., -1:]
-        state = mx.exp(last)[..., None] * state + mx.swapaxes(kc, -1, -2)[:, :, None] @ state_update(last, gc, u)
+        kt = mx.swapaxes(state_update(last, gc, kc[:, :, None]), -1, -2)
+        state = state * mx.exp(last)[..., None] + kt @ u
     return mx.concatenate(outs, axis=-2).reshape(b, hv, t, -1)
 
 

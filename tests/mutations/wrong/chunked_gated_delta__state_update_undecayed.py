@@ -14,5 +14,5 @@ _SPEC = importlib.util.spec_from_file_location(
 )
 port = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(port)
-port.state_update = lambda last, gc, u: u
+port.state_update = lambda last, gc, k: k
 optimized = mx.compile(port.forward)

@@ -12,13 +12,17 @@ pub mod shape;
 use cost::{Device, Mode};
 use lang::Mlx;
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use superopt_ir::{Guard, Program};
 
-/// The modelled cost of a program, node by node as written.
-pub fn program_cost(p: &Program, guard: &Guard, dev: &Device, mode: Mode) -> f64 {
+/// The modelled cost of a program, node by node as written, if the model is done with it
+/// by `deadline`; else one launch per node (a program that large is bound by launches).
+pub fn program_cost(p: &Program, guard: &Guard, dev: &Device, mode: Mode, deadline: Instant) -> f64 {
+    let by_launches = p.nodes.len() as f64 * dev.launch_s.max(1e-6);
     let (g, roots) = convert::to_egraph(p, guard);
+    if Instant::now() >= deadline {
+        return by_launches;
+    }
     let traced: HashSet<Mlx> = g.analysis.origins.keys().cloned().collect();
-    let far = Instant::now() + Duration::from_secs(30);
-    extract::extract(&g, &roots, &traced, dev, mode, far).map_or(f64::NAN, |e| e.cost)
+    extract::extract(&g, &roots, &traced, dev, mode, deadline).map_or(by_launches, |e| e.cost)
 }

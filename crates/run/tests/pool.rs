@@ -1,0 +1,37 @@
+//! The reference pool on real MLX (CPU backend): its workers write every case's float64
+//! reference, and verification then judges against them exactly as against its own.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use superopt_run::{Session, SessionConfig};
+use superopt_verify::Tolerance;
+use superopt_worker::protocol::{ProgramId, Size};
+
+fn session() -> Session {
+    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/rms_norm.py");
+    let config = SessionConfig { harness, python: None, request_timeout: Duration::from_secs(120) };
+    Session::start(&config).expect("the worker starts and loads the harness")
+}
+
+fn figures(s: &mut Session, seeds: &[u64]) -> Vec<String> {
+    let each = Size::ALL.iter().map(|z| s.verify(&ProgramId::Original, *z, seeds, Tolerance::Relative, None));
+    each.map(|f| format!("{:?}", f.expect("the original verifies"))).collect()
+}
+
+#[test]
+fn pool_references_are_the_verifying_workers_own() {
+    let seeds = [0, 1];
+    let mut pooled = session();
+    pooled.start_references(&seeds, 2, Instant::now() + Duration::from_secs(300));
+    assert!(pooled.await_references(Instant::now() + Duration::from_secs(300)), "the pool did every case");
+    assert_eq!(pooled.reference_workers(), 2);
+    let spans = pooled.pool.as_ref().unwrap().spans();
+    assert!(Size::ALL.iter().all(|z| spans[z].cases == 8), "2 seeds and 6 edge inputs per size: {spans:?}");
+    let with_pool = figures(&mut pooled, &seeds);
+    let own_time = pooled.reference_seconds.values().sum::<f64>();
+    assert_eq!(own_time, 0.0, "the verifying worker computed no reference itself");
+    let mut alone = session();
+    let own = figures(&mut alone, &seeds);
+    assert!(Size::ALL.iter().all(|z| alone.reference_seconds.get(z).is_some_and(|t| *t > 0.0)));
+    assert_eq!(with_pool, own, "the same figures, so the same references");
+}

@@ -1,0 +1,42 @@
+"""Times one worker request on a harness, as superopt's worker runs it, and prints where the
+time goes (cProfile, by own time): `reference` is one verification case's float64 reference,
+`trace` the tracing of fn (the determinism check and mx.export_function) at one size.
+Usage: python scripts/worker-profile.py HARNESS [reference|trace] [SIZE] [SEED]"""
+import cProfile
+import os
+import pstats
+import sys
+import time
+
+import mlx.core as mx
+
+here = os.path.dirname(os.path.abspath(__file__))
+worker = {"__name__": "superopt_worker"}
+source = os.path.join(here, "..", "crates", "worker", "python", "superopt_worker.py")
+exec(compile(open(source).read(), "superopt_worker.py", "exec"), worker)
+harness = sys.argv[1]
+what = sys.argv[2] if len(sys.argv) > 2 else "reference"
+size = sys.argv[3] if len(sys.argv) > 3 else "large"
+seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+worker["cmd_load"]({"harness": os.path.abspath(harness)})
+
+
+def reference():
+    mx.eval(worker["reference_graph"](size, seed, "normal", mx.cpu))
+    return "one case's float64 reference"
+
+
+def trace():
+    got = worker["cmd_trace"]({"size": size, "seed": seed})
+    return f"the trace ({len(got['nodes'])} primitives, {len(got['constants'])} constants)"
+
+
+if what not in ("reference", "trace"):
+    sys.exit(f"unknown request {what!r}: reference or trace")
+profile = cProfile.Profile()
+start = time.perf_counter()
+profile.enable()
+said = {"reference": reference, "trace": trace}[what]()
+profile.disable()
+print(f"{harness} at {size}: {said} in {time.perf_counter() - start:.2f} s")
+pstats.Stats(profile).sort_stats("tottime").print_stats(10)
