@@ -1,12 +1,14 @@
 //! The float64 references, computed ahead of verification by a pool of workers.
 //!
 //! MLX's CPU runs a float64 graph on one core, so one worker computing a real model's
-//! references takes minutes. The pool starts with the run: one worker per core (fewer
-//! where memory is short), each loading the harness as the verifying worker does and
-//! computing one case at a time into the session's reference folder, where the verifying
-//! worker reads it. Cases go out size by size, small first, so that a deadline that cuts
-//! the pool short costs the largest size. A case the pool did not do is computed by the
-//! verifying worker when it is first needed.
+//! references takes minutes. The pool starts after the trace: one worker per core, each
+//! loading the harness as the verifying worker does and computing one case at a time into
+//! the session's reference folder, where the verifying worker reads it. Cases go out size
+//! by size, small first, so that a deadline that cuts the pool short costs the largest
+//! size. The first case of each size runs alone and measures the memory a case of that
+//! size holds; then as many run at once as the memory free at the start holds (a real
+//! model's float64 case can hold tens of GiB). A case the pool did not do is computed by
+//! the verifying worker when it is first needed.
 
 use crate::session::cases;
 use std::collections::{BTreeMap, VecDeque};

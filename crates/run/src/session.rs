@@ -48,7 +48,7 @@ pub struct Session {
     pub timeout: Duration,
     /// The float64 references of the session's cases, kept across worker restarts; the
     /// folder goes with the session.
-    _references: tempfile::TempDir,
+    reference_folder: tempfile::TempDir,
     /// Seconds the verifying worker spent on each size's float64 references, as it last said.
     pub reference_seconds: BTreeMap<Size, f64>,
     /// The workers computing the references ahead (none: each when first needed).
@@ -96,8 +96,9 @@ impl Session {
         worker.stateful("harness", &load, timeout).map_err(harness_fault)?;
         let reference_device = ReferenceDeviceReply { device: DeviceKind::Cpu, why: "the CPU backend".into() };
         let reference_seconds = BTreeMap::new();
-        let _references = references;
-        Ok(Session { worker, hello, harness, timeout, _references, reference_seconds, pool: None, reference_device })
+        let reference_folder = references;
+        let pool = None;
+        Ok(Session { worker, hello, harness, timeout, reference_folder, reference_seconds, pool, reference_device })
     }
 
     /// Where the float64 references run: with a GPU backend, the worker checks whether the
@@ -122,7 +123,7 @@ impl Session {
         let spec = PoolSpec {
             python: self.worker.python().to_path_buf(),
             harness: self.harness.to_string_lossy().into_owned(),
-            folder: self._references.path().to_string_lossy().into_owned(),
+            folder: self.reference_folder.path().to_string_lossy().into_owned(),
         };
         self.pool = Some(Pool::start(&spec, seeds, workers, deadline));
     }
