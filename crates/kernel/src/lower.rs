@@ -390,9 +390,8 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
     })
 }
 
-/// `nodes` in an order where every value is made before it is read (stable otherwise).
-/// The nodes in an order where each input is ready before it is used, and those that
-/// never become ready (a cycle), in their order.
+/// `nodes` in an order where every value is made before it is read (stable otherwise),
+/// and those that never become ready (a cycle), in their order.
 fn topological(nodes: Vec<Node>, p: &Program) -> (Vec<Node>, Vec<Node>) {
     let mut ready: BTreeSet<ValueId> = p.inputs.iter().copied().chain(p.constants.iter().map(|c| c.value)).collect();
     let mut pending = nodes;

@@ -88,17 +88,24 @@ impl Session {
         let mut worker = Worker::start(&python.path)?;
         let timeout = config.request_timeout;
         let hello = worker.call(&Hello {}, timeout)?;
-        let references = tempfile::tempdir().context("no temporary folder for the float64 references")?;
+        let reference_folder = tempfile::tempdir().context("no temporary folder for the float64 references")?;
         let load = Load {
             harness: harness.to_string_lossy().into_owned(),
-            references: Some(references.path().to_string_lossy().into_owned()),
+            references: Some(reference_folder.path().to_string_lossy().into_owned()),
         };
         worker.stateful("harness", &load, timeout).map_err(harness_fault)?;
         let reference_device = ReferenceDeviceReply { device: DeviceKind::Cpu, why: "the CPU backend".into() };
         let reference_seconds = BTreeMap::new();
-        let reference_folder = references;
-        let pool = None;
-        Ok(Session { worker, hello, harness, timeout, reference_folder, reference_seconds, pool, reference_device })
+        Ok(Session {
+            worker,
+            hello,
+            harness,
+            timeout,
+            reference_folder,
+            reference_seconds,
+            pool: None,
+            reference_device,
+        })
     }
 
     /// Where the float64 references run: with a GPU backend, the worker checks whether the

@@ -59,11 +59,11 @@ pub fn search(
     mode: Mode,
 ) -> Option<Found> {
     let started = Instant::now();
-    let (g, roots) = convert::to_egraph(p, guard);
-    let time = limits.time.min(limits.deadline.saturating_duration_since(Instant::now()));
-    if time.is_zero() {
+    if started >= limits.deadline {
         return None;
     }
+    let (g, roots) = convert::to_egraph(p, guard);
+    let time = limits.time.min(limits.deadline.saturating_duration_since(Instant::now()));
     let table = rules(families);
     let rewrites: Vec<_> = table.iter().map(|r| r.rewrite()).collect();
     let runner = Runner::default()

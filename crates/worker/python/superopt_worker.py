@@ -726,26 +726,27 @@ def count_reference_seconds(size, since):
 
 
 def cmd_prepare(req):
-    """Computes the float64 references of many cases at once: each case on its own CPU
-    stream so that they run on several cores, or one after another on the GPU."""
+    """Computes and keeps the float64 references of these cases, one after another on the
+    reference stream (a pool worker takes one case per request); a case whose evaluation
+    fails is not kept, and is tried again when it is needed."""
     size = req["size"]
-    todo = [(s, v) for s, v in req["cases"] if kept_reference((size, s, v)) is False]
-    kept = len(req["cases"]) - len(todo)
-    if State.reference_stream != mx.cpu:
-        for s, v in todo:
-            reference(size, s, v)
-        return {"prepared": kept + len(todo), "reference_seconds": State.reference_seconds.get(size, 0.0)}
-    streams = [mx.new_stream(mx.cpu) for _ in range(max(1, min(len(todo), os.cpu_count() or 1)))]
-    t0 = time.perf_counter()
-    graphs = {(s, v): reference_graph(size, s, v, streams[k % len(streams)]) for k, (s, v) in enumerate(todo)}
-    try:
-        mx.eval([o for outs in graphs.values() if outs for o in outs])
-    except Exception:
-        return {"prepared": kept}  # each case is tried again, alone, when it is needed
-    seconds = count_reference_seconds(size, t0)
-    for (s, v), outs in graphs.items():
-        keep_reference((size, s, v), outs)
-    return {"prepared": kept + len(graphs), "reference_seconds": seconds, "peak_gib": peak_gib()}
+    prepared = 0
+    for s, v in req["cases"]:
+        key = (size, s, v)
+        if kept_reference(key) is False:
+            t0 = time.perf_counter()
+            outs = reference_graph(size, s, v, State.reference_stream)
+            try:
+                if outs is not None:
+                    mx.eval(outs)
+            except Exception:
+                continue
+            finally:
+                count_reference_seconds(size, t0)
+            keep_reference(key, outs)
+        prepared += 1
+    seconds = State.reference_seconds.get(size, 0.0)
+    return {"prepared": prepared, "reference_seconds": seconds, "peak_gib": peak_gib()}
 
 
 def peak_gib():

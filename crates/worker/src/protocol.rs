@@ -303,7 +303,7 @@ impl Request for LoadProgram {
 /// One verification case: a seed and the variant of its inputs.
 pub type Case = (u64, Variant);
 
-/// `prepare`: the float64 references of these cases at once (several cores).
+/// `prepare`: the float64 references of these cases, computed and kept.
 #[derive(Debug, Serialize)]
 pub struct Prepare {
     pub size: Size,
@@ -345,6 +345,15 @@ pub struct ReferenceDeviceReply {
 pub enum DeviceKind {
     Cpu,
     Gpu,
+}
+
+impl DeviceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "CPU",
+            DeviceKind::Gpu => "GPU",
+        }
+    }
 }
 
 impl Request for ReferenceDevice {
