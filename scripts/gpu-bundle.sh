@@ -31,7 +31,7 @@ wheels() {  # DIR PACKAGE... : wheels for the GPU machine's CPython 3.12, withou
     --platform manylinux_2_35_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform any -d "$dir" "$@"
 }
-wheels .gpu/b/whl mlx-lm==0.32.2
+wheels .gpu/b/whl mlx-lm==0.32.2 threadpoolctl==3.8.0
 if [ "${1:-}" != "--no-phew" ]; then
   wheels .gpu/c phew-mlx==0.3.0 egglog==13.2.0 black click cloudpickle graphviz mypy-extensions \
     opentelemetry-api importlib-metadata zipp packaging pathspec platformdirs pytokens typing-extensions

@@ -1,7 +1,7 @@
 """Times one worker request on a harness, as superopt's worker runs it, and prints where the
 time goes (cProfile, by own time): `reference` is one verification case's float64 reference,
 `trace` the tracing of fn (the determinism check and mx.export_function) at one size.
-Usage: python scripts/worker-profile.py HARNESS [reference|trace] [SIZE] [SEED]"""
+Usage: python scripts/worker-profile.py HARNESS [reference|trace] [SIZE] [SEED] [VARIANT]"""
 import cProfile
 import os
 import pstats
@@ -18,12 +18,13 @@ harness = sys.argv[1]
 what = sys.argv[2] if len(sys.argv) > 2 else "reference"
 size = sys.argv[3] if len(sys.argv) > 3 else "large"
 seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+variant = sys.argv[5] if len(sys.argv) > 5 else "normal"
 worker["cmd_load"]({"harness": os.path.abspath(harness)})
 
 
 def reference():
-    mx.eval(worker["reference_graph"](size, seed, "normal", mx.cpu))
-    return "one case's float64 reference"
+    mx.eval(worker["reference_graph"](size, seed, variant, mx.cpu))
+    return f"the float64 reference of one {variant} case"
 
 
 def trace():

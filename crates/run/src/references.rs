@@ -94,11 +94,12 @@ impl Pool {
         let queue: VecDeque<(Size, Case)> = all_cases(seeds).into();
         let expected = queue.len();
         let total = available_gib().map_or(f64::INFINITY, |g| g as f64 * MEMORY_SHARE);
-        let admission = Admission { queue, free: total, running: 0, need: BTreeMap::new() };
+        let admission = Admission { queue, free: total, running: 0, need: BTreeMap::new(), cores: cores(), workers };
         let queue = Arc::new((Mutex::new(admission), Condvar::new()));
         let (tx, rx) = mpsc::channel();
         let started = Instant::now();
-        // numpy's BLAS in each worker gets its share of the cores, not all of them.
+        // numpy's BLAS in each worker starts with its share of the cores; each case then
+        // gets as many as the cases running with it leave (Start::threads).
         let blas = (cores() / workers).max(1).to_string();
         let env: Vec<(String, String)> = ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"]
             .iter()
@@ -147,11 +148,23 @@ struct Admission {
     running: usize,
     /// GiB a case of each size holds, as measured.
     need: BTreeMap<Size, f64>,
+    cores: usize,
+    workers: usize,
+}
+
+/// A case let start.
+struct Start {
+    size: Size,
+    case: Case,
+    /// GiB it holds while it runs.
+    held: f64,
+    /// BLAS threads it takes: every core when it runs alone, else the cores shared among
+    /// the cases that can run with it.
+    threads: usize,
 }
 
 enum Take {
-    /// The case, and the GiB it holds while it runs.
-    Start(Size, Case, f64),
+    Start(Start),
     Wait,
     Empty,
 }
@@ -159,6 +172,7 @@ enum Take {
 impl Admission {
     fn take(&mut self) -> Take {
         let Some(&(size, case)) = self.queue.front() else { return Take::Empty };
+        let alone = !self.need.contains_key(&size);
         let held = match self.need.get(&size) {
             Some(&n) if n <= self.free || self.running == 0 => n.min(self.free),
             None if self.running == 0 => self.free,
@@ -167,7 +181,9 @@ impl Admission {
         self.queue.pop_front();
         self.free -= held;
         self.running += 1;
-        Take::Start(size, case, held)
+        let together = self.workers.min(self.running + self.queue.len()).max(1);
+        let threads = if alone { self.cores } else { (self.cores / together).max(1) };
+        Take::Start(Start { size, case, held, threads })
     }
 
     /// A case of `size` ended, its worker at `peak` GiB (0: unknown).
@@ -198,9 +214,9 @@ fn serve(
     let (lock, wake) = queue;
     loop {
         let Ok(mut admission) = lock.lock() else { return };
-        let (size, case, held) = loop {
+        let Start { size, case, held, threads } = loop {
             match admission.take() {
-                Take::Start(z, c, held) => break (z, c, held),
+                Take::Start(start) => break start,
                 Take::Empty => return,
                 Take::Wait if left().is_zero() => return,
                 Take::Wait => match wake.wait_timeout(admission, left()) {
@@ -211,7 +227,7 @@ fn serve(
         };
         drop(admission);
         let began = started.elapsed();
-        let reply = w.call(&Prepare { size, cases: vec![case] }, left());
+        let reply = w.call(&Prepare { size, cases: vec![case], threads: Some(threads) }, left());
         let peak = reply.as_ref().map_or(0.0, |r| r.peak_gib);
         if let Ok(mut a) = lock.lock() {
             a.done(size, held, peak);
@@ -230,28 +246,50 @@ mod tests {
 
     fn admission(free: f64) -> Admission {
         let queue = all_cases(&[0]).into();
-        Admission { queue, free, running: 0, need: BTreeMap::new() }
+        Admission { queue, free, running: 0, need: BTreeMap::new(), cores: 16, workers: 16 }
+    }
+
+    fn started(take: Take) -> Start {
+        let Take::Start(start) = take else { panic!("a case starts") };
+        start
     }
 
     #[test]
     fn the_first_case_of_a_size_runs_alone_then_memory_decides() {
         let mut a = admission(100.0);
-        let Take::Start(Size::Small, (0, Variant::Normal), held) = a.take() else { panic!("the first case starts") };
-        assert_eq!(held, 100.0, "alone: it holds all the memory");
+        let first = started(a.take());
+        assert_eq!((first.size, first.case), (Size::Small, (0, Variant::Normal)));
+        assert_eq!(first.held, 100.0, "alone: it holds all the memory");
         assert!(matches!(a.take(), Take::Wait), "nothing else runs while a size is measured");
-        a.done(Size::Small, held, 30.0);
-        let held: Vec<f64> = (0..3).map(|_| if let Take::Start(_, _, h) = a.take() { h } else { 0.0 }).collect();
+        a.done(Size::Small, first.held, 30.0);
+        let held: Vec<f64> = (0..3).map(|_| if let Take::Start(s) = a.take() { s.held } else { 0.0 }).collect();
         assert_eq!(held, [37.5, 37.5, 0.0], "30 GiB measured, 37.5 held each: two fit in 100");
         a.done(Size::Small, 37.5, 30.0);
-        assert!(matches!(a.take(), Take::Start(Size::Small, _, _)));
+        assert_eq!(started(a.take()).size, Size::Small);
     }
 
     #[test]
     fn a_case_larger_than_the_memory_still_runs_alone() {
         let mut a = admission(10.0);
-        let Take::Start(_, _, held) = a.take() else { panic!() };
+        let held = started(a.take()).held;
         a.done(Size::Small, held, 40.0);
-        assert!(matches!(a.take(), Take::Start(Size::Small, _, _)), "alone, whatever it holds");
+        assert_eq!(started(a.take()).size, Size::Small, "alone, whatever it holds");
         assert!(matches!(a.take(), Take::Wait));
+    }
+
+    #[test]
+    fn a_case_alone_takes_every_core_and_cases_together_share_them() {
+        let mut a = admission(1000.0);
+        let first = started(a.take());
+        assert_eq!(first.threads, 16, "the first case of a size runs alone");
+        a.done(Size::Small, first.held, 1.0);
+        // 6 more small cases, then 7 of each larger size: up to 16 cases can run together.
+        assert_eq!(started(a.take()).threads, 1, "16 workers, 19 cases left: a core each");
+        let mut b = admission(1000.0);
+        b.queue.truncate(3);
+        let first = started(b.take());
+        b.done(Size::Small, first.held, 1.0);
+        let threads: Vec<usize> = (0..2).map(|_| started(b.take()).threads).collect();
+        assert_eq!(threads, [8, 8], "the last two cases share the 16 cores");
     }
 }

@@ -6,6 +6,7 @@ protocol stream. It loads the harness, builds inputs, traces `fn` with
 It decides nothing: every decision is made by the Rust side.
 """
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -24,6 +25,10 @@ try:
     import numpy as np
 except ImportError:  # the float64 references then use MLX's own CPU matmul
     np = None
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # numpy's BLAS then keeps the threads the worker started with
+    threadpool_limits = None
 
 # The names and constants the Rust side shares (crates/worker/src/protocol.rs;
 # crates/worker/tests/protocol.rs checks that both agree).
@@ -430,22 +435,63 @@ NARROW_FLOATS = ("float32", "float16", "bfloat16")
 
 
 def blas_matmul(mlx_matmul):
-    """`mlx_matmul` for the float64 references, with float64 products of finite matrices
-    (MLX promotes a float32 weight times a float64 input to float64) done by numpy's
-    BLAS: MLX's CPU matmul is ~40x slower in float64, which made the references of
-    real-size matmuls outlast a run's budget. Anything else (other dtypes, vectors, NaN
-    or Inf, which BLAS may not propagate as MLX does) goes to MLX."""
+    """`mlx_matmul` for the float64 references, with float64 products (MLX promotes a
+    float32 weight times a float64 input to float64) done by numpy's BLAS (products64):
+    MLX's CPU matmul is ~40x slower in float64, which made the references of real-size
+    matmuls outlast a run's budget. Anything else (other dtypes, vectors) goes to MLX."""
 
     def matmul(a, b, *rest, **kwargs):
         floats = all(isinstance(x, mx.array) and mx.issubdtype(x.dtype, mx.floating) and x.ndim >= 2 for x in (a, b))
         if np is None or rest or kwargs or not floats or mx.float64 not in (a.dtype, b.dtype):
             return mlx_matmul(a, b, *rest, **kwargs)
-        na, nb = np.array(a.astype(mx.float64)), np.array(b.astype(mx.float64))
-        if not (np.isfinite(na).all() and np.isfinite(nb).all()):
-            return mlx_matmul(a, b)
-        return mx.array(np.matmul(na, nb), dtype=mx.float64)
+        out = products64(np.asarray(a.astype(mx.float64)), np.asarray(b.astype(mx.float64)))
+        return mlx_matmul(a, b) if out is None else from_numpy64(out)
 
     return matmul
+
+
+def from_numpy64(a):
+    """A float64 numpy array as an MLX array, its bits copied as integers (MLX's float64
+    conversion is twice as slow, seconds for a real model's attention scores)."""
+    a = np.asarray(a, dtype=np.float64)
+    a = a if a.flags.c_contiguous else a.copy(order="C")
+    return mx.array(a.view(np.uint64)).view(mx.float64)
+
+
+# The most work (in multiply-adds, against the whole product's) that products64 spends
+# summing term by term the outputs an infinity touches, before it leaves them to MLX.
+TERMWISE_SHARE = 0.25
+
+
+def products64(a, b):
+    """a @ b of float64 numpy arrays with IEEE's NaN and Inf (BLAS may not keep them):
+    BLAS multiplies the finite values; an output whose row of a or column of b holds a
+    NaN is NaN; one whose row or column holds an infinity is summed term by term. None
+    where that term-by-term work is more than TERMWISE_SHARE of the product."""
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    if fa.all() and fb.all():
+        return np.matmul(a, b)
+    with np.errstate(all="ignore"):
+        return nonfinite_products(a, b, fa, fb)
+
+
+def nonfinite_products(a, b, fa, fb):
+    """products64 where a or b holds a NaN or an infinity (fa, fb: where they are finite)."""
+    out = np.matmul(np.where(fa, a, 0.0), np.where(fb, b, 0.0))
+    batch, (m, k), n = out.shape[:-2], a.shape[-2:], b.shape[-1]
+    a, b = np.broadcast_to(a, batch + a.shape[-2:]), np.broadcast_to(b, batch + b.shape[-2:])
+    nan_rows, nan_cols = np.isnan(a).any(-1), np.isnan(b).any(-2)
+    inf_rows = np.broadcast_to(~fa.all(-1), batch + (m,)) & ~nan_rows
+    inf_cols = np.broadcast_to(~fb.all(-2), batch + (n,)) & ~nan_cols
+    if (inf_rows.sum() * n + inf_cols.sum() * m) > TERMWISE_SHARE * out.size:
+        return None
+    out[nan_rows] = np.nan
+    np.moveaxis(out, -1, -2)[nan_cols] = np.nan
+    for *at, i in np.argwhere(inf_rows):
+        out[(*at, i)] = (a[(*at, i)][:, None] * b[tuple(at)]).sum(0)
+    for *at, j in np.argwhere(inf_cols):
+        out[(*at, slice(None), j)] = (a[tuple(at)] * b[(*at, slice(None), j)][None, :]).sum(1)
+    return out
 
 
 def dequantized64(w, scales, biases, group_size=None, bits=None):
@@ -531,11 +577,15 @@ def gathered_products(x, w, lhs_indices, rhs_indices):
 
 def attention64(q, k, v, *, scale, mask=None, sinks=None, **kw):
     """mx.fast.scaled_dot_product_attention by its definition, for the float64 references:
-    its two products through mx.matmul (numpy's BLAS there, on every core) instead of
-    MLX's single-core float64 matmul. Grouped heads are not repeated; a "causal" mask
+    in numpy head by head where every value is finite (attention_numpy), else in MLX with
+    its two products through mx.matmul (numpy's BLAS there) instead of MLX's float64 matmul. Grouped heads are not repeated; a "causal" mask
     aligns the last query with the last key; a boolean mask keeps where True."""
     if sinks is not None or kw or q.ndim != 4 or (isinstance(mask, str) and mask != "causal"):
         return mlx_attention(q, k, v, scale=scale, mask=mask, sinks=sinks, **kw)
+    if np is not None:
+        out = attention_numpy(q, k, v, scale, mask)
+        if out is not None:
+            return out
     b, heads, length, _ = q.shape
     groups = k.shape[1]
     q = (q * scale).reshape(b, groups, heads // groups, length, -1)
@@ -556,20 +606,180 @@ def attention64(q, k, v, *, scale, mask=None, sinks=None, **kw):
     return out.reshape(b, heads, length, -1)
 
 
+def attention_numpy(q, k, v, scale, mask):
+    """attention64 of finite float64 inputs in numpy, one (batch, head) at a time, so that
+    the scores of one head are the largest array and the softmax is numpy's vectorised exp
+    (MLX's float64 softmax is scalar, on one core); None where an input is not finite."""
+    b, heads, length, _ = q.shape
+    groups, keys = k.shape[1], k.shape[2]
+    q, k, v = (np.asarray(x.astype(mx.float64)) for x in (q, k, v))
+    if isinstance(mask, str):
+        mask = np.arange(keys - length, keys)[:, None] >= np.arange(keys)[None]
+    elif mask is not None:
+        mask = np.asarray(mask if mask.dtype == mx.bool_ else mask.astype(mx.float64))
+        mask = np.broadcast_to(mask, (b, heads, length, keys))
+    if not all(np.isfinite(x).all() for x in (q, k, v)) or (mask is not None and not np.isfinite(mask).all()):
+        return None
+    lowest = np.finfo(np.float64).min
+    out = np.empty((b, heads, length, v.shape[-1]))
+    for i in range(b):
+        for h in range(heads):
+            g = h // (heads // groups)
+            s = (q[i, h] * scale) @ k[i, g].T
+            m = mask if mask is None or mask.ndim == 2 else mask[i, h]
+            if m is not None:
+                s = np.where(m, s, lowest) if m.dtype == np.bool_ else s + m
+            s -= s.max(-1, keepdims=True)
+            np.exp(s, out=s)
+            s /= s.sum(-1, keepdims=True)
+            out[i, h] = s @ v[i, g]
+    return from_numpy64(out)
+
+
 def einsum64(subscripts, *operands, **kw):
-    """mx.einsum for the float64 references: numpy's einsum, which contracts through BLAS,
-    where every operand is a finite float64 array; MLX's otherwise."""
+    """mx.einsum for the float64 references, where every operand is a float64 array: a
+    two-operand einsum as one batched product (einsum_product), others by numpy's einsum
+    (which contracts through BLAS) where every value is finite; MLX's otherwise."""
     arrays = all(isinstance(o, mx.array) and o.dtype == mx.float64 for o in operands)
     if np is None or kw or not arrays:
         return mlx_einsum(subscripts, *operands, **kw)
-    ns = [np.array(o) for o in operands]
-    if not all(np.isfinite(n).all() for n in ns):
-        return mlx_einsum(subscripts, *operands)
-    return mx.array(np.einsum(subscripts, *ns, optimize=True), dtype=mx.float64)
+    ns = [np.asarray(o) for o in operands]
+    out = einsum_product(subscripts, *ns) if len(ns) == 2 else None
+    if out is None and all(np.isfinite(n).all() for n in ns):
+        out = np.einsum(subscripts, *ns, optimize=True)
+    return mlx_einsum(subscripts, *operands) if out is None else from_numpy64(out)
+
+
+def einsum_product(subscripts, a, b):
+    """A two-operand einsum as products64 of a batched matrix product: indices in one
+    operand only and not in the output are summed first; then the indices both share and
+    the output keeps are the batch, those both share and it drops are contracted. None
+    where the einsum is not of that form (an ellipsis, an index twice in one operand,
+    shapes that differ on a shared index)."""
+    spec = subscripts.replace(" ", "")
+    if "." in spec or "->" not in spec or spec.count(",") != 1:
+        return None
+    (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
+    if any(len(set(x)) != len(x) for x in (sa, sb, out)) or set(out) - set(sa) - set(sb):
+        return None
+    a, sa = summed_out(a, sa, sb + out)
+    b, sb = summed_out(b, sb, sa + out)
+    size = {**dict(zip(sa, a.shape)), **dict(zip(sb, b.shape))}
+    if any(a.shape[sa.index(c)] != b.shape[sb.index(c)] for c in set(sa) & set(sb)):
+        return None
+    batch = [c for c in out if c in sa and c in sb]
+    left, right = [c for c in sa if c not in sb], [c for c in sb if c not in sa]
+    summed = [c for c in sa if c in sb and c not in out]
+    dims = [size[c] for c in batch]
+    x = a.transpose(places(batch + left + summed, sa)).reshape(dims + [count(left, size), count(summed, size)])
+    y = b.transpose(places(batch + summed + right, sb)).reshape(dims + [count(summed, size), count(right, size)])
+    product = products64(x, y)
+    if product is None:
+        return None
+    order = batch + left + right
+    return product.reshape([size[c] for c in order]).transpose(places(out, order))
+
+
+def places(indices, spec):
+    return [spec.index(c) for c in indices]
+
+
+def count(indices, size):
+    return math.prod(size[c] for c in indices)
+
+
+def summed_out(x, spec, kept):
+    """x with the axes of `spec` that `kept` does not name summed; the remaining spec."""
+    axes = tuple(i for i, c in enumerate(spec) if c not in kept)
+    return (x.sum(axis=axes) if axes else x), "".join(c for c in spec if c in kept)
+
+
+# MLX's CPU computes float64 exp, sqrt, sin, softmax and the mx.fast norms no better than
+# float32 (measured on 0.32.4: softmax off by 1.5e-5 of its largest value, exp by 9e-7,
+# sqrt rounded to float32), so the references take them from numpy (see numpy64).
+def rms_norm64(x, weight, eps):
+    out = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+    return out if weight is None else out * weight
+
+
+def layer_norm64(x, weight, bias, eps):
+    centred = x - np.mean(x, axis=-1, keepdims=True)
+    out = centred / np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + eps)
+    out = out if weight is None else out * weight
+    return out if bias is None else out + bias
+
+
+def rope64(x, dims, *, traditional, base, scale, offset, freqs=None):
+    """mx.fast.rope: the first `dims` features of each position p = offset + t rotated in
+    pairs (adjacent ones if traditional, else the two halves) by p * scale * base^(-2i/dims),
+    or by p * scale / freqs[i]."""
+    half = dims // 2
+    inverse = 1.0 / freqs if freqs is not None else base ** (-np.arange(half) * 2.0 / dims)
+    angle = (offset + np.arange(x.shape[-2]))[:, None] * scale * inverse[None]
+    cos, sin = np.cos(angle), np.sin(angle)
+    a, b = (x[..., 0:dims:2], x[..., 1:dims:2]) if traditional else (x[..., :half], x[..., half:dims])
+    ra, rb = a * cos - b * sin, a * sin + b * cos
+    out = x.copy()
+    if traditional:
+        out[..., 0:dims:2], out[..., 1:dims:2] = ra, rb
+    else:
+        out[..., :half], out[..., half:dims] = ra, rb
+    return out
+
+
+def softmax64(a, axis=None, precise=False):
+    axis = tuple(axis) if isinstance(axis, list) else axis
+    shifted = a - np.max(a, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def logsumexp64(a, axis=None, keepdims=False):
+    axis = tuple(axis) if isinstance(axis, list) else axis
+    top = np.max(a, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True)) + top
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def numpy64_table():
+    """(owner, name, numpy definition) of what the references compute in numpy."""
+    unary = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sin": np.sin, "cos": np.cos,
+             "tanh": np.tanh, "sqrt": np.sqrt, "rsqrt": lambda x: 1.0 / np.sqrt(x),
+             "sigmoid": lambda x: 0.5 * (1.0 + np.tanh(0.5 * x))}
+    table = [(mx, name, f) for name, f in unary.items()]
+    table += [(mx, "softmax", softmax64), (mx, "logsumexp", logsumexp64)]
+    return table + [(mx.fast, "rms_norm", rms_norm64), (mx.fast, "layer_norm", layer_norm64), (mx.fast, "rope", rope64)]
+
+
+def numpy64(mlx_op, numpy_op):
+    """`mlx_op` computed by `numpy_op` where every array it is given is a finite float64
+    array (a tuple axis, None, numbers and flags pass as they are); MLX otherwise, NaN and
+    Inf included, so that the references place them as MLX does."""
+
+    def op(*args, **kwargs):
+        values = list(args) + list(kwargs.values())
+        arrays = [v for v in values if isinstance(v, mx.array)]
+        if "stream" in kwargs or not arrays or any(a.dtype != mx.float64 for a in arrays):
+            return mlx_op(*args, **kwargs)
+        plain = [np.asarray(a) for a in arrays]
+        if not all(np.isfinite(a).all() for a in plain):
+            return mlx_op(*args, **kwargs)
+        as_numpy = iter(plain)
+        given = [next(as_numpy) if isinstance(v, mx.array) else v for v in args]
+        named = {k: next(as_numpy) if isinstance(v, mx.array) else v for k, v in kwargs.items()}
+        if isinstance(named.get("offset"), np.ndarray):
+            if named["offset"].size != 1:
+                return mlx_op(*args, **kwargs)
+            named["offset"] = float(named["offset"].reshape(()))
+        with np.errstate(all="ignore"):
+            return from_numpy64(numpy_op(*given, **named))
+
+    return op
 
 
 mlx_quantized_matmul, mlx_gather_qmm, mlx_dequantize = mx.quantized_matmul, mx.gather_qmm, mx.dequantize
 mlx_attention, mlx_einsum = mx.fast.scaled_dot_product_attention, mx.einsum
+mlx_exp, mlx_rms_norm = mx.exp, mx.fast.rms_norm
 FLOAT32 = mx.float32
 
 
@@ -583,7 +793,8 @@ def reference_patches(on_cpu=True):
     quantized = [(mx, name, g[f"exact_{name}"]) for name in ("quantized_matmul", "gather_qmm", "dequantize")]
     attention = [(mx.fast, "scaled_dot_product_attention", g["attention64"])]
     einsum = [(mx, "einsum", g["einsum64"])]
-    return floats + quantized + attention + (products + einsum if on_cpu else [])
+    exact = [(owner, name, numpy64(getattr(owner, name), f)) for owner, name, f in numpy64_table()] if np else []
+    return floats + quantized + attention + (products + einsum + exact if on_cpu else [])
 
 
 def reference_graph(size, seed, variant, stream):
@@ -592,20 +803,23 @@ def reference_graph(size, seed, variant, stream):
     fn runs, mx.float32/float16/bfloat16 name float64, so that tables fn builds itself
     (`mx.arange(..., dtype=mx.float32)`) are float64 too, quantized weights are
     dequantized exactly (exact_*), attention is its definition (attention64), and on the
-    CPU matmuls and einsum take their products from BLAS (blas_matmul, einsum64): see
-    reference_patches."""
+    CPU matmuls and einsum take their products from BLAS (blas_matmul, einsum64) and
+    exp, softmax, the norms and RoPE their values from numpy (numpy64): see
+    reference_patches. Compiled functions run uncompiled, through the same patches."""
     args, kwargs = inputs_for(size, seed, variant)
     patches = reference_patches(stream == mx.cpu)
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     try:
         for owner, name, replacement in patches:
             setattr(owner, name, replacement)
+        mx.disable_compile()  # compiled parts of fn run as Python, through the patches
         with mx.stream(stream):
             outs, _ = outputs_of(State.fn(*[upcast(a) for a in args], **{k: upcast(v) for k, v in kwargs.items()}), "fn")
             return [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
     except Exception:
         return None
     finally:
+        mx.enable_compile()
         for owner, name, original in saved:
             setattr(owner, name, original)
 
@@ -728,10 +942,21 @@ def count_reference_seconds(size, since):
 def cmd_prepare(req):
     """Computes and keeps the float64 references of these cases, one after another on the
     reference stream (a pool worker takes one case per request); a case whose evaluation
-    fails is not kept, and is tried again when it is needed."""
+    fails is not kept, and is tried again when it is needed. `threads` (where given) is
+    how many threads numpy's BLAS takes meanwhile."""
     size = req["size"]
+    threads = req.get("threads")
+    limits = threadpool_limits(limits=threads, user_api="blas") if threads and threadpool_limits else None
+    with limits or contextlib.nullcontext():
+        prepared = prepare_cases(size, req["cases"])
+    seconds = State.reference_seconds.get(size, 0.0)
+    return {"prepared": prepared, "reference_seconds": seconds, "peak_gib": peak_gib()}
+
+
+def prepare_cases(size, cases):
+    """cmd_prepare's work: how many of `cases` have their reference now."""
     prepared = 0
-    for s, v in req["cases"]:
+    for s, v in cases:
         key = (size, s, v)
         if kept_reference(key) is False:
             t0 = time.perf_counter()
@@ -745,8 +970,7 @@ def cmd_prepare(req):
                 count_reference_seconds(size, t0)
             keep_reference(key, outs)
         prepared += 1
-    seconds = State.reference_seconds.get(size, 0.0)
-    return {"prepared": prepared, "reference_seconds": seconds, "peak_gib": peak_gib()}
+    return prepared
 
 
 def peak_gib():

@@ -308,6 +308,9 @@ pub type Case = (u64, Variant);
 pub struct Prepare {
     pub size: Size,
     pub cases: Vec<Case>,
+    /// How many threads numpy's BLAS takes for these cases (none: as the worker started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

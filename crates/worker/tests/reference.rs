@@ -1,6 +1,7 @@
-//! The float64 references' matrix products through numpy's BLAS (`blas_matmul`), on real
-//! MLX (CPU): float64 results as exact as MLX's own float64 matmul, non-finite operands
-//! and other dtypes left to MLX, and MLX's matmul restored after the reference runs.
+//! The float64 references, on real MLX (CPU): matrix products through numpy's BLAS
+//! (`blas_matmul`, `products64`) as exact as MLX's own float64 matmul, with IEEE's NaN and
+//! Inf; attention, einsum, exp, softmax, the norms and RoPE by their float64 definitions
+//! (MLX's CPU computes those to float32 accuracy); MLX's functions restored after.
 
 mod common;
 
@@ -26,11 +27,13 @@ with mx.stream(mx.cpu):
     # Batched operands broadcast as MLX's do.
     b = mx.random.normal((1, 200, 8)).astype(mx.float64)
     assert rel(mm(x, b), mlx_matmul(x, b)) < 1e-13
-    # NaN and Inf go to MLX, which propagates them its own way.
+    # NaN and Inf where MLX's float64 matmul puts them, the rest as exact.
     bad = mx.array(x)
     bad[0, 0, 0] = float("nan")
     bad[1, 2, 3] = float("inf")
-    assert w["same_bits"](mm(bad, weight), mlx_matmul(bad, weight))
+    got, want = mm(bad, weight), mlx_matmul(bad, weight)
+    assert mx.array_equal(mx.isnan(got), mx.isnan(want)).item() and mx.array_equal(got == mx.inf, want == mx.inf).item()
+    assert rel(mx.where(mx.isfinite(want), got, 0), mx.where(mx.isfinite(want), want, 0)) < 1e-13
     # Not float64 (a float32 program's own products): MLX's.
     a32 = mx.random.normal((64, 200))
     assert mm(a32, weight).dtype == mx.float32 and w["same_bits"](mm(a32, weight), mlx_matmul(a32, weight))
@@ -150,21 +153,25 @@ fn quantized_products_have_exact_float64_references() {
 const FUSED: &str = r#"
 import sys
 import mlx.core as mx
+import numpy as np
 w = {"__name__": "superopt_worker"}
 exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
 mlx = (mx.fast.scaled_dot_product_attention, mx.einsum)
 
 def by_hand(q, k, v, scale, mask):
-    """Attention in float64 on MLX's own ops, heads repeated (the definition)."""
+    """Attention in float64 numpy, heads repeated (the definition)."""
     r = q.shape[1] // k.shape[1]
-    k, v = mx.repeat(k, r, axis=1), mx.repeat(v, r, axis=1)
-    s = (q * scale) @ mx.swapaxes(k, -1, -2)
+    q, k, v = (np.array(a) for a in (q, k, v))
+    k, v = np.repeat(k, r, axis=1), np.repeat(v, r, axis=1)
+    s = (q * scale) @ np.swapaxes(k, -1, -2)
     if isinstance(mask, str):
         L, S = q.shape[2], k.shape[2]
         mask = mx.arange(S - L, S)[:, None] >= mx.arange(S)[None]
     if mask is not None:
-        s = mx.where(mask, s, -mx.inf) if mask.dtype == mx.bool_ else s + mask
-    return mx.softmax(s, axis=-1) @ v
+        m = np.array(mask)
+        s = np.where(m, s, -np.inf) if m.dtype == np.bool_ else s + m
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return mx.array(e / e.sum(-1, keepdims=True) @ v, dtype=mx.float64)
 
 keys = mx.random.split(mx.random.key(0), 4)
 q = mx.random.normal((2, 8, 5, 16), key=keys[0])
@@ -230,4 +237,129 @@ print("ok")
 #[test]
 fn the_gpu_computes_references_only_where_it_agrees_with_the_cpu() {
     common::run_check(DEVICES);
+}
+
+const PRODUCTS: &str = r#"
+import sys
+import numpy as np
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+products, einsum_product = w["products64"], w["einsum_product"]
+rng = np.random.default_rng(0)
+
+def termwise(spec, *ops):
+    return np.einsum(spec, *ops, optimize=False)  # term by term: IEEE's NaN and Inf
+
+def same(got, want):
+    return got.shape == want.shape and np.allclose(got, want, rtol=1e-13, atol=1e-13, equal_nan=True)
+
+# NaN, +-Inf and zeros (Inf * 0 is NaN) scattered over batched, broadcast operands.
+fallbacks = 0
+for trial in range(400):
+    m, k, n = rng.integers(1, 7, 3)
+    batch_a, batch_b = [((), ()), ((2,), (1,)), ((3, 1), (3, 2))][trial % 3]
+    a, b = rng.normal(size=batch_a + (m, k)), rng.normal(size=batch_b + (k, n))
+    for x in (a, b):
+        for _ in range(rng.integers(0, 3)):
+            x[tuple(rng.integers(0, d) for d in x.shape)] = rng.choice([np.nan, np.inf, -np.inf, 0.0])
+    got = products(a, b)
+    if got is None:
+        fallbacks += 1
+        continue
+    assert same(got, termwise("...ik,...kj->...ij", a, b)), (a, b, got)
+assert fallbacks < 300, fallbacks
+# A large product with one infinity: BLAS alone would not give its NaN (Inf * 0).
+a, b = rng.normal(size=(64, 300)), rng.normal(size=(300, 80))
+a[5, 7], b[7, 9] = np.inf, 0.0
+got = products(a, b)
+assert np.isnan(got[5, 9]) and np.isinf(got[5, 10]) and np.isfinite(got[6]).all()
+assert same(got, termwise("ik,kj->ij", a, b))
+
+specs = ["bhtd,bhsd->bhts", "ij,jk->ik", "ij,jk->ki", "bij,bjk->bik", "ij,kj->", "ijk,k->ij", "ij,j->i",
+         "abc,cd->adb", "ij,kl->ijkl", "ijx,jky->ki", "i,i->", "ij,ij->ij", "ij,jk"]
+for spec in specs:
+    inputs = spec.split("->")[0].split(",")
+    dims = {c: int(rng.integers(1, 5)) for c in "".join(inputs)}
+    for nonfinite in (False, True):
+        ops = [rng.normal(size=[dims[c] for c in x]) for x in inputs]
+        if nonfinite:
+            ops[0].flat[0], ops[1].flat[-1] = np.nan, np.inf
+        got = einsum_product(spec, *ops)
+        if "->" not in spec:
+            assert got is None, spec  # implicit output: numpy's einsum
+            continue
+        assert (nonfinite and got is None) or same(got, termwise(spec, *ops)), (spec, nonfinite, got)
+# Not a batched product: numpy's einsum or MLX's.
+for spec, shapes in (("ii->i", [(3, 3), (3,)]), ("...ij,...jk->...ik", [(2, 3), (3, 2)]), ("ii,ij->j", [(3, 3), (3, 2)]),
+                     ("ij,jk->ik", [(2, 3), (4, 2)])):
+    assert einsum_product(spec, *[np.ones(s) for s in shapes]) is None, spec
+print("ok")
+"#;
+
+#[test]
+fn products_keep_ieee_nan_and_inf_and_einsums_become_products() {
+    common::run_check(PRODUCTS);
+}
+
+const NUMPY64: &str = r#"
+import sys
+import numpy as np
+import mlx.core as mx
+import mlx.nn as nn
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+rng = np.random.default_rng(1)
+f64 = lambda a: mx.array(a, dtype=mx.float64)
+x = f64(rng.normal(size=(2, 3, 6, 16)) * 2)
+weight, bias, freqs = f64(rng.normal(size=16)), f64(rng.normal(size=16)), f64(rng.uniform(1, 100, size=8))
+calls = {
+    "softmax": [((x,), {"axis": -1}), ((x,), {"axis": [1, 2], "precise": True}), ((x,), {})],
+    "logsumexp": [((x,), {"axis": -1}), ((x,), {"axis": [0, 3], "keepdims": True}), ((x,), {})],
+    "rms_norm": [((x, weight, 1e-5), {}), ((x, None, 1e-6), {})],
+    "layer_norm": [((x, weight, bias, 1e-5), {}), ((x, None, None, 1e-6), {})],
+    "rope": [((x, d), {"traditional": t, "base": 10000.0, "scale": s, "offset": o})
+             for d in (16, 8) for t in (False, True) for s in (1.0, 0.5) for o in (0, 5, mx.array(3))]
+    + [((x, 16), {"traditional": False, "base": None, "scale": 1.0, "offset": 2, "freqs": freqs})],
+}
+with mx.stream(mx.cpu):
+    for owner, name, definition in w["numpy64_table"]():
+        mlx_op = getattr(owner, name)
+        op = w["numpy64"](mlx_op, definition)
+        arg = mx.abs(x) + 0.1 if name in ("log", "log1p", "sqrt", "rsqrt") else x
+        for args, kwargs in calls.get(name, [((arg,), {})]):
+            got, theirs = op(*args, **kwargs), mlx_op(*args, **kwargs)
+            # The same definition as MLX's (a wrong one is off by O(1)), to MLX's float64 accuracy.
+            err = (mx.abs(got - theirs).max() / mx.abs(theirs).max()).item()
+            assert got.dtype == mx.float64 and got.shape == theirs.shape and err < 1e-6, (name, kwargs, err)
+        # NaN and Inf, and float32 inputs, are MLX's.
+        bad = mx.array(arg)
+        bad[0, 0, 0, 0], bad[1, 0, 0, 0] = float("nan"), float("inf")
+        args, kwargs = calls.get(name, [((arg,), {})])[0]
+        for other in (bad, arg.astype(mx.float32)):
+            a = (other,) + tuple(args[1:])
+            assert w["same_bits"](op(*a, **kwargs), mlx_op(*a, **kwargs)), name
+
+# In a reference, exp, softmax and the norms are float64-exact, compiled functions
+# (mlx.nn's silu is one) included; MLX's own float64 is not (the reason for numpy64).
+v = rng.normal(size=(8, 64)) * 4
+def fn(a):
+    return nn.silu(a), mx.softmax(a, axis=-1), mx.fast.rms_norm(a, None, 1e-6)
+w["State"].fn = fn
+w["make_inputs"] = lambda size, seed: ([f64(v)], {})
+outs = w["reference_graph"]("small", 0, "normal", mx.cpu)
+e = np.exp(v - v.max(-1, keepdims=True))
+exact = [v / (1 + np.exp(-v)), e / e.sum(-1, keepdims=True), v / np.sqrt((v * v).mean(-1, keepdims=True) + 1e-6)]
+rel = lambda a, b: float(np.abs(np.array(a) - b).max() / np.abs(b).max())
+for got, want in zip(outs, exact):
+    assert rel(got, want) < 1e-14, rel(got, want)
+with mx.stream(mx.cpu):
+    theirs = fn(f64(v))
+assert max(rel(t, e) for t, e in zip(theirs, exact)) > 1e-9, "MLX's float64 is float32-accurate"
+assert mx.exp is w["mlx_exp"] and mx.fast.rms_norm is w["mlx_rms_norm"]
+print("ok")
+"#;
+
+#[test]
+fn transcendentals_and_fused_norms_are_float64_exact_in_references() {
+    common::run_check(NUMPY64);
 }
