@@ -11,13 +11,24 @@
 use crate::ir::{computable, Invalid};
 use crate::{library, params, Binary, Builder, Call, Form, LaunchShape, Layout, Reduce, Target, Unary};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
 use superopt_ir::ops::Kind;
 use superopt_ir::{Arg, ConstData, Dtype, Node, Op, Program, ReduceKind, ScalarExpr, ValueId};
 
 /// Lowers every region of `p` in place; one line per kernel made.
 pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
+    lower_until(p, target, None).unwrap_or_default()
+}
+
+/// [`lower`], given until `deadline`: `None` (and `p` as it was) where lowering outlasts it,
+/// as on the tens of thousands of nodes of an unrolled recurrence.
+pub fn lower_until(p: &mut Program, target: Target, deadline: Option<Instant>) -> Option<Vec<String>> {
+    let late = || deadline.is_some_and(|d| Instant::now() >= d);
     let mut kernels: Vec<Lowered> = vec![];
-    for (r, (space, members)) in regions(p).into_iter().enumerate() {
+    for (r, (space, members)) in regions(p, &late)?.into_iter().enumerate() {
+        if late() {
+            return None;
+        }
         let Ok((kernel, inputs, outputs)) = build(p, &space, &members, &format!("r{r}")) else { continue };
         let form = if kernel.form == Form::Rows { "rows" } else { "elementwise" };
         let line = format!("kernel ({form}, {target:?}): {}", describe(p, &members)).to_lowercase();
@@ -29,15 +40,21 @@ pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
     // kernels (their nodes stay as they were) until the program orders.
     loop {
         if kernels.is_empty() {
-            return vec![];
+            return Some(vec![]);
+        }
+        if late() {
+            return None;
         }
         match assemble(p, &kernels) {
             Ok(nodes) => {
                 p.nodes = nodes;
                 superopt_ir::passes::dead_code(p);
-                return kernels.into_iter().map(|k| k.line).collect();
+                return Some(kernels.into_iter().map(|k| k.line).collect());
             }
-            Err(stuck) => kernels.retain(|k| !stuck.contains(&k.node.outputs[0])),
+            Err(stuck) => {
+                let stuck: BTreeSet<ValueId> = stuck.into_iter().collect();
+                kernels.retain(|k| !stuck.contains(&k.node.outputs[0]));
+            }
         }
     }
 }
@@ -139,7 +156,7 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
 }
 
 /// Groups of node indices (in program order) that one kernel can compute, with their space.
-fn regions(p: &Program) -> Vec<(Vec<i64>, Vec<usize>)> {
+fn regions(p: &Program, late: &dyn Fn() -> bool) -> Option<Vec<(Vec<i64>, Vec<usize>)>> {
     let mut space: Vec<Option<Vec<i64>>> = vec![None; p.nodes.len()];
     let mut known: HashMap<ValueId, Vec<i64>> = HashMap::new();
     let mut producer: HashMap<ValueId, usize> = HashMap::new();
@@ -181,26 +198,38 @@ fn regions(p: &Program) -> Vec<(Vec<i64>, Vec<usize>)> {
     }
     let mut out = vec![];
     for (_, members) in groups {
-        for part in acyclic(p, members, &producer) {
+        for part in acyclic(p, members, &producer, late)? {
             let s = space[part[0]].clone().unwrap();
             if worth_it(p, &part) {
                 out.push((s, part));
             }
         }
     }
-    out
+    Some(out)
 }
 
-/// Splits `members` so that no path leaves a part and comes back into it through other nodes.
-fn acyclic(p: &Program, members: Vec<usize>, producer: &HashMap<ValueId, usize>) -> Vec<Vec<usize>> {
+/// Splits `members` so that no path leaves a part and comes back into it through other
+/// nodes; `None` once `late` says so (each split scans the program: an unrolled recurrence
+/// splits thousands of times).
+fn acyclic(
+    p: &Program,
+    members: Vec<usize>,
+    producer: &HashMap<ValueId, usize>,
+    late: &dyn Fn() -> bool,
+) -> Option<Vec<Vec<usize>>> {
     let mut parts = vec![];
     let mut rest = members;
     while !rest.is_empty() {
+        if late() {
+            return None;
+        }
         let inside: BTreeSet<usize> = rest.iter().copied().collect();
         // Nodes outside the part that depend on it, in program order.
         let mut tainted: BTreeSet<usize> = BTreeSet::new();
         let mut late: BTreeSet<usize> = BTreeSet::new();
-        for (i, n) in p.nodes.iter().enumerate() {
+        // Nothing before the first member reads the part.
+        let first = rest.iter().copied().min().unwrap_or(0);
+        for (i, n) in p.nodes.iter().enumerate().skip(first) {
             let from_part = |v: &ValueId| producer.get(v).is_some_and(|j| inside.contains(j) && !late.contains(j));
             let from_tainted = |v: &ValueId| producer.get(v).is_some_and(|j| tainted.contains(j));
             if inside.contains(&i) {
@@ -216,7 +245,7 @@ fn acyclic(p: &Program, members: Vec<usize>, producer: &HashMap<ValueId, usize>)
         parts.push(now);
         rest = later;
     }
-    parts
+    Some(parts)
 }
 
 /// A single cheap elementwise op gains nothing from a kernel of its own.
@@ -481,6 +510,18 @@ mod tests {
         assert_eq!(made.len(), 2, "{made:?}");
         assert!(in_order(&p));
         assert_eq!(p.nodes.iter().map(|n| n.op.name()).collect::<Vec<_>>(), ["Kernel", "Matmul", "Kernel"]);
+    }
+
+    #[test]
+    fn lowering_past_its_deadline_leaves_the_program_as_it_was() {
+        let ops =
+            [("Exp", vec![0]), ("Square", vec![2]), ("Matmul", vec![3, 1]), ("Add", vec![3, 4]), ("Tanh", vec![5])];
+        let mut p = program(&ops, None);
+        let before = p.nodes.len();
+        assert_eq!(lower_until(&mut p, Target::Cuda, Some(Instant::now())), None);
+        assert_eq!(p.nodes.len(), before);
+        let far = Instant::now() + std::time::Duration::from_secs(60);
+        assert_eq!(lower_until(&mut p, Target::Cuda, Some(far)).map(|m| m.len()), Some(2), "in time, it lowers");
     }
 
     #[test]

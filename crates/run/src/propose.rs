@@ -2,7 +2,7 @@
 //! version of the most rewritten eager one where the device runs generated kernels.
 
 use crate::ledger::Run;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use superopt_kernel::Target;
 use superopt_search::egraph::cost::Device;
 use superopt_search::strategies::compile_rule;
@@ -25,7 +25,14 @@ pub fn propose(run: &mut Run) {
     run.say("searching");
     let mut candidates = proposals(&run.plan, run.budget.search_time(), run.device);
     match kernel_target(run.session.backend()) {
-        Ok(target) => candidates.extend(lowered_for(&candidates, target)),
+        Ok(target) => {
+            // Lowering gets half the search's time; past it, no kernel candidate.
+            let deadline = Instant::now() + run.budget.search_time() / 2;
+            match lowered_until(&candidates, target, Some(deadline)) {
+                Some(c) => candidates.extend(c),
+                None => run.notes.push(LOWERING_LATE.into()),
+            }
+        }
         Err(why) => run.notes.push(why),
     }
     for c in candidates {
@@ -60,29 +67,40 @@ pub fn backend_target(backend: Backend) -> Option<Target> {
 /// cleaned-up or traced program). One: each kernel is compiled and tuned on the device,
 /// which costs seconds.
 pub fn lowered_for(candidates: &[Candidate], target: Target) -> Option<Candidate> {
-    let eager = |s: Source| candidates.iter().find(|c| c.source == s && c.compile == Compile::Eager && !c.kernels);
-    [Source::Egraph, Source::Cleanup, Source::AsTraced]
-        .into_iter()
-        .filter_map(eager)
-        .find_map(|c| lower_candidate(c, target))
+    lowered_until(candidates, target, None).flatten()
 }
 
-/// `c` with its kernel-friendly regions lowered for `target`; `None` where nothing lowers.
-pub fn lower_candidate(c: &Candidate, target: Target) -> Option<Candidate> {
+const LOWERING_LATE: &str = "custom-kernel candidates skipped: lowering the program to kernels outlasted \
+                             its share of the search time";
+
+/// [`lowered_for`] until `deadline`: `None` where lowering outlasted it.
+pub fn lowered_until(candidates: &[Candidate], target: Target, deadline: Option<Instant>) -> Option<Option<Candidate>> {
+    let eager = |s: Source| candidates.iter().find(|c| c.source == s && c.compile == Compile::Eager && !c.kernels);
+    for c in [Source::Egraph, Source::Cleanup, Source::AsTraced].into_iter().filter_map(eager) {
+        if let Some(lowered) = lower_candidate(c, target, deadline)? {
+            return Some(Some(lowered));
+        }
+    }
+    Some(None)
+}
+
+/// `c` with its kernel-friendly regions lowered for `target`; `Some(None)` where nothing
+/// lowers, `None` where lowering outlasted `deadline`.
+pub fn lower_candidate(c: &Candidate, target: Target, deadline: Option<Instant>) -> Option<Option<Candidate>> {
     let mut plan = c.plan.clone();
     let mut lines = vec![];
     for (_, p) in plan.variants.iter_mut() {
-        lines.extend(superopt_kernel::lower::lower(p, target));
+        lines.extend(superopt_kernel::lower::lower_until(p, target, deadline)?);
     }
     if lines.is_empty() {
-        return None;
+        return Some(None);
     }
     lines.sort();
     lines.dedup();
     let compiled = compile_rule(c.compile);
     let mut rules: Vec<String> = c.rules.iter().filter(|r| compiled.is_none_or(|l| l != r.as_str())).cloned().collect();
     rules.extend(lines);
-    Some(Candidate { kernels: true, plan, compile: Compile::Eager, rules, parts: vec![], ..c.clone() })
+    Some(Some(Candidate { kernels: true, plan, compile: Compile::Eager, rules, parts: vec![], ..c.clone() }))
 }
 
 /// Whether `c` calls generated GPU kernels, whose launches the device must tune (not the
