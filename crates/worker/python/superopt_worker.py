@@ -63,6 +63,9 @@ class State:
     # Where the float64 references run: mx.gpu once `reference_device` has checked that
     # the GPU computes them as the CPU does, else mx.cpu.
     reference_stream = mx.cpu
+    # How deep fn is inside mx.grad/vjp/jvp/vmap while its reference runs: the numpy paths
+    # give values, not arrays a transformation can follow, so they stand aside there.
+    transforming = 0
     fn = None
     factory = None
     programs = {}
@@ -442,7 +445,7 @@ def blas_matmul(mlx_matmul):
 
     def matmul(a, b, *rest, **kwargs):
         floats = all(isinstance(x, mx.array) and mx.issubdtype(x.dtype, mx.floating) and x.ndim >= 2 for x in (a, b))
-        if np is None or rest or kwargs or not floats or mx.float64 not in (a.dtype, b.dtype):
+        if np is None or State.transforming or rest or kwargs or not floats or mx.float64 not in (a.dtype, b.dtype):
             return mlx_matmul(a, b, *rest, **kwargs)
         out = products64(np.asarray(a.astype(mx.float64)), np.asarray(b.astype(mx.float64)))
         return mlx_matmul(a, b) if out is None else from_numpy64(out)
@@ -582,7 +585,7 @@ def attention64(q, k, v, *, scale, mask=None, sinks=None, **kw):
     aligns the last query with the last key; a boolean mask keeps where True."""
     if sinks is not None or kw or q.ndim != 4 or (isinstance(mask, str) and mask != "causal"):
         return mlx_attention(q, k, v, scale=scale, mask=mask, sinks=sinks, **kw)
-    if np is not None:
+    if np is not None and not State.transforming:
         out = attention_numpy(q, k, v, scale, mask)
         if out is not None:
             return out
@@ -641,7 +644,7 @@ def einsum64(subscripts, *operands, **kw):
     two-operand einsum as one batched product (einsum_product), others by numpy's einsum
     (which contracts through BLAS) where every value is finite; MLX's otherwise."""
     arrays = all(isinstance(o, mx.array) and o.dtype == mx.float64 for o in operands)
-    if np is None or kw or not arrays:
+    if np is None or State.transforming or kw or not arrays:
         return mlx_einsum(subscripts, *operands, **kw)
     ns = [np.asarray(o) for o in operands]
     out = einsum_product(subscripts, *ns) if len(ns) == 2 else None
@@ -741,6 +744,32 @@ def logsumexp64(a, axis=None, keepdims=False):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
+def untransformed(fun):
+    """`fun`, counted in State.transforming while it runs."""
+
+    def inside(*args, **kwargs):
+        State.transforming += 1
+        try:
+            return fun(*args, **kwargs)
+        finally:
+            State.transforming -= 1
+
+    return inside
+
+
+def transformation(mlx_transform):
+    """`mlx_transform` (mx.grad, mx.vmap, ...) for the references, with the function it
+    transforms run inside State.transforming."""
+
+    def transform(fun, *args, **kwargs):
+        return mlx_transform(untransformed(fun), *args, **kwargs)
+
+    return transform
+
+
+TRANSFORMATIONS = ("grad", "value_and_grad", "vjp", "jvp", "vmap", "checkpoint")
+
+
 def numpy64_table():
     """(owner, name, numpy definition) of what the references compute in numpy."""
     unary = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sin": np.sin, "cos": np.cos,
@@ -759,7 +788,7 @@ def numpy64(mlx_op, numpy_op):
     def op(*args, **kwargs):
         values = list(args) + list(kwargs.values())
         arrays = [v for v in values if isinstance(v, mx.array)]
-        if "stream" in kwargs or not arrays or any(a.dtype != mx.float64 for a in arrays):
+        if State.transforming or "stream" in kwargs or not arrays or any(a.dtype != mx.float64 for a in arrays):
             return mlx_op(*args, **kwargs)
         plain = [np.asarray(a) for a in arrays]
         if not all(np.isfinite(a).all() for a in plain):
@@ -794,7 +823,8 @@ def reference_patches(on_cpu=True):
     attention = [(mx.fast, "scaled_dot_product_attention", g["attention64"])]
     einsum = [(mx, "einsum", g["einsum64"])]
     exact = [(owner, name, numpy64(getattr(owner, name), f)) for owner, name, f in numpy64_table()] if np else []
-    return floats + quantized + attention + (products + einsum + exact if on_cpu else [])
+    transforms = [(mx, name, transformation(getattr(mx, name))) for name in TRANSFORMATIONS]
+    return floats + quantized + attention + (products + einsum + exact + transforms if on_cpu else [])
 
 
 def reference_graph(size, seed, variant, stream):
@@ -1366,6 +1396,10 @@ def main():
         except Exception as e:
             reply = {"ok": False, "kind": "internal", "message": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
         protocol.write(json.dumps(reply) + "\n")
+    # Stdin closed: leave without MLX's teardown, which now and then aborts on a loaded machine.
+    protocol.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
