@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use superopt_ir::Program;
 use superopt_search::egraph::cost::Device;
-use superopt_verify::{SeedFigures, Tolerance};
+use superopt_verify::{OutputFigures, SeedFigures, Tolerance};
 use superopt_worker::protocol::{
     self, Backend, Calibrate, Case, DeviceKind, Fixed, Hello, HelloReply, Load, LoadProgram, ProgramId,
-    ReferenceDevice, ReferenceDeviceReply, SaveConstants, Size, Time, Variant, Verify, SAMPLE_SECONDS,
+    ReferenceDevice, ReferenceDeviceReply, SaveConstants, Sensitivity, Size, Time, Variant, Verify, SAMPLE_SECONDS,
 };
 use superopt_worker::{find_python, Worker, WorkerError};
 
@@ -214,7 +214,34 @@ impl Session {
             self.note_references(size, reply.reference_seconds);
             out.extend(reply.seeds);
         }
+        if tol == Tolerance::Relative && deadline.is_none_or(|d| Instant::now() <= d) {
+            self.measure_sensitivity(size, &mut out)?;
+        }
         Ok(out)
+    }
+
+    /// Where an edge case's error is more than twice the original's, the sensitivity of it
+    /// and of the first normal seed (what the judge needs to tell an ill-conditioned input;
+    /// the worker measures each case once).
+    fn measure_sensitivity(&mut self, size: Size, figs: &mut [SeedFigures]) -> Result<(), WorkerError> {
+        let over = |o: &OutputFigures| {
+            let twice = |c: Option<f64>, r: Option<f64>| c.zip(r).is_some_and(|(c, r)| c > 2.0 * r);
+            twice(o.cand_l2, o.orig_l2) || twice(o.cand_max, o.orig_max)
+        };
+        let edge = |s: &SeedFigures| s.variant != Variant::Normal && s.outputs.iter().any(over);
+        if !figs.iter().any(edge) {
+            return Ok(());
+        }
+        let first = figs.iter().position(|s| s.variant == Variant::Normal);
+        let wanted: Vec<usize> = (0..figs.len()).filter(|i| Some(*i) == first || edge(&figs[*i])).collect();
+        for i in wanted {
+            let s = &mut figs[i];
+            let reply = self.worker.call(&Sensitivity { size, case: (s.seed, s.variant) }, self.timeout)?;
+            for (o, moved) in s.outputs.iter_mut().zip(reply.outputs) {
+                o.sensitivity = moved;
+            }
+        }
+        Ok(())
     }
 
     /// The worker's time on `size`'s references so far (a restarted worker counts anew).

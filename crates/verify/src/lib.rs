@@ -6,8 +6,11 @@
 //! elementwise terms. Integer and boolean outputs must match exactly, and NaN/Inf
 //! positions must be the original's. On an edge input that makes the original itself far
 //! less accurate than on the normal seeds (ill-conditioned there: its error above
-//! [`ILL_CONDITIONED`] times its worst normal-seed error and above [`ILL_FLOOR`]), rounding
-//! order alone decides the digits, and the bound is [`ILL_FACTOR`] times its error.
+//! [`ILL_CONDITIONED`] times its worst normal-seed error and above [`ILL_FLOOR`]), or whose
+//! float64 outputs move [`ILL_CONDITIONED`] times more than on the normal seeds when the
+//! inputs move by one float32 rounding (`sensitivity`: a device whose float32 matmuls round
+//! to TF32 makes every error large, which hides the first sign), rounding order alone
+//! decides the digits, and the bound is [`ILL_FACTOR`] times its error.
 
 pub mod field;
 
@@ -50,14 +53,17 @@ fn factors(seeds: &[SeedFigures]) -> Vec<Vec<f64>> {
         normal.filter_map(|s| s.outputs.get(k).and_then(f)).fold(0.0, f64::max)
     };
     let usual: Vec<(f64, f64)> = (0..outputs).map(|k| (normal(k, |o| o.orig_l2), normal(k, |o| o.orig_max))).collect();
+    let moved: Vec<f64> = (0..outputs).map(|k| normal(k, |o| o.sensitivity)).collect();
     let ill = |usual: f64, here: Option<f64>| here.is_some_and(|e| e > (ILL_CONDITIONED * usual).max(ILL_FLOOR));
+    // Where the normal seeds' sensitivity was measured, that of the edge case against it.
+    let sensitive = |k: usize, here: Option<f64>| here.is_some_and(|e| e > ILL_CONDITIONED * moved[k].max(1.0));
     seeds
         .iter()
         .map(|s| {
-            let each = s.outputs.iter().zip(&usual);
-            each.map(|(o, (l2, max))| {
+            let each = s.outputs.iter().zip(&usual).enumerate();
+            each.map(|(k, (o, (l2, max)))| {
                 let edge = s.variant != Variant::Normal;
-                if edge && (ill(*l2, o.orig_l2) || ill(*max, o.orig_max)) {
+                if edge && (ill(*l2, o.orig_l2) || ill(*max, o.orig_max) || sensitive(k, o.sensitivity)) {
                     ILL_FACTOR
                 } else {
                     2.0
@@ -304,5 +310,33 @@ mod tests {
         assert!(!far.accepted);
         // An original that is always this inaccurate (bf16) is not ill-conditioned on edges.
         assert!(!judge(&with_edge(Variant::Tiny, (4e-3, 4e-3), (5e-3, 1.2e-2)), Tolerance::Relative).accepted);
+    }
+
+    /// `with_edge`'s figures with the normal seed's and the edge case's sensitivity.
+    fn sensitive(normal: f64, edge: f64, figures: Vec<SeedFigures>) -> Vec<SeedFigures> {
+        let mut figures = figures;
+        for s in figures.iter_mut() {
+            let moved = if s.variant == Variant::Normal { normal } else { edge };
+            s.outputs.iter_mut().for_each(|o| o.sensitivity = Some(moved));
+        }
+        figures
+    }
+
+    #[test]
+    fn an_edge_input_the_exact_function_amplifies_allows_rounding_order_where_tf32_hides_it() {
+        // The hand port on 1e4-scaled inputs on the H200: TF32 makes the original's error on
+        // normal seeds 4.75e-4, so its 5.39e-4 here does not look ill-conditioned.
+        let figures = || with_edge(Variant::Large, (4.75e-4, 4.75e-4), (5.39e-4, 1.29e-3));
+        assert!(!judge(&figures(), Tolerance::Relative).accepted, "without the sensitivity: 2x");
+        let v = judge(&sensitive(5.0, 1e4, figures()), Tolerance::Relative);
+        assert!(v.accepted, "{:?}", v.reason);
+        // Near misses: an edge input only 60x as sensitive, a candidate past the factor, and
+        // the same sensitivity on a normal seed (it never relaxes the normal seeds).
+        assert!(!judge(&sensitive(5.0, 300.0, figures()), Tolerance::Relative).accepted);
+        let far = with_edge(Variant::Large, (4.75e-4, 4.75e-4), (5.39e-4, 4.4e-3));
+        assert!(!judge(&sensitive(5.0, 1e4, far), Tolerance::Relative).accepted);
+        let mut normal = one(float_out(4.75e-4, 1.29e-3));
+        normal[0].outputs[0].sensitivity = Some(1e4);
+        assert!(!judge(&normal, Tolerance::Relative).accepted);
     }
 }

@@ -71,6 +71,8 @@ class State:
     programs = {}
     constants = {}
     references = {}
+    # Per case, `sensitivity`'s figures.
+    sensitivities = {}
     originals = {}
     identical = {}
     targets = {}
@@ -107,6 +109,7 @@ def cmd_load(req):
     State.reference_seconds = {}
     State.reference_stream = mx.cpu
     State.references.clear()
+    State.sensitivities.clear()
     State.originals.clear()
     State.identical.clear()
     State.targets.clear()
@@ -827,7 +830,19 @@ def reference_patches(on_cpu=True):
     return floats + quantized + attention + (products + einsum + exact + transforms if on_cpu else [])
 
 
-def reference_graph(size, seed, variant, stream):
+# One float32 rounding, relative: the size of the input perturbation `sensitivity` measures.
+ROUNDING = 2.0**-24
+
+
+def perturbed(v, index):
+    """A float64 input moved by one float32 rounding, up or down at random, per element."""
+    if not (isinstance(v, mx.array) and mx.issubdtype(v.dtype, mx.floating)) or v.size == 0:
+        return v
+    sign = mx.where(mx.random.bernoulli(shape=v.shape, key=mx.random.key(1000 + index)), 1.0, -1.0)
+    return v * (1.0 + ROUNDING * sign.astype(mx.float64))
+
+
+def reference_graph(size, seed, variant, stream, perturb=False):
     """fn on float64 copies of the case's inputs, on `stream`, unevaluated but (on the CPU)
     for its matrix products (see blas_matmul); None where fn cannot run in float64. While
     fn runs, mx.float32/float16/bfloat16 name float64, so that tables fn builds itself
@@ -835,7 +850,8 @@ def reference_graph(size, seed, variant, stream):
     dequantized exactly (exact_*), attention is its definition (attention64), and on the
     CPU matmuls and einsum take their products from BLAS (blas_matmul, einsum64) and
     exp, softmax, the norms and RoPE their values from numpy (numpy64): see
-    reference_patches. Compiled functions run uncompiled, through the same patches."""
+    reference_patches. Compiled functions run uncompiled, through the same patches. With
+    `perturb`, each float input is moved by one float32 rounding (see `perturbed`)."""
     args, kwargs = inputs_for(size, seed, variant)
     patches = reference_patches(stream == mx.cpu)
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
@@ -844,7 +860,12 @@ def reference_graph(size, seed, variant, stream):
             setattr(owner, name, replacement)
         mx.disable_compile()  # compiled parts of fn run as Python, through the patches
         with mx.stream(stream):
-            outs, _ = outputs_of(State.fn(*[upcast(a) for a in args], **{k: upcast(v) for k, v in kwargs.items()}), "fn")
+            args = [upcast(a) for a in args]
+            kwargs = {k: upcast(v) for k, v in kwargs.items()}
+            if perturb:
+                args = [perturbed(a, i) for i, a in enumerate(args)]
+                kwargs = {k: perturbed(v, len(args) + i) for i, (k, v) in enumerate(kwargs.items())}
+            outs, _ = outputs_of(State.fn(*args, **kwargs), "fn")
             return [o.astype(mx.float64) if mx.issubdtype(o.dtype, mx.floating) else o for o in outs]
     except Exception:
         return None
@@ -961,6 +982,37 @@ def cmd_reference_device(req):
         return {"device": "cpu", "why": f"float64 on the GPU: {why}"}
     State.reference_stream = mx.gpu
     return {"device": "gpu", "why": "float64 on the GPU agrees with the CPU on the small size's first case"}
+
+
+def cmd_sensitivity(req):
+    """How far fn's exact outputs move when its inputs move by one float32 rounding: per
+    output, the relative L2 change of the float64 reference (where both are finite) over
+    ROUNDING; None for integer outputs and where fn cannot run in float64. An input that
+    makes this far larger than on normal inputs is ill-conditioned: rounding order alone
+    decides a float32 program's digits there."""
+    size, (seed, variant) = req["size"], req["case"]
+    key = (size, seed, variant)
+    if key not in State.sensitivities:
+        base = reference(size, seed, variant)
+        moved = reference_graph(size, seed, variant, State.reference_stream, perturb=True)
+        if base is None or moved is None:
+            State.sensitivities[key] = [None] * len(base or [])
+        else:
+            mx.eval(moved)
+            State.sensitivities[key] = [moved_by(m, b) for m, b in zip(moved, base)]
+    return {"outputs": State.sensitivities[key]}
+
+
+def moved_by(moved, base):
+    """moved's relative L2 distance from base, over ROUNDING, where both are finite."""
+    if not mx.issubdtype(base.dtype, mx.inexact):
+        return None
+    with mx.stream(mx.cpu):
+        moved, base = cpu64(moved), cpu64(base)
+        finite = mx.logical_and(mx.isfinite(moved), mx.isfinite(base))
+        d = scaled_norms(mx.where(finite, moved - base, 0.0))[0]
+        n = scaled_norms(mx.where(finite, base, 0.0))[0]
+    return 0.0 if d <= 1e-30 else d / n / ROUNDING
 
 
 def count_reference_seconds(size, since):
@@ -1376,6 +1428,7 @@ COMMANDS = {
     "verify": cmd_verify,
     "time": cmd_time,
     "reference_device": cmd_reference_device,
+    "sensitivity": cmd_sensitivity,
 }
 
 

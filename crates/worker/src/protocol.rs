@@ -28,10 +28,11 @@ pub enum Command {
     Tune,
     Phew,
     ReferenceDevice,
+    Sensitivity,
 }
 
 impl Command {
-    pub const ALL: [Command; 13] = [
+    pub const ALL: [Command; 14] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
@@ -45,6 +46,7 @@ impl Command {
         Command::Tune,
         Command::Phew,
         Command::ReferenceDevice,
+        Command::Sensitivity,
     ];
 
     /// The name on the wire (`COMMANDS` in Python).
@@ -63,6 +65,7 @@ impl Command {
             Command::Tune => "tune",
             Command::Phew => "phew",
             Command::ReferenceDevice => "reference_device",
+            Command::Sensitivity => "sensitivity",
         }
     }
 }
@@ -330,6 +333,25 @@ impl Request for Prepare {
     type Reply = PrepareReply;
 }
 
+/// `sensitivity`: per output of one case, how far fn's float64 outputs move (relative L2,
+/// in units of one float32 rounding) when its inputs move by one float32 rounding.
+#[derive(Debug, Serialize)]
+pub struct Sensitivity {
+    pub size: Size,
+    pub case: Case,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SensitivityReply {
+    /// None for integer outputs, or where fn cannot run in float64.
+    pub outputs: Vec<Option<f64>>,
+}
+
+impl Request for Sensitivity {
+    const COMMAND: Command = Command::Sensitivity;
+    type Reply = SensitivityReply;
+}
+
 /// `reference_device`: where the float64 references run; the GPU only where it computes
 /// the small size's first case as the CPU does.
 #[derive(Clone, Debug, Serialize)]
@@ -406,6 +428,9 @@ pub struct OutputFigures {
     /// "float64", or "original" where fn cannot run in float64.
     #[serde(default)]
     pub reference: Option<String>,
+    /// The case's `sensitivity`, where it was measured (the worker does not send it).
+    #[serde(default)]
+    pub sensitivity: Option<f64>,
 }
 
 /// The figures of one case.

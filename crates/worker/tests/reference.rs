@@ -398,3 +398,32 @@ print("ok")
 fn references_of_a_fn_that_differentiates_follow_the_transformation() {
     common::run_check(TRANSFORMED);
 }
+
+const SENSITIVITY: &str = r#"
+import sys
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+w["make_inputs"] = lambda size, seed: ([mx.random.normal((64, 32), key=mx.random.key(seed))], {})
+
+def moved(fn, variant):
+    w["State"].fn = fn
+    w["State"].sensitivities.clear()
+    w["State"].references.clear()
+    return w["cmd_sensitivity"]({"size": "small", "case": [0, variant]})["outputs"]
+
+# A scaling moves its outputs as much as its inputs: one rounding.
+twice = moved(lambda x: (x * 2.0, mx.argmax(x, axis=-1)), "normal")
+assert 0.5 < twice[0] < 2.0 and twice[1] is None, twice
+# sin(100 x) moves ~100 |x| roundings; on 1e4-scaled inputs 1e4 times more: ill-conditioned.
+normal, large = moved(lambda x: mx.sin(100.0 * x), "normal")[0], moved(lambda x: mx.sin(100.0 * x), "large")[0]
+assert 20 < normal < 500 and large > 1000 * normal, (normal, large)
+# The same measure, taken twice, is the same (the perturbation is fixed per input).
+assert moved(lambda x: mx.sin(100.0 * x), "large")[0] == large
+print("ok")
+"#;
+
+#[test]
+fn sensitivity_tells_an_ill_conditioned_input_from_a_normal_one() {
+    common::run_check(SENSITIVITY);
+}
