@@ -584,8 +584,9 @@ def gathered_products(x, w, lhs_indices, rhs_indices):
 def attention64(q, k, v, *, scale, mask=None, sinks=None, **kw):
     """mx.fast.scaled_dot_product_attention by its definition, for the float64 references:
     in numpy head by head where every value is finite (attention_numpy), else in MLX with
-    its two products through mx.matmul (numpy's BLAS there) instead of MLX's float64 matmul. Grouped heads are not repeated; a "causal" mask
-    aligns the last query with the last key; a boolean mask keeps where True."""
+    its two products through mx.matmul (numpy's BLAS there) instead of MLX's float64
+    matmul. Grouped heads are not repeated; a "causal" mask aligns the last query with the
+    last key; a boolean mask keeps where True."""
     if sinks is not None or kw or q.ndim != 4 or (isinstance(mask, str) and mask != "causal"):
         return mlx_attention(q, k, v, scale=scale, mask=mask, sinks=sinks, **kw)
     if np is not None and not State.transforming:
@@ -718,7 +719,10 @@ def layer_norm64(x, weight, bias, eps):
 def rope64(x, dims, *, traditional, base, scale, offset, freqs=None):
     """mx.fast.rope: the first `dims` features of each position p = offset + t rotated in
     pairs (adjacent ones if traditional, else the two halves) by p * scale * base^(-2i/dims),
-    or by p * scale / freqs[i]."""
+    or by p * scale / freqs[i]. None for an offset per batch row (MLX's then)."""
+    if np.size(offset) != 1:
+        return None
+    offset = float(np.reshape(offset, ()))
     half = dims // 2
     inverse = 1.0 / freqs if freqs is not None else base ** (-np.arange(half) * 2.0 / dims)
     angle = (offset + np.arange(x.shape[-2]))[:, None] * scale * inverse[None]
@@ -785,8 +789,9 @@ def numpy64_table():
 
 def numpy64(mlx_op, numpy_op):
     """`mlx_op` computed by `numpy_op` where every array it is given is a finite float64
-    array (a tuple axis, None, numbers and flags pass as they are); MLX otherwise, NaN and
-    Inf included, so that the references place them as MLX does."""
+    array (a tuple axis, None, numbers and flags pass as they are) and `numpy_op` does not
+    decline (None); MLX otherwise, NaN and Inf included, so that the references place them
+    as MLX does."""
 
     def op(*args, **kwargs):
         values = list(args) + list(kwargs.values())
@@ -799,19 +804,15 @@ def numpy64(mlx_op, numpy_op):
         as_numpy = iter(plain)
         given = [next(as_numpy) if isinstance(v, mx.array) else v for v in args]
         named = {k: next(as_numpy) if isinstance(v, mx.array) else v for k, v in kwargs.items()}
-        if isinstance(named.get("offset"), np.ndarray):
-            if named["offset"].size != 1:
-                return mlx_op(*args, **kwargs)
-            named["offset"] = float(named["offset"].reshape(()))
         with np.errstate(all="ignore"):
-            return from_numpy64(numpy_op(*given, **named))
+            out = numpy_op(*given, **named)
+        return mlx_op(*args, **kwargs) if out is None else from_numpy64(out)
 
     return op
 
 
 mlx_quantized_matmul, mlx_gather_qmm, mlx_dequantize = mx.quantized_matmul, mx.gather_qmm, mx.dequantize
 mlx_attention, mlx_einsum = mx.fast.scaled_dot_product_attention, mx.einsum
-mlx_exp, mlx_rms_norm = mx.exp, mx.fast.rms_norm
 FLOAT32 = mx.float32
 
 
@@ -906,9 +907,9 @@ def kept_reference(key):
     return outs
 
 
-def evaluated_reference(size, seed, variant, stream):
+def evaluated_reference(size, seed, variant, stream, perturb=False):
     """reference_graph evaluated; None where fn cannot run in float64."""
-    outs = reference_graph(size, seed, variant, stream)
+    outs = reference_graph(size, seed, variant, stream, perturb)
     try:
         if outs is not None:
             mx.eval(outs)
@@ -994,11 +995,10 @@ def cmd_sensitivity(req):
     key = (size, seed, variant)
     if key not in State.sensitivities:
         base = reference(size, seed, variant)
-        moved = reference_graph(size, seed, variant, State.reference_stream, perturb=True)
+        moved = evaluated_reference(size, seed, variant, State.reference_stream, perturb=True)
         if base is None or moved is None:
             State.sensitivities[key] = [None] * len(base or [])
         else:
-            mx.eval(moved)
             State.sensitivities[key] = [moved_by(m, b) for m, b in zip(moved, base)]
     return {"outputs": State.sensitivities[key]}
 

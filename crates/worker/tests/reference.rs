@@ -309,6 +309,7 @@ import mlx.nn as nn
 w = {"__name__": "superopt_worker"}
 exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
 rng = np.random.default_rng(1)
+mlx_exp, mlx_rms_norm = mx.exp, mx.fast.rms_norm
 f64 = lambda a: mx.array(a, dtype=mx.float64)
 x = f64(rng.normal(size=(2, 3, 6, 16)) * 2)
 weight, bias, freqs = f64(rng.normal(size=16)), f64(rng.normal(size=16)), f64(rng.uniform(1, 100, size=8))
@@ -355,7 +356,7 @@ for got, want in zip(outs, exact):
 with mx.stream(mx.cpu):
     theirs = fn(f64(v))
 assert max(rel(t, e) for t, e in zip(theirs, exact)) > 1e-9, "MLX's float64 is float32-accurate"
-assert mx.exp is w["mlx_exp"] and mx.fast.rms_norm is w["mlx_rms_norm"]
+assert mx.exp is mlx_exp and mx.fast.rms_norm is mlx_rms_norm
 print("ok")
 "#;
 
