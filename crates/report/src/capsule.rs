@@ -38,6 +38,9 @@ pub struct SizeReport {
     /// It runs the original `fn` at this size (a by-size candidate's sizes where nothing
     /// else was faster).
     pub runs_original: bool,
+    /// Where it runs the original: the seconds per call it spends choosing first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_s: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]

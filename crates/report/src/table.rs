@@ -46,6 +46,11 @@ pub fn table(c: &Capsule) -> String {
                 Some(v) => format!("NO: {}", v.reason.clone().unwrap_or_default()),
                 None => "-".into(),
             };
+            let v = match (z.runs_original, z.dispatch_s) {
+                (false, _) => v,
+                (true, None) => format!("{v}; runs the original"),
+                (true, Some(d)) => format!("{v}; runs the original (choosing: {} a call)", format_seconds(d)),
+            };
             writeln!(s, "{:<8} {:<28} {:>18} {:>18} {:>14}  {v}", z.size, shapes_text(&z.shapes), b, o, sp).unwrap();
         }
         roofline_lines(&mut s, c, Some(k));

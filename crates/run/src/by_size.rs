@@ -102,6 +102,21 @@ pub fn by_size(run: &mut Run, winner: Option<usize>) {
         if let Err(e) = crate::bench::time(run, &[id], left) {
             run.entry_mut(id).status = crate::ledger::Status::Dropped(format!("timing failed: {e}"));
         }
+        dispatch(run, id);
+    }
+}
+
+/// The by-size candidate's cost of choosing, at each size where it runs the original:
+/// there it is the original plus that, which timing two runs of one program cannot tell
+/// apart from noise (see [`crate::decide::pick_winner`]).
+fn dispatch(run: &mut Run, id: crate::ledger::CandidateId) {
+    let program = run.entry(id).program();
+    let kept: Vec<Size> = Size::ALL.into_iter().filter(|z| run.entry(id).runs_original[z.index()]).collect();
+    for z in kept {
+        match run.session.dispatch(&program, z) {
+            Ok(s) => run.entry_mut(id).dispatch[z.index()] = Some(s),
+            Err(e) => run.notes.push(format!("by-size: its dispatch at {z} was not timed: {e}")),
+        }
     }
 }
 

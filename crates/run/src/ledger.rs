@@ -54,6 +54,8 @@ pub struct Entry {
     /// Per size: whether it runs the original `fn` there (a by-size candidate's sizes
     /// where nothing was faster).
     pub runs_original: [bool; 3],
+    /// Per size where it runs the original: the seconds per call it spends choosing.
+    pub dispatch: [Option<f64>; 3],
 }
 
 impl Entry {
@@ -69,6 +71,7 @@ impl Entry {
             launches: vec![],
             wins: false,
             runs_original: [false; 3],
+            dispatch: [None; 3],
         }
     }
 

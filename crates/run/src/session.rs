@@ -9,7 +9,7 @@ use superopt_ir::Program;
 use superopt_search::egraph::cost::Device;
 use superopt_verify::{OutputFigures, SeedFigures, Tolerance};
 use superopt_worker::protocol::{
-    self, Backend, Calibrate, Case, DeviceKind, Fixed, Hello, HelloReply, Load, LoadProgram, ProgramId,
+    self, Backend, Calibrate, Case, DeviceKind, Dispatch, Fixed, Hello, HelloReply, Load, LoadProgram, ProgramId,
     ReferenceDevice, ReferenceDeviceReply, SaveConstants, Sensitivity, Size, Time, Variant, Verify, SAMPLE_SECONDS,
 };
 use superopt_worker::{find_python, Worker, WorkerError};
@@ -293,6 +293,13 @@ impl Session {
     ) -> Result<BTreeMap<ProgramId, Vec<f64>>, WorkerError> {
         let req = Time { programs: programs.to_vec(), size, seed: 0, iters, rounds };
         Ok(self.worker.call(&req, self.timeout)?.samples)
+    }
+
+    /// The seconds per call a by-size `program` spends choosing at `size`, where it runs
+    /// the original.
+    pub fn dispatch(&mut self, program: &ProgramId, size: Size) -> Result<f64, WorkerError> {
+        let req = Dispatch { program: program.clone(), size };
+        Ok(self.worker.call(&req, self.timeout)?.seconds)
     }
 
     pub fn save_constants(&mut self, keys: &[String], path: &Path) -> Result<(), WorkerError> {

@@ -11,15 +11,40 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import inspect
+import itertools
 import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 import traceback
 
-import mlx.core as mx
+
+def keep_freed_heap():
+    """On glibc, freed heap memory stays in the process (no trimming, blocks up to 32 MB
+    from the heap, 256 MB of headroom): MLX's CPU backend mallocs every temporary, and
+    glibc's default hands them back to the kernel and faults them in again on the next
+    call. On this project's 2-core CPU that tripled a 4 MB rms_norm's time, by an amount
+    that depended on the heap's history: one program timed 1.2x faster than itself."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    libc.mallopt(m_trim_threshold, 2**31 - 1)
+    libc.mallopt(m_top_pad, 2**28)
+    libc.mallopt(m_mmap_threshold, 2**25)
+
+
+keep_freed_heap()
+
+import mlx.core as mx  # noqa: E402 (after the allocator's settings)
 
 try:
     import numpy as np
@@ -500,15 +525,38 @@ def nonfinite_products(a, b, fa, fb):
     return out
 
 
+def numpy_here():
+    """Whether a reference computes in numpy here: numpy is there, no transformation is
+    tracing fn (see untransformed), and the reference runs on the CPU."""
+    return np is not None and not State.transforming and mx.default_device() == mx.cpu
+
+
 def dequantized64(w, scales, biases, group_size=None, bits=None):
     """Affine-packed weights' exact values in float64: q * scale + bias per group (MLX's
     own dequantize rounds to the scales' dtype). The integers q come from dequantizing
-    with unit scales and zero biases, exact in float32. MLX's defaults: groups of 64, 4 bits."""
-    unit, zero = mx.ones(scales.shape, dtype=FLOAT32), mx.zeros(scales.shape, dtype=FLOAT32)
-    q = mlx_dequantize(w, unit, zero, group_size=group_size or 64, bits=bits or 4).astype(mx.float64)
+    with unit scales and zero biases, exact in float32. MLX's defaults: groups of 64, 4 bits.
+    In numpy where numpy_here (MLX's CPU float64 arithmetic is ~10x slower)."""
+    if numpy_here():
+        return from_numpy64(dequantized_numpy(w, scales, biases, group_size, bits))
+    q = unit_dequantized(w, scales, group_size, bits).astype(mx.float64)
     groups = scales.shape[-1]
     q = q.reshape(*q.shape[:-1], groups, q.shape[-1] // groups)
     exact = q * scales.astype(mx.float64)[..., None] + biases.astype(mx.float64)[..., None]
+    return exact.reshape(*exact.shape[:-2], -1)
+
+
+def unit_dequantized(w, scales, group_size, bits):
+    """The packed integers q of w, as float32 (exact): w dequantized with unit scales and zero biases."""
+    unit, zero = mx.ones(scales.shape, dtype=FLOAT32), mx.zeros(scales.shape, dtype=FLOAT32)
+    return mlx_dequantize(w, unit, zero, group_size=group_size or 64, bits=bits or 4)
+
+
+def dequantized_numpy(w, scales, biases, group_size=None, bits=None):
+    """dequantized64 as a float64 numpy array."""
+    q = np.asarray(unit_dequantized(w, scales, group_size, bits))
+    s, b = np.asarray(scales.astype(mx.float64)), np.asarray(biases.astype(mx.float64))
+    q = q.reshape(*q.shape[:-1], s.shape[-1], -1)
+    exact = q * s[..., None] + b[..., None]
     return exact.reshape(*exact.shape[:-2], -1)
 
 
@@ -546,8 +594,23 @@ def exact_gather_qmm(x, w, scales, biases=None, lhs_indices=None, rhs_indices=No
         position[mx.array(used)] = mx.arange(len(used), dtype=mx.int32)
         picked = mx.array(used)
         w, scales, biases, rhs_indices = w[picked], scales[picked], biases[picked], position[rhs_indices]
-    w64 = oriented(dequantized64(w, scales, biases, group_size, bits), transpose)
-    return gathered_products(x.astype(mx.float64), w64, lhs_indices, rhs_indices)
+    if numpy_here():
+        # One expert's matrix at a time (all of a layer's at once is gigabytes in float64).
+        def weight(e):
+            e = np.unravel_index(e, w.shape[:-2])
+            return oriented_numpy(dequantized_numpy(w[e], scales[e], biases[e], group_size, bits), transpose)
+    else:
+        w64 = oriented(dequantized64(w, scales, biases, group_size, bits), transpose)
+        wb = w64.reshape(-1, *w64.shape[-2:])
+
+        def weight(e):
+            return wb[e]
+
+    return gathered_products(x.astype(mx.float64), w.shape[:-2], weight, lhs_indices, rhs_indices)
+
+
+def oriented_numpy(w64, transpose):
+    return np.swapaxes(w64, -1, -2) if transpose else w64
 
 
 def exact_dequantize(w, scales, biases=None, group_size=None, bits=None, mode="affine", global_scale=None, dtype=None,
@@ -557,28 +620,40 @@ def exact_dequantize(w, scales, biases=None, group_size=None, bits=None, mode="a
     return dequantized64(w, scales, biases, group_size, bits)
 
 
-def gathered_products(x, w, lhs_indices, rhs_indices):
+def gathered_products(x, batch, weight, lhs_indices, rhs_indices):
     """gather_mm's products (MLX's takes no float64): for each index pair, a matrix of x's
-    batch times one of w's. The pairs are grouped by w's matrix, so that each is read once
-    and multiplies all its rows in one product (an MoE layer's experts)."""
-    m, k, n = x.shape[-2], x.shape[-1], w.shape[-1]
-    xb, wb = x.reshape(-1, m, k), w.reshape(-1, k, n)
+    batch times one of the matrices `weight(e)` gives (e: the flat index into their batch
+    shape `batch`). The pairs are grouped by matrix, so that each is made once and
+    multiplies all its rows in one product (an MoE layer's experts); in numpy's BLAS
+    where numpy_here (weight then gives numpy arrays)."""
+    m, k = x.shape[-2], x.shape[-1]
+    xb = x.reshape(-1, m, k)
     lhs = lhs_indices if lhs_indices is not None else mx.arange(xb.shape[0]).reshape(x.shape[:-2])
-    rhs = rhs_indices if rhs_indices is not None else mx.arange(wb.shape[0]).reshape(w.shape[:-2])
+    rhs = rhs_indices if rhs_indices is not None else mx.arange(math.prod(batch)).reshape(batch)
     lhs, rhs = mx.broadcast_arrays(lhs, rhs)
     shape, lhs, rhs = lhs.shape, lhs.reshape(-1), rhs.reshape(-1)
     order = mx.argsort(rhs)
     experts = rhs[order].tolist()
     rows = xb[lhs[order]].reshape(-1, k)  # each pair's m rows, by expert
+    numpy = numpy_here()
+    rows = np.asarray(rows) if numpy else rows
     parts, start = [], 0
     while start < len(experts):
         end = start
         while end < len(experts) and experts[end] == experts[start]:
             end += 1
-        parts.append(mx.matmul(rows[start * m : end * m], wb[experts[start]]))
+        some, matrix = rows[start * m : end * m], weight(experts[start])
+        parts.append(numpy_products(some, matrix) if numpy else mx.matmul(some, matrix))
         start = end
-    grouped = mx.concatenate(parts).reshape(-1, m, n)
-    return grouped[mx.argsort(order)].reshape(*shape, m, n)
+    grouped = from_numpy64(np.concatenate(parts)) if numpy else mx.concatenate(parts)
+    n = grouped.shape[-1]
+    return grouped.reshape(-1, m, n)[mx.argsort(order)].reshape(*shape, m, n)
+
+
+def numpy_products(a, b):
+    """a @ b of float64 numpy arrays: products64, or MLX's where that leaves it to MLX."""
+    out = products64(a, b)
+    return out if out is not None else np.asarray(mlx_matmul(from_numpy64(a), from_numpy64(b)))
 
 
 def attention64(q, k, v, *, scale, mask=None, sinks=None, **kw):
@@ -812,7 +887,7 @@ def numpy64(mlx_op, numpy_op):
 
 
 mlx_quantized_matmul, mlx_gather_qmm, mlx_dequantize = mx.quantized_matmul, mx.gather_qmm, mx.dequantize
-mlx_attention, mlx_einsum = mx.fast.scaled_dot_product_attention, mx.einsum
+mlx_attention, mlx_einsum, mlx_matmul = mx.fast.scaled_dot_product_attention, mx.einsum, mx.matmul
 FLOAT32 = mx.float32
 
 
@@ -877,34 +952,80 @@ def reference_graph(size, seed, variant, stream, perturb=False):
 
 
 def reference_path(key):
+    """The folder a case's reference is kept in: one .npy file per output (a float output
+    compared on a GPU as its two halves, o{k}.hi.npy and o{k}.lo.npy; see Target), or a
+    file `none` where fn cannot run in float64. .npy, not .npz: MLX reads a gigabyte of
+    .npz in ~9 s on this project's CPU, of .npy in 0.5 s."""
     size, seed, variant = key
-    return os.path.join(State.reference_dir, f"{size}-{seed}-{variant}.npz")
+    return os.path.join(State.reference_dir, f"{size}-{seed}-{variant}")
+
+
+def kept_form(o):
+    """A float64 reference output in the form it is compared in: on a GPU its Target
+    (split here, so that pool workers split in parallel), else the array itself."""
+    return target_of(o) if on_gpu() and mx.issubdtype(o.dtype, mx.inexact) else o
+
+
+def float64_of(r):
+    """A kept reference output as one float64 (or integer) array."""
+    if not isinstance(r, Target):
+        return r
+    return r.hi if r.lo is None else cpu64(r.hi) + cpu64(r.lo)
 
 
 def keep_reference(key, outs):
     """Keeps a case's evaluated reference (None: fn cannot run in float64) for the run,
-    in memory and in the reference folder (written whole, then renamed)."""
-    State.references[key] = outs
-    if State.reference_dir is None:
-        return
-    path = reference_path(key)
-    tmp = path + ".tmp.npz"
-    with mx.stream(mx.cpu):
-        mx.savez(tmp, **({f"o{k}": o for k, o in enumerate(outs)} if outs is not None else {"none": mx.array(0)}))
-    os.replace(tmp, path)
+    in memory and in the reference folder; whether the folder has it now."""
+    kept = None if outs is None else [kept_form(o) for o in outs]
+    State.references[key] = kept
+    return State.reference_dir is not None and save_reference(reference_path(key), kept)
+
+
+def save_reference(path, kept):
+    """Writes a reference's folder whole, then renames it into place; False where it could
+    not be written (a full disk: the reference is then kept in memory only)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        os.makedirs(tmp, exist_ok=True)
+        if kept is None:
+            open(os.path.join(tmp, "none"), "w").close()
+        with mx.stream(mx.cpu):
+            for k, o in enumerate(kept or []):
+                if isinstance(o, Target):
+                    mx.save(os.path.join(tmp, f"o{k}.hi.npy"), o.hi)
+                    mx.save(os.path.join(tmp, f"o{k}.lo.npy"), o.lo)
+                else:
+                    mx.save(os.path.join(tmp, f"o{k}.npy"), o)
+        os.rename(tmp, path)
+        return True
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return os.path.isdir(path)  # another worker's came first
 
 
 def kept_reference(key):
     """A case's reference as kept in memory or in the reference folder; False where it is in neither."""
     if key in State.references:
         return State.references[key]
-    if State.reference_dir is None or not os.path.exists(reference_path(key)):
+    path = None if State.reference_dir is None else reference_path(key)
+    if path is None or not os.path.isdir(path):
         return False
     with mx.stream(mx.cpu):
-        saved = mx.load(reference_path(key))
-    outs = None if "none" in saved else [saved[f"o{k}"] for k in range(len(saved))]
+        outs = None if os.path.exists(os.path.join(path, "none")) else list(kept_outputs(path))
     State.references[key] = outs
     return outs
+
+
+def kept_outputs(path):
+    """A reference folder's outputs, in order."""
+    for k in itertools.count():
+        one, hi = os.path.join(path, f"o{k}.npy"), os.path.join(path, f"o{k}.hi.npy")
+        if os.path.exists(one):
+            yield mx.load(one)
+        elif os.path.exists(hi):
+            yield Target(mx.load(hi), mx.load(os.path.join(path, f"o{k}.lo.npy")))
+        else:
+            return
 
 
 def evaluated_reference(size, seed, variant, stream, perturb=False):
@@ -976,7 +1097,7 @@ def cmd_reference_device(req):
         gpu = reference_graph(*key, mx.gpu)
         if gpu is not None:
             mx.eval(gpu)
-        why = devices_differ(gpu, cpu)
+        why = devices_differ(gpu, None if cpu is None else [float64_of(c) for c in cpu])
     except Exception as e:
         why = f"{type(e).__name__}: {e}"
     if why is not None:
@@ -999,7 +1120,7 @@ def cmd_sensitivity(req):
         if base is None or moved is None:
             State.sensitivities[key] = [None] * len(base or [])
         else:
-            State.sensitivities[key] = [moved_by(m, b) for m, b in zip(moved, base)]
+            State.sensitivities[key] = [moved_by(m, float64_of(b)) for m, b in zip(moved, base)]
     return {"outputs": State.sensitivities[key]}
 
 
@@ -1036,23 +1157,30 @@ def cmd_prepare(req):
 
 
 def prepare_cases(size, cases):
-    """cmd_prepare's work: how many of `cases` have their reference now."""
+    """cmd_prepare's work: how many of `cases` have their reference now. What is written
+    to the folder is not kept in memory: the verifying worker reads it from there."""
     prepared = 0
     for s, v in cases:
         key = (size, s, v)
-        if kept_reference(key) is False:
+        if not has_reference(key):
             t0 = time.perf_counter()
-            outs = reference_graph(size, s, v, State.reference_stream)
             try:
+                outs = reference_graph(size, s, v, State.reference_stream)
                 if outs is not None:
                     mx.eval(outs)
+                if keep_reference(key, outs):
+                    State.references.pop(key)
             except Exception:
                 continue
             finally:
                 count_reference_seconds(size, t0)
-            keep_reference(key, outs)
         prepared += 1
     return prepared
+
+
+def has_reference(key):
+    """Whether a case's reference is kept, in memory or in the folder (without reading it)."""
+    return key in State.references or (State.reference_dir is not None and os.path.isdir(reference_path(key)))
 
 
 def peak_gib():
@@ -1085,17 +1213,11 @@ def on_gpu():
 class Target:
     """What a float output is judged against (fn in float64, or fn itself when fn cannot
     run in float64), kept in the form the device compares fast: on a GPU two float32
-    arrays whose sum is the float64 value (hi + lo), on the CPU the float64 array."""
+    arrays whose sum is the float64 value (hi + lo), on the CPU the float64 array (hi; lo
+    None). See target_of."""
 
-    def __init__(self, t):
-        t = cpu64(t)
-        if on_gpu():
-            with mx.stream(mx.cpu):
-                hi = t.astype(mx.float32)
-                lo = (t - hi.astype(mx.float64)).astype(mx.float32)
-            self.hi, self.lo = hi, lo
-        else:
-            self.hi, self.lo = t, None
+    def __init__(self, hi, lo=None):
+        self.hi, self.lo = hi, lo
         mx.eval([a for a in (self.hi, self.lo) if a is not None])
         self.finite = all_finite(self.hi)
         self.whole_norms = None
@@ -1113,6 +1235,16 @@ class Target:
         return self.whole_norms
 
 
+def target_of(t):
+    """t's Target."""
+    t = cpu64(t)
+    if not on_gpu():
+        return Target(t)
+    with mx.stream(mx.cpu):
+        hi = t.astype(mx.float32)
+        return Target(hi, (t - hi.astype(mx.float64)).astype(mx.float32))
+
+
 def scaled_norms(a):
     """(L2 norm, max |a|), each at least 1e-30; squares are taken of a / max |a|, so that
     large values do not overflow float32."""
@@ -1123,11 +1255,13 @@ def scaled_norms(a):
 
 
 def target(key, t):
-    """The Target of case output `key`, made once."""
+    """The Target of case output `key`, made once (t itself where it is one)."""
+    if isinstance(t, Target):
+        return t
     if key is None:
-        return Target(t)
+        return target_of(t)
     if key not in State.targets:
-        State.targets[key] = Target(t)
+        State.targets[key] = target_of(t)
     return State.targets[key]
 
 
@@ -1174,7 +1308,7 @@ def fixed_ratio(y, o, atol, rtol, mask, acc):
 
 def float_figures(y, o, ref, variant, fixed, key=None):
     """Error figures of y (and of the original o) against ref, or against o without one."""
-    t = target(key, ref) if ref is not None else Target(o)
+    t = target(key, ref) if ref is not None else target_of(o)
     if all_finite(y) and all_finite(o) and t.finite:
         mask, fig = None, {"nonfinite_ok": True}
     else:
@@ -1268,6 +1402,25 @@ def cmd_time(req):
         for pid, f in order:
             samples[pid].append(time_block(f, args, kwargs, req["iters"][pid]))
     return {"samples": samples}
+
+
+def cmd_dispatch(req):
+    """Seconds per call a by-size module's `optimized` spends choosing at `size`, where it
+    calls the original fn: timed with `_original` giving a function that returns the
+    original's outputs at once (the best of 5 samples of 1000 calls)."""
+    f = program(req["program"])
+    args, kwargs = make_inputs(req["size"], 0)
+    result = State.fn(*args, **kwargs)
+    module = f.__globals__
+    if "_original" not in module:
+        raise CandidateError(f"{req['program']} calls no original fn")
+    saved = module["_original"]
+    module["_original"] = lambda: (lambda *a, **k: result)
+    try:
+        seconds = best_seconds(lambda: f(*args, **kwargs), 5, 1000)
+    finally:
+        module["_original"] = saved
+    return {"seconds": seconds}
 
 
 # ---------------------------------------------------------------- device
@@ -1429,6 +1582,7 @@ COMMANDS = {
     "time": cmd_time,
     "reference_device": cmd_reference_device,
     "sensitivity": cmd_sensitivity,
+    "dispatch": cmd_dispatch,
 }
 
 

@@ -29,10 +29,11 @@ pub enum Command {
     Phew,
     ReferenceDevice,
     Sensitivity,
+    Dispatch,
 }
 
 impl Command {
-    pub const ALL: [Command; 14] = [
+    pub const ALL: [Command; 15] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
@@ -47,6 +48,7 @@ impl Command {
         Command::Phew,
         Command::ReferenceDevice,
         Command::Sensitivity,
+        Command::Dispatch,
     ];
 
     /// The name on the wire (`COMMANDS` in Python).
@@ -66,6 +68,7 @@ impl Command {
             Command::Phew => "phew",
             Command::ReferenceDevice => "reference_device",
             Command::Sensitivity => "sensitivity",
+            Command::Dispatch => "dispatch",
         }
     }
 }
@@ -350,6 +353,25 @@ pub struct SensitivityReply {
 impl Request for Sensitivity {
     const COMMAND: Command = Command::Sensitivity;
     type Reply = SensitivityReply;
+}
+
+/// `dispatch`: the seconds per call a by-size module spends choosing at `size`, where it
+/// calls the original `fn` (timed with the original standing in as a function that
+/// returns at once).
+#[derive(Debug, Serialize)]
+pub struct Dispatch {
+    pub program: ProgramId,
+    pub size: Size,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DispatchReply {
+    pub seconds: f64,
+}
+
+impl Request for Dispatch {
+    const COMMAND: Command = Command::Dispatch;
+    type Reply = DispatchReply;
 }
 
 /// `reference_device`: where the float64 references run; the GPU only where it computes

@@ -74,6 +74,19 @@ State.references.clear()
 w["reference_graph"] = lambda *a: (_ for _ in ()).throw(RuntimeError("computed again"))
 again = w["reference"]("small", 1, "normal")
 assert len(again) == 2 and all(w["same_bits"](a, b) for a, b in zip(first, again))
+# Kept in the form a GPU compares (hi + lo float32 halves), read back as that form.
+State.references.clear()
+on_gpu = w["on_gpu"]
+w["on_gpu"] = lambda: True
+w["keep_reference"](("small", 3, "normal"), [first[0] + 1e-9, first[1]])
+w["on_gpu"] = on_gpu
+State.references.clear()
+split = w["reference"]("small", 3, "normal")
+assert isinstance(split[0], w["Target"]) and split[0].hi.dtype == mx.float32 and split[0].lo.dtype == mx.float32
+back = w["float64_of"](split[0])
+assert back.dtype == mx.float64 and w["same_bits"](split[1], first[1])
+assert (mx.abs(back - (first[0] + 1e-9)).max() / mx.abs(first[0]).max()).item() < 1e-14
+assert w["has_reference"](("small", 3, "normal")) and not w["has_reference"](("small", 4, "normal"))
 # fn that cannot run in float64 is kept as such (None), and read back as None.
 State.references.clear()
 w["reference_graph"] = lambda *a: None
@@ -139,6 +152,13 @@ with mx.stream(mx.cpu):
     want_only = mx.gather_mm(x64.astype(mx.float32)[:, None, :], mx.swapaxes(exact, -1, -2).astype(mx.float32),
                              rhs_indices=mx.array([[2], [2], [2], [2]])).astype(mx.float64)
     assert only.shape == want_only.shape and rel(only, want_only) < 1e-6, rel(only, want_only)
+    # The numpy path (one expert at a time) and the MLX one (inside a transformation) agree.
+    w["State"].transforming = 1
+    in_mlx = [w["exact_gather_qmm"](x64[:, None, :], wq, scales, biases, rhs_indices=idx[:, None],
+                                    transpose=True, group_size=64, bits=4),
+              w["dequantized64"](wq, scales, biases, 64, 4)]
+    w["State"].transforming = 0
+    assert rel(in_mlx[0], outs[1]) < 1e-14 and rel(in_mlx[1], exact) == 0.0, rel(in_mlx[0], outs[1])
 # bf16 rounding of MLX's own dequantization is not in the reference.
 assert rel(mx.dequantize(wq[0], scales[0], biases[0], group_size=64, bits=4).astype(mx.float64), exact[0]) > 0
 assert (mx.quantized_matmul, mx.gather_qmm, mx.dequantize) == mlx

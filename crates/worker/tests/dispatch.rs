@@ -1,0 +1,51 @@
+//! `dispatch`: what a by-size module spends choosing before it calls the original fn.
+
+mod common;
+
+const DISPATCH: &str = r#"
+import os, sys, tempfile
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+State = w["State"]
+State.fn = lambda x: mx.exp(x) * 2.0
+w["make_inputs"] = lambda size, seed: ([mx.ones((512, 512))], {})
+# A by-size module's shape: a guard, then the original fn, which here is slow to call.
+module = '''
+import time
+def _fits_0(x):
+    return x.size <= 16
+def _original():
+    def fn(x):
+        time.sleep(0.001)
+        return x
+    return fn
+def optimized(x):
+    if _fits_0(x):
+        return x
+    return _original()(x)
+'''
+path = os.path.join(tempfile.mkdtemp(), "by_size.py")
+open(path, "w").write(module)
+w["cmd_program"]({"id": "by-size", "path": path})
+got = w["cmd_dispatch"]({"program": "by-size", "size": "typical"})["seconds"]
+# Choosing takes microseconds; the original's 1 ms sleep is not counted.
+assert 0 < got < 2e-4, got
+f = w["program"]("by-size")
+assert f.__globals__["_original"]()(mx.ones((2,))).shape == (2,)
+assert f.__globals__["_original"].__name__ == "_original", "the original is put back"
+# A program that calls no original fn is a candidate error.
+open(path.replace("by_size", "plain"), "w").write("def optimized(x):\n    return x\n")
+w["cmd_program"]({"id": "plain", "path": path.replace("by_size", "plain")})
+try:
+    w["cmd_dispatch"]({"program": "plain", "size": "typical"})
+    raise SystemExit("no error")
+except w["CandidateError"]:
+    pass
+print("ok")
+"#;
+
+#[test]
+fn dispatch_times_the_choosing_not_the_original() {
+    common::run_check(DISPATCH);
+}
