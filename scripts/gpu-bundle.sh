@@ -22,7 +22,7 @@ rm -rf .gpu/b/whl .gpu/c .gpu/cache && { [ ! -d .gpu/b/cache ] || mv .gpu/b/cach
 ../shared/gpu/prepare.sh .gpu > /dev/null
 [ ! -d .gpu/cache ] || mv .gpu/cache .gpu/b/cache
 cargo build --release --quiet
-cp target/release/superopt scripts/gpu-suite.sh .gpu/b/
+cp "${CARGO_TARGET_DIR:-target}/release/superopt" scripts/gpu-suite.sh .gpu/b/
 cargo run --release --quiet -p superopt-kernel --example standard -- cuda > .gpu/b/standard_cuda.py
 wheels() {  # DIR PACKAGE... : wheels for the GPU machine's CPython 3.12, without dependencies
   local dir="$1"; shift

@@ -41,6 +41,9 @@ pub struct SizeReport {
     /// Where it runs the original: the seconds per call it spends choosing first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatch_s: Option<f64>,
+    /// The seconds its verification at this size took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_s: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]

@@ -56,6 +56,8 @@ pub struct Entry {
     pub runs_original: [bool; 3],
     /// Per size where it runs the original: the seconds per call it spends choosing.
     pub dispatch: [Option<f64>; 3],
+    /// Per size: the seconds its verification took (a reference it waited for included).
+    pub verify_s: [Option<f64>; 3],
 }
 
 impl Entry {
@@ -72,6 +74,7 @@ impl Entry {
             wins: false,
             runs_original: [false; 3],
             dispatch: [None; 3],
+            verify_s: [None; 3],
         }
     }
 

@@ -66,7 +66,10 @@ pub fn verify_entry(s: &mut Session, e: &mut Entry, seeds: &[u64], tol: Toleranc
     }
     let id = e.program();
     for size in Size::ALL {
-        match s.verify(&id, size, seeds, tol, Some(deadline)) {
+        let started = Instant::now();
+        let figs = s.verify(&id, size, seeds, tol, Some(deadline));
+        e.verify_s[size.index()] = Some(started.elapsed().as_secs_f64());
+        match figs {
             Ok(figs) => e.verdicts[size.index()] = Some(judge(&figs, tol)),
             Err(err) => {
                 e.drop_with(format!("at {size}: {err}"));
