@@ -124,19 +124,6 @@ impl Pool {
         self.done.len() == self.expected
     }
 
-    /// Waits until every case of `size` is done, every worker has stopped, or `deadline`;
-    /// whether every case of `size` is done.
-    pub fn wait_size(&mut self, size: Size, deadline: Instant) -> bool {
-        let each = self.expected / Size::ALL.len();
-        while self.done.iter().filter(|d| d.size == size).count() < each {
-            match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(d) => self.done.push(d),
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-
     /// Per size, the span of the cases the pool has done so far.
     pub fn spans(&self) -> BTreeMap<Size, Span> {
         let mut out = BTreeMap::new();

@@ -140,11 +140,6 @@ impl Session {
         self.pool.as_mut().is_none_or(|p| p.wait(deadline))
     }
 
-    /// Waits for the pool (if any) to do `size`'s cases, up to `deadline`; whether it did.
-    pub fn await_size(&mut self, size: Size, deadline: Instant) -> bool {
-        self.pool.as_mut().is_none_or(|p| p.wait_size(size, deadline))
-    }
-
     /// Seconds spent on `size`'s float64 references: the pool's span and the verifying
     /// worker's own time.
     pub fn reference_time(&self, size: Size) -> f64 {

@@ -1007,9 +1007,9 @@ def kept_reference(key):
     """A case's reference as kept in memory or in the reference folder; False where it is in neither."""
     if key in State.references:
         return State.references[key]
-    path = None if State.reference_dir is None else reference_path(key)
-    if path is None or not os.path.isdir(path):
+    if not has_reference(key):
         return False
+    path = reference_path(key)
     with mx.stream(mx.cpu):
         outs = None if os.path.exists(os.path.join(path, "none")) else list(kept_outputs(path))
     State.references[key] = outs
