@@ -94,7 +94,8 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
     s.choose_reference_device();
     println!("float64 references on the {}: {}", s.reference_device.device.name(), s.reference_device.why);
-    s.start_references(&seeds, superopt_run::references::workers(s.backend(), cases), deadline);
+    let workers = superopt_run::references::workers(s.backend(), cases);
+    s.start_references(&seeds, workers, Default::default(), deadline);
     println!(
         "checks: shapes and dtypes, NaN/Inf positions, integer outputs exact, error against float64 ({} rule); \
          {} seeds per size plus edge inputs: {}",

@@ -53,7 +53,8 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     // After the trace: the pool's workers load the harness too, and would slow it.
     run.session.choose_reference_device();
     let workers = references::workers(run.session.backend(), references::all_cases(&run.seeds).len());
-    run.session.start_references(&run.seeds.clone(), workers, budget.verify_deadline());
+    let scale = references::scale(&run.traces);
+    run.session.start_references(&run.seeds.clone(), workers, scale, budget.verify_deadline());
     run.mark("references");
     propose::propose(&mut run);
     run.mark("search");

@@ -23,6 +23,8 @@ use superopt_worker::Worker;
 const MEMORY_SHARE: f64 = 0.8;
 /// A case's measured peak memory, with room for what one case holds more than another.
 const MEMORY_MARGIN: f64 = 1.25;
+/// A size not measured yet, estimated from a smaller one: room for what the estimate misses.
+const ESTIMATE_MARGIN: f64 = 2.0;
 
 /// What the pool's workers start from.
 #[derive(Clone, Debug)]
@@ -33,12 +35,14 @@ pub struct PoolSpec {
     pub folder: String,
 }
 
-/// A case's reference, written by a pool worker: when (since the pool started) it began
-/// and ended.
+/// A case the pool is through with: when (since the pool started) it began and ended, and
+/// whether its reference is in the folder now (if not, the verifying worker computes it).
 struct Done {
     size: Size,
+    case: Case,
     began: Duration,
     ended: Duration,
+    kept: bool,
 }
 
 /// The pool's work on one size: from its first case's start to its last case's end.
@@ -53,6 +57,9 @@ pub struct Pool {
     expected: usize,
     done: Vec<Done>,
     rx: Receiver<Done>,
+    /// Every worker has stopped: nothing more will come.
+    closed: bool,
+    queue: Arc<(Mutex<Admission>, Condvar)>,
 }
 
 /// The pool's size for `cases` cases: set by `SUPEROPT_REFERENCE_WORKERS` (0: no pool);
@@ -83,6 +90,13 @@ fn available_gib() -> Option<u64> {
     Some(kib >> 20)
 }
 
+/// Per size, the elements of every value of `fn`'s traced program there (`traces` in
+/// [`Size::ALL`]'s order): what a case's float64 reference holds grows with it.
+pub fn scale(traces: &[superopt_ir::Program]) -> BTreeMap<Size, f64> {
+    let elements = |p: &superopt_ir::Program| p.values.iter().map(|v| v.numel() as f64).sum::<f64>();
+    Size::ALL.iter().zip(traces).map(|(z, p)| (*z, elements(p))).collect()
+}
+
 /// Every size's verification cases, small first.
 pub fn all_cases(seeds: &[u64]) -> Vec<(Size, Case)> {
     Size::ALL.iter().flat_map(|z| cases(seeds).into_iter().map(move |c| (*z, c))).collect()
@@ -90,12 +104,22 @@ pub fn all_cases(seeds: &[u64]) -> Vec<(Size, Case)> {
 
 impl Pool {
     /// Starts `workers` workers on every size's cases of `seeds`; none works past `deadline`.
-    pub fn start(spec: &PoolSpec, seeds: &[u64], workers: usize, deadline: Instant) -> Pool {
+    /// `scale`: per size, what `fn` holds there (e.g. its traced program's elements), where
+    /// known; it lets a larger size start from a smaller one's measurement.
+    pub fn start(
+        spec: &PoolSpec,
+        seeds: &[u64],
+        workers: usize,
+        scale: BTreeMap<Size, f64>,
+        deadline: Instant,
+    ) -> Pool {
         let queue: VecDeque<(Size, Case)> = all_cases(seeds).into();
         let expected = queue.len();
-        let total = available_gib().map_or(f64::INFINITY, |g| g as f64 * MEMORY_SHARE);
-        let admission = Admission { queue, free: total, running: 0, need: BTreeMap::new(), cores: cores(), workers };
+        let free = available_gib().map_or(f64::INFINITY, |g| g as f64 * MEMORY_SHARE);
+        let need = BTreeMap::new();
+        let admission = Admission { queue, free, running: 0, need, scale, cores: cores(), workers, started: 0 };
         let queue = Arc::new((Mutex::new(admission), Condvar::new()));
+        let kept = queue.clone();
         let (tx, rx) = mpsc::channel();
         let started = Instant::now();
         // numpy's BLAS in each worker starts with its share of the cores; each case then
@@ -109,26 +133,76 @@ impl Pool {
             let (spec, queue, tx, env) = (spec.clone(), queue.clone(), tx.clone(), env.clone());
             std::thread::spawn(move || serve(&spec, env, &queue, &tx, started, deadline));
         }
-        Pool { workers, expected, done: vec![], rx }
+        Pool { workers, expected, done: vec![], rx, closed: false, queue: kept }
     }
 
     /// Waits until every case is done, every worker has stopped, or `deadline`; whether
     /// every case is done.
     pub fn wait(&mut self, deadline: Instant) -> bool {
-        while self.done.len() < self.expected {
-            match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(d) => self.done.push(d),
-                Err(_) => break,
-            }
+        while !self.finished() && self.next(deadline) {}
+        self.all_kept()
+    }
+
+    /// Waits for the next case the pool is through with, up to `deadline`; whether one came.
+    pub fn next(&mut self, deadline: Instant) -> bool {
+        self.take(self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())))
+    }
+
+    /// Takes in what the workers have finished so far, without waiting.
+    pub fn drain(&mut self) {
+        while self.take(self.rx.try_recv().map_err(|e| match e {
+            mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
+            mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
+        })) {}
+    }
+
+    /// Takes one message in; whether it was a case.
+    fn take(&mut self, got: Result<Done, mpsc::RecvTimeoutError>) -> bool {
+        match got {
+            Ok(d) => self.done.push(d),
+            Err(mpsc::RecvTimeoutError::Disconnected) => self.closed = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => return false,
         }
-        self.done.len() == self.expected
+        !self.closed
+    }
+
+    /// Nothing more will come: every case is through, or every worker has stopped.
+    pub fn finished(&self) -> bool {
+        self.closed || self.done.len() >= self.expected
+    }
+
+    /// Whether the pool is through with `case` of `size` (or with everything): its reference
+    /// is in the folder, or the verifying worker must compute it.
+    pub fn through(&self, size: Size, case: Case) -> bool {
+        self.finished() || self.done.iter().any(|d| d.size == size && d.case == case)
+    }
+
+    /// Takes `case` of `size` back from the pool while none of its workers has started a
+    /// case yet (they are still loading the harness): the verifying worker computes it
+    /// then, instead of waiting. Whether it was taken back.
+    pub fn claim(&mut self, size: Size, case: Case) -> bool {
+        let Ok(mut a) = self.queue.0.lock() else { return false };
+        let at = a.queue.iter().position(|c| *c == (size, case));
+        match at {
+            Some(k) if a.started == 0 => {
+                a.queue.remove(k);
+                self.expected -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether every case's reference is in the folder.
+    pub fn all_kept(&self) -> bool {
+        self.done.iter().filter(|d| d.kept).count() == self.expected
     }
 
     /// Per size, the span of the cases the pool has done so far.
     pub fn spans(&self) -> BTreeMap<Size, Span> {
         let mut out = BTreeMap::new();
         for z in Size::ALL {
-            let of: Vec<&Done> = self.done.iter().filter(|d| d.size == z).collect();
+            let of: Vec<&Done> = self.done.iter().filter(|d| d.size == z && d.kept).collect();
             let (Some(began), Some(ended)) = (of.iter().map(|d| d.began).min(), of.iter().map(|d| d.ended).max())
             else {
                 continue;
@@ -139,8 +213,10 @@ impl Pool {
     }
 }
 
-/// Which case may start, by memory: the first case of each size alone (it measures what a
-/// case of that size holds), then as many as the free memory holds.
+/// Which case may start, by memory: the first case alone (it measures what a case of its
+/// size holds), then as many as the free memory holds. A larger size starts from the
+/// smaller one's measurement scaled by `scale` (doubled) until one of its own cases is
+/// measured; without a scale, its first case runs alone too.
 struct Admission {
     queue: VecDeque<(Size, Case)>,
     /// GiB not held by running cases.
@@ -148,8 +224,12 @@ struct Admission {
     running: usize,
     /// GiB a case of each size holds, as measured.
     need: BTreeMap<Size, f64>,
+    /// Per size, what a case holds relative to another size's (see [`Pool::start`]).
+    scale: BTreeMap<Size, f64>,
     cores: usize,
     workers: usize,
+    /// Cases started so far.
+    started: usize,
 }
 
 /// A case let start.
@@ -170,17 +250,30 @@ enum Take {
 }
 
 impl Admission {
+    /// GiB a case of `size` holds: as measured, else estimated from the largest smaller
+    /// size measured; None where neither is known.
+    fn need(&self, size: Size) -> Option<f64> {
+        if let Some(&n) = self.need.get(&size) {
+            return Some(n);
+        }
+        let (smaller, &n) = self.need.range(..size).next_back()?;
+        let ratio = self.scale.get(&size)? / self.scale.get(smaller)?;
+        ratio.is_finite().then_some(n * ratio.max(1.0) * ESTIMATE_MARGIN)
+    }
+
     fn take(&mut self) -> Take {
         let Some(&(size, case)) = self.queue.front() else { return Take::Empty };
-        let alone = !self.need.contains_key(&size);
-        let held = match self.need.get(&size) {
-            Some(&n) if n <= self.free || self.running == 0 => n.min(self.free),
+        let need = self.need(size);
+        let alone = need.is_none();
+        let held = match need {
+            Some(n) if n <= self.free || self.running == 0 => n.min(self.free),
             None if self.running == 0 => self.free,
             _ => return Take::Wait,
         };
         self.queue.pop_front();
         self.free -= held;
         self.running += 1;
+        self.started += 1;
         let together = self.workers.min(self.running + self.queue.len()).max(1);
         let threads = if alone { self.cores } else { (self.cores / together).max(1) };
         Take::Start(Start { size, case, held, threads })
@@ -233,7 +326,8 @@ fn serve(
             a.done(size, held, peak);
         }
         wake.notify_all();
-        if !reply.is_ok_and(|r| r.prepared > 0) || tx.send(Done { size, began, ended: started.elapsed() }).is_err() {
+        let kept = reply.is_ok_and(|r| r.prepared > 0);
+        if tx.send(Done { size, case, began, ended: started.elapsed(), kept }).is_err() || !kept {
             return;
         }
     }
@@ -246,7 +340,56 @@ mod tests {
 
     fn admission(free: f64) -> Admission {
         let queue = all_cases(&[0]).into();
-        Admission { queue, free, running: 0, need: BTreeMap::new(), cores: 16, workers: 16 }
+        let (need, scale) = (BTreeMap::new(), BTreeMap::new());
+        Admission { queue, free, running: 0, need, scale, cores: 16, workers: 16, started: 0 }
+    }
+
+    /// Runs every case of `size` left at the queue's front to its end, each at `peak` GiB.
+    fn finish_size(a: &mut Admission, size: Size, peak: f64) {
+        while a.queue.front().is_some_and(|(z, _)| *z == size) {
+            let s = started(a.take());
+            a.done(size, s.held, peak);
+        }
+    }
+
+    #[test]
+    fn a_larger_size_starts_from_the_smaller_ones_measurement_scaled() {
+        let mut a = admission(100.0);
+        a.scale = BTreeMap::from([(Size::Small, 1.0), (Size::Typical, 4.0), (Size::Large, 64.0)]);
+        finish_size(&mut a, Size::Small, 2.0);
+        let first = started(a.take());
+        assert_eq!((first.size, first.held), (Size::Typical, 2.0 * 1.25 * 4.0 * 2.0), "estimated, doubled");
+        assert_eq!(started(a.take()).size, Size::Typical, "a second typical case runs beside it");
+        a.done(Size::Typical, first.held, 3.0);
+        assert_eq!(a.need(Size::Typical), Some(3.0 * 1.25), "a measurement replaces the estimate");
+        assert_eq!(a.need(Size::Large), Some(3.0 * 1.25 * 16.0 * 2.0), "from the largest smaller size measured");
+    }
+
+    #[test]
+    fn cases_are_taken_back_only_while_no_worker_has_started() {
+        let (_tx, rx) = mpsc::channel();
+        let a = admission(100.0);
+        let expected = a.queue.len();
+        let queue = Arc::new((Mutex::new(a), Condvar::new()));
+        let mut pool = Pool { workers: 2, expected, done: vec![], rx, closed: false, queue: queue.clone() };
+        let last = (Size::Large, (0, Variant::Nonfinite));
+        assert!(pool.claim(last.0, last.1), "the workers are still loading");
+        assert!(!pool.claim(last.0, last.1), "taken back once");
+        assert_eq!(pool.expected, expected - 1);
+        assert!(matches!(queue.0.lock().unwrap().take(), Take::Start(_)));
+        assert!(!pool.claim(Size::Large, (0, Variant::Zeros)), "a worker has started: wait for the pool");
+        assert!(!pool.through(Size::Large, (0, Variant::Zeros)));
+    }
+
+    #[test]
+    fn without_a_scale_a_larger_size_is_measured_alone() {
+        let mut a = admission(100.0);
+        finish_size(&mut a, Size::Small, 2.0);
+        let first = started(a.take());
+        assert_eq!((first.size, first.held, first.threads), (Size::Typical, 100.0, 16));
+        assert!(matches!(a.take(), Take::Wait));
+        a.scale = BTreeMap::from([(Size::Small, 1.0), (Size::Typical, f64::INFINITY)]);
+        assert_eq!(a.need(Size::Typical), None, "a scale that says nothing is none");
     }
 
     fn started(take: Take) -> Start {

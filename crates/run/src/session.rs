@@ -35,6 +35,9 @@ fn sample_calls(first: &BTreeMap<ProgramId, Vec<f64>>) -> BTreeMap<ProgramId, u6
         .collect()
 }
 
+/// Why a candidate the verification deadline reached is out of the run.
+pub const OUT_OF_TIME: &str = "not verified: the time budget ran out";
+
 /// The verification cases: each seed on normal inputs, then each edge variant on the first.
 pub fn cases(seeds: &[u64]) -> Vec<Case> {
     let normal = seeds.iter().map(|s| (*s, Variant::Normal));
@@ -122,8 +125,8 @@ impl Session {
     }
 
     /// Starts `workers` workers (none: 0) computing every case's float64 reference ahead
-    /// on the CPU; none where they run on the GPU.
-    pub fn start_references(&mut self, seeds: &[u64], workers: usize, deadline: Instant) {
+    /// on the CPU; none where they run on the GPU. `scale`: see [`Pool::start`].
+    pub fn start_references(&mut self, seeds: &[u64], workers: usize, scale: BTreeMap<Size, f64>, deadline: Instant) {
         if workers == 0 || self.reference_device.device == DeviceKind::Gpu {
             return;
         }
@@ -132,12 +135,32 @@ impl Session {
             harness: self.harness.to_string_lossy().into_owned(),
             folder: self.reference_folder.path().to_string_lossy().into_owned(),
         };
-        self.pool = Some(Pool::start(&spec, seeds, workers, deadline));
+        self.pool = Some(Pool::start(&spec, seeds, workers, scale, deadline));
     }
 
     /// Waits for the pool (if any) up to `deadline`; whether it did every case.
     pub fn await_references(&mut self, deadline: Instant) -> bool {
         self.pool.as_mut().is_none_or(|p| p.wait(deadline))
+    }
+
+    /// Whether verifying `case` at `size` needs no waiting: the pool (if any) is through
+    /// with it (or with everything), or gave it back before starting (see [`Pool::claim`]);
+    /// else the verifying worker computes it when asked.
+    pub fn reference_ready(&mut self, size: Size, case: Case) -> bool {
+        self.pool.as_mut().is_none_or(|p| {
+            p.drain();
+            p.through(size, case) || p.claim(size, case)
+        })
+    }
+
+    /// Waits up to `deadline` for the pool to be through with one more case; whether it was.
+    pub fn await_reference(&mut self, deadline: Instant) -> bool {
+        self.pool.as_mut().is_some_and(|p| p.next(deadline))
+    }
+
+    /// Whether the pool (if any) kept every case's reference.
+    pub fn references_kept(&self) -> bool {
+        self.pool.as_ref().is_none_or(|p| p.all_kept())
     }
 
     /// Seconds spent on `size`'s float64 references: the pool's span and the verifying
@@ -200,24 +223,43 @@ impl Session {
         tol: Tolerance,
         deadline: Option<Instant>,
     ) -> Result<Vec<SeedFigures>, WorkerError> {
+        let mut out = vec![];
+        for case in cases(seeds) {
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(WorkerError::Candidate(OUT_OF_TIME.into()));
+            }
+            out.extend(self.verify_case(program, size, case, tol)?);
+        }
+        if deadline.is_none_or(|d| Instant::now() <= d) {
+            self.finish_size(size, &mut out, tol)?;
+        }
+        Ok(out)
+    }
+
+    /// Figures for `program` on one case at `size`.
+    pub fn verify_case(
+        &mut self,
+        program: &ProgramId,
+        size: Size,
+        case: Case,
+        tol: Tolerance,
+    ) -> Result<Vec<SeedFigures>, WorkerError> {
         let fixed = match tol {
             Tolerance::Fixed { atol, rtol, .. } => Some(Fixed { atol, rtol }),
             Tolerance::Relative => None,
         };
-        let mut out = vec![];
-        for case in cases(seeds) {
-            if deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(WorkerError::Candidate("not verified: the time budget ran out".into()));
-            }
-            let req = Verify { program: program.clone(), size, cases: vec![case], fixed };
-            let reply = self.worker.call(&req, self.timeout)?;
-            self.note_references(size, reply.reference_seconds);
-            out.extend(reply.seeds);
+        let req = Verify { program: program.clone(), size, cases: vec![case], fixed };
+        let reply = self.worker.call(&req, self.timeout)?;
+        self.note_references(size, reply.reference_seconds);
+        Ok(reply.seeds)
+    }
+
+    /// Completes the figures of every case at `size`: what judging needs beyond them.
+    pub fn finish_size(&mut self, size: Size, figs: &mut [SeedFigures], tol: Tolerance) -> Result<(), WorkerError> {
+        if tol == Tolerance::Relative {
+            self.measure_sensitivity(size, figs)?;
         }
-        if tol == Tolerance::Relative && deadline.is_none_or(|d| Instant::now() <= d) {
-            self.measure_sensitivity(size, &mut out)?;
-        }
-        Ok(out)
+        Ok(())
     }
 
     /// Where an edge case's error is more than twice the original's, the sensitivity of it

@@ -93,12 +93,15 @@ fn tune_candidate(
                 None if Instant::now() > deadline => {
                     (params::default(&call.kernel, &shape), "default: no time left to tune".to_string())
                 }
-                None => {
-                    let (p, secs, tried) = time_space(s, id, &l, call, &shape, deadline)?;
-                    cache.entries.insert(key, p);
-                    cache.save();
-                    (p, format!("best of {tried} in {:.1} µs", secs * 1e6))
-                }
+                None => match time_space(s, id, &l, call, &shape, deadline)? {
+                    Timed::Whole(p, secs, tried) => {
+                        cache.entries.insert(key, p);
+                        cache.save();
+                        (p, format!("best of {tried} in {:.1} µs", secs * 1e6))
+                    }
+                    Timed::Part(p, secs, tried, of) => (p, format!("best of {tried} of {of} in {:.1} µs", secs * 1e6)),
+                    Timed::None(p) => (p, "default: no time left to tune".to_string()),
+                },
             };
             lines.push(format!(
                 "{} at {rows}x{n}: vec {}, {} threads, {} rows/block, unroll {} ({how})",
@@ -126,7 +129,26 @@ fn until(deadline: Instant, timeout: Duration) -> Duration {
     deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(10)).min(timeout)
 }
 
-/// The fastest configuration of one launch, its seconds and how many ran.
+/// How long the worker may go on starting configurations within a request of `until`
+/// seconds: the last one started still compiles and runs inside the request.
+fn tuning_seconds(until: Duration) -> f64 {
+    (until.as_secs_f64() * 0.5).max(until.as_secs_f64() - LAST_CONFIG_S)
+}
+
+/// Room for the last configuration a tuning request starts: compiling and timing it.
+const LAST_CONFIG_S: f64 = 8.0;
+
+/// One launch's timing: every configuration of its space, some (time ran out), or none.
+enum Timed {
+    /// The fastest, its seconds and how many ran: kept in the cache.
+    Whole(Params, f64, usize),
+    /// The fastest of those tried, its seconds, how many ran and of how many (not cached).
+    Part(Params, f64, usize, usize),
+    /// Default parameters: none was tried in time.
+    None(Params),
+}
+
+/// The fastest configuration of one launch, within the tuning deadline.
 fn time_space(
     s: &mut Session,
     id: &ProgramId,
@@ -134,25 +156,31 @@ fn time_space(
     call: &Call,
     shape: &LaunchShape,
     deadline: Instant,
-) -> Result<(Params, f64, usize), WorkerError> {
+) -> Result<Timed, WorkerError> {
     let space = params::space(&call.kernel, shape);
     if space.is_empty() {
-        return Ok((params::default(&call.kernel, shape), f64::NAN, 0));
+        return Ok(Timed::Whole(params::default(&call.kernel, shape), f64::NAN, 0));
     }
     let inputs: Vec<ArrayType> = l.inputs.clone();
-    let req = Tune { program: id.clone(), kernel: l.kernel, shape: l.shape.clone(), inputs, configs: space.clone() };
-    let secs = s.worker.call(&req, until(deadline, s.timeout))?.seconds;
+    let until = until(deadline, s.timeout);
+    let (kernel, configs, seconds) = (l.kernel, space.clone(), tuning_seconds(until));
+    let req = Tune { program: id.clone(), kernel, shape: l.shape.clone(), inputs, configs, seconds };
+    let secs = s.worker.call(&req, until)?.seconds;
     let ran = secs.iter().filter(|x| x.is_some()).count();
     let best = space.iter().zip(&secs).filter_map(|(p, t)| t.map(|t| (*p, t))).min_by(|a, b| a.1.total_cmp(&b.1));
-    match best {
-        Some((p, t)) => Ok((p, t, ran)),
-        None => Err(WorkerError::Candidate(format!("{}: no launch configuration ran", call.kernel.name))),
-    }
+    let failed = |name: &str| WorkerError::Candidate(format!("{name}: no launch configuration ran"));
+    let tried = secs.len() - secs.iter().rev().take_while(|x| x.is_none()).count();
+    Ok(match best {
+        Some((p, t)) if tried == space.len() => Timed::Whole(p, t, ran),
+        Some((p, t)) => Timed::Part(p, t, ran, space.len()),
+        None if tried == space.len() => return Err(failed(&call.kernel.name)),
+        None => Timed::None(params::default(&call.kernel, shape)),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::until;
+    use super::{tuning_seconds, until};
     use std::time::{Duration, Instant};
 
     #[test]
@@ -163,5 +191,11 @@ mod tests {
         assert_eq!(until(Instant::now() + 10 * minute, Duration::from_secs(120)), Duration::from_secs(120));
         // Past the deadline a request still gets its 10 s (its launches are needed at defaults).
         assert_eq!(until(Instant::now(), Duration::from_secs(120)), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_worker_starts_no_configuration_it_could_not_finish_in_the_request() {
+        assert_eq!(tuning_seconds(Duration::from_secs(10)), 5.0, "half of a short request");
+        assert_eq!(tuning_seconds(Duration::from_secs(100)), 92.0, "room for the last one");
     }
 }

@@ -22,7 +22,7 @@ fn figures(s: &mut Session, seeds: &[u64]) -> Vec<String> {
 fn pool_references_are_the_verifying_workers_own() {
     let seeds = [0, 1];
     let mut pooled = session();
-    pooled.start_references(&seeds, 2, Instant::now() + Duration::from_secs(300));
+    pooled.start_references(&seeds, 2, Default::default(), Instant::now() + Duration::from_secs(300));
     assert!(pooled.await_references(Instant::now() + Duration::from_secs(300)), "the pool did every case");
     assert_eq!(pooled.reference_workers(), 2);
     let spans = pooled.pool.as_ref().unwrap().spans();
@@ -34,4 +34,27 @@ fn pool_references_are_the_verifying_workers_own() {
     let own = figures(&mut alone, &seeds);
     assert!(Size::ALL.iter().all(|z| alone.reference_seconds.get(z).is_some_and(|t| *t > 0.0)));
     assert_eq!(with_pool, own, "the same figures, so the same references");
+}
+
+/// A whole run whose references come from a pool: verification runs beside it and judges
+/// every candidate (none is dropped for waiting), the traced program bit-identical.
+#[test]
+fn a_run_verifies_beside_the_pool() {
+    std::env::set_var("SUPEROPT_REFERENCE_WORKERS", "2");
+    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/softmax.py");
+    let session = SessionConfig { harness, python: None, request_timeout: Duration::from_secs(120) };
+    let config = superopt_run::Config {
+        session,
+        objective: superopt_bench::Objective::All,
+        tolerance: Tolerance::Relative,
+        time_budget: Duration::from_secs(90),
+        seeds: 2,
+    };
+    let outcome = superopt_run::optimize(&config, &|_| {}).expect("the run ends");
+    let superopt_run::Outcome::Done(done) = outcome else { panic!("the run traces and verifies") };
+    let c = &done.capsule;
+    assert!(c.references.iter().all(|r| r.workers == 2), "{:?}", c.references);
+    assert!(c.candidates[0].verified, "the round trip: {:?}", c.candidates[0].dropped);
+    let dropped: Vec<_> = c.candidates.iter().filter_map(|k| k.dropped.as_deref()).collect();
+    assert!(dropped.iter().all(|d| !d.contains("time budget")), "{dropped:?}");
 }

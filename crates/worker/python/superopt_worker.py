@@ -1532,13 +1532,18 @@ def cmd_kernel_launches(req):
 
 def cmd_tune(req):
     """Seconds per call of kernel `_k<kernel>` of a candidate under each configuration,
-    on random inputs of the launch's shapes; None where a configuration fails."""
+    on random inputs of the launch's shapes; None where a configuration fails, or where
+    it was not tried: none starts after req["seconds"] (each may compile a kernel)."""
     launch = program(req["program"]).__globals__[f"_k{req['kernel']}"]
     ins = [mx.random.normal(tuple(i["shape"])).astype(getattr(mx, i["dtype"])) for i in req["inputs"]]
     mx.eval(ins)
     shape = tuple(req["shape"])
+    until = time.perf_counter() + req["seconds"]
     seconds = []
     for c in req["configs"]:
+        if time.perf_counter() > until:
+            seconds.append(None)
+            continue
         p = (c["vec"], c["threads"], c["rows_per_block"], c["unroll"])
         try:
             seconds.append(best_seconds(lambda: launch(shape, *ins, params=p), 3))

@@ -552,7 +552,8 @@ impl Request for KernelLaunches {
     type Reply = KernelLaunchesReply;
 }
 
-/// `tune`: seconds per call of one kernel under each launch configuration.
+/// `tune`: seconds per call of one kernel under each launch configuration, in order,
+/// starting none after `seconds` (those untried are `None`).
 #[derive(Debug, Serialize)]
 pub struct Tune<C: Serialize> {
     pub program: ProgramId,
@@ -560,9 +561,10 @@ pub struct Tune<C: Serialize> {
     pub shape: Vec<i64>,
     pub inputs: Vec<ArrayType>,
     pub configs: Vec<C>,
+    pub seconds: f64,
 }
 
-/// `None` where a configuration failed.
+/// `None` where a configuration failed or was not tried.
 #[derive(Debug, Deserialize)]
 pub struct TuneReply {
     pub seconds: Vec<Option<f64>>,
