@@ -56,7 +56,8 @@ pub struct Entry {
     pub runs_original: [bool; 3],
     /// Per size where it runs the original: the seconds per call it spends choosing.
     pub dispatch: [Option<f64>; 3],
-    /// Per size: the seconds its verification took (a reference it waited for included).
+    /// Per size: the seconds its verification requests took (references the verifying worker
+    /// computed for them included, waiting for the pool not).
     pub verify_s: [Option<f64>; 3],
 }
 
