@@ -145,25 +145,25 @@ impl Pool {
 
     /// Waits for the next case the pool is through with, up to `deadline`; whether one came.
     pub fn next(&mut self, deadline: Instant) -> bool {
-        self.take(self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())))
-    }
-
-    /// Takes in what the workers have finished so far, without waiting.
-    pub fn drain(&mut self) {
-        while self.take(self.rx.try_recv().map_err(|e| match e {
-            mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
-            mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
-        })) {}
-    }
-
-    /// Takes one message in; whether it was a case.
-    fn take(&mut self, got: Result<Done, mpsc::RecvTimeoutError>) -> bool {
-        match got {
+        match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(d) => self.done.push(d),
             Err(mpsc::RecvTimeoutError::Disconnected) => self.closed = true,
             Err(mpsc::RecvTimeoutError::Timeout) => return false,
         }
         !self.closed
+    }
+
+    /// Takes in what the workers have finished so far, without waiting.
+    pub fn drain(&mut self) {
+        loop {
+            match self.rx.try_recv() {
+                Ok(d) => self.done.push(d),
+                Err(e) => {
+                    self.closed |= e == mpsc::TryRecvError::Disconnected;
+                    return;
+                }
+            }
+        }
     }
 
     /// Nothing more will come: every case is through, or every worker has stopped.

@@ -165,16 +165,16 @@ fn time_space(
     let until = until(deadline, s.timeout);
     let (kernel, configs, seconds) = (l.kernel, space.clone(), tuning_seconds(until));
     let req = Tune { program: id.clone(), kernel, shape: l.shape.clone(), inputs, configs, seconds };
-    let secs = s.worker.call(&req, until)?.seconds;
+    let reply = s.worker.call(&req, until)?;
+    let (secs, tried) = (reply.seconds, reply.tried);
     let ran = secs.iter().filter(|x| x.is_some()).count();
     let best = space.iter().zip(&secs).filter_map(|(p, t)| t.map(|t| (*p, t))).min_by(|a, b| a.1.total_cmp(&b.1));
     let failed = |name: &str| WorkerError::Candidate(format!("{name}: no launch configuration ran"));
-    let tried = secs.len() - secs.iter().rev().take_while(|x| x.is_none()).count();
     Ok(match best {
         Some((p, t)) if tried == space.len() => Timed::Whole(p, t, ran),
         Some((p, t)) => Timed::Part(p, t, ran, space.len()),
-        None if tried == space.len() => return Err(failed(&call.kernel.name)),
-        None => Timed::None(params::default(&call.kernel, shape)),
+        None if tried == 0 => Timed::None(params::default(&call.kernel, shape)),
+        None => return Err(failed(&call.kernel.name)),
     })
 }
 

@@ -1542,14 +1542,14 @@ def cmd_tune(req):
     seconds = []
     for c in req["configs"]:
         if time.perf_counter() > until:
-            seconds.append(None)
-            continue
+            break
         p = (c["vec"], c["threads"], c["rows_per_block"], c["unroll"])
         try:
             seconds.append(best_seconds(lambda: launch(shape, *ins, params=p), 3))
         except Exception:
             seconds.append(None)
-    return {"seconds": seconds}
+    tried = len(seconds)
+    return {"seconds": seconds + [None] * (len(req["configs"]) - tried), "tried": tried}
 
 
 def cmd_phew(req):

@@ -564,10 +564,11 @@ pub struct Tune<C: Serialize> {
     pub seconds: f64,
 }
 
-/// `None` where a configuration failed or was not tried.
+/// `None` where a configuration failed or was not tried; the first `tried` were tried.
 #[derive(Debug, Deserialize)]
 pub struct TuneReply {
     pub seconds: Vec<Option<f64>>,
+    pub tried: usize,
 }
 
 impl<C: Serialize> Request for Tune<C> {
