@@ -60,6 +60,8 @@ pub struct Pool {
     /// Every worker has stopped: nothing more will come.
     closed: bool,
     queue: Arc<(Mutex<Admission>, Condvar)>,
+    /// Cases taken back for the verifying worker ([`Pool::claim`]).
+    claimed: Vec<(Size, Case)>,
 }
 
 /// The pool's size for `cases` cases: set by `SUPEROPT_REFERENCE_WORKERS` (0: no pool);
@@ -133,7 +135,7 @@ impl Pool {
             let (spec, queue, tx, env) = (spec.clone(), queue.clone(), tx.clone(), env.clone());
             std::thread::spawn(move || serve(&spec, env, &queue, &tx, started, deadline));
         }
-        Pool { workers, expected, done: vec![], rx, closed: false, queue: kept }
+        Pool { workers, expected, done: vec![], rx, closed: false, queue: kept, claimed: vec![] }
     }
 
     /// Waits until every case is done, every worker has stopped, or `deadline`; whether
@@ -171,10 +173,12 @@ impl Pool {
         self.closed || self.done.len() >= self.expected
     }
 
-    /// Whether the pool is through with `case` of `size` (or with everything): its reference
-    /// is in the folder, or the verifying worker must compute it.
+    /// Whether the pool is through with `case` of `size` (or with everything), or gave it
+    /// back: its reference is in the folder, or the verifying worker computes it.
     pub fn through(&self, size: Size, case: Case) -> bool {
-        self.finished() || self.done.iter().any(|d| d.size == size && d.case == case)
+        self.finished()
+            || self.claimed.contains(&(size, case))
+            || self.done.iter().any(|d| d.size == size && d.case == case)
     }
 
     /// Takes `case` of `size` back from the pool while none of its workers has started a
@@ -187,6 +191,7 @@ impl Pool {
             Some(k) if a.started == 0 => {
                 a.queue.remove(k);
                 self.expected -= 1;
+                self.claimed.push((size, case));
                 true
             }
             _ => false,
@@ -371,10 +376,13 @@ mod tests {
         let a = admission(100.0);
         let expected = a.queue.len();
         let queue = Arc::new((Mutex::new(a), Condvar::new()));
-        let mut pool = Pool { workers: 2, expected, done: vec![], rx, closed: false, queue: queue.clone() };
+        let mut pool =
+            Pool { workers: 2, expected, done: vec![], rx, closed: false, queue: queue.clone(), claimed: vec![] };
         let last = (Size::Large, (0, Variant::Nonfinite));
+        assert!(!pool.through(last.0, last.1));
         assert!(pool.claim(last.0, last.1), "the workers are still loading");
         assert!(!pool.claim(last.0, last.1), "taken back once");
+        assert!(pool.through(last.0, last.1), "taken back, it is ready for every later candidate");
         assert_eq!(pool.expected, expected - 1);
         assert!(matches!(queue.0.lock().unwrap().take(), Take::Start(_)));
         assert!(!pool.claim(Size::Large, (0, Variant::Zeros)), "a worker has started: wait for the pool");
