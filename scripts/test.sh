@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: format and lints, unit tests, then integration tests on real MLX (CPU backend).
+# The test command: format and lints, unit tests, integration tests on real MLX (CPU backend),
+# then `pip install .` from a fresh virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
@@ -14,3 +15,5 @@ fi
 SUPEROPT_PYTHON="$(scripts/dev-python.sh)"
 export SUPEROPT_PYTHON
 cargo test --workspace --release 2>&1
+# As a new user installs it: `pip install .` into a fresh virtualenv, then a run with its MLX.
+bash scripts/pip-install-check.sh

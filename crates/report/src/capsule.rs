@@ -63,6 +63,8 @@ pub struct CandidateReport {
     pub wins: bool,
     /// Why it was dropped, if it was.
     pub dropped: Option<String>,
+    /// Timed in the bench's first look only (not a finalist): it could not win.
+    pub first_look_only: bool,
     /// The exact check against the program as traced, per plan variant.
     pub field: Vec<FieldReport>,
     /// Generated kernels: the launch parameters picked on the device, per shape.

@@ -1,10 +1,11 @@
 //! The roofline: the least time a function can take on a device, from the bytes it must
 //! move (each input and constant read once, each output written once) over the measured
 //! copy bandwidth, and the matrix-product flops it must do over the measured matmul rate,
-//! plus the fixed time of one kernel: a copy of those bytes takes no less.
+//! plus the fixed time of one kernel: a copy of those bytes takes no less. An array that is
+//! only gathered from (experts' weights, table rows) counts the slices a call can select.
 
 use serde::Serialize;
-use superopt_ir::{Op, Program};
+use superopt_ir::{Arg, Op, Program, ValueId};
 
 /// The device's two ceilings, as the worker measured them.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -46,14 +47,64 @@ fn flops(p: &Program, n: &superopt_ir::Node) -> f64 {
     }
 }
 
+/// Where a node gathers slices of its `i`-th input: the input holding the indices, and how
+/// many leading axes the indices select over. `None` where it reads the input whole.
+fn gathered_by(p: &Program, n: &superopt_ir::Node, i: usize) -> Option<(ValueId, usize)> {
+    let last = n.inputs.len();
+    let batch = |v: ValueId| p.value(v).shape.len().checked_sub(2);
+    match n.op {
+        // x, w, scales, [biases], lhs_indices, rhs_indices
+        Op::GatherQMM if i == 0 => Some((n.inputs[last - 2], batch(n.inputs[0])?)),
+        Op::GatherQMM if i + 2 < last => Some((n.inputs[last - 1], batch(n.inputs[1])?)),
+        // a, b, lhs_indices, rhs_indices
+        Op::GatherMM if i < 2 && last == 4 => Some((n.inputs[2 + i], batch(n.inputs[i])?)),
+        // x[indices] along axis 0, one row per index.
+        Op::Gather if i == 0 && last == 2 => {
+            let axes = n.args.first()?.list()?;
+            let sizes = n.args.get(1)?.list()?;
+            let one = |a: &Arg| a.int().and_then(|d| d.as_const());
+            (axes.len() == 1 && one(&axes[0]) == Some(0) && sizes.first().and_then(one) == Some(1))
+                .then_some((n.inputs[1], 1))
+        }
+        _ => None,
+    }
+}
+
+/// The bytes of `v` a call must read: all of them, unless every use gathers slices of it
+/// over the same leading axes; then at most one slice per index element, at most all.
+fn read_bytes(p: &Program, v: ValueId) -> f64 {
+    let whole = bytes(p.value(v));
+    if p.outputs.contains(&v) {
+        return whole;
+    }
+    let mut indices: Vec<ValueId> = vec![];
+    let mut axes = None;
+    for n in &p.nodes {
+        for (i, _) in n.inputs.iter().enumerate().filter(|(_, u)| **u == v) {
+            match gathered_by(p, n, i) {
+                Some((index, k)) if axes.is_none_or(|a| a == k) => {
+                    axes = Some(k);
+                    indices.extend(Some(index).filter(|x| !indices.contains(x)));
+                }
+                _ => return whole,
+            }
+        }
+    }
+    let Some(k) = axes else { return whole };
+    let slices: i64 = p.value(v).shape[..k].iter().product();
+    let selected: i64 = indices.iter().map(|x| p.value(*x).numel()).sum();
+    whole * selected.min(slices) as f64 / slices.max(1) as f64
+}
+
 /// The floor of `p` (a program traced at one size) on a device with `c`.
 pub fn floor(size: superopt_bench::Size, p: &Program, c: Ceilings) -> Floor {
     let tensors = p
         .constants
         .iter()
         .filter(|k| matches!(k.data, superopt_ir::ConstData::Tensor { .. }))
-        .map(|k| bytes(p.value(k.value)));
-    let moved: f64 = p.inputs.iter().chain(&p.outputs).map(|v| bytes(p.value(*v))).chain(tensors).sum();
+        .map(|k| read_bytes(p, k.value));
+    let inputs = p.inputs.iter().map(|v| read_bytes(p, *v));
+    let moved: f64 = p.outputs.iter().map(|v| bytes(p.value(*v))).chain(inputs).chain(tensors).sum();
     let work: f64 = p.nodes.iter().map(|n| flops(p, n)).sum();
     let seconds = c.fixed_s + (moved / c.bytes_per_s).max(work / c.flops_per_s);
     Floor { size, bytes: moved, flops: work, seconds, original: None }
@@ -80,5 +131,40 @@ mod tests {
         assert!((f.seconds - (5e-6 + f.bytes / 1e12)).abs() < 1e-12, "{}", f.seconds);
         let bare = floor(superopt_bench::Size::Typical, &exp_program(), Ceilings { fixed_s: 0.0, ..c });
         assert!(bare.seconds < f.seconds);
+    }
+
+    /// x [T, 64] against 4-bit experts w [16, 32, 8] (scales, biases [16, 32, 1]) at the
+    /// `selected` expert indices; `extra` appends a node that reads w whole.
+    fn experts(selected: i64, extra: &str) -> Program {
+        let text = format!(
+            r#"{{"params": [{{"name": "x", "kind": "array", "array": "X"}}, {{"name": "i", "kind": "array", "array": "I"}}],
+            "output_kind": "array",
+            "inputs": [["X", [1, 1, 64], "float32"], ["I", [{selected}], "uint32"]], "outputs": [["Y", [{selected}, 1, 32], "float32"]],
+            "constants": [{{"name": "W", "shape": [16, 32, 8], "dtype": "uint32", "key": "w"}},
+                          {{"name": "S", "shape": [16, 32, 1], "dtype": "float32", "key": "s"}},
+                          {{"name": "B", "shape": [16, 32, 1], "dtype": "float32", "key": "b"}},
+                          {{"name": "L", "shape": [{selected}], "dtype": "uint32", "key": "l"}}],
+            "nodes": [{{"op": "GatherQMM", "args": [64, 4, 0, true, false, false],
+                        "inputs": [["X", [1, 1, 64], "float32"], ["W", [16, 32, 8], "uint32"], ["S", [16, 32, 1], "float32"],
+                                   ["B", [16, 32, 1], "float32"], ["L", [{selected}], "uint32"], ["I", [{selected}], "uint32"]],
+                        "outputs": [["Y", [{selected}, 1, 32], "float32"]]}}{extra}]}}"#
+        );
+        superopt_ir::import::import_trace(&serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn gathered_experts_count_the_ones_a_call_can_select() {
+        let c = Ceilings { bytes_per_s: 1e12, flops_per_s: 1e15, fixed_s: 0.0 };
+        let weights = 16.0 * 32.0 * (8.0 * 4.0 + 4.0 + 4.0);
+        let rest = |n: f64| 64.0 * 4.0 + n * 4.0 * 2.0 + n * 32.0 * 4.0; // x; indices twice; y
+        let two = floor(superopt_bench::Size::Small, &experts(2, ""), c);
+        assert_eq!(two.bytes, weights * 2.0 / 16.0 + rest(2.0));
+        // More indices than experts: every expert, once.
+        let many = floor(superopt_bench::Size::Small, &experts(40, ""), c);
+        assert_eq!(many.bytes, weights + rest(40.0));
+        // Near miss: w also read whole by another node.
+        let whole = r#", {"op": "Abs", "args": [], "inputs": [["W", [16, 32, 8], "uint32"]], "outputs": [["Z", [16, 32, 8], "uint32"]]}"#;
+        let read = floor(superopt_bench::Size::Small, &experts(2, whole), c);
+        assert_eq!(read.bytes, 16.0 * 32.0 * 32.0 + 16.0 * 32.0 * 8.0 * 2.0 / 16.0 + rest(2.0));
     }
 }

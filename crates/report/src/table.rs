@@ -73,6 +73,7 @@ pub fn table(c: &Capsule) -> String {
         let status = match (&k.dropped, k.verified) {
             (Some(why), _) => format!("dropped: {why}"),
             (None, true) if speedups.is_empty() => "verified".to_string(),
+            (None, true) if k.first_look_only => format!("verified; {} (first look only)", speedups.join(", ")),
             (None, true) => format!("verified; {}", speedups.join(", ")),
             (None, false) => "not verified".to_string(),
         };

@@ -1,16 +1,53 @@
 //! Stage 7: the verified candidates timed against `fn`, interleaved, at every size.
+//!
+//! Two looks: the first times every verified candidate; the finalists it picks are timed
+//! again, with fresh samples, and only those decide. Picking the best of many noisy
+//! speedups and keeping its samples would overstate it; timing fewer programs in the
+//! second look also gives each more samples.
 
-use crate::ledger::{CandidateId, Run};
-use std::time::Duration;
+use crate::ledger::{CandidateId, Entry, Run};
+use std::time::{Duration, Instant};
 use superopt_bench::{compare, Size};
 use superopt_worker::protocol::ProgramId;
 use superopt_worker::WorkerError;
 
-/// Times every verified candidate in what the budget leaves for timing.
+/// At most this many candidates are timed in the second look.
+pub const FINALISTS: usize = 4;
+
+/// Times every verified candidate in what the budget leaves for timing: half for the first
+/// look, the rest for the finalists.
 pub fn bench(run: &mut Run) -> Result<(), WorkerError> {
     let contenders: Vec<CandidateId> = run.entries.iter().filter(|e| e.verified()).map(|e| e.id).collect();
     let budget = run.budget.bench_time();
-    time(run, &contenders, budget)
+    if contenders.len() <= FINALISTS {
+        return time(run, &contenders, budget);
+    }
+    let end = Instant::now() + budget;
+    time(run, &contenders, budget / 2)?;
+    let finalists = finalists(&run.entries, &contenders);
+    for k in contenders.iter().filter(|k| !finalists.contains(k)) {
+        run.entry_mut(*k).first_look_only = true;
+    }
+    run.say(&format!("second look: {} finalists", finalists.len()));
+    time(run, &finalists, end.saturating_duration_since(Instant::now()))
+}
+
+/// The finalists of the first look: the fastest at each size, the best geometric mean,
+/// and `mx.compile` of the traced program (the baseline a user would try first); at most
+/// [`FINALISTS`], in that order.
+pub fn finalists(entries: &[Entry], contenders: &[CandidateId]) -> Vec<CandidateId> {
+    let timed: Vec<&Entry> = contenders.iter().map(|k| &entries[k.0]).filter(|e| e.timed().len() == 3).collect();
+    let speedup = |e: &Entry, z: usize| e.timings[z].as_ref().map_or(0.0, |t| t.speedup);
+    let best = |key: &dyn Fn(&Entry) -> f64| timed.iter().max_by(|a, b| key(a).total_cmp(&key(b))).map(|e| e.id);
+    let mut picked: Vec<CandidateId> = vec![];
+    let per_size = (0..Size::ALL.len()).filter_map(|z| best(&|e: &Entry| speedup(e, z)));
+    let compiled = timed.iter().find(|e| crate::verify::compiles_the_trace(&e.candidate)).map(|e| e.id);
+    for k in per_size.chain(best(&|e: &Entry| e.score())).chain(compiled) {
+        if !picked.contains(&k) && picked.len() < FINALISTS {
+            picked.push(k);
+        }
+    }
+    picked
 }
 
 /// Times `contenders` against `fn`, interleaved, at each size, in `budget` in all.
@@ -28,4 +65,40 @@ pub fn time(run: &mut Run, contenders: &[CandidateId], budget: Duration) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Status;
+    use superopt_search::{as_traced, Compile};
+
+    /// A verified entry with these speedups at small, typical, large (noise-free samples).
+    fn entry(k: usize, speedups: [f64; 3]) -> Entry {
+        let plan = superopt_ir::Plan { variants: vec![], per_size_because: None };
+        let mut e = Entry::new(CandidateId(k), as_traced(&plan));
+        e.status = Status::Verified;
+        e.timings = speedups.map(|x| Some(compare(&[x; 8], &[1.0; 8])));
+        e
+    }
+
+    #[test]
+    fn the_fastest_at_each_size_the_best_overall_and_compile_go_on() {
+        let mut entries = vec![
+            entry(0, [1.0, 1.0, 1.0]),
+            entry(1, [2.0, 1.0, 1.0]),
+            entry(2, [1.0, 1.9, 1.0]),
+            entry(3, [1.1, 1.1, 1.1]),
+            entry(4, [1.4, 1.4, 1.4]),
+            entry(5, [1.2, 1.2, 1.2]),
+        ];
+        entries[3].candidate.compile = Compile::Whole;
+        let all: Vec<CandidateId> = entries.iter().map(|e| e.id).collect();
+        // Large's fastest is the best overall (4); compile (3) is kept although slower than 5.
+        let ids = |v: &[usize]| v.iter().map(|k| CandidateId(*k)).collect::<Vec<_>>();
+        assert_eq!(finalists(&entries, &all), ids(&[1, 2, 4, 3]));
+        // Near miss: a candidate not timed at every size is no finalist, however fast.
+        entries[5].timings = [Some(compare(&[9.0; 8], &[1.0; 8])), None, None];
+        assert!(!finalists(&entries, &all).contains(&CandidateId(5)));
+    }
 }

@@ -23,6 +23,9 @@ impl Budget {
     const RESERVE: Duration = Duration::from_secs(3);
     /// Of what is left for a by-size candidate, its verification's share (timing the rest).
     pub const BY_SIZE_VERIFY: f64 = 2.0 / 3.0;
+    /// Of the timing budget, the share kept for a by-size candidate (verified and timed
+    /// after the others, it would otherwise get what they leave: seconds at most).
+    pub const BY_SIZE: f64 = 0.25;
 
     pub fn start(total: Duration) -> Budget {
         Budget { start: Instant::now(), total }
@@ -48,9 +51,9 @@ impl Budget {
         self.at(Self::VERIFY)
     }
 
-    /// What timing the contenders may take: what is left but the reserve.
+    /// What timing the contenders may take: what is left but the reserve and the by-size share.
     pub fn bench_time(&self) -> Duration {
-        self.total.saturating_sub(self.start.elapsed() + Self::RESERVE)
+        self.total.saturating_sub(self.start.elapsed() + Self::RESERVE).mul_f64(1.0 - Self::BY_SIZE)
     }
 
     /// When the whole budget ends.
@@ -72,7 +75,7 @@ mod tests {
                 && b.field_deadline() < b.verify_deadline()
                 && b.verify_deadline() < b.end()
         );
-        assert!(b.bench_time() <= Duration::from_secs(97));
+        assert!(b.bench_time() <= Duration::from_secs(73));
         assert_eq!(Budget::start(Duration::from_secs(1000)).search_time(), Duration::from_secs(60));
     }
 }

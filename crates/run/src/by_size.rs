@@ -24,7 +24,7 @@ fn midpoint(a: i64, b: i64) -> i64 {
 fn best_per_size(entries: &[Entry]) -> Vec<Option<usize>> {
     (0..Size::ALL.len())
         .map(|z| {
-            let timed = entries.iter().filter(|e| e.verified());
+            let timed = entries.iter().filter(|e| e.contends());
             let significant =
                 timed.filter_map(|e| e.timings[z].as_ref().filter(|t| t.significant).map(|t| (e.id.0, t.speedup)));
             significant.max_by(|a, b| a.1.total_cmp(&b.1)).map(|(k, _)| k)

@@ -27,7 +27,7 @@ pub fn pick_winner(entries: &mut [Entry], objective: Objective) -> Option<usize>
             None => !t.slower,
         });
         let complete = timed.len() == Size::ALL.len() && !changed.is_empty();
-        e.wins = e.verified() && complete && not_slower && is_win(objective, &changed);
+        e.wins = e.contends() && complete && not_slower && is_win(objective, &changed);
     }
     let wins = entries.iter().filter(|e| e.wins);
     wins.max_by(|a, b| a.score().total_cmp(&b.score())).map(|e| e.id.0)
@@ -113,6 +113,7 @@ pub fn report(e: &Entry, traces: &[superopt_ir::Program]) -> CandidateReport {
         verified: e.status == Status::Verified,
         wins: e.wins,
         dropped: e.dropped().map(String::from),
+        first_look_only: e.first_look_only,
         field: e.field.clone(),
         launches: e.launches.clone(),
         metal: metal_source(c),
@@ -159,7 +160,7 @@ fn round_trip_note(traced: &Entry) -> String {
 }
 
 fn why_no_win(entries: &[Entry], objective: Objective) -> String {
-    let Some(best) = entries.iter().filter(|e| e.verified()).max_by(|a, b| a.score().total_cmp(&b.score())) else {
+    let Some(best) = entries.iter().filter(|e| e.contends()).max_by(|a, b| a.score().total_cmp(&b.score())) else {
         return "no candidate passed verification".into();
     };
     let at = |z: &Size| match (best.runs_original[z.index()], best.dispatch[z.index()]) {
@@ -203,6 +204,15 @@ mod tests {
         assert_eq!(pick_winner(&mut entries, Objective::All), None);
         let mut entries = [entry([1.0, 1.0, 1.0], [true; 3])];
         assert_eq!(pick_winner(&mut entries, Objective::All), None);
+    }
+
+    #[test]
+    fn only_a_finalist_wins() {
+        let mut entries = [entry([1.4, 1.4, 1.4], [false; 3])];
+        entries[0].first_look_only = true;
+        assert_eq!(pick_winner(&mut entries, Objective::All), None);
+        entries[0].first_look_only = false;
+        assert_eq!(pick_winner(&mut entries, Objective::All), Some(1));
     }
 
     #[test]

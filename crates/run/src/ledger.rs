@@ -59,6 +59,8 @@ pub struct Entry {
     /// Per size: the seconds its verification requests took (references the verifying worker
     /// computed for them included, waiting for the pool not).
     pub verify_s: [Option<f64>; 3],
+    /// Timed in the bench's first look only: not among the finalists, so it may not win.
+    pub first_look_only: bool,
 }
 
 impl Entry {
@@ -76,6 +78,7 @@ impl Entry {
             runs_original: [false; 3],
             dispatch: [None; 3],
             verify_s: [None; 3],
+            first_look_only: false,
         }
     }
 
@@ -104,6 +107,11 @@ impl Entry {
 
     pub fn verified(&self) -> bool {
         self.status == Status::Verified
+    }
+
+    /// Verified and timed in the bench's last look: it may win.
+    pub fn contends(&self) -> bool {
+        self.verified() && !self.first_look_only
     }
 
     /// The timed sizes with their comparisons.

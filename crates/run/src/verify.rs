@@ -156,7 +156,7 @@ fn by_cost(ids: Vec<CandidateId>, cost: &[f64], first: impl Fn(&CandidateId) -> 
 }
 
 /// Whether `c` is the traced program under `mx.compile`, whole, without kernels.
-fn compiles_the_trace(c: &Candidate) -> bool {
+pub fn compiles_the_trace(c: &Candidate) -> bool {
     c.source == Source::AsTraced && c.compile == Compile::Whole && !c.kernels
 }
 

@@ -112,6 +112,7 @@ pub fn search(
 
 /// Every rule that built a node of the extracted program, and the rules of steps
 /// that took another traced node (a merge that added none), with how often each did.
+/// A node a commuting rule built also names the rule that built its operands' other order.
 fn rules_used(
     g: &lang::EGraph,
     choice: &HashMap<Id, Mlx>,
@@ -123,6 +124,9 @@ fn rules_used(
     for node in reachable(g, choice, roots) {
         if let (Some(Origin::Rule(rule)), Some(_)) = (origins.get(node), node.op()) {
             *used.entry(rule.clone()).or_insert(0) += 1;
+            if let (true, Some(Origin::Rule(first))) = (rule.ends_with("-commute"), origins.get(&swapped(node))) {
+                *used.entry(first.clone()).or_insert(0) += 1;
+            }
         }
     }
     for s in steps.iter().filter(|s| s.now_traced) {
@@ -131,6 +135,14 @@ fn rules_used(
         }
     }
     used
+}
+
+/// A two-operand node with its operands the other way round.
+fn swapped(node: &Mlx) -> Mlx {
+    match node {
+        Mlx::Op(op, ch) if ch.len() == 2 => Mlx::Op(*op, vec![ch[1], ch[0]]),
+        other => other.clone(),
+    }
 }
 
 /// The chosen nodes reachable from the roots, each once.

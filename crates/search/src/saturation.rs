@@ -97,11 +97,12 @@ fn candidate(
     if found.is_empty() && hoisted == 0 {
         return None;
     }
-    let mut rules: Vec<String> = vec![];
+    // Each rule once, its uses summed over the per-size programs.
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut explain: Vec<String> = vec![];
     for f in &found {
         for (r, n) in &f.rules {
-            rules.push(format!("{r} x{n}"));
+            *counts.entry(r).or_default() += n;
         }
         explain.push(format!(
             "e-graph: {}; modelled {:.3} ms -> {:.3} ms",
@@ -111,8 +112,7 @@ fn candidate(
         ));
         explain.extend(f.steps.iter().map(|s| format!("{} -> {}   [{}]", s.original, s.now, s.rules.join(", "))));
     }
-    rules.sort();
-    rules.dedup();
+    let mut rules: Vec<String> = counts.iter().map(|(r, n)| format!("{r} x{n}")).collect();
     if hoisted > 0 {
         rules.push(format!("hoist: {hoisted} input-independent nodes computed once per input shape"));
     }

@@ -26,14 +26,18 @@ fn imports_mlx(python: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// `--python`, else `SUPEROPT_PYTHON`, else `python3` if it imports mlx, else a
-/// managed virtualenv in the user cache dir, created on first use.
+/// `--python`, else `SUPEROPT_PYTHON`, else the Python of the environment superopt was
+/// installed into (`pip install .`), else `python3` if it imports mlx, else a managed
+/// virtualenv in the user cache dir, created on first use.
 pub fn find_python(flag: Option<&Path>, progress: &dyn Fn(&str)) -> Result<PythonChoice> {
     if let Some(p) = flag {
         return checked(p.to_path_buf(), "--python");
     }
     if let Some(p) = std::env::var_os("SUPEROPT_PYTHON") {
         return checked(PathBuf::from(p), "SUPEROPT_PYTHON");
+    }
+    if let Some(env) = std::env::current_exe().ok().and_then(|exe| installed_env(&exe)) {
+        return checked(env, "the environment superopt is installed in");
     }
     let system = PathBuf::from("python3");
     if imports_mlx(&system) {
@@ -42,10 +46,20 @@ pub fn find_python(flag: Option<&Path>, progress: &dyn Fn(&str)) -> Result<Pytho
     managed(progress)
 }
 
+/// The Python of the virtualenv whose scripts folder holds `exe` (`VENV/bin/superopt`, as
+/// pip installs it), if it is one: `VENV/pyvenv.cfg` names a virtualenv.
+pub fn installed_env(exe: &Path) -> Option<PathBuf> {
+    let scripts = exe.parent()?;
+    let python = scripts.join(if cfg!(windows) { "python.exe" } else { "python" });
+    (scripts.parent()?.join("pyvenv.cfg").is_file() && python.exists()).then_some(python)
+}
+
 fn checked(path: PathBuf, source: &'static str) -> Result<PythonChoice> {
     if !imports_mlx(&path) {
         let p = path.display();
-        let fix = format!("install it there with `{p} -m pip install \"mlx[cpu]\"` or drop {source}");
+        let fix = format!(
+            "install MLX there with `{p} -m pip install \"mlx[cpu]\"` (Linux; mlx[cuda13] for CUDA, mlx on macOS), or pass --python"
+        );
         bail!("{p} (from {source}) cannot import mlx; {fix}");
     }
     Ok(PythonChoice { path, source })
@@ -79,4 +93,22 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
         bail!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_executable_in_a_virtualenv_uses_its_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("python"), "").unwrap();
+        let exe = bin.join("superopt");
+        // Near miss: a folder with a python beside superopt that is no virtualenv (/usr/bin).
+        assert_eq!(installed_env(&exe), None);
+        std::fs::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        assert_eq!(installed_env(&exe), Some(bin.join("python")));
+    }
 }

@@ -1,12 +1,15 @@
 //! Work sharing: a product over operands expanded by broadcast (grouped heads,
 //! `mx.repeat`) computed once at the unexpanded size, then broadcast — the
 //! shared-gram-matrix factoring. Transposes move inside reshapes and broadcasts
-//! so that the expansion reaches the product.
-//! May touch: Matmul, Transpose, Reshape, Broadcast.
+//! so that the expansion reaches the product; a scale of an operand's rows (or of the
+//! other's columns) moves after it, so that a pre-scaled operand (`repeat(k) * beta`)
+//! does not hide the expansion.
+//! May touch: Matmul, Transpose, Reshape, Broadcast, Multiply by a row or column scale.
 
 use super::layout::perm;
 use super::{const_list, Ctx, Family::Sharing, Rule};
 use egg::Id;
+use std::ops::Range;
 use superopt_ir::Arg;
 use superopt_ir::Op;
 
@@ -21,7 +24,114 @@ pub fn rules() -> Vec<Rule> {
             "(Matmul (Broadcast ?s1 ?a) (Broadcast ?s2 ?b))",
             matmul_of_broadcasts,
         ),
+        Rule::build(Sharing, "split-before-broadcast", "(Reshape ?r (Broadcast ?s ?x))", split_before_broadcast),
+        Rule::build(Sharing, "row-scale-after-matmul", "(Matmul (Multiply ?a ?s) ?b)", row_scale_after_matmul),
+        Rule::build(Sharing, "column-scale-after-matmul", "(Matmul ?a (Multiply ?b ?s))", column_scale_after_matmul),
     ]
+}
+
+/// How a reshape from `from` to `to` regroups axes: runs of `from` axes, each one `from` axis
+/// split into `to` axes or `from` axes merged into one `to` axis (ranges into each).
+/// `None` where the reshape does more (moves a factor across axes) or shapes disagree.
+fn regroup(from: &[i64], to: &[i64]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    let (mut i, mut j, mut groups) = (0, 0, vec![]);
+    while i < from.len() && j < to.len() {
+        let (mut a, mut b, i0, j0) = (from[i], to[j], i, j);
+        (i, j) = (i + 1, j + 1);
+        while a != b {
+            if a < b && i < from.len() && j == j0 + 1 {
+                a *= from[i];
+                i += 1;
+            } else if b < a && j < to.len() && i == i0 + 1 {
+                b *= to[j];
+                j += 1;
+            } else {
+                return None;
+            }
+        }
+        groups.push((i0..i, j0..j));
+    }
+    let ones = |xs: &[i64]| xs.iter().all(|d| *d == 1);
+    if !ones(&from[i..]) || !ones(&to[j..]) {
+        return None;
+    }
+    groups.extend((j..to.len()).map(|j| (from.len()..from.len(), j..j + 1)));
+    Some(groups)
+}
+
+/// `reshape(broadcast(x, s), r)` where the reshape splits an axis: the split made on `x`
+/// first (`x` has 1s on the broadcast axes), then the broadcast, then only merges — so a
+/// product of chunked, head-repeated keys meets [`matmul_of_reshapes`] and [`matmul_of_broadcasts`].
+fn split_before_broadcast(cx: &mut Ctx) -> Option<Id> {
+    let (x, r) = (cx.shape("?x")?.to_vec(), cx.out().value()?.shape.clone());
+    let s = cx.lookup(Op::Broadcast, &["?s", "?x"])?;
+    let (s_args, r_args) = (list(cx.args("?s")?)?, list(cx.args("?r")?)?);
+    let x_dims = cx.data("?x").dims.clone()?;
+    if x.len() != s.len() || x.iter().zip(&s).any(|(a, b)| *a != 1 && a != b) {
+        return None;
+    }
+    let groups = regroup(&s, &r)?;
+    if !groups.iter().any(|(f, t)| f.len() == 1 && t.len() > 1) {
+        return None;
+    }
+    let one = || Arg::Int(superopt_ir::Dim::constant(1));
+    let (mut fine, mut fine_x) = (vec![], vec![]);
+    for (f, t) in groups {
+        let broadcast = |k: usize| x[k] == 1 && s[k] != 1;
+        if f.len() == 1 && t.len() > 1 {
+            fine.extend(r_args[t.clone()].iter().cloned());
+            fine_x.extend(t.map(|j| if broadcast(f.start) { one() } else { r_args[j].clone() }));
+        } else if f.is_empty() {
+            fine.push(one());
+            fine_x.push(one());
+        } else {
+            fine.extend(s_args[f.clone()].iter().cloned());
+            fine_x.extend(f.map(|k| if broadcast(k) { one() } else { Arg::Int(x_dims[k].clone()) }));
+        }
+    }
+    let xi = cx.id("?x");
+    let split = cx.op(Op::Reshape, &[Arg::List(fine_x)], &[xi]);
+    let wide = cx.op(Op::Broadcast, &[Arg::List(fine)], &[split]);
+    Some(cx.op(Op::Reshape, &[Arg::List(r_args)], &[wide]))
+}
+
+/// Whether `s` scales whole lines of `x` along `axis` (the other matrix axis is 1 in `s`):
+/// same rank and dtype, and every other axis of `s` is `x`'s or 1, so `x * s` is `x`'s shape.
+fn scales_lines(cx: &Ctx, x: &str, s: &str, one: usize) -> bool {
+    let (Some(xv), Some(sv)) = (cx.value(x), cx.value(s)) else { return false };
+    let r = xv.shape.len();
+    r >= 2
+        && sv.shape.len() == r
+        && sv.dtype == xv.dtype
+        && sv.shape[one] == 1
+        && sv.shape.iter().zip(&xv.shape).enumerate().all(|(i, (a, b))| i == one || a == b || *a == 1)
+}
+
+/// `(a * s) @ b = (a @ b) * s` where `s` is one value per row of `a` (`[.., M, 1]`).
+fn row_scale_after_matmul(cx: &mut Ctx) -> Option<Id> {
+    let r = cx.rank("?a")?;
+    if !scales_lines(cx, "?a", "?s", r - 1) {
+        return None;
+    }
+    let (a, b, s) = (cx.id("?a"), cx.id("?b"), cx.id("?s"));
+    scaled_product(cx, a, b, s)
+}
+
+/// `a @ (b * s) = (a @ b) * s` where `s` is one value per column of `b` (`[.., 1, N]`).
+fn column_scale_after_matmul(cx: &mut Ctx) -> Option<Id> {
+    let r = cx.rank("?b")?;
+    if !scales_lines(cx, "?b", "?s", r - 2) {
+        return None;
+    }
+    let (a, b, s) = (cx.id("?a"), cx.id("?b"), cx.id("?s"));
+    scaled_product(cx, a, b, s)
+}
+
+/// `(a @ b) * s`, where that has the product's shape and dtype.
+fn scaled_product(cx: &mut Ctx, a: Id, b: Id, s: Id) -> Option<Id> {
+    let out = cx.out().value()?.clone();
+    let m = cx.op(Op::Matmul, &[], &[a, b]);
+    (cx.g[m].data.value()? == &out).then(|| cx.op(Op::Multiply, &[], &[m, s]))
 }
 
 fn list(args: &[Arg]) -> Option<Vec<Arg>> {
@@ -165,5 +275,110 @@ mod tests {
         let m = t.op(Op::Matmul, &[], &[r1, kt]);
         let g = t.saturate(&[Family::Layout, Family::Sharing]);
         assert!(!g[g.find(m)].nodes.iter().any(|n| n.op() == Some(Op::Reshape)), "tile vs repeat must not merge");
+    }
+
+    /// `(repeat(k, groups) * s) @ repeat(k, groups)^T` with `s` of shape `scale`.
+    fn prescaled_gram(t: &mut TestGraph, k: egg::Id, s: egg::Id, scale: &[i64]) -> egg::Id {
+        let e = t.op(Op::ExpandDims, &[ints(&[2])], &[k]);
+        let b = t.op(Op::Broadcast, &[ints(&[1, 2, 4, 16, 8])], &[e]);
+        let kr = t.op(Op::Reshape, &[ints(&[1, 8, 16, 8])], &[b]);
+        let sb = if scale == [1, 8, 16, 8] { s } else { t.op(Op::Broadcast, &[ints(&[1, 8, 16, 8])], &[s]) };
+        let scaled = t.op(Op::Multiply, &[], &[kr, sb]);
+        let kt = t.op(Op::Transpose, &[ints(&[0, 1, 3, 2])], &[kr]);
+        t.op(Op::Matmul, &[], &[scaled, kt])
+    }
+
+    /// Whether the e-graph holds the product of `k`'s 2 heads with themselves (`[1,2,1,16,16]`).
+    fn has_small_gram(g: &crate::egraph::lang::EGraph) -> bool {
+        g.classes().any(|c| {
+            c.data.value().is_some_and(|v| v.shape == [1, 2, 1, 16, 16])
+                && c.nodes.iter().any(|n| n.op() == Some(Op::Matmul))
+        })
+    }
+
+    #[test]
+    fn a_gram_of_pre_scaled_repeated_keys_is_computed_once_per_kv_head() {
+        let (mut t, x) = TestGraph::new(&[&[1, 2, 16, 8], &[1, 8, 16, 1]]);
+        let m = prescaled_gram(&mut t, x[0], x[1], &[1, 8, 16, 1]);
+        let g = t.saturate(&[Family::Algebra, Family::Layout, Family::Sharing]);
+        assert!(has_small_gram(&g), "the product at 2 heads was added");
+        let scaled_after = g[g.find(m)].nodes.iter().any(|n| n.op() == Some(Op::Multiply));
+        assert!(scaled_after, "the gram times the row scale is equal to the scaled gram");
+    }
+
+    #[test]
+    fn a_scale_along_the_contracted_axis_stays_inside_the_product() {
+        // Near misses: s varies along d (one value per column of the lhs), or everywhere.
+        for scale in [&[1, 8, 1, 8][..], &[1, 8, 16, 8][..]] {
+            let (mut t, x) = TestGraph::new(&[&[1, 2, 16, 8], scale]);
+            let m = prescaled_gram(&mut t, x[0], x[1], scale);
+            let g = t.saturate(&[Family::Algebra, Family::Layout, Family::Sharing]);
+            assert!(!g[g.find(m)].nodes.iter().any(|n| n.op() == Some(Op::Multiply)), "{scale:?}");
+            assert!(!has_small_gram(&g), "{scale:?}");
+        }
+    }
+
+    #[test]
+    fn a_scale_of_the_rhs_columns_moves_after_the_product() {
+        // a [1,2,16,8] @ (b [1,2,8,4] * s): s one value per column fires; per row (the
+        // contracted axis) is the near miss.
+        for (scale, fires) in [(&[1, 2, 1, 4][..], true), (&[1, 2, 8, 1][..], false)] {
+            let (mut t, x) = TestGraph::new(&[&[1, 2, 16, 8], &[1, 2, 8, 4], scale]);
+            let sb = t.op(Op::Broadcast, &[ints(&[1, 2, 8, 4])], &[x[2]]);
+            let scaled = t.op(Op::Multiply, &[], &[x[1], sb]);
+            let m = t.op(Op::Matmul, &[], &[x[0], scaled]);
+            let g = t.saturate(&[Family::Algebra, Family::Layout, Family::Sharing]);
+            assert_eq!(g[g.find(m)].nodes.iter().any(|n| n.op() == Some(Op::Multiply)), fires, "{scale:?}");
+        }
+    }
+
+    #[test]
+    fn reshapes_regroup_into_splits_and_merges() {
+        use super::regroup;
+        // [1,2,2,64,16] -> [1,4,4,16,16]: heads merged, time split into chunks.
+        let g = regroup(&[1, 2, 2, 64, 16], &[1, 4, 4, 16, 16]).unwrap();
+        assert_eq!(g, vec![(0..1, 0..1), (1..3, 1..2), (3..4, 2..4), (4..5, 4..5)]);
+        // Near misses: a factor moved across axes; different sizes.
+        assert_eq!(regroup(&[2, 3], &[3, 2]), None);
+        assert_eq!(regroup(&[4, 6], &[4, 5]), None);
+        assert_eq!(regroup(&[6, 1], &[6]), Some(vec![(0..1, 0..1)]));
+    }
+
+    /// `k` repeated to 4 heads, its time axis cut into chunks of 16, pre-scaled per row,
+    /// and multiplied by its own transpose: the chunked port's gram matrix.
+    fn chunked_gram(t: &mut TestGraph, k: egg::Id, s: egg::Id, chunks: &[i64]) -> egg::Id {
+        let e = t.op(Op::ExpandDims, &[ints(&[2])], &[k]);
+        let b = t.op(Op::Broadcast, &[ints(&[1, 2, 2, 64, 16])], &[e]);
+        let kr = t.op(Op::Reshape, &[ints(&[1, 4, 64, 16])], &[b]);
+        let kc = t.op(Op::Reshape, &[ints(chunks)], &[kr]);
+        let sb = t.op(Op::Broadcast, &[ints(chunks)], &[s]);
+        let scaled = t.op(Op::Multiply, &[], &[kc, sb]);
+        let r = chunks.len() as i64;
+        let perm: Vec<i64> = (0..r - 2).chain([r - 1, r - 2]).collect();
+        let kt = t.op(Op::Transpose, &[ints(&perm)], &[kc]);
+        t.op(Op::Matmul, &[], &[scaled, kt])
+    }
+
+    #[test]
+    fn a_gram_of_chunked_repeated_keys_is_computed_once_per_kv_head() {
+        let (mut t, x) = TestGraph::new(&[&[1, 2, 64, 16], &[1, 4, 4, 16, 1]]);
+        chunked_gram(&mut t, x[0], x[1], &[1, 4, 4, 16, 16]);
+        let g = t.saturate(&[Family::Algebra, Family::Layout, Family::Sharing]);
+        let small = g.classes().any(|c| {
+            c.data.value().is_some_and(|v| v.shape == [1, 2, 1, 4, 16, 16])
+                && c.nodes.iter().any(|n| n.op() == Some(Op::Matmul))
+        });
+        assert!(small, "the chunks' products at 2 heads were added");
+    }
+
+    #[test]
+    fn a_reshape_that_only_merges_is_not_split() {
+        // Near miss: [1,2,2,64,16] -> [1,4,64,16] merges heads only; the rule adds nothing.
+        let (mut t, x) = TestGraph::new(&[&[1, 2, 64, 16]]);
+        let e = t.op(Op::ExpandDims, &[ints(&[2])], &[x[0]]);
+        let b = t.op(Op::Broadcast, &[ints(&[1, 2, 2, 64, 16])], &[e]);
+        let m = t.op(Op::Reshape, &[ints(&[1, 4, 64, 16])], &[b]);
+        let g = t.saturate(&[Family::Sharing]);
+        assert_eq!(g[g.find(m)].nodes.len(), 1);
     }
 }
