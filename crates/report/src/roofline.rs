@@ -133,23 +133,32 @@ mod tests {
         assert!(bare.seconds < f.seconds);
     }
 
-    /// x [T, 64] against 4-bit experts w [16, 32, 8] (scales, biases [16, 32, 1]) at the
-    /// `selected` expert indices; `extra` appends a node that reads w whole.
-    fn experts(selected: i64, extra: &str) -> Program {
-        let text = format!(
-            r#"{{"params": [{{"name": "x", "kind": "array", "array": "X"}}, {{"name": "i", "kind": "array", "array": "I"}}],
-            "output_kind": "array",
-            "inputs": [["X", [1, 1, 64], "float32"], ["I", [{selected}], "uint32"]], "outputs": [["Y", [{selected}, 1, 32], "float32"]],
-            "constants": [{{"name": "W", "shape": [16, 32, 8], "dtype": "uint32", "key": "w"}},
-                          {{"name": "S", "shape": [16, 32, 1], "dtype": "float32", "key": "s"}},
-                          {{"name": "B", "shape": [16, 32, 1], "dtype": "float32", "key": "b"}},
-                          {{"name": "L", "shape": [{selected}], "dtype": "uint32", "key": "l"}}],
-            "nodes": [{{"op": "GatherQMM", "args": [64, 4, 0, true, false, false],
-                        "inputs": [["X", [1, 1, 64], "float32"], ["W", [16, 32, 8], "uint32"], ["S", [16, 32, 1], "float32"],
-                                   ["B", [16, 32, 1], "float32"], ["L", [{selected}], "uint32"], ["I", [{selected}], "uint32"]],
-                        "outputs": [["Y", [{selected}, 1, 32], "float32"]]}}{extra}]}}"#
+    /// x [1, 1, 64] against 4-bit experts w [16, 32, 8] (scales, biases [16, 32, 1]) at the
+    /// `selected` expert indices; `whole` adds a node that reads w whole.
+    fn experts(selected: i64, whole: bool) -> Program {
+        use serde_json::json;
+        let (x, w, s, b) = (
+            json!(["X", [1, 1, 64], "float32"]),
+            json!(["W", [16, 32, 8], "uint32"]),
+            json!(["S", [16, 32, 1], "float32"]),
+            json!(["B", [16, 32, 1], "float32"]),
         );
-        superopt_ir::import::import_trace(&serde_json::from_str(&text).unwrap()).unwrap()
+        let (l, i) = (json!(["L", [selected], "uint32"]), json!(["I", [selected], "uint32"]));
+        let y = json!(["Y", [selected, 1, 32], "float32"]);
+        let constant =
+            |a: &serde_json::Value, key: &str| json!({"name": a[0], "shape": a[1], "dtype": a[2], "key": key});
+        let mut nodes = vec![json!({"op": "GatherQMM", "args": [64, 4, 0, true, false, false],
+            "inputs": [x, w, s, b, l, i], "outputs": [y]})];
+        if whole {
+            nodes.push(json!({"op": "Abs", "args": [], "inputs": [w], "outputs": [["Z", [16, 32, 8], "uint32"]]}));
+        }
+        let text = json!({
+            "params": [{"name": "x", "kind": "array", "array": "X"}, {"name": "i", "kind": "array", "array": "I"}],
+            "output_kind": "array", "inputs": [x, i], "outputs": [y],
+            "constants": [constant(&w, "w"), constant(&s, "s"), constant(&b, "b"), constant(&l, "l")],
+            "nodes": nodes,
+        });
+        superopt_ir::import::import_trace(&serde_json::from_value(text).unwrap()).unwrap()
     }
 
     #[test]
@@ -157,14 +166,13 @@ mod tests {
         let c = Ceilings { bytes_per_s: 1e12, flops_per_s: 1e15, fixed_s: 0.0 };
         let weights = 16.0 * 32.0 * (8.0 * 4.0 + 4.0 + 4.0);
         let rest = |n: f64| 64.0 * 4.0 + n * 4.0 * 2.0 + n * 32.0 * 4.0; // x; indices twice; y
-        let two = floor(superopt_bench::Size::Small, &experts(2, ""), c);
+        let two = floor(superopt_bench::Size::Small, &experts(2, false), c);
         assert_eq!(two.bytes, weights * 2.0 / 16.0 + rest(2.0));
         // More indices than experts: every expert, once.
-        let many = floor(superopt_bench::Size::Small, &experts(40, ""), c);
+        let many = floor(superopt_bench::Size::Small, &experts(40, false), c);
         assert_eq!(many.bytes, weights + rest(40.0));
         // Near miss: w also read whole by another node.
-        let whole = r#", {"op": "Abs", "args": [], "inputs": [["W", [16, 32, 8], "uint32"]], "outputs": [["Z", [16, 32, 8], "uint32"]]}"#;
-        let read = floor(superopt_bench::Size::Small, &experts(2, whole), c);
+        let read = floor(superopt_bench::Size::Small, &experts(2, true), c);
         assert_eq!(read.bytes, 16.0 * 32.0 * 32.0 + 16.0 * 32.0 * 8.0 * 2.0 / 16.0 + rest(2.0));
     }
 }

@@ -57,9 +57,8 @@ pub fn installed_env(exe: &Path) -> Option<PathBuf> {
 fn checked(path: PathBuf, source: &'static str) -> Result<PythonChoice> {
     if !imports_mlx(&path) {
         let p = path.display();
-        let fix = format!(
-            "install MLX there with `{p} -m pip install \"mlx[cpu]\"` (Linux; mlx[cuda13] for CUDA, mlx on macOS), or pass --python"
-        );
+        let how = "(Linux; mlx[cuda13] for CUDA, mlx on macOS), or pass --python";
+        let fix = format!("install MLX there with `{p} -m pip install \"mlx[cpu]\"` {how}");
         bail!("{p} (from {source}) cannot import mlx; {fix}");
     }
     Ok(PythonChoice { path, source })
