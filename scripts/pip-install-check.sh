@@ -17,5 +17,6 @@ chmod +x "$tmp/stub/python3"
 env -u SUPEROPT_PYTHON PATH="$tmp/stub:/usr/bin:/bin" XDG_CACHE_HOME="$tmp/cache" \
   "$tmp/venv/bin/superopt" run examples/rms_norm.py --time-budget 20 -o "$tmp/rms_norm_fast.py" > "$tmp/log" 2>&1 \
   || { cat "$tmp/log" >&2; echo "pip-install-check: superopt run failed in the installed environment" >&2; exit 1; }
-grep -E "^(verified speedup|no verified speedup)" "$tmp/log"
+grep -E "^(verified speedup|no verified speedup|no change)" "$tmp/log" \
+  || { cat "$tmp/log" >&2; echo "pip-install-check: the run printed no decision" >&2; exit 1; }
 echo "pip-install-check: ok ($("$tmp/venv/bin/superopt" --version))"

@@ -95,6 +95,7 @@ pub fn explain(args: RunArgs) -> Result<ExitCode> {
         let status = match (&r.dropped, r.verified, r.wins) {
             (_, _, true) => "the winner".to_string(),
             (Some(why), _, _) => format!("dropped: {why}"),
+            (None, true, false) if r.first_look_only => "verified, not among the finalists of the first timing".into(),
             (None, true, false) => "verified, not faster at every size".into(),
             (None, false, _) => "not verified".into(),
         };

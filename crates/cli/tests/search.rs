@@ -43,6 +43,13 @@ fn gram_of_broadcast_heads_is_computed_once_per_kv_head() {
 }
 
 #[test]
+fn a_chunked_pre_scaled_gram_is_computed_once_per_kv_head() {
+    let h = "tests/harnesses/search/chunked_prescaled_gram.py";
+    assert_rule_verified(h, "sharing/split-before-broadcast");
+    assert_rule_verified(h, "sharing/row-scale-after-matmul");
+}
+
+#[test]
 fn hand_written_rope_becomes_mx_fast_rope() {
     assert_rule_verified("tests/harnesses/search/rope.py", "fast/rope");
 }

@@ -5,7 +5,7 @@
 //! only gathered from (experts' weights, table rows) counts the slices a call can select.
 
 use serde::Serialize;
-use superopt_ir::{Arg, Op, Program, ValueId};
+use superopt_ir::{Op, Program, ValueId};
 
 /// The device's two ceilings, as the worker measured them.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -58,13 +58,13 @@ fn gathered_by(p: &Program, n: &superopt_ir::Node, i: usize) -> Option<(ValueId,
         Op::GatherQMM if i + 2 < last => Some((n.inputs[last - 1], batch(n.inputs[1])?)),
         // a, b, lhs_indices, rhs_indices
         Op::GatherMM if i < 2 && last == 4 => Some((n.inputs[2 + i], batch(n.inputs[i])?)),
-        // x[indices] along axis 0, one row per index.
+        // x[indices] along axis 0, one whole row per index.
         Op::Gather if i == 0 && last == 2 => {
             let axes = n.args.first()?.list()?;
-            let sizes = n.args.get(1)?.list()?;
-            let one = |a: &Arg| a.int().and_then(|d| d.as_const());
-            (axes.len() == 1 && one(&axes[0]) == Some(0) && sizes.first().and_then(one) == Some(1))
-                .then_some((n.inputs[1], 1))
+            let sizes: Vec<i64> = n.args.get(1)?.list()?.iter().map(|a| a.int()?.as_const()).collect::<Option<_>>()?;
+            let shape = &p.value(n.inputs[0]).shape;
+            let rows = sizes.first() == Some(&1) && sizes.get(1..) == shape.get(1..);
+            (axes.len() == 1 && axes[0].int()?.as_const() == Some(0) && rows).then_some((n.inputs[1], 1))
         }
         _ => None,
     }

@@ -5,6 +5,7 @@
 //! speedups and keeping its samples would overstate it; timing fewer programs in the
 //! second look also gives each more samples.
 
+use crate::budget::Budget;
 use crate::ledger::{CandidateId, Entry, Run};
 use std::time::{Duration, Instant};
 use superopt_bench::{compare, Size};
@@ -12,37 +13,40 @@ use superopt_worker::protocol::ProgramId;
 use superopt_worker::WorkerError;
 
 /// At most this many candidates are timed in the second look.
-pub const FINALISTS: usize = 4;
+pub const FINALISTS: usize = 5;
 
-/// Times every verified candidate in what the budget leaves for timing: half for the first
-/// look, the rest for the finalists.
+/// Times every verified candidate in what the budget leaves for timing: a share for the
+/// first look, the rest for the finalists, but a share for a by-size candidate where the
+/// first look makes one likely.
 pub fn bench(run: &mut Run) -> Result<(), WorkerError> {
     let contenders: Vec<CandidateId> = run.entries.iter().filter(|e| e.verified()).map(|e| e.id).collect();
     let budget = run.budget.bench_time();
     if contenders.len() <= FINALISTS {
-        return time(run, &contenders, budget);
+        return time(run, &contenders, budget.mul_f64(1.0 - Budget::BY_SIZE));
     }
     let end = Instant::now() + budget;
-    time(run, &contenders, budget / 2)?;
+    time(run, &contenders, budget.mul_f64(Budget::FIRST_LOOK))?;
     let finalists = finalists(&run.entries, &contenders);
     for k in contenders.iter().filter(|k| !finalists.contains(k)) {
         run.entry_mut(*k).first_look_only = true;
     }
+    let share = if crate::by_size::likely(run) { 1.0 - Budget::BY_SIZE } else { 1.0 };
     run.say(&format!("second look: {} finalists", finalists.len()));
-    time(run, &finalists, end.saturating_duration_since(Instant::now()))
+    time(run, &finalists, end.saturating_duration_since(Instant::now()).mul_f64(share))
 }
 
-/// The finalists of the first look: the fastest at each size, the best geometric mean,
-/// and `mx.compile` of the traced program (the baseline a user would try first); at most
-/// [`FINALISTS`], in that order.
+/// The finalists of the first look: the fastest at each size (where it beats the original),
+/// `mx.compile` of the traced program (the baseline a user would try first), and the best
+/// geometric mean; at most [`FINALISTS`], in that order.
 pub fn finalists(entries: &[Entry], contenders: &[CandidateId]) -> Vec<CandidateId> {
     let timed: Vec<&Entry> = contenders.iter().map(|k| &entries[k.0]).filter(|e| e.timed().len() == 3).collect();
     let speedup = |e: &Entry, z: usize| e.timings[z].as_ref().map_or(0.0, |t| t.speedup);
     let best = |key: &dyn Fn(&Entry) -> f64| timed.iter().max_by(|a, b| key(a).total_cmp(&key(b))).map(|e| e.id);
     let mut picked: Vec<CandidateId> = vec![];
-    let per_size = (0..Size::ALL.len()).filter_map(|z| best(&|e: &Entry| speedup(e, z)));
+    let faster = |z: usize| best(&|e: &Entry| speedup(e, z)).filter(|k| speedup(&entries[k.0], z) > 1.0);
+    let per_size = (0..Size::ALL.len()).filter_map(faster);
     let compiled = timed.iter().find(|e| crate::verify::compiles_the_trace(&e.candidate)).map(|e| e.id);
-    for k in per_size.chain(best(&|e: &Entry| e.score())).chain(compiled) {
+    for k in per_size.chain(compiled).chain(best(&|e: &Entry| e.score())) {
         if !picked.contains(&k) && picked.len() < FINALISTS {
             picked.push(k);
         }
@@ -97,6 +101,11 @@ mod tests {
         // Large's fastest is the best overall (4); compile (3) is kept although slower than 5.
         let ids = |v: &[usize]| v.iter().map(|k| CandidateId(*k)).collect::<Vec<_>>();
         assert_eq!(finalists(&entries, &all), ids(&[1, 2, 4, 3]));
+        // A size where nothing beats the original gives no finalist.
+        for e in entries.iter_mut() {
+            e.timings[2] = Some(compare(&[0.9; 8], &[1.0; 8]));
+        }
+        assert_eq!(finalists(&entries, &all), ids(&[1, 2, 3]));
         // Near miss: a candidate not timed at every size is no finalist, however fast.
         entries[5].timings = [Some(compare(&[9.0; 8], &[1.0; 8])), None, None];
         assert!(!finalists(&entries, &all).contains(&CandidateId(5)));

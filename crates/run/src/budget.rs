@@ -23,9 +23,12 @@ impl Budget {
     const RESERVE: Duration = Duration::from_secs(3);
     /// Of what is left for a by-size candidate, its verification's share (timing the rest).
     pub const BY_SIZE_VERIFY: f64 = 2.0 / 3.0;
-    /// Of the timing budget, the share kept for a by-size candidate (verified and timed
-    /// after the others, it would otherwise get what they leave: seconds at most).
-    pub const BY_SIZE: f64 = 0.25;
+    /// Of what the second timing look may take, the share kept for a by-size candidate
+    /// where one is likely (verified and timed after the others, it would otherwise get
+    /// what they leave: seconds at most).
+    pub const BY_SIZE: f64 = 1.0 / 3.0;
+    /// Of the timing budget, the first look's share (every verified candidate).
+    pub const FIRST_LOOK: f64 = 0.4;
 
     pub fn start(total: Duration) -> Budget {
         Budget { start: Instant::now(), total }
@@ -51,9 +54,9 @@ impl Budget {
         self.at(Self::VERIFY)
     }
 
-    /// What timing the contenders may take: what is left but the reserve and the by-size share.
+    /// What timing may take: what is left but the reserve.
     pub fn bench_time(&self) -> Duration {
-        self.total.saturating_sub(self.start.elapsed() + Self::RESERVE).mul_f64(1.0 - Self::BY_SIZE)
+        self.total.saturating_sub(self.start.elapsed() + Self::RESERVE)
     }
 
     /// When the whole budget ends.
@@ -75,7 +78,7 @@ mod tests {
                 && b.field_deadline() < b.verify_deadline()
                 && b.verify_deadline() < b.end()
         );
-        assert!(b.bench_time() <= Duration::from_secs(73));
+        assert!(b.bench_time() <= Duration::from_secs(97));
         assert_eq!(Budget::start(Duration::from_secs(1000)).search_time(), Duration::from_secs(60));
     }
 }

@@ -53,6 +53,13 @@ pub fn split(best: &[Option<usize>], elements: &[i64]) -> Option<Vec<(SizeRange,
     Some(parts)
 }
 
+/// Whether the contenders' timings so far make a by-size candidate (different candidates
+/// fastest at different sizes, or the original at some).
+pub fn likely(run: &Run) -> bool {
+    let elements: Vec<i64> = run.traces.iter().map(input_elements).collect();
+    split(&best_per_size(&run.entries), &elements).is_some()
+}
+
 /// Adds, verifies and times a by-size candidate where it could beat `winner`; notes it
 /// where it was not tried for want of time.
 pub fn by_size(run: &mut Run, winner: Option<usize>) {

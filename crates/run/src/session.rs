@@ -184,7 +184,7 @@ impl Session {
     /// The device's rates for the cost model: measured by the worker once per device and
     /// MLX version, then read from the user cache; the default model if measuring fails.
     pub fn device(&mut self) -> Device {
-        // "3": copies many times a GPU's cache, the large copy's rate a floor on the bandwidth.
+        // "3": on a GPU, copies many times its cache.
         let name = format!("device-3-{}.json", self.device_key());
         if let Some(d) = crate::cache::read(&name) {
             return d;

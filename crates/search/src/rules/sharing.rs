@@ -71,7 +71,9 @@ fn split_before_broadcast(cx: &mut Ctx) -> Option<Id> {
         return None;
     }
     let groups = regroup(&s, &r)?;
-    if !groups.iter().any(|(f, t)| f.len() == 1 && t.len() > 1) {
+    // A real split: one axis into two or more axes longer than 1 (not a unit axis added).
+    let splits = |t: &Range<usize>| r[t.clone()].iter().filter(|d| **d > 1).count() >= 2;
+    if !groups.iter().any(|(f, t)| f.len() == 1 && splits(t)) {
         return None;
     }
     let one = || Arg::Int(superopt_ir::Dim::constant(1));
@@ -97,12 +99,15 @@ fn split_before_broadcast(cx: &mut Ctx) -> Option<Id> {
 
 /// Whether `s` scales whole lines of `x` along `axis` (the other matrix axis is 1 in `s`):
 /// same rank and dtype, and every other axis of `s` is `x`'s or 1, so `x * s` is `x`'s shape.
+/// Not float16: a scale often keeps a product in its range (`beta <= 1`), and moved after
+/// the product it no longer would.
 fn scales_lines(cx: &Ctx, x: &str, s: &str, one: usize) -> bool {
     let (Some(xv), Some(sv)) = (cx.value(x), cx.value(s)) else { return false };
     let r = xv.shape.len();
     r >= 2
         && sv.shape.len() == r
         && sv.dtype == xv.dtype
+        && xv.dtype != superopt_ir::Dtype::Float16
         && sv.shape[one] == 1
         && sv.shape.iter().zip(&xv.shape).enumerate().all(|(i, (a, b))| i == one || a == b || *a == 1)
 }
@@ -110,7 +115,7 @@ fn scales_lines(cx: &Ctx, x: &str, s: &str, one: usize) -> bool {
 /// `(a * s) @ b = (a @ b) * s` where `s` is one value per row of `a` (`[.., M, 1]`).
 fn row_scale_after_matmul(cx: &mut Ctx) -> Option<Id> {
     let r = cx.rank("?a")?;
-    if !scales_lines(cx, "?a", "?s", r - 1) {
+    if r < 2 || cx.rank("?b")? < 2 || !scales_lines(cx, "?a", "?s", r - 1) {
         return None;
     }
     let (a, b, s) = (cx.id("?a"), cx.id("?b"), cx.id("?s"));
@@ -120,14 +125,15 @@ fn row_scale_after_matmul(cx: &mut Ctx) -> Option<Id> {
 /// `a @ (b * s) = (a @ b) * s` where `s` is one value per column of `b` (`[.., 1, N]`).
 fn column_scale_after_matmul(cx: &mut Ctx) -> Option<Id> {
     let r = cx.rank("?b")?;
-    if !scales_lines(cx, "?b", "?s", r - 2) {
+    if r < 2 || cx.rank("?a")? < 2 || !scales_lines(cx, "?b", "?s", r - 2) {
         return None;
     }
     let (a, b, s) = (cx.id("?a"), cx.id("?b"), cx.id("?s"));
     scaled_product(cx, a, b, s)
 }
 
-/// `(a @ b) * s`, where that has the product's shape and dtype.
+/// `(a @ b) * s`, where that has the product's shape and dtype (both operands are matrices
+/// or batches of them, and `s` is one of the operands' lines, so it does).
 fn scaled_product(cx: &mut Ctx, a: Id, b: Id, s: Id) -> Option<Id> {
     let out = cx.out().value()?.clone();
     let m = cx.op(Op::Matmul, &[], &[a, b]);
@@ -338,10 +344,11 @@ mod tests {
         // [1,2,2,64,16] -> [1,4,4,16,16]: heads merged, time split into chunks.
         let g = regroup(&[1, 2, 2, 64, 16], &[1, 4, 4, 16, 16]).unwrap();
         assert_eq!(g, vec![(0..1, 0..1), (1..3, 1..2), (3..4, 2..4), (4..5, 4..5)]);
+        // Trailing unit axes drop out.
+        assert_eq!(regroup(&[6, 1], &[6]), Some(vec![(0..1, 0..1)]));
         // Near misses: a factor moved across axes; different sizes.
         assert_eq!(regroup(&[2, 3], &[3, 2]), None);
         assert_eq!(regroup(&[4, 6], &[4, 5]), None);
-        assert_eq!(regroup(&[6, 1], &[6]), Some(vec![(0..1, 0..1)]));
     }
 
     /// `k` repeated to 4 heads, its time axis cut into chunks of 16, pre-scaled per row,
@@ -372,13 +379,32 @@ mod tests {
     }
 
     #[test]
-    fn a_reshape_that_only_merges_is_not_split() {
-        // Near miss: [1,2,2,64,16] -> [1,4,64,16] merges heads only; the rule adds nothing.
-        let (mut t, x) = TestGraph::new(&[&[1, 2, 64, 16]]);
-        let e = t.op(Op::ExpandDims, &[ints(&[2])], &[x[0]]);
-        let b = t.op(Op::Broadcast, &[ints(&[1, 2, 2, 64, 16])], &[e]);
-        let m = t.op(Op::Reshape, &[ints(&[1, 4, 64, 16])], &[b]);
+    fn a_reshape_that_only_merges_or_adds_unit_axes_is_not_split() {
+        // Near misses: [1,2,2,64,16] -> [1,4,64,16] merges heads only; -> [1,2,2,64,1,16] adds
+        // a unit axis. The rule adds nothing.
+        for target in [&[1, 4, 64, 16][..], &[1, 2, 2, 64, 1, 16][..]] {
+            let (mut t, x) = TestGraph::new(&[&[1, 2, 64, 16]]);
+            let e = t.op(Op::ExpandDims, &[ints(&[2])], &[x[0]]);
+            let b = t.op(Op::Broadcast, &[ints(&[1, 2, 2, 64, 16])], &[e]);
+            let m = t.op(Op::Reshape, &[ints(target)], &[b]);
+            let g = t.saturate(&[Family::Sharing]);
+            assert_eq!(g[g.find(m)].nodes.len(), 1, "{target:?}");
+        }
+    }
+
+    #[test]
+    fn a_split_broadcast_axis_stays_a_broadcast() {
+        // x [1,1,64,16] broadcast to 4 heads, then heads and time both split: x itself is
+        // split only along time, its head axis left at 1 for the broadcast.
+        let (mut t, x) = TestGraph::new(&[&[1, 1, 64, 16]]);
+        let b = t.op(Op::Broadcast, &[ints(&[1, 4, 64, 16])], &[x[0]]);
+        let m = t.op(Op::Reshape, &[ints(&[1, 2, 2, 4, 16, 16])], &[b]);
         let g = t.saturate(&[Family::Sharing]);
-        assert_eq!(g[g.find(m)].nodes.len(), 1);
+        let split_x = g.classes().any(|c| {
+            c.data.value().is_some_and(|v| v.shape == [1, 1, 1, 4, 16, 16])
+                && c.nodes.iter().any(|n| n.op() == Some(Op::Reshape) && g.find(n.children()[1]) == g.find(x[0]))
+        });
+        assert!(split_x, "x split to [1,1,1,4,16,16]");
+        assert!(g[g.find(m)].nodes.len() > 1);
     }
 }
