@@ -114,18 +114,19 @@ fn scales_lines(cx: &Ctx, x: &str, s: &str, one: usize) -> bool {
 
 /// `(a * s) @ b = (a @ b) * s` where `s` is one value per row of `a` (`[.., M, 1]`).
 fn row_scale_after_matmul(cx: &mut Ctx) -> Option<Id> {
-    let r = cx.rank("?a")?;
-    if r < 2 || cx.rank("?b")? < 2 || !scales_lines(cx, "?a", "?s", r - 1) {
-        return None;
-    }
-    let (a, b, s) = (cx.id("?a"), cx.id("?b"), cx.id("?s"));
-    scaled_product(cx, a, b, s)
+    scale_after_matmul(cx, "?a", 1)
 }
 
 /// `a @ (b * s) = (a @ b) * s` where `s` is one value per column of `b` (`[.., 1, N]`).
 fn column_scale_after_matmul(cx: &mut Ctx) -> Option<Id> {
-    let r = cx.rank("?b")?;
-    if r < 2 || cx.rank("?a")? < 2 || !scales_lines(cx, "?b", "?s", r - 2) {
+    scale_after_matmul(cx, "?b", 2)
+}
+
+/// `s` moved from operand `scaled` to after the product, where `s` is 1 along that
+/// operand's `from_end`-th axis from the end (the contracted axis keeps no scale).
+fn scale_after_matmul(cx: &mut Ctx, scaled: &str, from_end: usize) -> Option<Id> {
+    let r = cx.rank(scaled)?;
+    if cx.rank("?a")? < 2 || cx.rank("?b")? < 2 || !scales_lines(cx, scaled, "?s", r - from_end) {
         return None;
     }
     let (a, b, s) = (cx.id("?a"), cx.id("?b"), cx.id("?s"));
