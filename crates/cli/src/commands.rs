@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use superopt_bench::{Size, Timing};
 use superopt_report::format_seconds;
-use superopt_run::{harness_fault, HarnessFault, Session};
+use superopt_run::{harness_fault, HarnessFault, Sampling, Session};
 use superopt_verify::{judge, Tolerance};
 use superopt_worker::protocol::ProgramId;
 
@@ -33,7 +33,8 @@ fn bench(a: CommonArgs) -> Result<ExitCode> {
     let mut s = Session::start(&a.session())?;
     println!("{:<8} {:>14} {:>8} {:>8}   ({})", "size", "median", "spread", "samples", s.hello.device);
     for size in Size::ALL {
-        let samples = s.time(&[ProgramId::Original], size, Duration::from_secs(10)).map_err(harness_fault)?;
+        let samples =
+            s.time(&[ProgramId::Original], size, Duration::from_secs(10), Sampling::Steady).map_err(harness_fault)?;
         let t = Timing::of(&samples[&ProgramId::Original]);
         println!("{size:<8} {:>14} {:>7.1}% {:>8}", format_seconds(t.median), t.spread * 100.0, t.samples);
     }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use superopt_bench::{compare, Size};
 use superopt_report::suite::{markdown, plot, summary, ContenderStatus, Row, RowStatus, Speedups, SuiteReport};
-use superopt_run::{Outcome, Session};
+use superopt_run::{Outcome, Sampling, Session};
 use superopt_verify::{judge, Tolerance};
 use superopt_worker::protocol::{Phew, ProgramId};
 
@@ -208,7 +208,7 @@ fn workload(path: &std::path::Path, a: &SuiteArgs) -> (Row, Option<String>, Opti
     row.floor = done.capsule.floors.iter().map(|f| f.seconds).collect();
     let (mut compiled, mut ours, mut theirs, mut fast) = (vec![], vec![], vec![], vec![]);
     for size in Size::ALL {
-        match done.session.time(&ids, size, Duration::from_secs(5)) {
+        match done.session.time(&ids, size, Duration::from_secs(5), Sampling::Steady) {
             Ok(t) => {
                 let original = &t[&ProgramId::Original];
                 row.original.push(superopt_bench::median(original));

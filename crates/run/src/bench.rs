@@ -7,6 +7,7 @@
 
 use crate::budget::Budget;
 use crate::ledger::{CandidateId, Entry, Run};
+use crate::session::Sampling;
 use std::time::{Duration, Instant};
 use superopt_bench::{compare, Size};
 use superopt_worker::protocol::ProgramId;
@@ -22,17 +23,17 @@ pub fn bench(run: &mut Run) -> Result<(), WorkerError> {
     let contenders: Vec<CandidateId> = run.entries.iter().filter(|e| e.verified()).map(|e| e.id).collect();
     let budget = run.budget.bench_time();
     if contenders.len() <= FINALISTS {
-        return time(run, &contenders, budget.mul_f64(1.0 - Budget::BY_SIZE));
+        return time(run, &contenders, budget.mul_f64(1.0 - Budget::BY_SIZE), Sampling::Decide);
     }
     let end = Instant::now() + budget;
-    time(run, &contenders, budget.mul_f64(Budget::FIRST_LOOK))?;
+    time(run, &contenders, budget.mul_f64(Budget::FIRST_LOOK), Sampling::Steady)?;
     let finalists = finalists(&run.entries, &contenders);
     for k in contenders.iter().filter(|k| !finalists.contains(k)) {
         run.entry_mut(*k).first_look_only = true;
     }
     let share = if crate::by_size::likely(run) { 1.0 - Budget::BY_SIZE } else { 1.0 };
     run.say(&format!("second look: {} finalists", finalists.len()));
-    time(run, &finalists, end.saturating_duration_since(Instant::now()).mul_f64(share))
+    time(run, &finalists, end.saturating_duration_since(Instant::now()).mul_f64(share), Sampling::Decide)
 }
 
 /// The finalists of the first look: the fastest at each size (where it beats the original),
@@ -55,7 +56,7 @@ pub fn finalists(entries: &[Entry], contenders: &[CandidateId]) -> Vec<Candidate
 }
 
 /// Times `contenders` against `fn`, interleaved, at each size, in `budget` in all.
-pub fn time(run: &mut Run, contenders: &[CandidateId], budget: Duration) -> Result<(), WorkerError> {
+pub fn time(run: &mut Run, contenders: &[CandidateId], budget: Duration, until: Sampling) -> Result<(), WorkerError> {
     if contenders.is_empty() {
         return Ok(());
     }
@@ -63,7 +64,7 @@ pub fn time(run: &mut Run, contenders: &[CandidateId], budget: Duration) -> Resu
     let ids: Vec<ProgramId> = std::iter::once(ProgramId::Original).chain(programs).collect();
     for size in Size::ALL {
         run.say(&format!("timing {} candidates at {size}", contenders.len()));
-        let samples = run.session.time(&ids, size, budget / Size::ALL.len() as u32)?;
+        let samples = run.session.time(&ids, size, budget / Size::ALL.len() as u32, until)?;
         for (k, id) in contenders.iter().zip(&ids[1..]) {
             run.entry_mut(*k).timings[size.index()] = Some(compare(&samples[&ProgramId::Original], &samples[id]));
         }

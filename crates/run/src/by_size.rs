@@ -106,7 +106,7 @@ pub fn by_size(run: &mut Run, winner: Option<usize>) {
     verify_entry(session, &mut entries[id.0], seeds, tol, verify_until);
     if run.entry(id).verified() {
         let left = end.saturating_duration_since(Instant::now());
-        if let Err(e) = crate::bench::time(run, &[id], left) {
+        if let Err(e) = crate::bench::time(run, &[id], left, crate::session::Sampling::Decide) {
             run.entry_mut(id).status = crate::ledger::Status::Dropped(format!("timing failed: {e}"));
         }
         dispatch(run, id);

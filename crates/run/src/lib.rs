@@ -33,7 +33,7 @@ use superopt_report::Stage;
 pub use config::Config;
 pub use ledger::{CandidateId, Entry, Run, Status};
 pub use outcome::{Done, Outcome};
-pub use session::{harness_fault, HarnessFault, Session, SessionConfig, Untraceable};
+pub use session::{harness_fault, HarnessFault, Sampling, Session, SessionConfig, Untraceable};
 
 /// Traces, proposes, verifies and times; decides, and writes nothing.
 pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outcome> {

@@ -80,6 +80,19 @@ pub fn harness_fault(e: WorkerError) -> anyhow::Error {
     }
 }
 
+/// The fewest samples per program a deciding timing takes, where the budget allows.
+pub const DECIDING_SAMPLES: usize = 40;
+
+/// When timing may stop short of its budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampling {
+    /// Once every program's samples are steady (sigma/mu < 5%): a first look, a report.
+    Steady,
+    /// Steady and at least [`DECIDING_SAMPLES`] each (or the budget spent): samples that
+    /// decide, where a few percent matter and six steady samples can still be one-sided.
+    Decide,
+}
+
 impl Session {
     pub fn start(config: &SessionConfig) -> Result<Session> {
         let harness = std::fs::canonicalize(&config.harness)
@@ -293,7 +306,8 @@ impl Session {
     }
 
     /// Interleaved timing samples (seconds per call) of `programs` at `size`, sampling
-    /// until sigma/mu < 5% for each or `budget` is spent. Each program's samples queue
+    /// until `budget` is spent or sigma/mu < 5% for each (and, for [`Sampling::Decide`],
+    /// each has [`DECIDING_SAMPLES`]). Each program's samples queue
     /// enough calls to last about [`SAMPLE_SECONDS`], so the fixed cost of starting and
     /// waiting for the device adds the same fraction to every program's time (samples
     /// of a fixed call count overstate fast programs' times, and so narrow the ratios).
@@ -302,6 +316,7 @@ impl Session {
         programs: &[ProgramId],
         size: Size,
         budget: Duration,
+        until: Sampling,
     ) -> Result<BTreeMap<ProgramId, Vec<f64>>, WorkerError> {
         let start = Instant::now();
         let ones: BTreeMap<ProgramId, u64> = programs.iter().map(|p| (p.clone(), 1)).collect();
@@ -318,7 +333,8 @@ impl Session {
                 samples.entry(p).or_default().extend(xs);
             }
             let steady = samples.values().all(|xs| superopt_bench::cv(xs) < superopt_bench::TARGET_CV);
-            if steady || samples[&programs[0]].len() >= 400 {
+            let enough = until == Sampling::Steady || samples[&programs[0]].len() >= DECIDING_SAMPLES;
+            if (steady && enough) || samples[&programs[0]].len() >= 400 {
                 break;
             }
             rounds *= 2;
