@@ -106,6 +106,12 @@ fn isolated(path: &std::path::Path, a: &SuiteArgs, limit: Duration) -> (Row, Opt
         cmd.arg("--capsules").arg(d);
     }
     cmd.stdout(std::process::Stdio::null());
+    // The child's temporary folders (its references, its candidates) go inside `dir`, which
+    // goes when this returns: a child ended at its limit cannot remove them itself.
+    let tmp = dir.path().join("tmp");
+    if std::fs::create_dir(&tmp).is_ok() {
+        cmd.env("TMPDIR", &tmp);
+    }
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = match cmd.spawn() {

@@ -72,8 +72,14 @@ fn a_harness_past_its_limit_is_a_timed_out_row_and_resume_goes_on() {
             "1",
         ];
         args.extend_from_slice(extra);
-        let o = superopt(&args);
+        // Its own temporary folder: the child ended at its limit must leave nothing there.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_superopt")).args(&args).env("TMPDIR", &tmp).output();
+        let o = o.expect("the superopt binary runs");
         assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(left.is_empty(), "left in the temporary folder: {left:?}");
         let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         (report, text(&o).0)
     };
