@@ -75,16 +75,10 @@ pub fn time(run: &mut Run, contenders: &[CandidateId], budget: Duration, until: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::Status;
-    use superopt_search::{as_traced, Compile};
+    use superopt_search::Compile;
 
-    /// A verified entry with these speedups at small, typical, large (noise-free samples).
     fn entry(k: usize, speedups: [f64; 3]) -> Entry {
-        let plan = superopt_ir::Plan { variants: vec![], per_size_because: None };
-        let mut e = Entry::new(CandidateId(k), as_traced(&plan));
-        e.status = Status::Verified;
-        e.timings = speedups.map(|x| Some(compare(&[x; 8], &[1.0; 8])));
-        e
+        Entry::verified_with(k, speedups)
     }
 
     #[test]

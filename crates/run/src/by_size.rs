@@ -130,7 +130,7 @@ fn dispatch(run: &mut Run, id: crate::ledger::CandidateId) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{CandidateId, Status};
+    use crate::ledger::Status;
 
     #[test]
     fn one_best_candidate_everywhere_is_no_split() {
@@ -152,10 +152,8 @@ mod tests {
 
     /// An entry with the given speedups at small, typical, large (noise-free samples).
     fn entry(k: usize, verified: bool, speedups: [f64; 3]) -> Entry {
-        let plan = superopt_ir::Plan { variants: vec![], per_size_because: None };
-        let mut e = Entry::new(CandidateId(k), superopt_search::as_traced(&plan));
+        let mut e = Entry::verified_with(k, speedups);
         e.status = if verified { Status::Verified } else { Status::Rejected };
-        e.timings = speedups.map(|x| Some(superopt_bench::compare(&[x; 8], &[1.0; 8])));
         e
     }
 

@@ -180,14 +180,10 @@ fn why_no_win(entries: &[Entry], objective: Objective) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::CandidateId;
 
     /// A verified entry with these speedups at small, typical, large (noise-free samples).
     fn entry(speedups: [f64; 3], runs_original: [bool; 3]) -> Entry {
-        let plan = superopt_ir::Plan { variants: vec![], per_size_because: None };
-        let mut e = Entry::new(CandidateId(1), superopt_search::as_traced(&plan));
-        e.status = Status::Verified;
-        e.timings = speedups.map(|x| Some(superopt_bench::compare(&[x; 8], &[1.0; 8])));
+        let mut e = Entry::verified_with(1, speedups);
         e.runs_original = runs_original;
         e
     }

@@ -109,6 +109,17 @@ impl Entry {
         self.status == Status::Verified
     }
 
+    /// A verified as-traced entry `k` with these speedups at small, typical, large
+    /// (noise-free samples): the stages' tests start from it.
+    #[cfg(test)]
+    pub fn verified_with(k: usize, speedups: [f64; 3]) -> Entry {
+        let plan = Plan { variants: vec![], per_size_because: None };
+        let mut e = Entry::new(CandidateId(k), superopt_search::as_traced(&plan));
+        e.status = Status::Verified;
+        e.timings = speedups.map(|x| Some(superopt_bench::compare(&[x; 8], &[1.0; 8])));
+        e
+    }
+
     /// Verified and timed in the bench's last look: it may win.
     pub fn contends(&self) -> bool {
         self.verified() && !self.first_look_only
