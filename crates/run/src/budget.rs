@@ -1,4 +1,7 @@
-//! Each stage's share of `--time-budget`, in one place.
+//! Each stage's share of `--time-budget`, in one place. Time verification spends waiting
+//! for the float64 references (no candidate has a case ready) is not counted, up to
+//! [`Budget::MAX_WAIT`] of the budget: references cost what the work costs, and a run that
+//! cut them short would drop its candidates unchecked.
 
 use std::time::{Duration, Instant};
 
@@ -7,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Budget {
     pub start: Instant,
     pub total: Duration,
+    /// Time spent waiting for references, not counted (at most `total * MAX_WAIT`).
+    pub waited: Duration,
 }
 
 impl Budget {
@@ -29,13 +34,25 @@ impl Budget {
     pub const BY_SIZE: f64 = 1.0 / 3.0;
     /// Of the timing budget, the first look's share (every verified candidate).
     pub const FIRST_LOOK: f64 = 0.4;
+    /// Waiting for references may add at most this share of the budget.
+    pub const MAX_WAIT: f64 = 1.0;
 
     pub fn start(total: Duration) -> Budget {
-        Budget { start: Instant::now(), total }
+        Budget { start: Instant::now(), total, waited: Duration::ZERO }
     }
 
     fn at(&self, share: f64) -> Instant {
-        self.start + self.total.mul_f64(share)
+        self.start + self.waited + self.total.mul_f64(share)
+    }
+
+    /// Leaves `d`, spent waiting for references, out of the budget (up to [`Self::MAX_WAIT`]).
+    pub fn waited_for_references(&mut self, d: Duration) {
+        self.waited = (self.waited + d).min(self.total.mul_f64(Self::MAX_WAIT));
+    }
+
+    /// The latest the verification deadline can be, however long it waits: the pool's.
+    pub fn last_verify_deadline(&self) -> Instant {
+        self.start + self.total.mul_f64(Self::VERIFY + Self::MAX_WAIT)
     }
 
     pub fn search_time(&self) -> Duration {
@@ -56,7 +73,7 @@ impl Budget {
 
     /// What timing may take: what is left but the reserve.
     pub fn bench_time(&self) -> Duration {
-        self.total.saturating_sub(self.start.elapsed() + Self::RESERVE)
+        (self.total + self.waited).saturating_sub(self.start.elapsed() + Self::RESERVE)
     }
 
     /// When the whole budget ends.
@@ -80,5 +97,18 @@ mod tests {
         );
         assert!(b.bench_time() <= Duration::from_secs(97));
         assert_eq!(Budget::start(Duration::from_secs(1000)).search_time(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn waiting_for_references_moves_the_deadlines_up_to_a_budget() {
+        let mut b = Budget::start(Duration::from_secs(100));
+        let (verify, end) = (b.verify_deadline(), b.end());
+        b.waited_for_references(Duration::from_secs(30));
+        assert_eq!(b.verify_deadline() - verify, Duration::from_secs(30));
+        assert_eq!(b.end() - end, Duration::from_secs(30));
+        assert!(b.bench_time() > Duration::from_secs(120));
+        b.waited_for_references(Duration::from_secs(500));
+        assert_eq!(b.waited, Duration::from_secs(100));
+        assert_eq!(b.verify_deadline(), b.last_verify_deadline());
     }
 }

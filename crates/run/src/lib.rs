@@ -54,7 +54,7 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     run.session.choose_reference_device();
     let workers = references::workers(run.session.backend(), references::all_cases(&run.seeds).len());
     let scale = references::scale(&run.traces);
-    run.session.start_references(&run.seeds.clone(), workers, scale, budget.verify_deadline());
+    run.session.start_references(&run.seeds.clone(), workers, scale, budget.last_verify_deadline());
     run.mark("references");
     propose::propose(&mut run);
     run.mark("search");

@@ -198,6 +198,14 @@ impl Pool {
         }
     }
 
+    /// Starts no more cases (those running finish).
+    pub fn stop(&mut self) {
+        if let Ok(mut a) = self.queue.0.lock() {
+            a.queue.clear();
+        }
+        self.queue.1.notify_all();
+    }
+
     /// Whether every case's reference is in the folder.
     pub fn all_kept(&self) -> bool {
         self.done.iter().filter(|d| d.kept).count() == self.expected

@@ -171,6 +171,13 @@ impl Session {
         self.pool.as_mut().is_some_and(|p| p.next(deadline))
     }
 
+    /// Lets the pool's workers stop after the case each is on: verification is over.
+    pub fn stop_references(&mut self) {
+        if let Some(p) = self.pool.as_mut() {
+            p.stop();
+        }
+    }
+
     /// Whether the pool (if any) kept every case's reference.
     pub fn references_kept(&self) -> bool {
         self.pool.as_ref().is_none_or(|p| p.all_kept())

@@ -19,18 +19,20 @@ use superopt_verify::{judge, SeedFigures, Tolerance};
 use superopt_worker::protocol::{Backend, Case, DeviceKind};
 
 pub fn verify(run: &mut Run) {
-    let deadline = run.budget.verify_deadline();
     note_reference_device(run);
     let all = cases(&run.seeds);
     let mut progress: Vec<Progress> = order(run).into_iter().map(Progress::new).collect();
+    let mut ran_out = false;
     loop {
         progress.retain(|p| p.open(run.entry(p.id)));
         let Some(first) = progress.first() else { break };
+        let deadline = run.budget.verify_deadline();
         if Instant::now() > deadline {
             for p in &progress {
                 let size = Size::ALL[p.size];
                 run.entry_mut(p.id).drop_with(format!("at {size}: {OUT_OF_TIME}"));
             }
+            ran_out = true;
             break;
         }
         match pick(&progress, |size, k| run.session.reference_ready(size, all[k])) {
@@ -38,11 +40,18 @@ pub fn verify(run: &mut Run) {
             None => {
                 let size = Size::ALL[first.size];
                 run.say(&format!("waiting for the float64 references at {size}"));
-                run.session.await_reference(deadline);
+                let waiting = Instant::now();
+                run.session.await_reference(run.budget.last_verify_deadline());
+                run.budget.waited_for_references(waiting.elapsed());
             }
         }
     }
-    if run.session.pool.is_some() && !run.session.references_kept() {
+    run.session.stop_references();
+    if !run.budget.waited.is_zero() {
+        let waited = run.budget.waited.as_secs_f64();
+        run.notes.push(format!("verification waited {waited:.0}s for the float64 references (not counted in the time budget)"));
+    }
+    if ran_out && run.session.pool.is_some() && !run.session.references_kept() {
         let took = run.budget.start.elapsed().as_secs();
         let budget = run.budget.total.as_secs();
         run.notes.push(format!(

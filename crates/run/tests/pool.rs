@@ -58,3 +58,26 @@ fn a_run_verifies_beside_the_pool() {
     let dropped: Vec<_> = c.candidates.iter().filter_map(|k| k.dropped.as_deref()).collect();
     assert!(dropped.iter().all(|d| !d.contains("time budget")), "{dropped:?}");
 }
+
+/// A run whose references come slower than its budget: the time verification waits for
+/// them is not counted, so every candidate is still judged, and the notes say how long.
+#[test]
+fn waiting_for_references_does_not_drop_candidates() {
+    std::env::set_var("SUPEROPT_REFERENCE_WORKERS", "2");
+    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/harnesses/pool/slow_reference.py");
+    let session = SessionConfig { harness, python: None, request_timeout: Duration::from_secs(120) };
+    let config = superopt_run::Config {
+        session,
+        objective: superopt_bench::Objective::All,
+        tolerance: Tolerance::Relative,
+        time_budget: Duration::from_secs(10),
+        seeds: 2,
+    };
+    let outcome = superopt_run::optimize(&config, &|_| {}).expect("the run ends");
+    let superopt_run::Outcome::Done(done) = outcome else { panic!("the run traces and verifies") };
+    let c = &done.capsule;
+    assert!(c.notes.iter().any(|n| n.contains("waited") && n.contains("not counted")), "{:?}", c.notes);
+    assert!(c.candidates[0].verified, "the round trip: {:?}", c.candidates[0].dropped);
+    let dropped: Vec<_> = c.candidates.iter().filter_map(|k| k.dropped.as_deref()).collect();
+    assert!(dropped.iter().all(|d| !d.contains("time budget")), "{dropped:?}");
+}
