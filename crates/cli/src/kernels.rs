@@ -35,12 +35,7 @@ pub fn command(a: KernelsArgs) -> Result<ExitCode> {
         println!("// {r}");
     }
     for k in &calls {
-        let text = match target {
-            Target::Cuda => superopt_kernel::cuda::source(&k.kernel),
-            Target::Metal => superopt_kernel::metal::source(&k.kernel),
-            Target::Mlx => superopt_kernel::reference::launcher(&k.kernel, 0),
-        };
-        println!("\n// kernel {}\n{text}", k.kernel.name);
+        println!("\n// kernel {}\n{}", k.name(), k.source(target));
     }
     if let Some(out) = &a.output {
         let consts = format!("{}.safetensors", out.file_stem().map_or("kernels".into(), |x| x.to_string_lossy()));

@@ -105,3 +105,62 @@ fn a_kernel_with_a_wrong_constant_is_rejected() {
     assert_ne!(o.status.code(), Some(0), "eps 1e-4 in the kernel must be rejected: {stdout}");
     assert!(stdout.contains("FAILED"), "{stdout}");
 }
+
+#[test]
+fn quantized_experts_lower_to_a_swiglu_kernel_and_a_product() {
+    let out = kernels("tests/harnesses/kernels/quantized_experts.py", "cuda");
+    assert!(out.starts_with("// 2 kernels"), "{out}");
+    assert!(
+        out.contains("(quantized, cuda): silu(gather_qmm(gate)) * gather_qmm(up), 8 bits in groups of 32"),
+        "{out}"
+    );
+    assert!(out.contains("(quantized, cuda): gather_qmm, 8 bits"), "{out}");
+    assert!(out.contains("acc0 * so_sigmoid(acc0) * acc1"), "{out}");
+    let metal = kernels("tests/harnesses/kernels/quantized_experts.py", "metal");
+    assert!(metal.contains("simd_sum(acc1)"), "{metal}");
+}
+
+/// Up on other experts than gate, and a gate that is also returned: no fused SwiGLU.
+#[test]
+fn a_gate_up_pair_that_differs_is_not_fused() {
+    let out = kernels("tests/harnesses/kernels/quantized_experts_near_miss.py", "cuda");
+    assert!(!out.contains("silu(gather_qmm(gate))"), "{out}");
+    assert!(out.contains("(quantized, cuda): gather_qmm, 4 bits"), "{out}");
+}
+
+#[test]
+fn quantized_kernels_compute_what_fn_computes() {
+    let c = run_with_mlx_kernels("tests/harnesses/kernels/quantized_experts.py");
+    let candidates = c["candidates"].as_array().unwrap();
+    let k = candidates.iter().find(|k| k["name"].as_str().unwrap().ends_with("+kernels")).expect("a kernel candidate");
+    assert_eq!(k["verified"], true, "{k}");
+    assert!(k["metal"].as_str().unwrap().contains("simd_sum(acc0)"), "{k}");
+}
+
+/// The fused kernel's meaning with gate and up swapped, and with the wrong group size,
+/// does not pass verification.
+#[test]
+fn a_quantized_kernel_with_swapped_weights_or_groups_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("k.py");
+    let h = harness("tests/harnesses/kernels/quantized_experts.py");
+    let o = superopt(&["kernels", h.to_str().unwrap(), "--target", "mlx", "-o", module.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let verify = |path: &std::path::Path| superopt(&["verify", h.to_str().unwrap(), path.to_str().unwrap()]);
+    assert_eq!(verify(&module).status.code(), Some(0), "the kernels as lowered: {:?}", text(&verify(&module)));
+    let source = std::fs::read_to_string(&module).unwrap();
+    let gate = "gate = mx.gather_qmm(x, w0, s0, b0,";
+    let up = "up = mx.gather_qmm(x, w1, s1, b1,";
+    assert!(source.contains(gate) && source.contains(up), "{source}");
+    let swapped =
+        source.replace(gate, "gate = mx.gather_qmm(x, w1, s1, b1,").replace(up, "up = mx.gather_qmm(x, w0, s0, b0,");
+    let regrouped = source.replacen("group_size=32, bits=8)", "group_size=64, bits=8)", 1);
+    for (name, text_) in [("swapped", swapped), ("regrouped", regrouped)] {
+        let wrong = dir.path().join(format!("{name}.py"));
+        std::fs::write(&wrong, text_).unwrap();
+        let o = verify(&wrong);
+        let (stdout, stderr) = text(&o);
+        assert_ne!(o.status.code(), Some(0), "{name} must be rejected: {stdout}");
+        assert!(stdout.contains("FAILED") || stdout.contains("rejected"), "{name}: {stdout}\n{stderr}");
+    }
+}

@@ -496,9 +496,11 @@ impl Kernels {
         self.calls.iter().position(|k| *k == c)
     }
 
-    /// `_k{i}(shape, inputs...)`, the shape taken from the first full-size input.
+    /// `_k{i}(shape, inputs...)` for a row kernel, the shape taken from the first full-size
+    /// input; `_k{i}(inputs...)` for a quantized one.
     fn call(&self, i: usize, ins: &[String]) -> String {
-        let full = self.calls[i].kernel.inputs.iter().position(|o| o.layout == Layout::Full).unwrap_or(0);
+        let Some(k) = self.calls[i].rows() else { return format!("_k{i}({})", ins.join(", ")) };
+        let full = k.inputs.iter().position(|o| o.layout == Layout::Full).unwrap_or(0);
         format!("_k{i}({}.shape, {})", ins[full], ins.join(", "))
     }
 
@@ -506,7 +508,7 @@ impl Kernels {
         let Some(target) = self.target() else { return String::new() };
         let mut s = launch::preamble(target);
         for (i, c) in self.calls.iter().enumerate() {
-            s.push_str(&launch::launcher(&c.kernel, i, c.target, &c.table()));
+            s.push_str(&c.launcher(i));
         }
         s
     }

@@ -59,6 +59,18 @@ __device__ __forceinline__ float so_row_reduce(float v, float* scratch, F op, fl
   }
   return v;
 }
+
+// superopt: 8 packed values (BITS bytes, little-endian) of a quantized row.
+template <int BITS>
+__device__ __forceinline__ unsigned long long so_chunk(const unsigned char* row, int c) {
+  if (BITS == 2) return *reinterpret_cast<const unsigned short*>(row + 2 * c);
+  if (BITS == 4) return *reinterpret_cast<const unsigned int*>(row + 4 * c);
+  if (BITS == 8) return *reinterpret_cast<const unsigned long long*>(row + 8 * c);
+  unsigned long long v = 0;
+#pragma unroll
+  for (int b = 0; b < BITS; ++b) v |= (unsigned long long)row[BITS * c + b] << (8 * b);
+  return v;
+}
 "#;
 
 /// `fast`: every output is 16-bit, so float32 intermediates may take the shorter
@@ -149,7 +161,7 @@ pub fn source(k: &Kernel) -> String {
 
 // What MLX's CUDA backend makes of a body, for compiling it without MLX.
 
-fn ctype(d: Dtype) -> &'static str {
+pub fn ctype(d: Dtype) -> &'static str {
     match d {
         Dtype::Float32 => "float",
         Dtype::Bfloat16 => "__nv_bfloat16",
@@ -194,6 +206,7 @@ const MLX_PRELUDE: &str = r#"
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define MAX_NDIM 8
+typedef unsigned int uint32_t;
 struct Shape { int v[MAX_NDIM]; __device__ int operator[](int i) const { return v[i]; } };
 struct Strides { long long v[MAX_NDIM]; __device__ long long operator[](int i) const { return v[i]; } };
 "#;

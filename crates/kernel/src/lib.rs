@@ -12,6 +12,7 @@ pub mod library;
 pub mod lower;
 pub mod metal;
 pub mod params;
+pub mod quantized;
 pub mod reference;
 
 pub use ir::{Binary, Builder, Form, Kernel, Layout, Op, Reduce, Unary};
@@ -42,9 +43,19 @@ impl Target {
 /// API, and the launch parameters picked on the device for the shapes it ran at.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Call {
-    pub kernel: Kernel,
+    pub body: Body,
     pub target: Target,
     pub tuned: Vec<Tuned>,
+}
+
+/// What a generated kernel computes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    /// An elementwise chain or row reduction of the kernel IR ([`ir`]).
+    Rows(Kernel),
+    /// Gathered quantized products ([`quantized`]).
+    Quantized(quantized::Quantized),
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -67,6 +78,42 @@ impl Call {
         match (node.op, node.args.first()) {
             (Self::OP, Some(superopt_ir::Arg::Str(json))) => serde_json::from_str(json).ok(),
             _ => None,
+        }
+    }
+
+    /// The row kernel, where the call is one.
+    pub fn rows(&self) -> Option<&Kernel> {
+        match &self.body {
+            Body::Rows(k) => Some(k),
+            Body::Quantized(_) => None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match &self.body {
+            Body::Rows(k) => &k.name,
+            Body::Quantized(q) => &q.name,
+        }
+    }
+
+    /// The kernel's source for `target` (for the plain-MLX form, its Python).
+    pub fn source(&self, target: Target) -> String {
+        match (&self.body, target) {
+            (Body::Rows(k), Target::Cuda) => cuda::source(k),
+            (Body::Rows(k), Target::Metal) => metal::source(k),
+            (Body::Rows(k), Target::Mlx) => reference::launcher(k, 0),
+            (Body::Quantized(q), Target::Cuda) => quantized::cuda_source(q),
+            (Body::Quantized(q), Target::Metal) => quantized::metal_source(q),
+            (Body::Quantized(q), Target::Mlx) => quantized::mlx_launcher(q, 0),
+        }
+    }
+
+    /// Python defining `_k{index}` for the call's target (see [`launch::launcher`],
+    /// [`quantized::launcher`]).
+    pub fn launcher(&self, index: usize) -> String {
+        match &self.body {
+            Body::Rows(k) => launch::launcher(k, index, self.target, &self.table()),
+            Body::Quantized(q) => quantized::launcher(q, index, self.target),
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! It may touch: unary/binary/select primitives on float arrays, float casts, `Broadcast`
 //! to the region's shape, sum/max/min `Reduce` over the last axis, `Softmax`,
-//! `LogSumExp`, `RMSNorm`, `LayerNorm`. Everything else stays as it is. A region's
+//! `LogSumExp`, `RMSNorm`, `LayerNorm`; and, through [`crate::quantized::lower`], affine
+//! `GatherQMM` with a SwiGLU over gate/up pairs. Everything else stays as it is. A region's
 //! operands must each be the region's full shape, one value per row, one per column
 //! or a scalar; its results full or one per row.
 
@@ -23,6 +24,21 @@ pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
 /// [`lower`], given until `deadline`: `None` (and `p` as it was) where lowering outlasts it,
 /// as on the tens of thousands of nodes of an unrolled recurrence.
 pub fn lower_until(p: &mut Program, target: Target, deadline: Option<Instant>) -> Option<Vec<String>> {
+    // Quantized products first: their SwiGLU would otherwise become an elementwise kernel.
+    let before = p.clone();
+    let mut lines = crate::quantized::lower::lower(p, target);
+    match rows_until(p, target, deadline) {
+        Some(rows) => lines.extend(rows),
+        None => {
+            *p = before;
+            return None;
+        }
+    }
+    Some(lines)
+}
+
+/// The row kernels of [`lower_until`].
+fn rows_until(p: &mut Program, target: Target, deadline: Option<Instant>) -> Option<Vec<String>> {
     let late = || deadline.is_some_and(|d| Instant::now() >= d);
     let mut kernels: Vec<Lowered> = vec![];
     for (r, (space, members)) in regions(p, &late)?.into_iter().enumerate() {
@@ -32,7 +48,7 @@ pub fn lower_until(p: &mut Program, target: Target, deadline: Option<Instant>) -
         let Ok((kernel, inputs, outputs)) = build(p, &space, &members, &format!("r{r}")) else { continue };
         let form = if kernel.form == Form::Rows { "rows" } else { "elementwise" };
         let line = format!("kernel ({form}, {target:?}): {}", describe(p, &members)).to_lowercase();
-        let call = Call { kernel, target, tuned: vec![] };
+        let call = Call { body: crate::Body::Rows(kernel), target, tuned: vec![] };
         let node = Node { op: Call::OP, args: vec![call.to_arg()], inputs, outputs };
         kernels.push(Lowered { node, members, line });
     }
@@ -530,8 +546,8 @@ mod tests {
         let made = lower(&mut p, Target::Cuda);
         assert_eq!(made, ["kernel (rows, cuda): exp, reduce, divide"]);
         let call = Call::of_node(&p.nodes[0]).unwrap();
-        assert_eq!(call.kernel.reductions(), 1);
-        assert_eq!(call.kernel.outputs.len(), 1);
+        assert_eq!(call.rows().unwrap().reductions(), 1);
+        assert_eq!(call.rows().unwrap().outputs.len(), 1);
     }
 
     #[test]
@@ -593,7 +609,7 @@ mod tests {
         let made = lower(&mut p, Target::Cuda);
         assert_eq!(made.len(), 1);
         let call = Call::of_node(&p.nodes[0]).unwrap();
-        assert_eq!(call.kernel.outputs.len(), 2);
+        assert_eq!(call.rows().unwrap().outputs.len(), 2);
         assert!(in_order(&p));
     }
 }

@@ -157,3 +157,30 @@ fn the_check_fails_where_it_should() {
     let (_, stores, _, _) = resources(&log, "so_check_0");
     assert!(stores > 0, "{log}");
 }
+
+/// The quantized products (gate/up with SwiGLU, and one product) compile for sm_90 at
+/// every width MLX packs, in every float dtype, without spilling.
+#[test]
+fn quantized_products_compile_for_sm90_without_spilling() {
+    use superopt_kernel::quantized::{self, Epilogue, Quantized};
+    let mut functions = String::new();
+    let mut names = vec![];
+    for bits in Quantized::BITS {
+        for (dtype, epilogue) in [
+            (Dtype::Bfloat16, Epilogue::SwiGlu),
+            (Dtype::Float32, Epilogue::Product),
+            (Dtype::Float16, Epilogue::SwiGlu),
+        ] {
+            let q = Quantized::new("q", (bits, 64), (2048, 768), epilogue, (dtype, dtype)).unwrap();
+            let name = format!("so_q_{}", names.len());
+            functions += &quantized::mlx_function(&name, &q, 1, 4);
+            names.push((name, format!("{bits} bits {} {epilogue:?}", dtype.name())));
+        }
+    }
+    let Some((ok, log)) = compile(&cuda::mlx_module(&functions)) else { return };
+    assert!(ok, "the quantized products do not compile:\n{log}");
+    for (name, what) in &names {
+        let (stack, stores, loads, _) = resources(&log, name);
+        assert_eq!((stack, stores, loads), (0, 0, 0), "{what}: stack/spills");
+    }
+}

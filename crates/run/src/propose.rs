@@ -115,6 +115,6 @@ pub fn metal_source(c: &Candidate) -> Option<String> {
     if calls.is_empty() || calls.iter().all(|k| k.target == Target::Metal) {
         return None;
     }
-    let each = calls.iter().map(|k| format!("// {}\n{}", k.kernel.name, superopt_kernel::metal::source(&k.kernel)));
+    let each = calls.iter().map(|k| format!("// {}\n{}", k.name(), k.source(Target::Metal)));
     Some(each.collect::<Vec<_>>().join("\n"))
 }

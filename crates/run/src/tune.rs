@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use superopt_bench::Size;
 use superopt_ir::Dtype;
-use superopt_kernel::{params, Call, LaunchShape, Params, Tuned};
+use superopt_kernel::{params, Call, Kernel, LaunchShape, Params, Target, Tuned};
 use superopt_search::Candidate;
 use superopt_worker::protocol::{ArrayType, KernelLaunches, Launch, ProgramId, Tune};
 use superopt_worker::WorkerError;
@@ -55,9 +55,9 @@ impl TuneCache {
     }
 }
 
-fn cache_key(call: &Call, s: &LaunchShape) -> String {
+fn cache_key(k: &Kernel, target: Target, s: &LaunchShape) -> String {
     let dtypes: Vec<&str> = s.dtypes.iter().map(|d| d.name()).collect();
-    let digest = superopt_kernel::launch::source_digest(&call.kernel, call.target);
+    let digest = superopt_kernel::launch::source_digest(k, target);
     format!("{digest} {}x{} {}", s.rows, s.n, dtypes.join(","))
 }
 
@@ -79,21 +79,22 @@ fn tune_candidate(
         let launches = s.worker.call(&req, until(deadline, s.timeout))?.launches;
         for l in launches {
             let call = &calls[l.kernel];
+            let Some(k) = call.rows() else { continue }; // only row kernels have a launch space
             let n = *l.shape.last().unwrap_or(&1);
             let rows = l.shape.iter().product::<i64>() / n.max(1);
             if picked[l.kernel].iter().any(|t| t.rows == rows && t.n == n) {
                 continue;
             }
             let mut dtypes: Vec<Dtype> = l.inputs.iter().filter_map(|i| Dtype::parse(&i.dtype)).collect();
-            dtypes.extend(call.kernel.outputs.iter().map(|o| o.dtype));
+            dtypes.extend(k.outputs.iter().map(|o| o.dtype));
             let shape = LaunchShape { rows, n, dtypes };
-            let key = cache_key(call, &shape);
+            let key = cache_key(k, call.target, &shape);
             let (best, how) = match cache.entries.get(&key) {
                 Some(p) => (*p, "cached".to_string()),
                 None if Instant::now() > deadline => {
-                    (params::default(&call.kernel, &shape), "default: no time left to tune".to_string())
+                    (params::default(k, &shape), "default: no time left to tune".to_string())
                 }
-                None => match time_space(s, id, &l, call, &shape, deadline)? {
+                None => match time_space(s, id, &l, k, &shape, deadline)? {
                     Timed::Whole(p, secs, tried) => {
                         cache.entries.insert(key, p);
                         cache.save();
@@ -105,7 +106,7 @@ fn tune_candidate(
             };
             lines.push(format!(
                 "{} at {rows}x{n}: vec {}, {} threads, {} rows/block, unroll {} ({how})",
-                call.kernel.name, best.vec, best.threads, best.rows_per_block, best.unroll
+                k.name, best.vec, best.threads, best.rows_per_block, best.unroll
             ));
             picked[l.kernel].push(Tuned { rows, n, params: best });
         }
@@ -153,13 +154,13 @@ fn time_space(
     s: &mut Session,
     id: &ProgramId,
     l: &Launch,
-    call: &Call,
+    k: &Kernel,
     shape: &LaunchShape,
     deadline: Instant,
 ) -> Result<Timed, WorkerError> {
-    let space = params::space(&call.kernel, shape);
+    let space = params::space(k, shape);
     if space.is_empty() {
-        return Ok(Timed::Whole(params::default(&call.kernel, shape), f64::NAN, 0));
+        return Ok(Timed::Whole(params::default(k, shape), f64::NAN, 0));
     }
     let inputs: Vec<ArrayType> = l.inputs.clone();
     let until = until(deadline, s.timeout);
@@ -173,8 +174,8 @@ fn time_space(
     Ok(match best {
         Some((p, t)) if tried == space.len() => Timed::Whole(p, t, ran),
         Some((p, t)) => Timed::Part(p, t, ran, space.len()),
-        None if tried == 0 => Timed::None(params::default(&call.kernel, shape)),
-        None => return Err(failed(&call.kernel.name)),
+        None if tried == 0 => Timed::None(params::default(k, shape)),
+        None => return Err(failed(&k.name)),
     })
 }
 

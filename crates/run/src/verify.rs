@@ -49,7 +49,9 @@ pub fn verify(run: &mut Run) {
     run.session.stop_references();
     if !run.budget.waited.is_zero() {
         let waited = run.budget.waited.as_secs_f64();
-        run.notes.push(format!("verification waited {waited:.0}s for the float64 references (not counted in the time budget)"));
+        run.notes.push(format!(
+            "verification waited {waited:.0}s for the float64 references (not counted in the time budget)"
+        ));
     }
     if ran_out && run.session.pool.is_some() && !run.session.references_kept() {
         let took = run.budget.start.elapsed().as_secs();

@@ -361,7 +361,11 @@ mod tests {
     /// `p` with its nodes replaced by one `Kernel` node computing `k` from the input.
     fn as_kernel(p: &Program, k: superopt_kernel::Kernel) -> Program {
         let mut q = p.clone();
-        let call = superopt_kernel::Call { kernel: k, target: superopt_kernel::Target::Cuda, tuned: vec![] };
+        let call = superopt_kernel::Call {
+            body: superopt_kernel::Body::Rows(k),
+            target: superopt_kernel::Target::Cuda,
+            tuned: vec![],
+        };
         q.nodes = vec![Node { op: Op::Kernel, args: vec![call.to_arg()], inputs: vec![0], outputs: p.outputs.clone() }];
         q.constants.clear();
         q

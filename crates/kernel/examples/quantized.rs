@@ -1,0 +1,28 @@
+//! Prints a Python module with the quantized product kernels at Qwen3-30B-A3B's expert dims
+//! (gate/up with SwiGLU: K 2048, N 768; down: K 768, N 2048; 4-bit, groups of 64) for
+//! bfloat16 and float32, for timing them on a device by hand:
+//! `cargo run -p superopt-kernel --example quantized -- cuda > q.py`, then
+//! `python scripts/gpu-quantized-check.py q.py`.
+
+use superopt_ir::Dtype;
+use superopt_kernel::quantized::{launcher, Epilogue, Quantized};
+use superopt_kernel::{launch, Target};
+
+fn main() {
+    let target = match std::env::args().nth(1).as_deref() {
+        Some("metal") => Target::Metal,
+        Some("mlx") => Target::Mlx,
+        _ => Target::Cuda,
+    };
+    print!("import mlx.core as mx\n\n{}", launch::preamble(target));
+    let mut names = vec![];
+    for dtype in [Dtype::Bfloat16, Dtype::Float32] {
+        for (name, k, n, epilogue) in [("gate_up", 2048, 768, Epilogue::SwiGlu), ("down", 768, 2048, Epilogue::Product)]
+        {
+            let q = Quantized::new(name, (4, 64), (k, n), epilogue, (dtype, dtype)).expect("a valid product");
+            print!("{}", launcher(&q, names.len(), target));
+            names.push(format!("({name:?}, {:?}, {k}, {n}, _q{})", dtype.name(), names.len()));
+        }
+    }
+    println!("KERNELS = [{}]", names.join(", "));
+}

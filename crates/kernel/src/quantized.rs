@@ -1,0 +1,554 @@
+//! Quantized products as generated kernels: MLX's affine `gather_qmm` with `transpose=True`
+//! (each pair `p` multiplies row block `x[lhs[p]]` by the dequantized weights of expert
+//! `rhs[p]`), alone or as a gate/up pair that shares x and the indices with SwiGLU fused:
+//! `silu(x Wg^T) * (x Wu^T)` in one pass over both packed weights.
+//!
+//! One warp (simdgroup) computes one output column of one row: its lanes walk the packed
+//! row of the weights in chunks of 8 values (`bits` bytes: MLX packs every width as a
+//! little-endian bit stream), dequantize in registers as `scale * q + bias` per group,
+//! and accumulate in float32 as `scale * sum(q x) + bias * sum(x)`. Decode shapes (a few
+//! rows per expert) read each weight once; there the packed weights are the floor.
+
+use serde::{Deserialize, Serialize};
+use superopt_ir::Dtype;
+
+/// What follows the products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Epilogue {
+    /// One product, stored as it is.
+    Product,
+    /// Two products (gate, up) of the same x and indices: `silu(gate) * up`.
+    SwiGlu,
+}
+
+impl Epilogue {
+    pub fn products(self) -> usize {
+        match self {
+            Epilogue::Product => 1,
+            Epilogue::SwiGlu => 2,
+        }
+    }
+}
+
+/// A gathered quantized product kernel (see the module doc).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quantized {
+    pub name: String,
+    /// Bits per weight: 2, 3, 4, 5, 6 or 8.
+    pub bits: u32,
+    /// Weights per scale and bias: 32, 64 or 128.
+    pub group_size: u32,
+    /// The inner dimension (x's last axis) and the output's last axis.
+    pub k: i64,
+    pub n: i64,
+    pub epilogue: Epilogue,
+    /// The dtype of x and of the output (MLX's gather_qmm keeps x's).
+    pub dtype: Dtype,
+    /// The dtype of the scales and biases.
+    pub scales: Dtype,
+}
+
+/// Why a product cannot be a [`Quantized`] kernel.
+#[derive(Debug, PartialEq)]
+pub struct Unsupported(pub String);
+
+impl Quantized {
+    pub const BITS: [u32; 6] = [2, 3, 4, 5, 6, 8];
+    pub const GROUPS: [u32; 3] = [32, 64, 128];
+
+    /// Checks what the emitters assume: a width and group MLX defines, whole groups per
+    /// row, float dtypes.
+    pub fn new(
+        name: &str,
+        (bits, group_size): (u32, u32),
+        (k, n): (i64, i64),
+        epilogue: Epilogue,
+        (dtype, scales): (Dtype, Dtype),
+    ) -> Result<Quantized, Unsupported> {
+        let no = |why: String| Err(Unsupported(why));
+        if !Self::BITS.contains(&bits) || !Self::GROUPS.contains(&group_size) {
+            return no(format!("{bits} bits in groups of {group_size}"));
+        }
+        if k <= 0 || n <= 0 || k % group_size as i64 != 0 {
+            return no(format!("an inner dimension of {k} in groups of {group_size}"));
+        }
+        if !crate::ir::computable(dtype) || !crate::ir::computable(scales) {
+            return no(format!("{} inputs with {} scales", dtype.name(), scales.name()));
+        }
+        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, dtype, scales })
+    }
+
+    /// The kernel's input names, in launch order: x, lhs, rhs, then weights, scales and
+    /// biases of each product.
+    pub fn inputs(&self) -> Vec<String> {
+        let mut names: Vec<String> = ["x", "lhs", "rhs"].map(String::from).into();
+        for p in 0..self.epilogue.products() {
+            names.extend([format!("w{p}"), format!("s{p}"), format!("b{p}")]);
+        }
+        names
+    }
+
+    /// Packed bytes of one output column's weights.
+    pub fn row_bytes(&self) -> i64 {
+        self.k * self.bits as i64 / 8
+    }
+}
+
+/// The body for `mx.fast.cuda_kernel`, with [`crate::cuda::HEADER`] and the template
+/// constants `T` (x), `S` (scales), `O` (out), `K`, `N`, `M` (rows per pair), `WARPS`.
+pub fn cuda_source(q: &Quantized) -> String {
+    let swiglu = q.epilogue == Epilogue::SwiGlu;
+    let mut s = String::new();
+    s.push_str(&format!(
+        "  // {}: {} bits, groups of {}, K = {}, N = {}{}\n",
+        q.name,
+        q.bits,
+        q.group_size,
+        q.k,
+        q.n,
+        if swiglu { ", silu(gate) * up" } else { "" }
+    ));
+    s.push_str(&format!("  constexpr int BITS = {};\n  constexpr int GROUP = {};\n", q.bits, q.group_size));
+    s.push_str(
+        r#"  constexpr int CHUNKS = K / 8;  // 8 values in BITS bytes
+  constexpr unsigned long long MASK = (1ull << BITS) - 1;
+  const int lane = threadIdx.x & 31;
+  const int n = blockIdx.y * WARPS + (threadIdx.x >> 5);
+  const size_t row = blockIdx.x;  // pair * M + m
+  if (n >= N) return;
+  const size_t pair = row / M, m = row % M;
+  const size_t e = rhs[pair];
+  const T* xr = x + (size_t(lhs[pair]) * M + m) * K;
+  const size_t col = e * N + n;
+"#,
+    );
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!(
+            "  const unsigned char* w{p}r = reinterpret_cast<const unsigned char*>(w{p}) + col * (K * BITS / 8);\n  \
+             const S* s{p}r = s{p} + col * (K / GROUP);\n  const S* b{p}r = b{p} + col * (K / GROUP);\n  float acc{p} = 0.0f;\n"
+        ));
+    }
+    s.push_str(
+        r#"  for (int c = lane; c < CHUNKS; c += 32) {
+    float xs[8];
+    float sx = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) { xs[i] = so_to_float(xr[c * 8 + i]); sx += xs[i]; }
+    const int g = (c * 8) / GROUP;
+"#,
+    );
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!(
+            "    {{ const unsigned long long v = so_chunk<BITS>(w{p}r, c); float qx = 0.0f;\n#pragma unroll\n      \
+             for (int i = 0; i < 8; ++i) qx += float((v >> (BITS * i)) & MASK) * xs[i];\n      \
+             acc{p} += so_to_float(s{p}r[g]) * qx + so_to_float(b{p}r[g]) * sx; }}\n"
+        ));
+    }
+    s.push_str("  }\n");
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!("  for (int o = 16; o > 0; o >>= 1) acc{p} += __shfl_xor_sync(0xffffffffu, acc{p}, o);\n"));
+    }
+    let value = if swiglu { "acc0 * so_sigmoid(acc0) * acc1" } else { "acc0" };
+    s.push_str(&format!("  if (lane == 0) out[row * N + n] = so_from_float<O>({value});\n"));
+    s
+}
+
+/// What MLX's CUDA backend wraps around [`cuda_source`] for `m` rows per pair and
+/// `warps` warps per block, for compiling it without MLX (see [`crate::cuda::mlx_module`]).
+pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32) -> String {
+    let c = |d: Dtype| crate::cuda::ctype(d);
+    let mut params =
+        vec![format!("const {}* x", c(q.dtype)), "const uint32_t* lhs".into(), "const uint32_t* rhs".into()];
+    for p in 0..q.epilogue.products() {
+        params.push(format!("const uint32_t* w{p}"));
+        params.push(format!("const {}* s{p}", c(q.scales)));
+        params.push(format!("const {}* b{p}", c(q.scales)));
+    }
+    params.push(format!("{}* out", c(q.dtype)));
+    let consts = [
+        format!("using T = {};", c(q.dtype)),
+        format!("using S = {};", c(q.scales)),
+        format!("using O = {};", c(q.dtype)),
+        format!("constexpr int K = {};", q.k),
+        format!("constexpr int N = {};", q.n),
+        format!("constexpr int M = {m};"),
+        format!("constexpr int WARPS = {warps};"),
+    ];
+    format!(
+        "__global__ void {name}(\n    {}) {{\n  {}\n{}\n}}\n",
+        params.join(",\n    "),
+        consts.join("\n  "),
+        cuda_source(q)
+    )
+}
+
+/// The body for `mx.fast.metal_kernel`, with [`crate::metal::HEADER`]: the same walk,
+/// one simdgroup per output column.
+pub fn metal_source(q: &Quantized) -> String {
+    let swiglu = q.epilogue == Epilogue::SwiGlu;
+    let mut s = String::new();
+    s.push_str(&format!("  constexpr int BITS = {};\n  constexpr int GROUP = {};\n", q.bits, q.group_size));
+    s.push_str(
+        r#"  constexpr int CHUNKS = K / 8;
+  constexpr ulong MASK = (1ul << BITS) - 1;
+  const uint lane = thread_index_in_simdgroup;
+  const int n = threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup;
+  const size_t row = threadgroup_position_in_grid.x;
+  if (n >= N) return;
+  const size_t pair = row / M, m = row % M;
+  const size_t e = rhs[pair];
+  const device T* xr = x + (size_t(lhs[pair]) * M + m) * K;
+  const size_t col = e * N + n;
+"#,
+    );
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!(
+            "  const device uchar* w{p}r = (const device uchar*)(w{p}) + col * (K * BITS / 8);\n  \
+             const device S* s{p}r = s{p} + col * (K / GROUP);\n  const device S* b{p}r = b{p} + col * (K / GROUP);\n  float acc{p} = 0.0f;\n"
+        ));
+    }
+    s.push_str(
+        r#"  for (int c = lane; c < CHUNKS; c += 32) {
+    float xs[8];
+    float sx = 0.0f;
+    for (int i = 0; i < 8; ++i) { xs[i] = float(xr[c * 8 + i]); sx += xs[i]; }
+    const int g = (c * 8) / GROUP;
+"#,
+    );
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!(
+            "    {{ ulong v = 0; for (int b = 0; b < BITS; ++b) v |= ulong(w{p}r[BITS * c + b]) << (8 * b);\n      \
+             float qx = 0.0f; for (int i = 0; i < 8; ++i) qx += float((v >> (BITS * i)) & MASK) * xs[i];\n      \
+             acc{p} += float(s{p}r[g]) * qx + float(b{p}r[g]) * sx; }}\n"
+        ));
+    }
+    s.push_str("  }\n");
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!("  acc{p} = simd_sum(acc{p});\n"));
+    }
+    let value = if swiglu { "acc0 * so_sigmoid(acc0) * acc1" } else { "acc0" };
+    s.push_str(&format!("  if (lane == 0) out[row * N + n] = O({value});\n"));
+    s
+}
+
+/// Python defining `_k{index}(x, lhs, rhs, w0, s0, b0, ..., warps=None)` for `target`:
+/// x of shape `[..., M, K]` (its batch flattened), the indices of one shape `P`, the
+/// output `P + [M, N]`. One block of `warps` warps per `warps` output columns of a row; rows along x
+/// (CUDA allows 65535 blocks along y).
+/// Needs the module's `_KERNEL_HEADER` ([`crate::launch::preamble`]).
+pub fn launcher(q: &Quantized, index: usize, target: crate::Target) -> String {
+    let (make, source) = match target {
+        crate::Target::Cuda => ("mx.fast.cuda_kernel", cuda_source(q)),
+        crate::Target::Metal => ("mx.fast.metal_kernel", metal_source(q)),
+        crate::Target::Mlx => return mlx_launcher(q, index),
+    };
+    let ins = q.inputs();
+    let quoted: Vec<String> = ins.iter().map(|n| format!("{n:?}")).collect();
+    format!(
+        r#"_K{index}_SOURCE = r"""
+{source}"""
+_K{index} = None  # made at the first call: only a GPU backend can
+
+
+def _k{index}({args}, warps=None):
+    """{name}: {what}."""
+    global _K{index}
+    if _K{index} is None:
+        _K{index} = {make}(
+            name="superopt_{name}_{digest}",
+            input_names=[{quoted}],
+            output_names=["out"],
+            source=_K{index}_SOURCE,
+            header=_KERNEL_HEADER,
+        )
+    m, k = x.shape[-2], x.shape[-1]
+    warps = warps or 4
+    threads = 32 * warps
+    blocks = -(-{n} // warps)
+    rows = lhs.size * m
+    (out,) = _K{index}(
+        inputs=[x.reshape(-1, m, k), lhs.flatten(), rhs.flatten(), {weights}],
+        template=[("T", x.dtype), ("S", s0.dtype), ("O", x.dtype), ("K", k), ("N", {n}), ("M", m), ("WARPS", warps)],
+        grid=(rows * threads, blocks, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[tuple(lhs.shape) + (m, {n})],
+        output_dtypes=[x.dtype],
+    )
+    return out
+
+
+"#,
+        args = ins.join(", "),
+        name = q.name,
+        what = describe(q),
+        digest = digest(&source),
+        quoted = quoted.join(", "),
+        n = q.n,
+        weights = ins[3..].join(", "),
+    )
+}
+
+/// One line on what `q` computes.
+pub fn describe(q: &Quantized) -> String {
+    let what = match q.epilogue {
+        Epilogue::Product => "gather_qmm",
+        Epilogue::SwiGlu => "silu(gather_qmm(gate)) * gather_qmm(up)",
+    };
+    format!("{what}, {} bits in groups of {}, K = {}, N = {}, {}", q.bits, q.group_size, q.k, q.n, q.dtype.name())
+}
+
+/// A short digest of a kernel's source: MLX caches compiled kernels by name.
+fn digest(source: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let text = format!("{}{source}", crate::cuda::HEADER);
+    Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The kernel's meaning in plain MLX: `mx.gather_qmm` per product, SwiGLU in float32 as
+/// the GPU code computes it. A function `_k{index}(x, lhs, rhs, w0, s0, b0, ...)`.
+pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
+    let args = q.inputs().join(", ");
+    let product = |p: usize| {
+        format!(
+            "mx.gather_qmm(x, w{p}, s{p}, b{p}, lhs_indices=lhs, rhs_indices=rhs, transpose=True, \
+             group_size={}, bits={}).astype(mx.float32)",
+            q.group_size, q.bits
+        )
+    };
+    let value = match q.epilogue {
+        Epilogue::Product => format!("    out = {}\n", product(0)),
+        Epilogue::SwiGlu => {
+            format!("    gate = {}\n    up = {}\n    out = gate * mx.sigmoid(gate) * up\n", product(0), product(1))
+        }
+    };
+    format!(
+        "def _k{index}({args}, warps=None):\n    \"\"\"{}: its meaning in plain MLX.\"\"\"\n{value}    return out.astype(x.dtype)\n\n\n",
+        q.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moe(bits: u32) -> Quantized {
+        Quantized::new("gate_up", (bits, 64), (2048, 768), Epilogue::SwiGlu, (Dtype::Bfloat16, Dtype::Bfloat16))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_widths_and_groups_mlx_defines_are_kernels() {
+        assert!(Quantized::new("q", (7, 64), (128, 8), Epilogue::Product, (Dtype::Float32, Dtype::Float32)).is_err());
+        assert!(Quantized::new("q", (4, 48), (96, 8), Epilogue::Product, (Dtype::Float32, Dtype::Float32)).is_err());
+        assert!(Quantized::new("q", (4, 64), (96, 8), Epilogue::Product, (Dtype::Float32, Dtype::Float32)).is_err());
+        assert!(Quantized::new("q", (4, 64), (128, 8), Epilogue::Product, (Dtype::Float64, Dtype::Float32)).is_err());
+        assert!(Quantized::new("q", (3, 32), (96, 8), Epilogue::Product, (Dtype::Float32, Dtype::Float16)).is_ok());
+    }
+
+    #[test]
+    fn a_gate_up_pair_reads_both_weights_in_one_pass() {
+        let q = moe(4);
+        assert_eq!(q.inputs(), ["x", "lhs", "rhs", "w0", "s0", "b0", "w1", "s1", "b1"]);
+        assert_eq!(q.row_bytes(), 1024);
+        for src in [cuda_source(&q), metal_source(&q)] {
+            assert_eq!(src.matches("for (int c = lane; c < CHUNKS; c += 32)").count(), 1, "{src}");
+            assert!(src.contains("acc0 * so_sigmoid(acc0) * acc1"), "{src}");
+        }
+        let single = Quantized { epilogue: Epilogue::Product, ..q };
+        assert!(!cuda_source(&single).contains("acc1"));
+        assert!(mlx_launcher(&single, 0).contains("out = mx.gather_qmm(x, w0, s0, b0"));
+    }
+}
+
+/// Lowering: each gate/up pair of `GatherQMM`s (affine, `transpose=True`, the same x and
+/// indices, used only by `silu(gate) * up`) becomes one [`Epilogue::SwiGlu`] kernel node,
+/// and each other such `GatherQMM` an [`Epilogue::Product`] node. It may touch only those
+/// nodes and the `Sigmoid` and `Multiply` of the SwiGLU; identical index nodes are merged
+/// first (a trace builds the same `arange` once per product). One line per kernel made.
+pub mod lower {
+    use super::{Epilogue, Quantized};
+    use crate::{Body, Call, Target};
+    use std::collections::BTreeSet;
+    use superopt_ir::{Arg, Dtype, Node, Op, Program, ValueId};
+
+    pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
+        if !p.nodes.iter().any(|n| n.op == Op::GatherQMM) {
+            return vec![];
+        }
+        superopt_ir::passes::common_subexpressions(p);
+        let mut made: Vec<(Node, Vec<usize>)> = vec![];
+        let mut taken: BTreeSet<usize> = BTreeSet::new();
+        for i in 0..p.nodes.len() {
+            if let Some((node, members)) = swiglu(p, i, target, made.len()) {
+                if members.iter().all(|m| !taken.contains(m)) {
+                    taken.extend(members.iter().copied());
+                    made.push((node, members));
+                }
+            }
+        }
+        for i in 0..p.nodes.len() {
+            if taken.contains(&i) {
+                continue;
+            }
+            if let Some(q) = product(p, i).and_then(|s| s.kernel(&format!("q{}", made.len()), Epilogue::Product)) {
+                let n = &p.nodes[i];
+                let node = kernel_node(q, target, vec![n.inputs[0], n.inputs[4], n.inputs[5]], &[n], n.outputs[0]);
+                taken.insert(i);
+                made.push((node, vec![i]));
+            }
+        }
+        let lines = made
+            .iter()
+            .map(|(n, _)| format!("kernel (quantized, {target:?}): {}", describe(n)).to_lowercase())
+            .collect();
+        replace(p, made);
+        lines
+    }
+
+    fn describe(n: &Node) -> String {
+        Call::of_node(n)
+            .map(|c| match c.body {
+                Body::Quantized(q) => super::describe(&q),
+                Body::Rows(k) => k.name,
+            })
+            .unwrap_or_default()
+    }
+
+    /// A `GatherQMM` the kernel computes: its shape and packing.
+    struct Spec {
+        bits: u32,
+        group: u32,
+        k: i64,
+        n: i64,
+        dtype: Dtype,
+        scales: Dtype,
+    }
+
+    impl Spec {
+        fn kernel(&self, name: &str, epilogue: Epilogue) -> Option<Quantized> {
+            Quantized::new(name, (self.bits, self.group), (self.k, self.n), epilogue, (self.dtype, self.scales)).ok()
+        }
+
+        fn same(&self, o: &Spec) -> bool {
+            (self.bits, self.group, self.k, self.n, self.dtype, self.scales)
+                == (o.bits, o.group, o.k, o.n, o.dtype, o.scales)
+        }
+    }
+
+    fn int(n: &Node, i: usize) -> Option<i64> {
+        n.args.get(i)?.int()?.as_const()
+    }
+
+    fn flag(n: &Node, i: usize) -> Option<bool> {
+        match n.args.get(i)? {
+            Arg::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// Node `i` as a kernel's product: `GatherQMM(x, w, scales, biases, lhs, rhs)`, affine
+    /// (mode 0), transposed, uint32 indices of one shape, float x of the output's dtype.
+    fn product(p: &Program, i: usize) -> Option<Spec> {
+        let n = &p.nodes[i];
+        if n.op != Op::GatherQMM || n.inputs.len() != 6 || n.outputs.len() != 1 {
+            return None;
+        }
+        let (group, bits, mode) = (int(n, 0)?, int(n, 1)?, int(n, 2)?);
+        if mode != 0 || !flag(n, 3)? {
+            return None;
+        }
+        let v = |k: usize| p.value(n.inputs[k]);
+        let (x, w, s, b, lhs, rhs, out) = (v(0), v(1), v(2), v(3), v(4), v(5), p.value(n.outputs[0]));
+        let k = *x.shape.last()?;
+        let rank = w.shape.len();
+        let packed_ok = rank >= 3 && w.dtype == Dtype::Uint32 && w.shape[rank - 1] * 32 == k * bits;
+        let groups = [w.shape[..rank - 1].to_vec(), vec![k / group.max(1)]].concat();
+        let index_ok = lhs.dtype == Dtype::Uint32 && rhs.dtype == Dtype::Uint32 && lhs.shape == rhs.shape;
+        let ok =
+            packed_ok && s.shape == groups && b.shape == groups && s.dtype == b.dtype && index_ok && x.shape.len() >= 2;
+        if !ok || out.dtype != x.dtype {
+            return None;
+        }
+        let spec =
+            Spec { bits: bits as u32, group: group as u32, k, n: w.shape[rank - 2], dtype: x.dtype, scales: s.dtype };
+        spec.kernel("check", Epilogue::Product)?;
+        Some(spec)
+    }
+
+    /// Node `i` as the last of `silu(gate) * up` (`Multiply(Multiply(g, Sigmoid(g)), u)`,
+    /// either order at each product) over a gate/up pair: the kernel node and the nodes
+    /// it replaces.
+    fn swiglu(p: &Program, i: usize, target: Target, index: usize) -> Option<(Node, Vec<usize>)> {
+        let last = &p.nodes[i];
+        if last.op != Op::Multiply {
+            return None;
+        }
+        let producer = |v: ValueId| p.nodes.iter().position(|n| n.outputs.contains(&v));
+        let [a, b] = [last.inputs[0], last.inputs[1]];
+        for (silu, up) in [(a, b), (b, a)] {
+            let (Some(s), Some(u)) = (producer(silu), producer(up)) else { continue };
+            let Some((g, sig)) = silu_of(p, s) else { continue };
+            let (Some(gs), Some(us)) = (product(p, g), product(p, u)) else { continue };
+            let (gn, un) = (&p.nodes[g], &p.nodes[u]);
+            let shared = gn.inputs[0] == un.inputs[0] && gn.inputs[4..] == un.inputs[4..] && gs.same(&us);
+            let members = vec![g, sig, s, u, i];
+            if !shared || g == u || !used_only_inside(p, &members, last.outputs[0]) {
+                continue;
+            }
+            let q = gs.kernel(&format!("q{index}"), Epilogue::SwiGlu)?;
+            let ins = vec![gn.inputs[0], gn.inputs[4], gn.inputs[5]];
+            return Some((kernel_node(q, target, ins, &[gn, un], last.outputs[0]), members));
+        }
+        None
+    }
+
+    /// Node `s` as `g * sigmoid(g)` (either order): the nodes of g and of the sigmoid.
+    fn silu_of(p: &Program, s: usize) -> Option<(usize, usize)> {
+        let n = &p.nodes[s];
+        if n.op != Op::Multiply {
+            return None;
+        }
+        let producer = |v: ValueId| p.nodes.iter().position(|m| m.outputs.contains(&v));
+        let [a, b] = [n.inputs[0], n.inputs[1]];
+        [(a, b), (b, a)].into_iter().find_map(|(g, sg)| {
+            let sig = producer(sg)?;
+            (p.nodes[sig].op == Op::Sigmoid && p.nodes[sig].inputs[0] == g).then_some((producer(g)?, sig))
+        })
+    }
+
+    /// Whether every value the `members` make, but `out`, is used by members alone and is
+    /// no program output.
+    fn used_only_inside(p: &Program, members: &[usize], out: ValueId) -> bool {
+        let made: BTreeSet<ValueId> = members.iter().flat_map(|m| p.nodes[*m].outputs.iter().copied()).collect();
+        let inner = |v: &ValueId| made.contains(v) && *v != out;
+        let outside_use = p.nodes.iter().enumerate().any(|(j, n)| !members.contains(&j) && n.inputs.iter().any(inner));
+        !outside_use && !p.outputs.iter().any(inner)
+    }
+
+    /// The kernel node: inputs x, lhs, rhs, then each product's weights, scales, biases.
+    fn kernel_node(q: Quantized, target: Target, mut inputs: Vec<ValueId>, products: &[&Node], out: ValueId) -> Node {
+        for n in products {
+            inputs.extend_from_slice(&n.inputs[1..4]);
+        }
+        let call = Call { body: Body::Quantized(q), target, tuned: vec![] };
+        Node { op: Call::OP, args: vec![call.to_arg()], inputs, outputs: vec![out] }
+    }
+
+    /// `p` with each kernel node in place of the last of its members.
+    fn replace(p: &mut Program, made: Vec<(Node, Vec<usize>)>) {
+        if made.is_empty() {
+            return;
+        }
+        let gone: BTreeSet<usize> = made.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+        let mut nodes = vec![];
+        for (i, n) in p.nodes.iter().enumerate() {
+            if !gone.contains(&i) {
+                nodes.push(n.clone());
+            }
+            nodes.extend(made.iter().filter(|(_, m)| m.iter().max() == Some(&i)).map(|(k, _)| k.clone()));
+        }
+        p.nodes = nodes;
+        superopt_ir::passes::dead_code(p);
+    }
+}

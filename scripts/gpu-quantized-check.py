@@ -1,0 +1,69 @@
+"""Checks and times the quantized product kernels of a module printed by
+`cargo run -p superopt-kernel --example quantized -- cuda` against MLX's own gather_qmm, at
+Qwen3-30B-A3B's decode shapes (128 experts, top-8, batch 1 / 8 / 32): the largest error
+relative to the output's largest value, and per call the original (eager and mx.compile)
+and the kernel, with the packed bytes the call reads over its time.
+Usage: python scripts/gpu-quantized-check.py MODULE [-- WARPS,...]"""
+import importlib.util
+import sys
+import time
+
+import mlx.core as mx
+import mlx.nn as nn
+
+EXPERTS, TOP_K, BITS, GROUP = 128, 8, 4, 64
+spec = importlib.util.spec_from_file_location("kernels", sys.argv[1])
+kernels = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(kernels)
+warps_tried = [int(w) for w in sys.argv[2].split(",")] if len(sys.argv) > 2 else [4]
+
+
+def weights(k, n, dtype, seed):
+    w = mx.random.normal((EXPERTS, n, k), key=mx.random.key(seed)).astype(dtype) * 0.05
+    return mx.quantize(w, group_size=GROUP, bits=BITS)
+
+
+def timed(f, reps=200):
+    for _ in range(10):
+        mx.eval(f())
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        mx.eval(f())
+    return (time.perf_counter() - t0) / reps * 1e6
+
+
+def main():
+    for name, dname, k, n, kernel in kernels.KERNELS:
+        dtype = getattr(mx, dname)
+        products = 2 if name == "gate_up" else 1
+        ws = [weights(k, n, dtype, 10 + p) for p in range(products)]
+        flat = [a for w in ws for a in w]
+        for batch in (1, 8, 32):
+            x = mx.random.normal((batch, 1, 1, k), key=mx.random.key(1)).astype(dtype)
+            scores = mx.random.normal((batch, EXPERTS), key=mx.random.key(2))
+            rhs = mx.argpartition(-scores, TOP_K - 1, axis=-1)[:, :TOP_K].astype(mx.uint32)
+            lhs = mx.broadcast_to(mx.arange(batch, dtype=mx.uint32)[:, None], rhs.shape)
+
+            def original(x=x, lhs=lhs, rhs=rhs):
+                outs = [mx.gather_qmm(x, w, s, b, lhs_indices=lhs, rhs_indices=rhs, transpose=True,
+                                      group_size=GROUP, bits=BITS) for w, s, b in ws]
+                return nn.silu(outs[0]) * outs[1] if products == 2 else outs[0]
+
+            compiled = mx.compile(original)
+            want = original().astype(mx.float32)
+            scale = mx.abs(want).max().item()
+            line = f"{name:8s} {dname:9s} batch {batch:3d}:"
+            experts = len(set(rhs.flatten().tolist()))
+            packed = experts * products * n * (k * BITS // 8 + 2 * (k // GROUP) * dtype.size)
+            t_orig, t_comp = timed(original), timed(compiled)
+            line += f" original {t_orig:7.1f} us, compiled {t_comp:7.1f} us;"
+            for warps in warps_tried:
+                got = kernel(x, lhs, rhs, *flat, warps=warps)
+                err = (mx.abs(got.astype(mx.float32) - want).max().item()) / scale
+                t = timed(lambda: kernel(x, lhs, rhs, *flat, warps=warps))
+                line += (f" kernel(w{warps}) {t:6.1f} us {min(t_orig, t_comp) / t:4.2f}x"
+                         f" {packed / t / 1e3:6.0f} GB/s err {err:.1e};")
+            print(line, flush=True)
+
+
+main()
