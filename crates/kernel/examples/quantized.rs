@@ -19,7 +19,7 @@ fn main() {
     for dtype in [Dtype::Bfloat16, Dtype::Float32] {
         for (name, k, n, epilogue) in [("gate_up", 2048, 768, Epilogue::SwiGlu), ("down", 768, 2048, Epilogue::Product)]
         {
-            let q = Quantized::new(name, (4, 64), (k, n), epilogue, (dtype, dtype)).expect("a valid product");
+            let q = Quantized::new(name, (4, 64), (k, n), (epilogue, true), (dtype, dtype)).expect("a valid product");
             print!("{}", launcher(&q, names.len(), target));
             names.push(format!("({name:?}, {:?}, {k}, {n}, _q{})", dtype.name(), names.len()));
         }

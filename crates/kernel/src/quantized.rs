@@ -1,7 +1,8 @@
 //! Quantized products as generated kernels: MLX's affine `gather_qmm` with `transpose=True`
 //! (each pair `p` multiplies row block `x[lhs[p]]` by the dequantized weights of expert
-//! `rhs[p]`), alone or as a gate/up pair that shares x and the indices with SwiGLU fused:
-//! `silu(x Wg^T) * (x Wu^T)` in one pass over both packed weights.
+//! `rhs[p]`) or dense `quantized_matmul` (every row of x by one weight matrix), alone or as
+//! a gate/up pair that shares x (and the indices) with SwiGLU fused: `silu(x Wg^T) * (x Wu^T)`
+//! in one pass over both packed weights.
 //!
 //! One warp (simdgroup) computes one output column of one row: its lanes walk the packed
 //! row of the weights in chunks of 8 values (`bits` bytes: MLX packs every width as a
@@ -43,6 +44,8 @@ pub struct Quantized {
     pub k: i64,
     pub n: i64,
     pub epilogue: Epilogue,
+    /// `gather_qmm` (by lhs/rhs indices) or dense `quantized_matmul`.
+    pub gathered: bool,
     /// The dtype of x and of the output (MLX's gather_qmm keeps x's).
     pub dtype: Dtype,
     /// The dtype of the scales and biases.
@@ -63,7 +66,7 @@ impl Quantized {
         name: &str,
         (bits, group_size): (u32, u32),
         (k, n): (i64, i64),
-        epilogue: Epilogue,
+        (epilogue, gathered): (Epilogue, bool),
         (dtype, scales): (Dtype, Dtype),
     ) -> Result<Quantized, Unsupported> {
         let no = |why: String| Err(Unsupported(why));
@@ -76,13 +79,16 @@ impl Quantized {
         if !crate::ir::computable(dtype) || !crate::ir::computable(scales) {
             return no(format!("{} inputs with {} scales", dtype.name(), scales.name()));
         }
-        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, dtype, scales })
+        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, gathered, dtype, scales })
     }
 
-    /// The kernel's input names, in launch order: x, lhs, rhs, then weights, scales and
-    /// biases of each product.
+    /// The kernel's input names, in launch order: x, (gathered) lhs and rhs, then weights,
+    /// scales and biases of each product.
     pub fn inputs(&self) -> Vec<String> {
-        let mut names: Vec<String> = ["x", "lhs", "rhs"].map(String::from).into();
+        let mut names: Vec<String> = vec!["x".into()];
+        if self.gathered {
+            names.extend(["lhs".into(), "rhs".into()]);
+        }
         for p in 0..self.epilogue.products() {
             names.extend([format!("w{p}"), format!("s{p}"), format!("b{p}")]);
         }
@@ -117,12 +123,9 @@ pub fn cuda_source(q: &Quantized) -> String {
   const int n = blockIdx.y * WARPS + (threadIdx.x >> 5);
   const size_t row = blockIdx.x;  // pair * M + m
   if (n >= N) return;
-  const size_t pair = row / M, m = row % M;
-  const size_t e = rhs[pair];
-  const T* xr = x + (size_t(lhs[pair]) * M + m) * K;
-  const size_t col = e * N + n;
 "#,
     );
+    s.push_str(&rows(q, ""));
     for p in 0..q.epilogue.products() {
         s.push_str(&format!(
             "  const unsigned char* w{p}r = reinterpret_cast<const unsigned char*>(w{p}) + col * (K * BITS / 8);\n  \
@@ -154,12 +157,27 @@ pub fn cuda_source(q: &Quantized) -> String {
     s
 }
 
+/// The lines that find a row's x (`xr`, in address space `space`) and its weights' column
+/// (`col`): by the pair's indices, or (dense) the row itself and the one matrix.
+fn rows(q: &Quantized, space: &str) -> String {
+    if q.gathered {
+        format!(
+            "  const size_t pair = row / M, m = row % M;\n  const {space}T* xr = x + (size_t(lhs[pair]) * M + m) * K;\n  \
+             const size_t col = size_t(rhs[pair]) * N + n;\n"
+        )
+    } else {
+        format!("  const {space}T* xr = x + row * K;\n  const size_t col = n;\n")
+    }
+}
+
 /// What MLX's CUDA backend wraps around [`cuda_source`] for `m` rows per pair and
 /// `warps` warps per block, for compiling it without MLX (see [`crate::cuda::mlx_module`]).
 pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32) -> String {
     let c = |d: Dtype| crate::cuda::ctype(d);
-    let mut params =
-        vec![format!("const {}* x", c(q.dtype)), "const uint32_t* lhs".into(), "const uint32_t* rhs".into()];
+    let mut params = vec![format!("const {}* x", c(q.dtype))];
+    if q.gathered {
+        params.extend(["const uint32_t* lhs".to_string(), "const uint32_t* rhs".to_string()]);
+    }
     for p in 0..q.epilogue.products() {
         params.push(format!("const uint32_t* w{p}"));
         params.push(format!("const {}* s{p}", c(q.scales)));
@@ -196,12 +214,9 @@ pub fn metal_source(q: &Quantized) -> String {
   const int n = threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup;
   const size_t row = threadgroup_position_in_grid.x;
   if (n >= N) return;
-  const size_t pair = row / M, m = row % M;
-  const size_t e = rhs[pair];
-  const device T* xr = x + (size_t(lhs[pair]) * M + m) * K;
-  const size_t col = e * N + n;
 "#,
     );
+    s.push_str(&rows(q, "device "));
     for p in 0..q.epilogue.products() {
         s.push_str(&format!(
             "  const device uchar* w{p}r = (const device uchar*)(w{p}) + col * (K * BITS / 8);\n  \
@@ -262,17 +277,16 @@ def _k{index}({args}, warps=None):
             source=_K{index}_SOURCE,
             header=_KERNEL_HEADER,
         )
-    m, k = x.shape[-2], x.shape[-1]
+{shape}
     warps = warps or 4
     threads = 32 * warps
     blocks = -(-{n} // warps)
-    rows = lhs.size * m
     (out,) = _K{index}(
-        inputs=[x.reshape(-1, m, k), lhs.flatten(), rhs.flatten(), {weights}],
+        inputs=[{operands}, {weights}],
         template=[("T", x.dtype), ("S", s0.dtype), ("O", x.dtype), ("K", k), ("N", {n}), ("M", m), ("WARPS", warps)],
         grid=(rows * threads, blocks, 1),
         threadgroup=(threads, 1, 1),
-        output_shapes=[tuple(lhs.shape) + (m, {n})],
+        output_shapes=[{out_shape}],
         output_dtypes=[x.dtype],
     )
     return out
@@ -285,15 +299,27 @@ def _k{index}({args}, warps=None):
         digest = digest(&source),
         quoted = quoted.join(", "),
         n = q.n,
-        weights = ins[3..].join(", "),
+        weights = ins[if q.gathered { 3 } else { 1 }..].join(", "),
+        shape = if q.gathered {
+            "    m, k = x.shape[-2], x.shape[-1]\n    rows = lhs.size * m"
+        } else {
+            "    m, k = 1, x.shape[-1]\n    rows = x.size // k"
+        },
+        operands = if q.gathered { "x.reshape(-1, m, k), lhs.flatten(), rhs.flatten()" } else { "x.reshape(-1, k)" },
+        out_shape = if q.gathered {
+            format!("tuple(lhs.shape) + (m, {})", q.n)
+        } else {
+            format!("tuple(x.shape[:-1]) + ({},)", q.n)
+        },
     )
 }
 
 /// One line on what `q` computes.
 pub fn describe(q: &Quantized) -> String {
+    let f = if q.gathered { "gather_qmm" } else { "quantized_matmul" };
     let what = match q.epilogue {
-        Epilogue::Product => "gather_qmm",
-        Epilogue::SwiGlu => "silu(gather_qmm(gate)) * gather_qmm(up)",
+        Epilogue::Product => f.to_string(),
+        Epilogue::SwiGlu => format!("silu({f}(gate)) * {f}(up)"),
     };
     format!("{what}, {} bits in groups of {}, K = {}, N = {}, {}", q.bits, q.group_size, q.k, q.n, q.dtype.name())
 }
@@ -309,10 +335,11 @@ fn digest(source: &str) -> String {
 /// the GPU code computes it. A function `_k{index}(x, lhs, rhs, w0, s0, b0, ...)`.
 pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
     let args = q.inputs().join(", ");
+    let indices = if q.gathered { "lhs_indices=lhs, rhs_indices=rhs, " } else { "" };
+    let f = if q.gathered { "gather_qmm" } else { "quantized_matmul" };
     let product = |p: usize| {
         format!(
-            "mx.gather_qmm(x, w{p}, s{p}, b{p}, lhs_indices=lhs, rhs_indices=rhs, transpose=True, \
-             group_size={}, bits={}).astype(mx.float32)",
+            "mx.{f}(x, w{p}, s{p}, b{p}, {indices}transpose=True, group_size={}, bits={}).astype(mx.float32)",
             q.group_size, q.bits
         )
     };
@@ -333,17 +360,25 @@ mod tests {
     use super::*;
 
     fn moe(bits: u32) -> Quantized {
-        Quantized::new("gate_up", (bits, 64), (2048, 768), Epilogue::SwiGlu, (Dtype::Bfloat16, Dtype::Bfloat16))
-            .unwrap()
+        let dtypes = (Dtype::Bfloat16, Dtype::Bfloat16);
+        Quantized::new("gate_up", (bits, 64), (2048, 768), (Epilogue::SwiGlu, true), dtypes).unwrap()
     }
 
     #[test]
     fn only_widths_and_groups_mlx_defines_are_kernels() {
-        assert!(Quantized::new("q", (7, 64), (128, 8), Epilogue::Product, (Dtype::Float32, Dtype::Float32)).is_err());
-        assert!(Quantized::new("q", (4, 48), (96, 8), Epilogue::Product, (Dtype::Float32, Dtype::Float32)).is_err());
-        assert!(Quantized::new("q", (4, 64), (96, 8), Epilogue::Product, (Dtype::Float32, Dtype::Float32)).is_err());
-        assert!(Quantized::new("q", (4, 64), (128, 8), Epilogue::Product, (Dtype::Float64, Dtype::Float32)).is_err());
-        assert!(Quantized::new("q", (3, 32), (96, 8), Epilogue::Product, (Dtype::Float32, Dtype::Float16)).is_ok());
+        assert!(Quantized::new("q", (7, 64), (128, 8), (Epilogue::Product, true), (Dtype::Float32, Dtype::Float32))
+            .is_err());
+        assert!(
+            Quantized::new("q", (4, 48), (96, 8), (Epilogue::Product, true), (Dtype::Float32, Dtype::Float32)).is_err()
+        );
+        assert!(
+            Quantized::new("q", (4, 64), (96, 8), (Epilogue::Product, true), (Dtype::Float32, Dtype::Float32)).is_err()
+        );
+        assert!(Quantized::new("q", (4, 64), (128, 8), (Epilogue::Product, true), (Dtype::Float64, Dtype::Float32))
+            .is_err());
+        assert!(
+            Quantized::new("q", (3, 32), (96, 8), (Epilogue::Product, true), (Dtype::Float32, Dtype::Float16)).is_ok()
+        );
     }
 
     #[test]
@@ -355,15 +390,19 @@ mod tests {
             assert_eq!(src.matches("for (int c = lane; c < CHUNKS; c += 32)").count(), 1, "{src}");
             assert!(src.contains("acc0 * so_sigmoid(acc0) * acc1"), "{src}");
         }
-        let single = Quantized { epilogue: Epilogue::Product, ..q };
+        let single = Quantized { epilogue: Epilogue::Product, ..q.clone() };
         assert!(!cuda_source(&single).contains("acc1"));
         assert!(mlx_launcher(&single, 0).contains("out = mx.gather_qmm(x, w0, s0, b0"));
+        let dense = Quantized { gathered: false, ..q };
+        assert_eq!(dense.inputs(), ["x", "w0", "s0", "b0", "w1", "s1", "b1"]);
+        assert!(cuda_source(&dense).contains("const T* xr = x + row * K;"));
+        assert!(mlx_launcher(&dense, 0).contains("gate = mx.quantized_matmul(x, w0, s0, b0, transpose=True"));
     }
 }
 
-/// Lowering: each gate/up pair of `GatherQMM`s (affine, `transpose=True`, the same x and
-/// indices, used only by `silu(gate) * up`) becomes one [`Epilogue::SwiGlu`] kernel node,
-/// and each other such `GatherQMM` an [`Epilogue::Product`] node. It may touch only those
+/// Lowering: each gate/up pair of `GatherQMM`s or `QuantizedMatmul`s (affine,
+/// `transpose=True`, the same x and indices, used only by `silu(gate) * up`) becomes one
+/// [`Epilogue::SwiGlu`] kernel node, and each other such product an [`Epilogue::Product`] node. It may touch only those
 /// nodes and the `Sigmoid` and `Multiply` of the SwiGLU; identical index nodes are merged
 /// first (a trace builds the same `arange` once per product). One line per kernel made.
 pub mod lower {
@@ -373,7 +412,7 @@ pub mod lower {
     use superopt_ir::{Arg, Dtype, Node, Op, Program, ValueId};
 
     pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
-        if !p.nodes.iter().any(|n| n.op == Op::GatherQMM) {
+        if !p.nodes.iter().any(|n| matches!(n.op, Op::GatherQMM | Op::QuantizedMatmul)) {
             return vec![];
         }
         superopt_ir::passes::common_subexpressions(p);
@@ -393,7 +432,7 @@ pub mod lower {
             }
             if let Some(q) = product(p, i).and_then(|s| s.kernel(&format!("q{}", made.len()), Epilogue::Product)) {
                 let n = &p.nodes[i];
-                let node = kernel_node(q, target, vec![n.inputs[0], n.inputs[4], n.inputs[5]], &[n], n.outputs[0]);
+                let node = kernel_node(q, target, operands(n), &[n], n.outputs[0]);
                 taken.insert(i);
                 made.push((node, vec![i]));
             }
@@ -417,6 +456,7 @@ pub mod lower {
 
     /// A `GatherQMM` the kernel computes: its shape and packing.
     struct Spec {
+        gathered: bool,
         bits: u32,
         group: u32,
         k: i64,
@@ -427,12 +467,13 @@ pub mod lower {
 
     impl Spec {
         fn kernel(&self, name: &str, epilogue: Epilogue) -> Option<Quantized> {
-            Quantized::new(name, (self.bits, self.group), (self.k, self.n), epilogue, (self.dtype, self.scales)).ok()
+            let (shape, kind, dtypes) = ((self.k, self.n), (epilogue, self.gathered), (self.dtype, self.scales));
+            Quantized::new(name, (self.bits, self.group), shape, kind, dtypes).ok()
         }
 
         fn same(&self, o: &Spec) -> bool {
-            (self.bits, self.group, self.k, self.n, self.dtype, self.scales)
-                == (o.bits, o.group, o.k, o.n, o.dtype, o.scales)
+            let key = |s: &Spec| (s.gathered, s.bits, s.group, s.k, s.n, s.dtype, s.scales);
+            key(self) == key(o)
         }
     }
 
@@ -447,11 +488,17 @@ pub mod lower {
         }
     }
 
-    /// Node `i` as a kernel's product: `GatherQMM(x, w, scales, biases, lhs, rhs)`, affine
-    /// (mode 0), transposed, uint32 indices of one shape, float x of the output's dtype.
+    /// Node `i` as a kernel's product: `GatherQMM(x, w, scales, biases, lhs, rhs)` (uint32
+    /// indices of one shape) or `QuantizedMatmul(x, w, scales, biases)` (one matrix),
+    /// affine (mode 0), transposed, float x of the output's dtype.
     fn product(p: &Program, i: usize) -> Option<Spec> {
         let n = &p.nodes[i];
-        if n.op != Op::GatherQMM || n.inputs.len() != 6 || n.outputs.len() != 1 {
+        let gathered = match (n.op, n.inputs.len()) {
+            (Op::GatherQMM, 6) => true,
+            (Op::QuantizedMatmul, 4) => false,
+            _ => return None,
+        };
+        if n.outputs.len() != 1 {
             return None;
         }
         let (group, bits, mode) = (int(n, 0)?, int(n, 1)?, int(n, 2)?);
@@ -459,19 +506,30 @@ pub mod lower {
             return None;
         }
         let v = |k: usize| p.value(n.inputs[k]);
-        let (x, w, s, b, lhs, rhs, out) = (v(0), v(1), v(2), v(3), v(4), v(5), p.value(n.outputs[0]));
+        let (x, w, s, b, out) = (v(0), v(1), v(2), v(3), p.value(n.outputs[0]));
         let k = *x.shape.last()?;
         let rank = w.shape.len();
-        let packed_ok = rank >= 3 && w.dtype == Dtype::Uint32 && w.shape[rank - 1] * 32 == k * bits;
+        let rank_ok = rank == if gathered { 3 } else { 2 };
+        let packed_ok = rank_ok && w.dtype == Dtype::Uint32 && w.shape[rank - 1] * 32 == k * bits;
         let groups = [w.shape[..rank - 1].to_vec(), vec![k / group.max(1)]].concat();
-        let index_ok = lhs.dtype == Dtype::Uint32 && rhs.dtype == Dtype::Uint32 && lhs.shape == rhs.shape;
+        let index_ok = !gathered || {
+            let (lhs, rhs) = (v(4), v(5));
+            lhs.dtype == Dtype::Uint32 && rhs.dtype == Dtype::Uint32 && lhs.shape == rhs.shape
+        };
         let ok =
             packed_ok && s.shape == groups && b.shape == groups && s.dtype == b.dtype && index_ok && x.shape.len() >= 2;
         if !ok || out.dtype != x.dtype {
             return None;
         }
-        let spec =
-            Spec { bits: bits as u32, group: group as u32, k, n: w.shape[rank - 2], dtype: x.dtype, scales: s.dtype };
+        let spec = Spec {
+            gathered,
+            bits: bits as u32,
+            group: group as u32,
+            k,
+            n: w.shape[rank - 2],
+            dtype: x.dtype,
+            scales: s.dtype,
+        };
         spec.kernel("check", Epilogue::Product)?;
         Some(spec)
     }
@@ -491,16 +549,22 @@ pub mod lower {
             let Some((g, sig)) = silu_of(p, s) else { continue };
             let (Some(gs), Some(us)) = (product(p, g), product(p, u)) else { continue };
             let (gn, un) = (&p.nodes[g], &p.nodes[u]);
-            let shared = gn.inputs[0] == un.inputs[0] && gn.inputs[4..] == un.inputs[4..] && gs.same(&us);
+            let shared = operands(gn) == operands(un) && gs.same(&us);
             let members = vec![g, sig, s, u, i];
             if !shared || g == u || !used_only_inside(p, &members, last.outputs[0]) {
                 continue;
             }
             let q = gs.kernel(&format!("q{index}"), Epilogue::SwiGlu)?;
-            let ins = vec![gn.inputs[0], gn.inputs[4], gn.inputs[5]];
-            return Some((kernel_node(q, target, ins, &[gn, un], last.outputs[0]), members));
+            return Some((kernel_node(q, target, operands(gn), &[gn, un], last.outputs[0]), members));
         }
         None
+    }
+
+    /// A product's x and (gathered) its lhs and rhs indices: what a gate/up pair shares.
+    fn operands(n: &Node) -> Vec<ValueId> {
+        let mut ins = vec![n.inputs[0]];
+        ins.extend_from_slice(&n.inputs[4..]);
+        ins
     }
 
     /// Node `s` as `g * sigmoid(g)` (either order): the nodes of g and of the sigmoid.

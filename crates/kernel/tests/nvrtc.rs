@@ -158,7 +158,7 @@ fn the_check_fails_where_it_should() {
     assert!(stores > 0, "{log}");
 }
 
-/// The quantized products (gate/up with SwiGLU, and one product) compile for sm_90 at
+/// The quantized products (gate/up with SwiGLU, and one product; gathered and dense) compile for sm_90 at
 /// every width MLX packs, in every float dtype, without spilling.
 #[test]
 fn quantized_products_compile_for_sm90_without_spilling() {
@@ -166,15 +166,15 @@ fn quantized_products_compile_for_sm90_without_spilling() {
     let mut functions = String::new();
     let mut names = vec![];
     for bits in Quantized::BITS {
-        for (dtype, epilogue) in [
-            (Dtype::Bfloat16, Epilogue::SwiGlu),
-            (Dtype::Float32, Epilogue::Product),
-            (Dtype::Float16, Epilogue::SwiGlu),
+        for (dtype, epilogue, gathered) in [
+            (Dtype::Bfloat16, Epilogue::SwiGlu, true),
+            (Dtype::Float32, Epilogue::Product, true),
+            (Dtype::Float16, Epilogue::SwiGlu, false),
         ] {
-            let q = Quantized::new("q", (bits, 64), (2048, 768), epilogue, (dtype, dtype)).unwrap();
+            let q = Quantized::new("q", (bits, 64), (2048, 768), (epilogue, gathered), (dtype, dtype)).unwrap();
             let name = format!("so_q_{}", names.len());
             functions += &quantized::mlx_function(&name, &q, 1, 4);
-            names.push((name, format!("{bits} bits {} {epilogue:?}", dtype.name())));
+            names.push((name, format!("{bits} bits {} {epilogue:?}, gathered {gathered}", dtype.name())));
         }
     }
     let Some((ok, log)) = compile(&cuda::mlx_module(&functions)) else { return };
