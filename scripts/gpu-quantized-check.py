@@ -1,8 +1,9 @@
 """Checks and times the quantized product kernels of a module printed by
-`cargo run -p superopt-kernel --example quantized -- cuda` against MLX's own gather_qmm, at
-Qwen3-30B-A3B's decode shapes (128 experts, top-8, batch 1 / 8 / 32): the largest error
-relative to the output's largest value, and per call the original (eager and mx.compile)
-and the kernel, with the packed bytes the call reads over its time.
+`cargo run -p superopt-kernel --example quantized -- cuda` against MLX's own gather_qmm
+(Qwen3-30B-A3B's experts: 128, top-8) and quantized_matmul (Llama-3-8B's dense MLP, names
+starting dense_) at decode batch 1 / 8 / 32: the largest error relative to the output's
+largest value, and per call the original (eager and mx.compile) and the kernel, with the
+packed bytes the call reads over its time.
 Usage: python scripts/gpu-quantized-check.py MODULE [-- WARPS,...]"""
 import importlib.util
 import sys
@@ -18,8 +19,9 @@ spec.loader.exec_module(kernels)
 warps_tried = [int(w) for w in sys.argv[2].split(",")] if len(sys.argv) > 2 else [4]
 
 
-def weights(k, n, dtype, seed):
-    w = mx.random.normal((EXPERTS, n, k), key=mx.random.key(seed)).astype(dtype) * 0.05
+def weights(k, n, dtype, seed, experts):
+    shape = (experts, n, k) if experts else (n, k)
+    w = mx.random.normal(shape, key=mx.random.key(seed)).astype(dtype) * 0.05
     return mx.quantize(w, group_size=GROUP, bits=BITS)
 
 
@@ -36,7 +38,8 @@ def main():
     for name, dname, k, n, kernel in kernels.KERNELS:
         dtype = getattr(mx, dname)
         products = 2 if name == "gate_up" else 1
-        ws = [weights(k, n, dtype, 10 + p) for p in range(products)]
+        dense = name.startswith("dense")
+        ws = [weights(k, n, dtype, 10 + p, None if dense else EXPERTS) for p in range(products)]
         flat = [a for w in ws for a in w]
         for batch in (1, 8, 32):
             x = mx.random.normal((batch, 1, 1, k), key=mx.random.key(1)).astype(dtype)
@@ -44,23 +47,32 @@ def main():
             rhs = mx.argpartition(-scores, TOP_K - 1, axis=-1)[:, :TOP_K].astype(mx.uint32)
             lhs = mx.broadcast_to(mx.arange(batch, dtype=mx.uint32)[:, None], rhs.shape)
 
+            if dense:
+                x = x.reshape(batch, k)
+
+            def product(x, w, s, b, lhs, rhs):
+                if dense:
+                    return mx.quantized_matmul(x, w, s, b, transpose=True, group_size=GROUP, bits=BITS)
+                return mx.gather_qmm(x, w, s, b, lhs_indices=lhs, rhs_indices=rhs, transpose=True,
+                                     group_size=GROUP, bits=BITS)
+
             def original(x=x, lhs=lhs, rhs=rhs):
-                outs = [mx.gather_qmm(x, w, s, b, lhs_indices=lhs, rhs_indices=rhs, transpose=True,
-                                      group_size=GROUP, bits=BITS) for w, s, b in ws]
+                outs = [product(x, w, s, b, lhs, rhs) for w, s, b in ws]
                 return nn.silu(outs[0]) * outs[1] if products == 2 else outs[0]
 
             compiled = mx.compile(original)
             want = original().astype(mx.float32)
             scale = mx.abs(want).max().item()
-            line = f"{name:8s} {dname:9s} batch {batch:3d}:"
-            experts = len(set(rhs.flatten().tolist()))
+            line = f"{name:13s} {dname:9s} batch {batch:3d}:"
+            experts = 1 if dense else len(set(rhs.flatten().tolist()))
             packed = experts * products * n * (k * BITS // 8 + 2 * (k // GROUP) * dtype.size)
             t_orig, t_comp = timed(original), timed(compiled)
             line += f" original {t_orig:7.1f} us, compiled {t_comp:7.1f} us;"
             for warps in warps_tried:
-                got = kernel(x, lhs, rhs, *flat, warps=warps)
+                operands = (x,) if dense else (x, lhs, rhs)
+                got = kernel(*operands, *flat, warps=warps)
                 err = (mx.abs(got.astype(mx.float32) - want).max().item()) / scale
-                t = timed(lambda: kernel(x, lhs, rhs, *flat, warps=warps))
+                t = timed(lambda: kernel(*operands, *flat, warps=warps))
                 line += (f" kernel(w{warps}) {t:6.1f} us {min(t_orig, t_comp) / t:4.2f}x"
                          f" {packed / t / 1e3:6.0f} GB/s err {err:.1e};")
             print(line, flush=True)

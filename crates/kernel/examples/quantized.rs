@@ -1,6 +1,7 @@
 //! Prints a Python module with the quantized product kernels at Qwen3-30B-A3B's expert dims
-//! (gate/up with SwiGLU: K 2048, N 768; down: K 768, N 2048; 4-bit, groups of 64) for
-//! bfloat16 and float32, for timing them on a device by hand:
+//! (gate/up with SwiGLU: K 2048, N 768; down: K 768, N 2048) and Llama-3-8B's dense MLP
+//! (K 4096, N 14336 and back), 4-bit in groups of 64, for bfloat16 and float32, for timing
+//! them on a device by hand:
 //! `cargo run -p superopt-kernel --example quantized -- cuda > q.py`, then
 //! `python scripts/gpu-quantized-check.py q.py`.
 
