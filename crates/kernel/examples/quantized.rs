@@ -18,11 +18,16 @@ fn main() {
     print!("import mlx.core as mx\n\n{}", launch::preamble(target));
     let mut names = vec![];
     for dtype in [Dtype::Bfloat16, Dtype::Float32] {
-        for (name, k, n, epilogue) in [("gate_up", 2048, 768, Epilogue::SwiGlu), ("down", 768, 2048, Epilogue::Product)]
-        {
-            let q = Quantized::new(name, (4, 64), (k, n), (epilogue, true), (dtype, dtype)).expect("a valid product");
+        for (name, k, n, epilogue, gathered) in [
+            ("gate_up", 2048, 768, Epilogue::SwiGlu, true),
+            ("down", 768, 2048, Epilogue::Product, true),
+            ("dense_gate_up", 4096, 14336, Epilogue::SwiGlu, false),
+            ("dense_down", 14336, 4096, Epilogue::Product, false),
+        ] {
+            let kind = (epilogue, gathered);
+            let q = Quantized::new(name, (4, 64), (k, n), kind, (dtype, dtype)).expect("a valid product");
             print!("{}", launcher(&q, names.len(), target));
-            names.push(format!("({name:?}, {:?}, {k}, {n}, _q{})", dtype.name(), names.len()));
+            names.push(format!("({name:?}, {:?}, {k}, {n}, _k{})", dtype.name(), names.len()));
         }
     }
     println!("KERNELS = [{}]", names.join(", "));
