@@ -6,6 +6,7 @@ largest value, and per call the original (eager and mx.compile) and the kernel, 
 packed bytes the call reads over its time.
 Usage: python scripts/gpu-quantized-check.py MODULE [-- WARPS,...]"""
 import importlib.util
+import os
 import sys
 import time
 
@@ -25,7 +26,7 @@ def weights(k, n, dtype, seed, experts):
     return mx.quantize(w, group_size=GROUP, bits=BITS)
 
 
-def timed(f, reps=200):
+def timed(f, reps=int(os.environ.get("REPS", 200))):
     for _ in range(10):
         mx.eval(f())
     t0 = time.perf_counter()
