@@ -38,7 +38,7 @@ def timed(f, reps=int(os.environ.get("REPS", 200))):
 def main():
     for name, dname, k, n, kernel in kernels.KERNELS:
         dtype = getattr(mx, dname)
-        products = 2 if name == "gate_up" else 1
+        products = 2 if "gate_up" in name else 1
         dense = name.startswith("dense")
         ws = [weights(k, n, dtype, 10 + p, None if dense else EXPERTS) for p in range(products)]
         flat = [a for w in ws for a in w]

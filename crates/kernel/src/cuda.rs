@@ -71,6 +71,21 @@ __device__ __forceinline__ unsigned long long so_chunk(const unsigned char* row,
   for (int b = 0; b < BITS; ++b) v |= (unsigned long long)row[BITS * c + b] << (8 * b);
   return v;
 }
+// V chunks from chunk c on: one 16-byte load where BITS * V is 16 (c a multiple of V).
+template <int BITS, int V>
+__device__ __forceinline__ void so_chunks(const unsigned char* row, int c, unsigned long long* v) {
+  if (BITS * V == 16 && (BITS == 2 || BITS == 4 || BITS == 8)) {
+    const uint4 w = *reinterpret_cast<const uint4*>(row + BITS * c);
+    const unsigned long long lo = (unsigned long long)w.y << 32 | w.x, hi = (unsigned long long)w.w << 32 | w.z;
+    constexpr int W = 8 * BITS;  // bits of one chunk
+    constexpr unsigned long long CHUNK_MASK = W == 64 ? ~0ull : (1ull << (W % 64)) - 1;
+#pragma unroll
+    for (int j = 0; j < V; ++j) v[j] = (j * W < 64 ? lo >> (j * W % 64) : hi >> (j * W % 64)) & CHUNK_MASK;
+  } else {
+#pragma unroll
+    for (int j = 0; j < V; ++j) v[j] = so_chunk<BITS>(row, c + j);
+  }
+}
 "#;
 
 /// `fast`: every output is 16-bit, so float32 intermediates may take the shorter

@@ -50,6 +50,9 @@ pub struct Quantized {
     pub dtype: Dtype,
     /// The dtype of the scales and biases.
     pub scales: Dtype,
+    /// Chunks of 8 values a lane loads at once: 16 bytes where the packing allows (2, 4
+    /// and 8 bits, rows of whole 16-byte loads), else one chunk (CUDA; Metal loads bytes).
+    pub vec: u32,
 }
 
 /// Why a product cannot be a [`Quantized`] kernel.
@@ -79,7 +82,9 @@ impl Quantized {
         if !crate::ir::computable(dtype) || !crate::ir::computable(scales) {
             return no(format!("{} inputs with {} scales", dtype.name(), scales.name()));
         }
-        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, gathered, dtype, scales })
+        let wide = 16 / bits;
+        let vec = if bits.is_power_of_two() && (k / 8) % wide as i64 == 0 { wide } else { 1 };
+        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, gathered, dtype, scales, vec })
     }
 
     /// The kernel's input names, in launch order: x, (gathered) lhs and rhs, then weights,
@@ -115,7 +120,10 @@ pub fn cuda_source(q: &Quantized) -> String {
         q.n,
         if swiglu { ", silu(gate) * up" } else { "" }
     ));
-    s.push_str(&format!("  constexpr int BITS = {};\n  constexpr int GROUP = {};\n", q.bits, q.group_size));
+    let (bits, group, vec) = (q.bits, q.group_size, q.vec);
+    s.push_str(&format!(
+        "  constexpr int BITS = {bits};\n  constexpr int GROUP = {group};\n  constexpr int V = {vec};\n"
+    ));
     s.push_str(
         r#"  constexpr int CHUNKS = K / 8;  // 8 values in BITS bytes
   constexpr unsigned long long MASK = (1ull << BITS) - 1;
@@ -132,23 +140,30 @@ pub fn cuda_source(q: &Quantized) -> String {
              const S* s{p}r = s{p} + col * (K / GROUP);\n  const S* b{p}r = b{p} + col * (K / GROUP);\n  float acc{p} = 0.0f;\n"
         ));
     }
+    s.push_str("  for (int c0 = lane * V; c0 < CHUNKS; c0 += 32 * V) {\n");
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!("    unsigned long long v{p}[V];\n    so_chunks<BITS, V>(w{p}r, c0, v{p});\n"));
+    }
     s.push_str(
-        r#"  for (int c = lane; c < CHUNKS; c += 32) {
-    float xs[8];
-    float sx = 0.0f;
+        r#"#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      const int c = c0 + j;
+      const SoPack<T, 8> xp = *reinterpret_cast<const SoPack<T, 8>*>(xr + c * 8);
+      float xs[8];
+      float sx = 0.0f;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) { xs[i] = so_to_float(xr[c * 8 + i]); sx += xs[i]; }
-    const int g = (c * 8) / GROUP;
+      for (int i = 0; i < 8; ++i) { xs[i] = so_to_float(xp.v[i]); sx += xs[i]; }
+      const int g = (c * 8) / GROUP;
 "#,
     );
     for p in 0..q.epilogue.products() {
         s.push_str(&format!(
-            "    {{ const unsigned long long v = so_chunk<BITS>(w{p}r, c); float qx = 0.0f;\n#pragma unroll\n      \
-             for (int i = 0; i < 8; ++i) qx += float((v >> (BITS * i)) & MASK) * xs[i];\n      \
+            "      {{ float qx = 0.0f;\n#pragma unroll\n        \
+             for (int i = 0; i < 8; ++i) qx += float((v{p}[j] >> (BITS * i)) & MASK) * xs[i];\n        \
              acc{p} += so_to_float(s{p}r[g]) * qx + so_to_float(b{p}r[g]) * sx; }}\n"
         ));
     }
-    s.push_str("  }\n");
+    s.push_str("    }\n  }\n");
     for p in 0..q.epilogue.products() {
         s.push_str(&format!("  for (int o = 16; o > 0; o >>= 1) acc{p} += __shfl_xor_sync(0xffffffffu, acc{p}, o);\n"));
     }
