@@ -263,6 +263,16 @@ impl Interp {
             }
             Op::Softmax => one(self.softmax(ins[0])?),
             Op::Matmul => one(matmul(ins[0], ins[1])?),
+            Op::GatherQMM | Op::QuantizedMatmul => {
+                let gathered = n.op == Op::GatherQMM;
+                let (mode, transposed) = (int(2)?, arg_flag(n, 3));
+                if mode != 0 || !transposed || ins.len() != if gathered { 6 } else { 4 } {
+                    return Err(format!("{} other than affine, transposed, with biases", n.op));
+                }
+                let packing = super::quantized::Packing { group: int(0)? as usize, bits: int(1)? as usize };
+                let indices = gathered.then(|| (ins[4], ins[5]));
+                one(super::quantized::product(self, ins[0], (ins[1], ins[2], ins[3]), indices, packing)?)
+            }
             Op::Arange => {
                 let (a, b, s) = (arg_float(n, 0, shapes)?, arg_float(n, 1, shapes)?, arg_float(n, 2, shapes)?);
                 let count = ((b - a) / s).ceil().max(0.0) as usize;

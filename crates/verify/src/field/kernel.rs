@@ -50,7 +50,10 @@ impl Interp {
     /// A `Kernel` node: its instructions as primitives, its outputs at their layouts.
     pub(super) fn kernel(&mut self, n: &Node, ins: &[&Tensor], shapes: &[Vec<i64>]) -> Result<Vec<Tensor>, Unfit> {
         let call = Call::of_node(n).ok_or("a Kernel node without its kernel")?;
-        let k = call.rows().ok_or("a quantized kernel (its products are not interpreted here)")?;
+        let k = match &call.body {
+            superopt_kernel::Body::Rows(k) => k,
+            superopt_kernel::Body::Quantized(q) => return super::quantized::kernel(self, q, ins, shapes),
+        };
         let full =
             k.inputs.iter().position(|o| o.layout == Layout::Full).ok_or("a kernel without a full-size input")?;
         let space = ins[full].shape.clone();

@@ -17,6 +17,7 @@
 pub mod arith;
 pub mod eval;
 mod kernel;
+mod quantized;
 
 use arith::{Elem, P};
 use eval::{Interp, Tensor};
@@ -409,6 +410,52 @@ mod tests {
         assert!(matches!(right.verdict, FieldVerdict::Proved { .. }), "{}", right.summary());
         let wrong = check(&by_hand, &as_kernel(&by_hand, kernel(3.0)), &types(&by_hand), 2);
         assert!(wrong.refutes(), "{}", wrong.summary());
+    }
+
+    /// `silu(x Wg^T) * (x Wu^T)` with 4-bit dense weights (K 64, N 16, one group per row).
+    fn quantized_swiglu() -> Program {
+        let (f, u) = (Dtype::Float32, Dtype::Uint32);
+        let mut values = vec![Value { shape: vec![2, 64], dtype: f }];
+        let mut constants = vec![];
+        for (key, shape, dtype) in [("wg", [16, 8], u), ("sg", [16, 1], f), ("bg", [16, 1], f)].into_iter().chain([
+            ("wu", [16, 8], u),
+            ("su", [16, 1], f),
+            ("bu", [16, 1], f),
+        ]) {
+            constants.push(Constant { value: values.len(), data: ConstData::Tensor { key: key.into() } });
+            values.push(Value { shape: shape.to_vec(), dtype });
+        }
+        let qmm =
+            vec![Arg::Int(Dim::constant(64)), Arg::Int(Dim::constant(4)), Arg::Int(Dim::constant(0)), Arg::Bool(true)];
+        let nodes = [
+            (Op::QuantizedMatmul, qmm.clone(), vec![0, 1, 2, 3]),
+            (Op::QuantizedMatmul, qmm, vec![0, 4, 5, 6]),
+            (Op::Sigmoid, vec![], vec![7]),
+            (Op::Multiply, vec![], vec![7, 9]),
+            (Op::Multiply, vec![], vec![10, 8]),
+        ];
+        let mut ns = vec![];
+        for (op, args, inputs) in nodes {
+            ns.push(Node { op, args, inputs, outputs: vec![values.len()] });
+            values.push(Value { shape: vec![2, 16], dtype: f });
+        }
+        let signature = Signature { params: vec![], output_kind: OutputKind::Array };
+        Program { values, inputs: vec![0], constants, nodes: ns, outputs: vec![11], signature }
+    }
+
+    #[test]
+    fn a_quantized_swiglu_kernel_is_proved_and_one_with_gate_and_up_swapped_is_not() {
+        let by_hand = quantized_swiglu();
+        let mut kernel = by_hand.clone();
+        let lines = superopt_kernel::quantized::lower::lower(&mut kernel, superopt_kernel::Target::Cuda);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(kernel.nodes.len(), 1);
+        let r = check(&by_hand, &kernel, &types(&by_hand), 2);
+        assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
+        let mut swapped = kernel.clone();
+        swapped.nodes[0].inputs = vec![0, 4, 5, 6, 1, 2, 3];
+        let r = check(&by_hand, &swapped, &types(&by_hand), 2);
+        assert!(!matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
     }
 
     #[test]
