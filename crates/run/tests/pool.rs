@@ -36,23 +36,28 @@ fn pool_references_are_the_verifying_workers_own() {
     assert_eq!(with_pool, own, "the same figures, so the same references");
 }
 
-/// A whole run whose references come from a pool: verification runs beside it and judges
-/// every candidate (none is dropped for waiting), the traced program bit-identical.
-#[test]
-fn a_run_verifies_beside_the_pool() {
+/// A whole run of `harness` (from the repository's root) with 2 pool workers.
+fn pooled_run(harness: &str, budget: Duration) -> superopt_report::Capsule {
     std::env::set_var("SUPEROPT_REFERENCE_WORKERS", "2");
-    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/softmax.py");
+    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(harness);
     let session = SessionConfig { harness, python: None, request_timeout: Duration::from_secs(120) };
     let config = superopt_run::Config {
         session,
         objective: superopt_bench::Objective::All,
         tolerance: Tolerance::Relative,
-        time_budget: Duration::from_secs(90),
+        time_budget: budget,
         seeds: 2,
     };
     let outcome = superopt_run::optimize(&config, &|_| {}).expect("the run ends");
     let superopt_run::Outcome::Done(done) = outcome else { panic!("the run traces and verifies") };
-    let c = &done.capsule;
+    done.capsule
+}
+
+/// A whole run whose references come from a pool: verification runs beside it and judges
+/// every candidate (none is dropped for waiting), the traced program bit-identical.
+#[test]
+fn a_run_verifies_beside_the_pool() {
+    let c = &pooled_run("examples/softmax.py", Duration::from_secs(90));
     assert!(c.references.iter().all(|r| r.workers == 2), "{:?}", c.references);
     assert!(c.candidates[0].verified, "the round trip: {:?}", c.candidates[0].dropped);
     let dropped: Vec<_> = c.candidates.iter().filter_map(|k| k.dropped.as_deref()).collect();
@@ -63,19 +68,7 @@ fn a_run_verifies_beside_the_pool() {
 /// them is not counted, so every candidate is still judged, and the notes say how long.
 #[test]
 fn waiting_for_references_does_not_drop_candidates() {
-    std::env::set_var("SUPEROPT_REFERENCE_WORKERS", "2");
-    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/harnesses/pool/slow_reference.py");
-    let session = SessionConfig { harness, python: None, request_timeout: Duration::from_secs(120) };
-    let config = superopt_run::Config {
-        session,
-        objective: superopt_bench::Objective::All,
-        tolerance: Tolerance::Relative,
-        time_budget: Duration::from_secs(10),
-        seeds: 2,
-    };
-    let outcome = superopt_run::optimize(&config, &|_| {}).expect("the run ends");
-    let superopt_run::Outcome::Done(done) = outcome else { panic!("the run traces and verifies") };
-    let c = &done.capsule;
+    let c = &pooled_run("tests/harnesses/pool/slow_reference.py", Duration::from_secs(10));
     assert!(c.notes.iter().any(|n| n.contains("waited") && n.contains("not counted")), "{:?}", c.notes);
     assert!(c.candidates[0].verified, "the round trip: {:?}", c.candidates[0].dropped);
     let dropped: Vec<_> = c.candidates.iter().filter_map(|k| k.dropped.as_deref()).collect();
