@@ -84,9 +84,12 @@ fn lowered_kernels_compute_what_fn_computes() {
     }
 }
 
+/// A change of a module's source.
+type Change<'a> = dyn Fn(&str) -> String + 'a;
+
 /// The kernels of `rel` as plain MLX (`--target mlx`), which must verify as written; then
 /// each `(name, change)` of its source must not.
-fn changed_kernels_are_rejected(rel: &str, changes: &[(&str, &dyn Fn(&str) -> String)]) {
+fn changed_kernels_are_rejected(rel: &str, changes: &[(&str, &Change<'_>)]) {
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("k.py");
     let h = harness(rel);

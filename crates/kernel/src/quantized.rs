@@ -134,12 +134,7 @@ pub fn cuda_source(q: &Quantized) -> String {
 "#,
     );
     s.push_str(&rows(q, ""));
-    for p in 0..q.epilogue.products() {
-        s.push_str(&format!(
-            "  const unsigned char* w{p}r = reinterpret_cast<const unsigned char*>(w{p}) + col * (K * BITS / 8);\n  \
-             const S* s{p}r = s{p} + col * (K / GROUP);\n  const S* b{p}r = b{p} + col * (K / GROUP);\n  float acc{p} = 0.0f;\n"
-        ));
-    }
+    s.push_str(&weight_rows(q, "", "unsigned char"));
     s.push_str("  for (int c0 = lane * V; c0 < CHUNKS; c0 += 32 * V) {\n");
     for p in 0..q.epilogue.products() {
         s.push_str(&format!("    unsigned long long v{p}[V];\n    so_chunks<BITS, V>(w{p}r, c0, v{p});\n"));
@@ -177,12 +172,24 @@ pub fn cuda_source(q: &Quantized) -> String {
 fn rows(q: &Quantized, space: &str) -> String {
     if q.gathered {
         format!(
-            "  const size_t pair = row / M, m = row % M;\n  const {space}T* xr = x + (size_t(lhs[pair]) * M + m) * K;\n  \
+            "  const size_t pair = row / M, m = row % M;\n  \
+             const {space}T* xr = x + (size_t(lhs[pair]) * M + m) * K;\n  \
              const size_t col = size_t(rhs[pair]) * N + n;\n"
         )
     } else {
         format!("  const {space}T* xr = x + row * K;\n  const size_t col = n;\n")
     }
+}
+
+/// Each product's packed row, scales and biases of column `col`, and its accumulator.
+fn weight_rows(q: &Quantized, space: &str, byte: &str) -> String {
+    let mut s = String::new();
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!("  const {space}{byte}* w{p}r = (const {space}{byte}*)(w{p}) + col * (K * BITS / 8);\n"));
+        s.push_str(&format!("  const {space}S* s{p}r = s{p} + col * (K / GROUP);\n"));
+        s.push_str(&format!("  const {space}S* b{p}r = b{p} + col * (K / GROUP);\n  float acc{p} = 0.0f;\n"));
+    }
+    s
 }
 
 /// What MLX's CUDA backend wraps around [`cuda_source`] for `m` rows per pair and
@@ -232,12 +239,7 @@ pub fn metal_source(q: &Quantized) -> String {
 "#,
     );
     s.push_str(&rows(q, "device "));
-    for p in 0..q.epilogue.products() {
-        s.push_str(&format!(
-            "  const device uchar* w{p}r = (const device uchar*)(w{p}) + col * (K * BITS / 8);\n  \
-             const device S* s{p}r = s{p} + col * (K / GROUP);\n  const device S* b{p}r = b{p} + col * (K / GROUP);\n  float acc{p} = 0.0f;\n"
-        ));
-    }
+    s.push_str(&weight_rows(q, "device ", "uchar"));
     s.push_str(
         r#"  for (int c = lane; c < CHUNKS; c += 32) {
     float xs[8];
@@ -364,10 +366,8 @@ pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
             format!("    gate = {}\n    up = {}\n    out = gate * mx.sigmoid(gate) * up\n", product(0), product(1))
         }
     };
-    format!(
-        "def _k{index}({args}, warps=None):\n    \"\"\"{}: its meaning in plain MLX.\"\"\"\n{value}    return out.astype(x.dtype)\n\n\n",
-        q.name
-    )
+    let doc = format!("    \"\"\"{}: its meaning in plain MLX.\"\"\"", q.name);
+    format!("def _k{index}({args}, warps=None):\n{doc}\n{value}    return out.astype(x.dtype)\n\n\n")
 }
 
 #[cfg(test)]
@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(q.inputs(), ["x", "lhs", "rhs", "w0", "s0", "b0", "w1", "s1", "b1"]);
         assert_eq!(q.row_bytes(), 1024);
         for src in [cuda_source(&q), metal_source(&q)] {
-            assert_eq!(src.matches("for (int c = lane; c < CHUNKS; c += 32)").count(), 1, "{src}");
+            assert_eq!(src.matches("c < CHUNKS").count() + src.matches("c0 < CHUNKS").count(), 1, "{src}");
             assert!(src.contains("acc0 * so_sigmoid(acc0) * acc1"), "{src}");
         }
         let single = Quantized { epilogue: Epilogue::Product, ..q.clone() };
