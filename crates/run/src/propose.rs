@@ -1,11 +1,12 @@
 //! Stage 2: candidates. Every strategy's proposals for the traced plan, then the kernel
-//! version of the most rewritten eager one where the device runs generated kernels.
+//! version of the most rewritten eager one where the device runs generated kernels, eager
+//! and compiled.
 
 use crate::ledger::Run;
 use std::time::{Duration, Instant};
 use superopt_kernel::Target;
 use superopt_search::egraph::cost::Device;
-use superopt_search::strategies::compile_rule;
+use superopt_search::strategies::{compile_rule, with_compile_rule};
 use superopt_search::{as_traced, default_strategies, Candidate, Compile, Source};
 use superopt_worker::protocol::Backend;
 
@@ -29,7 +30,7 @@ pub fn propose(run: &mut Run) {
             // Lowering gets half the search's time; past it, no kernel candidate.
             let deadline = Instant::now() + run.budget.search_time() / 2;
             match lowered_until(&candidates, target, Some(deadline)) {
-                Some(c) => candidates.extend(c),
+                Some(c) => candidates.extend(c.into_iter().flat_map(|k| [compiled(&k), k])),
                 None => run.notes.push(LOWERING_LATE.into()),
             }
         }
@@ -38,6 +39,12 @@ pub fn propose(run: &mut Run) {
     for c in candidates {
         run.add(c);
     }
+}
+
+/// A kernel candidate wrapped whole in `mx.compile`: at decode sizes the launches and the
+/// Python between them, not the bytes, take the time.
+fn compiled(k: &Candidate) -> Candidate {
+    Candidate { compile: Compile::Whole, rules: with_compile_rule(k.rules.clone(), Compile::Whole), ..k.clone() }
 }
 
 /// Which kernels the device runs, or why it runs none. `SUPEROPT_KERNELS=mlx` lowers to
