@@ -79,6 +79,9 @@ impl Quantized {
         if k <= 0 || n <= 0 || k % group_size as i64 != 0 {
             return no(format!("an inner dimension of {k} in groups of {group_size}"));
         }
+        if n > 65535 * 4 {
+            return no(format!("{n} output columns: past CUDA's 65535 blocks of 4 warps"));
+        }
         if !crate::ir::computable(dtype) || !crate::ir::computable(scales) {
             return no(format!("{} inputs with {} scales", dtype.name(), scales.name()));
         }
@@ -423,7 +426,7 @@ mod tests {
 pub mod lower {
     use super::{Epilogue, Quantized};
     use crate::{Body, Call, Target};
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeSet, HashMap};
     use superopt_ir::{Arg, Dtype, Node, Op, Program, ValueId};
 
     pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
@@ -431,10 +434,12 @@ pub mod lower {
             return vec![];
         }
         superopt_ir::passes::common_subexpressions(p);
+        let producers: Producers =
+            p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
         let mut made: Vec<(Node, Vec<usize>)> = vec![];
         let mut taken: BTreeSet<usize> = BTreeSet::new();
         for i in 0..p.nodes.len() {
-            if let Some((node, members)) = swiglu(p, i, target, made.len()) {
+            if let Some((node, members)) = swiglu(p, &producers, i, target, made.len()) {
                 if members.iter().all(|m| !taken.contains(m)) {
                     taken.extend(members.iter().copied());
                     made.push((node, members));
@@ -459,6 +464,9 @@ pub mod lower {
         replace(p, made);
         lines
     }
+
+    /// The node that makes each value.
+    type Producers = HashMap<ValueId, usize>;
 
     fn describe(n: &Node) -> String {
         Call::of_node(n)
@@ -552,16 +560,22 @@ pub mod lower {
     /// Node `i` as the last of `silu(gate) * up` (`Multiply(Multiply(g, Sigmoid(g)), u)`,
     /// either order at each product) over a gate/up pair: the kernel node and the nodes
     /// it replaces.
-    fn swiglu(p: &Program, i: usize, target: Target, index: usize) -> Option<(Node, Vec<usize>)> {
+    fn swiglu(
+        p: &Program,
+        producers: &Producers,
+        i: usize,
+        target: Target,
+        index: usize,
+    ) -> Option<(Node, Vec<usize>)> {
         let last = &p.nodes[i];
         if last.op != Op::Multiply {
             return None;
         }
-        let producer = |v: ValueId| p.nodes.iter().position(|n| n.outputs.contains(&v));
+        let producer = |v: ValueId| producers.get(&v).copied();
         let [a, b] = [last.inputs[0], last.inputs[1]];
         for (silu, up) in [(a, b), (b, a)] {
             let (Some(s), Some(u)) = (producer(silu), producer(up)) else { continue };
-            let Some((g, sig)) = silu_of(p, s) else { continue };
+            let Some((g, sig)) = silu_of(p, producers, s) else { continue };
             let (Some(gs), Some(us)) = (product(p, g), product(p, u)) else { continue };
             let (gn, un) = (&p.nodes[g], &p.nodes[u]);
             let shared = operands(gn) == operands(un) && gs.same(&us);
@@ -583,12 +597,12 @@ pub mod lower {
     }
 
     /// Node `s` as `g * sigmoid(g)` (either order): the nodes of g and of the sigmoid.
-    fn silu_of(p: &Program, s: usize) -> Option<(usize, usize)> {
+    fn silu_of(p: &Program, producers: &Producers, s: usize) -> Option<(usize, usize)> {
         let n = &p.nodes[s];
         if n.op != Op::Multiply {
             return None;
         }
-        let producer = |v: ValueId| p.nodes.iter().position(|m| m.outputs.contains(&v));
+        let producer = |v: ValueId| producers.get(&v).copied();
         let [a, b] = [n.inputs[0], n.inputs[1]];
         [(a, b), (b, a)].into_iter().find_map(|(g, sg)| {
             let sig = producer(sg)?;

@@ -62,7 +62,12 @@ pub struct Pool {
     queue: Arc<(Mutex<Admission>, Condvar)>,
     /// Cases taken back for the verifying worker ([`Pool::claim`]).
     claimed: Vec<(Size, Case)>,
+    /// The processes of the workers computing a case now.
+    busy: Busy,
 }
+
+/// Process ids of the pool's workers in the middle of a case.
+type Busy = Arc<Mutex<Vec<u32>>>;
 
 /// The pool's size for `cases` cases: set by `SUPEROPT_REFERENCE_WORKERS` (0: no pool);
 /// else none on the CPU backend, where it would only compete with the candidates, and
@@ -131,11 +136,12 @@ impl Pool {
             .iter()
             .map(|k| (k.to_string(), blas.clone()))
             .collect();
+        let busy: Busy = Arc::default();
         for _ in 0..workers {
-            let (spec, queue, tx, env) = (spec.clone(), queue.clone(), tx.clone(), env.clone());
-            std::thread::spawn(move || serve(&spec, env, &queue, &tx, started, deadline));
+            let (spec, queue, tx, env, busy) = (spec.clone(), queue.clone(), tx.clone(), env.clone(), busy.clone());
+            std::thread::spawn(move || serve(&spec, env, (&queue, &busy), &tx, started, deadline));
         }
-        Pool { workers, expected, done: vec![], rx, closed: false, queue: kept, claimed: vec![] }
+        Pool { workers, expected, done: vec![], rx, closed: false, queue: kept, claimed: vec![], busy }
     }
 
     /// Waits until every case is done, every worker has stopped, or `deadline`; whether
@@ -198,12 +204,16 @@ impl Pool {
         }
     }
 
-    /// Starts no more cases (those running finish).
+    /// Starts no more cases and ends those running (their workers' processes are killed,
+    /// so that no float64 case competes with the timing that follows).
     pub fn stop(&mut self) {
         if let Ok(mut a) = self.queue.0.lock() {
             a.queue.clear();
         }
         self.queue.1.notify_all();
+        for pid in self.busy.lock().map(|b| b.clone()).unwrap_or_default() {
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
     }
 
     /// Whether every case's reference is in the folder.
@@ -306,7 +316,7 @@ impl Admission {
 fn serve(
     spec: &PoolSpec,
     env: Vec<(String, String)>,
-    queue: &(Mutex<Admission>, Condvar),
+    (queue, busy): (&(Mutex<Admission>, Condvar), &Busy),
     tx: &Sender<Done>,
     started: Instant,
     deadline: Instant,
@@ -333,7 +343,10 @@ fn serve(
         };
         drop(admission);
         let began = started.elapsed();
+        let pid = w.pid();
+        busy.lock().map(|mut b| b.push(pid)).ok();
         let reply = w.call(&Prepare { size, cases: vec![case], threads: Some(threads) }, left());
+        busy.lock().map(|mut b| b.retain(|p| *p != pid)).ok();
         let peak = reply.as_ref().map_or(0.0, |r| r.peak_gib);
         if let Ok(mut a) = lock.lock() {
             a.done(size, held, peak);
@@ -384,8 +397,16 @@ mod tests {
         let a = admission(100.0);
         let expected = a.queue.len();
         let queue = Arc::new((Mutex::new(a), Condvar::new()));
-        let mut pool =
-            Pool { workers: 2, expected, done: vec![], rx, closed: false, queue: queue.clone(), claimed: vec![] };
+        let mut pool = Pool {
+            workers: 2,
+            expected,
+            done: vec![],
+            rx,
+            closed: false,
+            queue: queue.clone(),
+            claimed: vec![],
+            busy: Arc::default(),
+        };
         let last = (Size::Large, (0, Variant::Nonfinite));
         assert!(!pool.through(last.0, last.1));
         assert!(pool.claim(last.0, last.1), "the workers are still loading");

@@ -266,7 +266,9 @@ impl Interp {
             Op::GatherQMM | Op::QuantizedMatmul => {
                 let gathered = n.op == Op::GatherQMM;
                 let (mode, transposed) = (int(2)?, arg_flag(n, 3));
-                if mode != 0 || !transposed || ins.len() != if gathered { 6 } else { 4 } {
+                let w_rank = if gathered { 3 } else { 2 };
+                if mode != 0 || !transposed || ins.len() != if gathered { 6 } else { 4 } || ins[1].shape.len() != w_rank
+                {
                     return Err(format!("{} other than affine, transposed, with biases", n.op));
                 }
                 let packing = super::quantized::Packing { group: int(0)? as usize, bits: int(1)? as usize };

@@ -109,6 +109,9 @@ fn same_signature(a: &Program, b: &Program) -> Result<(), String> {
 /// each exp as a fresh variable: sums keep the degree, products and quotients
 /// add degrees, a product over n terms multiplies it by n.
 fn degree(p: &Program) -> u64 {
+    let quantized_kernel = |n: &superopt_ir::Node| {
+        superopt_kernel::Call::of_node(n).is_some_and(|c| matches!(c.body, superopt_kernel::Body::Quantized(_)))
+    };
     let mut d = vec![0u64; p.values.len()];
     for i in &p.inputs {
         d[*i] = 1;
@@ -120,6 +123,10 @@ fn degree(p: &Program) -> u64 {
         let sum = ins.iter().sum::<u64>().min(cap);
         let v = match n.op {
             Op::Multiply | Op::Divide | Op::Matmul | Op::AddMM => sum,
+            // x times weights that hold one uninterpreted term each.
+            Op::GatherQMM | Op::QuantizedMatmul => (sum + 1).min(cap),
+            // gate * sigmoid(gate) * up, each product as above.
+            Op::Kernel if quantized_kernel(n) => (2 * (max + 1) + 2).min(cap),
             Op::Square => (2 * max).min(cap),
             Op::Reduce if matches!(n.args.first().and_then(|a| a.int()).and_then(|d| d.as_const()), Some(3)) => {
                 max.saturating_mul(p.value(n.inputs[0]).numel().max(1) as u64).min(cap)

@@ -54,8 +54,10 @@ pub(super) fn product(
             let (Data::Num(l), Data::Num(r)) = (&lhs.data, &rhs.data) else {
                 return Err("a gather by input-dependent indices".into());
             };
-            let at = |v: f64, len: usize| (v as i64).rem_euclid(len as i64) as usize;
-            let pairs = l.iter().zip(r).map(|(a, c)| (at(*a, rows_of_x), at(*c, experts))).collect();
+            let at = |v: f64, len: usize| (v >= 0.0 && (v as usize) < len).then_some(v as usize);
+            let pairs =
+                l.iter().zip(r).map(|(a, c)| Some((at(*a, rows_of_x)?, at(*c, experts)?))).collect::<Option<_>>();
+            let pairs = pairs.ok_or("a quantized product's index out of range")?;
             (pairs, [lhs.shape.clone(), vec![m, n]].concat())
         }
         None => ((0..rows_of_x).map(|r| (r, 0)).collect(), [x.shape[..x.shape.len() - 1].to_vec(), vec![n]].concat()),
