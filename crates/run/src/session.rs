@@ -171,7 +171,7 @@ impl Session {
         self.pool.as_mut().is_some_and(|p| p.next(deadline))
     }
 
-    /// Lets the pool's workers stop after the case each is on: verification is over.
+    /// Ends the pool's work: no case starts, and those running are killed (verification is over).
     pub fn stop_references(&mut self) {
         if let Some(p) = self.pool.as_mut() {
             p.stop();
