@@ -157,6 +157,14 @@ impl Program {
         self.constants.iter().find(|c| c.value == id)
     }
 
+    /// The keys of its tensor constants (whose bytes stay with the worker), in order.
+    pub fn tensor_keys(&self) -> impl Iterator<Item = &str> {
+        self.constants.iter().filter_map(|c| match &c.data {
+            ConstData::Tensor { key } => Some(key.as_str()),
+            ConstData::Scalar { .. } => None,
+        })
+    }
+
     /// Names of ops in first-seen order, with counts.
     pub fn op_counts(&self) -> Vec<(crate::Op, usize)> {
         let mut out: Vec<(crate::Op, usize)> = vec![];

@@ -2,7 +2,7 @@
 
 use crate::budget::Budget;
 use crate::config::Config;
-use crate::session::Session;
+use crate::session::{harness_fault, Session};
 use std::time::Instant;
 use superopt_bench::{geomean, Comparison, Size};
 use superopt_ir::{Plan, Program};
@@ -167,6 +167,9 @@ impl<'a> Run<'a> {
     ) -> anyhow::Result<Run<'a>> {
         let plan = superopt_trace::align(&traces, 1);
         let seeds = (0..config.seeds).collect();
+        let mut session = session;
+        let workdir = tempfile::tempdir()?;
+        crate::stage::keep_constants(&mut session, &traces, workdir.path()).map_err(harness_fault)?;
         let run = Run {
             config,
             session,
@@ -177,7 +180,7 @@ impl<'a> Run<'a> {
             entries: vec![],
             notes: vec![],
             seeds,
-            workdir: tempfile::tempdir()?,
+            workdir,
             stages: vec![],
             last_mark: Instant::now(),
             progress,

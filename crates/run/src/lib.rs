@@ -2,7 +2,7 @@
 //! ([`ledger::Run`], one [`ledger::Entry`] per candidate):
 //!
 //! [`trace`] -> ([`references`] start) -> [`propose`] -> [`stage`] -> [`tune`] -> [`field`] -> [`verify`] ->
-//! [`bench`] -> [`by_size`] -> [`decide`]
+//! [`bench`](mod@bench) -> [`by_size`] -> [`decide`]
 //!
 //! [`budget`] names each stage's share of the time budget; [`session`] is the worker with
 //! the harness loaded; [`references`] the pool that computes the float64 references

@@ -110,10 +110,10 @@ pub fn lower_candidate(c: &Candidate, target: Target, deadline: Option<Instant>)
     Some(Some(Candidate { kernels: true, plan, compile: Compile::Eager, rules, parts: vec![], ..c.clone() }))
 }
 
-/// Whether `c` calls generated GPU kernels, whose launches the device must tune (not the
-/// plain-MLX form, which has no launch parameters).
+/// Whether `c` calls generated GPU row kernels, whose launches the device must tune (the
+/// quantized products and the plain-MLX form have no launch space).
 pub fn tunable(c: &Candidate) -> bool {
-    superopt_emit::kernel_calls(&c.plan).iter().any(|k| k.target != Target::Mlx)
+    superopt_emit::kernel_calls(&c.plan).iter().any(|k| k.target != Target::Mlx && k.rows().is_some())
 }
 
 /// The Metal source of a candidate's kernels (from the same kernel IR as its CUDA ones).

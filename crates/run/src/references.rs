@@ -64,7 +64,12 @@ pub struct Pool {
     claimed: Vec<(Size, Case)>,
     /// The processes of the workers computing a case now.
     busy: Busy,
+    /// What went wrong in the workers (a harness that did not load, a case that failed).
+    troubles: Troubles,
 }
+
+/// What went wrong in the pool's workers, each with when (seconds since the pool started).
+type Troubles = Arc<Mutex<Vec<String>>>;
 
 /// Process ids of the pool's workers in the middle of a case.
 type Busy = Arc<Mutex<Vec<u32>>>;
@@ -136,12 +141,14 @@ impl Pool {
             .iter()
             .map(|k| (k.to_string(), blas.clone()))
             .collect();
-        let busy: Busy = Arc::default();
+        let (busy, troubles): (Busy, Troubles) = Default::default();
         for _ in 0..workers {
-            let (spec, queue, tx, env, busy) = (spec.clone(), queue.clone(), tx.clone(), env.clone(), busy.clone());
-            std::thread::spawn(move || serve(&spec, env, (&queue, &busy), &tx, started, deadline));
+            let (spec, queue, tx, env) = (spec.clone(), queue.clone(), tx.clone(), env.clone());
+            let (busy, troubles) = (busy.clone(), troubles.clone());
+            std::thread::spawn(move || serve(&spec, env, (&queue, &busy, &troubles), &tx, started, deadline));
         }
-        Pool { workers, expected, done: vec![], rx, closed: false, queue: kept, claimed: vec![], busy }
+        let (done, claimed) = (vec![], vec![]);
+        Pool { workers, expected, done, rx, closed: false, queue: kept, claimed, busy, troubles }
     }
 
     /// Waits until every case is done, every worker has stopped, or `deadline`; whether
@@ -219,6 +226,27 @@ impl Pool {
     /// Whether every case's reference is in the folder.
     pub fn all_kept(&self) -> bool {
         self.done.iter().filter(|d| d.kept).count() == self.expected
+    }
+
+    /// How far the pool got: cases kept of those it had, and when its first case began.
+    pub fn progress(&self) -> String {
+        let kept = self.done.iter().filter(|d| d.kept).count();
+        let first = self.done.iter().map(|d| d.began).min();
+        let began = first.map_or("none began".to_string(), |b| format!("the first began {}s in", b.as_secs()));
+        format!("{kept} of {} cases kept, {began}", self.expected)
+    }
+
+    /// What went wrong in the workers so far, each told once (with how many times).
+    pub fn troubles(&self) -> Vec<String> {
+        let all = self.troubles.lock().map(|t| t.clone()).unwrap_or_default();
+        let mut out: Vec<(String, usize)> = vec![];
+        for t in all {
+            match out.iter_mut().find(|(u, _)| *u == t) {
+                Some((_, n)) => *n += 1,
+                None => out.push((t, 1)),
+            }
+        }
+        out.into_iter().map(|(t, n)| if n > 1 { format!("{t} (x{n})") } else { t }).collect()
     }
 
     /// Per size, the span of the cases the pool has done so far.
@@ -316,16 +344,25 @@ impl Admission {
 fn serve(
     spec: &PoolSpec,
     env: Vec<(String, String)>,
-    (queue, busy): (&(Mutex<Admission>, Condvar), &Busy),
+    (queue, busy, troubles): (&(Mutex<Admission>, Condvar), &Busy, &Troubles),
     tx: &Sender<Done>,
     started: Instant,
     deadline: Instant,
 ) {
     let left = || deadline.saturating_duration_since(Instant::now());
-    let Ok(mut w) = Worker::start_with(&spec.python, env, false) else { return };
+    let trouble = |what: String| {
+        if let Ok(mut t) = troubles.lock() {
+            t.push(what);
+        }
+    };
+    let mut w = match Worker::start_with(&spec.python, env, false) {
+        Ok(w) => w,
+        Err(e) => return trouble(format!("a worker did not start: {e}")),
+    };
     let load = Load { harness: spec.harness.clone(), references: Some(spec.folder.clone()) };
-    if w.call(&load, left()).is_err() {
-        return;
+    if let Err(e) = w.call(&load, left()) {
+        let at = started.elapsed().as_secs();
+        return trouble(format!("a worker had not loaded the harness after {at}s: {e}"));
     }
     let (lock, wake) = queue;
     loop {
@@ -352,6 +389,9 @@ fn serve(
             a.done(size, held, peak);
         }
         wake.notify_all();
+        if let Err(e) = &reply {
+            trouble(format!("a {size} case failed: {e}"));
+        }
         let kept = reply.is_ok_and(|r| r.prepared > 0);
         if tx.send(Done { size, case, began, ended: started.elapsed(), kept }).is_err() || !kept {
             return;
@@ -406,6 +446,7 @@ mod tests {
             queue: queue.clone(),
             claimed: vec![],
             busy: Arc::default(),
+            troubles: Arc::default(),
         };
         let last = (Size::Large, (0, Variant::Nonfinite));
         assert!(!pool.through(last.0, last.1));

@@ -9,8 +9,9 @@ use superopt_ir::Program;
 use superopt_search::egraph::cost::Device;
 use superopt_verify::{OutputFigures, SeedFigures, Tolerance};
 use superopt_worker::protocol::{
-    self, Backend, Calibrate, Case, DeviceKind, Dispatch, Fixed, Hello, HelloReply, Load, LoadProgram, ProgramId,
-    ReferenceDevice, ReferenceDeviceReply, SaveConstants, Sensitivity, Size, Time, Variant, Verify, SAMPLE_SECONDS,
+    self, Backend, Calibrate, Case, DeviceKind, Dispatch, Fixed, Hello, HelloReply, Load, LoadConstants, LoadProgram,
+    ProgramId, ReferenceDevice, ReferenceDeviceReply, SaveConstants, Sensitivity, Size, Time, Variant, Verify,
+    SAMPLE_SECONDS,
 };
 use superopt_worker::{find_python, Worker, WorkerError};
 
@@ -370,6 +371,14 @@ impl Session {
     pub fn save_constants(&mut self, keys: &[String], path: &Path) -> Result<(), WorkerError> {
         let req = SaveConstants { keys: keys.to_vec(), path: path.to_string_lossy().into_owned() };
         self.worker.call(&req, self.timeout).map(|_| ())
+    }
+
+    /// Saves the traced constants of `keys` to `path` once, for every candidate's module to
+    /// load, and has a restarted worker keep them again (its traced ones are gone).
+    pub fn keep_constants(&mut self, keys: &[String], path: &Path) -> Result<(), WorkerError> {
+        self.save_constants(keys, path)?;
+        let req = LoadConstants { path: path.to_string_lossy().into_owned() };
+        self.worker.stateful("constants", &req, self.timeout).map(|_| ())
     }
 
     /// Whether MLX's backend here runs custom kernels, and for which target.

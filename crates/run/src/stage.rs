@@ -5,19 +5,32 @@
 use crate::ledger::{CandidateId, Run};
 use crate::propose::tunable;
 use crate::session::Session;
+use std::collections::BTreeSet;
 use std::path::Path;
 use superopt_emit::{emit, ModuleInfo};
+use superopt_ir::Program;
 use superopt_search::Candidate;
 use superopt_worker::protocol::ProgramId;
+use superopt_worker::WorkerError;
 
-/// Emits `c` into `dir` as the module of candidate `k` and loads it in the worker as `id`.
-pub fn stage_candidate(s: &mut Session, c: &Candidate, id: ProgramId, k: usize, dir: &Path) -> Result<(), String> {
-    let consts = format!("cand{k}.safetensors");
-    let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: &consts, notes: vec![] };
-    let e = emit(c, &info).map_err(|e| e.to_string())?;
-    if !e.tensors.is_empty() {
-        s.save_constants(&e.tensors, &dir.join(&consts)).map_err(|e| e.to_string())?;
+/// The traced constants of every size, in the run's folder (see [`keep_constants`]).
+pub const CONSTANTS: &str = "constants.safetensors";
+
+/// Saves every traced constant of `traces` into `dir`'s [`CONSTANTS`] file, once for all
+/// candidates (a real model's weights are gigabytes), kept across worker restarts.
+pub fn keep_constants(s: &mut Session, traces: &[Program], dir: &Path) -> Result<(), WorkerError> {
+    let keys: BTreeSet<String> = traces.iter().flat_map(|p| p.tensor_keys()).map(String::from).collect();
+    if keys.is_empty() {
+        return Ok(());
     }
+    s.keep_constants(&keys.into_iter().collect::<Vec<_>>(), &dir.join(CONSTANTS))
+}
+
+/// Emits `c` into `dir` as the module of candidate `k` and loads it in the worker as `id`;
+/// its constants are those [`keep_constants`] saved there.
+pub fn stage_candidate(s: &mut Session, c: &Candidate, id: ProgramId, k: usize, dir: &Path) -> Result<(), String> {
+    let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: CONSTANTS, notes: vec![] };
+    let e = emit(c, &info).map_err(|e| e.to_string())?;
     let path = dir.join(format!("cand{k}.py"));
     std::fs::write(&path, &e.source).map_err(|e| e.to_string())?;
     s.register(id, &path, "optimized").map_err(|e| format!("the emitted module does not load: {e}"))

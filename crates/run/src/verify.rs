@@ -60,7 +60,15 @@ pub fn verify(run: &mut Run) {
             "the float64 references (computed on the CPU) were not all done after {took}s: \
              run again with a larger --time-budget (this run: {budget}s)"
         ));
+        pool_troubles(run);
     }
+}
+
+/// Says how far the reference pool got, and what went wrong in its workers.
+fn pool_troubles(run: &mut Run) {
+    let Some(pool) = run.session.pool.as_ref() else { return };
+    let said = [vec![pool.progress()], pool.troubles()].concat();
+    run.notes.push(format!("the reference pool: {}", said.join("; ")));
 }
 
 /// Where a candidate's verification stands: its next case, and the figures so far.

@@ -8,7 +8,12 @@ use superopt_verify::Tolerance;
 use superopt_worker::protocol::{ProgramId, Size};
 
 fn session() -> Session {
-    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/rms_norm.py");
+    session_on("examples/rms_norm.py")
+}
+
+/// A session on `harness` (from the repository's root).
+fn session_on(harness: &str) -> Session {
+    let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(harness);
     let config = SessionConfig { harness, python: None, request_timeout: Duration::from_secs(120) };
     Session::start(&config).expect("the worker starts and loads the harness")
 }
@@ -73,4 +78,27 @@ fn waiting_for_references_does_not_drop_candidates() {
     assert!(c.candidates[0].verified, "the round trip: {:?}", c.candidates[0].dropped);
     let dropped: Vec<_> = c.candidates.iter().filter_map(|k| k.dropped.as_deref()).collect();
     assert!(dropped.iter().all(|d| !d.contains("time budget")), "{dropped:?}");
+}
+
+/// Workers that die on their cases: the pool ends without them, and says what happened.
+#[test]
+fn a_pool_whose_workers_die_says_so() {
+    let mut s = session_on("tests/harnesses/pool/crashing_reference.py");
+    s.start_references(&[0], 2, Default::default(), Instant::now() + Duration::from_secs(300));
+    assert!(!s.await_references(Instant::now() + Duration::from_secs(300)), "no reference was kept");
+    let pool = s.pool.as_ref().unwrap();
+    assert!(pool.progress().starts_with("0 of "), "{}", pool.progress());
+    let troubles = pool.troubles();
+    assert!(troubles.iter().any(|t| t.starts_with("a small case failed: ") && t.ends_with("(x2)")), "{troubles:?}");
+}
+
+/// Workers that do their cases: nothing went wrong, and every case was kept.
+#[test]
+fn a_pool_whose_workers_do_their_cases_has_no_troubles() {
+    let mut s = session_on("tests/harnesses/pool/slow_reference.py");
+    s.start_references(&[0], 2, Default::default(), Instant::now() + Duration::from_secs(300));
+    assert!(s.await_references(Instant::now() + Duration::from_secs(300)));
+    let pool = s.pool.as_ref().unwrap();
+    assert!(pool.troubles().is_empty(), "{:?}", pool.troubles());
+    assert!(pool.progress().starts_with("21 of 21 cases kept, the first began "), "{}", pool.progress());
 }

@@ -389,6 +389,13 @@ def cmd_save_constants(req):
     return {"saved": len(tensors)}
 
 
+def cmd_load_constants(req):
+    """Keeps the constants of a file cmd_save_constants wrote (a restarted worker has none)."""
+    for k, v in mx.load(req["path"]).items():
+        State.constants.setdefault(k, v)
+    return {}
+
+
 # ---------------------------------------------------------------- programs
 
 
@@ -1584,6 +1591,7 @@ COMMANDS = {
     "load": cmd_load,
     "trace": cmd_trace,
     "save_constants": cmd_save_constants,
+    "load_constants": cmd_load_constants,
     "program": cmd_program,
     "verify": cmd_verify,
     "time": cmd_time,

@@ -19,6 +19,7 @@ pub enum Command {
     Load,
     Trace,
     SaveConstants,
+    LoadConstants,
     Program,
     Prepare,
     Verify,
@@ -33,11 +34,12 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: [Command; 15] = [
+    pub const ALL: [Command; 16] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
         Command::SaveConstants,
+        Command::LoadConstants,
         Command::Program,
         Command::Prepare,
         Command::Verify,
@@ -58,6 +60,7 @@ impl Command {
             Command::Load => "load",
             Command::Trace => "trace",
             Command::SaveConstants => "save_constants",
+            Command::LoadConstants => "load_constants",
             Command::Program => "program",
             Command::Prepare => "prepare",
             Command::Verify => "verify",
@@ -290,6 +293,18 @@ pub struct SaveConstants {
 
 impl Request for SaveConstants {
     const COMMAND: Command = Command::SaveConstants;
+    type Reply = Empty;
+}
+
+/// `load_constants`: the constants of a file `save_constants` wrote, kept again as traced
+/// ones (replayed after a restart, so that a restarted worker can still save them).
+#[derive(Debug, Serialize)]
+pub struct LoadConstants {
+    pub path: String,
+}
+
+impl Request for LoadConstants {
+    const COMMAND: Command = Command::LoadConstants;
     type Reply = Empty;
 }
 
