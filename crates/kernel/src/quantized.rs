@@ -4,11 +4,13 @@
 //! a gate/up pair that shares x (and the indices) with SwiGLU fused: `silu(x Wg^T) * (x Wu^T)`
 //! in one pass over both packed weights.
 //!
-//! One warp (simdgroup) computes one output column of one row: its lanes walk the packed
-//! row of the weights in chunks of 8 values (`bits` bytes: MLX packs every width as a
-//! little-endian bit stream), dequantize in registers as `scale * q + bias` per group,
-//! and accumulate in float32 as `scale * sum(q x) + bias * sum(x)`. Decode shapes (a few
-//! rows per expert) read each weight once; there the packed weights are the floor.
+//! One warp (simdgroup) computes one output column of `R` consecutive rows: its lanes walk
+//! the packed row of the weights in chunks of 8 values (`bits` bytes: MLX packs every width
+//! as a little-endian bit stream), dequantize in registers as `scale * q + bias` per group,
+//! and accumulate in float32 as `scale * sum(q x) + bias * sum(x)`. The rows of a dense
+//! product share each weight's load and dequantization (`R` up to 8; a gathered product's
+//! rows take one each), so decode shapes read each weight once; there the packed weights
+//! are the floor.
 
 use serde::{Deserialize, Serialize};
 use superopt_ir::Dtype;
@@ -53,7 +55,19 @@ pub struct Quantized {
     /// Chunks of 8 values a lane loads at once: 16 bytes where the packing allows (2, 4
     /// and 8 bits, rows of whole 16-byte loads), else one chunk (CUDA; Metal loads bytes).
     pub vec: u32,
+    /// The most rows a warp computes together (`R`, a power of two; the launcher takes the
+    /// largest that divides the rows), sharing each dequantized weight: 8 where every row
+    /// uses the one matrix (dense), else 1.
+    #[serde(default = "one")]
+    pub rows_per_warp: u32,
 }
+
+fn one() -> u32 {
+    1
+}
+
+/// [`Quantized::rows_per_warp`] where rows share matrices.
+pub const SHARED_ROWS: u32 = 8;
 
 /// Why a product cannot be a [`Quantized`] kernel.
 #[derive(Debug, PartialEq)]
@@ -87,7 +101,8 @@ impl Quantized {
         }
         let wide = 16 / bits;
         let vec = if bits.is_power_of_two() && (k / 8) % wide as i64 == 0 { wide } else { 1 };
-        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, gathered, dtype, scales, vec })
+        let rows_per_warp = if gathered { 1 } else { SHARED_ROWS };
+        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, gathered, dtype, scales, vec, rows_per_warp })
     }
 
     /// The kernel's input names, in launch order: x, (gathered) lhs and rhs, then weights,
@@ -110,9 +125,11 @@ impl Quantized {
 }
 
 /// The body for `mx.fast.cuda_kernel`, with [`crate::cuda::HEADER`] and the template
-/// constants `T` (x), `S` (scales), `O` (out), `K`, `N`, `M` (rows per pair), `WARPS`.
+/// constants `T` (x), `S` (scales), `O` (out), `K`, `N`, `M` (rows per pair), `WARPS`,
+/// `R` (rows per warp, dividing the rows; more than 1 only where they share the matrix).
 pub fn cuda_source(q: &Quantized) -> String {
     let swiglu = q.epilogue == Epilogue::SwiGlu;
+    let products = q.epilogue.products();
     let mut s = String::new();
     s.push_str(&format!(
         "  // {}: {} bits, groups of {}, K = {}, N = {}{}\n",
@@ -132,72 +149,86 @@ pub fn cuda_source(q: &Quantized) -> String {
   constexpr unsigned long long MASK = (1ull << BITS) - 1;
   const int lane = threadIdx.x & 31;
   const int n = blockIdx.y * WARPS + (threadIdx.x >> 5);
-  const size_t row = blockIdx.x;  // pair * M + m
+  const size_t row0 = size_t(blockIdx.x) * R;  // rows pair * M + m
   if (n >= N) return;
 "#,
     );
-    s.push_str(&rows(q, ""));
+    s.push_str(column(q));
     s.push_str(&weight_rows(q, "", "unsigned char"));
     s.push_str("  for (int c0 = lane * V; c0 < CHUNKS; c0 += 32 * V) {\n");
-    for p in 0..q.epilogue.products() {
+    for p in 0..products {
         s.push_str(&format!("    unsigned long long v{p}[V];\n    so_chunks<BITS, V>(w{p}r, c0, v{p});\n"));
     }
-    s.push_str(
-        r#"#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const int c = c0 + j;
-      const SoPack<T, 8> xp = *reinterpret_cast<const SoPack<T, 8>*>(xr + c * 8);
-      float xs[8];
-      float sx = 0.0f;
-#pragma unroll
-      for (int i = 0; i < 8; ++i) { xs[i] = so_to_float(xp.v[i]); sx += xs[i]; }
-      const int g = (c * 8) / GROUP;
-"#,
-    );
-    for p in 0..q.epilogue.products() {
+    s.push_str("#pragma unroll\n    for (int j = 0; j < V; ++j) {\n      const int c = c0 + j;\n");
+    s.push_str("      const int g = (c * 8) / GROUP;\n");
+    for p in 0..products {
         s.push_str(&format!(
-            "      {{ float qx = 0.0f;\n#pragma unroll\n        \
-             for (int i = 0; i < 8; ++i) qx += float((v{p}[j] >> (BITS * i)) & MASK) * xs[i];\n        \
-             acc{p} += so_to_float(s{p}r[g]) * qx + so_to_float(b{p}r[g]) * sx; }}\n"
+            "      float q{p}[8];\n#pragma unroll\n      for (int i = 0; i < 8; ++i) q{p}[i] = float((v{p}[j] >> (BITS * i)) & MASK);\n      \
+             const float sc{p} = so_to_float(s{p}r[g]), bi{p} = so_to_float(b{p}r[g]);\n"
         ));
     }
-    s.push_str("    }\n  }\n");
-    for p in 0..q.epilogue.products() {
-        s.push_str(&format!("  for (int o = 16; o > 0; o >>= 1) acc{p} += __shfl_xor_sync(0xffffffffu, acc{p}, o);\n"));
+    s.push_str(
+        format!("#pragma unroll\n      for (int r = 0; r < R; ++r) {{\n        \
+                 const SoPack<T, 8> xp = *reinterpret_cast<const SoPack<T, 8>*>({} + c * 8);\n        \
+                 float sx = 0.0f;\n", x_row(q)).as_str(),
+    );
+    for p in 0..products {
+        s.push_str(&format!("        float qx{p} = 0.0f;\n"));
     }
-    let value = if swiglu { "acc0 * so_sigmoid(acc0) * acc1" } else { "acc0" };
-    s.push_str(&format!("  if (lane == 0) out[row * N + n] = so_from_float<O>({value});\n"));
+    s.push_str("#pragma unroll\n        for (int i = 0; i < 8; ++i) {\n          const float xi = so_to_float(xp.v[i]);\n          sx += xi;\n");
+    for p in 0..products {
+        s.push_str(&format!("          qx{p} += q{p}[i] * xi;\n"));
+    }
+    s.push_str("        }\n");
+    for p in 0..products {
+        s.push_str(&format!("        acc{p}[r] += sc{p} * qx{p} + bi{p} * sx;\n"));
+    }
+    s.push_str("      }\n    }\n  }\n#pragma unroll\n  for (int r = 0; r < R; ++r) {\n");
+    for p in 0..products {
+        s.push_str(&format!(
+            "    for (int o = 16; o > 0; o >>= 1) acc{p}[r] += __shfl_xor_sync(0xffffffffu, acc{p}[r], o);\n"
+        ));
+    }
+    let value = if swiglu { "acc0[r] * so_sigmoid(acc0[r]) * acc1[r]" } else { "acc0[r]" };
+    s.push_str(&format!("    if (lane == 0) out[(row0 + r) * N + n] = so_from_float<O>({value});\n  }}\n"));
     s
 }
 
-/// The lines that find a row's x (`xr`, in address space `space`) and its weights' column
-/// (`col`): by the pair's indices, or (dense) the row itself and the one matrix.
-fn rows(q: &Quantized, space: &str) -> String {
+/// The line that finds the weights' column `col` (counted over every matrix) that the `R`
+/// rows share: by the first row's pair, or (dense) the one matrix's.
+fn column(q: &Quantized) -> &'static str {
     if q.gathered {
-        format!(
-            "  const size_t pair = row / M, m = row % M;\n  \
-             const {space}T* xr = x + (size_t(lhs[pair]) * M + m) * K;\n  \
-             const size_t col = size_t(rhs[pair]) * N + n;\n"
-        )
+        "  const size_t col = size_t(rhs[row0 / M]) * N + n;\n"
     } else {
-        format!("  const {space}T* xr = x + row * K;\n  const size_t col = n;\n")
+        "  const size_t col = n;\n"
     }
 }
 
-/// Each product's packed row, scales and biases of column `col`, and its accumulator.
+/// Row `row0 + r`'s x: by its pair's lhs index, or (dense) the row itself.
+fn x_row(q: &Quantized) -> &'static str {
+    if q.gathered {
+        "x + (size_t(lhs[(row0 + r) / M]) * M + (row0 + r) % M) * K"
+    } else {
+        "x + (row0 + r) * K"
+    }
+}
+
+/// Each product's packed row, scales and biases of column `col`, and its accumulators.
 fn weight_rows(q: &Quantized, space: &str, byte: &str) -> String {
     let mut s = String::new();
     for p in 0..q.epilogue.products() {
         s.push_str(&format!("  const {space}{byte}* w{p}r = (const {space}{byte}*)(w{p}) + col * (K * BITS / 8);\n"));
         s.push_str(&format!("  const {space}S* s{p}r = s{p} + col * (K / GROUP);\n"));
-        s.push_str(&format!("  const {space}S* b{p}r = b{p} + col * (K / GROUP);\n  float acc{p} = 0.0f;\n"));
+        s.push_str(&format!("  const {space}S* b{p}r = b{p} + col * (K / GROUP);\n"));
+        s.push_str(&format!("  float acc{p}[R];\n#pragma unroll\n  for (int r = 0; r < R; ++r) acc{p}[r] = 0.0f;\n"));
     }
     s
 }
 
-/// What MLX's CUDA backend wraps around [`cuda_source`] for `m` rows per pair and
-/// `warps` warps per block, for compiling it without MLX (see [`crate::cuda::mlx_module`]).
-pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32) -> String {
+/// What MLX's CUDA backend wraps around [`cuda_source`] for `m` rows per pair, `warps`
+/// warps per block and `r` rows per warp, for compiling it without MLX (see
+/// [`crate::cuda::mlx_module`]).
+pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32, r: u32) -> String {
     let c = |d: Dtype| crate::cuda::ctype(d);
     let mut params = vec![format!("const {}* x", c(q.dtype))];
     if q.gathered {
@@ -217,6 +248,7 @@ pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32) -> String {
         format!("constexpr int N = {};", q.n),
         format!("constexpr int M = {m};"),
         format!("constexpr int WARPS = {warps};"),
+        format!("constexpr int R = {r};"),
     ];
     format!(
         "__global__ void {name}(\n    {}) {{\n  {}\n{}\n}}\n",
@@ -227,9 +259,10 @@ pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32) -> String {
 }
 
 /// The body for `mx.fast.metal_kernel`, with [`crate::metal::HEADER`]: the same walk,
-/// one simdgroup per output column.
+/// one simdgroup per output column of `R` rows.
 pub fn metal_source(q: &Quantized) -> String {
     let swiglu = q.epilogue == Epilogue::SwiGlu;
+    let products = q.epilogue.products();
     let mut s = String::new();
     s.push_str(&format!("  constexpr int BITS = {};\n  constexpr int GROUP = {};\n", q.bits, q.group_size));
     s.push_str(
@@ -237,40 +270,49 @@ pub fn metal_source(q: &Quantized) -> String {
   constexpr ulong MASK = (1ul << BITS) - 1;
   const uint lane = thread_index_in_simdgroup;
   const int n = threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup;
-  const size_t row = threadgroup_position_in_grid.x;
+  const size_t row0 = size_t(threadgroup_position_in_grid.x) * R;
   if (n >= N) return;
 "#,
     );
-    s.push_str(&rows(q, "device "));
+    s.push_str(column(q));
     s.push_str(&weight_rows(q, "device ", "uchar"));
-    s.push_str(
-        r#"  for (int c = lane; c < CHUNKS; c += 32) {
-    float xs[8];
-    float sx = 0.0f;
-    for (int i = 0; i < 8; ++i) { xs[i] = float(xr[c * 8 + i]); sx += xs[i]; }
-    const int g = (c * 8) / GROUP;
-"#,
-    );
-    for p in 0..q.epilogue.products() {
+    s.push_str("  for (int c = lane; c < CHUNKS; c += 32) {\n    const int g = (c * 8) / GROUP;\n");
+    for p in 0..products {
         s.push_str(&format!(
-            "    {{ ulong v = 0; for (int b = 0; b < BITS; ++b) v |= ulong(w{p}r[BITS * c + b]) << (8 * b);\n      \
-             float qx = 0.0f; for (int i = 0; i < 8; ++i) qx += float((v >> (BITS * i)) & MASK) * xs[i];\n      \
-             acc{p} += float(s{p}r[g]) * qx + float(b{p}r[g]) * sx; }}\n"
+            "    ulong v{p} = 0;\n    for (int b = 0; b < BITS; ++b) v{p} |= ulong(w{p}r[BITS * c + b]) << (8 * b);\n    \
+             float q{p}[8];\n    for (int i = 0; i < 8; ++i) q{p}[i] = float((v{p} >> (BITS * i)) & MASK);\n    \
+             const float sc{p} = float(s{p}r[g]), bi{p} = float(b{p}r[g]);\n"
         ));
     }
-    s.push_str("  }\n");
-    for p in 0..q.epilogue.products() {
-        s.push_str(&format!("  acc{p} = simd_sum(acc{p});\n"));
+    s.push_str(&format!(
+        "    for (int r = 0; r < R; ++r) {{\n      const device T* xr = {};\n      float sx = 0.0f;\n",
+        x_row(q)
+    ));
+    for p in 0..products {
+        s.push_str(&format!("      float qx{p} = 0.0f;\n"));
     }
-    let value = if swiglu { "acc0 * so_sigmoid(acc0) * acc1" } else { "acc0" };
-    s.push_str(&format!("  if (lane == 0) out[row * N + n] = O({value});\n"));
+    s.push_str("      for (int i = 0; i < 8; ++i) {\n        const float xi = float(xr[c * 8 + i]);\n        sx += xi;\n");
+    for p in 0..products {
+        s.push_str(&format!("        qx{p} += q{p}[i] * xi;\n"));
+    }
+    s.push_str("      }\n");
+    for p in 0..products {
+        s.push_str(&format!("      acc{p}[r] += sc{p} * qx{p} + bi{p} * sx;\n"));
+    }
+    s.push_str("    }\n  }\n  for (int r = 0; r < R; ++r) {\n");
+    for p in 0..products {
+        s.push_str(&format!("    acc{p}[r] = simd_sum(acc{p}[r]);\n"));
+    }
+    let value = if swiglu { "acc0[r] * so_sigmoid(acc0[r]) * acc1[r]" } else { "acc0[r]" };
+    s.push_str(&format!("    if (lane == 0) out[(row0 + r) * N + n] = O({value});\n  }}\n"));
     s
 }
 
 /// Python defining `_k{index}(x, lhs, rhs, w0, s0, b0, ..., warps=None)` for `target`:
 /// x of shape `[..., M, K]` (its batch flattened), the indices of one shape `P`, the
-/// output `P + [M, N]`. One block of `warps` warps per `warps` output columns of a row; rows along x
-/// (CUDA allows 65535 blocks along y).
+/// output `P + [M, N]`. One block of `warps` warps per `warps` output columns of `r` rows
+/// (the largest power of two up to [`Quantized::rows_per_warp`] that divides the rows);
+/// row blocks along x (CUDA allows 65535 blocks along y).
 /// Needs the module's `_KERNEL_HEADER` ([`crate::launch::preamble`]).
 pub fn launcher(q: &Quantized, index: usize, target: crate::Target) -> String {
     let (make, source) = match target {
@@ -301,10 +343,14 @@ def _k{index}({args}, warps=None):
     warps = warps or 4
     threads = 32 * warps
     blocks = -(-{n} // warps)
+    r = {rows_per_warp}
+    while rows % r:
+        r //= 2
     (out,) = _K{index}(
         inputs=[{operands}, {weights}],
-        template=[("T", x.dtype), ("S", s0.dtype), ("O", x.dtype), ("K", k), ("N", {n}), ("M", m), ("WARPS", warps)],
-        grid=(rows * threads, blocks, 1),
+        template=[("T", x.dtype), ("S", s0.dtype), ("O", x.dtype), ("K", k), ("N", {n}), ("M", m), ("WARPS", warps),
+                  ("R", r)],
+        grid=(rows // r * threads, blocks, 1),
         threadgroup=(threads, 1, 1),
         output_shapes=[{out_shape}],
         output_dtypes=[x.dtype],
@@ -319,6 +365,7 @@ def _k{index}({args}, warps=None):
         digest = digest(&source),
         quoted = quoted.join(", "),
         n = q.n,
+        rows_per_warp = q.rows_per_warp,
         weights = ins[if q.gathered { 3 } else { 1 }..].join(", "),
         shape = if q.gathered {
             "    m, k = x.shape[-2], x.shape[-1]\n    rows = lhs.size * m"
@@ -406,15 +453,31 @@ mod tests {
         assert_eq!(q.row_bytes(), 1024);
         for src in [cuda_source(&q), metal_source(&q)] {
             assert_eq!(src.matches("c < CHUNKS").count() + src.matches("c0 < CHUNKS").count(), 1, "{src}");
-            assert!(src.contains("acc0 * so_sigmoid(acc0) * acc1"), "{src}");
+            assert!(src.contains("acc0[r] * so_sigmoid(acc0[r]) * acc1[r]"), "{src}");
         }
         let single = Quantized { epilogue: Epilogue::Product, ..q.clone() };
         assert!(!cuda_source(&single).contains("acc1"));
         assert!(mlx_launcher(&single, 0).contains("out = mx.gather_qmm(x, w0, s0, b0"));
         let dense = Quantized { gathered: false, ..q };
         assert_eq!(dense.inputs(), ["x", "w0", "s0", "b0", "w1", "s1", "b1"]);
-        assert!(cuda_source(&dense).contains("const T* xr = x + row * K;"));
+        assert!(cuda_source(&dense).contains("x + (row0 + r) * K + c * 8"));
         assert!(mlx_launcher(&dense, 0).contains("gate = mx.quantized_matmul(x, w0, s0, b0, transpose=True"));
+    }
+
+    #[test]
+    fn the_rows_of_a_dense_product_share_each_dequantized_weight() {
+        let dtypes = (Dtype::Bfloat16, Dtype::Bfloat16);
+        let dense = Quantized::new("mlp", (4, 64), (4096, 14336), (Epilogue::SwiGlu, false), dtypes).unwrap();
+        assert_eq!((dense.rows_per_warp, moe(4).rows_per_warp), (SHARED_ROWS, 1), "a gathered row has its own matrix");
+        for src in [cuda_source(&dense), metal_source(&dense)] {
+            // Dequantized once per chunk, outside the loop over the R rows that use it.
+            assert_eq!(src.matches("q0[i] = float(").count(), 1, "{src}");
+            assert!(src.find("q0[i] = float(") < src.find("for (int r = 0; r < R; ++r) {\n"), "{src}");
+        }
+        let py = launcher(&dense, 0, crate::Target::Cuda);
+        assert!(py.contains("r = 8\n    while rows % r:\n        r //= 2"), "{py}");
+        assert!(py.contains("grid=(rows // r * threads, blocks, 1)"), "{py}");
+        assert!(launcher(&moe(4), 0, crate::Target::Cuda).contains("r = 1\n"));
     }
 }
 

@@ -159,7 +159,7 @@ fn the_check_fails_where_it_should() {
 }
 
 /// The quantized products (gate/up with SwiGLU, and one product; gathered and dense) compile for sm_90 at
-/// every width MLX packs, in every float dtype, without spilling.
+/// every width MLX packs, in every float dtype, one row per warp and (dense) eight, without spilling.
 #[test]
 fn quantized_products_compile_for_sm90_without_spilling() {
     use superopt_kernel::quantized::{self, Epilogue, Quantized};
@@ -172,9 +172,13 @@ fn quantized_products_compile_for_sm90_without_spilling() {
             (Dtype::Float16, Epilogue::SwiGlu, false),
         ] {
             let q = Quantized::new("q", (bits, 64), (2048, 768), (epilogue, gathered), (dtype, dtype)).unwrap();
-            let name = format!("so_q_{}", names.len());
-            functions += &quantized::mlx_function(&name, &q, 1, 4);
-            names.push((name, format!("{bits} bits {} {epilogue:?}, gathered {gathered}", dtype.name())));
+            let mut rs = vec![1, q.rows_per_warp];
+            rs.dedup();
+            for r in rs {
+                let name = format!("so_q_{}", names.len());
+                functions += &quantized::mlx_function(&name, &q, 1, 4, r);
+                names.push((name, format!("{bits} bits {} {epilogue:?}, gathered {gathered}, R {r}", dtype.name())));
+            }
         }
     }
     let Some((ok, log)) = compile(&cuda::mlx_module(&functions)) else { return };
