@@ -1,7 +1,8 @@
 """Checks and times the quantized product kernels of a module printed by
 `cargo run -p superopt-kernel --example quantized -- cuda` against MLX's own gather_qmm
 (Qwen3-30B-A3B's experts: 128, top-8) and quantized_matmul (Llama-3-8B's dense MLP, names
-starting dense_) at decode batch 1 / 8 / 32: the largest error relative to the output's
+starting dense_; down_combine: the down projection with the top-k combine) at decode batch
+1 / 8 / 32: the largest error relative to the output's
 largest value, and per call the original (eager and mx.compile) and the kernel, with the
 packed bytes the call reads over its time.
 Usage: python scripts/gpu-quantized-check.py MODULE [-- WARPS,...]"""
@@ -57,8 +58,13 @@ def main():
                 return mx.gather_qmm(x, w, s, b, lhs_indices=lhs, rhs_indices=rhs, transpose=True,
                                      group_size=GROUP, bits=BITS)
 
+            combine = name.startswith("down_combine")
+            router = mx.softmax(mx.random.normal(rhs.shape, key=mx.random.key(3)), axis=-1).astype(dtype)
+
             def original(x=x, lhs=lhs, rhs=rhs):
                 outs = [product(x, w, s, b, lhs, rhs) for w, s, b in ws]
+                if combine:
+                    return (outs[0].squeeze(-2) * router[..., None]).sum(axis=-2, keepdims=True)
                 return nn.silu(outs[0]) * outs[1] if products == 2 else outs[0]
 
             compiled = mx.compile(original)
@@ -71,9 +77,10 @@ def main():
             line += f" original {t_orig:7.1f} us, compiled {t_comp:7.1f} us;"
             for warps in warps_tried:
                 operands = (x,) if dense else (x, lhs, rhs)
-                got = kernel(*operands, *flat, warps=warps)
+                flat_in = flat + [router] if combine else flat
+                got = kernel(*operands, *flat_in, warps=warps)
                 err = (mx.abs(got.astype(mx.float32) - want).max().item()) / scale
-                t = timed(lambda: kernel(*operands, *flat, warps=warps))
+                t = timed(lambda: kernel(*operands, *flat_in, warps=warps))
                 line += (f" kernel(w{warps}) {t:6.1f} us {min(t_orig, t_comp) / t:4.2f}x"
                          f" {packed / t / 1e3:6.0f} GB/s err {err:.1e};")
             print(line, flush=True)

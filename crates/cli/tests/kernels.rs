@@ -127,9 +127,43 @@ fn quantized_experts_lower_to_a_swiglu_kernel_and_a_product() {
         "{out}"
     );
     assert!(out.contains("(quantized, cuda): gather_qmm, 8 bits"), "{out}");
-    assert!(out.contains("acc0 * so_sigmoid(acc0) * acc1"), "{out}");
+    assert!(out.contains("acc0[r] * so_sigmoid(acc0[r]) * acc1[r]"), "{out}");
     let metal = kernels("tests/harnesses/kernels/quantized_experts.py", "metal");
-    assert!(metal.contains("simd_sum(acc1)"), "{metal}");
+    assert!(metal.contains("simd_sum(acc1[r])"), "{metal}");
+}
+
+/// The experts' outputs times their router weights, summed over the experts: the down
+/// projection and the combine in one kernel (and gate/up with SwiGLU in another).
+#[test]
+fn a_weighted_sum_over_the_experts_fuses_into_the_down_projection() {
+    let out = kernels("tests/harnesses/kernels/quantized_moe_combine.py", "cuda");
+    let combine = "(quantized, cuda): the top-k pairs of gather_qmm, each times its weight, summed, 4 bits";
+    assert!(out.contains(combine), "{out}");
+    assert!(out.contains("silu(gather_qmm(gate)) * gather_qmm(up)"), "{out}");
+    assert!(out.contains("acc0 += so_to_float(wt[pair]) * part;"), "{out}");
+    let metal = kernels("tests/harnesses/kernels/quantized_moe_combine.py", "metal");
+    assert!(metal.contains("acc0 += float(wt[pair]) * part;"), "{metal}");
+}
+
+/// The same weighted outputs summed over the hidden columns: no combine.
+#[test]
+fn a_weighted_sum_over_other_axes_is_not_a_combine() {
+    let out = kernels("tests/harnesses/kernels/quantized_moe_combine_near_miss.py", "cuda");
+    assert!(!out.contains("the top-k pairs"), "{out}");
+    assert!(out.contains("(quantized, cuda): gather_qmm, 4 bits"), "{out}");
+}
+
+/// The combine's meaning verifies; with the weights of the pairs reversed, it is rejected.
+#[test]
+fn a_combine_verifies_and_one_with_reversed_weights_is_rejected() {
+    let c = run_with_mlx_kernels("tests/harnesses/kernels/quantized_moe_combine.py");
+    let candidates = c["candidates"].as_array().unwrap();
+    let k = candidates.iter().find(|k| k["name"].as_str().unwrap().ends_with("+kernels")).expect("a kernel candidate");
+    assert_eq!(k["verified"], true, "{k}");
+    assert!(k["rules"].to_string().contains("the top-k pairs of gather_qmm"), "{k}");
+    let weights = "wt.astype(mx.float32)[..., None, None]";
+    let reversed = |s: &str| s.replace(weights, "wt[..., ::-1].astype(mx.float32)[..., None, None]");
+    changed_kernels_are_rejected("tests/harnesses/kernels/quantized_moe_combine.py", &[("reversed", &reversed)]);
 }
 
 /// Up on other experts than gate, and a gate that is also returned: no fused SwiGLU.
@@ -146,7 +180,7 @@ fn quantized_kernels_compute_what_fn_computes() {
     let candidates = c["candidates"].as_array().unwrap();
     let k = candidates.iter().find(|k| k["name"].as_str().unwrap().ends_with("+kernels")).expect("a kernel candidate");
     assert_eq!(k["verified"], true, "{k}");
-    assert!(k["metal"].as_str().unwrap().contains("simd_sum(acc0)"), "{k}");
+    assert!(k["metal"].as_str().unwrap().contains("simd_sum(acc0[r])"), "{k}");
 }
 
 /// The fused kernel's meaning with gate and up swapped, and with the wrong group size,

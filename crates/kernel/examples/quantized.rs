@@ -1,5 +1,6 @@
 //! Prints a Python module with the quantized product kernels at Qwen3-30B-A3B's expert dims
-//! (gate/up with SwiGLU: K 2048, N 768; down: K 768, N 2048) and Llama-3-8B's dense MLP
+//! (gate/up with SwiGLU: K 2048, N 768; down: K 768, N 2048, alone and with the top-k
+//! combine) and Llama-3-8B's dense MLP
 //! (K 4096, N 14336 and back), 4-bit in groups of 64, for bfloat16 and float32, for timing
 //! them on a device by hand:
 //! `cargo run -p superopt-kernel --example quantized -- cuda > q.py`, then
@@ -21,6 +22,7 @@ fn main() {
         for (name, k, n, epilogue, gathered) in [
             ("gate_up", 2048, 768, Epilogue::SwiGlu, true),
             ("down", 768, 2048, Epilogue::Product, true),
+            ("down_combine", 768, 2048, Epilogue::Combine, true),
             ("dense_gate_up", 4096, 14336, Epilogue::SwiGlu, false),
             ("dense_down", 14336, 4096, Epilogue::Product, false),
         ] {

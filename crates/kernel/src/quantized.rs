@@ -23,12 +23,16 @@ pub enum Epilogue {
     Product,
     /// Two products (gate, up) of the same x and indices: `silu(gate) * up`.
     SwiGlu,
+    /// One gathered product (one row per pair) whose pairs along the indices' last axis
+    /// (an MoE layer's top-k experts of a token) are summed, each times its weight: the
+    /// down projection with the experts' outputs combined.
+    Combine,
 }
 
 impl Epilogue {
     pub fn products(self) -> usize {
         match self {
-            Epilogue::Product => 1,
+            Epilogue::Product | Epilogue::Combine => 1,
             Epilogue::SwiGlu => 2,
         }
     }
@@ -99,14 +103,29 @@ impl Quantized {
         if !crate::ir::computable(dtype) || !crate::ir::computable(scales) {
             return no(format!("{} inputs with {} scales", dtype.name(), scales.name()));
         }
+        if epilogue == Epilogue::Combine && !gathered {
+            return no("a combine of a dense product".into());
+        }
         let wide = 16 / bits;
         let vec = if bits.is_power_of_two() && (k / 8) % wide as i64 == 0 { wide } else { 1 };
         let rows_per_warp = if gathered { 1 } else { SHARED_ROWS };
-        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, gathered, dtype, scales, vec, rows_per_warp })
+        Ok(Quantized {
+            name: name.into(),
+            bits,
+            group_size,
+            k,
+            n,
+            epilogue,
+            gathered,
+            dtype,
+            scales,
+            vec,
+            rows_per_warp,
+        })
     }
 
     /// The kernel's input names, in launch order: x, (gathered) lhs and rhs, then weights,
-    /// scales and biases of each product.
+    /// scales and biases of each product, then (combine) each pair's weight `wt`.
     pub fn inputs(&self) -> Vec<String> {
         let mut names: Vec<String> = vec!["x".into()];
         if self.gathered {
@@ -114,6 +133,9 @@ impl Quantized {
         }
         for p in 0..self.epilogue.products() {
             names.extend([format!("w{p}"), format!("s{p}"), format!("b{p}")]);
+        }
+        if self.epilogue == Epilogue::Combine {
+            names.push("wt".into());
         }
         names
     }
@@ -128,6 +150,9 @@ impl Quantized {
 /// constants `T` (x), `S` (scales), `O` (out), `K`, `N`, `M` (rows per pair), `WARPS`,
 /// `R` (rows per warp, dividing the rows; more than 1 only where they share the matrix).
 pub fn cuda_source(q: &Quantized) -> String {
+    if q.epilogue == Epilogue::Combine {
+        return combine_cuda_source(q);
+    }
     let swiglu = q.epilogue == Epilogue::SwiGlu;
     let products = q.epilogue.products();
     let mut s = String::new();
@@ -163,19 +188,25 @@ pub fn cuda_source(q: &Quantized) -> String {
     s.push_str("      const int g = (c * 8) / GROUP;\n");
     for p in 0..products {
         s.push_str(&format!(
-            "      float q{p}[8];\n#pragma unroll\n      for (int i = 0; i < 8; ++i) q{p}[i] = float((v{p}[j] >> (BITS * i)) & MASK);\n      \
+            "      float q{p}[8];\n#pragma unroll\n      \
+             for (int i = 0; i < 8; ++i) q{p}[i] = float((v{p}[j] >> (BITS * i)) & MASK);\n      \
              const float sc{p} = so_to_float(s{p}r[g]), bi{p} = so_to_float(b{p}r[g]);\n"
         ));
     }
     s.push_str(
-        format!("#pragma unroll\n      for (int r = 0; r < R; ++r) {{\n        \
+        format!(
+            "#pragma unroll\n      for (int r = 0; r < R; ++r) {{\n        \
                  const SoPack<T, 8> xp = *reinterpret_cast<const SoPack<T, 8>*>({} + c * 8);\n        \
-                 float sx = 0.0f;\n", x_row(q)).as_str(),
+                 float sx = 0.0f;\n",
+            x_row(q)
+        )
+        .as_str(),
     );
     for p in 0..products {
         s.push_str(&format!("        float qx{p} = 0.0f;\n"));
     }
-    s.push_str("#pragma unroll\n        for (int i = 0; i < 8; ++i) {\n          const float xi = so_to_float(xp.v[i]);\n          sx += xi;\n");
+    s.push_str("#pragma unroll\n        for (int i = 0; i < 8; ++i) {\n");
+    s.push_str("          const float xi = so_to_float(xp.v[i]);\n          sx += xi;\n");
     for p in 0..products {
         s.push_str(&format!("          qx{p} += q{p}[i] * xi;\n"));
     }
@@ -226,8 +257,8 @@ fn weight_rows(q: &Quantized, space: &str, byte: &str) -> String {
 }
 
 /// What MLX's CUDA backend wraps around [`cuda_source`] for `m` rows per pair, `warps`
-/// warps per block and `r` rows per warp, for compiling it without MLX (see
-/// [`crate::cuda::mlx_module`]).
+/// warps per block, `r` rows per warp and (combine) 8 pairs per output row, for compiling
+/// it without MLX (see [`crate::cuda::mlx_module`]).
 pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32, r: u32) -> String {
     let c = |d: Dtype| crate::cuda::ctype(d);
     let mut params = vec![format!("const {}* x", c(q.dtype))];
@@ -239,6 +270,9 @@ pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32, r: u32) -> St
         params.push(format!("const {}* s{p}", c(q.scales)));
         params.push(format!("const {}* b{p}", c(q.scales)));
     }
+    if q.epilogue == Epilogue::Combine {
+        params.push(format!("const {}* wt", c(q.dtype)));
+    }
     params.push(format!("{}* out", c(q.dtype)));
     let consts = [
         format!("using T = {};", c(q.dtype)),
@@ -249,6 +283,7 @@ pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32, r: u32) -> St
         format!("constexpr int M = {m};"),
         format!("constexpr int WARPS = {warps};"),
         format!("constexpr int R = {r};"),
+        "constexpr int TOPK = 8;".to_string(),
     ];
     format!(
         "__global__ void {name}(\n    {}) {{\n  {}\n{}\n}}\n",
@@ -261,6 +296,9 @@ pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32, r: u32) -> St
 /// The body for `mx.fast.metal_kernel`, with [`crate::metal::HEADER`]: the same walk,
 /// one simdgroup per output column of `R` rows.
 pub fn metal_source(q: &Quantized) -> String {
+    if q.epilogue == Epilogue::Combine {
+        return combine_metal_source(q);
+    }
     let swiglu = q.epilogue == Epilogue::SwiGlu;
     let products = q.epilogue.products();
     let mut s = String::new();
@@ -279,7 +317,8 @@ pub fn metal_source(q: &Quantized) -> String {
     s.push_str("  for (int c = lane; c < CHUNKS; c += 32) {\n    const int g = (c * 8) / GROUP;\n");
     for p in 0..products {
         s.push_str(&format!(
-            "    ulong v{p} = 0;\n    for (int b = 0; b < BITS; ++b) v{p} |= ulong(w{p}r[BITS * c + b]) << (8 * b);\n    \
+            "    ulong v{p} = 0;\n    \
+             for (int b = 0; b < BITS; ++b) v{p} |= ulong(w{p}r[BITS * c + b]) << (8 * b);\n    \
              float q{p}[8];\n    for (int i = 0; i < 8; ++i) q{p}[i] = float((v{p} >> (BITS * i)) & MASK);\n    \
              const float sc{p} = float(s{p}r[g]), bi{p} = float(b{p}r[g]);\n"
         ));
@@ -291,7 +330,9 @@ pub fn metal_source(q: &Quantized) -> String {
     for p in 0..products {
         s.push_str(&format!("      float qx{p} = 0.0f;\n"));
     }
-    s.push_str("      for (int i = 0; i < 8; ++i) {\n        const float xi = float(xr[c * 8 + i]);\n        sx += xi;\n");
+    s.push_str(
+        "      for (int i = 0; i < 8; ++i) {\n        const float xi = float(xr[c * 8 + i]);\n        sx += xi;\n",
+    );
     for p in 0..products {
         s.push_str(&format!("        qx{p} += q{p}[i] * xi;\n"));
     }
@@ -308,10 +349,103 @@ pub fn metal_source(q: &Quantized) -> String {
     s
 }
 
+/// [`cuda_source`] of an [`Epilogue::Combine`] kernel (template constant `TOPK`, the pairs
+/// of one output row; one row of x per pair): a warp walks its column of each pair's
+/// expert in turn and adds the pair's products times its weight.
+fn combine_cuda_source(q: &Quantized) -> String {
+    let mut s = format!(
+        "  // {}: {} bits, groups of {}, K = {}, N = {}, TOPK pairs combined\n  \
+         constexpr int BITS = {};\n  constexpr int GROUP = {};\n  constexpr int V = {};\n",
+        q.name, q.bits, q.group_size, q.k, q.n, q.bits, q.group_size, q.vec
+    );
+    s.push_str(
+        r#"  constexpr int CHUNKS = K / 8;  // 8 values in BITS bytes
+  constexpr unsigned long long MASK = (1ull << BITS) - 1;
+  const int lane = threadIdx.x & 31;
+  const int n = blockIdx.y * WARPS + (threadIdx.x >> 5);
+  const size_t token = blockIdx.x;  // TOPK consecutive pairs
+  if (n >= N) return;
+  float acc0 = 0.0f;
+  for (int t = 0; t < TOPK; ++t) {
+    const size_t pair = token * TOPK + t;
+    const size_t col = size_t(rhs[pair]) * N + n;
+    const T* xr = x + size_t(lhs[pair]) * K;
+    const unsigned char* w0r = (const unsigned char*)(w0) + col * (K * BITS / 8);
+    const S* s0r = s0 + col * (K / GROUP);
+    const S* b0r = b0 + col * (K / GROUP);
+    float part = 0.0f;
+    for (int c0 = lane * V; c0 < CHUNKS; c0 += 32 * V) {
+      unsigned long long v0[V];
+      so_chunks<BITS, V>(w0r, c0, v0);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const int c = c0 + j;
+        const int g = (c * 8) / GROUP;
+        const SoPack<T, 8> xp = *reinterpret_cast<const SoPack<T, 8>*>(xr + c * 8);
+        float sx = 0.0f, qx = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const float xi = so_to_float(xp.v[i]);
+          sx += xi;
+          qx += float((v0[j] >> (BITS * i)) & MASK) * xi;
+        }
+        part += so_to_float(s0r[g]) * qx + so_to_float(b0r[g]) * sx;
+      }
+    }
+    acc0 += so_to_float(wt[pair]) * part;
+  }
+  for (int o = 16; o > 0; o >>= 1) acc0 += __shfl_xor_sync(0xffffffffu, acc0, o);
+  if (lane == 0) out[token * N + n] = so_from_float<O>(acc0);
+"#,
+    );
+    s
+}
+
+/// [`metal_source`] of an [`Epilogue::Combine`] kernel: the walk of [`combine_cuda_source`].
+fn combine_metal_source(q: &Quantized) -> String {
+    let mut s = format!("  constexpr int BITS = {};\n  constexpr int GROUP = {};\n", q.bits, q.group_size);
+    s.push_str(
+        r#"  constexpr int CHUNKS = K / 8;
+  constexpr ulong MASK = (1ul << BITS) - 1;
+  const uint lane = thread_index_in_simdgroup;
+  const int n = threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup;
+  const size_t token = threadgroup_position_in_grid.x;
+  if (n >= N) return;
+  float acc0 = 0.0f;
+  for (int t = 0; t < TOPK; ++t) {
+    const size_t pair = token * TOPK + t;
+    const size_t col = size_t(rhs[pair]) * N + n;
+    const device T* xr = x + size_t(lhs[pair]) * K;
+    const device uchar* w0r = (const device uchar*)(w0) + col * (K * BITS / 8);
+    const device S* s0r = s0 + col * (K / GROUP);
+    const device S* b0r = b0 + col * (K / GROUP);
+    float part = 0.0f;
+    for (int c = lane; c < CHUNKS; c += 32) {
+      ulong v = 0;
+      for (int b = 0; b < BITS; ++b) v |= ulong(w0r[BITS * c + b]) << (8 * b);
+      const int g = (c * 8) / GROUP;
+      float sx = 0.0f, qx = 0.0f;
+      for (int i = 0; i < 8; ++i) {
+        const float xi = float(xr[c * 8 + i]);
+        sx += xi;
+        qx += float((v >> (BITS * i)) & MASK) * xi;
+      }
+      part += float(s0r[g]) * qx + float(b0r[g]) * sx;
+    }
+    acc0 += float(wt[pair]) * part;
+  }
+  acc0 = simd_sum(acc0);
+  if (lane == 0) out[token * N + n] = O(acc0);
+"#,
+    );
+    s
+}
+
 /// Python defining `_k{index}(x, lhs, rhs, w0, s0, b0, ..., warps=None)` for `target`:
 /// x of shape `[..., M, K]` (its batch flattened), the indices of one shape `P`, the
-/// output `P + [M, N]`. One block of `warps` warps per `warps` output columns of `r` rows
-/// (the largest power of two up to [`Quantized::rows_per_warp`] that divides the rows);
+/// output `P + [M, N]` (combine: `P[:-1] + [1, N]`, M being 1). One block of `warps` warps
+/// per `warps` output columns of `r` rows (the largest power of two up to
+/// [`Quantized::rows_per_warp`] that divides the rows);
 /// row blocks along x (CUDA allows 65535 blocks along y).
 /// Needs the module's `_KERNEL_HEADER` ([`crate::launch::preamble`]).
 pub fn launcher(q: &Quantized, index: usize, target: crate::Target) -> String {
@@ -322,6 +456,7 @@ pub fn launcher(q: &Quantized, index: usize, target: crate::Target) -> String {
     };
     let ins = q.inputs();
     let quoted: Vec<String> = ins.iter().map(|n| format!("{n:?}")).collect();
+    let combine = q.epilogue == Epilogue::Combine;
     format!(
         r#"_K{index}_SOURCE = r"""
 {source}"""
@@ -349,7 +484,7 @@ def _k{index}({args}, warps=None):
     (out,) = _K{index}(
         inputs=[{operands}, {weights}],
         template=[("T", x.dtype), ("S", s0.dtype), ("O", x.dtype), ("K", k), ("N", {n}), ("M", m), ("WARPS", warps),
-                  ("R", r)],
+                  ("R", r){topk}],
         grid=(rows // r * threads, blocks, 1),
         threadgroup=(threads, 1, 1),
         output_shapes=[{out_shape}],
@@ -367,13 +502,18 @@ def _k{index}({args}, warps=None):
         n = q.n,
         rows_per_warp = q.rows_per_warp,
         weights = ins[if q.gathered { 3 } else { 1 }..].join(", "),
-        shape = if q.gathered {
+        topk = if combine { ", (\"TOPK\", lhs.shape[-1])" } else { "" },
+        shape = if combine {
+            "    m, k = x.shape[-2], x.shape[-1]\n    rows = lhs.size // lhs.shape[-1]  # one per TOPK pairs"
+        } else if q.gathered {
             "    m, k = x.shape[-2], x.shape[-1]\n    rows = lhs.size * m"
         } else {
             "    m, k = 1, x.shape[-1]\n    rows = x.size // k"
         },
         operands = if q.gathered { "x.reshape(-1, m, k), lhs.flatten(), rhs.flatten()" } else { "x.reshape(-1, k)" },
-        out_shape = if q.gathered {
+        out_shape = if combine {
+            format!("tuple(lhs.shape[:-1]) + (1, {})", q.n)
+        } else if q.gathered {
             format!("tuple(lhs.shape) + (m, {})", q.n)
         } else {
             format!("tuple(x.shape[:-1]) + ({},)", q.n)
@@ -387,6 +527,7 @@ pub fn describe(q: &Quantized) -> String {
     let what = match q.epilogue {
         Epilogue::Product => f.to_string(),
         Epilogue::SwiGlu => format!("silu({f}(gate)) * {f}(up)"),
+        Epilogue::Combine => format!("the top-k pairs of {f}, each times its weight, summed"),
     };
     format!("{what}, {} bits in groups of {}, K = {}, N = {}, {}", q.bits, q.group_size, q.k, q.n, q.dtype.name())
 }
@@ -398,8 +539,8 @@ fn digest(source: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The kernel's meaning in plain MLX: `mx.gather_qmm` per product, SwiGLU in float32 as
-/// the GPU code computes it. A function `_k{index}(x, lhs, rhs, w0, s0, b0, ...)`.
+/// The kernel's meaning in plain MLX: `mx.gather_qmm` per product, SwiGLU and the
+/// combine in float32 as the GPU code computes them. A function `_k{index}(x, lhs, rhs, w0, s0, b0, ...)`.
 pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
     let args = q.inputs().join(", ");
     let indices = if q.gathered { "lhs_indices=lhs, rhs_indices=rhs, " } else { "" };
@@ -414,6 +555,9 @@ pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
         Epilogue::Product => format!("    out = {}\n", product(0)),
         Epilogue::SwiGlu => {
             format!("    gate = {}\n    up = {}\n    out = gate * mx.sigmoid(gate) * up\n", product(0), product(1))
+        }
+        Epilogue::Combine => {
+            format!("    y = {}\n    out = mx.sum(y * wt.astype(mx.float32)[..., None, None], axis=-3)\n", product(0))
         }
     };
     let doc = format!("    \"\"\"{}: its meaning in plain MLX.\"\"\"", q.name);
@@ -490,7 +634,7 @@ pub mod lower {
     use super::{Epilogue, Quantized};
     use crate::{Body, Call, Target};
     use std::collections::{BTreeSet, HashMap};
-    use superopt_ir::{Arg, Dtype, Node, Op, Program, ValueId};
+    use superopt_ir::{Arg, Dtype, Node, Op, Program, ReduceKind, ValueId};
 
     pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
         if !p.nodes.iter().any(|n| matches!(n.op, Op::GatherQMM | Op::QuantizedMatmul)) {
@@ -502,7 +646,9 @@ pub mod lower {
         let mut made: Vec<(Node, Vec<usize>)> = vec![];
         let mut taken: BTreeSet<usize> = BTreeSet::new();
         for i in 0..p.nodes.len() {
-            if let Some((node, members)) = swiglu(p, &producers, i, target, made.len()) {
+            let found =
+                swiglu(p, &producers, i, target, made.len()).or_else(|| combine(p, &producers, i, target, made.len()));
+            if let Some((node, members)) = found {
                 if members.iter().all(|m| !taken.contains(m)) {
                     taken.extend(members.iter().copied());
                     made.push((node, members));
@@ -650,6 +796,83 @@ pub mod lower {
             return Some((kernel_node(q, target, operands(gn), &[gn, un], last.outputs[0]), members));
         }
         None
+    }
+
+    /// Node `i` as `Reduce(sum, Multiply(Squeeze(GatherQMM), weights), axis)`: a gathered
+    /// product with one row per pair (its `M` axis squeezed), times a weight per pair
+    /// (expanded and broadcast over the columns), summed over the indices' last axis:
+    /// the kernel node (the weights its last input) and the nodes it replaces.
+    fn combine(
+        p: &Program,
+        producers: &Producers,
+        i: usize,
+        target: Target,
+        index: usize,
+    ) -> Option<(Node, Vec<usize>)> {
+        let last = &p.nodes[i];
+        if last.op != Op::Reduce || last.reduce_kind() != Some(ReduceKind::Sum) {
+            return None;
+        }
+        let producer = |v: ValueId| producers.get(&v).copied();
+        let mul = producer(last.inputs[0])?;
+        let m = &p.nodes[mul];
+        if m.op != Op::Multiply {
+            return None;
+        }
+        for (y, weighted) in [(m.inputs[0], m.inputs[1]), (m.inputs[1], m.inputs[0])] {
+            let Some(sq) = producer(y).filter(|s| p.nodes[*s].op == Op::Squeeze) else { continue };
+            let Some(g) = producer(p.nodes[sq].inputs[0]) else { continue };
+            let Some(spec) = product(p, g).filter(|s| s.gathered) else { continue };
+            let gn = &p.nodes[g];
+            let pairs = p.value(gn.inputs[4]).shape.clone();
+            let r = pairs.len() as i64;
+            let one_row = p.value(gn.outputs[0]).shape.get(r as usize) == Some(&1);
+            if !one_row || axes(&p.nodes[sq]) != Some(vec![r]) || axes_at(last, 1) != Some(vec![r - 1]) {
+                continue;
+            }
+            let Some((wt, chain)) = weights_of(p, producers, weighted, &pairs) else { continue };
+            let dtypes_ok = p.value(wt).dtype == spec.dtype && p.value(last.outputs[0]).dtype == spec.dtype;
+            let members = [vec![g, sq, mul, i], chain].concat();
+            if !dtypes_ok || !used_only_inside(p, &members, last.outputs[0]) {
+                continue;
+            }
+            let q = spec.kernel(&format!("q{index}"), Epilogue::Combine)?;
+            let mut node = kernel_node(q, target, operands(gn), &[gn], last.outputs[0]);
+            node.inputs.push(wt);
+            return Some((node, members));
+        }
+        None
+    }
+
+    /// `v` as a value of shape `pairs` with a unit axis appended (`ExpandDims` or
+    /// `Reshape`), then maybe broadcast: that value and the nodes between.
+    fn weights_of(p: &Program, producers: &Producers, v: ValueId, pairs: &[i64]) -> Option<(ValueId, Vec<usize>)> {
+        let mut at = producers.get(&v).copied()?;
+        let mut chain = vec![];
+        if p.nodes[at].op == Op::Broadcast {
+            chain.push(at);
+            at = producers.get(&p.nodes[at].inputs[0]).copied()?;
+        }
+        let n = &p.nodes[at];
+        let expanded = [pairs, &[1]].concat();
+        let appends = match n.op {
+            Op::ExpandDims => axes(n) == Some(vec![pairs.len() as i64]),
+            Op::Reshape => true,
+            _ => false,
+        };
+        let root = n.inputs[0];
+        let shapes_ok = p.value(n.outputs[0]).shape == expanded && p.value(root).shape == pairs;
+        chain.push(at);
+        (appends && shapes_ok).then_some((root, chain))
+    }
+
+    /// A node's first argument as a list of axes.
+    fn axes(n: &Node) -> Option<Vec<i64>> {
+        axes_at(n, 0)
+    }
+
+    fn axes_at(n: &Node, i: usize) -> Option<Vec<i64>> {
+        n.args.get(i)?.list()?.iter().map(|a| a.int()?.as_const()).collect()
     }
 
     /// A product's x and (gathered) its lhs and rhs indices: what a gate/up pair shares.

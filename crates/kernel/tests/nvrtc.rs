@@ -158,7 +158,7 @@ fn the_check_fails_where_it_should() {
     assert!(stores > 0, "{log}");
 }
 
-/// The quantized products (gate/up with SwiGLU, and one product; gathered and dense) compile for sm_90 at
+/// The quantized products (gate/up with SwiGLU, one product, the combine; gathered and dense) compile for sm_90 at
 /// every width MLX packs, in every float dtype, one row per warp and (dense) eight, without spilling.
 #[test]
 fn quantized_products_compile_for_sm90_without_spilling() {
@@ -170,6 +170,7 @@ fn quantized_products_compile_for_sm90_without_spilling() {
             (Dtype::Bfloat16, Epilogue::SwiGlu, true),
             (Dtype::Float32, Epilogue::Product, true),
             (Dtype::Float16, Epilogue::SwiGlu, false),
+            (Dtype::Bfloat16, Epilogue::Combine, true),
         ] {
             let q = Quantized::new("q", (bits, 64), (2048, 768), (epilogue, gathered), (dtype, dtype)).unwrap();
             let mut rs = vec![1, q.rows_per_warp];

@@ -74,18 +74,22 @@ fn kernels_with_other_sources_get_other_names() {
     }
 }
 
-/// Qwen3-30B-A3B's experts: 4-bit gate/up with SwiGLU, gathered; a dense 8-bit product.
+/// Qwen3-30B-A3B's experts: 4-bit gate/up with SwiGLU, gathered, and the down projection
+/// with the top-k combine; a dense 8-bit product.
 #[test]
 fn quantized_sources_and_launchers() {
     use superopt_kernel::quantized::{self, Epilogue, Quantized};
     let moe = (Dtype::Bfloat16, Dtype::Bfloat16);
     let gate_up = Quantized::new("gate_up", (4, 64), (2048, 768), (Epilogue::SwiGlu, true), moe).unwrap();
+    let combine = Quantized::new("down", (4, 64), (768, 2048), (Epilogue::Combine, true), moe).unwrap();
     let f32 = (Dtype::Float32, Dtype::Float32);
     let dense = Quantized::new("down", (8, 32), (768, 2048), (Epilogue::Product, false), f32).unwrap();
-    for (name, q) in [("gate_up", &gate_up), ("dense", &dense)] {
+    for (name, q) in [("gate_up", &gate_up), ("dense", &dense), ("combine", &combine)] {
         insta::assert_snapshot!(format!("quantized_cuda_{name}"), quantized::cuda_source(q));
         insta::assert_snapshot!(format!("quantized_metal_{name}"), quantized::metal_source(q));
     }
     insta::assert_snapshot!("quantized_cuda_launcher", quantized::launcher(&gate_up, 0, Target::Cuda));
+    insta::assert_snapshot!("quantized_cuda_combine_launcher", quantized::launcher(&combine, 2, Target::Cuda));
     insta::assert_snapshot!("quantized_mlx_launcher", quantized::launcher(&dense, 1, Target::Mlx));
+    insta::assert_snapshot!("quantized_mlx_combine_launcher", quantized::launcher(&combine, 3, Target::Mlx));
 }

@@ -465,6 +465,61 @@ mod tests {
         assert!(!matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
     }
 
+    /// Two tokens' top-2 experts (of 4, 4-bit, K 64, N 16): `sum_k wt[t, k] * (x[t] W[e]^T)`
+    /// as a trace spells it (GatherQMM, Squeeze, ExpandDims, Broadcast, Multiply, Reduce).
+    fn quantized_combine() -> Program {
+        let (f, u) = (Dtype::Float32, Dtype::Uint32);
+        let list = |xs: &[i64]| Arg::List(xs.iter().map(|x| Arg::Int(Dim::constant(*x))).collect());
+        let int = |x: i64| Arg::Int(Dim::constant(x));
+        let range = |n: f64| vec![Arg::Float(0.0), Arg::Float(n), Arg::Float(1.0)];
+        let mut values = vec![Value { shape: vec![2, 1, 64], dtype: f }, Value { shape: vec![2, 2], dtype: f }];
+        let mut constants = vec![];
+        for (key, shape, dtype) in [("w", [4, 16, 8], u), ("s", [4, 16, 1], f), ("b", [4, 16, 1], f)] {
+            constants.push(Constant { value: values.len(), data: ConstData::Tensor { key: key.into() } });
+            values.push(Value { shape: shape.to_vec(), dtype });
+        }
+        let qmm = vec![int(64), int(4), int(0), Arg::Bool(true), Arg::Bool(false), Arg::Bool(false)];
+        type Made = (Op, Vec<Arg>, Vec<usize>, Vec<i64>, Dtype);
+        let nodes: [Made; 10] = [
+            (Op::Arange, range(2.0), vec![], vec![2], u),                          // 5
+            (Op::Reshape, vec![list(&[2, 1])], vec![5], vec![2, 1], u),            // 6
+            (Op::Broadcast, vec![list(&[2, 2])], vec![6], vec![2, 2], u),          // 7: lhs
+            (Op::Arange, range(4.0), vec![], vec![4], u),                          // 8
+            (Op::Reshape, vec![list(&[2, 2])], vec![8], vec![2, 2], u),            // 9: rhs
+            (Op::GatherQMM, qmm, vec![0, 2, 3, 4, 7, 9], vec![2, 2, 1, 16], f),    // 10
+            (Op::Squeeze, vec![list(&[2])], vec![10], vec![2, 2, 16], f),          // 11
+            (Op::ExpandDims, vec![list(&[2])], vec![1], vec![2, 2, 1], f),         // 12
+            (Op::Broadcast, vec![list(&[2, 2, 16])], vec![12], vec![2, 2, 16], f), // 13
+            (Op::Multiply, vec![], vec![11, 13], vec![2, 2, 16], f),               // 14
+        ];
+        let mut ns = vec![];
+        for (op, args, inputs, shape, dtype) in nodes {
+            ns.push(Node { op, args, inputs, outputs: vec![values.len()] });
+            values.push(Value { shape, dtype });
+        }
+        ns.push(Node { op: Op::Reduce, args: vec![int(2), list(&[1])], inputs: vec![14], outputs: vec![values.len()] });
+        values.push(Value { shape: vec![2, 1, 16], dtype: f });
+        let signature = Signature { params: vec![], output_kind: OutputKind::Array };
+        Program { values, inputs: vec![0, 1], constants, nodes: ns, outputs: vec![15], signature }
+    }
+
+    #[test]
+    fn a_quantized_combine_kernel_is_proved_and_one_on_other_experts_is_not() {
+        let by_hand = quantized_combine();
+        let mut kernel = by_hand.clone();
+        let lines = superopt_kernel::quantized::lower::lower(&mut kernel, superopt_kernel::Target::Cuda);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("the top-k pairs of gather_qmm"), "{lines:?}");
+        let r = check(&by_hand, &kernel, &types(&by_hand), 2);
+        assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
+        // The combine with each token's experts taken from lhs (0 0, 1 1) instead of rhs.
+        let mut other = kernel.clone();
+        let k = other.nodes.iter().position(|n| n.op == Op::Kernel).unwrap();
+        other.nodes[k].inputs[2] = other.nodes[k].inputs[1];
+        let r = check(&by_hand, &other, &types(&by_hand), 2);
+        assert!(!matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
+    }
+
     #[test]
     fn wrong_reduction_axis_on_a_square_is_refuted() {
         let a = program(

@@ -81,7 +81,8 @@ pub(super) fn product(
 }
 
 /// A quantized kernel node on `ins` (x, [lhs, rhs], then each product's weights, scales
-/// and biases): its products, then SwiGLU as `gate * sigmoid(gate) * up`.
+/// and biases, then the combine's weights): its products, then SwiGLU as
+/// `gate * sigmoid(gate) * up`, or the combine as the weighted sum over the top-k pairs.
 pub(super) fn kernel(
     me: &mut Interp,
     q: &Quantized,
@@ -98,6 +99,7 @@ pub(super) fn kernel(
     }
     let value = match q.epilogue {
         Epilogue::Product => outs.remove(0),
+        Epilogue::Combine => combined(&outs[0], ins.last().ok_or("a combine without weights")?)?,
         Epilogue::SwiGlu => {
             let mut run = |op: Op, xs: &[&Tensor]| -> Result<Tensor, Unfit> {
                 let node = Node { op, args: vec![], inputs: vec![], outputs: vec![] };
@@ -110,4 +112,25 @@ pub(super) fn kernel(
     };
     let cast = Node { op: Op::AsType, args: vec![Arg::Dtype(q.dtype)], inputs: vec![], outputs: vec![] };
     Ok(vec![me.apply(&cast, &[&value], q.dtype, shapes)?.remove(0)])
+}
+
+/// `sum_k weights[..., k] * y[..., k, :, :]`: y of shape `P + [1, N]` (one row per pair),
+/// the weights of shape `P`; the result `P[:-1] + [1, N]`.
+fn combined(y: &Tensor, weights: &Tensor) -> Result<Tensor, Unfit> {
+    let (ys, ws) = (y.field()?, weights.field()?);
+    let top = *weights.shape.last().ok_or("a combine over no axis")?;
+    let n = *y.shape.last().ok_or("a combine of a scalar")?;
+    if top == 0 || ys.len() != ws.len() * n {
+        return Err(format!("a combine of {:?} by {:?}", y.shape, weights.shape));
+    }
+    let tokens = ws.len() / top;
+    let mut out = vec![Elem::ZERO; tokens * n];
+    for (pair, w) in ws.iter().enumerate() {
+        for j in 0..n {
+            let term = w.mul(ys[pair * n + j]).ok_or("a combine with -inf")?;
+            out[(pair / top) * n + j] = out[(pair / top) * n + j].add(term);
+        }
+    }
+    let shape = [&weights.shape[..weights.shape.len() - 1], &[1, n]].concat();
+    Ok(Tensor { shape, dtype: y.dtype, data: Data::Field(out) })
 }
