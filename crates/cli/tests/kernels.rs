@@ -145,6 +145,27 @@ fn a_weighted_sum_over_the_experts_fuses_into_the_down_projection() {
     assert!(metal.contains("acc0 += float(wt[pair]) * part;"), "{metal}");
 }
 
+/// mlx-lm's Qwen3 MoE block (its CPU sizes): the router's 8-bit product, gate/up with
+/// SwiGLU, and the down projection with the combine are three quantized kernels.
+#[test]
+fn mlx_lm_moe_block_lowers_to_three_quantized_kernels() {
+    let h = harness("suite/moe_block_decode.py");
+    let o = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(["kernels", h.to_str().unwrap(), "--target", "cuda"])
+        .env("SUPEROPT_SIZES", "cpu")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    for kernel in [
+        "(quantized, cuda): quantized_matmul, 8 bits in groups of 64",
+        "(quantized, cuda): silu(gather_qmm(gate)) * gather_qmm(up), 4 bits in groups of 64",
+        "(quantized, cuda): the top-k pairs of gather_qmm, each times its weight, summed, 4 bits in groups of 64",
+    ] {
+        assert!(out.contains(kernel), "{kernel}: {out}");
+    }
+}
+
 /// The same weighted outputs summed over the hidden columns: no combine.
 #[test]
 fn a_weighted_sum_over_other_axes_is_not_a_combine() {

@@ -1,8 +1,9 @@
 //! Quantized products as generated kernels: MLX's affine `gather_qmm` with `transpose=True`
 //! (each pair `p` multiplies row block `x[lhs[p]]` by the dequantized weights of expert
-//! `rhs[p]`) or dense `quantized_matmul` (every row of x by one weight matrix), alone or as
+//! `rhs[p]`) or dense `quantized_matmul` (every row of x by one weight matrix), alone, as
 //! a gate/up pair that shares x (and the indices) with SwiGLU fused: `silu(x Wg^T) * (x Wu^T)`
-//! in one pass over both packed weights.
+//! in one pass over both packed weights, or (gathered) with a token's top-k pairs summed
+//! times their weights (an MoE layer's down projection and combine).
 //!
 //! One warp (simdgroup) computes one output column of `R` consecutive rows: its lanes walk
 //! the packed row of the weights in chunks of 8 values (`bits` bytes: MLX packs every width
@@ -148,7 +149,8 @@ impl Quantized {
 
 /// The body for `mx.fast.cuda_kernel`, with [`crate::cuda::HEADER`] and the template
 /// constants `T` (x), `S` (scales), `O` (out), `K`, `N`, `M` (rows per pair), `WARPS`,
-/// `R` (rows per warp, dividing the rows; more than 1 only where they share the matrix).
+/// `R` (rows per warp, dividing the rows; more than 1 only where they share the matrix),
+/// and (combine, see [`combine_cuda_source`]) `TOPK`.
 pub fn cuda_source(q: &Quantized) -> String {
     if q.epilogue == Epilogue::Combine {
         return combine_cuda_source(q);
@@ -369,7 +371,7 @@ fn combine_cuda_source(q: &Quantized) -> String {
   for (int t = 0; t < TOPK; ++t) {
     const size_t pair = token * TOPK + t;
     const size_t col = size_t(rhs[pair]) * N + n;
-    const T* xr = x + size_t(lhs[pair]) * K;
+    const T* xr = x + size_t(lhs[pair]) * M * K;  // M is 1: one row per pair
     const unsigned char* w0r = (const unsigned char*)(w0) + col * (K * BITS / 8);
     const S* s0r = s0 + col * (K / GROUP);
     const S* b0r = b0 + col * (K / GROUP);
@@ -415,7 +417,7 @@ fn combine_metal_source(q: &Quantized) -> String {
   for (int t = 0; t < TOPK; ++t) {
     const size_t pair = token * TOPK + t;
     const size_t col = size_t(rhs[pair]) * N + n;
-    const device T* xr = x + size_t(lhs[pair]) * K;
+    const device T* xr = x + size_t(lhs[pair]) * M * K;  // M is 1: one row per pair
     const device uchar* w0r = (const device uchar*)(w0) + col * (K * BITS / 8);
     const device S* s0r = s0 + col * (K / GROUP);
     const device S* b0r = b0 + col * (K / GROUP);
@@ -539,8 +541,9 @@ fn digest(source: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The kernel's meaning in plain MLX: `mx.gather_qmm` per product, SwiGLU and the
-/// combine in float32 as the GPU code computes them. A function `_k{index}(x, lhs, rhs, w0, s0, b0, ...)`.
+/// The kernel's meaning in plain MLX: `mx.gather_qmm` per product (rounded to x's dtype,
+/// which the GPU code does not), then SwiGLU or the combine in float32. A function
+/// `_k{index}(x, lhs, rhs, w0, s0, b0, ...)`.
 pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
     let args = q.inputs().join(", ");
     let indices = if q.gathered { "lhs_indices=lhs, rhs_indices=rhs, " } else { "" };
@@ -627,9 +630,12 @@ mod tests {
 
 /// Lowering: each gate/up pair of `GatherQMM`s or `QuantizedMatmul`s (affine,
 /// `transpose=True`, the same x and indices, used only by `silu(gate) * up`) becomes one
-/// [`Epilogue::SwiGlu`] kernel node, and each other such product an [`Epilogue::Product`] node. It may touch only those
-/// nodes and the `Sigmoid` and `Multiply` of the SwiGLU; identical index nodes are merged
-/// first (a trace builds the same `arange` once per product). One line per kernel made.
+/// [`Epilogue::SwiGlu`] kernel node; a `GatherQMM` whose pairs are summed times their
+/// weights an [`Epilogue::Combine`] node; each other such product an [`Epilogue::Product`]
+/// node. It may touch only those nodes, the `Sigmoid` and `Multiply` of the SwiGLU, and the
+/// `Squeeze`, `ExpandDims`/`Reshape`, `Broadcast`, `Multiply` and `Reduce` of the combine;
+/// identical index nodes are merged first (a trace builds the same `arange` once per
+/// product). One line per kernel made.
 pub mod lower {
     use super::{Epilogue, Quantized};
     use crate::{Body, Call, Target};
@@ -830,6 +836,12 @@ pub mod lower {
             if !one_row || axes(&p.nodes[sq]) != Some(vec![r]) || axes_at(last, 1) != Some(vec![r - 1]) {
                 continue;
             }
+            let columns = [pairs.as_slice(), &[spec.n]].concat();
+            let summed = [&pairs[..pairs.len() - 1], &[1, spec.n]].concat();
+            let shape = |v: ValueId| &p.value(v).shape;
+            if *shape(m.outputs[0]) != columns || *shape(y) != columns || *shape(last.outputs[0]) != summed {
+                continue;
+            }
             let Some((wt, chain)) = weights_of(p, producers, weighted, &pairs) else { continue };
             let dtypes_ok = p.value(wt).dtype == spec.dtype && p.value(last.outputs[0]).dtype == spec.dtype;
             let members = [vec![g, sq, mul, i], chain].concat();
@@ -850,6 +862,10 @@ pub mod lower {
         let mut at = producers.get(&v).copied()?;
         let mut chain = vec![];
         if p.nodes[at].op == Op::Broadcast {
+            let over_columns = p.value(p.nodes[at].outputs[0]).shape.len() == pairs.len() + 1;
+            if !over_columns {
+                return None;
+            }
             chain.push(at);
             at = producers.get(&p.nodes[at].inputs[0]).copied()?;
         }

@@ -2,7 +2,7 @@
 
 use crate::budget::Budget;
 use crate::config::Config;
-use crate::session::{harness_fault, Session};
+use crate::session::Session;
 use std::time::Instant;
 use superopt_bench::{geomean, Comparison, Size};
 use superopt_ir::{Plan, Program};
@@ -169,7 +169,8 @@ impl<'a> Run<'a> {
         let seeds = (0..config.seeds).collect();
         let mut session = session;
         let workdir = tempfile::tempdir()?;
-        crate::stage::keep_constants(&mut session, &traces, workdir.path()).map_err(harness_fault)?;
+        crate::stage::keep_constants(&mut session, &traces, workdir.path())
+            .map_err(|e| anyhow::anyhow!("saving the traced constants for the candidates failed: {e}"))?;
         let run = Run {
             config,
             session,

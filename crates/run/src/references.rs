@@ -228,12 +228,15 @@ impl Pool {
         self.done.iter().filter(|d| d.kept).count() == self.expected
     }
 
-    /// How far the pool got: cases kept of those it had, and when its first case began.
-    pub fn progress(&self) -> String {
+    /// How far the pool has got: cases kept of those it had, cases started, and when the
+    /// first case done began.
+    pub fn progress(&mut self) -> String {
+        self.drain();
         let kept = self.done.iter().filter(|d| d.kept).count();
+        let started = self.queue.0.lock().map_or(0, |a| a.started);
         let first = self.done.iter().map(|d| d.began).min();
-        let began = first.map_or("none began".to_string(), |b| format!("the first began {}s in", b.as_secs()));
-        format!("{kept} of {} cases kept, {began}", self.expected)
+        let first = first.map_or(String::new(), |b| format!(", the first done began {}s in", b.as_secs()));
+        format!("{kept} of {} cases kept, {started} started{first}", self.expected)
     }
 
     /// What went wrong in the workers so far, each told once (with how many times).

@@ -16,7 +16,8 @@ use superopt_worker::WorkerError;
 
 /// Tunes the launches of every generated kernel, then emits its candidate again with
 /// the parameters picked; a candidate whose kernels fail is dropped. Past the tuning
-/// deadline, launches not in the cache keep default parameters.
+/// deadline nothing more is asked of the worker: launches not tuned or found in the cache
+/// by then take default parameters when they run.
 pub fn tune(run: &mut Run) {
     let mut cache = TuneCache::open(&run.session.device_key());
     let deadline = run.budget.tune_deadline();
@@ -81,6 +82,9 @@ fn tune_candidate(
     let mut picked: Vec<Vec<Tuned>> = vec![vec![]; calls.len()];
     let mut lines = vec![];
     for size in Size::ALL {
+        if Instant::now() > deadline {
+            break;
+        }
         let req = KernelLaunches { program: id.clone(), size };
         let launches = s.worker.call(&req, until(deadline, s.timeout))?.launches;
         for l in launches {

@@ -46,6 +46,8 @@ pub fn verify(run: &mut Run) {
             }
         }
     }
+    // Said before the pool stops: its kill of the running cases is no trouble of theirs.
+    let pool = if ran_out { pool_said(run) } else { None };
     run.session.stop_references();
     if !run.budget.waited.is_zero() {
         let waited = run.budget.waited.as_secs_f64();
@@ -60,15 +62,15 @@ pub fn verify(run: &mut Run) {
             "the float64 references (computed on the CPU) were not all done after {took}s: \
              run again with a larger --time-budget (this run: {budget}s)"
         ));
-        pool_troubles(run);
+        run.notes.extend(pool);
     }
 }
 
-/// Says how far the reference pool got, and what went wrong in its workers.
-fn pool_troubles(run: &mut Run) {
-    let Some(pool) = run.session.pool.as_ref() else { return };
+/// How far the reference pool got, and what went wrong in its workers (none: no pool).
+fn pool_said(run: &mut Run) -> Option<String> {
+    let pool = run.session.pool.as_mut()?;
     let said = [vec![pool.progress()], pool.troubles()].concat();
-    run.notes.push(format!("the reference pool: {}", said.join("; ")));
+    Some(format!("the reference pool: {}", said.join("; ")))
 }
 
 /// Where a candidate's verification stands: its next case, and the figures so far.

@@ -86,8 +86,9 @@ fn a_pool_whose_workers_die_says_so() {
     let mut s = session_on("tests/harnesses/pool/crashing_reference.py");
     s.start_references(&[0], 2, Default::default(), Instant::now() + Duration::from_secs(300));
     assert!(!s.await_references(Instant::now() + Duration::from_secs(300)), "no reference was kept");
-    let pool = s.pool.as_ref().unwrap();
-    assert!(pool.progress().starts_with("0 of "), "{}", pool.progress());
+    let pool = s.pool.as_mut().unwrap();
+    let progress = pool.progress();
+    assert!(progress.starts_with("0 of 21 cases kept, 2 started"), "{progress}");
     let troubles = pool.troubles();
     assert!(troubles.iter().any(|t| t.starts_with("a small case failed: ") && t.ends_with("(x2)")), "{troubles:?}");
 }
@@ -98,7 +99,8 @@ fn a_pool_whose_workers_do_their_cases_has_no_troubles() {
     let mut s = session_on("tests/harnesses/pool/slow_reference.py");
     s.start_references(&[0], 2, Default::default(), Instant::now() + Duration::from_secs(300));
     assert!(s.await_references(Instant::now() + Duration::from_secs(300)));
-    let pool = s.pool.as_ref().unwrap();
+    let pool = s.pool.as_mut().unwrap();
     assert!(pool.troubles().is_empty(), "{:?}", pool.troubles());
-    assert!(pool.progress().starts_with("21 of 21 cases kept, the first began "), "{}", pool.progress());
+    let progress = pool.progress();
+    assert!(progress.starts_with("21 of 21 cases kept, 21 started, the first done began "), "{progress}");
 }

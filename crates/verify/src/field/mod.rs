@@ -520,6 +520,21 @@ mod tests {
         assert!(!matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
     }
 
+    /// Weights broadcast over one more axis than the pairs' (`[3] + P + [N]`): the sum is no
+    /// combine, and nothing is lowered but the product.
+    #[test]
+    fn weights_broadcast_over_another_axis_are_no_combine() {
+        let mut p = quantized_combine();
+        for v in [13, 14] {
+            p.values[v].shape = vec![3, 2, 2, 16];
+        }
+        p.nodes[8].args = vec![Arg::List([3, 2, 2, 16].iter().map(|x| Arg::Int(Dim::constant(*x))).collect())];
+        p.values[15].shape = vec![3, 1, 2, 16];
+        let lines = superopt_kernel::quantized::lower::lower(&mut p, superopt_kernel::Target::Cuda);
+        assert!(lines.iter().all(|l| !l.contains("top-k")), "{lines:?}");
+        assert_eq!(lines.len(), 1, "the product alone: {lines:?}");
+    }
+
     #[test]
     fn wrong_reduction_axis_on_a_square_is_refuted() {
         let a = program(
