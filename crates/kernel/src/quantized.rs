@@ -60,15 +60,6 @@ pub struct Quantized {
     /// Chunks of 8 values a lane loads at once: 16 bytes where the packing allows (2, 4
     /// and 8 bits, rows of whole 16-byte loads), else one chunk (CUDA; Metal loads bytes).
     pub vec: u32,
-    /// The most rows a warp computes together (`R`, a power of two; the launcher takes the
-    /// largest that divides the rows), sharing each dequantized weight: 8 where every row
-    /// uses the one matrix (dense), else 1.
-    #[serde(default = "one")]
-    pub rows_per_warp: u32,
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// [`Quantized::rows_per_warp`] where rows share matrices.
@@ -109,20 +100,7 @@ impl Quantized {
         }
         let wide = 16 / bits;
         let vec = if bits.is_power_of_two() && (k / 8) % wide as i64 == 0 { wide } else { 1 };
-        let rows_per_warp = if gathered { 1 } else { SHARED_ROWS };
-        Ok(Quantized {
-            name: name.into(),
-            bits,
-            group_size,
-            k,
-            n,
-            epilogue,
-            gathered,
-            dtype,
-            scales,
-            vec,
-            rows_per_warp,
-        })
+        Ok(Quantized { name: name.into(), bits, group_size, k, n, epilogue, gathered, dtype, scales, vec })
     }
 
     /// The kernel's input names, in launch order: x, (gathered) lhs and rhs, then weights,
@@ -139,6 +117,17 @@ impl Quantized {
             names.push("wt".into());
         }
         names
+    }
+
+    /// The most rows a warp computes together (`R`, a power of two; the launcher takes the
+    /// largest that divides the rows), sharing each dequantized weight: 8 where every row
+    /// uses the one matrix (dense), else 1.
+    pub fn rows_per_warp(&self) -> u32 {
+        if self.gathered {
+            1
+        } else {
+            SHARED_ROWS
+        }
     }
 
     /// Packed bytes of one output column's weights.
@@ -502,7 +491,7 @@ def _k{index}({args}, warps=None):
         digest = digest(&source),
         quoted = quoted.join(", "),
         n = q.n,
-        rows_per_warp = q.rows_per_warp,
+        rows_per_warp = q.rows_per_warp(),
         weights = ins[if q.gathered { 3 } else { 1 }..].join(", "),
         topk = if combine { ", (\"TOPK\", lhs.shape[-1])" } else { "" },
         shape = if combine {
@@ -615,7 +604,11 @@ mod tests {
     fn the_rows_of_a_dense_product_share_each_dequantized_weight() {
         let dtypes = (Dtype::Bfloat16, Dtype::Bfloat16);
         let dense = Quantized::new("mlp", (4, 64), (4096, 14336), (Epilogue::SwiGlu, false), dtypes).unwrap();
-        assert_eq!((dense.rows_per_warp, moe(4).rows_per_warp), (SHARED_ROWS, 1), "a gathered row has its own matrix");
+        assert_eq!(
+            (dense.rows_per_warp(), moe(4).rows_per_warp()),
+            (SHARED_ROWS, 1),
+            "a gathered row has its own matrix"
+        );
         for src in [cuda_source(&dense), metal_source(&dense)] {
             // Dequantized once per chunk, outside the loop over the R rows that use it.
             assert_eq!(src.matches("q0[i] = float(").count(), 1, "{src}");

@@ -173,7 +173,7 @@ fn quantized_products_compile_for_sm90_without_spilling() {
             (Dtype::Bfloat16, Epilogue::Combine, true),
         ] {
             let q = Quantized::new("q", (bits, 64), (2048, 768), (epilogue, gathered), (dtype, dtype)).unwrap();
-            let mut rs = vec![1, q.rows_per_warp];
+            let mut rs = vec![1, q.rows_per_warp()];
             rs.dedup();
             for r in rs {
                 let name = format!("so_q_{}", names.len());

@@ -68,7 +68,7 @@ pub struct Pool {
     troubles: Troubles,
 }
 
-/// What went wrong in the pool's workers, each with when (seconds since the pool started).
+/// What went wrong in the pool's workers, one line each time.
 type Troubles = Arc<Mutex<Vec<String>>>;
 
 /// Process ids of the pool's workers in the middle of a case.

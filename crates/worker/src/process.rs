@@ -121,13 +121,13 @@ impl Worker {
         Worker::start_with(python, vec![], true)
     }
 
-    /// A worker whose process gets `env`; without `restarts`, one that dies or hangs is
-    /// only stopped ([`WorkerError::Stopped`]).
     /// The worker process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// A worker whose process gets `env`; without `restarts`, one that dies or hangs is
+    /// only stopped ([`WorkerError::Stopped`]).
     pub fn start_with(python: &Path, env: Vec<(String, String)>, restarts: bool) -> Result<Worker, WorkerError> {
         let script =
             script_path().map_err(|e| WorkerError::Internal(format!("cannot write the worker script: {e}")))?;
