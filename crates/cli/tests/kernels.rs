@@ -218,3 +218,74 @@ fn a_quantized_kernel_with_swapped_weights_or_groups_is_rejected() {
         &[("swapped", &swapped), ("regrouped", &regrouped)],
     );
 }
+
+/// Forward substitution of a unit lower-triangular system, written three ways (in-place
+/// row updates, stacked rows, rows accumulated by products), each becomes one solve.
+#[test]
+fn forward_substitution_lowers_to_one_solve_however_it_is_written() {
+    for (rel, what) in [
+        (
+            "tests/harnesses/solve/inplace_rows.py",
+            "(i - l)^-1 of the strictly lower part l of 16 x 16 matrices, float32",
+        ),
+        (
+            "tests/harnesses/solve/stacked_rows.py",
+            "(i + l)^-1 of the strictly lower part l of 12 x 12 matrices, float32",
+        ),
+        ("tests/harnesses/solve/matmul_rows.py", "(i - l)^-1 of the strictly lower part l of 8 x 8 matrices, zeros on"),
+    ] {
+        let out = kernels(rel, "mlx");
+        assert_eq!(out.matches("// kernel (solve, mlx)").count(), 1, "{rel}: {out}");
+        assert!(out.contains(what), "{rel}: {out}");
+    }
+}
+
+/// Near misses: an upper-triangular substitution, a diagonal of 2 taken as 1, rows solved
+/// out of order, one row subtracting its sum: none is a unit lower solve.
+#[test]
+fn near_misses_of_a_unit_lower_solve_lower_to_none() {
+    for name in ["upper_rows", "scaled_diagonal", "rows_out_of_order", "one_wrong_row"] {
+        let out = kernels(&format!("tests/harnesses/solve/{name}.py"), "mlx");
+        assert!(!out.contains("(solve,"), "{name}: {out}");
+    }
+}
+
+#[test]
+fn a_solve_kernel_computes_what_the_substitution_computes() {
+    let c = run_with_mlx_kernels("tests/harnesses/solve/inplace_rows.py");
+    let candidates = c["candidates"].as_array().unwrap();
+    let k = candidates.iter().find(|k| k["name"] == "egraph+kernels").expect("a kernel candidate");
+    assert_eq!(k["verified"], true, "{k}");
+    assert!(k["rules"].to_string().contains("kernel (solve, mlx)"), "{k}");
+}
+
+/// The solve's plain-MLX meaning with the other sign, or without the NaN its substitution
+/// makes of a non-finite entry (a NaN key makes a row and a column of the matrix NaN), is
+/// rejected.
+#[test]
+fn a_solve_of_the_other_sign_or_without_its_nans_is_rejected() {
+    let sign = |s: &str| s.replace("a = mx.where(strict, x32, 0.0)", "a = mx.where(strict, -x32, 0.0)");
+    let nans = |s: &str| s.replace("t = mx.where(bad[..., :, None] > bad[..., None, :], mx.nan, t)", "");
+    changed_kernels_are_rejected("tests/harnesses/solve/inplace_rows.py", &[("sign", &sign), ("nans", &nans)]);
+}
+
+/// A naive port of the chunked gated delta rule (CPU sizes): its solves become kernels,
+/// and the candidate that calls their plain-MLX meaning verifies.
+#[test]
+fn a_chunked_gated_delta_rule_verifies_with_its_solve_as_a_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let h = harness("tests/mutations/harnesses/chunked_gated_delta.py");
+    let o = Command::new(env!("CARGO_BIN_EXE_superopt"))
+        .args(["run", h.to_str().unwrap(), "--json", json.to_str().unwrap(), "--time-budget", "60"])
+        .env("SUPEROPT_KERNELS", "mlx")
+        .env("SUPEROPT_SIZES", "cpu")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let candidates = c["candidates"].as_array().unwrap();
+    let k = candidates.iter().find(|k| k["name"] == "egraph+compile+kernels").expect("a kernel candidate");
+    assert_eq!(k["verified"], true, "{k}");
+    assert!(k["rules"].to_string().contains("kernel (solve, mlx)"), "{k}");
+}

@@ -14,6 +14,7 @@ pub mod metal;
 pub mod params;
 pub mod quantized;
 pub mod reference;
+pub mod solve;
 
 pub use ir::{Binary, Builder, Form, Kernel, Layout, Op, Reduce, Unary};
 pub use params::{LaunchShape, Params};
@@ -56,6 +57,8 @@ pub enum Body {
     Rows(Kernel),
     /// Gathered quantized products ([`quantized`]).
     Quantized(quantized::Quantized),
+    /// Unit lower-triangular solves ([`solve`]).
+    Solve(solve::Solve),
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -85,7 +88,7 @@ impl Call {
     pub fn rows(&self) -> Option<&Kernel> {
         match &self.body {
             Body::Rows(k) => Some(k),
-            Body::Quantized(_) => None,
+            Body::Quantized(_) | Body::Solve(_) => None,
         }
     }
 
@@ -93,6 +96,7 @@ impl Call {
         match &self.body {
             Body::Rows(k) => &k.name,
             Body::Quantized(q) => &q.name,
+            Body::Solve(s) => &s.name,
         }
     }
 
@@ -105,15 +109,19 @@ impl Call {
             (Body::Quantized(q), Target::Cuda) => quantized::cuda_source(q),
             (Body::Quantized(q), Target::Metal) => quantized::metal_source(q),
             (Body::Quantized(q), Target::Mlx) => quantized::mlx_launcher(q, 0),
+            (Body::Solve(s), Target::Cuda) => solve::cuda_source(s),
+            (Body::Solve(s), Target::Metal) => solve::metal_source(s),
+            (Body::Solve(s), Target::Mlx) => solve::mlx_launcher(s, 0),
         }
     }
 
     /// Python defining `_k{index}` for the call's target (see [`launch::launcher`],
-    /// [`quantized::launcher`]).
+    /// [`quantized::launcher`], [`solve::launcher`]).
     pub fn launcher(&self, index: usize) -> String {
         match &self.body {
             Body::Rows(k) => launch::launcher(k, index, self.target, &self.table()),
             Body::Quantized(q) => quantized::launcher(q, index, self.target),
+            Body::Solve(s) => solve::launcher(s, index, self.target),
         }
     }
 

@@ -24,9 +24,30 @@ pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
 /// [`lower`], given until `deadline`: `None` (and `p` as it was) where lowering outlasts it,
 /// as on the tens of thousands of nodes of an unrolled recurrence.
 pub fn lower_until(p: &mut Program, target: Target, deadline: Option<Instant>) -> Option<Vec<String>> {
-    // Quantized products first: their SwiGLU would otherwise become an elementwise kernel.
+    lower_with(p, target, deadline, None)
+}
+
+/// [`lower_until`], with the triangular solves `probe` identifies ([`crate::solve::lower`]).
+pub fn lower_with(
+    p: &mut Program,
+    target: Target,
+    deadline: Option<Instant>,
+    probe: Option<crate::solve::lower::Probe>,
+) -> Option<Vec<String>> {
+    // Quantized products and solves first: their arithmetic would otherwise become row
+    // and elementwise kernels.
     let before = p.clone();
+    let late = || deadline.is_some_and(|d| Instant::now() >= d);
     let mut lines = crate::quantized::lower::lower(p, target);
+    if let Some(probe) = probe {
+        match crate::solve::lower::lower(p, target, probe, &late) {
+            Some(solves) => lines.extend(solves),
+            None => {
+                *p = before;
+                return None;
+            }
+        }
+    }
     match rows_until(p, target, deadline) {
         Some(rows) => lines.extend(rows),
         None => {

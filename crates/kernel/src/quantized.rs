@@ -524,7 +524,7 @@ pub fn describe(q: &Quantized) -> String {
 }
 
 /// A short digest of a kernel's source: MLX caches compiled kernels by name.
-fn digest(source: &str) -> String {
+pub(crate) fn digest(source: &str) -> String {
     use sha2::{Digest, Sha256};
     let text = format!("{}{source}", crate::cuda::HEADER);
     Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -681,6 +681,7 @@ pub mod lower {
             .map(|c| match c.body {
                 Body::Quantized(q) => super::describe(&q),
                 Body::Rows(k) => k.name,
+                Body::Solve(s) => crate::solve::describe(&s),
             })
             .unwrap_or_default()
     }

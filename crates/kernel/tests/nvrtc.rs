@@ -189,3 +189,30 @@ fn quantized_products_compile_for_sm90_without_spilling() {
         assert_eq!((stack, stores, loads), (0, 0, 0), "{what}: stack/spills");
     }
 }
+
+/// The solve kernels compile for sm_90 at every matrix size a block holds, in every float
+/// dtype, without spilling (each thread keeps its column of up to 64 values in registers).
+#[test]
+fn solves_compile_for_sm90_without_spilling() {
+    use superopt_kernel::solve::{self, Rest, Sign, Solve};
+    let mut functions = String::new();
+    let mut names = vec![];
+    for (n, dtype, form) in [
+        (64, Dtype::Float32, (Sign::Minus, Rest::Input)),
+        (64, Dtype::Bfloat16, (Sign::Plus, Rest::Identity)),
+        (32, Dtype::Float16, (Sign::Plus, Rest::Zero)),
+        (16, Dtype::Float32, (Sign::Minus, Rest::Identity)),
+    ] {
+        let s = Solve::new("s", n, dtype, form).unwrap();
+        let name = format!("so_s_{}", names.len());
+        functions += &solve::mlx_function(&name, &s);
+        names.push((name, format!("{n} x {n} {} {form:?}", dtype.name()), n as u32));
+    }
+    let Some((ok, log)) = compile(&cuda::mlx_module(&functions)) else { return };
+    assert!(ok, "the solves do not compile:\n{log}");
+    for (name, what, threads) in &names {
+        let (stack, stores, loads, regs) = resources(&log, name);
+        assert_eq!((stack, stores, loads), (0, 0, 0), "{what}: stack/spills");
+        assert!(regs * threads <= 65536, "{what}: {regs} registers");
+    }
+}

@@ -93,3 +93,19 @@ fn quantized_sources_and_launchers() {
     insta::assert_snapshot!("quantized_mlx_launcher", quantized::launcher(&dense, 1, Target::Mlx));
     insta::assert_snapshot!("quantized_mlx_combine_launcher", quantized::launcher(&combine, 3, Target::Mlx));
 }
+
+/// The unit lower-triangular solve of chunked linear attention (64 x 64 matrices):
+/// `(I + L)^-1` whole in bfloat16, and `(I - L)^-1` below the diagonal with the input's
+/// entries elsewhere (an in-place substitution) in float32.
+#[test]
+fn solve_sources_and_launchers() {
+    use superopt_kernel::solve::{self, Rest, Sign, Solve};
+    let whole = Solve::new("s0", 64, Dtype::Bfloat16, (Sign::Plus, Rest::Identity)).unwrap();
+    let in_place = Solve::new("s1", 64, Dtype::Float32, (Sign::Minus, Rest::Input)).unwrap();
+    for (name, s) in [("whole", &whole), ("in_place", &in_place)] {
+        insta::assert_snapshot!(format!("solve_cuda_{name}"), solve::cuda_source(s));
+        insta::assert_snapshot!(format!("solve_metal_{name}"), solve::metal_source(s));
+    }
+    insta::assert_snapshot!("solve_cuda_launcher", solve::launcher(&whole, 0, Target::Cuda));
+    insta::assert_snapshot!("solve_mlx_launcher", solve::launcher(&in_place, 1, Target::Mlx));
+}

@@ -97,7 +97,8 @@ pub fn lower_candidate(c: &Candidate, target: Target, deadline: Option<Instant>)
     let mut plan = c.plan.clone();
     let mut lines = vec![];
     for (_, p) in plan.variants.iter_mut() {
-        lines.extend(superopt_kernel::lower::lower_until(p, target, deadline)?);
+        let probe: superopt_kernel::solve::lower::Probe = &superopt_verify::field::solve_form;
+        lines.extend(superopt_kernel::lower::lower_with(p, target, deadline, Some(probe))?);
     }
     if lines.is_empty() {
         return Some(None);

@@ -287,6 +287,11 @@ impl Interp {
             Op::GatherAxis => one(gather_axis(ins[0], ins[1], int(0)?)?),
             Op::Gather => one(gather(ins[0], &ins[1..], &usizes(&ints(0)?), &usizes(&ints(1)?))?),
             Op::Scan if int(0)? == 2 => one(cumsum(ins[0], int(1)?, arg_flag(n, 2), arg_flag(n, 3))?),
+            // MLX's ReduceType: 2 sums, 4 (none) replaces.
+            Op::Scatter if matches!(int(0)?, 2 | 4) => {
+                let (last, axes) = (ins.len() - 1, usizes(&ints(1)?));
+                one(scatter(ins[0], &ins[1..last], ins[last], &axes, int(0)? == 2)?)
+            }
             Op::SliceUpdate if int(0)? == 4 => one(slice_update(ins[0], ins[1], &ints(1)?, &ints(2)?, &ints(3)?)?),
             Op::Pad => one(pad(ins[0], ins[1], &usizes(&ints(0)?), &usizes(&ints(1)?), &usizes(&ints(2)?))?),
             Op::LogSumExp => {
@@ -701,6 +706,42 @@ fn slice_update(x: &Tensor, update: &Tensor, start: &[i64], stop: &[i64], step: 
         unravel(i, &region, &mut idx);
         let at: usize = (0..region.len()).map(|d| (start[d] + step[d] * idx[d] as i64) as usize * st[d]).sum();
         out[at] = *e;
+    }
+    Ok(x.with(x.shape.clone(), Data::Field(out)))
+}
+
+/// `x` with `updates[p, o]` at `indices[p] + o` along `axes` (`o` along the others),
+/// added where `add`; the indices input-independent.
+fn scatter(x: &Tensor, indices: &[&Tensor], updates: &Tensor, axes: &[usize], add: bool) -> Result<Tensor, Unfit> {
+    let lead = indices.iter().fold(vec![], |s, u| broadcast_shape(&s, &u.shape));
+    let mut idx: Vec<Vec<f64>> = vec![];
+    for t in indices {
+        let Data::Num(v) = t.broadcast_to(&lead).data else {
+            return Err("a scatter by input-dependent indices".into());
+        };
+        idx.push(v);
+    }
+    let (rank, nl) = (x.shape.len(), lead.len());
+    if axes.len() != indices.len() || updates.shape.len() != nl + rank || axes.iter().any(|a| *a >= rank) {
+        return Err("a scatter whose updates do not fit".into());
+    }
+    let (mut out, u) = (x.field()?, updates.field()?);
+    let (st, mut at) = (strides(&x.shape), vec![0; updates.shape.len()]);
+    for (i, e) in u.iter().enumerate() {
+        unravel(i, &updates.shape, &mut at);
+        let li: usize = at[..nl].iter().zip(strides(&lead)).map(|(a, b)| a * b).sum();
+        let mut place = 0;
+        for d in 0..rank {
+            let base = match axes.iter().position(|a| *a == d) {
+                Some(k) => (idx[k][li] as i64).rem_euclid(x.shape[d] as i64) as usize,
+                None => 0,
+            };
+            if base + at[nl + d] >= x.shape[d] {
+                return Err("a scatter out of bounds".into());
+            }
+            place += (base + at[nl + d]) * st[d];
+        }
+        out[place] = if add { out[place].add(*e) } else { *e };
     }
     Ok(x.with(x.shape.clone(), Data::Field(out)))
 }

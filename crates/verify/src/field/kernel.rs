@@ -53,6 +53,7 @@ impl Interp {
         let k = match &call.body {
             superopt_kernel::Body::Rows(k) => k,
             superopt_kernel::Body::Quantized(q) => return super::quantized::kernel(self, q, ins, shapes),
+            superopt_kernel::Body::Solve(s) => return Ok(vec![super::solve::kernel(s, ins[0])?]),
         };
         let full =
             k.inputs.iter().position(|o| o.layout == Layout::Full).ok_or("a kernel without a full-size input")?;

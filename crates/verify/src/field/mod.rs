@@ -18,6 +18,9 @@ pub mod arith;
 pub mod eval;
 mod kernel;
 mod quantized;
+mod solve;
+
+pub use solve::solve_form;
 
 use arith::{Elem, P};
 use eval::{Interp, Tensor};

@@ -1,0 +1,340 @@
+//! Finding solves by what they compute, however they are written. A region between a
+//! square matrix value `X` (`[..B, N, N]`) and a later value `Y` of its shape, made from
+//! `X` and input-independent values alone, whose other values nothing else uses, is a
+//! solve where it computes one. The probe (the field check's `solve_form`) runs the region
+//! on one matrix (the batch axes `B` cut to 1: [`rebatched`]) with random exact values
+//! and says which [`Sign`] and [`Rest`] it computes, if any.
+//!
+//! It may touch: the region's nodes (replaced by one kernel node on `X`). Regions shorter
+//! than `N - 1` nodes (no substitution) and matrices outside `4..=MAX_N` are left alone.
+
+use super::{Rest, Sign, Solve, MAX_N};
+use crate::{Body, Call, Target};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use superopt_ir::{Arg, ConstData, Dim, Node, Op, Program, ScalarExpr, ValueId};
+
+/// Says which solve a one-matrix program (input `X`, output `Y`) computes, if any.
+pub type Probe<'a> = &'a dyn Fn(&Program) -> Option<(Sign, Rest)>;
+
+/// The latest values of `X`'s shape a region may end at that the probe tries, per `X`.
+const TRIES: usize = 3;
+
+/// Replaces every solve region of `p` by a kernel node; one line per kernel. `None` (and
+/// `p` as it was) where `late` says time is up.
+pub fn lower(p: &mut Program, target: Target, probe: Probe, late: &dyn Fn() -> bool) -> Option<Vec<String>> {
+    let graph = Graph::of(p);
+    let mut taken: BTreeSet<usize> = BTreeSet::new();
+    let mut made: Vec<(Node, Vec<usize>)> = vec![];
+    for x in candidates(p, &graph) {
+        if late() {
+            return None;
+        }
+        if graph.producer.get(&x).is_some_and(|i| taken.contains(i)) {
+            continue;
+        }
+        if let Some((node, members)) = solve_from(p, &graph, x, target, probe, made.len()) {
+            if members.iter().all(|m| !taken.contains(m)) {
+                taken.extend(members.iter().copied());
+                made.push((node, members));
+            }
+        }
+    }
+    let lines = made.iter().map(|(n, _)| format!("kernel (solve, {target:?}): {}", what(n)).to_lowercase()).collect();
+    replace(p, made);
+    Some(lines)
+}
+
+fn what(n: &Node) -> String {
+    match Call::of_node(n).map(|c| c.body) {
+        Some(Body::Solve(s)) => super::describe(&s),
+        _ => String::new(),
+    }
+}
+
+/// Who makes and who uses each value, and which values no input reaches.
+struct Graph {
+    producer: HashMap<ValueId, usize>,
+    users: HashMap<ValueId, Vec<usize>>,
+    independent: Vec<bool>,
+}
+
+impl Graph {
+    fn of(p: &Program) -> Graph {
+        let mut producer = HashMap::new();
+        let mut users: HashMap<ValueId, Vec<usize>> = HashMap::new();
+        let mut independent = vec![false; p.values.len()];
+        for c in &p.constants {
+            independent[c.value] = true;
+        }
+        for (i, n) in p.nodes.iter().enumerate() {
+            for v in &n.inputs {
+                users.entry(*v).or_default().push(i);
+            }
+            let free = n.inputs.iter().all(|v| independent[*v]);
+            for o in &n.outputs {
+                producer.insert(*o, i);
+                independent[*o] = free;
+            }
+        }
+        Graph { producer, users, independent }
+    }
+}
+
+/// The square float matrices a solve may start from, in program order.
+fn candidates(p: &Program, g: &Graph) -> Vec<ValueId> {
+    let made = p.nodes.iter().flat_map(|n| n.outputs.iter().copied());
+    let square = |v: &ValueId| {
+        let val = p.value(*v);
+        let r = val.shape.len();
+        r >= 2 && val.shape[r - 1] == val.shape[r - 2] && (4..=MAX_N).contains(&val.shape[r - 1])
+    };
+    p.inputs
+        .iter()
+        .copied()
+        .chain(made)
+        .filter(|v| square(v) && !g.independent[*v] && p.value(*v).dtype.is_float())
+        .collect()
+}
+
+/// The solve that starts at `x`, if one does: its kernel node and the nodes it replaces.
+fn solve_from(
+    p: &Program,
+    g: &Graph,
+    x: ValueId,
+    target: Target,
+    probe: Probe,
+    k: usize,
+) -> Option<(Node, Vec<usize>)> {
+    let n = *p.value(x).shape.last()?;
+    let closed = closure(p, g, x);
+    if closed.len() < n as usize - 1 {
+        return None;
+    }
+    let shape = &p.value(x).shape;
+    let ends = closed.iter().rev().filter(|i| {
+        let node = &p.nodes[**i];
+        node.outputs.len() == 1 && p.value(node.outputs[0]).shape == *shape
+    });
+    for end in ends.take(TRIES) {
+        let y = p.nodes[*end].outputs[0];
+        let members = region(p, &closed, *end);
+        if members.len() < n as usize - 1 || !used_only_inside(p, g, &members, y) {
+            continue;
+        }
+        let Some(one) = rebatched(p, g, x, &members) else { continue };
+        let Some(form) = probe(&one) else { continue };
+        let solve = Solve::new(&format!("s{k}"), n, p.value(y).dtype, form)?;
+        let call = Call { body: Body::Solve(solve), target, tuned: vec![] };
+        return Some((Node { op: Call::OP, args: vec![call.to_arg()], inputs: vec![x], outputs: vec![y] }, members));
+    }
+    None
+}
+
+/// The nodes made from `x` and input-independent values alone (at most a few thousand).
+fn closure(p: &Program, g: &Graph, x: ValueId) -> BTreeSet<usize> {
+    let mut inside: BTreeSet<ValueId> = BTreeSet::from([x]);
+    let mut closed = BTreeSet::new();
+    let mut next: BinaryHeap<std::cmp::Reverse<usize>> = BinaryHeap::new();
+    let push_users = |v: ValueId, next: &mut BinaryHeap<std::cmp::Reverse<usize>>| {
+        for u in g.users.get(&v).into_iter().flatten() {
+            next.push(std::cmp::Reverse(*u));
+        }
+    };
+    push_users(x, &mut next);
+    while let Some(std::cmp::Reverse(i)) = next.pop() {
+        if closed.contains(&i) || closed.len() >= 4 * (MAX_N * MAX_N) as usize {
+            continue;
+        }
+        let node = &p.nodes[i];
+        if node.op == Call::OP || !node.inputs.iter().all(|v| inside.contains(v) || g.independent[*v]) {
+            continue;
+        }
+        closed.insert(i);
+        for o in &node.outputs {
+            inside.insert(*o);
+            push_users(*o, &mut next);
+        }
+    }
+    closed
+}
+
+/// The nodes of `closed` that `end` is made from (with `end`), in program order.
+fn region(p: &Program, closed: &BTreeSet<usize>, end: usize) -> Vec<usize> {
+    let producer: HashMap<ValueId, usize> =
+        closed.iter().flat_map(|i| p.nodes[*i].outputs.iter().map(move |o| (*o, *i))).collect();
+    let mut seen = BTreeSet::from([end]);
+    let mut stack = vec![end];
+    while let Some(i) = stack.pop() {
+        for v in &p.nodes[i].inputs {
+            if let Some(j) = producer.get(v) {
+                if seen.insert(*j) {
+                    stack.push(*j);
+                }
+            }
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// Whether every value the `members` make, but `out`, is used by members alone and is no
+/// program output.
+fn used_only_inside(p: &Program, g: &Graph, members: &[usize], out: ValueId) -> bool {
+    let inner = members.iter().flat_map(|m| p.nodes[*m].outputs.iter()).filter(|v| **v != out);
+    let mut values = inner;
+    values.all(|v| {
+        !p.outputs.contains(v) && g.users.get(v).into_iter().flatten().all(|u| members.binary_search(u).is_ok())
+    })
+}
+
+/// The region from `x` (the program's one input) to the last member's output, with `x`'s
+/// batch axes (all but the last two) cut to 1 in every value that has them in front, and
+/// the input-independent values it reads; `None` where an operation would mix the batch
+/// axes with the others.
+fn rebatched(p: &Program, g: &Graph, x: ValueId, members: &[usize]) -> Option<Program> {
+    let shape = &p.value(x).shape;
+    let batch = &shape[..shape.len() - 2];
+    let mut nodes: BTreeSet<usize> = members.iter().copied().collect();
+    let mut stack: Vec<ValueId> = members.iter().flat_map(|m| p.nodes[*m].inputs.iter().copied()).collect();
+    while let Some(v) = stack.pop() {
+        if v == x || !g.independent[v] {
+            continue;
+        }
+        if let Some(i) = g.producer.get(&v) {
+            if nodes.insert(*i) {
+                stack.extend(p.nodes[*i].inputs.iter().copied());
+            }
+        }
+    }
+    let mut one = Program {
+        values: p.values.clone(),
+        inputs: vec![x],
+        constants: vec![],
+        nodes: vec![],
+        outputs: vec![p.nodes[*members.last()?].outputs[0]],
+        signature: p.signature.clone(),
+    };
+    let used: BTreeSet<ValueId> = nodes.iter().flat_map(|i| p.nodes[*i].inputs.iter().copied()).collect();
+    one.constants = p.constants.iter().filter(|c| used.contains(&c.value)).cloned().collect();
+    // Whether a shape has the batch axes in front (then cut), and they are not all 1.
+    let cut = |v: &mut Vec<i64>| {
+        let prefixed = v.len() >= batch.len() && v[..batch.len()] == *batch;
+        if prefixed {
+            v[..batch.len()].iter_mut().for_each(|d| *d = 1);
+        }
+        prefixed && batch.iter().any(|d| *d != 1)
+    };
+    let mut x_shape = shape.clone();
+    cut(&mut x_shape);
+    one.values[x].shape = x_shape;
+    let shapes: Vec<Vec<i64>> = p.inputs.iter().map(|v| p.value(*v).shape.clone()).collect();
+    for c in &mut one.constants {
+        if cut(&mut one.values[c.value].shape) {
+            return None; // a batched tensor constant: its entries cannot be cut
+        }
+        if let ConstData::Scalar { expr } = &mut c.data {
+            // A dimension of the inputs, as traced (the probe has one input).
+            match expr {
+                ScalarExpr::Recip { dim } | ScalarExpr::Rsqrt { dim } | ScalarExpr::Of { dim } => {
+                    *dim = Dim::constant(dim.eval(&shapes)?)
+                }
+                ScalarExpr::Lit { .. } => {}
+            }
+        }
+    }
+    for i in nodes {
+        let node = &p.nodes[i];
+        let ins_cut = node.inputs.iter().any(|v| p.value(*v).shape != one.values[*v].shape);
+        let mut outs_cut = false;
+        for o in &node.outputs {
+            outs_cut |= cut(&mut one.values[*o].shape);
+        }
+        let args = match (ins_cut, outs_cut) {
+            (false, false) => fixed(&node.args)?,
+            (true, false) => return None, // the batch axes reduced or moved
+            (_, true) => cut_args(node, batch, &shapes)?,
+        };
+        one.nodes.push(Node { args, ..node.clone() });
+    }
+    Some(one)
+}
+
+/// `args` where every integer is a constant (the region works alike at every size).
+fn fixed(args: &[Arg]) -> Option<Vec<Arg>> {
+    fn constant(a: &Arg) -> bool {
+        match a {
+            Arg::Int(d) => d.as_const().is_some(),
+            Arg::List(items) => items.iter().all(constant),
+            _ => true,
+        }
+    }
+    args.iter().all(constant).then(|| args.to_vec())
+}
+
+/// `n`'s arguments for its values with the batch axes `batch` cut to 1; `None` where they
+/// touch those axes otherwise than in full. The batch axes' extents may follow the inputs'
+/// (`shapes`, as traced); every other integer must be a constant.
+fn cut_args(n: &Node, batch: &[i64], shapes: &[Vec<i64>]) -> Option<Vec<Arg>> {
+    let k = batch.len();
+    let ints = |a: &Arg| -> Option<Vec<i64>> {
+        let items = a.list()?.iter().map(|d| d.int());
+        items.enumerate().map(|(i, d)| if i < k { d?.eval(shapes) } else { d?.as_const() }).collect()
+    };
+    let constants = |a: &Arg| -> Option<Vec<i64>> { a.list()?.iter().map(|d| d.int()?.as_const()).collect() };
+    let list = |v: Vec<i64>| Arg::List(v.into_iter().map(|d| Arg::Int(Dim::constant(d))).collect());
+    let beyond = |axes: &[i64]| axes.iter().all(|a| *a >= k as i64 || *a < 0);
+    let mut args = n.args.clone();
+    let shape_at = |args: &mut Vec<Arg>, i: usize| -> Option<()> {
+        let mut s = ints(args.get(i)?)?;
+        if s.len() < k || s[..k] != *batch {
+            return None;
+        }
+        s[..k].iter_mut().for_each(|d| *d = 1);
+        args[i] = list(s);
+        Some(())
+    };
+    let slice_at = |args: &mut Vec<Arg>, i: usize| -> Option<()> {
+        let (start, mut end, strides) = (ints(args.get(i)?)?, ints(args.get(i + 1)?)?, ints(args.get(i + 2)?)?);
+        let whole =
+            (0..k).all(|d| start.get(d) == Some(&0) && end.get(d) == Some(&batch[d]) && strides.get(d) == Some(&1));
+        if !whole {
+            return None;
+        }
+        end[..k].iter_mut().for_each(|d| *d = 1);
+        (args[i], args[i + 1], args[i + 2]) = (list(start), list(end), list(strides));
+        Some(())
+    };
+    use superopt_ir::ops::Kind;
+    match n.op {
+        Op::Broadcast | Op::Reshape => shape_at(&mut args, 0)?,
+        Op::Slice => slice_at(&mut args, 0)?,
+        Op::SliceUpdate => slice_at(&mut args, 1)?,
+        Op::ExpandDims | Op::Squeeze if beyond(&constants(args.first()?)?) => return fixed(&args),
+        Op::Reduce | Op::Split if beyond(&constants(args.get(1)?)?) => return fixed(&args),
+        Op::Scan if beyond(&[args.get(1)?.int()?.as_const()?]) => return fixed(&args),
+        Op::Concatenate if beyond(&[args.first()?.int()?.as_const()?]) => return fixed(&args),
+        Op::Transpose if constants(args.first()?)?.iter().take(k).enumerate().all(|(d, a)| *a == d as i64) => {
+            return fixed(&args)
+        }
+        Op::Matmul | Op::Full | Op::Copy | Op::AsType | Op::Softmax => return fixed(&args),
+        op if matches!(op.kind(), Kind::Unary | Kind::Binary | Kind::Ternary) => return fixed(&args),
+        _ => return None,
+    }
+    Some(args)
+}
+
+/// `p` with each kernel node in place of the last of its members.
+fn replace(p: &mut Program, made: Vec<(Node, Vec<usize>)>) {
+    if made.is_empty() {
+        return;
+    }
+    let gone: BTreeSet<usize> = made.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+    let mut nodes = vec![];
+    for (i, n) in p.nodes.iter().enumerate() {
+        if !gone.contains(&i) {
+            nodes.push(n.clone());
+        }
+        nodes.extend(made.iter().filter(|(_, m)| m.last() == Some(&i)).map(|(k, _)| k.clone()));
+    }
+    p.nodes = nodes;
+    superopt_ir::passes::dead_code(p);
+}
