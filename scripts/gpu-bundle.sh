@@ -10,6 +10,7 @@
 #   2. carry .gpu/c:  python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/c/*.whl
 #   3. carry .gpu/b:  bash .gpu/b/install.sh >/dev/null && export PYTHONPATH=/tmp/site &&
 #                     python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py &&
+#                     python3 scripts/gpu-solve-check.py .gpu/b/solve_cuda.py &&
 #                     bash .gpu/b/gpu-suite.sh .gpu/b /tmp/so suite main 90 420 150;
 #                     tar czf $OUT/so.tgz -C /tmp/so .
 #   4. while held (.gpu/b stays there): the same suite command again resumes from /tmp/so.
@@ -24,6 +25,8 @@ rm -rf .gpu/b/whl .gpu/c .gpu/cache && { [ ! -d .gpu/b/cache ] || mv .gpu/b/cach
 cargo build --release --quiet
 cp "${CARGO_TARGET_DIR:-target}/release/superopt" scripts/gpu-suite.sh .gpu/b/
 cargo run --release --quiet -p superopt-kernel --example standard -- cuda > .gpu/b/standard_cuda.py
+cargo run --release --quiet -p superopt-kernel --example quantized -- cuda > .gpu/b/quantized_cuda.py
+cargo run --release --quiet -p superopt-kernel --example solve -- cuda > .gpu/b/solve_cuda.py
 wheels() {  # DIR PACKAGE... : wheels for the GPU machine's CPython 3.12, without dependencies
   local dir="$1"; shift
   mkdir -p "$dir"
