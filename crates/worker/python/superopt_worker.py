@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import random
 import shutil
 import sys
 import time
@@ -428,9 +429,10 @@ def program(pid):
 def edge(v, variant, index=0):
     """The edge-case version of the `index`-th float input: zeros, 1e4 and 1e-4
     magnitudes, all negative, rounded to integers (ties for max/argmax), or
-    NaN/+Inf/-Inf at three places, shifted by the input's index so that no two inputs
-    have them at the same places (a candidate that swallows one input's NaN is caught
-    where the other inputs are finite). Integer and boolean inputs stay as they are."""
+    NaN/+Inf/-Inf at three places (first, middle, last), shifted by the input's index so
+    that no two inputs have them at the same places (a candidate that swallows one input's
+    NaN is caught where the other inputs are finite), and up to four more drawn by the
+    input's size and index. Integer and boolean inputs stay as they are."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown input variant {variant!r}")
     if variant == "normal" or not isinstance(v, mx.array) or not mx.issubdtype(v.dtype, mx.floating):
@@ -450,8 +452,13 @@ def edge(v, variant, index=0):
     flat = mx.array(v.reshape(-1))
     n = flat.size
     shift = index * (n // 7 + 1)
-    for at, value in ((0, "nan"), (n // 2, "inf"), (n - 1, "-inf")):
-        flat[(at + shift) % n] = float(value)
+    places = [((at + shift) % n, value) for at, value in ((0, "nan"), (n // 2, "inf"), (n - 1, "-inf"))]
+    # First, middle and last can all sit on the diagonals of square matrices (a masked part):
+    # in inputs of 64 values or more, up to four more at places drawn from (n, index).
+    draw = random.Random(n * 7919 + index)
+    places += [(draw.randrange(n), value) for value in ("nan", "inf", "-inf", "nan")[: min(4, n // 64)]]
+    for at, value in places:
+        flat[at] = float(value)
     return flat.reshape(v.shape)
 
 

@@ -146,7 +146,7 @@ impl Variant {
 
     /// Edge-case inputs checked at every size besides the normal seeds: all zeros,
     /// magnitudes scaled by 1e4 and by 1e-4, all negative, rounded to integers (ties for
-    /// max/argmax), and NaN/+Inf/-Inf at three places.
+    /// max/argmax), and NaN/+Inf/-Inf at three places (and up to four drawn ones).
     pub const EDGES: [Variant; 6] =
         [Variant::Zeros, Variant::Large, Variant::Tiny, Variant::Negative, Variant::Ties, Variant::Nonfinite];
 
