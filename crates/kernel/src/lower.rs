@@ -96,6 +96,24 @@ fn rows_until(p: &mut Program, target: Target, deadline: Option<Instant>) -> Opt
     }
 }
 
+/// `p` with each kernel node in place of the last of its members (node indices), and
+/// what no longer has a use removed.
+pub(crate) fn replace(p: &mut Program, made: Vec<(Node, Vec<usize>)>) {
+    if made.is_empty() {
+        return;
+    }
+    let gone: BTreeSet<usize> = made.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+    let mut nodes = vec![];
+    for (i, n) in p.nodes.iter().enumerate() {
+        if !gone.contains(&i) {
+            nodes.push(n.clone());
+        }
+        nodes.extend(made.iter().filter(|(_, m)| m.iter().max() == Some(&i)).map(|(k, _)| k.clone()));
+    }
+    p.nodes = nodes;
+    superopt_ir::passes::dead_code(p);
+}
+
 /// A region lowered into one kernel call: the call node, the nodes it replaces, and the
 /// rule line that says so.
 struct Lowered {

@@ -669,7 +669,7 @@ pub mod lower {
             .iter()
             .map(|(n, _)| format!("kernel (quantized, {target:?}): {}", describe(n)).to_lowercase())
             .collect();
-        replace(p, made);
+        crate::lower::replace(p, made);
         lines
     }
 
@@ -922,22 +922,5 @@ pub mod lower {
         }
         let call = Call { body: Body::Quantized(q), target, tuned: vec![] };
         Node { op: Call::OP, args: vec![call.to_arg()], inputs, outputs: vec![out] }
-    }
-
-    /// `p` with each kernel node in place of the last of its members.
-    fn replace(p: &mut Program, made: Vec<(Node, Vec<usize>)>) {
-        if made.is_empty() {
-            return;
-        }
-        let gone: BTreeSet<usize> = made.iter().flat_map(|(_, m)| m.iter().copied()).collect();
-        let mut nodes = vec![];
-        for (i, n) in p.nodes.iter().enumerate() {
-            if !gone.contains(&i) {
-                nodes.push(n.clone());
-            }
-            nodes.extend(made.iter().filter(|(_, m)| m.iter().max() == Some(&i)).map(|(k, _)| k.clone()));
-        }
-        p.nodes = nodes;
-        superopt_ir::passes::dead_code(p);
     }
 }

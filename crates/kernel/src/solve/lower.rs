@@ -40,7 +40,7 @@ pub fn lower(p: &mut Program, target: Target, probe: Probe, late: &dyn Fn() -> b
         }
     }
     let lines = made.iter().map(|(n, _)| format!("kernel (solve, {target:?}): {}", what(n)).to_lowercase()).collect();
-    replace(p, made);
+    crate::lower::replace(p, made);
     Some(lines)
 }
 
@@ -320,21 +320,4 @@ fn cut_args(n: &Node, batch: &[i64], shapes: &[Vec<i64>]) -> Option<Vec<Arg>> {
         _ => return None,
     }
     Some(args)
-}
-
-/// `p` with each kernel node in place of the last of its members.
-fn replace(p: &mut Program, made: Vec<(Node, Vec<usize>)>) {
-    if made.is_empty() {
-        return;
-    }
-    let gone: BTreeSet<usize> = made.iter().flat_map(|(_, m)| m.iter().copied()).collect();
-    let mut nodes = vec![];
-    for (i, n) in p.nodes.iter().enumerate() {
-        if !gone.contains(&i) {
-            nodes.push(n.clone());
-        }
-        nodes.extend(made.iter().filter(|(_, m)| m.last() == Some(&i)).map(|(k, _)| k.clone()));
-    }
-    p.nodes = nodes;
-    superopt_ir::passes::dead_code(p);
 }
