@@ -269,6 +269,16 @@ fn a_solve_of_the_other_sign_or_without_its_nans_is_rejected() {
     changed_kernels_are_rejected("tests/harnesses/solve/inplace_rows.py", &[("sign", &sign), ("nans", &nans)]);
 }
 
+/// A solve of matrices scaled by a factor that differs along the batch axes starts after
+/// the scaling (the probe sees one matrix: a batch-varying operand inside the region would
+/// pass it), and verifies.
+#[test]
+fn a_solve_of_batch_scaled_matrices_verifies() {
+    let out = kernels("tests/harnesses/solve/batch_scaled.py", "mlx");
+    assert!(out.contains("// kernel (solve, mlx)"), "{out}");
+    changed_kernels_are_rejected("tests/harnesses/solve/batch_scaled.py", &[]);
+}
+
 /// A naive port of the chunked gated delta rule (CPU sizes): its solves become kernels,
 /// and the candidate that calls their plain-MLX meaning verifies.
 #[test]

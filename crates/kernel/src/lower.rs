@@ -103,12 +103,16 @@ pub(crate) fn replace(p: &mut Program, made: Vec<(Node, Vec<usize>)>) {
         return;
     }
     let gone: BTreeSet<usize> = made.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+    let mut at: HashMap<usize, Vec<Node>> = HashMap::new();
+    for (k, m) in made {
+        at.entry(m.iter().copied().max().unwrap_or(0)).or_default().push(k);
+    }
     let mut nodes = vec![];
     for (i, n) in p.nodes.iter().enumerate() {
         if !gone.contains(&i) {
             nodes.push(n.clone());
         }
-        nodes.extend(made.iter().filter(|(_, m)| m.iter().max() == Some(&i)).map(|(k, _)| k.clone()));
+        nodes.extend(at.remove(&i).unwrap_or_default());
     }
     p.nodes = nodes;
     superopt_ir::passes::dead_code(p);

@@ -7,8 +7,9 @@
 //!
 //! One block (threadgroup) per matrix, one thread per column: the matrix's strictly lower
 //! part is loaded once into shared memory, each thread keeps its column of the inverse in
-//! registers (`N` known at compile time, loops unrolled) and walks the rows in order, so
-//! every thread reads the same matrix element at once. The sum for row `i` runs over
+//! registers (`N` known at compile time; the CUDA loops are unrolled, the Metal ones left to
+//! its compiler) and walks the rows in order, so every thread reads the same matrix element
+//! at once. The sum for row `i` runs over
 //! every `k < i` (zeros included), as the written substitutions do.
 
 use serde::{Deserialize, Serialize};

@@ -431,8 +431,8 @@ def edge(v, variant, index=0):
     magnitudes, all negative, rounded to integers (ties for max/argmax), or
     NaN/+Inf/-Inf at three places (first, middle, last), shifted by the input's index so
     that no two inputs have them at the same places (a candidate that swallows one input's
-    NaN is caught where the other inputs are finite), and up to four more drawn by the
-    input's size and index. Integer and boolean inputs stay as they are."""
+    NaN is caught where the other inputs are finite), and up to four more at places drawn
+    by the input's size and index (these may meet another input's or the first three). Integer and boolean inputs stay as they are."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown input variant {variant!r}")
     if variant == "normal" or not isinstance(v, mx.array) or not mx.issubdtype(v.dtype, mx.floating):

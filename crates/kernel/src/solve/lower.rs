@@ -19,15 +19,19 @@ pub type Probe<'a> = &'a dyn Fn(&Program) -> Option<(Sign, Rest)>;
 /// The latest values of `X`'s shape a region may end at that the probe tries, per `X`.
 const TRIES: usize = 3;
 
-/// Replaces every solve region of `p` by a kernel node; one line per kernel. `None` (and
-/// `p` as it was) where `late` says time is up.
+/// The most nodes a region may hold, per column of its matrices (a written substitution
+/// takes about ten per row).
+const NODES_PER_COLUMN: usize = 64;
+
+/// Replaces the solve regions of `p` by kernel nodes; one line per kernel. Where `late`
+/// says time is up it stops looking and keeps what it found.
 pub fn lower(p: &mut Program, target: Target, probe: Probe, late: &dyn Fn() -> bool) -> Option<Vec<String>> {
     let graph = Graph::of(p);
     let mut taken: BTreeSet<usize> = BTreeSet::new();
     let mut made: Vec<(Node, Vec<usize>)> = vec![];
     for x in candidates(p, &graph) {
         if late() {
-            return None;
+            break;
         }
         if graph.producer.get(&x).is_some_and(|i| taken.contains(i)) {
             continue;
@@ -62,8 +66,10 @@ impl Graph {
     fn of(p: &Program) -> Graph {
         let mut producer = HashMap::new();
         let mut users: HashMap<ValueId, Vec<usize>> = HashMap::new();
+        // Weights (tensor constants) count as inputs: no solve reads them, and the probe
+        // would draw each at full size.
         let mut independent = vec![false; p.values.len()];
-        for c in &p.constants {
+        for c in p.constants.iter().filter(|c| matches!(c.data, ConstData::Scalar { .. })) {
             independent[c.value] = true;
         }
         for (i, n) in p.nodes.iter().enumerate() {
@@ -106,14 +112,14 @@ fn solve_from(
     k: usize,
 ) -> Option<(Node, Vec<usize>)> {
     let n = *p.value(x).shape.last()?;
-    let closed = closure(p, g, x);
+    let closed = closure(p, g, x, NODES_PER_COLUMN * n as usize);
     if closed.len() < n as usize - 1 {
         return None;
     }
-    let shape = &p.value(x).shape;
     let ends = closed.iter().rev().filter(|i| {
         let node = &p.nodes[**i];
-        node.outputs.len() == 1 && p.value(node.outputs[0]).shape == *shape
+        // The kernel writes X's dtype.
+        node.outputs.len() == 1 && *p.value(node.outputs[0]) == *p.value(x)
     });
     for end in ends.take(TRIES) {
         let y = p.nodes[*end].outputs[0];
@@ -130,8 +136,8 @@ fn solve_from(
     None
 }
 
-/// The nodes made from `x` and input-independent values alone (at most a few thousand).
-fn closure(p: &Program, g: &Graph, x: ValueId) -> BTreeSet<usize> {
+/// The nodes made from `x` and input-independent values alone, the first `most` of them.
+fn closure(p: &Program, g: &Graph, x: ValueId, most: usize) -> BTreeSet<usize> {
     let mut inside: BTreeSet<ValueId> = BTreeSet::from([x]);
     let mut closed = BTreeSet::new();
     let mut next: BinaryHeap<std::cmp::Reverse<usize>> = BinaryHeap::new();
@@ -142,7 +148,7 @@ fn closure(p: &Program, g: &Graph, x: ValueId) -> BTreeSet<usize> {
     };
     push_users(x, &mut next);
     while let Some(std::cmp::Reverse(i)) = next.pop() {
-        if closed.contains(&i) || closed.len() >= 4 * (MAX_N * MAX_N) as usize {
+        if closed.contains(&i) || closed.len() >= most {
             continue;
         }
         let node = &p.nodes[i];
@@ -188,8 +194,8 @@ fn used_only_inside(p: &Program, g: &Graph, members: &[usize], out: ValueId) -> 
 
 /// The region from `x` (the program's one input) to the last member's output, with `x`'s
 /// batch axes (all but the last two) cut to 1 in every value that has them in front, and
-/// the input-independent values it reads; `None` where an operation would mix the batch
-/// axes with the others.
+/// the input-independent values it reads; `None` where an operation reduces, moves or
+/// makes the batch axes, or reads an operand that varies along them without having them.
 fn rebatched(p: &Program, g: &Graph, x: ValueId, members: &[usize]) -> Option<Program> {
     let shape = &p.value(x).shape;
     let batch = &shape[..shape.len() - 2];
@@ -215,27 +221,19 @@ fn rebatched(p: &Program, g: &Graph, x: ValueId, members: &[usize]) -> Option<Pr
     };
     let used: BTreeSet<ValueId> = nodes.iter().flat_map(|i| p.nodes[*i].inputs.iter().copied()).collect();
     one.constants = p.constants.iter().filter(|c| used.contains(&c.value)).cloned().collect();
-    // Whether a shape has the batch axes in front (then cut), and they are not all 1.
-    let cut = |v: &mut Vec<i64>| {
-        let prefixed = v.len() >= batch.len() && v[..batch.len()] == *batch;
-        if prefixed {
-            v[..batch.len()].iter_mut().for_each(|d| *d = 1);
-        }
-        prefixed && batch.iter().any(|d| *d != 1)
-    };
-    let mut x_shape = shape.clone();
-    cut(&mut x_shape);
-    one.values[x].shape = x_shape;
+    let k = batch.len();
+    let prefixed = |v: &[i64]| v.len() >= k && v[..k] == *batch;
+    let cut = |v: &mut Vec<i64>| v[..k].iter_mut().for_each(|d| *d = 1);
+    cut(&mut one.values[x].shape);
     let shapes: Vec<Vec<i64>> = p.inputs.iter().map(|v| p.value(*v).shape.clone()).collect();
     for c in &mut one.constants {
-        if cut(&mut one.values[c.value].shape) {
-            return None; // a batched tensor constant: its entries cannot be cut
+        if k > 0 && prefixed(&p.value(c.value).shape) {
+            return None; // a batched constant array: its entries cannot be cut
         }
         if let ConstData::Scalar { expr } = &mut c.data {
-            // A dimension of the inputs, as traced (the probe has one input).
             match expr {
                 ScalarExpr::Recip { dim } | ScalarExpr::Rsqrt { dim } | ScalarExpr::Of { dim } => {
-                    *dim = Dim::constant(dim.eval(&shapes)?)
+                    *dim = Dim::constant(dim.as_const()?) // a size would not be the same at every size
                 }
                 ScalarExpr::Lit { .. } => {}
             }
@@ -243,15 +241,23 @@ fn rebatched(p: &Program, g: &Graph, x: ValueId, members: &[usize]) -> Option<Pr
     }
     for i in nodes {
         let node = &p.nodes[i];
-        let ins_cut = node.inputs.iter().any(|v| p.value(*v).shape != one.values[*v].shape);
-        let mut outs_cut = false;
-        for o in &node.outputs {
-            outs_cut |= cut(&mut one.values[*o].shape);
-        }
-        let args = match (ins_cut, outs_cut) {
-            (false, false) => fixed(&node.args)?,
-            (true, false) => return None, // the batch axes reduced or moved
-            (_, true) => cut_args(node, batch, &shapes)?,
+        let outs: Vec<bool> = node.outputs.iter().map(|o| prefixed(&p.value(*o).shape)).collect();
+        let ins: Vec<&[i64]> = node.inputs.iter().map(|v| p.value(*v).shape.as_slice()).collect();
+        let args = if k == 0 {
+            fixed(&node.args)?
+        } else if outs.iter().all(|o| *o) {
+            // Every input has the batch axes (cut alike) or is the same along them.
+            let rank = p.value(node.outputs[0]).shape.len();
+            let along = |s: &[i64]| (0..k).all(|d| (d + s.len()).checked_sub(rank).is_none_or(|j| s[j] == 1));
+            if !ins.iter().all(|s| prefixed(s) || along(s)) {
+                return None;
+            }
+            node.outputs.iter().for_each(|o| cut(&mut one.values[*o].shape));
+            cut_args(node, batch, &shapes, (ins.first().map_or(0, |s| s.len()), rank))?
+        } else if outs.iter().any(|o| *o) || ins.iter().any(|s| prefixed(s)) {
+            return None; // the batch axes reduced, moved or made
+        } else {
+            fixed(&node.args)?
         };
         one.nodes.push(Node { args, ..node.clone() });
     }
@@ -272,16 +278,21 @@ fn fixed(args: &[Arg]) -> Option<Vec<Arg>> {
 
 /// `n`'s arguments for its values with the batch axes `batch` cut to 1; `None` where they
 /// touch those axes otherwise than in full. The batch axes' extents may follow the inputs'
-/// (`shapes`, as traced); every other integer must be a constant.
-fn cut_args(n: &Node, batch: &[i64], shapes: &[Vec<i64>]) -> Option<Vec<Arg>> {
+/// (`shapes`, as traced); every other integer must be a constant. `ranks`: of its first
+/// input and of its output.
+fn cut_args(n: &Node, batch: &[i64], shapes: &[Vec<i64>], (rank_in, rank_out): (usize, usize)) -> Option<Vec<Arg>> {
     let k = batch.len();
     let ints = |a: &Arg| -> Option<Vec<i64>> {
         let items = a.list()?.iter().map(|d| d.int());
         items.enumerate().map(|(i, d)| if i < k { d?.eval(shapes) } else { d?.as_const() }).collect()
     };
     let constants = |a: &Arg| -> Option<Vec<i64>> { a.list()?.iter().map(|d| d.int()?.as_const()).collect() };
+    let int = |a: Option<&Arg>| -> Option<Vec<i64>> { Some(vec![a?.int()?.as_const()?]) };
     let list = |v: Vec<i64>| Arg::List(v.into_iter().map(|d| Arg::Int(Dim::constant(d))).collect());
-    let beyond = |axes: &[i64]| axes.iter().all(|a| *a >= k as i64 || *a < 0);
+    // Every axis (negative ones counted from the end of `rank`) past the batch axes.
+    let beyond = |axes: Option<Vec<i64>>, rank: usize| {
+        axes.is_some_and(|a| a.iter().all(|a| (if *a < 0 { a + rank as i64 } else { *a }) >= k as i64))
+    };
     let mut args = n.args.clone();
     let shape_at = |args: &mut Vec<Arg>, i: usize| -> Option<()> {
         let mut s = ints(args.get(i)?)?;
@@ -308,14 +319,16 @@ fn cut_args(n: &Node, batch: &[i64], shapes: &[Vec<i64>]) -> Option<Vec<Arg>> {
         Op::Broadcast | Op::Reshape => shape_at(&mut args, 0)?,
         Op::Slice => slice_at(&mut args, 0)?,
         Op::SliceUpdate => slice_at(&mut args, 1)?,
-        Op::ExpandDims | Op::Squeeze if beyond(&constants(args.first()?)?) => return fixed(&args),
-        Op::Reduce | Op::Split if beyond(&constants(args.get(1)?)?) => return fixed(&args),
-        Op::Scan if beyond(&[args.get(1)?.int()?.as_const()?]) => return fixed(&args),
-        Op::Concatenate if beyond(&[args.first()?.int()?.as_const()?]) => return fixed(&args),
+        Op::ExpandDims if beyond(args.first().and_then(constants), rank_out) => return fixed(&args),
+        Op::Squeeze if beyond(args.first().and_then(constants), rank_in) => return fixed(&args),
+        Op::Reduce if beyond(args.get(1).and_then(constants), rank_in) => return fixed(&args),
+        Op::Split | Op::Scan if beyond(int(args.get(1)), rank_in) => return fixed(&args),
+        Op::Concatenate if beyond(int(args.first()), rank_in) => return fixed(&args),
+        Op::Softmax if rank_in > k => return fixed(&args), // over the last axis
         Op::Transpose if constants(args.first()?)?.iter().take(k).enumerate().all(|(d, a)| *a == d as i64) => {
             return fixed(&args)
         }
-        Op::Matmul | Op::Full | Op::Copy | Op::AsType | Op::Softmax => return fixed(&args),
+        Op::Matmul | Op::Full | Op::Copy | Op::AsType => return fixed(&args),
         op if matches!(op.kind(), Kind::Unary | Kind::Binary | Kind::Ternary) => return fixed(&args),
         _ => return None,
     }

@@ -711,7 +711,8 @@ fn slice_update(x: &Tensor, update: &Tensor, start: &[i64], stop: &[i64], step: 
 }
 
 /// `x` with `updates[p, o]` at `indices[p] + o` along `axes` (`o` along the others),
-/// added where `add`; the indices input-independent.
+/// added where `add`; the indices input-independent, no place written twice unless added
+/// (MLX leaves the order of such writes open).
 fn scatter(x: &Tensor, indices: &[&Tensor], updates: &Tensor, axes: &[usize], add: bool) -> Result<Tensor, Unfit> {
     let lead = indices.iter().fold(vec![], |s, u| broadcast_shape(&s, &u.shape));
     let mut idx: Vec<Vec<f64>> = vec![];
@@ -722,14 +723,15 @@ fn scatter(x: &Tensor, indices: &[&Tensor], updates: &Tensor, axes: &[usize], ad
         idx.push(v);
     }
     let (rank, nl) = (x.shape.len(), lead.len());
-    if axes.len() != indices.len() || updates.shape.len() != nl + rank || axes.iter().any(|a| *a >= rank) {
+    let fits = updates.shape.len() == nl + rank && updates.shape[..nl] == lead[..];
+    if axes.len() != indices.len() || !fits || axes.iter().any(|a| *a >= rank) {
         return Err("a scatter whose updates do not fit".into());
     }
-    let (mut out, u) = (x.field()?, updates.field()?);
-    let (st, mut at) = (strides(&x.shape), vec![0; updates.shape.len()]);
-    for (i, e) in u.iter().enumerate() {
+    let (st, lst, mut at) = (strides(&x.shape), strides(&lead), vec![0; updates.shape.len()]);
+    let mut places = Vec::with_capacity(numel(&updates.shape));
+    for i in 0..numel(&updates.shape) {
         unravel(i, &updates.shape, &mut at);
-        let li: usize = at[..nl].iter().zip(strides(&lead)).map(|(a, b)| a * b).sum();
+        let li: usize = at[..nl].iter().zip(&lst).map(|(a, b)| a * b).sum();
         let mut place = 0;
         for d in 0..rank {
             let base = match axes.iter().position(|a| *a == d) {
@@ -741,9 +743,24 @@ fn scatter(x: &Tensor, indices: &[&Tensor], updates: &Tensor, axes: &[usize], ad
             }
             place += (base + at[nl + d]) * st[d];
         }
-        out[place] = if add { out[place].add(*e) } else { *e };
+        places.push(place);
     }
-    Ok(x.with(x.shape.clone(), Data::Field(out)))
+    if !add && places.iter().collect::<std::collections::BTreeSet<_>>().len() != places.len() {
+        return Err("a scatter that writes one place twice".into());
+    }
+    let data = match (&x.data, &updates.data) {
+        (Data::Num(a), Data::Num(u)) => {
+            let mut out = a.clone();
+            places.iter().zip(u).for_each(|(at, e)| out[*at] = if add { out[*at] + e } else { *e });
+            Data::Num(out)
+        }
+        _ => {
+            let (mut out, u) = (x.field()?, updates.field()?);
+            places.iter().zip(u).for_each(|(at, e)| out[*at] = if add { out[*at].add(e) } else { e });
+            Data::Field(out)
+        }
+    };
+    Ok(x.with(x.shape.clone(), data))
 }
 
 fn pad(x: &Tensor, value: &Tensor, axes: &[usize], low: &[usize], high: &[usize]) -> Result<Tensor, Unfit> {

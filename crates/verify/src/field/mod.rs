@@ -115,6 +115,10 @@ fn degree(p: &Program) -> u64 {
     let quantized_kernel = |n: &superopt_ir::Node| {
         superopt_kernel::Call::of_node(n).is_some_and(|c| matches!(c.body, superopt_kernel::Body::Quantized(_)))
     };
+    let solve_size = |n: &superopt_ir::Node| match superopt_kernel::Call::of_node(n).map(|c| c.body) {
+        Some(superopt_kernel::Body::Solve(s)) => Some((s.n - 1).max(1) as u64),
+        _ => None,
+    };
     let mut d = vec![0u64; p.values.len()];
     for i in &p.inputs {
         d[*i] = 1;
@@ -130,6 +134,10 @@ fn degree(p: &Program) -> u64 {
             Op::GatherQMM | Op::QuantizedMatmul => (sum + 1).min(cap),
             // gate * sigmoid(gate) * up, each product as above.
             Op::Kernel if quantized_kernel(n) => (2 * (max + 1) + 2).min(cap),
+            // A solve's entries: products of up to N - 1 of its input's.
+            Op::Kernel if solve_size(n).is_some() => max.saturating_mul(solve_size(n).unwrap_or(1)).min(cap),
+            // A layout change: the degree of what it places.
+            Op::Scatter => max,
             Op::Square => (2 * max).min(cap),
             Op::Reduce if matches!(n.args.first().and_then(|a| a.int()).and_then(|d| d.as_const()), Some(3)) => {
                 max.saturating_mul(p.value(n.inputs[0]).numel().max(1) as u64).min(cap)
