@@ -40,13 +40,7 @@ pub fn lower_with(
     let late = || deadline.is_some_and(|d| Instant::now() >= d);
     let mut lines = crate::quantized::lower::lower(p, target);
     if let Some(probe) = probe {
-        match crate::solve::lower::lower(p, target, probe, &late) {
-            Some(solves) => lines.extend(solves),
-            None => {
-                *p = before;
-                return None;
-            }
-        }
+        lines.extend(crate::solve::lower::lower(p, target, probe, &late));
     }
     match rows_until(p, target, deadline) {
         Some(rows) => lines.extend(rows),

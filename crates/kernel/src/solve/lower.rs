@@ -25,7 +25,7 @@ const NODES_PER_COLUMN: usize = 64;
 
 /// Replaces the solve regions of `p` by kernel nodes; one line per kernel. Where `late`
 /// says time is up it stops looking and keeps what it found.
-pub fn lower(p: &mut Program, target: Target, probe: Probe, late: &dyn Fn() -> bool) -> Option<Vec<String>> {
+pub fn lower(p: &mut Program, target: Target, probe: Probe, late: &dyn Fn() -> bool) -> Vec<String> {
     let graph = Graph::of(p);
     let mut taken: BTreeSet<usize> = BTreeSet::new();
     let mut made: Vec<(Node, Vec<usize>)> = vec![];
@@ -45,7 +45,7 @@ pub fn lower(p: &mut Program, target: Target, probe: Probe, late: &dyn Fn() -> b
     }
     let lines = made.iter().map(|(n, _)| format!("kernel (solve, {target:?}): {}", what(n)).to_lowercase()).collect();
     crate::lower::replace(p, made);
-    Some(lines)
+    lines
 }
 
 fn what(n: &Node) -> String {

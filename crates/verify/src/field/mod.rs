@@ -135,7 +135,7 @@ fn degree(p: &Program) -> u64 {
             // gate * sigmoid(gate) * up, each product as above.
             Op::Kernel if quantized_kernel(n) => (2 * (max + 1) + 2).min(cap),
             // A solve's entries: products of up to N - 1 of its input's.
-            Op::Kernel if solve_size(n).is_some() => max.saturating_mul(solve_size(n).unwrap_or(1)).min(cap),
+            Op::Kernel if let Some(size) = solve_size(n) => max.saturating_mul(size).min(cap),
             // A layout change: the degree of what it places.
             Op::Scatter => max,
             Op::Square => (2 * max).min(cap),

@@ -140,7 +140,7 @@ mod tests {
         let never = || false;
         let lines =
             superopt_kernel::solve::lower::lower(&mut kernel, superopt_kernel::Target::Cuda, &solve_form, &never);
-        assert_eq!(lines.map(|l| l.len()), Some(1));
+        assert_eq!(lines.len(), 1);
         let types: Vec<(Vec<i64>, Dtype)> = vec![(vec![6, 6], Dtype::Float32)];
         let r = check(&by_hand, &kernel, &types, 2);
         assert!(matches!(r.verdict, FieldVerdict::Proved { .. }), "{}", r.summary());
