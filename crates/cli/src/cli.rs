@@ -30,6 +30,50 @@ pub enum Command {
     Suite(SuiteArgs),
     /// Print the GPU kernels superopt generates for the harness (CUDA, Metal, or as plain MLX).
     Kernels(KernelsArgs),
+    /// Optimize an mlx-lm model's blocks, write a patch, and prove it end to end.
+    Model(ModelArgs),
+}
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// An mlx-lm model folder (config.json and safetensors; no tokenizer needed).
+    pub dir: PathBuf,
+    /// Write the patch here (`patch(model)`), its verified modules in a folder beside it
+    /// [default: superopt_patch.py, which must not exist yet].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Write the JSON capsule here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw the forms' tokens/s over stock as a bar chart (SVG) here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Prompt length: prefill shapes are a quarter, half and all of it.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Decode batches (at most three; fewer are extended by fourfold steps).
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub decode_batch: Vec<usize>,
+    /// Seconds for each block kind's run at each shape class.
+    #[arg(long, default_value_t = 60)]
+    pub time_budget: u64,
+    /// Prompts whose greedy tokens must be stock's.
+    #[arg(long, default_value_t = 3)]
+    pub prompts: usize,
+    /// Greedy tokens per prompt.
+    #[arg(long, default_value_t = 32)]
+    pub new_tokens: usize,
+    /// Timed decode steps per figure.
+    #[arg(long, default_value_t = 16)]
+    pub decode_steps: usize,
+    /// Rounds over the forms (each figure the best of them).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Seconds one worker request may take before the worker is restarted.
+    #[arg(long, default_value_t = 600)]
+    pub request_timeout: u64,
+    #[arg(long)]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Args)]

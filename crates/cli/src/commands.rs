@@ -1,4 +1,4 @@
-//! `bench`, `trace` and `verify`, and the dispatch to `run`.
+//! `bench`, `trace` and `verify`, and the dispatch to the other commands.
 
 use crate::cli::{Cli, Command, CommonArgs, Format, TraceArgs, VerifyArgs};
 use anyhow::{bail, Context, Result};
@@ -19,6 +19,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify(a),
         Command::Suite(a) => crate::suite::suite(a),
         Command::Kernels(a) => crate::kernels::command(a),
+        Command::Model(a) => crate::model::command(a),
     };
     match result {
         Err(e) if e.downcast_ref::<HarnessFault>().is_some() => {

@@ -431,6 +431,10 @@ fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
         writeln!(s, "        return {}", wrap(call)).unwrap();
     }
     writeln!(s, "    return _original()({})\n\n", call_all.join(", ")).unwrap();
+    let any: Vec<String> = (0..plan.variants.len()).map(|k| format!("_fits_{k}({})", call_all.join(", "))).collect();
+    let doc = "Whether `optimized` runs a verified program for these inputs (else the original `fn`).";
+    write!(s, "def fits({}):\n    \"\"\"{doc}\"\"\"\n    return {}\n\n\n", params.join(", "), any.join(" or "))
+        .unwrap();
     s
 }
 

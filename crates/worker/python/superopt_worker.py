@@ -1605,7 +1605,16 @@ COMMANDS = {
     "reference_device": cmd_reference_device,
     "sensitivity": cmd_sensitivity,
     "dispatch": cmd_dispatch,
+    "model_blocks": lambda req: model_commands()["model_blocks"](req),
+    "model_proof": lambda req: model_commands()["model_proof"](req),
 }
+
+
+def model_commands():
+    """`superopt model`'s commands, from superopt_model.py beside this file (it needs mlx-lm)."""
+    import superopt_model
+
+    return superopt_model.COMMANDS
 
 
 def main():

@@ -1,7 +1,7 @@
 //! The worker process and its JSON-lines protocol.
 
 use crate::protocol::{self, Request};
-use crate::WORKER_SOURCE;
+use crate::{MODEL_SOURCE, WORKER_SOURCE};
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Write};
@@ -78,14 +78,26 @@ mod tempfile_log {
 }
 
 fn script_path() -> std::io::Result<PathBuf> {
-    let hash = format!("{:x}", Sha256::digest(WORKER_SOURCE.as_bytes()));
-    let dir = dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("superopt");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("superopt_worker_{}.py", &hash[..12]));
+    let mut hash = Sha256::new();
+    hash.update(WORKER_SOURCE.as_bytes());
+    hash.update(MODEL_SOURCE.as_bytes());
+    let hash = format!("{:x}", hash.finalize());
+    let root = dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("superopt");
+    let dir = root.join(format!("worker-{}", &hash[..12]));
+    let path = dir.join("superopt_worker.py");
     if !path.exists() {
-        let tmp = dir.join(format!(".worker-{}.tmp", std::process::id()));
-        std::fs::write(&tmp, WORKER_SOURCE)?;
-        std::fs::rename(&tmp, &path)?;
+        // Written whole in a folder of its own, then moved into place: a worker never
+        // starts beside half a file.
+        let tmp = root.join(format!(".worker-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp)?;
+        std::fs::write(tmp.join("superopt_model.py"), MODEL_SOURCE)?;
+        std::fs::write(tmp.join("superopt_worker.py"), WORKER_SOURCE)?;
+        if let Err(e) = std::fs::rename(&tmp, &dir) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if !path.exists() {
+                return Err(e); // not another superopt writing it first
+            }
+        }
     }
     Ok(path)
 }

@@ -31,10 +31,12 @@ pub enum Command {
     ReferenceDevice,
     Sensitivity,
     Dispatch,
+    ModelBlocks,
+    ModelProof,
 }
 
 impl Command {
-    pub const ALL: [Command; 16] = [
+    pub const ALL: [Command; 18] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
@@ -51,6 +53,8 @@ impl Command {
         Command::ReferenceDevice,
         Command::Sensitivity,
         Command::Dispatch,
+        Command::ModelBlocks,
+        Command::ModelProof,
     ];
 
     /// The name on the wire (`COMMANDS` in Python).
@@ -72,6 +76,8 @@ impl Command {
             Command::ReferenceDevice => "reference_device",
             Command::Sensitivity => "sensitivity",
             Command::Dispatch => "dispatch",
+            Command::ModelBlocks => "model_blocks",
+            Command::ModelProof => "model_proof",
         }
     }
 }
@@ -609,6 +615,90 @@ pub struct PhewReply {
 impl Request for Phew {
     const COMMAND: Command = Command::Phew;
     type Reply = PhewReply;
+}
+
+/// `model_blocks`: the block kinds of an mlx-lm model's decoder layers.
+#[derive(Debug, Serialize)]
+pub struct ModelBlocks {
+    pub model: String,
+}
+
+/// How a block is called: with one array, or also with a mask and a cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallKind {
+    Pure,
+    Cached,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Parameter {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub dtype: String,
+}
+
+/// One kind of block (a class) and where it is in the model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockKind {
+    /// The class, with the module that defines it (`mlx_lm.models.qwen3.MLP`).
+    pub kind: String,
+    /// Its attribute in a layer (`mlp`).
+    pub attribute: String,
+    /// Every instance's path (`model.layers.0.mlp`), first first.
+    pub instances: Vec<String>,
+    pub call: CallKind,
+    /// A hash of the source of the classes in its subtree.
+    pub source_hash: String,
+    /// The dtype it computes in.
+    pub dtype: String,
+    /// The first instance's parameters, in `tree_flatten` order.
+    pub parameters: Vec<Parameter>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelBlocksReply {
+    /// The path of the decoder layers (`model.layers`), and how many there are.
+    pub layers: String,
+    pub count: usize,
+    pub hidden: Option<i64>,
+    pub vocab: Option<i64>,
+    pub blocks: Vec<BlockKind>,
+}
+
+impl Request for ModelBlocks {
+    const COMMAND: Command = Command::ModelBlocks;
+    type Reply = ModelBlocksReply;
+}
+
+/// `model_proof`: the stock, compiled and patched model side by side.
+#[derive(Debug, Serialize)]
+pub struct ModelProof {
+    pub model: String,
+    pub patch: String,
+    /// The block kinds the compiled form compiles (the patched ones and the others tried).
+    pub kinds: Vec<String>,
+    pub vocab: i64,
+    pub prompts: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub decode_batches: Vec<usize>,
+    pub decode_steps: usize,
+    pub rounds: usize,
+}
+
+/// Per form (stock, compiled, patched): greedy tokens per prompt, prefill tokens/s, and
+/// decode tokens/s per batch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelProofReply {
+    pub tokens: BTreeMap<String, Vec<Vec<i64>>>,
+    pub prefill: BTreeMap<String, f64>,
+    pub decode: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+impl Request for ModelProof {
+    const COMMAND: Command = Command::ModelProof;
+    type Reply = ModelProofReply;
 }
 
 #[cfg(test)]

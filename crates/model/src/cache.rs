@@ -1,0 +1,91 @@
+//! Block runs cached by what decides them: the harness (model, block, shapes), the
+//! source of the block's classes, the device, superopt's version and the time budget.
+//! An entry holds the run's record and its module (with the module's constants).
+
+use crate::BlockRun;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The key of a run: a hash of what decides it.
+pub fn key(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    format!("{:x}", h.finalize())[..24].to_string()
+}
+
+fn entry(key: &str) -> Option<PathBuf> {
+    Some(dirs::cache_dir()?.join("superopt").join("model").join(key))
+}
+
+/// The module's files: itself and, where it has constants, its safetensors.
+fn files(module: &str) -> [String; 2] {
+    let stem = module.trim_end_matches(".py");
+    [module.to_string(), format!("{stem}.safetensors")]
+}
+
+/// Keeps a finished run; a cache that cannot be written only costs the next run its time.
+pub fn store(key: &str, run: &BlockRun, folder: &Path) {
+    let Some(dir) = entry(key) else { return };
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(&tmp)?;
+        for f in run.module.iter().flat_map(|m| files(m)) {
+            if folder.join(&f).exists() {
+                std::fs::copy(folder.join(&f), tmp.join(&f))?;
+            }
+        }
+        std::fs::write(tmp.join("run.json"), serde_json::to_vec_pretty(run).expect("runs serialize"))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&tmp, &dir)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
+
+/// An earlier run of the same key, its module copied into `folder` and pointed at
+/// `harness` for the inputs it was not verified for.
+pub fn restore(key: &str, folder: &Path, harness: &Path) -> Option<BlockRun> {
+    let dir = entry(key)?;
+    let run: BlockRun = serde_json::from_slice(&std::fs::read(dir.join("run.json")).ok()?).ok()?;
+    for f in run.module.iter().flat_map(|m| files(m)) {
+        let from = dir.join(&f);
+        if f.ends_with(".py") {
+            let text = std::fs::read_to_string(&from).ok()?;
+            std::fs::write(folder.join(&f), relocate(&text, harness)).ok()?;
+        } else if from.exists() {
+            std::fs::copy(&from, folder.join(&f)).ok()?;
+        }
+    }
+    Some(run)
+}
+
+/// A written module's source with its fallback pointed at `harness`.
+pub fn relocate(module: &str, harness: &Path) -> String {
+    let line = format!("_ORIGINAL = {:?}", harness.display().to_string());
+    let lines = module.lines().map(|l| if l.starts_with("_ORIGINAL = ") { line.as_str() } else { l });
+    lines.collect::<Vec<_>>().join("\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restored_module_falls_back_to_the_new_harness() {
+        let m = "import os\n_ORIGINAL = \"/old/h.py\"\n_original_fn = None\n";
+        let r = relocate(m, Path::new("/new/h.py"));
+        assert_eq!(r, "import os\n_ORIGINAL = \"/new/h.py\"\n_original_fn = None\n");
+    }
+
+    #[test]
+    fn keys_differ_in_every_part() {
+        let k = key(&["a", "b"]);
+        assert_ne!(k, key(&["ab", ""]));
+        assert_ne!(k, key(&["a", "c"]));
+        assert_eq!(k, key(&["a", "b"]));
+    }
+}

@@ -1,0 +1,107 @@
+//! The harness of one block kind at one shape class: `fn(x, *weights)` runs the block's
+//! first instance with the weights it is given (every instance runs the same code with
+//! its own), and `input_factory` gives the model's real weights at seed 0 and random ones
+//! like them at the other seeds.
+
+use superopt_worker::protocol::BlockKind;
+
+/// Decode (a few sequences, one token each) or prefill (one prompt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShapeClass {
+    Decode,
+    Prefill,
+}
+
+impl ShapeClass {
+    pub const ALL: [ShapeClass; 2] = [ShapeClass::Decode, ShapeClass::Prefill];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ShapeClass::Decode => "decode",
+            ShapeClass::Prefill => "prefill",
+        }
+    }
+
+    /// (batch, tokens) at small, typical and large: decode at each batch (the last
+    /// times 4 where fewer than three are given), prefill at a quarter, half and all of
+    /// the prompt.
+    pub fn sizes(self, decode_batches: &[usize], prompt_tokens: usize) -> [(usize, usize); 3] {
+        match self {
+            ShapeClass::Decode => {
+                let mut b: Vec<usize> = decode_batches.to_vec();
+                while b.len() < 3 {
+                    b.push(b.last().copied().unwrap_or(1) * 4);
+                }
+                [(b[0], 1), (b[1], 1), (b[2], 1)]
+            }
+            ShapeClass::Prefill => {
+                let t = prompt_tokens.max(4);
+                [(1, t / 4), (1, t / 2), (1, t)]
+            }
+        }
+    }
+}
+
+/// The harness's source.
+pub fn source(model: &str, block: &BlockKind, class: ShapeClass, sizes: [(usize, usize); 3], hidden: i64) -> String {
+    let [s, t, l] = sizes;
+    format!(
+        r#""""`{kind}` of the model in {model}, {class} shapes, as `superopt model` runs it.
+Every instance of the block runs the same code with its own weights, so the weights are
+inputs: the model's own at seed 0, random ones like them at the other seeds."""
+from pathlib import Path
+
+import mlx.core as mx
+from mlx.utils import tree_flatten, tree_unflatten
+from mlx_lm.utils import load_model
+
+MODEL = Path({model:?})
+BLOCK = {path:?}
+SIZES = {{"small": ({s0}, {s1}), "typical": ({t0}, {t1}), "large": ({l0}, {l1})}}  # batch, tokens
+HIDDEN = {hidden}
+DTYPE = mx.{dtype}
+
+_model, _ = load_model(MODEL, lazy=True)
+block = _model
+for _part in BLOCK.split("."):
+    block = block[int(_part)] if isinstance(block, list) else getattr(block, _part)
+NAMES = [k for k, _ in tree_flatten(block.parameters())]
+WEIGHTS = [v for _, v in tree_flatten(block.parameters())]
+
+
+def fn(x, *weights):
+    block.update(tree_unflatten(list(zip(NAMES, weights))))
+    return block(x)
+
+
+def like(w, key):
+    """Random values like weight `w`: packed integers as random bits, floats with its mean and spread."""
+    if mx.issubdtype(w.dtype, mx.integer):
+        high, low = mx.random.split(key)
+        high = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=high)
+        low = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=low)
+        return ((high << 16) | low).astype(w.dtype)
+    w32 = w.astype(mx.float32)
+    return (mx.mean(w32) + mx.std(w32) * mx.random.normal(w.shape, key=key)).astype(w.dtype)
+
+
+def input_factory(size_label, seed):
+    batch, tokens = SIZES[size_label]
+    keys = mx.random.split(mx.random.key(seed), len(WEIGHTS) + 1)
+    x = mx.random.normal((batch, tokens, HIDDEN), key=keys[0]).astype(DTYPE)
+    weights = WEIGHTS if seed == 0 else [like(w, k) for w, k in zip(WEIGHTS, keys[1:])]
+    return (x, *weights), {{}}
+"#,
+        kind = block.kind,
+        class = class.name(),
+        path = block.instances[0],
+        s0 = s.0,
+        s1 = s.1,
+        t0 = t.0,
+        t1 = t.1,
+        l0 = l.0,
+        l1 = l.1,
+        dtype = block.dtype,
+    )
+}

@@ -1,0 +1,253 @@
+//! `superopt model`: an mlx-lm model's block kinds, each optimized by a run of its own at
+//! the model's shapes ([`harness`]), a patch that makes the model call the verified
+//! winners ([`patch`]), and the end-to-end proof of that patch ([`proof`]): the stock,
+//! compiled and patched model side by side, tokens/s and greedy tokens. Runs are cached
+//! by block source, shapes and device ([`cache`]).
+
+pub mod cache;
+pub mod harness;
+pub mod patch;
+pub mod proof;
+pub mod report;
+
+use anyhow::{Context, Result};
+use harness::ShapeClass;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use superopt_run::output::{module_notes, write_atomic, write_module};
+use superopt_run::{optimize, Config, Outcome, SessionConfig};
+use superopt_worker::protocol::{BlockKind, CallKind, Hello, HelloReply, ModelBlocks, ModelBlocksReply};
+use superopt_worker::{find_python, Worker};
+
+/// What `superopt model` is asked to do.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    /// The mlx-lm model folder (config.json and safetensors).
+    pub model: PathBuf,
+    /// PATCH.py; the winners go in a folder beside it (`PATCH_blocks`).
+    pub output: PathBuf,
+    pub python: Option<PathBuf>,
+    /// Seconds for each block kind's run at each shape class.
+    pub time_budget: Duration,
+    pub request_timeout: Duration,
+    pub prompt_tokens: usize,
+    pub decode_batches: Vec<usize>,
+    pub proof: proof::ProofConfig,
+}
+
+/// One block kind at one shape class: what its run found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockRun {
+    pub kind: String,
+    pub shapes: ShapeClass,
+    /// (batch, tokens) at small, typical and large.
+    pub sizes: Vec<(usize, usize)>,
+    /// The verified module's file name in the winners' folder, where one won.
+    pub module: Option<String>,
+    /// The speedup at each size where the winner runs (1.0 where the original does).
+    pub speedups: Vec<f64>,
+    /// The run's decision, in its words.
+    pub decision: String,
+    /// Whether this came from the cache of an earlier run.
+    pub cached: bool,
+    pub seconds: f64,
+}
+
+/// A block kind of the model and what became of it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockReport {
+    pub kind: String,
+    pub instances: usize,
+    pub runs: Vec<BlockRun>,
+    /// Why it was not run, where it was not.
+    pub skipped: Option<String>,
+}
+
+/// The whole command's record (`--json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelCapsule {
+    pub tool: String,
+    pub version: String,
+    pub model: String,
+    pub device: String,
+    pub mlx: String,
+    pub python: String,
+    pub layers: usize,
+    pub blocks: Vec<BlockReport>,
+    pub patch: String,
+    /// Why the patch patches nothing, where it does not.
+    pub withdrawn: Option<String>,
+    pub proof: Option<proof::Proof>,
+    pub seconds: f64,
+}
+
+/// Why a block kind is not optimized on its own.
+fn skip_reason(b: &BlockKind) -> Option<String> {
+    match b.call {
+        CallKind::Pure => None,
+        CallKind::Cached => Some("called with a mask and a KV cache: not optimized on its own yet".into()),
+    }
+}
+
+/// The winners' folder beside PATCH.py (`PATCH_blocks`).
+pub fn blocks_folder(output: &Path) -> PathBuf {
+    let stem = output.file_stem().map_or("patch".into(), |s| s.to_string_lossy().to_string());
+    superopt_run::output::folder_of(output).join(format!("{stem}_blocks"))
+}
+
+/// A file name for a block kind's module at a shape class (`MLP_decode.py`).
+fn file_stem(b: &BlockKind, class: ShapeClass) -> String {
+    let class_name = b.kind.rsplit('.').next().unwrap_or(&b.kind);
+    let safe: String = class_name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("{safe}_{}", class.name())
+}
+
+/// The model's blocks, from a worker that loads it.
+pub fn blocks(cfg: &ModelConfig) -> Result<(HelloReply, ModelBlocksReply)> {
+    let python = find_python(cfg.python.as_deref(), &|_| {})?.path;
+    let mut worker = Worker::start(&python)?;
+    let hello = worker.call(&Hello {}, cfg.request_timeout)?;
+    let model = cfg.model.canonicalize().with_context(|| format!("no model folder at {}", cfg.model.display()))?;
+    let reply = worker
+        .call(&ModelBlocks { model: model.display().to_string() }, cfg.request_timeout)
+        .with_context(|| format!("cannot load {} with mlx-lm", model.display()))?;
+    Ok((hello, reply))
+}
+
+/// One block kind's run at one shape class, from the cache where an earlier run left it.
+fn run_block(
+    cfg: &ModelConfig,
+    device: &str,
+    model: &ModelBlocksReply,
+    b: &BlockKind,
+    class: ShapeClass,
+    progress: &dyn Fn(&str),
+) -> Result<BlockRun> {
+    let started = Instant::now();
+    let sizes = class.sizes(&cfg.decode_batches, cfg.prompt_tokens);
+    let model_dir = cfg.model.canonicalize()?.display().to_string();
+    let hidden = model.hidden.context("the model's config has no hidden_size")?;
+    let text = harness::source(&model_dir, b, class, sizes, hidden);
+    let folder = blocks_folder(&cfg.output);
+    std::fs::create_dir_all(&folder)?;
+    let stem = file_stem(b, class);
+    let harness_path = folder.join(format!("{stem}_harness.py"));
+    write_atomic(&harness_path, text.as_bytes())?;
+    let harness_path = harness_path.canonicalize()?;
+    let key =
+        cache::key(&[&text, &b.source_hash, device, env!("CARGO_PKG_VERSION"), &cfg.time_budget.as_secs().to_string()]);
+    if let Some(mut hit) = cache::restore(&key, &folder, &harness_path) {
+        hit.cached = true;
+        return Ok(hit);
+    }
+    let config = Config {
+        session: SessionConfig {
+            harness: harness_path.clone(),
+            python: cfg.python.clone(),
+            request_timeout: cfg.request_timeout,
+        },
+        objective: superopt_bench::Objective::All,
+        tolerance: superopt_verify::Tolerance::Relative,
+        time_budget: cfg.time_budget,
+        seeds: 5,
+    };
+    let mut run = BlockRun {
+        kind: b.kind.clone(),
+        shapes: class,
+        sizes: sizes.to_vec(),
+        module: None,
+        speedups: vec![1.0; 3],
+        decision: String::new(),
+        cached: false,
+        seconds: 0.0,
+    };
+    match optimize(&config, progress)? {
+        Outcome::NoChange(why) => run.decision = format!("no change: {why}"),
+        Outcome::Done(mut done) => {
+            if let Some(k) = done.winner {
+                let name = format!("{stem}.py");
+                let notes = module_notes(&done.capsule.candidates[k]);
+                write_module(&mut done.session, &done.candidates[k], &folder.join(&name), notes)?;
+                let sizes = &done.capsule.candidates[k].sizes;
+                run.speedups = sizes.iter().map(|z| z.timing.as_ref().map_or(1.0, |t| t.speedup)).collect();
+                run.module = Some(name);
+            }
+            run.decision = done.capsule.decision.clone();
+            done.finish();
+        }
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    cache::store(&key, &run, &folder);
+    Ok(run)
+}
+
+/// Runs every pure block kind at decode and prefill shapes, writes PATCH.py and its
+/// winners, and proves the patch end to end.
+pub fn optimize_model(cfg: &ModelConfig, progress: &dyn Fn(&str), step: &dyn Fn(usize, usize)) -> Result<ModelCapsule> {
+    let started = Instant::now();
+    progress("loading the model");
+    let (hello, model) = blocks(cfg)?;
+    let runs_total = model.blocks.iter().filter(|b| skip_reason(b).is_none()).count() * ShapeClass::ALL.len();
+    let mut done_runs = 0;
+    let mut reports = vec![];
+    for b in &model.blocks {
+        let mut report =
+            BlockReport { kind: b.kind.clone(), instances: b.instances.len(), runs: vec![], skipped: skip_reason(b) };
+        if report.skipped.is_none() {
+            for class in ShapeClass::ALL {
+                step(done_runs, runs_total);
+                let label = format!("{} at {} shapes", b.kind, class.name());
+                let say = |msg: &str| progress(&format!("{label}: {msg}"));
+                report.runs.push(run_block(cfg, &hello.device, &model, b, class, &say)?);
+                done_runs += 1;
+            }
+        }
+        reports.push(report);
+    }
+    step(done_runs, runs_total);
+    let mut capsule = ModelCapsule {
+        tool: "superopt".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        model: cfg.model.display().to_string(),
+        device: hello.device.clone(),
+        mlx: hello.mlx.clone(),
+        python: hello.python.clone(),
+        layers: model.count,
+        blocks: reports,
+        patch: cfg.output.display().to_string(),
+        withdrawn: None,
+        proof: None,
+        seconds: 0.0,
+    };
+    write_patch(cfg, &capsule)?;
+    progress("proving the patch end to end: stock, mx.compile and patched model side by side");
+    let proved = proof::prove(cfg, &model, &capsule)?;
+    capsule.withdrawn = proved.withdraw_reason();
+    capsule.proof = Some(proved);
+    if capsule.withdrawn.is_some() {
+        write_patch(cfg, &capsule)?;
+    }
+    capsule.seconds = started.elapsed().as_secs_f64();
+    Ok(capsule)
+}
+
+/// The block kinds PATCH.py patches, with their winners: none once withdrawn.
+fn patched(capsule: &ModelCapsule) -> Vec<patch::Patched> {
+    if capsule.withdrawn.is_some() {
+        return vec![];
+    }
+    let with_modules = capsule.blocks.iter().map(|b| patch::Patched {
+        kind: b.kind.clone(),
+        modules: b.runs.iter().filter_map(|r| r.module.clone()).collect(),
+    });
+    with_modules.filter(|p| !p.modules.is_empty()).collect()
+}
+
+/// Writes PATCH.py (atomically) for what the capsule says.
+pub fn write_patch(cfg: &ModelConfig, capsule: &ModelCapsule) -> Result<()> {
+    let folder = blocks_folder(&cfg.output);
+    let folder_name = folder.file_name().unwrap().to_string_lossy().to_string();
+    let text = patch::source(&folder_name, &patched(capsule), &proof::notes(capsule));
+    write_atomic(&cfg.output, text.as_bytes())
+}

@@ -1,0 +1,161 @@
+//! The end-to-end proof: the stock, mx.compile-wrapped and patched model side by side in
+//! one worker (one model switched between its forms by class): greedy tokens of several
+//! prompts, prefill tokens/s and decode tokens/s at each batch.
+
+use crate::{ModelCapsule, ModelConfig};
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use superopt_worker::protocol::{CallKind, ModelBlocksReply, ModelProof};
+use superopt_worker::{find_python, Worker};
+
+/// How much of the model the proof runs.
+#[derive(Clone, Debug)]
+pub struct ProofConfig {
+    pub prompts: usize,
+    pub new_tokens: usize,
+    pub decode_steps: usize,
+    pub rounds: usize,
+}
+
+/// One form of the model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Form {
+    pub name: String,
+    pub prefill_tokens_per_s: f64,
+    /// (batch, tokens/s).
+    pub decode_tokens_per_s: Vec<(usize, f64)>,
+    /// The first (prompt, token) where its greedy tokens differ from stock's.
+    pub first_difference: Option<(usize, usize)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Proof {
+    pub prompts: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub forms: Vec<Form>,
+    pub seconds: f64,
+}
+
+/// The forms, in the order the table shows them.
+pub const FORMS: [&str; 3] = ["stock", "compiled", "patched"];
+
+/// A difference of more than this, in geomean over the figures, is a loss.
+const NOISE: f64 = 0.03;
+
+impl Proof {
+    pub fn form(&self, name: &str) -> &Form {
+        self.forms.iter().find(|f| f.name == name).expect("every form is measured")
+    }
+
+    /// The form's speed over stock's, geometric mean over prefill and every decode batch.
+    pub fn speedup(&self, name: &str) -> f64 {
+        let (f, s) = (self.form(name), self.form("stock"));
+        let mut ratios = vec![f.prefill_tokens_per_s / s.prefill_tokens_per_s];
+        ratios.extend(f.decode_tokens_per_s.iter().zip(&s.decode_tokens_per_s).map(|(a, b)| a.1 / b.1));
+        (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp()
+    }
+
+    /// Why the patch must patch nothing: its tokens differ, or it is slower end to end.
+    pub fn withdraw_reason(&self) -> Option<String> {
+        let patched = self.form("patched");
+        if let Some((p, t)) = patched.first_difference {
+            return Some(format!("the patched model's greedy tokens differ from stock's (prompt {p}, token {t})"));
+        }
+        let s = self.speedup("patched");
+        (s < 1.0 - NOISE).then(|| format!("the patched model is slower than stock end to end ({s:.2}x)"))
+    }
+}
+
+/// Where `a` and `b` first differ, prompt by prompt.
+fn first_difference(a: &[Vec<i64>], b: &[Vec<i64>]) -> Option<(usize, usize)> {
+    for (p, (x, y)) in a.iter().zip(b).enumerate() {
+        if let Some(t) = (0..x.len().max(y.len())).find(|t| x.get(*t) != y.get(*t)) {
+            return Some((p, t));
+        }
+    }
+    None
+}
+
+/// Runs the proof on the patch the capsule's command wrote.
+pub fn prove(cfg: &ModelConfig, model: &ModelBlocksReply, capsule: &ModelCapsule) -> Result<Proof> {
+    let started = std::time::Instant::now();
+    let python = find_python(cfg.python.as_deref(), &|_| {})?.path;
+    let mut worker = Worker::start(&python)?;
+    let kinds = model.blocks.iter().filter(|b| b.call == CallKind::Pure).map(|b| b.kind.clone()).collect();
+    let p = &cfg.proof;
+    let req = ModelProof {
+        model: cfg.model.canonicalize()?.display().to_string(),
+        patch: std::path::Path::new(&capsule.patch).canonicalize()?.display().to_string(),
+        kinds,
+        vocab: model.vocab.ok_or_else(|| anyhow::anyhow!("the model's config has no vocab_size"))?,
+        prompts: p.prompts,
+        prompt_tokens: cfg.prompt_tokens,
+        new_tokens: p.new_tokens,
+        decode_batches: cfg.decode_batches.clone(),
+        decode_steps: p.decode_steps,
+        rounds: p.rounds,
+    };
+    let reply = worker.call(&req, std::time::Duration::from_secs(3600))?;
+    let stock = &reply.tokens["stock"];
+    let forms = FORMS
+        .iter()
+        .map(|name| Form {
+            name: name.to_string(),
+            prefill_tokens_per_s: reply.prefill[*name],
+            decode_tokens_per_s: cfg.decode_batches.iter().map(|b| (*b, reply.decode[*name][&b.to_string()])).collect(),
+            first_difference: first_difference(stock, &reply.tokens[*name]),
+        })
+        .collect();
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Proof { prompts: p.prompts, prompt_tokens: cfg.prompt_tokens, new_tokens: p.new_tokens, forms, seconds })
+}
+
+/// The lines PATCH.py's docstring opens with.
+pub fn notes(c: &ModelCapsule) -> Vec<String> {
+    let mut lines = vec![format!("Model: {} ({} layers), {}, MLX {}.", c.model, c.layers, c.device, c.mlx)];
+    lines.push(format!("Written by superopt {}.", c.version));
+    for b in &c.blocks {
+        lines.push(crate::report::block_line(b, c.withdrawn.is_some()));
+    }
+    if let Some(why) = &c.withdrawn {
+        lines.push(format!("Patches nothing: {why}."));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(name: &str, prefill: f64, decode: f64, diff: Option<(usize, usize)>) -> Form {
+        let decode_tokens_per_s = vec![(1, decode)];
+        Form { name: name.into(), prefill_tokens_per_s: prefill, decode_tokens_per_s, first_difference: diff }
+    }
+
+    fn proof(patched: Form) -> Proof {
+        let forms = vec![form("stock", 100.0, 10.0, None), form("compiled", 100.0, 10.0, None), patched];
+        Proof { prompts: 1, prompt_tokens: 8, new_tokens: 4, forms, seconds: 0.0 }
+    }
+
+    #[test]
+    fn a_patch_whose_tokens_differ_is_withdrawn() {
+        let why = proof(form("patched", 200.0, 20.0, Some((0, 3)))).withdraw_reason().unwrap();
+        assert!(why.contains("prompt 0, token 3"), "{why}");
+    }
+
+    #[test]
+    fn a_patch_slower_end_to_end_is_withdrawn_and_one_within_noise_is_not() {
+        assert!(proof(form("patched", 90.0, 9.0, None)).withdraw_reason().is_some());
+        assert!(proof(form("patched", 99.0, 9.9, None)).withdraw_reason().is_none());
+        assert!((proof(form("patched", 200.0, 20.0, None)).speedup("patched") - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_first_difference_is_found_prompt_by_prompt() {
+        let a = vec![vec![1, 2, 3], vec![4, 5, 6]];
+        assert_eq!(first_difference(&a, &a), None);
+        assert_eq!(first_difference(&a, &[vec![1, 2, 3], vec![4, 9, 6]]), Some((1, 1)));
+        assert_eq!(first_difference(&a, &[vec![1, 2], vec![4, 5, 6]]), Some((0, 2)));
+    }
+}

@@ -1,0 +1,236 @@
+"""The worker's commands for `superopt model`: an mlx-lm model's block kinds, and the
+end-to-end proof of a patch (tokens/s and greedy tokens of the stock, compiled and
+patched model, side by side in one process). The worker imports this file from its own
+folder when a model command first comes; it needs mlx-lm."""
+
+import hashlib
+import importlib.util
+import inspect
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+
+def load(path, lazy=True):
+    """The model in `path`, as mlx-lm loads it (config.json and safetensors)."""
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(Path(path), lazy=lazy)
+    return model
+
+
+def layers_of(model):
+    """The decoder layers: the longest list of modules in the model, and its path."""
+    best, best_path = [], None
+    for path, m in model.named_modules():
+        for name, child in m.children().items():
+            if isinstance(child, list) and len(child) > len(best) and all(isinstance(c, nn.Module) for c in child):
+                best, best_path = child, f"{path}.{name}" if path else name
+    return best_path, best
+
+
+def kind_of(module):
+    """A block kind's name: the class, with the module it is defined in."""
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def model_defined(module):
+    """Whether a module's class is the model's own (mlx.nn's layers are MLX's)."""
+    return not type(module).__module__.startswith("mlx.nn")
+
+
+def call_kind(module):
+    """"pure" where the block's call takes one array, "cached" where it also takes a
+    mask or a cache (attention, decoder layers)."""
+    params = list(inspect.signature(type(module).__call__).parameters.values())[1:]
+    return "pure" if len(params) == 1 and params[0].kind is params[0].POSITIONAL_OR_KEYWORD else "cached"
+
+
+def source_hash(module):
+    """A hash of the source of every class in the block's subtree: a cached result holds
+    only while the code it was found for is unchanged."""
+    classes = sorted({type(m) for _, m in module.named_modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}")
+    h = hashlib.sha256()
+    for c in classes:
+        try:
+            h.update(inspect.getsource(c).encode())
+        except (OSError, TypeError):
+            h.update(f"{c.__module__}.{c.__qualname__}".encode())
+    return h.hexdigest()[:16]
+
+
+def float_dtype(module):
+    """The dtype the block computes in: its first floating parameter's."""
+    for _, v in tree_flatten(module.parameters()):
+        if mx.issubdtype(v.dtype, mx.floating):
+            return v.dtype
+    return mx.float32
+
+
+def cmd_model_blocks(req):
+    """The block kinds of the model's decoder layers, first instance first."""
+    model = load(req["model"])
+    path, layers = layers_of(model)
+    if not layers:
+        raise ValueError("no list of layers found in the model")
+    kinds = {}
+    for i, layer in enumerate(layers):
+        for name, child in layer.children().items():
+            if not isinstance(child, nn.Module) or not model_defined(child):
+                continue
+            kind = kinds.setdefault(kind_of(child), {"kind": kind_of(child), "attribute": name, "instances": []})
+            kind["instances"].append(f"{path}.{i}.{name}")
+            if len(kind["instances"]) == 1:
+                kind["call"] = call_kind(child)
+                kind["source_hash"] = source_hash(child)
+                kind["dtype"] = str(float_dtype(child)).split(".")[-1]
+                kind["parameters"] = [
+                    {"name": k, "shape": list(v.shape), "dtype": str(v.dtype).split(".")[-1]}
+                    for k, v in tree_flatten(child.parameters())
+                ]
+    hidden = getattr(model.args, "hidden_size", None) if hasattr(model, "args") else None
+    vocab = getattr(model.args, "vocab_size", None) if hasattr(model, "args") else None
+    return {"layers": path, "count": len(layers), "hidden": hidden, "vocab": vocab, "blocks": list(kinds.values())}
+
+
+def module_at(model, path):
+    """The module at a dotted path (`model.layers.0.mlp`)."""
+    m = model
+    for part in path.split("."):
+        m = m[int(part)] if isinstance(m, list) else getattr(m, part)
+    return m
+
+
+def load_patch(path):
+    spec = importlib.util.spec_from_file_location("superopt_patch", path)
+    patch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(patch)
+    return patch
+
+
+def compiled_class(cls):
+    """`cls` whose call runs through mx.compile, the parameters as inputs."""
+    from mlx.utils import tree_unflatten
+
+    def functional(self):
+        names = [k for k, _ in tree_flatten(self.parameters())]
+
+        def f(x, *params):
+            own = self.parameters()
+            self.update(tree_unflatten(list(zip(names, params))))
+            try:
+                return cls.__call__(self, x)
+            finally:
+                self.update(own)  # the traced placeholders must not stay in the module
+
+        return mx.compile(f)
+
+    def call(self, x):
+        if "_superopt_compiled" not in self.__dict__:
+            self.__dict__["_superopt_compiled"] = functional(self)
+        return self.__dict__["_superopt_compiled"](x, *[v for _, v in tree_flatten(self.parameters())])
+
+    return type(cls.__name__, (cls,), {"__call__": call, "_superopt_original": cls})
+
+
+class Variants:
+    """One model switched between its stock, compiled and patched forms by class."""
+
+    def __init__(self, model, kinds, patch):
+        self.model = model
+        self.blocks = [m for _, m in model.named_modules() if kind_of(m) in kinds]
+        self.stock = {id(m): type(m) for m in self.blocks}
+        self.compiled = {c: compiled_class(c) for c in set(self.stock.values())}
+        self.patch = patch
+
+    def use(self, name):
+        for m in self.blocks:
+            m.__class__ = self.stock[id(m)]
+        if name == "compiled":
+            for m in self.blocks:
+                m.__class__ = self.compiled[type(m)]
+        elif name == "patched":
+            self.patch.patch(self.model)
+
+
+def prompts(vocab, count, length, seed):
+    return [mx.random.randint(0, vocab, (length,), key=mx.random.key(seed + i)) for i in range(count)]
+
+
+def greedy(model, prompt, steps):
+    """`steps` greedy tokens after `prompt` with mlx-lm's cache."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    logits = model(prompt[None], cache=cache)
+    out = []
+    for _ in range(steps):
+        token = mx.argmax(logits[:, -1, :], axis=-1)
+        mx.eval(token)
+        out.append(token.item())
+        logits = model(token[:, None], cache=cache)
+    return out
+
+
+def prefill_rate(model, tokens, reps):
+    """Prefill tokens per second: the prompt through a fresh cache, best of `reps`."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    best = float("inf")
+    for _ in range(reps + 1):  # the first is a warm-up
+        cache = make_prompt_cache(model)
+        start = time.perf_counter()
+        mx.eval(model(tokens, cache=cache))
+        best = min(best, time.perf_counter() - start)
+    return tokens.size / best
+
+
+def decode_rate(model, tokens, steps):
+    """Decode tokens per second at the batch of `tokens` (batch x prompt), after its prefill."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    logits = model(tokens, cache=cache)
+    token = mx.argmax(logits[:, -1, :], axis=-1)
+    mx.eval(token)
+    for _ in range(2):  # warm-up steps
+        token = mx.argmax(model(token[:, None], cache=cache)[:, -1, :], axis=-1)
+        mx.eval(token)
+    start = time.perf_counter()
+    for _ in range(steps):
+        token = mx.argmax(model(token[:, None], cache=cache)[:, -1, :], axis=-1)
+        mx.eval(token)
+    return tokens.shape[0] * steps / (time.perf_counter() - start)
+
+
+def cmd_model_proof(req):
+    """Stock, compiled and patched model side by side: greedy tokens of each prompt, prefill
+    and decode tokens/s. The forms alternate, each figure the best of `rounds`."""
+    model = load(req["model"], lazy=False)
+    patch = load_patch(req["patch"])
+    variants = Variants(model, set(req["kinds"]), patch)
+    names = ["stock", "compiled", "patched"]
+    vocab = req["vocab"]
+    ps = prompts(vocab, req["prompts"], req["prompt_tokens"], seed=1)
+    tokens = {n: [] for n in names}
+    for n in names:
+        variants.use(n)
+        tokens[n] = [greedy(model, p, req["new_tokens"]) for p in ps]
+    prefill = {n: 0.0 for n in names}
+    decode = {n: {str(b): 0.0 for b in req["decode_batches"]} for n in names}
+    batch_prompts = {b: mx.random.randint(0, vocab, (b, req["prompt_tokens"]), key=mx.random.key(7)) for b in req["decode_batches"]}
+    for _ in range(req["rounds"]):
+        for n in names:
+            variants.use(n)
+            prefill[n] = max(prefill[n], prefill_rate(model, ps[0][None], reps=1))
+            for b, t in batch_prompts.items():
+                decode[n][str(b)] = max(decode[n][str(b)], decode_rate(model, t, req["decode_steps"]))
+    variants.use("stock")
+    return {"tokens": tokens, "prefill": prefill, "decode": decode}
+
+
+COMMANDS = {"model_blocks": cmd_model_blocks, "model_proof": cmd_model_proof}
