@@ -162,9 +162,15 @@ fn run_block(
         cached: false,
         seconds: 0.0,
     };
-    match optimize(&config, progress)? {
-        Outcome::NoChange(why) => run.decision = format!("no change: {why}"),
-        Outcome::Done(mut done) => {
+    match optimize(&config, progress) {
+        // One block kind's failure (its harness, the worker) leaves the others and the proof.
+        Err(e) => {
+            run.decision = format!("failed: {e:#}");
+            run.seconds = started.elapsed().as_secs_f64();
+            return Ok(run);
+        }
+        Ok(Outcome::NoChange(why)) => run.decision = format!("no change: {why}"),
+        Ok(Outcome::Done(mut done)) => {
             if let Some(k) = done.winner {
                 let name = format!("{stem}.py");
                 let notes = module_notes(&done.capsule.candidates[k]);

@@ -21,6 +21,9 @@ pub fn block_line(b: &BlockReport, withdrawn: bool) -> String {
             match (&r.module, withdrawn) {
                 (Some(m), false) => format!("{} {} ({m}{cached})", r.shapes.name(), speedups.join(" / ")),
                 (Some(_), true) => format!("{} {} (withdrawn{cached})", r.shapes.name(), speedups.join(" / ")),
+                (None, _) if r.decision.starts_with("failed") => {
+                    format!("{} original ({})", r.shapes.name(), r.decision)
+                }
                 (None, _) => format!("{} original{cached}", r.shapes.name()),
             }
         })
