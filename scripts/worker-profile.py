@@ -1,7 +1,9 @@
 """Times one worker request on a harness, as superopt's worker runs it, and prints where the
 time goes (cProfile, by own time): `reference` is one verification case's float64 reference,
-`trace` the tracing of fn (the determinism check and mx.export_function) at one size.
-Usage: python scripts/worker-profile.py HARNESS [reference|trace] [SIZE] [SEED] [VARIANT]"""
+`trace` the tracing of fn (the determinism check and mx.export_function) at one size,
+`calls` fn's first three calls one by one (a GPU backend compiles kernels at first use) and
+the sizes of the kernel caches a later process could reuse (MLX's and the CUDA driver's).
+Usage: python scripts/worker-profile.py HARNESS [reference|trace|calls] [SIZE] [SEED] [VARIANT]"""
 import cProfile
 import os
 import pstats
@@ -32,12 +34,31 @@ def trace():
     return f"the trace ({len(got['nodes'])} primitives, {len(got['constants'])} constants)"
 
 
-if what not in ("reference", "trace"):
-    sys.exit(f"unknown request {what!r}: reference or trace")
+def folder_size(path):
+    files = [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs]
+    return f"{path}: {len(files)} files, {sum(os.path.getsize(f) for f in files) / 1e6:.1f} MB"
+
+
+def calls():
+    args, kwargs = worker["make_inputs"](size, seed)
+    for k in range(3):
+        start = time.perf_counter()
+        mx.eval(worker["State"].fn(*args, **kwargs))
+        print(f"call {k + 1}: {time.perf_counter() - start:.3f} s")
+    tmp = os.environ.get("TMPDIR", "/tmp")
+    caches = [os.environ.get("MLX_PTX_CACHE_DIR", os.path.join(tmp, "mlx")), os.path.expanduser("~/.nv/ComputeCache")]
+    for c in caches:
+        print(folder_size(c) if os.path.isdir(c) else f"{c}: none")
+    print("CUDA_CACHE_MAXSIZE", os.environ.get("CUDA_CACHE_MAXSIZE", "unset"))
+    return "three calls of fn"
+
+
+if what not in ("reference", "trace", "calls"):
+    sys.exit(f"unknown request {what!r}: reference, trace or calls")
 profile = cProfile.Profile()
 start = time.perf_counter()
 profile.enable()
-said = {"reference": reference, "trace": trace}[what]()
+said = {"reference": reference, "trace": trace, "calls": calls}[what]()
 profile.disable()
 print(f"{harness} at {size}: {said} in {time.perf_counter() - start:.2f} s")
 pstats.Stats(profile).sort_stats("tottime").print_stats(10)
