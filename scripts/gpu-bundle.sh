@@ -7,13 +7,9 @@
 #   .gpu/c   phew-mlx and what its optimizer imports (egglog's wheel alone is ~57 MB)
 # Then, on the GPU machine, one call after another (it is released ~30 s after a call):
 #   1. carry .gpu/a:  mkdir -p /tmp/mlxw && cp .gpu/a/part1 /tmp/mlxw/
-#   2. carry .gpu/c:  python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/c/*.whl
-#   3. carry .gpu/b:  bash .gpu/b/install.sh >/dev/null && export PYTHONPATH=/tmp/site &&
-#                     python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py &&
-#                     python3 scripts/gpu-solve-check.py .gpu/b/solve_cuda.py &&
-#                     bash .gpu/b/gpu-suite.sh .gpu/b /tmp/so suite main 90 420 150;
-#                     tar czf $OUT/so.tgz -C /tmp/so .
-#   4. while held (.gpu/b stays there): the same suite command again resumes from /tmp/so.
+#   2. carry .gpu/b:  bash scripts/gpu-sitting.sh start; bash scripts/gpu-sitting.sh wait $((575 - SECONDS))
+#   3. carry .gpu/b, while held:  bash scripts/gpu-sitting.sh wait 585   (the background goes on)
+# (phew: carry .gpu/c once before 2: python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/c/*.whl)
 # Usage: scripts/gpu-bundle.sh [--no-phew]
 set -euo pipefail
 cd "$(dirname "$0")/.."
