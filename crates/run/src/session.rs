@@ -77,6 +77,7 @@ pub fn harness_fault(e: WorkerError) -> anyhow::Error {
         WorkerError::Unsupported(m) => Untraceable(m).into(),
         WorkerError::Candidate(m) => HarnessFault(m).into(),
         WorkerError::Crashed(m) => HarnessFault(format!("the harness crashed the worker: {m}")).into(),
+        WorkerError::TimedOut(m) => HarnessFault(format!("the harness stalled the worker, which {m}")).into(),
         other => anyhow::Error::new(other),
     }
 }

@@ -22,9 +22,12 @@ pub enum WorkerError {
     /// A candidate program failed; the worker is still usable.
     #[error("{0}")]
     Candidate(String),
-    /// The worker died or hung; it has been restarted.
+    /// The worker died; it has been restarted.
     #[error("the worker {0}; it was restarted")]
     Crashed(String),
+    /// The worker outlived the request's timeout; it has been restarted.
+    #[error("the worker {0}; it was restarted")]
+    TimedOut(String),
     /// A worker started without restarts died or hung; it is gone.
     #[error("the worker {0}; it was stopped")]
     Stopped(String),
@@ -163,7 +166,10 @@ impl Worker {
         let reply = match self.replies.recv_timeout(timeout) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
-                return Err(self.restart(&format!("took longer than {}s", timeout.as_secs())))
+                return Err(match self.restart(&format!("took longer than {}s", timeout.as_secs())) {
+                    WorkerError::Crashed(m) => WorkerError::TimedOut(m),
+                    other => other,
+                })
             }
             Err(RecvTimeoutError::Disconnected) => return Err(self.restart("exited")),
         };
