@@ -229,7 +229,8 @@ pub fn optimize_model(cfg: &ModelConfig, progress: &dyn Fn(&str), step: &dyn Fn(
     write_patch(cfg, &capsule)?;
     progress("proving the patch end to end: stock, mx.compile and patched model side by side");
     let proved = proof::prove(cfg, &model, &capsule)?;
-    capsule.withdrawn = proved.withdraw_reason();
+    // With nothing patched, the patched model is stock: a difference is noise, not a loss.
+    capsule.withdrawn = if patched(&capsule).is_empty() { None } else { proved.withdraw_reason() };
     capsule.proof = Some(proved);
     if capsule.withdrawn.is_some() {
         write_patch(cfg, &capsule)?;
