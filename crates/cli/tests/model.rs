@@ -56,7 +56,8 @@ fn check_end_to_end(kind: &str, pure_kind: &str) {
     let pure = blocks.iter().find(|b| b["kind"] == pure_kind).unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(pure["runs"].as_array().unwrap().len(), 2, "decode and prefill: {stdout}");
     let attention = blocks.iter().find(|b| b["kind"].as_str().unwrap().ends_with(".Attention")).unwrap();
-    assert!(attention["skipped"].as_str().unwrap().contains("KV cache"), "{stdout}");
+    assert_eq!(attention["call"], "cached", "{stdout}");
+    assert_eq!(attention["runs"].as_array().unwrap().len(), 1, "decode, on mlx-lm's KV cache: {stdout}");
     let forms = c["proof"]["forms"].as_array().unwrap();
     assert_eq!(forms.len(), 3, "{stdout}");
     for f in forms {

@@ -5,6 +5,7 @@
 use crate::BlockRun;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use superopt_run::output::write_atomic;
 
 /// The key of a run: a hash of what decides it.
 pub fn key(parts: &[&str]) -> String {
@@ -46,18 +47,18 @@ pub fn store(key: &str, run: &BlockRun, folder: &Path) {
     }
 }
 
-/// An earlier run of the same key, its module copied into `folder` and pointed at
-/// `harness` for the inputs it was not verified for.
+/// An earlier run of the same key, its module copied into `folder` (its constants first)
+/// and pointed at `harness` for the inputs it was not verified for.
 pub fn restore(key: &str, folder: &Path, harness: &Path) -> Option<BlockRun> {
     let dir = entry(key)?;
     let run: BlockRun = serde_json::from_slice(&std::fs::read(dir.join("run.json")).ok()?).ok()?;
-    for f in run.module.iter().flat_map(|m| files(m)) {
+    for f in run.module.iter().flat_map(|m| files(m)).rev() {
         let from = dir.join(&f);
         if f.ends_with(".py") {
             let text = std::fs::read_to_string(&from).ok()?;
-            std::fs::write(folder.join(&f), relocate(&text, harness)).ok()?;
+            write_atomic(&folder.join(&f), relocate(&text, harness).as_bytes()).ok()?;
         } else if from.exists() {
-            std::fs::copy(&from, folder.join(&f)).ok()?;
+            write_atomic(&folder.join(&f), &std::fs::read(&from).ok()?).ok()?;
         }
     }
     Some(run)

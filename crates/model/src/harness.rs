@@ -43,6 +43,104 @@ impl ShapeClass {
     }
 }
 
+/// The positions a decode step's KV cache holds before it (`P`) at small, typical and large, and
+/// the cache's capacity (mlx-lm's `KVCache` grows in steps of 256): capacities that differ between
+/// the sizes make the traced program's offsets expressions of its inputs' shapes.
+pub fn cache_positions(prompt_tokens: usize) -> [(usize, usize); 3] {
+    let p = prompt_tokens.max(4);
+    [p / 2, 2 * p + 256, 4 * p + 512].map(|past| (past, (past + 1).div_ceil(256) * 256))
+}
+
+/// The source of a decode harness for a block called with a mask and a KV cache: `fn(x,
+/// keys, values, positions, *weights)` runs one step on an mlx-lm `KVCache` whose buffers
+/// are `keys` and `values` (capacity S) holding `positions.shape[0]` positions, and returns
+/// the block's output and the updated buffers.
+pub fn source_cached(
+    model: &str,
+    block: &BlockKind,
+    batches: [usize; 3],
+    past: [(usize, usize); 3],
+    hidden: i64,
+) -> String {
+    let sizes: String = ["small", "typical", "large"]
+        .iter()
+        .zip(batches.iter().zip(past))
+        .map(|(z, (b, (p, cap)))| format!("{z:?}: ({b}, {p}, {cap})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#""""`{kind}` of the model in {model}, one decode step with mlx-lm's KV cache, as
+`superopt model` runs it. The weights are inputs (the model's own at seed 0, random ones like
+them at the other seeds); so are the cache's buffers, updated in place as mlx-lm does, and the
+number of positions they hold (the length of `positions`, whose values are not read)."""
+from pathlib import Path
+
+import mlx.core as mx
+from mlx.utils import tree_flatten, tree_unflatten
+from mlx_lm.models.cache import KVCache
+from mlx_lm.utils import load_model
+
+MODEL = Path({model:?})
+BLOCK = {path:?}
+SIZES = {{{sizes}}}  # batch, positions held, capacity
+HIDDEN = {hidden}
+DTYPE = mx.{dtype}
+
+_model, _ = load_model(MODEL, lazy=True)
+block = _model
+for _part in BLOCK.split("."):
+    block = block[int(_part)] if isinstance(block, list) else getattr(block, _part)
+NAMES = [k for k, _ in tree_flatten(block.parameters())]
+WEIGHTS = [v for _, v in tree_flatten(block.parameters())]
+
+
+def heads(weights):
+    """(KV heads, key dim, value dim) from one step of the block on an empty cache."""
+    cache = KVCache()
+    fn_(mx.zeros((1, 1, HIDDEN), DTYPE), cache, weights)
+    return cache.keys.shape[1], cache.keys.shape[3], cache.values.shape[3]
+
+
+def fn_(x, cache, weights):
+    block.update(tree_unflatten(list(zip(NAMES, weights))))
+    return block(x, mask=None, cache=cache)
+
+
+def fn(x, keys, values, positions, *weights):
+    cache = KVCache()
+    cache.keys, cache.values, cache.offset = keys, values, positions.shape[0]
+    out = fn_(x, cache, weights)
+    return out, cache.keys, cache.values
+
+
+def like(w, key):
+    """Random values like weight `w`: packed integers as random bits, floats with its mean and spread."""
+    if mx.issubdtype(w.dtype, mx.integer):
+        high, low = mx.random.split(key)
+        high = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=high)
+        low = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=low)
+        return ((high << 16) | low).astype(w.dtype)
+    w32 = w.astype(mx.float32)
+    return (mx.mean(w32) + mx.std(w32) * mx.random.normal(w.shape, key=key)).astype(w.dtype)
+
+
+def input_factory(size_label, seed):
+    batch, held, capacity = SIZES[size_label]
+    keys = mx.random.split(mx.random.key(seed), len(WEIGHTS) + 3)
+    weights = WEIGHTS if seed == 0 else [like(w, k) for w, k in zip(WEIGHTS, keys[3:])]
+    kv_heads, key_dim, value_dim = heads(weights)
+    x = mx.random.normal((batch, 1, HIDDEN), key=keys[0]).astype(DTYPE)
+    cached_keys = mx.random.normal((batch, kv_heads, capacity, key_dim), key=keys[1]).astype(DTYPE)
+    cached_values = mx.random.normal((batch, kv_heads, capacity, value_dim), key=keys[2]).astype(DTYPE)
+    positions = mx.zeros((held,), dtype=mx.int32)
+    return (x, cached_keys, cached_values, positions, *weights), {{}}
+"#,
+        kind = block.kind,
+        path = block.instances[0],
+        dtype = block.dtype,
+    )
+}
+
 /// The harness's source.
 pub fn source(model: &str, block: &BlockKind, class: ShapeClass, sizes: [(usize, usize); 3], hidden: i64) -> String {
     let [s, t, l] = sizes;

@@ -41,7 +41,8 @@ pub struct ModelConfig {
 pub struct BlockRun {
     pub kind: String,
     pub shapes: ShapeClass,
-    /// (batch, tokens) at small, typical and large.
+    /// (batch, tokens) at small, typical and large; for a block with a KV cache, (batch,
+    /// positions the cache holds).
     pub sizes: Vec<(usize, usize)>,
     /// The verified module's file name in the winners' folder, where one won.
     pub module: Option<String>,
@@ -58,7 +59,11 @@ pub struct BlockRun {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockReport {
     pub kind: String,
-    pub instances: usize,
+    pub call: CallKind,
+    /// The instances (paths in the model) that share this kind's program.
+    pub instances: Vec<String>,
+    /// The weights' names in `tree_flatten` order.
+    pub weights: Vec<String>,
     pub runs: Vec<BlockRun>,
     /// Why it was not run, where it was not.
     pub skipped: Option<String>,
@@ -85,9 +90,38 @@ pub struct ModelCapsule {
 /// Why a block kind is not optimized on its own.
 fn skip_reason(b: &BlockKind) -> Option<String> {
     match b.call {
-        CallKind::Pure => None,
-        CallKind::Cached => Some("called with a mask and a KV cache: not optimized on its own yet".into()),
+        CallKind::Pure | CallKind::Cached => None,
+        CallKind::Other => Some("called with arguments other than (x) or (x, mask, cache): not optimized yet".into()),
     }
+}
+
+/// The shape classes a block kind is run at: a block with a KV cache at decode only (a
+/// prefill fills an empty cache, which the original call allocates).
+fn classes(b: &BlockKind) -> &'static [ShapeClass] {
+    match b.call {
+        CallKind::Pure => &ShapeClass::ALL,
+        CallKind::Cached => &[ShapeClass::Decode],
+        CallKind::Other => &[],
+    }
+}
+
+/// A block kind's harness at a shape class, and its sizes: (batch, tokens), or for a block
+/// with a KV cache (batch, positions the cache holds).
+fn harness_of(
+    cfg: &ModelConfig,
+    dir: &str,
+    b: &BlockKind,
+    class: ShapeClass,
+    hidden: i64,
+) -> (String, Vec<(usize, usize)>) {
+    let sizes = class.sizes(&cfg.decode_batches, cfg.prompt_tokens);
+    if b.call == CallKind::Cached {
+        let past = harness::cache_positions(cfg.prompt_tokens);
+        let batches = sizes.map(|(batch, _)| batch);
+        let held = batches.iter().zip(past).map(|(b, (p, _))| (*b, p)).collect();
+        return (harness::source_cached(dir, b, batches, past, hidden), held);
+    }
+    (harness::source(dir, b, class, sizes, hidden), sizes.to_vec())
 }
 
 /// The winners' folder beside PATCH.py (`PATCH_blocks`).
@@ -96,11 +130,13 @@ pub fn blocks_folder(output: &Path) -> PathBuf {
     superopt_run::output::folder_of(output).join(format!("{stem}_blocks"))
 }
 
-/// A file name for a block kind's module at a shape class (`MLP_decode.py`).
+/// A file name for a block kind's module at a shape class (`MLP_1a2b3c_decode.py`: the class,
+/// then the kind's signature, which tells apart kinds of the same class name).
 fn file_stem(b: &BlockKind, class: ShapeClass) -> String {
     let class_name = b.kind.rsplit('.').next().unwrap_or(&b.kind);
     let safe: String = class_name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    format!("{safe}_{}", class.name())
+    let sig: String = b.signature.chars().take(6).collect();
+    format!("{safe}_{sig}_{}", class.name())
 }
 
 /// The model's blocks, from a worker that loads it.
@@ -118,25 +154,34 @@ pub fn blocks(cfg: &ModelConfig) -> Result<(HelloReply, ModelBlocksReply)> {
 /// One block kind's run at one shape class, from the cache where an earlier run left it.
 fn run_block(
     cfg: &ModelConfig,
-    device: &str,
+    hello: &HelloReply,
     model: &ModelBlocksReply,
     b: &BlockKind,
     class: ShapeClass,
     progress: &dyn Fn(&str),
 ) -> Result<BlockRun> {
     let started = Instant::now();
-    let sizes = class.sizes(&cfg.decode_batches, cfg.prompt_tokens);
     let model_dir = cfg.model.canonicalize()?.display().to_string();
     let hidden = model.hidden.context("the model's config has no hidden_size")?;
-    let text = harness::source(&model_dir, b, class, sizes, hidden);
+    let (text, sizes) = harness_of(cfg, &model_dir, b, class, hidden);
     let folder = blocks_folder(&cfg.output);
     std::fs::create_dir_all(&folder)?;
     let stem = file_stem(b, class);
     let harness_path = folder.join(format!("{stem}_harness.py"));
     write_atomic(&harness_path, text.as_bytes())?;
     let harness_path = harness_path.canonicalize()?;
-    let key =
-        cache::key(&[&text, &b.source_hash, device, env!("CARGO_PKG_VERSION"), &cfg.time_budget.as_secs().to_string()]);
+    let weights = serde_json::to_string(&b.parameters)?;
+    let budget = cfg.time_budget.as_secs().to_string();
+    let (version, sources) = (env!("CARGO_PKG_VERSION"), [&b.source_hash, &b.signature, &model.config_sha256]);
+    let runtime = [&hello.device, &hello.mlx, &hello.python, &model.mlx_lm];
+    let key = cache::key(
+        &[
+            [text.as_str(), &weights, version, &budget].as_slice(),
+            &sources.map(|x| x.as_str()),
+            &runtime.map(|x| x.as_str()),
+        ]
+        .concat(),
+    );
     if let Some(mut hit) = cache::restore(&key, &folder, &harness_path) {
         hit.cached = true;
         return Ok(hit);
@@ -155,7 +200,7 @@ fn run_block(
     let mut run = BlockRun {
         kind: b.kind.clone(),
         shapes: class,
-        sizes: sizes.to_vec(),
+        sizes,
         module: None,
         speedups: vec![1.0; 3],
         decision: String::new(),
@@ -188,24 +233,45 @@ fn run_block(
     Ok(run)
 }
 
+/// A run that failed before its optimizer ran (its harness could not be written, say).
+fn failed(b: &BlockKind, class: ShapeClass, e: anyhow::Error) -> BlockRun {
+    BlockRun {
+        kind: b.kind.clone(),
+        shapes: class,
+        sizes: vec![],
+        module: None,
+        speedups: vec![1.0; 3],
+        decision: format!("failed: {e:#}"),
+        cached: false,
+        seconds: 0.0,
+    }
+}
+
 /// Runs every pure block kind at decode and prefill shapes, writes PATCH.py and its
 /// winners, and proves the patch end to end.
 pub fn optimize_model(cfg: &ModelConfig, progress: &dyn Fn(&str), step: &dyn Fn(usize, usize)) -> Result<ModelCapsule> {
     let started = Instant::now();
     progress("loading the model");
     let (hello, model) = blocks(cfg)?;
-    let runs_total = model.blocks.iter().filter(|b| skip_reason(b).is_none()).count() * ShapeClass::ALL.len();
+    let runs_total = model.blocks.iter().map(|b| classes(b).len()).sum();
     let mut done_runs = 0;
     let mut reports = vec![];
     for b in &model.blocks {
-        let mut report =
-            BlockReport { kind: b.kind.clone(), instances: b.instances.len(), runs: vec![], skipped: skip_reason(b) };
+        let mut report = BlockReport {
+            kind: b.kind.clone(),
+            call: b.call,
+            instances: b.instances.clone(),
+            weights: b.parameters.iter().map(|p| p.name.clone()).collect(),
+            runs: vec![],
+            skipped: skip_reason(b),
+        };
         if report.skipped.is_none() {
-            for class in ShapeClass::ALL {
+            for &class in classes(b) {
                 step(done_runs, runs_total);
                 let label = format!("{} at {} shapes", b.kind, class.name());
                 let say = |msg: &str| progress(&format!("{label}: {msg}"));
-                report.runs.push(run_block(cfg, &hello.device, &model, b, class, &say)?);
+                let run = run_block(cfg, &hello, &model, b, class, &say).unwrap_or_else(|e| failed(b, class, e));
+                report.runs.push(run);
                 done_runs += 1;
             }
         }
@@ -226,15 +292,21 @@ pub fn optimize_model(cfg: &ModelConfig, progress: &dyn Fn(&str), step: &dyn Fn(
         proof: None,
         seconds: 0.0,
     };
-    write_patch(cfg, &capsule)?;
+    // The patch is proved from a file beside PATCH.py, which it replaces only once proved.
+    let proving = proving_path(&cfg.output);
+    write_patch_to(&proving, cfg, &capsule)?;
     progress("proving the patch end to end: stock, mx.compile and patched model side by side");
-    let proved = proof::prove(cfg, &model, &capsule)?;
-    // With nothing patched, the patched model is stock: a difference is noise, not a loss.
-    capsule.withdrawn = if patched(&capsule).is_empty() { None } else { proved.withdraw_reason() };
-    capsule.proof = Some(proved);
-    if capsule.withdrawn.is_some() {
-        write_patch(cfg, &capsule)?;
+    let proved = proof::prove(cfg, &model, &proving);
+    let _ = std::fs::remove_file(&proving);
+    match proved {
+        Ok(p) => {
+            // With nothing patched, the patched model is stock: a difference is noise, not a loss.
+            capsule.withdrawn = if patched(&capsule).is_empty() { None } else { p.withdraw_reason() };
+            capsule.proof = Some(p);
+        }
+        Err(e) => capsule.withdrawn = Some(format!("the end-to-end proof failed: {e:#}")),
     }
+    write_patch_to(&cfg.output, cfg, &capsule)?;
     capsule.seconds = started.elapsed().as_secs_f64();
     Ok(capsule)
 }
@@ -246,15 +318,25 @@ fn patched(capsule: &ModelCapsule) -> Vec<patch::Patched> {
     }
     let with_modules = capsule.blocks.iter().map(|b| patch::Patched {
         kind: b.kind.clone(),
+        call: b.call,
+        weights: b.weights.clone(),
+        instances: b.instances.clone(),
         modules: b.runs.iter().filter_map(|r| r.module.clone()).collect(),
     });
     with_modules.filter(|p| !p.modules.is_empty()).collect()
 }
 
-/// Writes PATCH.py (atomically) for what the capsule says.
-pub fn write_patch(cfg: &ModelConfig, capsule: &ModelCapsule) -> Result<()> {
+/// Where the patch waits for its proof: beside PATCH.py (its winners' folder is then where
+/// PATCH.py finds it), hidden.
+fn proving_path(output: &Path) -> PathBuf {
+    let name = output.file_name().map_or("patch.py".into(), |n| n.to_string_lossy().to_string());
+    superopt_run::output::folder_of(output).join(format!(".{name}.proving.py"))
+}
+
+/// Writes the patch the capsule says (atomically) to `path`.
+fn write_patch_to(path: &Path, cfg: &ModelConfig, capsule: &ModelCapsule) -> Result<()> {
     let folder = blocks_folder(&cfg.output);
     let folder_name = folder.file_name().unwrap().to_string_lossy().to_string();
     let text = patch::source(&folder_name, &patched(capsule), &proof::notes(capsule));
-    write_atomic(&cfg.output, text.as_bytes())
+    write_atomic(path, text.as_bytes())
 }

@@ -30,6 +30,9 @@ pub struct Form {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Proof {
+    /// Calls that ran each winner's module while the patched model decoded its prompts.
+    #[serde(default)]
+    pub calls: std::collections::BTreeMap<String, u64>,
     pub prompts: usize,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
@@ -77,8 +80,8 @@ fn first_difference(a: &[Vec<i64>], b: &[Vec<i64>]) -> Option<(usize, usize)> {
     None
 }
 
-/// Runs the proof on the patch the capsule's command wrote.
-pub fn prove(cfg: &ModelConfig, model: &ModelBlocksReply, capsule: &ModelCapsule) -> Result<Proof> {
+/// Runs the proof on the patch at `patch`.
+pub fn prove(cfg: &ModelConfig, model: &ModelBlocksReply, patch: &std::path::Path) -> Result<Proof> {
     let started = std::time::Instant::now();
     let python = find_python(cfg.python.as_deref(), &|_| {})?.path;
     let mut worker = Worker::start(&python)?;
@@ -86,7 +89,7 @@ pub fn prove(cfg: &ModelConfig, model: &ModelBlocksReply, capsule: &ModelCapsule
     let p = &cfg.proof;
     let req = ModelProof {
         model: cfg.model.canonicalize()?.display().to_string(),
-        patch: std::path::Path::new(&capsule.patch).canonicalize()?.display().to_string(),
+        patch: patch.canonicalize()?.display().to_string(),
         kinds,
         vocab: model.vocab.ok_or_else(|| anyhow::anyhow!("the model's config has no vocab_size"))?,
         prompts: p.prompts,
@@ -108,7 +111,8 @@ pub fn prove(cfg: &ModelConfig, model: &ModelBlocksReply, capsule: &ModelCapsule
         })
         .collect();
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Proof { prompts: p.prompts, prompt_tokens: cfg.prompt_tokens, new_tokens: p.new_tokens, forms, seconds })
+    let calls = reply.calls;
+    Ok(Proof { calls, prompts: p.prompts, prompt_tokens: cfg.prompt_tokens, new_tokens: p.new_tokens, forms, seconds })
 }
 
 /// The lines PATCH.py's docstring opens with.
@@ -135,7 +139,7 @@ mod tests {
 
     fn proof(patched: Form) -> Proof {
         let forms = vec![form("stock", 100.0, 10.0, None), form("compiled", 100.0, 10.0, None), patched];
-        Proof { prompts: 1, prompt_tokens: 8, new_tokens: 4, forms, seconds: 0.0 }
+        Proof { calls: Default::default(), prompts: 1, prompt_tokens: 8, new_tokens: 4, forms, seconds: 0.0 }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 /// One block kind in a line: its runs' results, or why it was not run.
 pub fn block_line(b: &BlockReport, withdrawn: bool) -> String {
-    let head = format!("{} ({} layers)", b.kind, b.instances);
+    let head = format!("{} ({} layers)", b.kind, b.instances.len());
     if let Some(why) = &b.skipped {
         return format!("{head}: kept, {why}");
     }
@@ -84,6 +84,10 @@ pub fn table(c: &ModelCapsule) -> String {
     }
     if let Some(p) = &c.proof {
         writeln!(s, "\nend to end (best of the rounds, {:.0} s):\n{}", p.seconds, proof_table(p)).unwrap();
+        let calls: Vec<String> = p.calls.iter().map(|(m, n)| format!("{m} {n} calls")).collect();
+        if !calls.is_empty() {
+            writeln!(s, "while the patched model decoded: {}", calls.join(", ")).unwrap();
+        }
     }
     let patched: usize = c.blocks.iter().filter(|b| b.runs.iter().any(|r| r.module.is_some())).count();
     match &c.withdrawn {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use superopt_model::patch::{source, Patched};
 use superopt_model::proof::{prove, ProofConfig};
-use superopt_model::{blocks, blocks_folder, BlockReport, ModelCapsule, ModelConfig};
+use superopt_model::{blocks, blocks_folder, ModelConfig};
+use superopt_worker::protocol::CallKind;
 
 fn python() -> PathBuf {
     std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into()).into()
@@ -33,7 +34,13 @@ struct Setup {
     _tmp: tempfile::TempDir,
 }
 
+const WEIGHTS: [&str; 3] = ["gate_proj.weight", "down_proj.weight", "up_proj.weight"];
+
 fn setup(fits: &str, body: &str) -> Setup {
+    setup_with(fits, body, WEIGHTS)
+}
+
+fn setup_with(fits: &str, body: &str, weights: [&str; 3]) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("qwen3");
     let o = std::process::Command::new(python())
@@ -47,7 +54,13 @@ fn setup(fits: &str, body: &str) -> Setup {
     let folder = blocks_folder(&output);
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("MLP_decode.py"), winner(fits, body, &mark)).unwrap();
-    let patched = [Patched { kind: "mlx_lm.models.qwen3.MLP".into(), modules: vec!["MLP_decode.py".into()] }];
+    let patched = [Patched {
+        kind: "mlx_lm.models.qwen3.MLP".into(),
+        call: CallKind::Pure,
+        weights: weights.map(String::from).to_vec(),
+        instances: ["model.layers.0.mlp", "model.layers.1.mlp"].map(String::from).to_vec(),
+        modules: vec!["MLP_decode.py".into()],
+    }];
     std::fs::write(&output, source("PATCH_blocks", &patched, &["a hand-written winner".into()])).unwrap();
     let cfg = ModelConfig {
         model: dir,
@@ -63,28 +76,8 @@ fn setup(fits: &str, body: &str) -> Setup {
 }
 
 fn proof_of(s: &Setup) -> superopt_model::proof::Proof {
-    let (hello, model) = blocks(&s.cfg).unwrap();
-    let report = |b: &superopt_worker::protocol::BlockKind| BlockReport {
-        kind: b.kind.clone(),
-        instances: b.instances.len(),
-        runs: vec![],
-        skipped: None,
-    };
-    let capsule = ModelCapsule {
-        tool: "superopt".into(),
-        version: "test".into(),
-        model: s.cfg.model.display().to_string(),
-        device: hello.device,
-        mlx: hello.mlx,
-        python: hello.python,
-        layers: model.count,
-        blocks: model.blocks.iter().map(report).collect(),
-        patch: s.cfg.output.display().to_string(),
-        withdrawn: None,
-        proof: None,
-        seconds: 0.0,
-    };
-    prove(&s.cfg, &model, &capsule).unwrap()
+    let (_, model) = blocks(&s.cfg).unwrap();
+    prove(&s.cfg, &model, &s.cfg.output).unwrap()
 }
 
 #[test]
@@ -95,6 +88,7 @@ fn a_patched_kind_calls_its_winner_where_it_fits_and_decodes_as_stock() {
     assert!(p.forms.iter().all(|f| f.first_difference.is_none()), "{p:?}");
     let calls = std::fs::read_to_string(&s.mark).unwrap_or_default();
     assert!(calls.lines().count() > 10, "the winner ran at decode: {calls:?}");
+    assert!(p.calls.get("MLP_decode.py").is_some_and(|n| *n > 10), "the proof counts its calls: {:?}", p.calls);
 }
 
 #[test]
@@ -110,4 +104,61 @@ fn a_winner_that_fits_nothing_is_never_called() {
     let p = proof_of(&s);
     assert!(p.forms.iter().all(|f| f.first_difference.is_none()), "{p:?}");
     assert!(!s.mark.exists(), "called: {:?}", std::fs::read_to_string(&s.mark));
+}
+
+#[test]
+fn an_instance_whose_weights_are_not_those_verified_is_left_alone() {
+    let s = setup_with("True", "g * u", ["gate_proj.weight", "up_proj.weight", "down_proj.weight"]);
+    let p = proof_of(&s);
+    assert!(p.forms.iter().all(|f| f.first_difference.is_none()), "{p:?}");
+    assert!(!s.mark.exists() && p.calls.is_empty(), "called: {:?}", p.calls);
+}
+
+/// PATCH.py's path for blocks with a KV cache, on the tiny model's attention: a winner that
+/// is the harness's own `fn` (the block's call on mlx-lm's cache, functional) must decode as
+/// stock; one that writes the keys' buffer as the values' must be withdrawn.
+fn attention_proof(returned: &str) -> (superopt_model::proof::Proof, PathBuf) {
+    let s = setup("False", "g * u");
+    let (_, model) = blocks(&s.cfg).unwrap();
+    let attention = model.blocks.iter().find(|b| b.call == CallKind::Cached).expect("the attention");
+    let folder = blocks_folder(&s.cfg.output);
+    let dir = s.cfg.model.display().to_string();
+    let past = superopt_model::harness::cache_positions(16);
+    let text = superopt_model::harness::source_cached(&dir, attention, [1, 2, 4], past, model.hidden.unwrap());
+    let harness = folder.join("Attention_harness.py");
+    std::fs::write(&harness, text).unwrap();
+    let winner = format!(
+        "import importlib.util\n\nspec = importlib.util.spec_from_file_location(\"h\", {h:?})\n\
+         h = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(h)\n\n\n\
+         def fits(*args):\n    return True\n\n\n\
+         def optimized(*args):\n    open({mark:?}, \"a\").write(\"called\\n\")\n    out, keys, values = h.fn(*args)\n    \
+         return {returned}\n",
+        h = harness.display().to_string(),
+        mark = s.mark.display().to_string(),
+    );
+    std::fs::write(folder.join("Attention_decode.py"), winner).unwrap();
+    let patched = [Patched {
+        kind: attention.kind.clone(),
+        call: CallKind::Cached,
+        weights: attention.parameters.iter().map(|p| p.name.clone()).collect(),
+        instances: attention.instances.clone(),
+        modules: vec!["Attention_decode.py".into()],
+    }];
+    std::fs::write(&s.cfg.output, source("PATCH_blocks", &patched, &[])).unwrap();
+    let p = prove(&s.cfg, &model, &s.cfg.output).unwrap();
+    (p, s.mark.clone())
+}
+
+#[test]
+fn a_block_with_a_kv_cache_runs_its_winner_at_decode_and_decodes_as_stock() {
+    let (p, _) = attention_proof("out, keys, values");
+    assert!(p.forms.iter().all(|f| f.first_difference.is_none()), "{p:?}");
+    assert!(p.calls.get("Attention_decode.py").is_some_and(|n| *n > 10), "{:?}", p.calls);
+}
+
+#[test]
+fn a_winner_that_stores_the_keys_as_values_is_withdrawn() {
+    let (p, _) = attention_proof("out, keys, keys");
+    let why = p.withdraw_reason().expect("withdrawn");
+    assert!(why.contains("greedy tokens differ"), "{why}");
 }

@@ -23,13 +23,17 @@ def load(path, lazy=True):
 
 
 def layers_of(model):
-    """The decoder layers: the longest list of modules in the model, and its path."""
-    best, best_path = [], None
+    """The decoder layers and their path: the longest list of modules named `layers` (as
+    mlx-lm names them), else the longest list of modules in the model."""
+    found = []
     for path, m in model.named_modules():
         for name, child in m.children().items():
-            if isinstance(child, list) and len(child) > len(best) and all(isinstance(c, nn.Module) for c in child):
-                best, best_path = child, f"{path}.{name}" if path else name
-    return best_path, best
+            if isinstance(child, list) and child and all(isinstance(c, nn.Module) for c in child):
+                found.append((name == "layers", len(child), f"{path}.{name}" if path else name, child))
+    if not found:
+        return None, []
+    _, _, path, layers = max(found, key=lambda f: (f[0], f[1]))
+    return path, layers
 
 
 def kind_of(module):
@@ -44,10 +48,15 @@ def model_defined(module):
 
 
 def call_kind(module):
-    """"pure" where the block's call takes one array, "cached" where it also takes a
-    mask or a cache (attention, decoder layers)."""
+    """"pure" where the block's call takes one array, "cached" where it takes an array, a
+    mask and a KV cache (attention, as mlx-lm calls it), "other" otherwise."""
     params = list(inspect.signature(type(module).__call__).parameters.values())[1:]
-    return "pure" if len(params) == 1 and params[0].kind is params[0].POSITIONAL_OR_KEYWORD else "cached"
+    positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    if len(params) == 1 and len(positional) == 1:
+        return "pure"
+    if [p.name for p in positional[1:3]] == ["mask", "cache"] and all(p.default is not p.empty for p in params[1:]):
+        return "cached"
+    return "other"
 
 
 def source_hash(module):
@@ -61,6 +70,21 @@ def source_hash(module):
         except (OSError, TypeError):
             h.update(f"{c.__module__}.{c.__qualname__}".encode())
     return h.hexdigest()[:16]
+
+
+def signature(module):
+    """What decides a block's program besides its input shapes and weights' values: its
+    parameters' names, shapes and dtypes, and every plain attribute in its subtree (eps,
+    heads, scale, flags). Instances with the same signature run the same program."""
+    h = hashlib.sha256()
+    for path, m in module.named_modules():
+        h.update(f"{path}:{kind_of(m)}".encode())
+        for name, value in sorted(vars(m).items()):
+            if not isinstance(value, (mx.array, nn.Module, dict, list)) and not callable(value):
+                h.update(f"{name}={value!r}".encode())
+    for name, v in tree_flatten(module.parameters()):
+        h.update(f"{name}{tuple(v.shape)}{v.dtype}".encode())
+    return h.hexdigest()[:12]
 
 
 def float_dtype(module):
@@ -77,12 +101,14 @@ def cmd_model_blocks(req):
     path, layers = layers_of(model)
     if not layers:
         raise ValueError("no list of layers found in the model")
-    kinds = {}
+    kinds = {}  # by class and signature: instances that run the same program
     for i, layer in enumerate(layers):
         for name, child in layer.children().items():
             if not isinstance(child, nn.Module) or not model_defined(child):
                 continue
-            kind = kinds.setdefault(kind_of(child), {"kind": kind_of(child), "attribute": name, "instances": []})
+            sig = signature(child)
+            record = {"kind": kind_of(child), "signature": sig, "attribute": name, "instances": []}
+            kind = kinds.setdefault((kind_of(child), sig), record)
             kind["instances"].append(f"{path}.{i}.{name}")
             if len(kind["instances"]) == 1:
                 kind["call"] = call_kind(child)
@@ -94,7 +120,18 @@ def cmd_model_blocks(req):
                 ]
     hidden = getattr(model.args, "hidden_size", None) if hasattr(model, "args") else None
     vocab = getattr(model.args, "vocab_size", None) if hasattr(model, "args") else None
-    return {"layers": path, "count": len(layers), "hidden": hidden, "vocab": vocab, "blocks": list(kinds.values())}
+    import mlx_lm
+
+    config = (Path(req["model"]) / "config.json").read_bytes()
+    return {
+        "layers": path,
+        "count": len(layers),
+        "hidden": hidden,
+        "vocab": vocab,
+        "blocks": list(kinds.values()),
+        "mlx_lm": mlx_lm.__version__,
+        "config_sha256": hashlib.sha256(config).hexdigest(),
+    }
 
 
 def module_at(model, path):
@@ -110,6 +147,21 @@ def load_patch(path):
     patch = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(patch)
     return patch
+
+
+def weights_of(module):
+    """The module's weights in `tree_flatten` order, read where they live (found once, as
+    PATCH.py reads them, so that both forms pay the same)."""
+    if "_superopt_slots" not in module.__dict__:
+        slots = []
+        for name, _ in tree_flatten(module.parameters()):
+            *path, key = name.split(".")
+            container = module
+            for part in path:
+                container = container[int(part)] if isinstance(container, (list, tuple)) else container[part]
+            slots.append((container, int(key) if isinstance(container, (list, tuple)) else key))
+        module.__dict__["_superopt_slots"] = slots
+    return [container[key] for container, key in module.__dict__["_superopt_slots"]]
 
 
 def compiled_class(cls):
@@ -132,7 +184,7 @@ def compiled_class(cls):
     def call(self, x):
         if "_superopt_compiled" not in self.__dict__:
             self.__dict__["_superopt_compiled"] = functional(self)
-        return self.__dict__["_superopt_compiled"](x, *[v for _, v in tree_flatten(self.parameters())])
+        return self.__dict__["_superopt_compiled"](x, *weights_of(self))
 
     return type(cls.__name__, (cls,), {"__call__": call, "_superopt_original": cls})
 
@@ -220,6 +272,7 @@ def cmd_model_proof(req):
     for n in names:
         variants.use(n)
         tokens[n] = [greedy(model, p, req["new_tokens"]) for p in ps]
+    calls = dict(getattr(patch, "CALLS", {}))  # the winners' calls while the patched model decoded
     prefill = {n: 0.0 for n in names}
     decode = {n: {str(b): 0.0 for b in req["decode_batches"]} for n in names}
     batch_prompts = {b: mx.random.randint(0, vocab, (b, req["prompt_tokens"]), key=mx.random.key(7)) for b in req["decode_batches"]}
@@ -230,7 +283,7 @@ def cmd_model_proof(req):
             for b, t in batch_prompts.items():
                 decode[n][str(b)] = max(decode[n][str(b)], decode_rate(model, t, req["decode_steps"]))
     variants.use("stock")
-    return {"tokens": tokens, "prefill": prefill, "decode": decode}
+    return {"tokens": tokens, "prefill": prefill, "decode": decode, "calls": calls}
 
 
 COMMANDS = {"model_blocks": cmd_model_blocks, "model_proof": cmd_model_proof}

@@ -1615,8 +1615,11 @@ COMMANDS = {
 
 def model_commands():
     """`superopt model`'s commands, from superopt_model.py beside this file (it needs mlx-lm)."""
-    import superopt_model
-
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also under PYTHONSAFEPATH
+    try:
+        import superopt_model
+    finally:
+        sys.path.pop(0)
     return superopt_model.COMMANDS
 
 

@@ -91,7 +91,8 @@ fn script_path() -> std::io::Result<PathBuf> {
     if !path.exists() {
         // Written whole in a folder of its own, then moved into place: a worker never
         // starts beside half a file.
-        let tmp = root.join(format!(".worker-{}", std::process::id()));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let tmp = root.join(format!(".worker-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&tmp)?;
         std::fs::write(tmp.join("superopt_model.py"), MODEL_SOURCE)?;
         std::fs::write(tmp.join("superopt_worker.py"), WORKER_SOURCE)?;

@@ -623,12 +623,14 @@ pub struct ModelBlocks {
     pub model: String,
 }
 
-/// How a block is called: with one array, or also with a mask and a cache.
+/// How a block is called: with one array; with an array, a mask and a KV cache (attention);
+/// or otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CallKind {
     Pure,
     Cached,
+    Other,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -643,6 +645,9 @@ pub struct Parameter {
 pub struct BlockKind {
     /// The class, with the module that defines it (`mlx_lm.models.qwen3.MLP`).
     pub kind: String,
+    /// A hash of what decides its program besides input shapes and weights' values (its
+    /// weights' names, shapes and dtypes; its plain attributes): its instances share it.
+    pub signature: String,
     /// Its attribute in a layer (`mlp`).
     pub attribute: String,
     /// Every instance's path (`model.layers.0.mlp`), first first.
@@ -664,6 +669,9 @@ pub struct ModelBlocksReply {
     pub hidden: Option<i64>,
     pub vocab: Option<i64>,
     pub blocks: Vec<BlockKind>,
+    /// mlx-lm's version, and a hash of the model's config.json.
+    pub mlx_lm: String,
+    pub config_sha256: String,
 }
 
 impl Request for ModelBlocks {
@@ -694,6 +702,9 @@ pub struct ModelProofReply {
     pub tokens: BTreeMap<String, Vec<Vec<i64>>>,
     pub prefill: BTreeMap<String, f64>,
     pub decode: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Calls that ran each winner's module while the patched model decoded.
+    #[serde(default)]
+    pub calls: BTreeMap<String, u64>,
 }
 
 impl Request for ModelProof {
