@@ -38,6 +38,7 @@ background() {
   timeout 1200 .gpu/b/superopt model /tmp/moe30 -o $s/model/PATCH.py --json $s/model-moe.json \
     --plot $s/model-moe.svg --time-budget 120 --prompt-tokens 512 --new-tokens 200 > $s/model-moe.txt 2>&1
   log model done
+  timeout 900 bash scripts/mutations.sh .gpu/b/superopt > $s/mutations.txt 2>&1; log mutations done
   touch $s/done
 }
 

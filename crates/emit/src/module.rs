@@ -419,7 +419,8 @@ fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
         superopt_ir::OutputKind::Tuple => format!("tuple({call})"),
         superopt_ir::OutputKind::List => format!("list({call})"),
     };
-    let mut s = format!("def optimized({}):\n", params.join(", "));
+    let doc = "fn's outputs by a program verified for these inputs; None where none was.";
+    let mut s = format!("def verified({}):\n    \"\"\"{doc}\"\"\"\n", params.join(", "));
     for k in 0..plan.variants.len() {
         writeln!(s, "    if _fits_{k}({}):", call_all.join(", ")).unwrap();
         let call = format!("_program_{k}({})", arrays.join(", "));
@@ -430,7 +431,10 @@ fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
         };
         writeln!(s, "        return {}", wrap(call)).unwrap();
     }
-    writeln!(s, "    return _original()({})\n\n", call_all.join(", ")).unwrap();
+    writeln!(s, "    return None\n\n").unwrap();
+    let call = call_all.join(", ");
+    write!(s, "def optimized({}):\n    out = verified({call})\n", params.join(", ")).unwrap();
+    writeln!(s, "    return _original()({call}) if out is None else out\n\n").unwrap();
     let any: Vec<String> = (0..plan.variants.len()).map(|k| format!("_fits_{k}({})", call_all.join(", "))).collect();
     let doc = "Whether `optimized` runs a verified program for these inputs (else the original `fn`).";
     write!(s, "def fits({}):\n    \"\"\"{doc}\"\"\"\n    return {}\n\n\n", params.join(", "), any.join(" or "))

@@ -18,11 +18,12 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-/// The MLP's SwiGLU by hand, its weights in `tree_flatten` order; `body` is the product.
+/// The MLP's SwiGLU by hand where `fits` holds (a written module's `verified`), its weights in
+/// `tree_flatten` order; `body` is the product.
 fn winner(fits: &str, body: &str, mark: &Path) -> String {
     format!(
-        "import mlx.core as mx\n\n\ndef fits(x, gate, down, up):\n    return {fits}\n\n\n\
-         def optimized(x, gate, down, up):\n    open({mark:?}, \"a\").write(\"called\\n\")\n    \
+        "import mlx.core as mx\n\n\ndef verified(x, gate, down, up):\n    if not ({fits}):\n        return None\n    \
+         open({mark:?}, \"a\").write(\"called\\n\")\n    \
          g, u = x @ gate.T, x @ up.T\n    return ({body}) @ down.T\n",
         mark = mark.display().to_string()
     )
@@ -130,8 +131,7 @@ fn attention_proof(returned: &str) -> (superopt_model::proof::Proof, PathBuf) {
     let winner = format!(
         "import importlib.util\n\nspec = importlib.util.spec_from_file_location(\"h\", {h:?})\n\
          h = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(h)\n\n\n\
-         def fits(*args):\n    return True\n\n\n\
-         def optimized(*args):\n    open({mark:?}, \"a\").write(\"called\\n\")\n    out, keys, values = h.fn(*args)\n    \
+         def verified(*args):\n    open({mark:?}, \"a\").write(\"called\\n\")\n    out, keys, values = h.fn(*args)\n    \
          return {returned}\n",
         h = harness.display().to_string(),
         mark = s.mark.display().to_string(),
