@@ -247,8 +247,8 @@ fn failed(b: &BlockKind, class: ShapeClass, e: anyhow::Error) -> BlockRun {
     }
 }
 
-/// Runs every pure block kind at decode and prefill shapes, writes PATCH.py and its
-/// winners, and proves the patch end to end.
+/// Runs every block kind at its shape classes (one array: decode and prefill; with a KV
+/// cache: decode), writes PATCH.py and its winners, and proves the patch end to end.
 pub fn optimize_model(cfg: &ModelConfig, progress: &dyn Fn(&str), step: &dyn Fn(usize, usize)) -> Result<ModelCapsule> {
     let started = Instant::now();
     progress("loading the model");

@@ -162,3 +162,30 @@ fn a_winner_that_stores_the_keys_as_values_is_withdrawn() {
     let why = p.withdraw_reason().expect("withdrawn");
     assert!(why.contains("greedy tokens differ"), "{why}");
 }
+
+/// The proof's forms: after the patched form, stock is stock again, every module of it (a
+/// patch switches blocks the compiled form does not touch, such as attention).
+#[test]
+fn the_stock_form_after_the_patched_one_is_stock() {
+    let s = setup("False", "g * u");
+    let script = format!(
+        r#"
+import importlib.util, sys, types
+spec = importlib.util.spec_from_file_location("m", {m:?})
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+model = m.load({dir:?})
+attention = model.model.layers[0].self_attn
+original = type(attention)
+patch = types.SimpleNamespace(patch=lambda model: setattr(attention, "__class__", type("P", (original,), {{}})))
+v = m.Variants(model, {{"mlx_lm.models.qwen3.MLP"}}, patch)
+v.use("patched"); assert type(attention) is not original
+v.use("stock"); assert type(attention) is original, type(attention)
+v.use("compiled"); assert type(attention) is original and type(model.model.layers[0].mlp).__name__ == "MLP"
+print("ok")
+"#,
+        m = repo().join("crates/worker/python/superopt_model.py").display().to_string(),
+        dir = s.cfg.model.display().to_string(),
+    );
+    let o = std::process::Command::new(python()).args(["-c", &script]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -194,13 +194,15 @@ class Variants:
 
     def __init__(self, model, kinds, patch):
         self.model = model
-        self.blocks = [m for _, m in model.named_modules() if kind_of(m) in kinds]
-        self.stock = {id(m): type(m) for m in self.blocks}
-        self.compiled = {c: compiled_class(c) for c in set(self.stock.values())}
+        # Every module's class: the patch may switch any of them, and stock must be stock.
+        self.modules = [m for _, m in model.named_modules()]
+        self.stock = {id(m): type(m) for m in self.modules}
+        self.blocks = [m for m in self.modules if kind_of(m) in kinds]
+        self.compiled = {c: compiled_class(c) for c in {type(m) for m in self.blocks}}
         self.patch = patch
 
     def use(self, name):
-        for m in self.blocks:
+        for m in self.modules:
             m.__class__ = self.stock[id(m)]
         if name == "compiled":
             for m in self.blocks:
