@@ -51,38 +51,19 @@ pub fn cache_positions(prompt_tokens: usize) -> [(usize, usize); 3] {
     [p / 2, 2 * p + 256, 4 * p + 512].map(|past| (past, (past + 1).div_ceil(256) * 256))
 }
 
-/// The source of a decode harness for a block called with a mask and a KV cache: `fn(x,
-/// keys, values, positions, *weights)` runs one step on an mlx-lm `KVCache` whose buffers
-/// are `keys` and `values` (capacity S) holding `positions.shape[0]` positions, and returns
-/// the block's output and the updated buffers.
-pub fn source_cached(
-    model: &str,
-    block: &BlockKind,
-    batches: [usize; 3],
-    past: [(usize, usize); 3],
-    hidden: i64,
-) -> String {
-    let sizes: String = ["small", "typical", "large"]
-        .iter()
-        .zip(batches.iter().zip(past))
-        .map(|(z, (b, (p, cap)))| format!("{z:?}: ({b}, {p}, {cap})"))
-        .collect::<Vec<_>>()
-        .join(", ");
+/// What both harnesses begin with after their docstring: the imports, the block (the
+/// model's first instance, loaded lazily), its weights' names and values, and `like`.
+fn prelude(model: &str, block: &BlockKind, sizes: &str, hidden: i64, imports: &str) -> String {
     format!(
-        r#""""`{kind}` of the model in {model}, one decode step with mlx-lm's KV cache, as
-`superopt model` runs it. The weights are inputs (the model's own at seed 0, random ones like
-them at the other seeds); so are the cache's buffers, updated in place as mlx-lm does, and the
-number of positions they hold (the length of `positions`, whose values are not read)."""
-from pathlib import Path
+        r#"from pathlib import Path
 
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
-from mlx_lm.models.cache import KVCache
-from mlx_lm.utils import load_model
+{imports}from mlx_lm.utils import load_model
 
 MODEL = Path({model:?})
 BLOCK = {path:?}
-SIZES = {{{sizes}}}  # batch, positions held, capacity
+SIZES = {{{sizes}}}
 HIDDEN = {hidden}
 DTYPE = mx.{dtype}
 
@@ -93,6 +74,50 @@ for _part in BLOCK.split("."):
 NAMES = [k for k, _ in tree_flatten(block.parameters())]
 WEIGHTS = [v for _, v in tree_flatten(block.parameters())]
 
+
+def like(w, key):
+    """Random values like weight `w`: packed integers as random bits, floats with its mean and spread."""
+    if mx.issubdtype(w.dtype, mx.integer):
+        high, low = mx.random.split(key)
+        high = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=high)
+        low = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=low)
+        return ((high << 16) | low).astype(w.dtype)
+    w32 = w.astype(mx.float32)
+    return (mx.mean(w32) + mx.std(w32) * mx.random.normal(w.shape, key=key)).astype(w.dtype)
+"#,
+        path = block.instances[0],
+        dtype = block.dtype,
+    )
+}
+
+/// `SIZES`'s entries: each size's numbers.
+fn sizes_dict<const K: usize>(sizes: [[usize; K]; 3]) -> String {
+    let entries = ["small", "typical", "large"].iter().zip(sizes).map(|(z, v)| {
+        let v: Vec<String> = v.iter().map(|n| n.to_string()).collect();
+        format!("{z:?}: ({})", v.join(", "))
+    });
+    entries.collect::<Vec<_>>().join(", ")
+}
+
+/// The source of a decode harness for a block called with a mask and a KV cache: `fn(x,
+/// keys, values, positions, *weights)` runs one step on an mlx-lm `KVCache` whose buffers
+/// are `keys` and `values` (capacity S) holding `positions.shape[0]` positions, and returns
+/// the block's output and the updated buffers. `SIZES`: batch, positions held, capacity.
+pub fn source_cached(
+    model: &str,
+    block: &BlockKind,
+    batches: [usize; 3],
+    past: [(usize, usize); 3],
+    hidden: i64,
+) -> String {
+    let sizes = sizes_dict([0, 1, 2].map(|k| [batches[k], past[k].0, past[k].1]));
+    let imports = "from mlx_lm.models.cache import KVCache\n";
+    format!(
+        r#""""`{kind}` of the model in {model}, one decode step with mlx-lm's KV cache, as
+`superopt model` runs it. The weights are inputs (the model's own at seed 0, random ones like
+them at the other seeds); so are the cache's buffers, updated in place as mlx-lm does, and the
+number of positions they hold (the length of `positions`, whose values are not read)."""
+{prelude}
 
 def heads(weights):
     """(KV heads, key dim, value dim) from one step of the block on an empty cache."""
@@ -113,17 +138,6 @@ def fn(x, keys, values, positions, *weights):
     return out, cache.keys, cache.values
 
 
-def like(w, key):
-    """Random values like weight `w`: packed integers as random bits, floats with its mean and spread."""
-    if mx.issubdtype(w.dtype, mx.integer):
-        high, low = mx.random.split(key)
-        high = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=high)
-        low = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=low)
-        return ((high << 16) | low).astype(w.dtype)
-    w32 = w.astype(mx.float32)
-    return (mx.mean(w32) + mx.std(w32) * mx.random.normal(w.shape, key=key)).astype(w.dtype)
-
-
 def input_factory(size_label, seed):
     batch, held, capacity = SIZES[size_label]
     keys = mx.random.split(mx.random.key(seed), len(WEIGHTS) + 3)
@@ -136,52 +150,22 @@ def input_factory(size_label, seed):
     return (x, cached_keys, cached_values, positions, *weights), {{}}
 "#,
         kind = block.kind,
-        path = block.instances[0],
-        dtype = block.dtype,
+        prelude = prelude(model, block, &sizes, hidden, imports),
     )
 }
 
-/// The harness's source.
+/// The harness's source (`SIZES`: batch, tokens).
 pub fn source(model: &str, block: &BlockKind, class: ShapeClass, sizes: [(usize, usize); 3], hidden: i64) -> String {
-    let [s, t, l] = sizes;
+    let sizes = sizes_dict(sizes.map(|(b, t)| [b, t]));
     format!(
         r#""""`{kind}` of the model in {model}, {class} shapes, as `superopt model` runs it.
 Every instance of the block runs the same code with its own weights, so the weights are
 inputs: the model's own at seed 0, random ones like them at the other seeds."""
-from pathlib import Path
-
-import mlx.core as mx
-from mlx.utils import tree_flatten, tree_unflatten
-from mlx_lm.utils import load_model
-
-MODEL = Path({model:?})
-BLOCK = {path:?}
-SIZES = {{"small": ({s0}, {s1}), "typical": ({t0}, {t1}), "large": ({l0}, {l1})}}  # batch, tokens
-HIDDEN = {hidden}
-DTYPE = mx.{dtype}
-
-_model, _ = load_model(MODEL, lazy=True)
-block = _model
-for _part in BLOCK.split("."):
-    block = block[int(_part)] if isinstance(block, list) else getattr(block, _part)
-NAMES = [k for k, _ in tree_flatten(block.parameters())]
-WEIGHTS = [v for _, v in tree_flatten(block.parameters())]
-
+{prelude}
 
 def fn(x, *weights):
     block.update(tree_unflatten(list(zip(NAMES, weights))))
     return block(x)
-
-
-def like(w, key):
-    """Random values like weight `w`: packed integers as random bits, floats with its mean and spread."""
-    if mx.issubdtype(w.dtype, mx.integer):
-        high, low = mx.random.split(key)
-        high = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=high)
-        low = mx.random.randint(0, 1 << 16, w.shape, dtype=mx.uint32, key=low)
-        return ((high << 16) | low).astype(w.dtype)
-    w32 = w.astype(mx.float32)
-    return (mx.mean(w32) + mx.std(w32) * mx.random.normal(w.shape, key=key)).astype(w.dtype)
 
 
 def input_factory(size_label, seed):
@@ -193,13 +177,39 @@ def input_factory(size_label, seed):
 "#,
         kind = block.kind,
         class = class.name(),
-        path = block.instances[0],
-        s0 = s.0,
-        s1 = s.1,
-        t0 = t.0,
-        t1 = t.1,
-        l0 = l.0,
-        l1 = l.1,
-        dtype = block.dtype,
+        prelude = prelude(model, block, &sizes, hidden, ""),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use superopt_worker::protocol::CallKind;
+
+    fn block(call: CallKind) -> BlockKind {
+        BlockKind {
+            kind: "mlx_lm.models.qwen3.MLP".into(),
+            signature: "0123456789ab".into(),
+            attribute: "mlp".into(),
+            instances: vec!["model.layers.0.mlp".into(), "model.layers.1.mlp".into()],
+            call,
+            source_hash: "0".into(),
+            dtype: "bfloat16".into(),
+            parameters: vec![],
+        }
+    }
+
+    #[test]
+    fn a_block_called_with_one_array_has_its_weights_as_inputs() {
+        let sizes = ShapeClass::Decode.sizes(&[1, 8], 128);
+        assert_eq!(sizes, [(1, 1), (8, 1), (32, 1)]);
+        insta::assert_snapshot!(source("/m", &block(CallKind::Pure), ShapeClass::Decode, sizes, 4096));
+    }
+
+    #[test]
+    fn a_block_with_a_kv_cache_has_its_buffers_and_their_fill_as_inputs() {
+        let past = cache_positions(128);
+        assert_eq!(past, [(64, 256), (512, 768), (1024, 1280)], "capacities differ between the sizes");
+        insta::assert_snapshot!(source_cached("/m", &block(CallKind::Cached), [1, 8, 32], past, 4096));
+    }
 }
