@@ -162,17 +162,14 @@ impl Worker {
     fn request(&mut self, req: Json, timeout: Duration) -> Result<Json, WorkerError> {
         let line = serde_json::to_string(&req).unwrap();
         if writeln!(self.stdin, "{line}").and_then(|_| self.stdin.flush()).is_err() {
-            return Err(self.restart("exited"));
+            return Err(self.restart("exited", WorkerError::Crashed));
         }
         let reply = match self.replies.recv_timeout(timeout) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
-                return Err(match self.restart(&format!("took longer than {}s", timeout.as_secs())) {
-                    WorkerError::Crashed(m) => WorkerError::TimedOut(m),
-                    other => other,
-                })
+                return Err(self.restart(&format!("took longer than {}s", timeout.as_secs()), WorkerError::TimedOut))
             }
-            Err(RecvTimeoutError::Disconnected) => return Err(self.restart("exited")),
+            Err(RecvTimeoutError::Disconnected) => return Err(self.restart("exited", WorkerError::Crashed)),
         };
         let reply: Json =
             serde_json::from_str(&reply).map_err(|e| WorkerError::Internal(format!("bad reply {reply:?}: {e}")))?;
@@ -204,7 +201,9 @@ impl Worker {
         parse::<R>(out)
     }
 
-    fn restart(&mut self, what: &str) -> WorkerError {
+    /// Kills and restarts the worker after it `what`; the error to return, made by `why`
+    /// (a crash or a timeout) once the restart has worked.
+    fn restart(&mut self, what: &str, why: fn(String) -> WorkerError) -> WorkerError {
         let tail = self.log.tail(8);
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -226,7 +225,7 @@ impl Worker {
         }
         let detail =
             if tail.is_empty() { String::new() } else { format!(" (last output: {})", tail.replace('\n', " | ")) };
-        WorkerError::Crashed(format!("{what}{detail}"))
+        why(format!("{what}{detail}"))
     }
 }
 
