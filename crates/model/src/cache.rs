@@ -1,5 +1,7 @@
-//! Block runs cached by what decides them: the harness (model, block, shapes), the
-//! source of the block's classes, the device, superopt's version and the time budget.
+//! Block runs cached by what decides them (the key's parts: `crate::run_block` says which):
+//! the harness (model, block, shapes), the weights' shapes, the sources and signature of the
+//! block, the model's config, the device, MLX, mlx-lm, the Python, superopt's version and the
+//! time budget.
 //! An entry holds the run's record and its module (with the module's constants).
 
 use crate::BlockRun;

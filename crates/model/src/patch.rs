@@ -1,6 +1,6 @@
 //! PATCH.py: a plain module whose `patch(model)` makes every verified block instance call
-//! its winner where the winner's `fits(...)` says it was verified for the inputs, and the
-//! original call elsewhere. The winners are the modules `superopt run` wrote, in a folder
+//! its winner's `verified(...)` (the program verified for the inputs, else None), and the
+//! original call where that gives None. The winners are the modules `superopt run` wrote, in a folder
 //! beside it. An instance is patched only where its path, class and weights' names are
 //! those it was verified with.
 
@@ -93,7 +93,7 @@ def _patched(cls, number):
             # return the block's output and the buffers updated.
             if mask is None and type(cache) is KVCache and cache.keys is not None:
                 if cache.offset + x.shape[1] <= cache.keys.shape[2]:
-                    held = mx.zeros((cache.offset,), dtype=mx.int32)
+                    held = _positions(cache.offset)
                     got = _run(winners, (x, cache.keys, cache.values, held, *_weights(self)))
                     if got is not None:
                         out, cache.keys, cache.values = got
@@ -104,6 +104,16 @@ def _patched(cls, number):
         body = {{"__call__": cached_call if cached else __call__, "__module__": cls.__module__}}
         _classes[(cls, number)] = type(cls.__name__, (cls,), dict(body, _superopt_original=cls))
     return _classes[(cls, number)]
+
+
+_held = [None]
+
+
+def _positions(n):
+    """An array of length `n` (its values unread), shared by the layers of one decode step."""
+    if _held[0] is None or _held[0].shape[0] != n:
+        _held[0] = mx.zeros((n,), dtype=mx.int32)
+    return _held[0]
 
 
 def _weights(module):

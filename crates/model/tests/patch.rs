@@ -176,7 +176,8 @@ m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 model = m.load({dir:?})
 attention = model.model.layers[0].self_attn
 original = type(attention)
-patch = types.SimpleNamespace(patch=lambda model: setattr(attention, "__class__", type("P", (original,), {{}})))
+switch = lambda model: setattr(attention, "__class__", type("P", (original,), {{}}))
+patch = types.SimpleNamespace(patch=switch, _weights=m.load_patch({patch:?})._weights)
 v = m.Variants(model, {{"mlx_lm.models.qwen3.MLP"}}, patch)
 v.use("patched"); assert type(attention) is not original
 v.use("stock"); assert type(attention) is original, type(attention)
@@ -185,6 +186,7 @@ print("ok")
 "#,
         m = repo().join("crates/worker/python/superopt_model.py").display().to_string(),
         dir = s.cfg.model.display().to_string(),
+        patch = s.cfg.output.display().to_string(),
     );
     let o = std::process::Command::new(python()).args(["-c", &script]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

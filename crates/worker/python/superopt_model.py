@@ -149,23 +149,9 @@ def load_patch(path):
     return patch
 
 
-def weights_of(module):
-    """The module's weights in `tree_flatten` order, read where they live (found once, as
-    PATCH.py reads them, so that both forms pay the same)."""
-    if "_superopt_slots" not in module.__dict__:
-        slots = []
-        for name, _ in tree_flatten(module.parameters()):
-            *path, key = name.split(".")
-            container = module
-            for part in path:
-                container = container[int(part)] if isinstance(container, (list, tuple)) else container[part]
-            slots.append((container, int(key) if isinstance(container, (list, tuple)) else key))
-        module.__dict__["_superopt_slots"] = slots
-    return [container[key] for container, key in module.__dict__["_superopt_slots"]]
-
-
-def compiled_class(cls):
-    """`cls` whose call runs through mx.compile, the parameters as inputs."""
+def compiled_class(cls, weights_of):
+    """`cls` whose call runs through mx.compile, the parameters as inputs, read by
+    `weights_of` (PATCH.py's reader, so that the compiled and patched forms pay the same)."""
     from mlx.utils import tree_unflatten
 
     def functional(self):
@@ -198,7 +184,7 @@ class Variants:
         self.modules = [m for _, m in model.named_modules()]
         self.stock = {id(m): type(m) for m in self.modules}
         self.blocks = [m for m in self.modules if kind_of(m) in kinds]
-        self.compiled = {c: compiled_class(c) for c in {type(m) for m in self.blocks}}
+        self.compiled = {c: compiled_class(c, patch._weights) for c in {type(m) for m in self.blocks}}
         self.patch = patch
 
     def use(self, name):
