@@ -2,15 +2,17 @@
 # One GPU sitting in few, full calls (the machine is released ~30 s after a call; device time
 # is short). Run ON THE DEVICE, in the repo root, carrying .gpu/b (scripts/gpu-bundle.sh), after
 # the call that copies .gpu/a/part1 to /tmp/mlxw/ (../shared/gpu/README.md):
-#   bash scripts/gpu-sitting.sh start; bash scripts/gpu-sitting.sh wait $((575 - SECONDS))
+#   bash scripts/gpu-sitting.sh start [STEP...]; bash scripts/gpu-sitting.sh wait $((575 - SECONDS))
 #   then, while the machine is held:  bash scripts/gpu-sitting.sh wait 585   (as often as needed)
-# `start` installs MLX's CUDA build, runs the kernel checks in the foreground (each line as it
-# comes, each check under a time limit), then the suite rows one folder after another in the
-# background (setsid: they outlive the call); `wait` waits until the seconds given or the end,
-# prints the progress and packs /tmp/so for $OUT (so.tgz). Timings never overlap.
+# `start` installs MLX's CUDA build, then runs the steps one after another in the background
+# (setsid: they outlive the call; timings never overlap); `wait` waits until the seconds given
+# or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
+# Steps (default: all but profile, in this order): chunked quant reala model solve quantized standard
+# realb kernels mutations; profile (fn's first calls in three processes) on request.
 set -u
 s=/tmp/so
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 SUPEROPT_PYTHON=python3
+all="chunked quant reala model solve quantized standard realb kernels mutations"
 
 rows() {  # NAME HARNESS...: a folder holding those harnesses and the suite's shared modules
   local d=/tmp/rows-$1; shift; mkdir -p "$d"; cp suite/_sizes.py suite/_qwen3_moe.py "$d/"
@@ -19,47 +21,55 @@ rows() {  # NAME HARNESS...: a folder holding those harnesses and the suite's sh
 log() { echo "$(date +%T) $*" >> $s/progress.txt; }
 suite() {  # BUDGET LIMIT NAME HARNESS...
   local budget="$1" limit="$2"; shift 2
-  bash .gpu/b/gpu-suite.sh .gpu/b $s "$(rows "$@")" "$1" "$budget" 9999 "$limit" > "$s/$1.out" 2>&1; log "$1 done"
+  bash .gpu/b/gpu-suite.sh .gpu/b $s "$(rows "$@")" "$1" "$budget" 9999 "$limit" > "$s/$1.out" 2>&1
 }
-
-background() {
-  log start
-  timeout 100 python3 scripts/worker-profile.py suite/moe_block_decode.py calls small > $s/profile-calls.txt 2>&1
-  timeout 100 python3 scripts/worker-profile.py suite/moe_block_decode.py calls small > $s/profile-calls-2.txt 2>&1
-  log profile done
-  suite 180 480 chunked suite/gated_delta_chunked.py
-  suite 120 300 quant suite/moe_block_decode.py suite/llama_mlp_4bit.py
-  suite 90 240 reala suite/qwen3_attention_mlx_lm.py suite/moe_experts.py suite/gated_delta.py
-  suite 90 240 realb suite/qwen3_attention_naive.py suite/naive_gqa_einsum.py suite/naive_mask_rebuilt.py \
-    suite/swiglu_mlp.py
-  bash .gpu/b/gpu-suite.sh .gpu/b $s suite/kernels kernels 90 9999 200 > $s/kernels.out 2>&1; log kernels done
-  python3 tests/models/random_model.py qwen3_moe /tmp/moe30 --real > $s/model-make.txt 2>&1
-  mkdir -p $s/model
-  timeout 1200 .gpu/b/superopt model /tmp/moe30 -o $s/model/PATCH.py --json $s/model-moe.json \
-    --plot $s/model-moe.svg --time-budget 120 --prompt-tokens 512 --new-tokens 200 > $s/model-moe.txt 2>&1
-  log model done
-  timeout 900 bash scripts/mutations.sh .gpu/b/superopt > $s/mutations.txt 2>&1; log mutations done
-  touch $s/done
+model() {  # KIND: a random model of real shapes through `superopt model`
+  python3 tests/models/random_model.py "$1" "/tmp/model-$1" --real > "$s/model-make-$1.txt" 2>&1
+  mkdir -p "$s/model-$1"
+  timeout 1200 .gpu/b/superopt model "/tmp/model-$1" -o "$s/model-$1/PATCH.py" --json "$s/model-$1.json" \
+    --plot "$s/model-$1.svg" --time-budget 120 --prompt-tokens 512 --new-tokens 200 > "$s/model-$1.txt" 2>&1
+}
+step() {
+  case "$1" in
+    profile)
+      # fn's first calls: a first process, then two with a driver cache big enough for MLX's kernels
+      timeout 100 python3 scripts/worker-profile.py suite/moe_block_decode.py calls small > $s/profile-calls-1.txt 2>&1
+      for k in 2 3; do
+        CUDA_CACHE_MAXSIZE=4294967296 timeout 100 python3 scripts/worker-profile.py suite/moe_block_decode.py \
+          calls small > $s/profile-calls-$k.txt 2>&1
+      done ;;
+    solve) timeout 240 python3 scripts/gpu-solve-check.py .gpu/b/solve_cuda.py > $s/solve.txt 2>&1 ;;
+    quantized) timeout 300 python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py 2,4,8 > $s/quantized.txt 2>&1 ;;
+    standard) timeout 240 python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py > $s/standard.txt 2>&1 ;;
+    chunked) suite 180 480 chunked suite/gated_delta_chunked.py ;;
+    quant) suite 120 300 quant suite/moe_block_decode.py suite/llama_mlp_4bit.py ;;
+    reala) suite 90 240 reala suite/qwen3_attention_mlx_lm.py suite/moe_experts.py suite/gated_delta.py ;;
+    realb) suite 90 240 realb suite/qwen3_attention_naive.py suite/naive_gqa_einsum.py \
+      suite/naive_mask_rebuilt.py suite/swiglu_mlp.py ;;
+    kernels) bash .gpu/b/gpu-suite.sh .gpu/b $s suite/kernels kernels 90 9999 200 > $s/kernels.out 2>&1 ;;
+    model) model qwen3; model qwen3_moe ;;
+    mutations) timeout 900 bash scripts/mutations.sh .gpu/b/superopt > $s/mutations.txt 2>&1 ;;
+    *) echo "unknown step $1 (steps: $all)" ;;
+  esac
 }
 
 case "${1:-}" in
   start)
-    mkdir -p $s
+    shift; mkdir -p $s
     bash .gpu/b/install.sh > $s/install.txt 2>&1 || { cat $s/install.txt; exit 1; }
     nvidia-smi --query-gpu=name,memory.total --format=csv | tee $s/gpu.txt
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/b/whl/*.whl
-    echo "== solve"; timeout 150 python3 scripts/gpu-solve-check.py .gpu/b/solve_cuda.py 2>&1 | tee $s/solve.txt
-    echo "== quantized"
-    timeout 240 python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py 2,4,8 2>&1 | tee $s/quantized.txt
-    echo "== standard"; timeout 180 python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py 2>&1 | tee $s/standard.txt
-    setsid nohup bash "$0" background > $s/background.txt 2>&1 < /dev/null &
+    setsid nohup bash "$0" background "${@:-$all}" > $s/background.txt 2>&1 < /dev/null &
     ;;
-  background) background ;;
+  background)
+    shift; log start
+    for name in $*; do step "$name"; log "$name done"; done
+    touch $s/done ;;
   wait)
     limit="${2:-560}"
     while [ "$SECONDS" -lt "$limit" ] && [ ! -f $s/done ]; do sleep 5; done
     cat $s/progress.txt; tail -n 20 $s/*.md 2>/dev/null
     tar czf "$OUT/so.tgz" -C $s --exclude=cache . 2>/dev/null
     ;;
-  *) echo "usage: scripts/gpu-sitting.sh start|wait [SECONDS]"; exit 2 ;;
+  *) echo "usage: scripts/gpu-sitting.sh start [STEP...] | wait [SECONDS]"; exit 2 ;;
 esac

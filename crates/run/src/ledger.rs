@@ -61,6 +61,8 @@ pub struct Entry {
     pub verify_s: [Option<f64>; 3],
     /// Timed in the bench's first look only: not among the finalists, so it may not win.
     pub first_look_only: bool,
+    /// Its modelled cost on the run's device (once computed: a big program takes a second).
+    pub modelled_cost: Option<f64>,
 }
 
 impl Entry {
@@ -78,6 +80,7 @@ impl Entry {
             runs_original: [false; 3],
             dispatch: [None; 3],
             verify_s: [None; 3],
+            modelled_cost: None,
             first_look_only: false,
         }
     }
@@ -152,6 +155,9 @@ pub struct Run<'a> {
     pub seeds: Vec<u64>,
     /// The staged candidates' modules: a worker restarted later reloads them from here.
     pub workdir: tempfile::TempDir,
+    /// The workers making candidates' first calls ahead of verification (none: no backend
+    /// here reuses another process's compiled kernels).
+    pub warm: Option<crate::warm::Warmers>,
     pub stages: Vec<Stage>,
     last_mark: Instant,
     progress: &'a dyn Fn(&str),
@@ -182,6 +188,7 @@ impl<'a> Run<'a> {
             notes: vec![],
             seeds,
             workdir,
+            warm: None,
             stages: vec![],
             last_mark: Instant::now(),
             progress,

@@ -1,8 +1,8 @@
 //! A run of the superoptimizer: its stages in order, each a function over one ledger
 //! ([`ledger::Run`], one [`ledger::Entry`] per candidate):
 //!
-//! [`trace`] -> ([`references`] start) -> [`propose`] -> [`stage`] -> [`tune`] -> [`field`] -> [`verify`] ->
-//! [`bench`](mod@bench) -> [`by_size`] -> [`decide`]
+//! [`trace`] -> ([`references`] start) -> [`propose`] -> [`stage`] -> ([`warm`] start) -> [`tune`] -> [`field`]
+//! -> [`verify`] -> [`bench`](mod@bench) -> [`by_size`] -> [`decide`]
 //!
 //! [`budget`] names each stage's share of the time budget; [`session`] is the worker with
 //! the harness loaded; [`references`] the pool that computes the float64 references
@@ -26,6 +26,7 @@ pub mod stage;
 pub mod trace;
 pub mod tune;
 pub mod verify;
+pub mod warm;
 
 use std::time::Instant;
 use superopt_report::Stage;
@@ -40,6 +41,10 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     let budget = budget::Budget::start(config.time_budget);
     progress("starting the worker");
     let mut session = Session::start(&config.session)?;
+    // Measured before warm workers start (they compile on every core), once per device.
+    progress("measuring the device (once per device)");
+    let device = session.device();
+    let warm = warm::for_trace(&session, &budget);
     let start = budget.start.elapsed().as_secs_f64();
     let traced_at = Instant::now();
     progress("tracing fn at small, typical, large");
@@ -48,6 +53,7 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
         Err(e) => return trace::failure(e),
     };
     let mut run = Run::new(config, session, budget, traces, progress)?;
+    (run.device, run.warm) = (device, warm);
     run.stages.push(Stage { name: "start".into(), seconds: start });
     run.stages.push(Stage { name: "trace".into(), seconds: traced_at.elapsed().as_secs_f64() });
     // After the trace: the pool's workers load the harness too, and would slow it.
@@ -61,8 +67,10 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     if let Err(why) = stage::stage_first(&mut run) {
         return Ok(Outcome::NoChange(why));
     }
+    warm::start(&mut run);
     run.mark("emit");
     tune::tune(&mut run);
+    warm::after_tune(&mut run);
     run.mark("tune");
     field::field(&mut run);
     run.mark("field");

@@ -19,10 +19,9 @@ pub fn proposals(plan: &superopt_ir::Plan, search_time: Duration, device: Device
     candidates
 }
 
-/// Measures the device, proposes, and adds every candidate to the ledger.
+/// Proposes on the run's device (measured as the run started), and adds every candidate
+/// to the ledger.
 pub fn propose(run: &mut Run) {
-    run.say("measuring the device (once per device)");
-    run.device = run.session.device();
     run.say("searching");
     let mut candidates = proposals(&run.plan, run.budget.search_time(), run.device);
     match kernel_target(run.session.backend()) {

@@ -31,9 +31,14 @@ pub fn keep_constants(s: &mut Session, traces: &[Program], dir: &Path) -> Result
 pub fn stage_candidate(s: &mut Session, c: &Candidate, id: ProgramId, k: usize, dir: &Path) -> Result<(), String> {
     let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: CONSTANTS, notes: vec![] };
     let e = emit(c, &info).map_err(|e| e.to_string())?;
-    let path = dir.join(format!("cand{k}.py"));
+    let path = module_path(dir, k);
     std::fs::write(&path, &e.source).map_err(|e| e.to_string())?;
     s.register(id, &path, "optimized").map_err(|e| format!("the emitted module does not load: {e}"))
+}
+
+/// Where the module of the `k`-th candidate is written.
+pub fn module_path(dir: &Path, k: usize) -> std::path::PathBuf {
+    dir.join(format!("cand{k}.py"))
 }
 
 /// Stages entry `id`; a failure drops it.

@@ -35,8 +35,21 @@ pub fn verify(run: &mut Run) {
             ran_out = true;
             break;
         }
-        match pick(&progress, |size, k| run.session.reference_ready(size, all[k])) {
+        let Run { session, warm, .. } = &mut *run;
+        let starts = |p: &Progress| p.case == 0;
+        let free = |p: &Progress| !starts(p) || warm.as_ref().is_none_or(|w| w.claim(p.id, Size::ALL[p.size]));
+        match pick(&progress, |p| session.reference_ready(Size::ALL[p.size], all[p.case]) && free(p)) {
             Some(k) => step(run, &mut progress[k], &all),
+            // What is ready waits for a warm worker making its first call.
+            None if run
+                .warm
+                .as_ref()
+                .is_some_and(|w| progress.iter().any(|p| starts(p) && w.calling(p.id, Size::ALL[p.size]))) =>
+            {
+                if let Some(w) = &run.warm {
+                    w.wait(deadline.min(Instant::now() + Duration::from_secs(1)));
+                }
+            }
             None => {
                 let size = Size::ALL[first.size];
                 run.say(&format!("waiting for the float64 references at {size}"));
@@ -49,6 +62,7 @@ pub fn verify(run: &mut Run) {
     // Said before the pool stops: its kill of the running cases is no trouble of theirs.
     let pool = if ran_out { pool_said(run) } else { None };
     run.session.stop_references();
+    crate::warm::stop(run);
     if !run.budget.waited.is_zero() {
         let waited = run.budget.waited.as_secs_f64();
         run.notes.push(format!(
@@ -95,15 +109,17 @@ impl Progress {
     }
 }
 
-/// The first candidate (in `progress`'s order) whose next case is `ready` (by its size and
-/// index into the cases).
-fn pick(progress: &[Progress], mut ready: impl FnMut(Size, usize) -> bool) -> Option<usize> {
-    progress.iter().position(|p| ready(Size::ALL[p.size], p.case))
+/// The first candidate (in `progress`'s order) whose next case is `ready`.
+fn pick(progress: &[Progress], ready: impl FnMut(&Progress) -> bool) -> Option<usize> {
+    progress.iter().position(ready)
 }
 
 /// Verifies one case of `p`'s candidate; judges its size when that was the last case.
 fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
     let size = Size::ALL[p.size];
+    if let Some(why) = outlasts(run, p) {
+        return run.entry_mut(p.id).drop_with(format!("at {size}: {OUT_OF_TIME} ({why})"));
+    }
     if p.size == 0 && p.case == 0 {
         run.say(&format!("verifying {}", run.entry(p.id).candidate.label()));
         if !run.entry(p.id).staged {
@@ -139,6 +155,27 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
     }
 }
 
+/// Why starting `p`'s next size would outlast the verification budget, if it would: where
+/// warm workers make first calls (a GPU backend), a candidate whose program differs by size
+/// compiles its kernels anew at each size; without a warm worker's call there, it would take
+/// about what small took, and a request cannot be stopped halfway (it would take the
+/// timing's share, and a verified win would go untimed).
+fn outlasts(run: &Run, p: &Progress) -> Option<String> {
+    let e = run.entry(p.id);
+    let warm = run.warm.as_ref()?;
+    if p.case != 0 || p.size == 0 || p.id == CandidateId::TRACED || !crate::warm::per_size(e) {
+        return None;
+    }
+    let left = run.budget.verify_deadline().saturating_duration_since(Instant::now()).as_secs_f64();
+    too_long(e.verify_s[0], left, warm.warmed(p.id, Size::ALL[p.size]))
+}
+
+/// Whether a size not warmed, expected to take what `small` took, outlasts `left` seconds.
+fn too_long(small: Option<f64>, left: f64, warmed: bool) -> Option<String> {
+    let small = small?;
+    (!warmed && small > left).then(|| format!("its program differs by size: small took {small:.0}s, {left:.0}s left"))
+}
+
 fn status(e: &Entry) -> Status {
     let accepted = e.verdicts.iter().all(|v| v.as_ref().is_some_and(|v| v.accepted));
     if accepted {
@@ -157,23 +194,60 @@ fn note_reference_device(run: &mut Run) {
 }
 
 /// The traced program first, then `mx.compile` of it (the contender every run must at
-/// least match), then the rest by modelled cost.
-fn order(run: &Run) -> Vec<CandidateId> {
+/// least match), then each source's furthest-reaching candidate ([`reach`]), then the
+/// rest; each group by modelled cost. On a GPU a compiled candidate's first call compiles
+/// its kernels for tens of seconds: a budget that runs out then drops near-duplicates
+/// (islands beside a whole compile), not the best of each search.
+pub fn order(run: &mut Run) -> Vec<CandidateId> {
     // A second per candidate at most: past it, a program counts one launch per node.
-    let cost: Vec<f64> = run
-        .entries
-        .iter()
-        .map(|e| modelled_cost(&e.candidate, &run.device, Instant::now() + Duration::from_secs(1)))
-        .collect();
-    let compiled = |id: &CandidateId| compiles_the_trace(&run.entry(*id).candidate);
-    by_cost(run.ids(), &cost, compiled)
+    let device = run.device;
+    for e in run.entries.iter_mut().filter(|e| e.modelled_cost.is_none()) {
+        e.modelled_cost = Some(modelled_cost(&e.candidate, &device, Instant::now() + Duration::from_secs(1)));
+    }
+    let cost: Vec<f64> = run.entries.iter().map(|e| e.modelled_cost.unwrap_or(f64::INFINITY)).collect();
+    let candidates: Vec<&Candidate> = run.entries.iter().map(|e| &e.candidate).collect();
+    by_group(&groups(&candidates), &cost)
 }
 
-/// `ids` with the traced program first, then those `first` picks, each group by `cost`.
-fn by_cost(ids: Vec<CandidateId>, cost: &[f64], first: impl Fn(&CandidateId) -> bool) -> Vec<CandidateId> {
-    let mut rest: Vec<CandidateId> = ids.into_iter().filter(|id| *id != CandidateId::TRACED).collect();
-    rest.sort_by(|a, b| (!first(a), cost[a.0]).partial_cmp(&(!first(b), cost[b.0])).unwrap_or(Ordering::Equal));
-    [vec![CandidateId::TRACED], rest].concat()
+/// What a candidate adds to its source's program: generated kernels first, then a whole
+/// compile, then islands (what the cost model does not price: it sees no kernel's gain,
+/// and the same fusions in islands as in a whole compile).
+fn reach(c: &Candidate) -> (bool, u8) {
+    let compile = match c.compile {
+        Compile::Whole => 2,
+        Compile::Islands => 1,
+        Compile::Eager => 0,
+    };
+    (c.kernels, compile)
+}
+
+/// Per candidate, its group: 0 the traced program, 1 its whole compile, 2 the first of
+/// its source with the most [`reach`], 3 the rest.
+fn groups(cs: &[&Candidate]) -> Vec<u8> {
+    let mut group = vec![3u8; cs.len()];
+    for (k, c) in cs.iter().enumerate() {
+        if k == CandidateId::TRACED.0 {
+            group[k] = 0;
+        } else if compiles_the_trace(c) {
+            group[k] = 1;
+        }
+    }
+    for (k, c) in cs.iter().enumerate() {
+        let rival = |j: usize| group[j] > 1 && j != k && cs[j].source == c.source;
+        let beaten =
+            (0..cs.len()).any(|j| rival(j) && (reach(cs[j]) > reach(c) || (reach(cs[j]) == reach(c) && j < k)));
+        if group[k] == 3 && !beaten {
+            group[k] = 2;
+        }
+    }
+    group
+}
+
+/// Candidate ids by `group`, then by `cost`.
+fn by_group(group: &[u8], cost: &[f64]) -> Vec<CandidateId> {
+    let mut ids: Vec<CandidateId> = (0..group.len()).map(CandidateId).collect();
+    ids.sort_by(|a, b| (group[a.0], cost[a.0]).partial_cmp(&(group[b.0], cost[b.0])).unwrap_or(Ordering::Equal));
+    ids
 }
 
 /// Whether `c` is the traced program under `mx.compile`, whole, without kernels.
@@ -214,21 +288,52 @@ mod tests {
     #[test]
     fn a_candidate_waiting_for_a_reference_lets_the_next_one_on() {
         let progress = [at(0, 2, 0), at(1, 0, 3), at(2, 0, 0)];
-        let small_only = |size: Size, _: usize| size == Size::Small;
+        let small_only = |p: &Progress| Size::ALL[p.size] == Size::Small;
         assert_eq!(pick(&progress, small_only), Some(1), "the traced program waits for large; the next goes on");
-        assert_eq!(pick(&progress, |_, _| true), Some(0), "with every reference ready, the order decides");
-        assert_eq!(pick(&progress, |_, _| false), None, "nothing ready: wait");
-        let case_three = |_: Size, k: usize| k == 3;
+        assert_eq!(pick(&progress, |_| true), Some(0), "with every reference ready, the order decides");
+        assert_eq!(pick(&progress, |_| false), None, "nothing ready: wait");
+        let case_three = |p: &Progress| p.case == 3;
         assert_eq!(pick(&progress, case_three), Some(1), "readiness is per case, not per size");
     }
 
     #[test]
     fn the_traced_program_then_its_compile_then_the_modelled_cost() {
-        let ids: Vec<CandidateId> = (0..4).map(CandidateId).collect();
         let cost = [5.0, 1.0, 9.0, 2.0];
-        let order = by_cost(ids.clone(), &cost, |id| id.0 == 2);
-        assert_eq!(order, [0, 2, 1, 3].map(CandidateId));
-        assert_eq!(by_cost(ids, &cost, |_| false), [0, 1, 3, 2].map(CandidateId), "no compile: by cost alone");
+        assert_eq!(by_group(&[0, 2, 1, 2], &cost), [0, 2, 1, 3].map(CandidateId));
+        assert_eq!(by_group(&[0, 2, 2, 2], &cost), [0, 1, 3, 2].map(CandidateId), "one group: by cost alone");
+    }
+
+    #[test]
+    fn a_size_that_would_outlast_the_budget_is_not_started_unless_warmed() {
+        let said = too_long(Some(52.0), 40.0, false).expect("52s expected, 40s left");
+        assert_eq!(said, "its program differs by size: small took 52s, 40s left");
+        assert_eq!(too_long(Some(52.0), 40.0, true), None, "a warm worker compiled its kernels");
+        assert_eq!(too_long(Some(30.0), 40.0, false), None, "it fits");
+        assert_eq!(too_long(None, 0.0, false), None, "nothing measured: nothing predicted");
+    }
+
+    #[test]
+    fn each_source_sends_its_furthest_reaching_candidate_ahead() {
+        let plan = superopt_ir::Plan { variants: vec![], per_size_because: None };
+        let with =
+            |source, compile, kernels| Candidate { kernels, ..Candidate::new(source, plan.clone(), compile, vec![]) };
+        let cs = [
+            with(Source::AsTraced, Compile::Eager, false),
+            with(Source::AsTraced, Compile::Whole, false),
+            with(Source::AsTraced, Compile::Islands, false),
+            with(Source::Egraph, Compile::Eager, false),
+            with(Source::Egraph, Compile::Whole, false),
+            with(Source::Egraph, Compile::Islands, false),
+            with(Source::Egraph, Compile::Whole, true),
+            with(Source::Egraph, Compile::Eager, true),
+            with(Source::Cleanup, Compile::Islands, false),
+            with(Source::Cleanup, Compile::Whole, false),
+        ];
+        let groups = groups(&cs.iter().collect::<Vec<_>>());
+        assert_eq!(groups, [0, 1, 2, 3, 3, 3, 2, 3, 3, 2], "islands of the trace lead its source's rest");
+        let cost = [9.0, 8.0, 8.0, 7.0, 5.0, 5.0, 6.0, 6.5, 8.0, 8.0];
+        let order: Vec<usize> = by_group(&groups, &cost).into_iter().map(|c| c.0).collect();
+        assert_eq!(order, [0, 1, 6, 2, 9, 4, 5, 7, 3, 8], "egraph+compile+kernels before cheaper-looking siblings");
     }
 
     #[test]

@@ -19,6 +19,7 @@ import platform
 import random
 import shutil
 import sys
+import tempfile
 import time
 import traceback
 
@@ -1391,6 +1392,47 @@ def cmd_verify(req):
     return {"seeds": out, "reference_seconds": State.reference_seconds.get(req["size"], 0.0)}
 
 
+def cmd_warm(req):
+    """One call of a program at `size` (seed 0, normal inputs) for the kernels a GPU backend
+    compiles at first use. This worker keeps them in a cache folder of its own
+    (MLX_PTX_CACHE_DIR, set by the run), then publishes them into the folder every other
+    process reads: MLX writes its cache files in place, and a process loading one beside the
+    writer could read half of it."""
+    f = program(req["program"])
+    args, kwargs = inputs_for(req["size"], 0, "normal")
+    t0 = time.perf_counter()
+    call(f, args, kwargs, "the candidate")
+    return {"seconds": time.perf_counter() - t0, "published": publish_kernels()}
+
+
+def shared_kernel_cache():
+    """Where MLX's CUDA backend keeps compiled kernels for every process (its default)."""
+    return os.environ.get("SUPEROPT_SHARED_KERNEL_CACHE") or os.path.join(
+        tempfile.gettempdir(), "mlx", mx.__version__, "ptx")
+
+
+def publish_kernels():
+    """Copies this worker's cached kernels the shared folder lacks into it, each file by an
+    atomic rename, a kernel's .ptx (what readers look for) after its other files; how many
+    files it added."""
+    own = os.environ.get("MLX_PTX_CACHE_DIR")
+    shared = shared_kernel_cache()
+    if not own or not os.path.isdir(own) or os.path.abspath(own) == os.path.abspath(shared):
+        return 0
+    files = [os.path.relpath(os.path.join(d, n), own) for d, _, names in os.walk(own) for n in names]
+    added = 0
+    for rel in sorted(files, key=lambda r: (r.endswith(".ptx"), r)):
+        dest = os.path.join(shared, rel)
+        if os.path.exists(os.path.splitext(dest)[0] + ".ptx"):
+            continue
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        part = f"{dest}.{os.getpid()}.part"
+        shutil.copyfile(os.path.join(own, rel), part)
+        os.replace(part, dest)
+        added += 1
+    return added
+
+
 # ---------------------------------------------------------------- timing
 
 
@@ -1593,6 +1635,7 @@ def cmd_phew(req):
 
 COMMANDS = {
     "hello": cmd_hello,
+    "warm": cmd_warm,
     "phew": cmd_phew,
     "calibrate": cmd_calibrate,
     "prepare": cmd_prepare,

@@ -33,10 +33,11 @@ pub enum Command {
     Dispatch,
     ModelBlocks,
     ModelProof,
+    Warm,
 }
 
 impl Command {
-    pub const ALL: [Command; 18] = [
+    pub const ALL: [Command; 19] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
@@ -55,6 +56,7 @@ impl Command {
         Command::Dispatch,
         Command::ModelBlocks,
         Command::ModelProof,
+        Command::Warm,
     ];
 
     /// The name on the wire (`COMMANDS` in Python).
@@ -78,6 +80,7 @@ impl Command {
             Command::Dispatch => "dispatch",
             Command::ModelBlocks => "model_blocks",
             Command::ModelProof => "model_proof",
+            Command::Warm => "warm",
         }
     }
 }
@@ -393,6 +396,28 @@ pub struct DispatchReply {
 impl Request for Dispatch {
     const COMMAND: Command = Command::Dispatch;
     type Reply = DispatchReply;
+}
+
+/// `warm`: one call of a program at `size` (first seed, normal inputs), made for the kernels
+/// the backend compiles at first use: they stay in MLX's disk cache, where the worker
+/// publishes them (see `cmd_warm` in Python).
+#[derive(Clone, Debug, Serialize)]
+pub struct Warm {
+    pub program: ProgramId,
+    pub size: Size,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WarmReply {
+    /// Seconds the call took.
+    pub seconds: f64,
+    /// Kernel files it added to MLX's shared disk cache.
+    pub published: usize,
+}
+
+impl Request for Warm {
+    const COMMAND: Command = Command::Warm;
+    type Reply = WarmReply;
 }
 
 /// `reference_device`: where the float64 references run; the GPU only where it computes
