@@ -92,7 +92,13 @@ pub fn table(c: &ModelCapsule) -> String {
     let patched: usize = c.blocks.iter().filter(|b| b.runs.iter().any(|r| r.module.is_some())).count();
     match &c.withdrawn {
         Some(why) => writeln!(s, "patch withdrawn: {why}; {} patches nothing", c.patch).unwrap(),
-        None if patched == 0 => writeln!(s, "no block kind got a verified win: {} patches nothing", c.patch).unwrap(),
+        None if patched == 0 => writeln!(
+            s,
+            "no block kind got a verified win: {} patches nothing (the patched row is stock timed again: \
+             its ratios are the timing's noise)",
+            c.patch
+        )
+        .unwrap(),
         None => writeln!(s, "{} patches {patched} block kind(s): `patch(model)`", c.patch).unwrap(),
     }
     writeln!(s, "time: {:.0} s", c.seconds).unwrap();
