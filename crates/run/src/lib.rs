@@ -1,7 +1,7 @@
 //! A run of the superoptimizer: its stages in order, each a function over one ledger
 //! ([`ledger::Run`], one [`ledger::Entry`] per candidate):
 //!
-//! [`trace`] -> ([`references`] start) -> [`propose`] -> [`stage`] -> ([`warm`] start) -> [`tune`] -> [`field`]
+//! [`trace`] -> ([`references`] start) -> [`propose`] -> [`stage`] -> [`tune`] -> ([`warm`] start) -> [`field`]
 //! -> [`verify`] -> [`bench`](mod@bench) -> [`by_size`] -> [`decide`]
 //!
 //! [`budget`] names each stage's share of the time budget; [`session`] is the worker with
@@ -67,10 +67,9 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     if let Err(why) = stage::stage_first(&mut run) {
         return Ok(Outcome::NoChange(why));
     }
-    warm::start(&mut run);
     run.mark("emit");
     tune::tune(&mut run);
-    warm::after_tune(&mut run);
+    warm::start(&mut run);
     run.mark("tune");
     field::field(&mut run);
     run.mark("field");

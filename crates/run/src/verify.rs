@@ -24,6 +24,9 @@ pub fn verify(run: &mut Run) {
     let mut progress: Vec<Progress> = order(run).into_iter().map(Progress::new).collect();
     let mut ran_out = false;
     loop {
+        if let Some(w) = &run.warm {
+            progress.iter().filter(|p| !p.open(run.entry(p.id))).for_each(|p| w.forget(p.id));
+        }
         progress.retain(|p| p.open(run.entry(p.id)));
         let Some(first) = progress.first() else { break };
         let deadline = run.budget.verify_deadline();
@@ -41,11 +44,7 @@ pub fn verify(run: &mut Run) {
         match pick(&progress, |p| session.reference_ready(Size::ALL[p.size], all[p.case]) && free(p)) {
             Some(k) => step(run, &mut progress[k], &all),
             // What is ready waits for a warm worker making its first call.
-            None if run
-                .warm
-                .as_ref()
-                .is_some_and(|w| progress.iter().any(|p| starts(p) && w.calling(p.id, Size::ALL[p.size]))) =>
-            {
+            None if blocked_by_warm(run, &progress, &all) => {
                 if let Some(w) = &run.warm {
                     w.wait(deadline.min(Instant::now() + Duration::from_secs(1)));
                 }
@@ -107,6 +106,17 @@ impl Progress {
     fn open(&self, e: &Entry) -> bool {
         !e.is_dropped() && self.size < Size::ALL.len()
     }
+}
+
+/// Whether a candidate's next case has its reference and waits only for a warm worker's
+/// first call of it (else what it waits for is a reference, whose time is not counted).
+fn blocked_by_warm(run: &mut Run, progress: &[Progress], all: &[Case]) -> bool {
+    let Run { session, warm, .. } = run;
+    let Some(w) = warm.as_ref() else { return false };
+    progress.iter().any(|p| {
+        let size = Size::ALL[p.size];
+        p.case == 0 && w.calling(p.id, size) && session.reference_ready(size, all[p.case])
+    })
 }
 
 /// The first candidate (in `progress`'s order) whose next case is `ready`.
@@ -205,7 +215,7 @@ pub fn order(run: &mut Run) -> Vec<CandidateId> {
         e.modelled_cost = Some(modelled_cost(&e.candidate, &device, Instant::now() + Duration::from_secs(1)));
     }
     let cost: Vec<f64> = run.entries.iter().map(|e| e.modelled_cost.unwrap_or(f64::INFINITY)).collect();
-    let candidates: Vec<&Candidate> = run.entries.iter().map(|e| &e.candidate).collect();
+    let candidates: Vec<(&Candidate, bool)> = run.entries.iter().map(|e| (&e.candidate, !e.is_dropped())).collect();
     by_group(&groups(&candidates), &cost)
 }
 
@@ -221,22 +231,22 @@ fn reach(c: &Candidate) -> (bool, u8) {
     (c.kernels, compile)
 }
 
-/// Per candidate, its group: 0 the traced program, 1 its whole compile, 2 the first of
-/// its source with the most [`reach`], 3 the rest.
-fn groups(cs: &[&Candidate]) -> Vec<u8> {
+/// Per candidate (and whether it is still in the run), its group: 0 the traced program,
+/// 1 its whole compile, 2 the first of its source with the most [`reach`] among those
+/// still in, 3 the rest.
+fn groups(cs: &[(&Candidate, bool)]) -> Vec<u8> {
     let mut group = vec![3u8; cs.len()];
-    for (k, c) in cs.iter().enumerate() {
+    for (k, (c, _)) in cs.iter().enumerate() {
         if k == CandidateId::TRACED.0 {
             group[k] = 0;
         } else if compiles_the_trace(c) {
             group[k] = 1;
         }
     }
-    for (k, c) in cs.iter().enumerate() {
-        let rival = |j: usize| group[j] > 1 && j != k && cs[j].source == c.source;
-        let beaten =
-            (0..cs.len()).any(|j| rival(j) && (reach(cs[j]) > reach(c) || (reach(cs[j]) == reach(c) && j < k)));
-        if group[k] == 3 && !beaten {
+    for (k, (c, alive)) in cs.iter().enumerate() {
+        let rival = |j: usize| group[j] > 1 && j != k && cs[j].1 && cs[j].0.source == c.source;
+        let ahead = |j: usize| reach(cs[j].0) > reach(c) || (reach(cs[j].0) == reach(c) && j < k);
+        if group[k] == 3 && *alive && !(0..cs.len()).any(|j| rival(j) && ahead(j)) {
             group[k] = 2;
         }
     }
@@ -329,11 +339,15 @@ mod tests {
             with(Source::Cleanup, Compile::Islands, false),
             with(Source::Cleanup, Compile::Whole, false),
         ];
-        let groups = groups(&cs.iter().collect::<Vec<_>>());
+        let all: Vec<(&Candidate, bool)> = cs.iter().map(|c| (c, true)).collect();
+        let groups = groups(&all);
         assert_eq!(groups, [0, 1, 2, 3, 3, 3, 2, 3, 3, 2], "islands of the trace lead its source's rest");
         let cost = [9.0, 8.0, 8.0, 7.0, 5.0, 5.0, 6.0, 6.5, 8.0, 8.0];
         let order: Vec<usize> = by_group(&groups, &cost).into_iter().map(|c| c.0).collect();
         assert_eq!(order, [0, 1, 6, 2, 9, 4, 5, 7, 3, 8], "egraph+compile+kernels before cheaper-looking siblings");
+        let mut dropped = all.clone();
+        dropped[6].1 = false;
+        assert_eq!(super::groups(&dropped)[3..8], [3, 3, 3, 3, 2], "out of the run: egraph+kernels leads instead");
     }
 
     #[test]

@@ -1,12 +1,12 @@
-//! Stage 5 (CUDA): each candidate's first call, made ahead of verification by workers of
-//! its own.
+//! Beside stages 4-6 (CUDA): fn's and each candidate's first calls, made ahead of
+//! verification by workers of their own.
 //!
 //! MLX's CUDA backend compiles a kernel at its first use (NVRTC) and keeps it in a disk
 //! cache that later processes read. A compiled candidate of a few thousand nodes compiles
 //! hundreds of kernels: its first call took 51 s on an H100 (`gated_delta_chunked`), and
 //! the verifying worker paid that candidate after candidate until the budget ran out. Warm
-//! workers (a few, beside the reference pool) take the candidates in verification order,
-//! call each once at the small size (at every size where its program differs by size: an
+//! workers (a few, beside the reference pool) take the candidates in verification order
+//! once tuning (which times launches) is over, call each once at the small size (at every size where its program differs by size: an
 //! unrolled loop compiles anew), and publish the kernels compiled into the shared cache.
 //! The verifier does not start a candidate's size a warm worker is calling (it takes
 //! another, or waits), and takes back one no warm worker has started. They start with the
@@ -15,7 +15,6 @@
 
 use crate::budget::Budget;
 use crate::ledger::{CandidateId, Run};
-use crate::propose::tunable;
 use crate::session::Session;
 use crate::stage::stage;
 use std::collections::{BTreeSet, VecDeque};
@@ -23,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use superopt_worker::protocol::{Backend, Load, LoadProgram, ProgramId, Size, Warm};
-use superopt_worker::Worker;
+use superopt_worker::{Worker, WorkerError};
 
 /// How many warm workers: set by `SUPEROPT_WARM_WORKERS` (0: none); else a quarter of the
 /// cores (1 to 4) on CUDA, where a first call's kernels were measured to serve every later
@@ -78,12 +77,13 @@ pub struct Warmers {
 }
 
 impl Warmers {
-    /// Starts `workers` workers on `harness` with `python`; none works past `deadline`.
-    pub fn start(python: PathBuf, harness: String, workers: usize, deadline: Instant) -> Warmers {
+    /// Starts `workers` workers on `harness` with `python`; none works past `deadline`,
+    /// and no call takes more than `timeout`.
+    pub fn start(python: PathBuf, harness: String, workers: usize, deadline: Instant, timeout: Duration) -> Warmers {
         let shared: Arc<(Mutex<State>, Condvar)> = Arc::default();
         for _ in 0..workers {
             let (python, harness, shared) = (python.clone(), harness.clone(), shared.clone());
-            std::thread::spawn(move || serve(&python, &harness, &shared, deadline));
+            std::thread::spawn(move || serve(&python, &harness, &shared, deadline, timeout));
         }
         Warmers { workers, shared }
     }
@@ -107,6 +107,11 @@ impl Warmers {
         let mut s = self.state();
         s.queue.retain(|j| (j.id, j.size) != (Some(id), size));
         !s.running.iter().any(|r| (r.0, r.1) == (Some(id), size))
+    }
+
+    /// Drops `id`'s calls not started (it is out of the run).
+    pub fn forget(&self, id: CandidateId) {
+        self.state().queue.retain(|j| j.id != Some(id));
     }
 
     /// Whether a warm worker is calling `id` at `size` now.
@@ -162,11 +167,25 @@ impl Warmers {
     }
 }
 
+impl Drop for Warmers {
+    /// A run that ends early (a failed trace, nothing to verify) leaves no worker behind.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// One warm worker: loads the harness, then calls each job it takes once, until the
-/// queue is closed and empty, the warmers stop, the deadline passes, or the worker fails
-/// (a candidate that crashes it is the verifier's to judge).
-fn serve(python: &std::path::Path, harness: &str, shared: &(Mutex<State>, Condvar), deadline: Instant) {
-    let left = || deadline.saturating_duration_since(Instant::now());
+/// queue is closed and empty, the warmers stop, the deadline passes, or the worker dies or
+/// hangs (a candidate that crashes it is the verifier's to judge); a candidate that raises
+/// is passed over. A call takes at most `timeout` (the run's request timeout).
+fn serve(
+    python: &std::path::Path,
+    harness: &str,
+    shared: &(Mutex<State>, Condvar),
+    deadline: Instant,
+    timeout: Duration,
+) {
+    let left = || deadline.saturating_duration_since(Instant::now()).min(timeout);
     let trouble = |what: String| {
         if let Ok(mut s) = shared.0.lock() {
             s.troubles.push(what);
@@ -189,14 +208,16 @@ fn serve(python: &std::path::Path, harness: &str, shared: &(Mutex<State>, Condva
         let got = loaded.and_then(|_| w.call(&Warm { program: job.program, size: job.size }, left()));
         let mut s = shared.0.lock().unwrap_or_else(|e| e.into_inner());
         s.running.retain(|r| (r.0, r.1) != (job.id, job.size));
-        let failed = got.is_err();
+        let gone = matches!(got, Err(WorkerError::Stopped(_) | WorkerError::Crashed(_) | WorkerError::TimedOut(_)));
         match got {
             Ok(r) => s.done.push(Warmed { id: job.id, size: job.size, seconds: r.seconds, published: r.published }),
+            // Killed by `stop`: nothing went wrong.
+            Err(_) if s.stopped => {}
             Err(e) => s.troubles.push(format!("a first call failed ({e})")),
         }
         drop(s);
         shared.1.notify_all();
-        if failed {
+        if gone {
             return;
         }
     }
@@ -222,60 +243,48 @@ fn take(shared: &(Mutex<State>, Condvar), pid: u32, deadline: Instant) -> Option
 }
 
 /// Starts the warm workers (where [`workers`] gives any) on `fn` at typical and large, for
-/// the trace; none works past the verification deadline.
+/// the trace; none works past the latest the verification can end.
 pub fn for_trace(session: &Session, budget: &Budget) -> Option<Warmers> {
     let n = workers(session.backend());
     if n == 0 {
         return None;
     }
     let (python, harness) = (session.worker.python().to_path_buf(), session.harness.to_string_lossy());
-    let w = Warmers::start(python, harness.into_owned(), n, budget.verify_deadline());
+    let deadline = budget.last_verify_deadline();
+    let w = Warmers::start(python, harness.into_owned(), n, deadline, session.timeout);
     let job = |size| Job { rank: 0, id: None, size, program: ProgramId::Original, path: PathBuf::new() };
     w.push(vec![job(Size::Typical), job(Size::Large)], false);
     Some(w)
 }
 
-/// Hands the warm workers every candidate without kernels to tune, in verification order;
-/// those with kernels follow after tuning ([`after_tune`]), which emits them again.
+/// Hands the warm workers every candidate, in verification order, once tuning has emitted
+/// those with kernels again (tuning times launches: no first call competes with it).
 pub fn start(run: &mut Run) {
     if run.warm.is_none() {
         return;
     }
     let order = crate::verify::order(run);
-    let first: Vec<CandidateId> = order.into_iter().filter(|id| !tunable(&run.entry(*id).candidate)).collect();
-    push(run, first, false);
+    push(run, order);
 }
 
-/// Hands the warm workers the candidates tuning emitted again, and closes their queue.
-pub fn after_tune(run: &mut Run) {
-    if run.warm.is_none() {
-        return;
-    }
-    let tuned: Vec<CandidateId> =
-        crate::verify::order(run).into_iter().filter(|id| tunable(&run.entry(*id).candidate)).collect();
-    push(run, tuned, true);
-}
-
-/// Stages `ids` (the traced program aside: the verifier calls it first) and queues them
-/// in verification order (those with kernels come after tuning, and go where they rank).
-fn push(run: &mut Run, ids: Vec<CandidateId>, close: bool) {
-    let rank = crate::verify::order(run);
+/// Stages the candidates of `order` (the traced program aside: the verifier calls it first)
+/// and queues them in that order, closing the queue.
+fn push(run: &mut Run, order: Vec<CandidateId>) {
     let mut jobs = vec![];
-    for id in ids.into_iter().filter(|id| *id != CandidateId::TRACED) {
+    for (rank, id) in order.into_iter().enumerate().filter(|(_, id)| *id != CandidateId::TRACED) {
         if !run.entry(id).staged {
             stage(run, id);
         }
         let e = run.entry(id);
         if e.staged && !e.is_dropped() {
             let path = crate::stage::module_path(run.workdir.path(), id.0);
-            let rank = rank.iter().position(|r| *r == id).unwrap_or(usize::MAX);
             let sizes = if per_size(e) { &Size::ALL[..] } else { &Size::ALL[..1] };
             let job = |size: &Size| Job { rank, id: Some(id), size: *size, program: e.program(), path: path.clone() };
             jobs.extend(sizes.iter().map(job));
         }
     }
     if let Some(w) = &run.warm {
-        w.push(jobs, close);
+        w.push(jobs, true);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Warm workers on real MLX (CPU backend, asked for by `SUPEROPT_WARM_WORKERS`; by default
-//! only CUDA has them): a whole run makes its candidates' first calls in them, and still
-//! judges every candidate as a run without them does.
+//! only CUDA has them): a whole run makes fn's and its candidates' first calls in them, and
+//! still judges every candidate (none dropped, each accepted, as without them).
 
 use std::path::PathBuf;
 use std::time::Duration;
