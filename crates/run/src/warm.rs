@@ -6,8 +6,9 @@
 //! hundreds of kernels: its first call took 51 s on an H100 (`gated_delta_chunked`), and
 //! the verifying worker paid that candidate after candidate until the budget ran out. Warm
 //! workers (a few, beside the reference pool) take the candidates in verification order
-//! once tuning (which times launches) is over, call each once at the small size (at every size where its program differs by size: an
-//! unrolled loop compiles anew), and publish the kernels compiled into the shared cache.
+//! once tuning (which times launches) is over, call each once at the small size (at every
+//! size where its program differs by size: an unrolled loop compiles anew), and publish the
+//! kernels compiled into the shared cache.
 //! The verifier does not start a candidate's size a warm worker is calling (it takes
 //! another, or waits), and takes back one no warm worker has started. They start with the
 //! run: while the trace calls `fn` at small, they call it at typical and large (a larger
