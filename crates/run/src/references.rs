@@ -218,9 +218,7 @@ impl Pool {
             a.queue.clear();
         }
         self.queue.1.notify_all();
-        for pid in self.busy.lock().map(|b| b.clone()).unwrap_or_default() {
-            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        }
+        self.busy.lock().map(|b| b.clone()).unwrap_or_default().into_iter().for_each(superopt_worker::kill);
     }
 
     /// Whether every case's reference is in the folder.

@@ -138,16 +138,9 @@ impl Warmers {
         let mut s = self.state();
         s.stopped = true;
         s.queue.clear();
-        for (_, _, pid) in &s.running {
-            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        }
+        s.running.iter().for_each(|(_, _, pid)| superopt_worker::kill(*pid));
         drop(s);
         self.shared.1.notify_all();
-    }
-
-    /// The first calls made so far.
-    pub fn done(&self) -> Vec<Warmed> {
-        self.state().done.clone()
     }
 
     /// What the warm workers did, for the run's notes (none: they did nothing).

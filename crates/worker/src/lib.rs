@@ -11,7 +11,7 @@ mod process;
 pub mod protocol;
 mod python;
 
-pub use process::{Worker, WorkerError};
+pub use process::{kill, Worker, WorkerError};
 pub use python::{find_python, PythonChoice};
 
 /// The worker's Python source.

@@ -11,6 +11,13 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 use thiserror::Error;
 
+/// Kills the worker process `pid` from another thread than its owner's (whose request then
+/// fails as the process's death): how the reference pool and the warm workers end the calls
+/// running when timing begins.
+pub fn kill(pid: u32) {
+    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+}
+
 #[derive(Debug, Error)]
 pub enum WorkerError {
     /// The user's harness is at fault (missing `fn`, bad `input_factory`, ...).
