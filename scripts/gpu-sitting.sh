@@ -7,12 +7,12 @@
 # `start` installs MLX's CUDA build, then runs the steps one after another in the background
 # (setsid: they outlive the call; timings never overlap); `wait` waits until the seconds given
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
-# Steps (default: all but profile, in this order): chunked quant reala solve quantized model standard
+# Steps (default: all but profile, in this order): quantized quant chunked model reala solve standard
 # realb kernels mutations; profile (fn's first calls in three processes) on request.
 set -u
 s=/tmp/so
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 SUPEROPT_PYTHON=python3
-all="chunked quant reala solve quantized model standard realb kernels mutations"
+all="quantized quant chunked model reala solve standard realb kernels mutations"
 
 rows() {  # NAME HARNESS...: a folder holding those harnesses and the suite's shared modules
   local d=/tmp/rows-$1; shift; mkdir -p "$d"; cp suite/_sizes.py suite/_qwen3_moe.py "$d/"
@@ -39,7 +39,8 @@ step() {
           calls small > $s/profile-calls-$k.txt 2>&1
       done ;;
     solve) timeout 240 python3 scripts/gpu-solve-check.py .gpu/b/solve_cuda.py > $s/solve.txt 2>&1 ;;
-    quantized) timeout 300 python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py 2,4,8 > $s/quantized.txt 2>&1 ;;
+    quantized) timeout 480 python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py \
+      4/0/0,4/1/1,4/0/1,4/0/2,4/0/4,8/0/2,2/0/4 > $s/quantized.txt 2>&1 ;;
     standard) timeout 240 python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py > $s/standard.txt 2>&1 ;;
     chunked) suite 180 480 chunked suite/gated_delta_chunked.py ;;
     quant) suite 120 300 quant suite/moe_block_decode.py suite/llama_mlp_4bit.py ;;
@@ -47,7 +48,7 @@ step() {
     realb) suite 90 240 realb suite/qwen3_attention_naive.py suite/naive_gqa_einsum.py \
       suite/naive_mask_rebuilt.py suite/swiglu_mlp.py ;;
     kernels) bash .gpu/b/gpu-suite.sh .gpu/b $s suite/kernels kernels 90 9999 200 > $s/kernels.out 2>&1 ;;
-    model) model qwen3; model qwen3_moe ;;
+    model) model qwen3_moe; model qwen3 ;;
     mutations) timeout 900 bash scripts/mutations.sh .gpu/b/superopt > $s/mutations.txt 2>&1 ;;
     *) echo "unknown step $1 (steps: $all)" ;;
   esac

@@ -30,12 +30,6 @@ fn main() {
             let q = Quantized::new(name, (4, 64), (k, n), kind, (dtype, dtype)).expect("a valid product");
             print!("{}", launcher(&q, names.len(), target));
             names.push(format!("({name:?}, {:?}, {k}, {n}, _k{})", dtype.name(), names.len()));
-            if dtype == Dtype::Bfloat16 && q.vec > 1 {
-                // The same with one chunk per load, to show what the wide loads gain.
-                let one = Quantized { vec: 1, name: format!("{name}_v1"), ..q };
-                print!("{}", launcher(&one, names.len(), target));
-                names.push(format!("(\"{name}_v1\", {:?}, {k}, {n}, _k{})", dtype.name(), names.len()));
-            }
         }
     }
     println!("KERNELS = [{}]", names.join(", "));

@@ -62,8 +62,20 @@ pub struct Quantized {
     pub vec: u32,
 }
 
-/// [`Quantized::rows_per_warp`] where rows share matrices.
+/// [`Quantized::rows_per_warp`] where rows may share matrices.
 pub const SHARED_ROWS: u32 = 8;
+
+/// Gathered rows from which the launcher groups rows by default: mlx-lm's `SwitchGLU`
+/// sorts its pairs by expert from 64 on, so that runs of rows share an expert.
+pub const GROUPED_ROWS: u32 = 64;
+
+/// How one launch covers the output: warps per block, rows and columns per warp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub warps: u32,
+    pub rows: u32,
+    pub cols: u32,
+}
 
 /// Why a product cannot be a [`Quantized`] kernel.
 #[derive(Debug, PartialEq)]
@@ -120,14 +132,32 @@ impl Quantized {
     }
 
     /// The most rows a warp computes together (`R`, a power of two; the launcher takes the
-    /// largest that divides the rows), sharing each dequantized weight: 8 where every row
-    /// uses the one matrix (dense), else 1.
+    /// largest that divides the rows), sharing each dequantized weight where they use one
+    /// matrix: 8, but 1 for the combine (a token's pairs go to different experts).
     pub fn rows_per_warp(&self) -> u32 {
-        if self.gathered {
+        if self.epilogue == Epilogue::Combine {
             1
         } else {
             SHARED_ROWS
         }
+    }
+
+    /// The launcher's columns per warp (`NC`): each x value a lane loads serves `NC`
+    /// columns. 4 for one product, 2 for a gate/up pair, whose twice as many accumulators
+    /// and weights would otherwise crowd the registers (on an H200, 4 was up to 1.4x
+    /// slower there, and up to 2x faster than 1 for one product at 8 and 32 rows).
+    pub fn cols_default(&self) -> u32 {
+        4 / self.epilogue.products() as u32
+    }
+
+    /// Every layout the launcher may pick for this kernel: warps per block as given, rows
+    /// per warp up to [`Quantized::rows_per_warp`], and 1, 2 or 4 columns per warp; for a
+    /// gate/up pair at most 2 from 4 rows on (beyond, its accumulators and dequantized
+    /// weights spill).
+    pub fn layouts(&self, warps: u32) -> Vec<Layout> {
+        let rows = (0..=self.rows_per_warp().trailing_zeros()).map(|b| 1 << b);
+        let fits = |l: &Layout| self.epilogue.products() == 1 || l.rows < 4 || l.cols <= 2;
+        rows.flat_map(|rows| [1, 2, 4].map(|cols| Layout { warps, rows, cols })).filter(fits).collect()
     }
 
     /// Packed bytes of one output column's weights.
@@ -136,94 +166,299 @@ impl Quantized {
     }
 }
 
+/// What the CUDA and Metal sources of a [`Quantized`] kernel spell differently.
+#[derive(Clone, Copy, PartialEq)]
+enum Lang {
+    Cuda,
+    Metal,
+}
+
+impl Lang {
+    /// A global pointer's address space.
+    fn space(self) -> &'static str {
+        match self {
+            Lang::Cuda => "",
+            Lang::Metal => "device ",
+        }
+    }
+
+    fn unroll(self) -> &'static str {
+        match self {
+            Lang::Cuda => "#pragma unroll\n",
+            Lang::Metal => "",
+        }
+    }
+
+    /// `lane`, the first of the warp's `NC` columns `n0`, and the block's index along x.
+    fn indices(self) -> &'static str {
+        match self {
+            Lang::Cuda => {
+                "  const int lane = threadIdx.x & 31;\n  \
+                 const int n0 = (blockIdx.y * WARPS + (threadIdx.x >> 5)) * NC;  // columns n0 .. n0 + NC - 1\n  \
+                 const size_t block = blockIdx.x;\n"
+            }
+            Lang::Metal => {
+                "  const uint lane = thread_index_in_simdgroup;\n  \
+                 const int n0 = (threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup) * NC;\n  \
+                 const size_t block = threadgroup_position_in_grid.x;\n"
+            }
+        }
+    }
+
+    /// `V` chunks of column `j`'s packed row of product `p` from chunk `c0` on, into `v{p}[j]`.
+    fn load_chunks(self, p: usize) -> String {
+        match self {
+            Lang::Cuda => format!("so_chunks<BITS, V>(w{p}r[j], c0, v{p}[j]);"),
+            Lang::Metal => format!(
+                "for (int t = 0; t < V; ++t) {{ ulong v = 0; for (int b = 0; b < BITS; ++b) \
+                 v |= ulong(w{p}r[j][BITS * (c0 + t) + b]) << (8 * b); v{p}[j][t] = v; }}"
+            ),
+        }
+    }
+
+    /// `xf[8]` and their sum `sx`: the 8 values of chunk `c` of the x row at `row`.
+    fn x_chunk(self, row: &str, pad: &str) -> String {
+        let (load, value) = match self {
+            Lang::Cuda => (
+                format!("{pad}const SoPack<T, 8> xp = *reinterpret_cast<const SoPack<T, 8>*>({row} + c * 8);\n"),
+                "so_to_float(xp.v[i])".to_string(),
+            ),
+            Lang::Metal => (format!("{pad}const device T* xr = {row};\n"), "float(xr[c * 8 + i])".to_string()),
+        };
+        format!(
+            "{load}{pad}float xf[8], sx = 0.0f;\n{}{pad}for (int i = 0; i < 8; ++i) {{\n{pad}  xf[i] = {value};\n\
+             {pad}  sx += xf[i];\n{pad}}}\n",
+            self.unroll()
+        )
+    }
+
+    fn to_float(self, v: &str) -> String {
+        match self {
+            Lang::Cuda => format!("so_to_float({v})"),
+            Lang::Metal => format!("float({v})"),
+        }
+    }
+
+    /// `v` summed over the warp's lanes, in place.
+    fn warp_sum(self, v: &str) -> String {
+        match self {
+            Lang::Cuda => format!("for (int o = 16; o > 0; o >>= 1) {v} += __shfl_xor_sync(0xffffffffu, {v}, o);"),
+            Lang::Metal => format!("{v} = simd_sum({v});"),
+        }
+    }
+
+    fn store(self, v: &str) -> String {
+        match self {
+            Lang::Cuda => format!("so_from_float<O>({v})"),
+            Lang::Metal => format!("O({v})"),
+        }
+    }
+
+    /// The lowest clear bit of `done`.
+    fn first_clear(self) -> &'static str {
+        match self {
+            Lang::Cuda => "__ffs(~done) - 1",
+            Lang::Metal => "int(ctz(~done))",
+        }
+    }
+
+    fn byte(self) -> &'static str {
+        match self {
+            Lang::Cuda => "unsigned char",
+            Lang::Metal => "uchar",
+        }
+    }
+
+    /// 1 as a 64-bit literal.
+    fn one(self) -> &'static str {
+        match self {
+            Lang::Cuda => "ull",
+            Lang::Metal => "ul",
+        }
+    }
+
+    fn u64(self) -> &'static str {
+        match self {
+            Lang::Cuda => "unsigned long long",
+            Lang::Metal => "ulong",
+        }
+    }
+}
+
 /// The body for `mx.fast.cuda_kernel`, with [`crate::cuda::HEADER`] and the template
 /// constants `T` (x), `S` (scales), `O` (out), `K`, `N`, `M` (rows per pair), `WARPS`,
-/// `R` (rows per warp, dividing the rows; more than 1 only where they share the matrix),
-/// and (combine, see [`combine_cuda_source`]) `TOPK`.
+/// `R` (rows per warp, dividing the rows), `NC` (columns per warp) and (combine) `TOPK`.
 pub fn cuda_source(q: &Quantized) -> String {
-    if q.epilogue == Epilogue::Combine {
-        return combine_cuda_source(q);
-    }
-    let swiglu = q.epilogue == Epilogue::SwiGlu;
-    let products = q.epilogue.products();
-    let mut s = String::new();
-    s.push_str(&format!(
-        "  // {}: {} bits, groups of {}, K = {}, N = {}{}\n",
+    source(q, Lang::Cuda)
+}
+
+/// The body for `mx.fast.metal_kernel`, with [`crate::metal::HEADER`]: the same walk,
+/// one simdgroup per `NC` output columns of `R` rows.
+pub fn metal_source(q: &Quantized) -> String {
+    source(q, Lang::Metal)
+}
+
+fn source(q: &Quantized, l: Lang) -> String {
+    let what = match q.epilogue {
+        Epilogue::Product => "",
+        Epilogue::SwiGlu => ", silu(gate) * up",
+        Epilogue::Combine => ", TOPK pairs combined",
+    };
+    let mut s = format!(
+        "  // {}: {} bits, groups of {}, K = {}, N = {}{what}\n  \
+         constexpr int BITS = {};\n  constexpr int GROUP = {};\n  constexpr int V = {};\n  \
+         constexpr int CHUNKS = K / 8;  // 8 values in BITS bytes\n  constexpr {} MASK = (1{} << BITS) - 1;\n",
         q.name,
         q.bits,
         q.group_size,
         q.k,
         q.n,
-        if swiglu { ", silu(gate) * up" } else { "" }
-    ));
-    let (bits, group, vec) = (q.bits, q.group_size, q.vec);
-    s.push_str(&format!(
-        "  constexpr int BITS = {bits};\n  constexpr int GROUP = {group};\n  constexpr int V = {vec};\n"
-    ));
-    s.push_str(
-        r#"  constexpr int CHUNKS = K / 8;  // 8 values in BITS bytes
-  constexpr unsigned long long MASK = (1ull << BITS) - 1;
-  const int lane = threadIdx.x & 31;
-  const int n = blockIdx.y * WARPS + (threadIdx.x >> 5);
-  const size_t row0 = size_t(blockIdx.x) * R;  // rows pair * M + m
-  if (n >= N) return;
-"#,
+        q.bits,
+        q.group_size,
+        q.vec,
+        l.u64(),
+        l.one()
     );
-    s.push_str(column(q));
-    s.push_str(&weight_rows(q, "", "unsigned char"));
-    s.push_str("  for (int c0 = lane * V; c0 < CHUNKS; c0 += 32 * V) {\n");
-    for p in 0..products {
-        s.push_str(&format!("    unsigned long long v{p}[V];\n    so_chunks<BITS, V>(w{p}r, c0, v{p});\n"));
+    s.push_str(l.indices());
+    s.push_str("  if (n0 >= N) return;\n");
+    if q.epilogue == Epilogue::Combine {
+        s.push_str(&combine_walk(q, l));
+    } else {
+        s.push_str(&rows_walk(q, l));
     }
-    s.push_str("#pragma unroll\n    for (int j = 0; j < V; ++j) {\n      const int c = c0 + j;\n");
-    s.push_str("      const int g = (c * 8) / GROUP;\n");
-    for p in 0..products {
-        s.push_str(&format!(
-            "      float q{p}[8];\n#pragma unroll\n      \
-             for (int i = 0; i < 8; ++i) q{p}[i] = float((v{p}[j] >> (BITS * i)) & MASK);\n      \
-             const float sc{p} = so_to_float(s{p}r[g]), bi{p} = so_to_float(b{p}r[g]);\n"
-        ));
-    }
-    s.push_str(
-        format!(
-            "#pragma unroll\n      for (int r = 0; r < R; ++r) {{\n        \
-                 const SoPack<T, 8> xp = *reinterpret_cast<const SoPack<T, 8>*>({} + c * 8);\n        \
-                 float sx = 0.0f;\n",
-            x_row(q)
-        )
-        .as_str(),
-    );
-    for p in 0..products {
-        s.push_str(&format!("        float qx{p} = 0.0f;\n"));
-    }
-    s.push_str("#pragma unroll\n        for (int i = 0; i < 8; ++i) {\n");
-    s.push_str("          const float xi = so_to_float(xp.v[i]);\n          sx += xi;\n");
-    for p in 0..products {
-        s.push_str(&format!("          qx{p} += q{p}[i] * xi;\n"));
-    }
-    s.push_str("        }\n");
-    for p in 0..products {
-        s.push_str(&format!("        acc{p}[r] += sc{p} * qx{p} + bi{p} * sx;\n"));
-    }
-    s.push_str("      }\n    }\n  }\n#pragma unroll\n  for (int r = 0; r < R; ++r) {\n");
-    for p in 0..products {
-        s.push_str(&format!(
-            "    for (int o = 16; o > 0; o >>= 1) acc{p}[r] += __shfl_xor_sync(0xffffffffu, acc{p}[r], o);\n"
-        ));
-    }
-    let value = if swiglu { "acc0[r] * so_sigmoid(acc0[r]) * acc1[r]" } else { "acc0[r]" };
-    s.push_str(&format!("    if (lane == 0) out[(row0 + r) * N + n] = so_from_float<O>({value});\n  }}\n"));
     s
 }
 
-/// The line that finds the weights' column `col` (counted over every matrix) that the `R`
-/// rows share: by the first row's pair, or (dense) the one matrix's.
-fn column(q: &Quantized) -> &'static str {
-    if q.gathered {
-        "  const size_t col = size_t(rhs[row0 / M]) * N + n;\n"
-    } else {
-        "  const size_t col = n;\n"
+/// Product and SwiGLU: `R` rows times `NC` columns per warp. Gathered rows go in runs of
+/// one expert (a warp's rows whose `rhs` is the first pending row's), so rows of one
+/// expert (sorted indices) share each weight's load and dequantization as dense rows do.
+fn rows_walk(q: &Quantized, l: Lang) -> String {
+    let u = l.unroll();
+    let products = q.epilogue.products();
+    let mut s = String::from("  const size_t row0 = block * R;  // rows pair * M + m\n");
+    for p in 0..products {
+        s.push_str(&format!(
+            "  float acc{p}[R][NC];\n{u}  for (int r = 0; r < R; ++r)\n{u}    \
+             for (int j = 0; j < NC; ++j) acc{p}[r][j] = 0.0f;\n"
+        ));
     }
+    if q.gathered {
+        s.push_str(&format!(
+            "  unsigned done = 0;\n  while (done != (1u << R) - 1) {{  // a run: the pending rows of one expert\n    \
+             const auto e = rhs[(row0 + {}) / M];\n    unsigned mine = 0;\n{u}    \
+             for (int r = 0; r < R; ++r)\n      \
+             if (!((done >> r) & 1) && rhs[(row0 + r) / M] == e) mine |= 1u << r;\n    \
+             done |= mine;\n    const size_t base = size_t(e) * N;\n",
+            l.first_clear()
+        ));
+    } else {
+        s.push_str("  {\n    const unsigned mine = (1u << R) - 1;\n    const size_t base = 0;\n");
+    }
+    s.push_str(&columns(q, l, "    ", "base"));
+    s.push_str("    for (int c0 = lane * V; c0 < CHUNKS; c0 += 32 * V) {\n");
+    for p in 0..products {
+        s.push_str(&format!(
+            "      {} v{p}[NC][V];\n{u}      for (int j = 0; j < NC; ++j) {}\n",
+            l.u64(),
+            l.load_chunks(p)
+        ));
+    }
+    s.push_str(&format!("{u}      for (int t = 0; t < V; ++t) {{\n        const int c = c0 + t;\n"));
+    s.push_str("        const int g = (c * 8) / GROUP;\n");
+    for p in 0..products {
+        s.push_str(&format!(
+            "        float q{p}[NC][8], sc{p}[NC], bi{p}[NC];\n\
+             {u}        for (int j = 0; j < NC; ++j) {{\n{u}          \
+             for (int i = 0; i < 8; ++i) q{p}[j][i] = float((v{p}[j][t] >> (BITS * i)) & MASK);\n          \
+             sc{p}[j] = {};\n          bi{p}[j] = {};\n        }}\n",
+            l.to_float(&format!("s{p}r[j][g]")),
+            l.to_float(&format!("b{p}r[j][g]"))
+        ));
+    }
+    s.push_str(&format!("{u}        for (int r = 0; r < R; ++r) {{\n          if (!((mine >> r) & 1)) continue;\n"));
+    s.push_str(&l.x_chunk(x_row(q), "          "));
+    s.push_str(&format!("{u}          for (int j = 0; j < NC; ++j) {{\n"));
+    for p in 0..products {
+        s.push_str(&format!(
+            "            float qx{p} = 0.0f;\n{u}            for (int i = 0; i < 8; ++i) qx{p} += q{p}[j][i] * xf[i];\n\
+             \x20           acc{p}[r][j] += sc{p}[j] * qx{p} + bi{p}[j] * sx;\n"
+        ));
+    }
+    s.push_str("          }\n        }\n      }\n    }\n  }\n");
+    s.push_str(&format!("{u}  for (int r = 0; r < R; ++r) {{\n{u}    for (int j = 0; j < NC; ++j) {{\n"));
+    for p in 0..products {
+        s.push_str(&format!("      {}\n", l.warp_sum(&format!("acc{p}[r][j]"))));
+    }
+    let value = if products == 2 { "acc0[r][j] * so_sigmoid(acc0[r][j]) * acc1[r][j]" } else { "acc0[r][j]" };
+    s.push_str(&format!(
+        "      if (lane == 0 && n0 + j < N) out[(row0 + r) * N + n0 + j] = {};\n    }}\n  }}\n",
+        l.store(value)
+    ));
+    s
+}
+
+/// Combine: a warp walks its `NC` columns of each of a token's `TOPK` pairs' experts in
+/// turn (one row of x per pair) and adds the pair's products times its weight.
+fn combine_walk(q: &Quantized, l: Lang) -> String {
+    let u = l.unroll();
+    let mut s = format!(
+        "  const size_t token = block;  // TOPK consecutive pairs\n  float acc0[NC];\n{u}  \
+         for (int j = 0; j < NC; ++j) acc0[j] = 0.0f;\n  for (int t0 = 0; t0 < TOPK; ++t0) {{\n    \
+         const size_t pair = token * TOPK + t0;\n    const size_t base = size_t(rhs[pair]) * N;\n    \
+         const {}T* xp0 = x + size_t(lhs[pair]) * M * K;  // M is 1: one row per pair\n",
+        l.space()
+    );
+    s.push_str(&columns(q, l, "    ", "base"));
+    s.push_str(&format!("    float part[NC];\n{u}    for (int j = 0; j < NC; ++j) part[j] = 0.0f;\n"));
+    s.push_str(&format!(
+        "    for (int c0 = lane * V; c0 < CHUNKS; c0 += 32 * V) {{\n      {} v0[NC][V];\n{u}      \
+         for (int j = 0; j < NC; ++j) {}\n{u}      for (int t = 0; t < V; ++t) {{\n        \
+         const int c = c0 + t;\n        \
+         const int g = (c * 8) / GROUP;\n",
+        l.u64(),
+        l.load_chunks(0)
+    ));
+    s.push_str(&l.x_chunk("xp0", "        "));
+    s.push_str(&format!(
+        "{u}        for (int j = 0; j < NC; ++j) {{\n          float qx = 0.0f;\n{u}          \
+         for (int i = 0; i < 8; ++i) qx += float((v0[j][t] >> (BITS * i)) & MASK) * xf[i];\n          \
+         part[j] += {} * qx + {} * sx;\n        }}\n      }}\n    }}\n    const float weight = {};\n{u}    \
+         for (int j = 0; j < NC; ++j) acc0[j] += weight * part[j];\n  }}\n",
+        l.to_float("s0r[j][g]"),
+        l.to_float("b0r[j][g]"),
+        l.to_float("wt[pair]")
+    ));
+    s.push_str(&format!(
+        "{u}  for (int j = 0; j < NC; ++j) {{\n    {}\n    \
+         if (lane == 0 && n0 + j < N) out[token * N + n0 + j] = {};\n  }}\n",
+        l.warp_sum("acc0[j]"),
+        l.store("acc0[j]")
+    ));
+    s
+}
+
+/// Each product's packed rows, scales and biases of the warp's `NC` columns from `base`
+/// (a column past `N` reads the last one, and is not stored).
+fn columns(q: &Quantized, l: Lang, pad: &str, base: &str) -> String {
+    let (u, sp) = (l.unroll(), l.space());
+    let mut s = String::new();
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!(
+            "{pad}const {sp}{byte}* w{p}r[NC];\n{pad}const {sp}S* s{p}r[NC];\n{pad}const {sp}S* b{p}r[NC];\n",
+            byte = l.byte()
+        ));
+    }
+    s.push_str(&format!("{u}{pad}for (int j = 0; j < NC; ++j) {{\n"));
+    s.push_str(&format!("{pad}  const size_t col = {base} + min(n0 + j, N - 1);\n"));
+    for p in 0..q.epilogue.products() {
+        s.push_str(&format!(
+            "{pad}  w{p}r[j] = (const {sp}{byte}*)(w{p}) + col * (K * BITS / 8);\n\
+             {pad}  s{p}r[j] = s{p} + col * (K / GROUP);\n{pad}  b{p}r[j] = b{p} + col * (K / GROUP);\n",
+            byte = l.byte()
+        ));
+    }
+    s.push_str(&format!("{pad}}}\n"));
+    s
 }
 
 /// Row `row0 + r`'s x: by its pair's lhs index, or (dense) the row itself.
@@ -235,22 +470,10 @@ fn x_row(q: &Quantized) -> &'static str {
     }
 }
 
-/// Each product's packed row, scales and biases of column `col`, and its accumulators.
-fn weight_rows(q: &Quantized, space: &str, byte: &str) -> String {
-    let mut s = String::new();
-    for p in 0..q.epilogue.products() {
-        s.push_str(&format!("  const {space}{byte}* w{p}r = (const {space}{byte}*)(w{p}) + col * (K * BITS / 8);\n"));
-        s.push_str(&format!("  const {space}S* s{p}r = s{p} + col * (K / GROUP);\n"));
-        s.push_str(&format!("  const {space}S* b{p}r = b{p} + col * (K / GROUP);\n"));
-        s.push_str(&format!("  float acc{p}[R];\n#pragma unroll\n  for (int r = 0; r < R; ++r) acc{p}[r] = 0.0f;\n"));
-    }
-    s
-}
-
-/// What MLX's CUDA backend wraps around [`cuda_source`] for `m` rows per pair, `warps`
-/// warps per block, `r` rows per warp and (combine) 8 pairs per output row, for compiling
-/// it without MLX (see [`crate::cuda::mlx_module`]).
-pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32, r: u32) -> String {
+/// What MLX's CUDA backend wraps around [`cuda_source`] for `m` rows per pair and `layout`
+/// (warps per block, rows and columns per warp) and (combine) 8 pairs per output row, for
+/// compiling it without MLX (see [`crate::cuda::mlx_module`]).
+pub fn mlx_function(name: &str, q: &Quantized, m: i64, layout: Layout) -> String {
     let c = |d: Dtype| crate::cuda::ctype(d);
     let mut params = vec![format!("const {}* x", c(q.dtype))];
     if q.gathered {
@@ -272,8 +495,9 @@ pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32, r: u32) -> St
         format!("constexpr int K = {};", q.k),
         format!("constexpr int N = {};", q.n),
         format!("constexpr int M = {m};"),
-        format!("constexpr int WARPS = {warps};"),
-        format!("constexpr int R = {r};"),
+        format!("constexpr int WARPS = {};", layout.warps),
+        format!("constexpr int R = {};", layout.rows),
+        format!("constexpr int NC = {};", layout.cols),
         "constexpr int TOPK = 8;".to_string(),
     ];
     format!(
@@ -284,160 +508,13 @@ pub fn mlx_function(name: &str, q: &Quantized, m: i64, warps: u32, r: u32) -> St
     )
 }
 
-/// The body for `mx.fast.metal_kernel`, with [`crate::metal::HEADER`]: the same walk,
-/// one simdgroup per output column of `R` rows.
-pub fn metal_source(q: &Quantized) -> String {
-    if q.epilogue == Epilogue::Combine {
-        return combine_metal_source(q);
-    }
-    let swiglu = q.epilogue == Epilogue::SwiGlu;
-    let products = q.epilogue.products();
-    let mut s = String::new();
-    s.push_str(&format!("  constexpr int BITS = {};\n  constexpr int GROUP = {};\n", q.bits, q.group_size));
-    s.push_str(
-        r#"  constexpr int CHUNKS = K / 8;
-  constexpr ulong MASK = (1ul << BITS) - 1;
-  const uint lane = thread_index_in_simdgroup;
-  const int n = threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup;
-  const size_t row0 = size_t(threadgroup_position_in_grid.x) * R;
-  if (n >= N) return;
-"#,
-    );
-    s.push_str(column(q));
-    s.push_str(&weight_rows(q, "device ", "uchar"));
-    s.push_str("  for (int c = lane; c < CHUNKS; c += 32) {\n    const int g = (c * 8) / GROUP;\n");
-    for p in 0..products {
-        s.push_str(&format!(
-            "    ulong v{p} = 0;\n    \
-             for (int b = 0; b < BITS; ++b) v{p} |= ulong(w{p}r[BITS * c + b]) << (8 * b);\n    \
-             float q{p}[8];\n    for (int i = 0; i < 8; ++i) q{p}[i] = float((v{p} >> (BITS * i)) & MASK);\n    \
-             const float sc{p} = float(s{p}r[g]), bi{p} = float(b{p}r[g]);\n"
-        ));
-    }
-    s.push_str(&format!(
-        "    for (int r = 0; r < R; ++r) {{\n      const device T* xr = {};\n      float sx = 0.0f;\n",
-        x_row(q)
-    ));
-    for p in 0..products {
-        s.push_str(&format!("      float qx{p} = 0.0f;\n"));
-    }
-    s.push_str(
-        "      for (int i = 0; i < 8; ++i) {\n        const float xi = float(xr[c * 8 + i]);\n        sx += xi;\n",
-    );
-    for p in 0..products {
-        s.push_str(&format!("        qx{p} += q{p}[i] * xi;\n"));
-    }
-    s.push_str("      }\n");
-    for p in 0..products {
-        s.push_str(&format!("      acc{p}[r] += sc{p} * qx{p} + bi{p} * sx;\n"));
-    }
-    s.push_str("    }\n  }\n  for (int r = 0; r < R; ++r) {\n");
-    for p in 0..products {
-        s.push_str(&format!("    acc{p}[r] = simd_sum(acc{p}[r]);\n"));
-    }
-    let value = if swiglu { "acc0[r] * so_sigmoid(acc0[r]) * acc1[r]" } else { "acc0[r]" };
-    s.push_str(&format!("    if (lane == 0) out[(row0 + r) * N + n] = O({value});\n  }}\n"));
-    s
-}
-
-/// [`cuda_source`] of an [`Epilogue::Combine`] kernel (template constant `TOPK`, the pairs
-/// of one output row; one row of x per pair): a warp walks its column of each pair's
-/// expert in turn and adds the pair's products times its weight.
-fn combine_cuda_source(q: &Quantized) -> String {
-    let mut s = format!(
-        "  // {}: {} bits, groups of {}, K = {}, N = {}, TOPK pairs combined\n  \
-         constexpr int BITS = {};\n  constexpr int GROUP = {};\n  constexpr int V = {};\n",
-        q.name, q.bits, q.group_size, q.k, q.n, q.bits, q.group_size, q.vec
-    );
-    s.push_str(
-        r#"  constexpr int CHUNKS = K / 8;  // 8 values in BITS bytes
-  constexpr unsigned long long MASK = (1ull << BITS) - 1;
-  const int lane = threadIdx.x & 31;
-  const int n = blockIdx.y * WARPS + (threadIdx.x >> 5);
-  const size_t token = blockIdx.x;  // TOPK consecutive pairs
-  if (n >= N) return;
-  float acc0 = 0.0f;
-  for (int t = 0; t < TOPK; ++t) {
-    const size_t pair = token * TOPK + t;
-    const size_t col = size_t(rhs[pair]) * N + n;
-    const T* xr = x + size_t(lhs[pair]) * M * K;  // M is 1: one row per pair
-    const unsigned char* w0r = (const unsigned char*)(w0) + col * (K * BITS / 8);
-    const S* s0r = s0 + col * (K / GROUP);
-    const S* b0r = b0 + col * (K / GROUP);
-    float part = 0.0f;
-    for (int c0 = lane * V; c0 < CHUNKS; c0 += 32 * V) {
-      unsigned long long v0[V];
-      so_chunks<BITS, V>(w0r, c0, v0);
-#pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const int c = c0 + j;
-        const int g = (c * 8) / GROUP;
-        const SoPack<T, 8> xp = *reinterpret_cast<const SoPack<T, 8>*>(xr + c * 8);
-        float sx = 0.0f, qx = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          const float xi = so_to_float(xp.v[i]);
-          sx += xi;
-          qx += float((v0[j] >> (BITS * i)) & MASK) * xi;
-        }
-        part += so_to_float(s0r[g]) * qx + so_to_float(b0r[g]) * sx;
-      }
-    }
-    acc0 += so_to_float(wt[pair]) * part;
-  }
-  for (int o = 16; o > 0; o >>= 1) acc0 += __shfl_xor_sync(0xffffffffu, acc0, o);
-  if (lane == 0) out[token * N + n] = so_from_float<O>(acc0);
-"#,
-    );
-    s
-}
-
-/// [`metal_source`] of an [`Epilogue::Combine`] kernel: the walk of [`combine_cuda_source`].
-fn combine_metal_source(q: &Quantized) -> String {
-    let mut s = format!("  constexpr int BITS = {};\n  constexpr int GROUP = {};\n", q.bits, q.group_size);
-    s.push_str(
-        r#"  constexpr int CHUNKS = K / 8;
-  constexpr ulong MASK = (1ul << BITS) - 1;
-  const uint lane = thread_index_in_simdgroup;
-  const int n = threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup;
-  const size_t token = threadgroup_position_in_grid.x;
-  if (n >= N) return;
-  float acc0 = 0.0f;
-  for (int t = 0; t < TOPK; ++t) {
-    const size_t pair = token * TOPK + t;
-    const size_t col = size_t(rhs[pair]) * N + n;
-    const device T* xr = x + size_t(lhs[pair]) * M * K;  // M is 1: one row per pair
-    const device uchar* w0r = (const device uchar*)(w0) + col * (K * BITS / 8);
-    const device S* s0r = s0 + col * (K / GROUP);
-    const device S* b0r = b0 + col * (K / GROUP);
-    float part = 0.0f;
-    for (int c = lane; c < CHUNKS; c += 32) {
-      ulong v = 0;
-      for (int b = 0; b < BITS; ++b) v |= ulong(w0r[BITS * c + b]) << (8 * b);
-      const int g = (c * 8) / GROUP;
-      float sx = 0.0f, qx = 0.0f;
-      for (int i = 0; i < 8; ++i) {
-        const float xi = float(xr[c * 8 + i]);
-        sx += xi;
-        qx += float((v >> (BITS * i)) & MASK) * xi;
-      }
-      part += float(s0r[g]) * qx + float(b0r[g]) * sx;
-    }
-    acc0 += float(wt[pair]) * part;
-  }
-  acc0 = simd_sum(acc0);
-  if (lane == 0) out[token * N + n] = O(acc0);
-"#,
-    );
-    s
-}
-
-/// Python defining `_k{index}(x, lhs, rhs, w0, s0, b0, ..., warps=None)` for `target`:
-/// x of shape `[..., M, K]` (its batch flattened), the indices of one shape `P`, the
-/// output `P + [M, N]` (combine: `P[:-1] + [1, N]`, M being 1). One block of `warps` warps
-/// per `warps` output columns of `r` rows (the largest power of two up to
-/// [`Quantized::rows_per_warp`] that divides the rows);
-/// row blocks along x (CUDA allows 65535 blocks along y).
+/// Python defining `_k{index}(x, lhs, rhs, w0, s0, b0, ..., warps=None, rows_per_warp=None,
+/// cols=None)` for `target`: x of shape `[..., M, K]` (its batch flattened), the indices of
+/// one shape `P`, the output `P + [M, N]` (combine: `P[:-1] + [1, N]`, M being 1). One block
+/// of `warps` warps per `warps * cols` output columns of `r` rows (by default
+/// [`Quantized::rows_per_warp`], but for gathered rows only from [`GROUPED_ROWS`] rows on;
+/// halved until it divides the rows; columns [`Quantized::cols_default`]); row blocks along x
+/// (CUDA allows 65535 blocks along y).
 /// Needs the module's `_KERNEL_HEADER` ([`crate::launch::preamble`]).
 pub fn launcher(q: &Quantized, index: usize, target: crate::Target) -> String {
     let (make, source) = match target {
@@ -448,13 +525,18 @@ pub fn launcher(q: &Quantized, index: usize, target: crate::Target) -> String {
     let ins = q.inputs();
     let quoted: Vec<String> = ins.iter().map(|n| format!("{n:?}")).collect();
     let combine = q.epilogue == Epilogue::Combine;
+    let rows_default = match (q.epilogue, q.gathered) {
+        (Epilogue::Combine, _) => "1".to_string(),
+        (_, false) => q.rows_per_warp().to_string(),
+        (_, true) => format!("{} if rows >= {GROUPED_ROWS} else 1", q.rows_per_warp()),
+    };
     format!(
         r#"_K{index}_SOURCE = r"""
 {source}"""
 _K{index} = None  # made at the first call: only a GPU backend can
 
 
-def _k{index}({args}, warps=None):
+def _k{index}({args}, warps=None, rows_per_warp=None, cols=None):
     """{name}: {what}."""
     global _K{index}
     if _K{index} is None:
@@ -467,15 +549,16 @@ def _k{index}({args}, warps=None):
         )
 {shape}
     warps = warps or 4
-    threads = 32 * warps
-    blocks = -(-{n} // warps)
-    r = {rows_per_warp}
+    r = rows_per_warp or ({rows_default})
     while rows % r:
         r //= 2
+    cols = cols or ({cols_default})
+    threads = 32 * warps
+    blocks = -(-{n} // (warps * cols))
     (out,) = _K{index}(
         inputs=[{operands}, {weights}],
         template=[("T", x.dtype), ("S", s0.dtype), ("O", x.dtype), ("K", k), ("N", {n}), ("M", m), ("WARPS", warps),
-                  ("R", r){topk}],
+                  ("R", r), ("NC", cols){topk}],
         grid=(rows // r * threads, blocks, 1),
         threadgroup=(threads, 1, 1),
         output_shapes=[{out_shape}],
@@ -491,7 +574,7 @@ def _k{index}({args}, warps=None):
         digest = digest(&source),
         quoted = quoted.join(", "),
         n = q.n,
-        rows_per_warp = q.rows_per_warp(),
+        cols_default = q.cols_default(),
         weights = ins[if q.gathered { 3 } else { 1 }..].join(", "),
         topk = if combine { ", (\"TOPK\", lhs.shape[-1])" } else { "" },
         shape = if combine {
@@ -553,7 +636,8 @@ pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
         }
     };
     let doc = format!("    \"\"\"{}: its meaning in plain MLX.\"\"\"", q.name);
-    format!("def _k{index}({args}, warps=None):\n{doc}\n{value}    return out.astype(x.dtype)\n\n\n")
+    let signature = format!("def _k{index}({args}, warps=None, rows_per_warp=None, cols=None):");
+    format!("{signature}\n{doc}\n{value}    return out.astype(x.dtype)\n\n\n")
 }
 
 #[cfg(test)]
@@ -589,7 +673,7 @@ mod tests {
         assert_eq!(q.row_bytes(), 1024);
         for src in [cuda_source(&q), metal_source(&q)] {
             assert_eq!(src.matches("c < CHUNKS").count() + src.matches("c0 < CHUNKS").count(), 1, "{src}");
-            assert!(src.contains("acc0[r] * so_sigmoid(acc0[r]) * acc1[r]"), "{src}");
+            assert!(src.contains("acc0[r][j] * so_sigmoid(acc0[r][j]) * acc1[r][j]"), "{src}");
         }
         let single = Quantized { epilogue: Epilogue::Product, ..q.clone() };
         assert!(!cuda_source(&single).contains("acc1"));
@@ -604,20 +688,54 @@ mod tests {
     fn the_rows_of_a_dense_product_share_each_dequantized_weight() {
         let dtypes = (Dtype::Bfloat16, Dtype::Bfloat16);
         let dense = Quantized::new("mlp", (4, 64), (4096, 14336), (Epilogue::SwiGlu, false), dtypes).unwrap();
+        let combine = Quantized { epilogue: Epilogue::Combine, ..moe(4) };
         assert_eq!(
-            (dense.rows_per_warp(), moe(4).rows_per_warp()),
-            (SHARED_ROWS, 1),
-            "a gathered row has its own matrix"
+            (dense.rows_per_warp(), moe(4).rows_per_warp(), combine.rows_per_warp()),
+            (SHARED_ROWS, SHARED_ROWS, 1),
+            "a token's pairs have different experts"
         );
-        for src in [cuda_source(&dense), metal_source(&dense)] {
+        for src in [cuda_source(&dense), metal_source(&dense), cuda_source(&moe(4)), metal_source(&moe(4))] {
             // Dequantized once per chunk, outside the loop over the R rows that use it.
-            assert_eq!(src.matches("q0[i] = float(").count(), 1, "{src}");
-            assert!(src.find("q0[i] = float(") < src.find("for (int r = 0; r < R; ++r) {\n"), "{src}");
+            assert_eq!(src.matches("q0[j][i] = float(").count(), 1, "{src}");
+            assert!(src.find("q0[j][i] = float(") < src.find("for (int r = 0; r < R; ++r) {\n"), "{src}");
         }
         let py = launcher(&dense, 0, crate::Target::Cuda);
-        assert!(py.contains("r = 8\n    while rows % r:\n        r //= 2"), "{py}");
+        assert!(py.contains("r = rows_per_warp or (8)\n    while rows % r:\n        r //= 2"), "{py}");
         assert!(py.contains("grid=(rows // r * threads, blocks, 1)"), "{py}");
-        assert!(launcher(&moe(4), 0, crate::Target::Cuda).contains("r = 1\n"));
+        let gathered = launcher(&moe(4), 0, crate::Target::Cuda);
+        assert!(gathered.contains("r = rows_per_warp or (8 if rows >= 64 else 1)\n"), "{gathered}");
+        assert!(launcher(&combine, 0, crate::Target::Cuda).contains("r = rows_per_warp or (1)\n"));
+    }
+
+    #[test]
+    fn gathered_rows_go_in_runs_of_one_expert() {
+        let dense = Quantized { gathered: false, ..moe(4) };
+        for (gathered, other) in
+            [(cuda_source(&moe(4)), cuda_source(&dense)), (metal_source(&moe(4)), metal_source(&dense))]
+        {
+            // A run takes the pending rows whose expert is the first pending row's; every row is taken once.
+            assert!(gathered.contains("while (done != (1u << R) - 1)"), "{gathered}");
+            assert!(gathered.contains("if (!((done >> r) & 1) && rhs[(row0 + r) / M] == e) mine |= 1u << r;"));
+            assert!(gathered.contains("const size_t base = size_t(e) * N;"));
+            assert!(!other.contains("done") && other.contains("const unsigned mine = (1u << R) - 1;"), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_warp_computes_nc_columns_and_stores_only_those_below_n() {
+        for q in [moe(4), Quantized { epilogue: Epilogue::Combine, ..moe(4) }] {
+            for src in [cuda_source(&q), metal_source(&q)] {
+                assert!(src.contains("const size_t col = base + min(n0 + j, N - 1);"), "{src}");
+                assert!(src.contains("if (lane == 0 && n0 + j < N) out["), "{src}");
+                // One x chunk, loaded once, serves the NC columns.
+                assert_eq!(src.matches("xf[i] = ").count(), 1, "{src}");
+                assert!(src.find("xf[i] = ") < src.rfind("for (int j = 0; j < NC; ++j) {\n"), "{src}");
+            }
+        }
+        assert_eq!(moe(4).layouts(4).len(), 10);
+        assert_eq!(Quantized { epilogue: Epilogue::Product, ..moe(4) }.layouts(4).len(), 12);
+        assert_eq!((moe(4).cols_default(), Quantized { epilogue: Epilogue::Product, ..moe(4) }.cols_default()), (2, 4));
+        assert_eq!(Quantized { epilogue: Epilogue::Combine, ..moe(4) }.layouts(2).len(), 3);
     }
 }
 

@@ -159,7 +159,7 @@ fn the_check_fails_where_it_should() {
 }
 
 /// The quantized products (gate/up with SwiGLU, one product, the combine; gathered and dense) compile for sm_90 at
-/// every width MLX packs, in every float dtype, one row per warp and (dense) eight, without spilling.
+/// every width MLX packs, in every float dtype, in every layout the launcher may pick, without spilling.
 #[test]
 fn quantized_products_compile_for_sm90_without_spilling() {
     use superopt_kernel::quantized::{self, Epilogue, Quantized};
@@ -170,15 +170,18 @@ fn quantized_products_compile_for_sm90_without_spilling() {
             (Dtype::Bfloat16, Epilogue::SwiGlu, true),
             (Dtype::Float32, Epilogue::Product, true),
             (Dtype::Float16, Epilogue::SwiGlu, false),
+            (Dtype::Float16, Epilogue::Product, false),
             (Dtype::Bfloat16, Epilogue::Combine, true),
         ] {
             let q = Quantized::new("q", (bits, 64), (2048, 768), (epilogue, gathered), (dtype, dtype)).unwrap();
-            let mut rs = vec![1, q.rows_per_warp()];
-            rs.dedup();
-            for r in rs {
+            for layout in q.layouts(4) {
                 let name = format!("so_q_{}", names.len());
-                functions += &quantized::mlx_function(&name, &q, 1, 4, r);
-                names.push((name, format!("{bits} bits {} {epilogue:?}, gathered {gathered}, R {r}", dtype.name())));
+                functions += &quantized::mlx_function(&name, &q, 1, layout);
+                let (r, nc) = (layout.rows, layout.cols);
+                names.push((
+                    name,
+                    format!("{bits} bits {} {epilogue:?}, gathered {gathered}, R {r}, NC {nc}", dtype.name()),
+                ));
             }
         }
     }

@@ -26,6 +26,9 @@ pub struct Form {
     pub decode_tokens_per_s: Vec<(usize, f64)>,
     /// The first (prompt, token) where its greedy tokens differ from stock's.
     pub first_difference: Option<(usize, usize)>,
+    /// Stock's margin there: its chosen token's logit over the next best.
+    #[serde(default)]
+    pub stock_margin: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,6 +40,9 @@ pub struct Proof {
     pub prompt_tokens: usize,
     pub new_tokens: usize,
     pub forms: Vec<Form>,
+    /// The median of stock's margins over every greedy token: the scale of a near tie.
+    #[serde(default)]
+    pub median_margin: Option<f64>,
     pub seconds: f64,
 }
 
@@ -116,18 +122,34 @@ pub fn prove(cfg: &ModelConfig, model: &ModelBlocksReply, patch: &std::path::Pat
     };
     let reply = worker.call(&req, std::time::Duration::from_secs(3600))?;
     let stock = &reply.tokens["stock"];
+    let stock_margins = reply.margins.get("stock");
     let forms = FORMS
         .iter()
-        .map(|name| Form {
-            name: name.to_string(),
-            prefill_tokens_per_s: reply.prefill[*name],
-            decode_tokens_per_s: cfg.decode_batches.iter().map(|b| (*b, reply.decode[*name][&b.to_string()])).collect(),
-            first_difference: first_difference(stock, &reply.tokens[*name]),
+        .map(|name| {
+            let diff = first_difference(stock, &reply.tokens[*name]);
+            Form {
+                name: name.to_string(),
+                prefill_tokens_per_s: reply.prefill[*name],
+                decode_tokens_per_s: cfg
+                    .decode_batches
+                    .iter()
+                    .map(|b| (*b, reply.decode[*name][&b.to_string()]))
+                    .collect(),
+                first_difference: diff,
+                stock_margin: diff.and_then(|(p, t)| stock_margins?.get(p)?.get(t).copied()),
+            }
         })
         .collect();
+    let median_margin = stock_margins.and_then(|m| median(m.iter().flatten().copied().collect()));
     let seconds = started.elapsed().as_secs_f64();
-    let calls = reply.calls;
-    Ok(Proof { calls, prompts: p.prompts, prompt_tokens: cfg.prompt_tokens, new_tokens: p.new_tokens, forms, seconds })
+    let (calls, prompts, new_tokens) = (reply.calls, p.prompts, p.new_tokens);
+    Ok(Proof { calls, prompts, prompt_tokens: cfg.prompt_tokens, new_tokens, forms, median_margin, seconds })
+}
+
+/// The median of `v` (None when empty).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 /// The lines PATCH.py's docstring opens with.
@@ -149,12 +171,19 @@ mod tests {
 
     fn form(name: &str, prefill: f64, decode: f64, diff: Option<(usize, usize)>) -> Form {
         let decode_tokens_per_s = vec![(1, decode)];
-        Form { name: name.into(), prefill_tokens_per_s: prefill, decode_tokens_per_s, first_difference: diff }
+        Form {
+            name: name.into(),
+            prefill_tokens_per_s: prefill,
+            decode_tokens_per_s,
+            first_difference: diff,
+            stock_margin: None,
+        }
     }
 
     fn proof(patched: Form) -> Proof {
         let forms = vec![form("stock", 100.0, 10.0, None), form("compiled", 100.0, 10.0, None), patched];
-        Proof { calls: Default::default(), prompts: 1, prompt_tokens: 8, new_tokens: 4, forms, seconds: 0.0 }
+        let calls = Default::default();
+        Proof { calls, prompts: 1, prompt_tokens: 8, new_tokens: 4, forms, median_margin: None, seconds: 0.0 }
     }
 
     #[test]
@@ -175,6 +204,15 @@ mod tests {
         assert!(proof(form("patched", 90.0, 9.0, None)).withdraw_reason().is_some());
         assert!(proof(form("patched", 99.0, 9.9, None)).withdraw_reason().is_none());
         assert!((proof(form("patched", 200.0, 20.0, None)).speedup("patched") - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_difference_says_how_near_a_tie_stock_was_there() {
+        let mut p = proof(Form { stock_margin: Some(0.004), ..form("patched", 100.0, 10.0, Some((0, 3))) });
+        p.median_margin = Some(1.5);
+        let table = crate::report::proof_table(&p);
+        assert!(table.contains("differ (prompt 0, token 3; stock's margin there 0.004, median 1.500)"), "{table}");
+        assert_eq!((median(vec![3.0, 1.0, 2.0]), median(vec![])), (Some(2.0), None));
     }
 
     #[test]

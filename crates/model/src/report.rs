@@ -66,7 +66,12 @@ pub fn proof_table(p: &Proof) -> String {
         let same = match (name, f.first_difference) {
             ("stock", _) => "the reference".to_string(),
             (_, None) => "identical".to_string(),
-            (_, Some((prompt, token))) => format!("differ (prompt {prompt}, token {token})"),
+            (_, Some((prompt, token))) => match (f.stock_margin, p.median_margin) {
+                (Some(m), Some(median)) => {
+                    format!("differ (prompt {prompt}, token {token}; stock's margin there {m:.3}, median {median:.3})")
+                }
+                _ => format!("differ (prompt {prompt}, token {token})"),
+            },
         };
         writeln!(s, " {:.2}x | {same} |", p.speedup(name)).unwrap();
     }

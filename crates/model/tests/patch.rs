@@ -95,8 +95,12 @@ fn a_patched_kind_calls_its_winner_where_it_fits_and_decodes_as_stock() {
 #[test]
 fn a_winner_that_computes_something_else_is_withdrawn() {
     let s = setup("True", "g * u");
-    let why = proof_of(&s).withdraw_reason().expect("withdrawn");
+    let p = proof_of(&s);
+    let why = p.withdraw_reason().expect("withdrawn");
     assert!(why.contains("greedy tokens differ"), "{why}");
+    // The table says how near a tie stock's choice was where they differ.
+    let margin = p.form("patched").stock_margin.expect("stock's margin at the difference");
+    assert!(margin >= 0.0 && p.median_margin.is_some_and(|m| m > 0.0), "{p:?}");
 }
 
 #[test]

@@ -66,7 +66,15 @@ pub struct Pool {
     busy: Busy,
     /// What went wrong in the workers (a harness that did not load, a case that failed).
     troubles: Troubles,
+    /// When (seconds since the pool started) each worker had loaded the harness.
+    loads: Loads,
 }
+
+/// Seconds since the pool started at which workers had loaded the harness.
+type Loads = Arc<Mutex<Vec<f64>>>;
+
+/// What the pool's workers share: the admission, and what they report.
+type Shared = (Arc<(Mutex<Admission>, Condvar)>, Busy, Troubles, Loads);
 
 /// What went wrong in the pool's workers, one line each time.
 type Troubles = Arc<Mutex<Vec<String>>>;
@@ -141,14 +149,14 @@ impl Pool {
             .iter()
             .map(|k| (k.to_string(), blas.clone()))
             .collect();
-        let (busy, troubles): (Busy, Troubles) = Default::default();
+        let (busy, troubles, loads): (Busy, Troubles, Loads) = Default::default();
         for _ in 0..workers {
             let (spec, queue, tx, env) = (spec.clone(), queue.clone(), tx.clone(), env.clone());
-            let (busy, troubles) = (busy.clone(), troubles.clone());
-            std::thread::spawn(move || serve(&spec, env, (&queue, &busy, &troubles), &tx, started, deadline));
+            let shared = (queue, busy.clone(), troubles.clone(), loads.clone());
+            std::thread::spawn(move || serve(&spec, env, &shared, &tx, started, deadline));
         }
         let (done, claimed) = (vec![], vec![]);
-        Pool { workers, expected, done, rx, closed: false, queue: kept, claimed, busy, troubles }
+        Pool { workers, expected, done, rx, closed: false, queue: kept, claimed, busy, troubles, loads }
     }
 
     /// Waits until every case is done, every worker has stopped, or `deadline`; whether
@@ -226,15 +234,16 @@ impl Pool {
         self.done.iter().filter(|d| d.kept).count() == self.expected
     }
 
-    /// How far the pool has got: cases kept of those it had, cases started, and when the
-    /// first case done began.
+    /// How far the pool has got: cases kept of those it had, cases started, when the
+    /// first case done began, and when the workers had loaded the harness.
     pub fn progress(&mut self) -> String {
         self.drain();
         let kept = self.done.iter().filter(|d| d.kept).count();
         let started = self.queue.0.lock().map_or(0, |a| a.started);
         let first = self.done.iter().map(|d| d.began).min();
         let first = first.map_or(String::new(), |b| format!(", the first done began {}s in", b.as_secs()));
-        format!("{kept} of {} cases kept, {started} started{first}", self.expected)
+        let loads = self.loads.lock().map(|l| l.clone()).unwrap_or_default();
+        format!("{kept} of {} cases kept, {started} started{first}{}", self.expected, loaded(&loads, self.workers))
     }
 
     /// What went wrong in the workers so far, each told once (with how many times).
@@ -339,13 +348,26 @@ impl Admission {
     }
 }
 
+/// When the workers had loaded the harness: "; 16 of 16 workers had loaded the harness
+/// 3-41s in" (loading a real model's harness in every worker at once can take long).
+fn loaded(loads: &[f64], workers: usize) -> String {
+    let first = loads.iter().copied().reduce(f64::min);
+    let last = loads.iter().copied().reduce(f64::max);
+    match (first, last) {
+        (Some(a), Some(b)) => {
+            format!("; {} of {workers} workers had loaded the harness {a:.0}-{b:.0}s in", loads.len())
+        }
+        _ => format!("; none of {workers} workers had loaded the harness"),
+    }
+}
+
 /// One pool worker: loads the harness, then takes cases as the admission lets it until
 /// none is left, the deadline passes, or the worker fails (its case is left to the
 /// verifying worker).
 fn serve(
     spec: &PoolSpec,
     env: Vec<(String, String)>,
-    (queue, busy, troubles): (&(Mutex<Admission>, Condvar), &Busy, &Troubles),
+    (queue, busy, troubles, loads): &Shared,
     tx: &Sender<Done>,
     started: Instant,
     deadline: Instant,
@@ -365,7 +387,8 @@ fn serve(
         let at = started.elapsed().as_secs();
         return trouble(format!("a worker had not loaded the harness after {at}s: {e}"));
     }
-    let (lock, wake) = queue;
+    loads.lock().map(|mut l| l.push(started.elapsed().as_secs_f64())).ok();
+    let (lock, wake) = &**queue;
     loop {
         let Ok(mut admission) = lock.lock() else { return };
         let Start { size, case, held, threads } = loop {
@@ -420,6 +443,12 @@ mod tests {
     }
 
     #[test]
+    fn the_note_says_when_the_workers_had_loaded_the_harness() {
+        assert_eq!(loaded(&[41.2, 3.4, 20.0], 16), "; 3 of 16 workers had loaded the harness 3-41s in");
+        assert_eq!(loaded(&[], 16), "; none of 16 workers had loaded the harness");
+    }
+
+    #[test]
     fn a_larger_size_starts_from_the_smaller_ones_measurement_scaled() {
         let mut a = admission(100.0);
         a.scale = BTreeMap::from([(Size::Small, 1.0), (Size::Typical, 4.0), (Size::Large, 64.0)]);
@@ -448,6 +477,7 @@ mod tests {
             claimed: vec![],
             busy: Arc::default(),
             troubles: Arc::default(),
+            loads: Arc::default(),
         };
         let last = (Size::Large, (0, Variant::Nonfinite));
         assert!(!pool.through(last.0, last.1));

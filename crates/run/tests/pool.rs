@@ -103,4 +103,5 @@ fn a_pool_whose_workers_do_their_cases_has_no_troubles() {
     assert!(pool.troubles().is_empty(), "{:?}", pool.troubles());
     let progress = pool.progress();
     assert!(progress.starts_with("21 of 21 cases kept, 21 started, the first done began "), "{progress}");
+    assert!(progress.contains("; 2 of 2 workers had loaded the harness "), "{progress}");
 }

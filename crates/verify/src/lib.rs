@@ -44,6 +44,24 @@ pub const ILL_FLOOR: f64 = 1e-5;
 /// On an ill-conditioned case, the candidate's error may be this many times the original's.
 pub const ILL_FACTOR: f64 = 8.0;
 
+/// Per output, the largest sensitivity measured on a normal seed (0 where none was).
+fn normal_sensitivity(seeds: &[SeedFigures]) -> Vec<f64> {
+    let outputs = seeds.iter().map(|s| s.outputs.len()).max().unwrap_or(0);
+    let normal = seeds.iter().filter(|s| s.variant == Variant::Normal);
+    (0..outputs)
+        .map(|k| normal.clone().filter_map(|s| s.outputs.get(k).and_then(|o| o.sensitivity)).fold(0.0, f64::max))
+        .collect()
+}
+
+/// What a float-error rejection on an edge input adds: the sensitivity that did not make
+/// the input ill-conditioned (or that none was measured).
+fn sensitivity_said(o: &OutputFigures, normal: f64) -> String {
+    match o.sensitivity {
+        Some(here) => format!("; sensitivity {here:.1e} against the normal seeds' {normal:.1e}: not ill-conditioned"),
+        None => "; sensitivity not measured".into(),
+    }
+}
+
 /// How many times the original's error a candidate's may be, per output of each case:
 /// 2, or [`ILL_FACTOR`] on an edge case where the original is ill-conditioned.
 fn factors(seeds: &[SeedFigures]) -> Vec<Vec<f64>> {
@@ -53,7 +71,7 @@ fn factors(seeds: &[SeedFigures]) -> Vec<Vec<f64>> {
         normal.filter_map(|s| s.outputs.get(k).and_then(f)).fold(0.0, f64::max)
     };
     let usual: Vec<(f64, f64)> = (0..outputs).map(|k| (normal(k, |o| o.orig_l2), normal(k, |o| o.orig_max))).collect();
-    let moved: Vec<f64> = (0..outputs).map(|k| normal(k, |o| o.sensitivity)).collect();
+    let moved = normal_sensitivity(seeds);
     let ill = |usual: f64, here: Option<f64>| here.is_some_and(|e| e > (ILL_CONDITIONED * usual).max(ILL_FLOOR));
     // Where the normal seeds' sensitivity was measured, that of the edge case against it.
     let sensitive = |k: usize, here: Option<f64>| here.is_some_and(|e| e > ILL_CONDITIONED * moved[k].max(1.0));
@@ -126,6 +144,7 @@ pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
         original_max: 0.0,
     };
     let factors = factors(seeds);
+    let moved = normal_sensitivity(seeds);
     for (s, factors) in seeds.iter().zip(&factors) {
         for (k, (o, factor)) in s.outputs.iter().zip(factors).enumerate() {
             if s.variant == Variant::Normal {
@@ -135,7 +154,11 @@ pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
             v.original_l2 = v.original_l2.max(o.orig_l2.unwrap_or(0.0));
             v.worst_max = v.worst_max.max(o.cand_max.unwrap_or(0.0));
             v.original_max = v.original_max.max(o.orig_max.unwrap_or(0.0));
-            if let Some((check, why)) = reject(o, tol, *factor) {
+            if let Some((check, mut why)) = reject(o, tol, *factor) {
+                let edge = s.variant != Variant::Normal && check == "float error" && tol == Tolerance::Relative;
+                if edge && *factor < ILL_FACTOR {
+                    why += &sensitivity_said(o, moved.get(k).copied().unwrap_or(0.0));
+                }
                 if v.reason.is_none() {
                     v.reason = Some(format!("output {k}, seed {}, {} inputs: {why}", s.seed, s.variant));
                     v.caught_by = Some(format!("{check} ({} inputs)", s.variant));
@@ -332,7 +355,11 @@ mod tests {
         assert!(v.accepted, "{:?}", v.reason);
         // Near misses: an edge input only 60x as sensitive, a candidate past the factor, and
         // the same sensitivity on a normal seed (it never relaxes the normal seeds).
-        assert!(!judge(&sensitive(5.0, 300.0, figures()), Tolerance::Relative).accepted);
+        let near = judge(&sensitive(5.0, 300.0, figures()), Tolerance::Relative);
+        let why = near.reason.unwrap_or_default();
+        assert!(why.ends_with("; sensitivity 3.0e2 against the normal seeds' 5.0e0: not ill-conditioned"), "{why}");
+        let unmeasured = judge(&figures(), Tolerance::Relative).reason.unwrap_or_default();
+        assert!(unmeasured.ends_with("(original's 5.39e-4); sensitivity not measured"), "{unmeasured}");
         let far = with_edge(Variant::Large, (4.75e-4, 4.75e-4), (5.39e-4, 4.4e-3));
         assert!(!judge(&sensitive(5.0, 1e4, far), Tolerance::Relative).accepted);
         let mut normal = one(float_out(4.75e-4, 1.29e-3));

@@ -202,18 +202,23 @@ def prompts(vocab, count, length, seed):
 
 
 def greedy(model, prompt, steps):
-    """`steps` greedy tokens after `prompt` with mlx-lm's cache."""
+    """`steps` greedy tokens after `prompt` with mlx-lm's cache, and at each the margin of
+    the chosen token's logit over the next best (how near the choice was to a tie)."""
     from mlx_lm.models.cache import make_prompt_cache
 
     cache = make_prompt_cache(model)
     logits = model(prompt[None], cache=cache)
-    out = []
+    out, margins = [], []
     for _ in range(steps):
-        token = mx.argmax(logits[:, -1, :], axis=-1)
-        mx.eval(token)
+        last = logits[0, -1, :].astype(mx.float32)
+        token = mx.argmax(last)
+        top2 = mx.topk(last, 2)
+        margin = mx.max(top2) - mx.min(top2)
+        mx.eval(token, margin)
         out.append(token.item())
-        logits = model(token[:, None], cache=cache)
-    return out
+        margins.append(margin.item())
+        logits = model(token.reshape(1, 1), cache=cache)
+    return out, margins
 
 
 def prefill_rate(model, tokens, reps):
@@ -257,9 +262,13 @@ def cmd_model_proof(req):
     vocab = req["vocab"]
     ps = prompts(vocab, req["prompts"], req["prompt_tokens"], seed=1)
     tokens = {n: [] for n in names}
+    margins = {n: [] for n in names}
     for n in names:
         variants.use(n)
-        tokens[n] = [greedy(model, p, req["new_tokens"]) for p in ps]
+        for p in ps:
+            t, m = greedy(model, p, req["new_tokens"])
+            tokens[n].append(t)
+            margins[n].append(m)
     calls = dict(getattr(patch, "CALLS", {}))  # the winners' calls while the patched model decoded
     prefill = {n: 0.0 for n in names}
     decode = {n: {str(b): 0.0 for b in req["decode_batches"]} for n in names}
@@ -271,7 +280,7 @@ def cmd_model_proof(req):
             for b, t in batch_prompts.items():
                 decode[n][str(b)] = max(decode[n][str(b)], decode_rate(model, t, req["decode_steps"]))
     variants.use("stock")
-    return {"tokens": tokens, "prefill": prefill, "decode": decode, "calls": calls}
+    return {"tokens": tokens, "margins": margins, "prefill": prefill, "decode": decode, "calls": calls}
 
 
 COMMANDS = {"model_blocks": cmd_model_blocks, "model_proof": cmd_model_proof}

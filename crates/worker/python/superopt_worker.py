@@ -1398,17 +1398,60 @@ def cmd_warm(req):
     (MLX_PTX_CACHE_DIR, set by the run), then publishes them into the folder every other
     process reads: MLX writes its cache files in place, and a process loading one beside the
     writer could read half of it."""
+    seeded = seed_kernels()
     f = program(req["program"])
     args, kwargs = inputs_for(req["size"], 0, "normal")
     t0 = time.perf_counter()
     call(f, args, kwargs, "the candidate")
-    return {"seconds": time.perf_counter() - t0, "published": publish_kernels()}
+    return {"seconds": time.perf_counter() - t0, "published": publish_kernels(), "seeded": seeded}
 
 
 def shared_kernel_cache():
     """Where MLX's CUDA backend keeps compiled kernels for every process (its default)."""
     return os.environ.get("SUPEROPT_SHARED_KERNEL_CACHE") or os.path.join(
         tempfile.gettempdir(), "mlx", mx.__version__, "ptx")
+
+
+KERNEL_FILES = (".cu", ".txt", ".ptx")  # what MLX's CUDA backend writes per kernel, in place
+SETTLED_S = 2.0  # a kernel whose files have not changed for this long is written whole
+
+
+def seed_kernels(now=None):
+    """Copies into this worker's own cache folder each kernel of the shared folder it lacks,
+    so that it does not compile again what another process did: only kernels whose files
+    are all there and settled (none changed in the last SETTLED_S seconds: MLX writes them
+    in place), each file by an atomic rename, the .ptx last; how many kernels."""
+    own = os.environ.get("MLX_PTX_CACHE_DIR")
+    shared = shared_kernel_cache()
+    if not own or not os.path.isdir(shared) or os.path.abspath(own) == os.path.abspath(shared):
+        return 0
+    now = time.time() if now is None else now
+    kernels = {}
+    for d, _, names in os.walk(shared):
+        for n in names:
+            stem, ext = os.path.splitext(n)
+            if ext in KERNEL_FILES:
+                kernels.setdefault(os.path.relpath(os.path.join(d, stem), shared), set()).add(ext)
+    seeded = 0
+    for stem, exts in sorted(kernels.items()):
+        if len(exts) < len(KERNEL_FILES) or os.path.exists(os.path.join(own, stem + ".ptx")):
+            continue
+        try:
+            if now - max(os.path.getmtime(os.path.join(shared, stem + e)) for e in KERNEL_FILES) < SETTLED_S:
+                continue
+            for e in KERNEL_FILES:
+                copy_atomically(os.path.join(shared, stem + e), os.path.join(own, stem + e))
+        except OSError:
+            continue
+        seeded += 1
+    return seeded
+
+
+def copy_atomically(src, dest):
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    part = f"{dest}.{os.getpid()}.part"
+    shutil.copyfile(src, part)
+    os.replace(part, dest)
 
 
 def publish_kernels():
@@ -1425,10 +1468,7 @@ def publish_kernels():
         dest = os.path.join(shared, rel)
         if os.path.exists(os.path.splitext(dest)[0] + ".ptx"):
             continue
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        part = f"{dest}.{os.getpid()}.part"
-        shutil.copyfile(os.path.join(own, rel), part)
-        os.replace(part, dest)
+        copy_atomically(os.path.join(own, rel), dest)
         added += 1
     return added
 

@@ -413,6 +413,9 @@ pub struct WarmReply {
     pub seconds: f64,
     /// Kernel files it added to MLX's shared disk cache.
     pub published: usize,
+    /// Kernels it took from that cache first (compiled by other processes).
+    #[serde(default)]
+    pub seeded: usize,
 }
 
 impl Request for Warm {
@@ -725,6 +728,9 @@ pub struct ModelProof {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelProofReply {
     pub tokens: BTreeMap<String, Vec<Vec<i64>>>,
+    /// At each greedy token, its logit's margin over the next best (per form, per prompt).
+    #[serde(default)]
+    pub margins: BTreeMap<String, Vec<Vec<f64>>>,
     pub prefill: BTreeMap<String, f64>,
     pub decode: BTreeMap<String, BTreeMap<String, f64>>,
     /// Calls that ran each winner's module while the patched model decoded.

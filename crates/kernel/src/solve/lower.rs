@@ -2,7 +2,7 @@
 //! square matrix value `X` (`[..B, N, N]`) and a later value `Y` of its shape, made from
 //! `X` and input-independent values alone, whose other values nothing else uses, is a
 //! solve where it computes one. The probe (the field check's `solve_form`) runs the region
-//! on one matrix (the batch axes `B` cut to 1: [`rebatched`]) with random exact values
+//! on one matrix (the batch axes `B` cut to 1: `rebatched`) with random exact values
 //! and says which [`Sign`] and [`Rest`] it computes, if any.
 //!
 //! It may touch: the region's nodes (replaced by one kernel node on `X`). Regions shorter
