@@ -51,8 +51,14 @@ fn model_run(kind: &str) -> (serde_json::Value, String, tempfile::TempDir) {
 }
 
 fn check_end_to_end(kind: &str, pure_kind: &str) {
-    let (c, stdout, _tmp) = model_run(kind);
+    let (c, stdout, tmp) = model_run(kind);
     let blocks = c["blocks"].as_array().unwrap();
+    for run in blocks.iter().flat_map(|b| b["runs"].as_array().unwrap()) {
+        if let (Some(module), Some(false)) = (run["module"].as_str(), run["cached"].as_bool()) {
+            let capsule = tmp.path().join("PATCH_blocks").join(module.replace(".py", ".capsule.json"));
+            assert!(capsule.exists(), "each run's capsule beside its module: {}", capsule.display());
+        }
+    }
     let pure = blocks.iter().find(|b| b["kind"] == pure_kind).unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(pure["runs"].as_array().unwrap().len(), 2, "decode and prefill: {stdout}");
     let attention = blocks.iter().find(|b| b["kind"].as_str().unwrap().ends_with(".Attention")).unwrap();

@@ -28,7 +28,7 @@ fn main() {
         ] {
             let kind = (epilogue, gathered);
             let q = Quantized::new(name, (4, 64), (k, n), kind, (dtype, dtype)).expect("a valid product");
-            print!("{}", launcher(&q, names.len(), target));
+            print!("{}", launcher(&q, names.len(), target, &Default::default()));
             names.push(format!("({name:?}, {:?}, {k}, {n}, _k{})", dtype.name(), names.len()));
         }
     }

@@ -61,11 +61,20 @@ pub enum Body {
     Solve(solve::Solve),
 }
 
+/// The launch picked on the device for one shape (`rows` by `n` outputs).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tuned {
     pub rows: i64,
     pub n: i64,
-    pub params: Params,
+    pub picked: Picked,
+}
+
+/// What a tuned launch sets: a row kernel's parameters, or a quantized product's layout.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Picked {
+    Rows(Params),
+    Quantized(quantized::Layout),
 }
 
 impl Call {
@@ -120,12 +129,26 @@ impl Call {
     pub fn launcher(&self, index: usize) -> String {
         match &self.body {
             Body::Rows(k) => launch::launcher(k, index, self.target, &self.table()),
-            Body::Quantized(q) => quantized::launcher(q, index, self.target),
+            Body::Quantized(q) => quantized::launcher(q, index, self.target, &self.layouts()),
             Body::Solve(s) => solve::launcher(s, index, self.target),
         }
     }
 
+    /// A row kernel's tuned parameters by `(rows, n)`.
     pub fn table(&self) -> std::collections::BTreeMap<(i64, i64), Params> {
-        self.tuned.iter().map(|t| ((t.rows, t.n), t.params)).collect()
+        let rows = |t: &Tuned| match t.picked {
+            Picked::Rows(p) => Some(((t.rows, t.n), p)),
+            Picked::Quantized(_) => None,
+        };
+        self.tuned.iter().filter_map(rows).collect()
+    }
+
+    /// A quantized product's tuned layouts by rows.
+    pub fn layouts(&self) -> std::collections::BTreeMap<i64, quantized::Layout> {
+        let layout = |t: &Tuned| match t.picked {
+            Picked::Quantized(l) => Some((t.rows, l)),
+            Picked::Rows(_) => None,
+        };
+        self.tuned.iter().filter_map(layout).collect()
     }
 }

@@ -14,6 +14,7 @@
 //! are the floor.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use superopt_ir::Dtype;
 
 /// What follows the products.
@@ -65,12 +66,15 @@ pub struct Quantized {
 /// [`Quantized::rows_per_warp`] where rows may share matrices.
 pub const SHARED_ROWS: u32 = 8;
 
-/// Gathered rows from which the launcher groups rows by default: mlx-lm's `SwitchGLU`
-/// sorts its pairs by expert from 64 on, so that runs of rows share an expert.
-pub const GROUPED_ROWS: u32 = 64;
+/// Gathered rows per expert (on average) from which the launcher groups rows by default:
+/// runs of one expert (mlx-lm's `SwitchGLU` sorts its pairs by expert from 64 on) then
+/// share the weights; below, a warp would walk its rows' experts one after another. (On an
+/// H200, 8 rows a warp were up to 1.6x faster than 1 at 256 rows of 128 experts, and up to
+/// 1.15x slower at 64.)
+pub const GROUPED_ROWS_PER_EXPERT: u32 = 2;
 
 /// How one launch covers the output: warps per block, rows and columns per warp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Layout {
     pub warps: u32,
     pub rows: u32,
@@ -148,6 +152,19 @@ impl Quantized {
     /// slower there, and up to 2x faster than 1 for one product at 8 and 32 rows).
     pub fn cols_default(&self) -> u32 {
         4 / self.epilogue.products() as u32
+    }
+
+    /// What tuning times at `rows` rows: 4 warps, 1 or [`Quantized::rows_per_warp`] rows
+    /// (where they divide `rows`), every column count [`Quantized::layouts`] allows with
+    /// them; and 8 warps at the default columns.
+    pub fn tuning_space(&self, rows: i64) -> Vec<Layout> {
+        let most = self.rows_per_warp();
+        let fits = |r: u32| r == 1 || (r == most && rows % r as i64 == 0);
+        let mut out: Vec<Layout> = self.layouts(4).into_iter().filter(|l| fits(l.rows)).collect();
+        let wide = [1, most].into_iter().filter(|r| fits(*r));
+        out.extend(wide.map(|rows| Layout { warps: 8, rows, cols: self.cols_default() }));
+        out.dedup();
+        out
     }
 
     /// Every layout the launcher may pick for this kernel: warps per block as given, rows
@@ -512,11 +529,12 @@ pub fn mlx_function(name: &str, q: &Quantized, m: i64, layout: Layout) -> String
 /// cols=None)` for `target`: x of shape `[..., M, K]` (its batch flattened), the indices of
 /// one shape `P`, the output `P + [M, N]` (combine: `P[:-1] + [1, N]`, M being 1). One block
 /// of `warps` warps per `warps * cols` output columns of `r` rows (by default
-/// [`Quantized::rows_per_warp`], but for gathered rows only from [`GROUPED_ROWS`] rows on;
-/// halved until it divides the rows; columns [`Quantized::cols_default`]); row blocks along x
+/// [`Quantized::rows_per_warp`], but for gathered rows only from [`GROUPED_ROWS_PER_EXPERT`]
+/// rows per expert on; halved until it divides the rows; columns [`Quantized::cols_default`]);
+/// row blocks along x
 /// (CUDA allows 65535 blocks along y).
 /// Needs the module's `_KERNEL_HEADER` ([`crate::launch::preamble`]).
-pub fn launcher(q: &Quantized, index: usize, target: crate::Target) -> String {
+pub fn launcher(q: &Quantized, index: usize, target: crate::Target, tuned: &BTreeMap<i64, Layout>) -> String {
     let (make, source) = match target {
         crate::Target::Cuda => ("mx.fast.cuda_kernel", cuda_source(q)),
         crate::Target::Metal => ("mx.fast.metal_kernel", metal_source(q)),
@@ -528,12 +546,15 @@ pub fn launcher(q: &Quantized, index: usize, target: crate::Target) -> String {
     let rows_default = match (q.epilogue, q.gathered) {
         (Epilogue::Combine, _) => "1".to_string(),
         (_, false) => q.rows_per_warp().to_string(),
-        (_, true) => format!("{} if rows >= {GROUPED_ROWS} else 1", q.rows_per_warp()),
+        (_, true) => format!("{} if rows >= {GROUPED_ROWS_PER_EXPERT} * w0.shape[0] else 1", q.rows_per_warp()),
     };
+    let table: Vec<String> =
+        tuned.iter().map(|(rows, l)| format!("{rows}: ({}, {}, {})", l.warps, l.rows, l.cols)).collect();
     format!(
         r#"_K{index}_SOURCE = r"""
 {source}"""
 _K{index} = None  # made at the first call: only a GPU backend can
+_K{index}_TUNED = {{{table}}}  # rows: (warps, rows and columns per warp) picked on the device
 
 
 def _k{index}({args}, warps=None, rows_per_warp=None, cols=None):
@@ -548,11 +569,14 @@ def _k{index}({args}, warps=None, rows_per_warp=None, cols=None):
             header=_KERNEL_HEADER,
         )
 {shape}
-    warps = warps or 4
-    r = rows_per_warp or ({rows_default})
+    if _LAUNCHES is not None:  # with the arrays: tuning needs real indices and packed weights
+        _LAUNCHES.append(({index}, (rows, {n}), [(a.shape, a.dtype) for a in ({args},)], [{args}]))
+    tuned = _K{index}_TUNED.get(rows, (None, None, None))
+    warps = warps or tuned[0] or 4
+    r = rows_per_warp or tuned[1] or ({rows_default})
     while rows % r:
         r //= 2
-    cols = cols or ({cols_default})
+    cols = cols or tuned[2] or ({cols_default})
     threads = 32 * warps
     blocks = -(-{n} // (warps * cols))
     (out,) = _K{index}(
@@ -568,6 +592,7 @@ def _k{index}({args}, warps=None, rows_per_warp=None, cols=None):
 
 
 "#,
+        table = table.join(", "),
         args = ins.join(", "),
         name = q.name,
         what = describe(q),
@@ -607,7 +632,7 @@ pub fn describe(q: &Quantized) -> String {
 }
 
 /// A short digest of a kernel's source: MLX caches compiled kernels by name.
-pub(crate) fn digest(source: &str) -> String {
+pub fn digest(source: &str) -> String {
     use sha2::{Digest, Sha256};
     let text = format!("{}{source}", crate::cuda::HEADER);
     Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -699,12 +724,26 @@ mod tests {
             assert_eq!(src.matches("q0[j][i] = float(").count(), 1, "{src}");
             assert!(src.find("q0[j][i] = float(") < src.find("for (int r = 0; r < R; ++r) {\n"), "{src}");
         }
-        let py = launcher(&dense, 0, crate::Target::Cuda);
-        assert!(py.contains("r = rows_per_warp or (8)\n    while rows % r:\n        r //= 2"), "{py}");
+        let py = launcher(&dense, 0, crate::Target::Cuda, &BTreeMap::new());
+        assert!(py.contains("r = rows_per_warp or tuned[1] or (8)\n    while rows % r:\n        r //= 2"), "{py}");
         assert!(py.contains("grid=(rows // r * threads, blocks, 1)"), "{py}");
-        let gathered = launcher(&moe(4), 0, crate::Target::Cuda);
-        assert!(gathered.contains("r = rows_per_warp or (8 if rows >= 64 else 1)\n"), "{gathered}");
-        assert!(launcher(&combine, 0, crate::Target::Cuda).contains("r = rows_per_warp or (1)\n"));
+        let gathered = launcher(&moe(4), 0, crate::Target::Cuda, &BTreeMap::new());
+        assert!(gathered.contains("r = rows_per_warp or tuned[1] or (8 if rows >= 2 * w0.shape[0] else 1)\n"));
+        let combined = launcher(&combine, 0, crate::Target::Cuda, &BTreeMap::new());
+        assert!(combined.contains("r = rows_per_warp or tuned[1] or (1)\n"), "{combined}");
+    }
+
+    #[test]
+    fn a_tuned_layout_is_taken_by_rows_unless_the_call_names_one() {
+        let picked =
+            BTreeMap::from([(64, Layout { warps: 8, rows: 1, cols: 4 }), (256, Layout { warps: 4, rows: 8, cols: 2 })]);
+        let py = launcher(&moe(4), 0, crate::Target::Cuda, &picked);
+        assert!(py.contains("_K0_TUNED = {64: (8, 1, 4), 256: (4, 8, 2)}"), "{py}");
+        assert!(py.contains("tuned = _K0_TUNED.get(rows, (None, None, None))\n    warps = warps or tuned[0] or 4\n"));
+        assert!(py.contains("cols = cols or tuned[2] or (2)\n"), "{py}");
+        // Launches are recorded with their arrays, which tuning calls again.
+        assert!(py.contains("_LAUNCHES.append((0, (rows, 768), [(a.shape, a.dtype) for a in (x, lhs, rhs, w0,"));
+        assert!(launcher(&moe(4), 0, crate::Target::Cuda, &BTreeMap::new()).contains("_K0_TUNED = {}"));
     }
 
     #[test]
@@ -733,6 +772,11 @@ mod tests {
             }
         }
         assert_eq!(moe(4).layouts(4).len(), 10);
+        // Tuning: 1 or 8 rows (where 8 divide them), their columns, and 8 warps at the defaults.
+        let space = moe(4).tuning_space(64);
+        assert_eq!(space.len(), 3 + 2 + 2, "{space:?}");
+        assert!(space.contains(&Layout { warps: 8, rows: 8, cols: 2 }));
+        assert!(moe(4).tuning_space(4).iter().all(|l| l.rows == 1), "8 rows do not divide 4");
         assert_eq!(Quantized { epilogue: Epilogue::Product, ..moe(4) }.layouts(4).len(), 12);
         assert_eq!((moe(4).cols_default(), Quantized { epilogue: Epilogue::Product, ..moe(4) }.cols_default()), (2, 4));
         assert_eq!(Quantized { epilogue: Epilogue::Combine, ..moe(4) }.layouts(2).len(), 3);

@@ -88,10 +88,19 @@ fn quantized_sources_and_launchers() {
         insta::assert_snapshot!(format!("quantized_cuda_{name}"), quantized::cuda_source(q));
         insta::assert_snapshot!(format!("quantized_metal_{name}"), quantized::metal_source(q));
     }
-    insta::assert_snapshot!("quantized_cuda_launcher", quantized::launcher(&gate_up, 0, Target::Cuda));
-    insta::assert_snapshot!("quantized_cuda_combine_launcher", quantized::launcher(&combine, 2, Target::Cuda));
-    insta::assert_snapshot!("quantized_mlx_launcher", quantized::launcher(&dense, 1, Target::Mlx));
-    insta::assert_snapshot!("quantized_mlx_combine_launcher", quantized::launcher(&combine, 3, Target::Mlx));
+    insta::assert_snapshot!(
+        "quantized_cuda_launcher",
+        quantized::launcher(&gate_up, 0, Target::Cuda, &Default::default())
+    );
+    insta::assert_snapshot!(
+        "quantized_cuda_combine_launcher",
+        quantized::launcher(&combine, 2, Target::Cuda, &Default::default())
+    );
+    insta::assert_snapshot!("quantized_mlx_launcher", quantized::launcher(&dense, 1, Target::Mlx, &Default::default()));
+    insta::assert_snapshot!(
+        "quantized_mlx_combine_launcher",
+        quantized::launcher(&combine, 3, Target::Mlx, &Default::default())
+    );
 }
 
 /// The unit lower-triangular solve of chunked linear attention (64 x 64 matrices):

@@ -110,10 +110,13 @@ pub fn lower_candidate(c: &Candidate, target: Target, deadline: Option<Instant>)
     Some(Some(Candidate { kernels: true, plan, compile: Compile::Eager, rules, parts: vec![], ..c.clone() }))
 }
 
-/// Whether `c` calls generated GPU row kernels, whose launches the device must tune (the
-/// quantized products and the plain-MLX form have no launch space).
+/// Whether `c` calls generated GPU row kernels or quantized products, whose launches the
+/// device must tune (solves and the plain-MLX form have no launch space).
 pub fn tunable(c: &Candidate) -> bool {
-    superopt_emit::kernel_calls(&c.plan).iter().any(|k| k.target != Target::Mlx && k.rows().is_some())
+    let has_space = |k: &superopt_kernel::Call| {
+        matches!(k.body, superopt_kernel::Body::Rows(_) | superopt_kernel::Body::Quantized(_))
+    };
+    superopt_emit::kernel_calls(&c.plan).iter().any(|k| k.target != Target::Mlx && has_space(k))
 }
 
 /// The Metal source of a candidate's kernels (from the same kernel IR as its CUDA ones).

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use superopt_bench::Size;
 use superopt_ir::Dtype;
-use superopt_kernel::{params, Call, Kernel, LaunchShape, Params, Target, Tuned};
+use superopt_kernel::quantized::{Layout, Quantized};
+use superopt_kernel::{params, Body, Call, Kernel, LaunchShape, Params, Picked, Target, Tuned};
 use superopt_search::Candidate;
 use superopt_worker::protocol::{ArrayType, KernelLaunches, Launch, ProgramId, Tune};
 use superopt_worker::WorkerError;
@@ -51,21 +52,27 @@ pub fn tune(run: &mut Run) {
     }
 }
 
-/// Tuned launch parameters, per device, in the user cache directory.
+/// Tuned launch parameters (row kernels) and layouts (quantized products), per device, in
+/// the user cache directory.
 pub struct TuneCache {
     name: String,
     entries: BTreeMap<String, Params>,
+    layouts_name: String,
+    layouts: BTreeMap<String, Layout>,
 }
 
 impl TuneCache {
     pub fn open(device_key: &str) -> TuneCache {
         let name = format!("kernels-{device_key}.json");
         let entries = crate::cache::read(&name).unwrap_or_default();
-        TuneCache { name, entries }
+        let layouts_name = format!("quantized-{device_key}.json");
+        let layouts = crate::cache::read(&layouts_name).unwrap_or_default();
+        TuneCache { name, entries, layouts_name, layouts }
     }
 
     fn save(&self) {
         crate::cache::write(&self.name, &self.entries);
+        crate::cache::write(&self.layouts_name, &self.layouts);
     }
 }
 
@@ -96,36 +103,23 @@ fn tune_candidate(
         let launches = s.worker.call(&req, until(deadline, s.timeout))?.launches;
         for l in launches {
             let call = &calls[l.kernel];
-            let Some(k) = call.rows() else { continue }; // only row kernels have a launch space
             let n = *l.shape.last().unwrap_or(&1);
             let rows = l.shape.iter().product::<i64>() / n.max(1);
             if picked[l.kernel].iter().any(|t| t.rows == rows && t.n == n) {
                 continue;
             }
-            let mut dtypes: Vec<Dtype> = l.inputs.iter().filter_map(|i| Dtype::parse(&i.dtype)).collect();
-            dtypes.extend(k.outputs.iter().map(|o| o.dtype));
-            let shape = LaunchShape { rows, n, dtypes };
-            let key = cache_key(k, call.target, &shape);
-            let (best, how) = match cache.entries.get(&key) {
-                Some(p) => (*p, "cached".to_string()),
-                None if Instant::now() > deadline => {
-                    (params::default(k, &shape), "default: no time left to tune".to_string())
+            let (pick, line) = match &call.body {
+                Body::Rows(k) => {
+                    let (p, line) = tune_rows(s, id, &l, (k, call.target), (rows, n), cache, deadline)?;
+                    (Some(p), line)
                 }
-                None => match time_space(s, id, &l, k, &shape, deadline)? {
-                    Timed::Whole(p, secs, tried) => {
-                        cache.entries.insert(key, p);
-                        cache.save();
-                        (p, format!("best of {tried} in {:.1} µs", secs * 1e6))
-                    }
-                    Timed::Part(p, secs, tried, of) => (p, format!("best of {tried} of {of} in {:.1} µs", secs * 1e6)),
-                    Timed::None(p) => (p, "default: no time left to tune".to_string()),
-                },
+                Body::Quantized(q) if call.target != Target::Mlx => {
+                    tune_layout(s, id, &l, (q, call.target), rows, cache, deadline)?
+                }
+                _ => continue, // only row kernels and quantized products have a launch space
             };
-            lines.push(format!(
-                "{} at {rows}x{n}: vec {}, {} threads, {} rows/block, unroll {} ({how})",
-                k.name, best.vec, best.threads, best.rows_per_block, best.unroll
-            ));
-            picked[l.kernel].push(Tuned { rows, n, params: best });
+            lines.push(line);
+            picked[l.kernel].extend(pick.map(|picked| Tuned { rows, n, picked }));
         }
     }
     for (_, p) in c.plan.variants.iter_mut() {
@@ -139,6 +133,92 @@ fn tune_candidate(
         }
     }
     Ok(lines)
+}
+
+/// A row kernel's launch at `rows` x `n`: its parameters from the cache, timed over its
+/// space, or the defaults (no time left), and the line that says which.
+fn tune_rows(
+    s: &mut Session,
+    id: &ProgramId,
+    l: &Launch,
+    (k, target): (&Kernel, Target),
+    (rows, n): (i64, i64),
+    cache: &mut TuneCache,
+    deadline: Instant,
+) -> Result<(Picked, String), WorkerError> {
+    let mut dtypes: Vec<Dtype> = l.inputs.iter().filter_map(|i| Dtype::parse(&i.dtype)).collect();
+    dtypes.extend(k.outputs.iter().map(|o| o.dtype));
+    let shape = LaunchShape { rows, n, dtypes };
+    let key = cache_key(k, target, &shape);
+    let (best, how) = match cache.entries.get(&key) {
+        Some(p) => (*p, "cached".to_string()),
+        None if Instant::now() > deadline => (params::default(k, &shape), "default: no time left to tune".to_string()),
+        None => match time_space(s, id, l, k, &shape, deadline)? {
+            Timed::Whole(p, secs, tried) => {
+                cache.entries.insert(key, p);
+                cache.save();
+                (p, format!("best of {tried} in {:.1} µs", secs * 1e6))
+            }
+            Timed::Part(p, secs, tried, of) => (p, format!("best of {tried} of {of} in {:.1} µs", secs * 1e6)),
+            Timed::None(p) => (p, "default: no time left to tune".to_string()),
+        },
+    };
+    let line = format!(
+        "{} at {rows}x{n}: vec {}, {} threads, {} rows/block, unroll {} ({how})",
+        k.name, best.vec, best.threads, best.rows_per_block, best.unroll
+    );
+    Ok((Picked::Rows(best), line))
+}
+
+/// A quantized product's launch at `rows` rows: its layout from the cache, timed over
+/// [`Quantized::tuning_space`] on the arrays the launch was recorded with (its indices and
+/// packed weights must be real), or none: the launcher's defaults (no time left).
+fn tune_layout(
+    s: &mut Session,
+    id: &ProgramId,
+    l: &Launch,
+    (q, target): (&Quantized, Target),
+    rows: i64,
+    cache: &mut TuneCache,
+    deadline: Instant,
+) -> Result<(Option<Picked>, String), WorkerError> {
+    let source = Call { body: Body::Quantized(q.clone()), target, tuned: vec![] }.source(target);
+    let key = format!("{} {target:?} {rows}", superopt_kernel::quantized::digest(&source));
+    let space = q.tuning_space(rows);
+    let name = &q.name;
+    let say = |l: &Layout, how: &str| {
+        format!("{name} at {rows} rows: {} warps, {} rows and {} columns a warp ({how})", l.warps, l.rows, l.cols)
+    };
+    let untuned = || (None, format!("{name} at {rows} rows: the default layout (no time left to tune)"));
+    if let Some(l) = cache.layouts.get(&key) {
+        return Ok((Some(Picked::Quantized(*l)), say(l, "cached")));
+    }
+    if Instant::now() > deadline || space.is_empty() {
+        return Ok(untuned());
+    }
+    let until = until(deadline, s.timeout);
+    let req = Tune {
+        program: id.clone(),
+        kernel: l.kernel,
+        shape: l.shape.clone(),
+        inputs: l.inputs.clone(),
+        configs: space.clone(),
+        seconds: tuning_seconds(until),
+    };
+    let reply = s.worker.call(&req, until)?;
+    let timed = space.iter().zip(&reply.seconds).filter_map(|(p, t)| t.map(|t| (*p, t)));
+    let (tried, of) = (reply.tried, space.len());
+    match timed.min_by(|a, b| a.1.total_cmp(&b.1)) {
+        Some((p, t)) => {
+            if tried == of {
+                cache.layouts.insert(key, p);
+                cache.save();
+            }
+            Ok((Some(Picked::Quantized(p)), say(&p, &format!("best of {tried} of {of} in {:.1} µs", t * 1e6))))
+        }
+        None if tried == 0 => Ok(untuned()),
+        None => Err(WorkerError::Candidate(format!("{name}: no layout ran"))),
+    }
 }
 
 /// How long a tuning request may take: until `deadline`, at least 10 s, at most `timeout`.

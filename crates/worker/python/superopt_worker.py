@@ -100,6 +100,7 @@ class State:
     references = {}
     # Per case, `sensitivity`'s figures.
     sensitivities = {}
+    launch_arrays = {}  # (program, kernel, shape): the arrays a quantized launch was recorded with
     originals = {}
     identical = {}
     targets = {}
@@ -1624,29 +1625,42 @@ def cmd_kernel_launches(req):
     finally:
         g["_LAUNCHES"] = None
     out = []
-    for index, shape, ins in launches:
+    for index, shape, ins, *arrays in launches:
         item = {"kernel": index, "shape": list(shape), "inputs": [{"shape": list(s), "dtype": dtype_name(d)} for s, d in ins]}
+        if arrays:  # a quantized launch: tuning calls it again on these (indices, packed weights)
+            State.launch_arrays[(req["program"], index, tuple(shape))] = arrays[0]
         if item not in out:
             out.append(item)
     return {"launches": out}
 
 
 def cmd_tune(req):
-    """Seconds per call of kernel `_k<kernel>` of a candidate under each configuration,
-    on random inputs of the launch's shapes; None where a configuration fails, or where
-    it was not tried: none starts after req["seconds"] (each may compile a kernel)."""
+    """Seconds per call of kernel `_k<kernel>` of a candidate under each configuration: a
+    row kernel's parameters on random inputs of the launch's shapes, a quantized product's
+    layout (warps, rows, cols) on the arrays its launch was recorded with; None where a
+    configuration fails, or where it was not tried: none starts after req["seconds"] (each
+    may compile a kernel)."""
     launch = program(req["program"]).__globals__[f"_k{req['kernel']}"]
-    ins = [mx.random.normal(tuple(i["shape"])).astype(getattr(mx, i["dtype"])) for i in req["inputs"]]
-    mx.eval(ins)
     shape = tuple(req["shape"])
+    recorded = State.launch_arrays.get((req["program"], req["kernel"], shape))
+    if recorded is None and any("warps" in c for c in req["configs"]):
+        return {"seconds": [None] * len(req["configs"]), "tried": 0}  # not recorded here: untuned
+    if recorded is None:
+        ins = [mx.random.normal(tuple(i["shape"])).astype(getattr(mx, i["dtype"])) for i in req["inputs"]]
+        mx.eval(ins)
     until = time.perf_counter() + req["seconds"]
     seconds = []
     for c in req["configs"]:
         if time.perf_counter() > until:
             break
-        p = (c["vec"], c["threads"], c["rows_per_block"], c["unroll"])
+        if "warps" in c:
+            layout = {"warps": c["warps"], "rows_per_warp": c["rows"], "cols": c["cols"]}
+            run = lambda: launch(*recorded, **layout)  # noqa: E731
+        else:
+            p = (c["vec"], c["threads"], c["rows_per_block"], c["unroll"])
+            run = lambda: launch(shape, *ins, params=p)  # noqa: E731
         try:
-            seconds.append(best_seconds(lambda: launch(shape, *ins, params=p), 3))
+            seconds.append(best_seconds(run, 3))
         except Exception:
             seconds.append(None)
     tried = len(seconds)
