@@ -5,13 +5,13 @@
 //! in one pass over both packed weights, or (gathered) with a token's top-k pairs summed
 //! times their weights (an MoE layer's down projection and combine).
 //!
-//! One warp (simdgroup) computes one output column of `R` consecutive rows: its lanes walk
-//! the packed row of the weights in chunks of 8 values (`bits` bytes: MLX packs every width
-//! as a little-endian bit stream), dequantize in registers as `scale * q + bias` per group,
-//! and accumulate in float32 as `scale * sum(q x) + bias * sum(x)`. The rows of a dense
-//! product share each weight's load and dequantization (`R` up to 8; a gathered product's
-//! rows take one each), so decode shapes read each weight once; there the packed weights
-//! are the floor.
+//! A warp (simdgroup) computes `NC` output columns of `R` rows: its lanes walk the packed
+//! rows of the weights in chunks of 8 values (`bits` bytes: MLX packs every width as a
+//! little-endian bit stream), dequantize in registers as `scale * q + bias` per group, and
+//! accumulate in float32 as `scale * sum(q x) + bias * sum(x)`. Each x value a lane loads
+//! serves the `NC` columns; each dequantized weight serves the rows that share its matrix:
+//! a dense product's rows, or a gathered product's rows of one expert (taken in runs). At
+//! decode shapes each weight is then read about once; there the packed weights are the floor.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -154,15 +154,18 @@ impl Quantized {
         4 / self.epilogue.products() as u32
     }
 
-    /// What tuning times at `rows` rows: 4 warps, 1 or [`Quantized::rows_per_warp`] rows
-    /// (where they divide `rows`), every column count [`Quantized::layouts`] allows with
-    /// them; and 8 warps at the default columns.
+    /// What tuning times at `rows` rows: 4 warps, 1 row a warp or the most the launcher
+    /// would take (the largest power of two up to [`Quantized::rows_per_warp`] dividing
+    /// `rows`), every column count [`Quantized::layouts`] allows with them; and 8 warps at the
+    /// default columns. The launcher's default layout is among them.
     pub fn tuning_space(&self, rows: i64) -> Vec<Layout> {
-        let most = self.rows_per_warp();
-        let fits = |r: u32| r == 1 || (r == most && rows % r as i64 == 0);
+        let mut most = self.rows_per_warp();
+        while most > 1 && rows % most as i64 != 0 {
+            most /= 2;
+        }
+        let fits = |r: u32| r == 1 || r == most;
         let mut out: Vec<Layout> = self.layouts(4).into_iter().filter(|l| fits(l.rows)).collect();
-        let wide = [1, most].into_iter().filter(|r| fits(*r));
-        out.extend(wide.map(|rows| Layout { warps: 8, rows, cols: self.cols_default() }));
+        out.extend([1, most].map(|rows| Layout { warps: 8, rows, cols: self.cols_default() }));
         out.dedup();
         out
     }
@@ -543,10 +546,13 @@ pub fn launcher(q: &Quantized, index: usize, target: crate::Target, tuned: &BTre
     let ins = q.inputs();
     let quoted: Vec<String> = ins.iter().map(|n| format!("{n:?}")).collect();
     let combine = q.epilogue == Epilogue::Combine;
-    let rows_default = match (q.epilogue, q.gathered) {
-        (Epilogue::Combine, _) => "1".to_string(),
-        (_, false) => q.rows_per_warp().to_string(),
-        (_, true) => format!("{} if rows >= {GROUPED_ROWS_PER_EXPERT} * w0.shape[0] else 1", q.rows_per_warp()),
+    let most = q.rows_per_warp();
+    let rows_choice = match (q.epilogue, q.gathered) {
+        (Epilogue::Combine, _) => "1".to_string(), // the kernel reads no R: one row a warp
+        (_, false) => format!("rows_per_warp or tuned[1] or ({most})"),
+        (_, true) => {
+            format!("rows_per_warp or tuned[1] or ({most} if rows >= {GROUPED_ROWS_PER_EXPERT} * w0.shape[0] else 1)")
+        }
     };
     let table: Vec<String> =
         tuned.iter().map(|(rows, l)| format!("{rows}: ({}, {}, {})", l.warps, l.rows, l.cols)).collect();
@@ -573,7 +579,7 @@ def _k{index}({args}, warps=None, rows_per_warp=None, cols=None):
         _LAUNCHES.append(({index}, (rows, {n}), [(a.shape, a.dtype) for a in ({args},)], [{args}]))
     tuned = _K{index}_TUNED.get(rows, (None, None, None))
     warps = warps or tuned[0] or 4
-    r = rows_per_warp or tuned[1] or ({rows_default})
+    r = {rows_choice}
     while rows % r:
         r //= 2
     cols = cols or tuned[2] or ({cols_default})
@@ -730,7 +736,7 @@ mod tests {
         let gathered = launcher(&moe(4), 0, crate::Target::Cuda, &BTreeMap::new());
         assert!(gathered.contains("r = rows_per_warp or tuned[1] or (8 if rows >= 2 * w0.shape[0] else 1)\n"));
         let combined = launcher(&combine, 0, crate::Target::Cuda, &BTreeMap::new());
-        assert!(combined.contains("r = rows_per_warp or tuned[1] or (1)\n"), "{combined}");
+        assert!(combined.contains("    r = 1\n"), "a combine's kernel reads no R: {combined}");
     }
 
     #[test]
@@ -776,7 +782,9 @@ mod tests {
         let space = moe(4).tuning_space(64);
         assert_eq!(space.len(), 3 + 2 + 2, "{space:?}");
         assert!(space.contains(&Layout { warps: 8, rows: 8, cols: 2 }));
-        assert!(moe(4).tuning_space(4).iter().all(|l| l.rows == 1), "8 rows do not divide 4");
+        let four = moe(4).tuning_space(4);
+        assert!(four.iter().all(|l| l.rows == 1 || l.rows == 4), "the launcher halves 8 to divide 4: {four:?}");
+        assert!(four.contains(&Layout { warps: 4, rows: 4, cols: 2 }), "its default is timed too");
         assert_eq!(Quantized { epilogue: Epilogue::Product, ..moe(4) }.layouts(4).len(), 12);
         assert_eq!((moe(4).cols_default(), Quantized { epilogue: Epilogue::Product, ..moe(4) }.cols_default()), (2, 4));
         assert_eq!(Quantized { epilogue: Epilogue::Combine, ..moe(4) }.layouts(2).len(), 3);

@@ -225,9 +225,11 @@ fn run_block(
                 run.module = Some(name);
             }
             run.decision = done.capsule.decision.clone();
-            // Every candidate's verdicts and timings, for the reader who asks why.
-            let capsule = serde_json::to_vec_pretty(&done.capsule)?;
-            write_atomic(&folder.join(format!("{stem}.capsule.json")), &capsule)?;
+            // Every candidate's verdicts and timings, for the reader who asks why (a capsule
+            // that cannot be written costs only that).
+            if let Ok(capsule) = serde_json::to_vec_pretty(&done.capsule) {
+                let _ = write_atomic(&folder.join(format!("{stem}.capsule.json")), &capsule);
+            }
             done.finish();
         }
     }

@@ -57,7 +57,10 @@ fn normal_sensitivity(seeds: &[SeedFigures]) -> Vec<f64> {
 /// the input ill-conditioned (or that none was measured).
 fn sensitivity_said(o: &OutputFigures, normal: f64) -> String {
     match o.sensitivity {
-        Some(here) => format!("; sensitivity {here:.1e} against the normal seeds' {normal:.1e}: not ill-conditioned"),
+        Some(here) if normal > 0.0 => {
+            format!("; sensitivity {here:.1e} against the normal seeds' {normal:.1e}: not ill-conditioned")
+        }
+        Some(here) => format!("; sensitivity {here:.1e}, not measured on the normal seeds: not ill-conditioned"),
         None => "; sensitivity not measured".into(),
     }
 }

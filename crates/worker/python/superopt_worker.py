@@ -1441,18 +1441,31 @@ def seed_kernels(now=None):
             if now - max(os.path.getmtime(os.path.join(shared, stem + e)) for e in KERNEL_FILES) < SETTLED_S:
                 continue
             for e in KERNEL_FILES:
-                copy_atomically(os.path.join(shared, stem + e), os.path.join(own, stem + e))
+                copy_atomically(os.path.join(shared, stem + e), os.path.join(own, stem + e), unchanged=True)
         except OSError:
             continue
         seeded += 1
     return seeded
 
 
-def copy_atomically(src, dest):
+def copy_atomically(src, dest, unchanged=False):
+    """Copies src to dest by an atomic rename; with `unchanged`, raises OSError (copying
+    nothing) where src changed while it was read (a writer rewriting it in place)."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     part = f"{dest}.{os.getpid()}.part"
-    shutil.copyfile(src, part)
-    os.replace(part, dest)
+    try:
+        before = os.stat(src)
+        shutil.copyfile(src, part)
+        after = os.stat(src)
+        if unchanged and (
+            (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
+            or os.path.getsize(part) != before.st_size
+        ):
+            raise OSError(f"{src} changed while it was copied")
+        os.replace(part, dest)
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
 
 
 def publish_kernels():
@@ -1617,12 +1630,15 @@ def cmd_kernel_launches(req):
     g = f.__globals__
     args, kwargs = make_inputs(req["size"], 0)
     g["_LAUNCHES"] = []
+    State.launch_arrays.clear()  # only this size's are tuned next
+    mx.disable_compile()  # a compiled program's launches would record tracers, not arrays
     try:
         mx.eval(f(*args, **kwargs))
         launches = g["_LAUNCHES"]
     except Exception as e:
         raise CandidateError(f"{req['program']} raised {type(e).__name__}: {e}")
     finally:
+        mx.enable_compile()
         g["_LAUNCHES"] = None
     out = []
     for index, shape, ins, *arrays in launches:
@@ -1653,7 +1669,7 @@ def cmd_tune(req):
     for c in req["configs"]:
         if time.perf_counter() > until:
             break
-        if "warps" in c:
+        if "warps" in c:  # a quantized product's layout
             layout = {"warps": c["warps"], "rows_per_warp": c["rows"], "cols": c["cols"]}
             run = lambda: launch(*recorded, **layout)  # noqa: E731
         else:
