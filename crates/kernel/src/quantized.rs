@@ -194,35 +194,32 @@ enum Lang {
 }
 
 impl Lang {
-    /// A global pointer's address space.
-    fn space(self) -> &'static str {
+    fn spell(self, cuda: &'static str, metal: &'static str) -> &'static str {
         match self {
-            Lang::Cuda => "",
-            Lang::Metal => "device ",
+            Lang::Cuda => cuda,
+            Lang::Metal => metal,
         }
     }
 
+    /// A global pointer's address space.
+    fn space(self) -> &'static str {
+        self.spell("", "device ")
+    }
+
     fn unroll(self) -> &'static str {
-        match self {
-            Lang::Cuda => "#pragma unroll\n",
-            Lang::Metal => "",
-        }
+        self.spell("#pragma unroll\n", "")
     }
 
     /// `lane`, the first of the warp's `NC` columns `n0`, and the block's index along x.
     fn indices(self) -> &'static str {
-        match self {
-            Lang::Cuda => {
-                "  const int lane = threadIdx.x & 31;\n  \
-                 const int n0 = (blockIdx.y * WARPS + (threadIdx.x >> 5)) * NC;  // columns n0 .. n0 + NC - 1\n  \
-                 const size_t block = blockIdx.x;\n"
-            }
-            Lang::Metal => {
-                "  const uint lane = thread_index_in_simdgroup;\n  \
-                 const int n0 = (threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup) * NC;\n  \
-                 const size_t block = threadgroup_position_in_grid.x;\n"
-            }
-        }
+        self.spell(
+            "  const int lane = threadIdx.x & 31;\n  \
+             const int n0 = (blockIdx.y * WARPS + (threadIdx.x >> 5)) * NC;  // columns n0 .. n0 + NC - 1\n  \
+             const size_t block = blockIdx.x;\n",
+            "  const uint lane = thread_index_in_simdgroup;\n  \
+             const int n0 = (threadgroup_position_in_grid.y * WARPS + simdgroup_index_in_threadgroup) * NC;\n  \
+             const size_t block = threadgroup_position_in_grid.x;\n",
+        )
     }
 
     /// `V` chunks of column `j`'s packed row of product `p` from chunk `c0` on, into `v{p}[j]`.
@@ -276,32 +273,20 @@ impl Lang {
 
     /// The lowest clear bit of `done`.
     fn first_clear(self) -> &'static str {
-        match self {
-            Lang::Cuda => "__ffs(~done) - 1",
-            Lang::Metal => "int(ctz(~done))",
-        }
+        self.spell("__ffs(~done) - 1", "int(ctz(~done))")
     }
 
     fn byte(self) -> &'static str {
-        match self {
-            Lang::Cuda => "unsigned char",
-            Lang::Metal => "uchar",
-        }
+        self.spell("unsigned char", "uchar")
     }
 
     /// 1 as a 64-bit literal.
     fn one(self) -> &'static str {
-        match self {
-            Lang::Cuda => "ull",
-            Lang::Metal => "ul",
-        }
+        self.spell("ull", "ul")
     }
 
     fn u64(self) -> &'static str {
-        match self {
-            Lang::Cuda => "unsigned long long",
-            Lang::Metal => "ulong",
-        }
+        self.spell("unsigned long long", "ulong")
     }
 }
 
