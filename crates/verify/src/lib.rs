@@ -361,6 +361,13 @@ mod tests {
         let near = judge(&sensitive(5.0, 300.0, figures()), Tolerance::Relative);
         let why = near.reason.unwrap_or_default();
         assert!(why.ends_with("; sensitivity 3.0e2 against the normal seeds' 5.0e0: not ill-conditioned"), "{why}");
+        let mut edge_only = figures();
+        edge_only
+            .iter_mut()
+            .filter(|s| s.variant != Variant::Normal)
+            .for_each(|s| s.outputs[0].sensitivity = Some(50.0));
+        let said = judge(&edge_only, Tolerance::Relative).reason.unwrap_or_default();
+        assert!(said.ends_with("sensitivity 5.0e1, not measured on the normal seeds: not ill-conditioned"), "{said}");
         let unmeasured = judge(&figures(), Tolerance::Relative).reason.unwrap_or_default();
         assert!(unmeasured.ends_with("(original's 5.39e-4); sensitivity not measured"), "{unmeasured}");
         let far = with_edge(Variant::Large, (4.75e-4, 4.75e-4), (5.39e-4, 4.4e-3));
