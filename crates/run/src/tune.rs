@@ -12,7 +12,7 @@ use superopt_ir::Dtype;
 use superopt_kernel::quantized::{Layout, Quantized};
 use superopt_kernel::{params, Body, Call, Kernel, LaunchShape, Params, Picked, Target, Tuned};
 use superopt_search::Candidate;
-use superopt_worker::protocol::{ArrayType, KernelLaunches, Launch, ProgramId, Tune};
+use superopt_worker::protocol::{KernelLaunches, Launch, ProgramId, Tune};
 use superopt_worker::WorkerError;
 
 /// Tunes the launches of every generated kernel, then emits its candidate again with
@@ -197,19 +197,9 @@ fn tune_layout(
     if Instant::now() > deadline || space.is_empty() {
         return Ok(untuned("no time left to tune"));
     }
-    let until = until(deadline, s.timeout);
-    let req = Tune {
-        program: id.clone(),
-        kernel: l.kernel,
-        shape: l.shape.clone(),
-        inputs: l.inputs.clone(),
-        configs: space.clone(),
-        seconds: tuning_seconds(until),
-    };
-    let reply = s.worker.call(&req, until)?;
-    let timed = space.iter().zip(&reply.seconds).filter_map(|(p, t)| t.map(|t| (*p, t)));
-    let (tried, of) = (reply.tried, space.len());
-    match timed.min_by(|a, b| a.1.total_cmp(&b.1)) {
+    let Fastest { best, tried, .. } = fastest(s, id, l, &space, deadline)?;
+    let of = space.len();
+    match best {
         Some((p, t)) => {
             if tried == of {
                 cache.layouts.insert(key, p);
@@ -261,14 +251,7 @@ fn time_space(
     if space.is_empty() {
         return Ok(Timed::Whole(params::default(k, shape), f64::NAN, 0));
     }
-    let inputs: Vec<ArrayType> = l.inputs.clone();
-    let until = until(deadline, s.timeout);
-    let (kernel, configs, seconds) = (l.kernel, space.clone(), tuning_seconds(until));
-    let req = Tune { program: id.clone(), kernel, shape: l.shape.clone(), inputs, configs, seconds };
-    let reply = s.worker.call(&req, until)?;
-    let (secs, tried) = (reply.seconds, reply.tried);
-    let ran = secs.iter().filter(|x| x.is_some()).count();
-    let best = space.iter().zip(&secs).filter_map(|(p, t)| t.map(|t| (*p, t))).min_by(|a, b| a.1.total_cmp(&b.1));
+    let Fastest { best, tried, ran } = fastest(s, id, l, &space, deadline)?;
     let failed = |name: &str| WorkerError::Candidate(format!("{name}: no launch configuration ran"));
     Ok(match best {
         Some((p, t)) if tried == space.len() => Timed::Whole(p, t, ran),
@@ -276,6 +259,31 @@ fn time_space(
         None if tried == 0 => Timed::None(params::default(k, shape)),
         None => return Err(failed(&k.name)),
     })
+}
+
+/// One tuning request's outcome: the fastest configuration that ran with its seconds, how
+/// many were tried (in order, until the request's time), and how many ran.
+struct Fastest<C> {
+    best: Option<(C, f64)>,
+    tried: usize,
+    ran: usize,
+}
+
+/// Times launch `l` under each of `configs` in one request.
+fn fastest<C: serde::Serialize + Copy>(
+    s: &mut Session,
+    id: &ProgramId,
+    l: &Launch,
+    configs: &[C],
+    deadline: Instant,
+) -> Result<Fastest<C>, WorkerError> {
+    let until = until(deadline, s.timeout);
+    let (program, kernel, shape, inputs) = (id.clone(), l.kernel, l.shape.clone(), l.inputs.clone());
+    let req = Tune { program, kernel, shape, inputs, configs: configs.to_vec(), seconds: tuning_seconds(until) };
+    let reply = s.worker.call(&req, until)?;
+    let timed = configs.iter().zip(&reply.seconds).filter_map(|(c, t)| t.map(|t| (*c, t)));
+    let ran = reply.seconds.iter().filter(|t| t.is_some()).count();
+    Ok(Fastest { best: timed.min_by(|a, b| a.1.total_cmp(&b.1)), tried: reply.tried, ran })
 }
 
 #[cfg(test)]

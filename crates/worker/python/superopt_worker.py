@@ -1413,6 +1413,13 @@ def shared_kernel_cache():
         tempfile.gettempdir(), "mlx", mx.__version__, "ptx")
 
 
+def kernel_caches():
+    """This worker's own kernel cache folder (None where it has none apart from the shared
+    one) and the shared one."""
+    own, shared = os.environ.get("MLX_PTX_CACHE_DIR"), shared_kernel_cache()
+    return (None if not own or os.path.abspath(own) == os.path.abspath(shared) else own), shared
+
+
 KERNEL_FILES = (".cu", ".txt", ".ptx")  # what MLX's CUDA backend writes per kernel, in place
 SETTLED_S = 2.0  # a kernel whose files have not changed for this long is written whole
 
@@ -1422,9 +1429,8 @@ def seed_kernels(now=None):
     so that it does not compile again what another process did: only kernels whose files
     are all there and settled (none changed in the last SETTLED_S seconds: MLX writes them
     in place), each file by an atomic rename, the .ptx last; how many kernels."""
-    own = os.environ.get("MLX_PTX_CACHE_DIR")
-    shared = shared_kernel_cache()
-    if not own or not os.path.isdir(shared) or os.path.abspath(own) == os.path.abspath(shared):
+    own, shared = kernel_caches()
+    if not own or not os.path.isdir(shared):
         return 0
     now = time.time() if now is None else now
     kernels = {}
@@ -1472,9 +1478,8 @@ def publish_kernels():
     """Copies this worker's cached kernels the shared folder lacks into it, each file by an
     atomic rename, a kernel's .ptx (what readers look for) after its other files; how many
     files it added."""
-    own = os.environ.get("MLX_PTX_CACHE_DIR")
-    shared = shared_kernel_cache()
-    if not own or not os.path.isdir(own) or os.path.abspath(own) == os.path.abspath(shared):
+    own, shared = kernel_caches()
+    if not own or not os.path.isdir(own):
         return 0
     files = [os.path.relpath(os.path.join(d, n), own) for d, _, names in os.walk(own) for n in names]
     added = 0
