@@ -32,6 +32,26 @@ pub enum Command {
     Kernels(KernelsArgs),
     /// Optimize an mlx-lm model's blocks, write a patch, and prove it end to end.
     Model(ModelArgs),
+    /// Find slow MLX patterns in Python files without running them; exit 1 when any is found.
+    Lint(LintArgs),
+}
+
+#[derive(Args)]
+pub struct LintArgs {
+    /// Python files, or folders to search for them.
+    #[arg(required_unless_present = "rules")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    pub format: LintFormat,
+    /// Print every rule (code, name, what it finds, why it is slow, the fix) and exit.
+    #[arg(long)]
+    pub rules: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]

@@ -20,6 +20,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Suite(a) => crate::suite::suite(a),
         Command::Kernels(a) => crate::kernels::command(a),
         Command::Model(a) => crate::model::command(a),
+        Command::Lint(a) => crate::lint::command(a),
     };
     match result {
         Err(e) if e.downcast_ref::<HarnessFault>().is_some() => {

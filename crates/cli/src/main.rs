@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod kernels;
+mod lint;
 mod model;
 mod run;
 mod suite;
