@@ -9,9 +9,12 @@ pub fn command(a: LintArgs) -> Result<ExitCode> {
         print!("{}", superopt_lint::render_rules());
         return Ok(ExitCode::SUCCESS);
     }
-    let files = superopt_lint::python_files(&a.paths)?;
+    let (files, missing) = superopt_lint::python_files(&a.paths)?;
     let mut reports = Vec::new();
-    let mut failed = 0;
+    let mut failed = missing.len();
+    for m in &missing {
+        eprintln!("error: {}: no such file or folder", m.display());
+    }
     for f in &files {
         match superopt_lint::lint_file(f) {
             Ok(r) => reports.push(r),

@@ -41,6 +41,9 @@ fn a_clean_file_exits_0_and_prints_nothing() {
 fn folders_are_walked_and_json_has_code_location_and_fix() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("pkg/.hidden")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("pkg/env/lib")).unwrap();
+    write(&tmp.path().join("pkg/env"), "pyvenv.cfg", "home = /usr/bin\n");
+    write(&tmp.path().join("pkg/env/lib"), "vendored.py", SLOW);
     write(&tmp.path().join("pkg"), "slow.py", SLOW);
     write(&tmp.path().join("pkg"), "fine.py", FINE);
     write(&tmp.path().join("pkg/.hidden"), "skipped.py", SLOW);
@@ -62,7 +65,8 @@ fn noqa_silences_its_line() {
     let all = write(tmp.path(), "all.py", &SLOW.replace("keepdims=True)\n", "keepdims=True)  # noqa\n"));
     let this = write(tmp.path(), "this.py", &SLOW.replace("keepdims=True)\n", "keepdims=True)  # noqa: SO103\n"));
     let other = write(tmp.path(), "other.py", &SLOW.replace("keepdims=True)\n", "keepdims=True)  # noqa: SO101\n"));
-    for (p, code) in [(all, 0), (this, 0), (other, 1)] {
+    let tight = write(tmp.path(), "tight.py", &SLOW.replace("keepdims=True)\n", "keepdims=True)  #noqa:SO103\n"));
+    for (p, code) in [(all, 0), (this, 0), (other, 1), (tight, 0)] {
         assert_eq!(superopt(&["lint", p.to_str().unwrap()]).status.code(), Some(code), "{}", p.display());
     }
 }
@@ -80,9 +84,11 @@ fn a_file_that_does_not_parse_is_named_and_the_others_still_linted() {
         "{err}"
     );
     assert!(out.contains("SO103"), "{out}");
-    let missing = superopt(&["lint", "/nonexistent/model.py"]);
+    let missing = superopt(&["lint", "/nonexistent/model.py", slow.to_str().unwrap()]);
+    let (out, err) = text(&missing);
     assert_eq!(missing.status.code(), Some(2));
-    assert_eq!(text(&missing).1.lines().count(), 1, "{}", text(&missing).1);
+    assert!(err.lines().next().unwrap().contains("/nonexistent/model.py: no such file or folder"), "{err}");
+    assert!(out.contains("SO103"), "the other file is still linted: {out}");
 }
 
 #[test]
@@ -110,4 +116,16 @@ fn mlx_lm_model_files_stay_quiet() {
         let report = superopt_lint::lint_file(&models.join(name)).unwrap();
         assert!(report.findings.len() <= 1, "{name}: {:?}", report.findings);
     }
+}
+
+#[test]
+fn a_file_that_does_not_import_mlx_is_not_mlx_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let torch = write(
+        tmp.path(),
+        "torch_model.py",
+        "import torch\n\n\ndef f(x):\n    return x * x.sigmoid()\n\n\ndef g(xs):\n    return [t.item() for t in xs]\n",
+    );
+    let o = superopt(&["lint", torch.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).0);
 }

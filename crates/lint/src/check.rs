@@ -2,9 +2,10 @@
 //! scope; every expression through the term rules, every statement through the statement rules.
 
 use crate::imports::Imports;
-use crate::lower::{Helper, Helpers, Scope};
+use crate::lower::{Callee, Helper, Helpers, Scope};
 use crate::registry::Rule;
-use crate::rules::statements::{row_update, Calls, Raw};
+use crate::rules::rows::row_update;
+use crate::rules::statements::{loop_kind, Calls, Looping, Raw};
 use crate::rules::{Ctx, TERM_RULES};
 use crate::term::{Op, Term, T};
 use ruff_python_ast::visitor::{walk_expr, walk_stmt, Visitor};
@@ -19,27 +20,32 @@ struct Walker<'a> {
     strings: HashMap<String, TextRange>,
     /// The module's constants (numbers, strings, tuples of them), seen by every function.
     constants: HashMap<String, T>,
-    pending: Vec<&'a StmtFunctionDef>,
+    /// Functions still to check, with the class of the methods among them.
+    pending: Vec<(Option<&'a str>, &'a StmtFunctionDef)>,
     /// The file sets a CPU default device: float64 is fine.
     cpu_file: bool,
     /// Functions only ever called from `__init__`, module level or cached helpers.
-    once: HashSet<String>,
+    once: HashSet<Callee>,
     raw: Vec<Raw>,
 }
 
 /// Where a statement sits: in a loop, on the CPU stream.
 #[derive(Clone, Copy)]
 struct Flags {
-    in_loop: bool,
+    in_loop: Looping,
     on_cpu: bool,
 }
 
-/// Per function: the term rules' keys already reported (one finding per key).
+/// Per function: the term rules' keys already reported (one finding per key node, however often
+/// the term is used again).
 struct Reported(Vec<(Rule, T)>);
 
 /// Every finding of a parsed module, unsorted, before lines are known.
 pub fn module(source: &str, body: &[Stmt]) -> Vec<Raw> {
     let imports = Imports::of(body);
+    if !imports.mlx() {
+        return Vec::new();
+    }
     let mut w = Walker {
         source,
         imports: &imports,
@@ -52,31 +58,31 @@ pub fn module(source: &str, body: &[Stmt]) -> Vec<Raw> {
     };
     let none = Helpers::new();
     let mut scope = Scope::new(&imports, &none, HashMap::new());
-    let flags = Flags { in_loop: false, on_cpu: w.cpu_file };
-    w.block(&mut scope, body, &Ctx { runs_every_call: false }, flags, &mut Reported(Vec::new()));
+    let flags = Flags { in_loop: Looping::Outside, on_cpu: w.cpu_file };
+    w.block(&mut scope, body, &Ctx { runs_every_call: false, compiled: false }, flags, &mut Reported(Vec::new()));
     w.constants = scope.env.into_iter().filter(|(_, t)| is_constant(t)).collect();
     let functions = std::mem::take(&mut w.pending);
     // First what each function returns, in source order (a helper before its callers), then the findings.
     let mut helpers = Helpers::new();
-    for f in &functions {
+    for &(class, f) in &functions {
         let (kept, pending) = (w.raw.len(), w.pending.len());
-        let returns = w.function(f, &helpers);
+        let returns = w.function(class, f, &helpers);
         w.raw.truncate(kept);
         w.pending.truncate(pending);
-        let key = callee_key(f);
+        let callee = callee(class, f);
         let mut params: Vec<String> =
             f.parameters.iter_non_variadic_params().map(|p| p.parameter.name.to_string()).collect();
-        if key.starts_with("self.") {
+        if matches!(callee, Callee::Method { .. }) {
             params.remove(0);
         }
         if let Some(returns) = returns {
-            helpers.insert(key, Helper { params, returns });
+            helpers.insert(callee, Helper { params, returns });
         }
     }
     w.pending = functions;
     w.pending.reverse();
-    while let Some(f) = w.pending.pop() {
-        w.function(f, &helpers);
+    while let Some((class, f)) = w.pending.pop() {
+        w.function(class, f, &helpers);
     }
     w.raw
 }
@@ -90,68 +96,92 @@ fn is_constant(t: &T) -> bool {
     }
 }
 
-/// Decorators that make a function run once per argument: its tables are built once.
-fn cached(f: &StmtFunctionDef, imports: &Imports) -> bool {
-    f.decorator_list.iter().any(|d| {
-        let e = match &d.expression {
-            Expr::Call(c) => c.func.as_ref(),
-            e => e,
-        };
-        let path = imports.path(e).unwrap_or_default();
-        let last = path.rsplit('.').next().unwrap_or("");
-        matches!(last, "lru_cache" | "cache" | "cached_property")
-            || matches!(e, Expr::Name(n) if matches!(n.id.as_str(), "lru_cache" | "cache"))
-    })
+/// What a function's decorators name: `@mx.compile` gives `mlx.core.compile`, and
+/// `@partial(mx.compile, shapeless=True)` both `functools.partial` and `mlx.core.compile`.
+fn decorators(f: &StmtFunctionDef, imports: &Imports) -> Vec<String> {
+    let name = |e: &Expr| match e {
+        Expr::Name(n) => imports.path(e).or_else(|| Some(n.id.to_string())),
+        _ => imports.path(e),
+    };
+    let mut out = Vec::new();
+    for d in &f.decorator_list {
+        match &d.expression {
+            Expr::Call(c) => {
+                out.extend(name(&c.func));
+                out.extend(c.arguments.args.first().and_then(name));
+            }
+            e => out.extend(name(e)),
+        }
+    }
+    out
 }
 
-/// How callers name a function: `name`, or `self.name` for a method.
-fn callee_key(f: &StmtFunctionDef) -> String {
-    let method = f.parameters.args.first().is_some_and(|p| p.parameter.name.as_str() == "self");
-    if method {
-        format!("self.{}", f.name)
-    } else {
-        f.name.to_string()
+/// Decorators that make a function run once per argument: its tables are built once.
+fn cached(f: &StmtFunctionDef, imports: &Imports) -> bool {
+    decorators(f, imports)
+        .iter()
+        .any(|p| matches!(p.rsplit('.').next(), Some("lru_cache" | "cache" | "cached_property")))
+}
+
+fn compiled(f: &StmtFunctionDef, imports: &Imports) -> bool {
+    decorators(f, imports).iter().any(|p| p == "mlx.core.compile")
+}
+
+/// How callers call a function: by name, or as `self.name` when it is a method of `class`.
+fn callee(class: Option<&str>, f: &StmtFunctionDef) -> Callee {
+    let takes_self = f.parameters.args.first().is_some_and(|p| p.parameter.name.as_str() == "self");
+    match class {
+        Some(class) if takes_self => Callee::Method { class: class.to_string(), name: f.name.to_string() },
+        _ => Callee::Function(f.name.to_string()),
     }
 }
 
 /// Functions called only where calls happen once (module level, `__init__`, cached helpers):
 /// what they build is built once.
-fn called_once_only(body: &[Stmt], imports: &Imports) -> HashSet<String> {
+fn called_once_only(body: &[Stmt], imports: &Imports) -> HashSet<Callee> {
     struct Calls<'i> {
         imports: &'i Imports,
         /// Whether the function being walked runs on every call (false at module level).
         every_call: Vec<bool>,
+        classes: Vec<String>,
         /// Each callee, and whether some call of it runs on every call.
-        callees: HashMap<String, bool>,
+        callees: HashMap<Callee, bool>,
     }
     impl<'a> Visitor<'a> for Calls<'_> {
         fn visit_stmt(&mut self, s: &'a Stmt) {
-            if let Stmt::FunctionDef(f) = s {
-                let once = f.name.as_str() == "__init__" || cached(f, self.imports);
-                self.every_call.push(!once);
-                walk_stmt(self, s);
-                self.every_call.pop();
-            } else {
-                walk_stmt(self, s);
+            match s {
+                Stmt::FunctionDef(f) => {
+                    let once = f.name.as_str() == "__init__" || cached(f, self.imports);
+                    self.every_call.push(!once);
+                    walk_stmt(self, s);
+                    self.every_call.pop();
+                }
+                Stmt::ClassDef(c) => {
+                    self.classes.push(c.name.to_string());
+                    walk_stmt(self, s);
+                    self.classes.pop();
+                }
+                _ => walk_stmt(self, s),
             }
         }
         fn visit_expr(&mut self, e: &'a Expr) {
             if let Expr::Call(c) = e {
-                let key = match c.func.as_ref() {
-                    Expr::Name(n) => Some(n.id.to_string()),
+                let callee = match c.func.as_ref() {
+                    Expr::Name(n) => Some(Callee::Function(n.id.to_string())),
                     Expr::Attribute(a) if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") => {
-                        Some(format!("self.{}", a.attr))
+                        let class = self.classes.last().cloned().unwrap_or_default();
+                        Some(Callee::Method { class, name: a.attr.to_string() })
                     }
                     _ => None,
                 };
-                if let Some(key) = key {
-                    *self.callees.entry(key).or_default() |= self.every_call.last().copied().unwrap_or(false);
+                if let Some(callee) = callee {
+                    *self.callees.entry(callee).or_default() |= self.every_call.last().copied().unwrap_or(false);
                 }
             }
             walk_expr(self, e);
         }
     }
-    let mut c = Calls { imports, every_call: Vec::new(), callees: HashMap::new() };
+    let mut c = Calls { imports, every_call: Vec::new(), classes: Vec::new(), callees: HashMap::new() };
     for s in body {
         c.visit_stmt(s);
     }
@@ -179,17 +209,18 @@ fn sets_cpu_device(body: &[Stmt], imports: &Imports) -> bool {
 
 impl<'a> Walker<'a> {
     /// Checks one function; returns the term of its last `return`.
-    fn function(&mut self, f: &'a StmtFunctionDef, helpers: &Helpers) -> Option<T> {
+    fn function(&mut self, class: Option<&'a str>, f: &'a StmtFunctionDef, helpers: &Helpers) -> Option<T> {
         let mut scope = Scope::new(self.imports, helpers, self.constants.clone());
+        scope.class = class;
         for p in f.parameters.iter_non_variadic_params() {
             let name = p.parameter.name.to_string();
             let number = matches!(p.default.as_deref(), Some(Expr::NumberLiteral(_)));
             let t = if number { Term::Scalar(name.clone()) } else { Term::Name(name.clone()) };
             scope.env.insert(name, Rc::new(t));
         }
-        let once = f.name.as_str() == "__init__" || cached(f, self.imports) || self.once.contains(&callee_key(f));
-        let ctx = Ctx { runs_every_call: !once };
-        let flags = Flags { in_loop: false, on_cpu: self.cpu_file };
+        let once = f.name.as_str() == "__init__" || cached(f, self.imports) || self.once.contains(&callee(class, f));
+        let ctx = Ctx { runs_every_call: !once, compiled: compiled(f, self.imports) };
+        let flags = Flags { in_loop: Looping::Outside, on_cpu: self.cpu_file };
         self.block(&mut scope, &f.body, &ctx, flags, &mut Reported(Vec::new()));
         scope.returned
     }
@@ -202,8 +233,11 @@ impl<'a> Walker<'a> {
 
     fn stmt(&mut self, scope: &mut Scope, s: &'a Stmt, ctx: &Ctx, flags: Flags, seen: &mut Reported) {
         match s {
-            Stmt::FunctionDef(f) => self.pending.push(f),
-            Stmt::ClassDef(c) => self.pending.extend(c.body.iter().filter_map(|s| s.as_function_def_stmt())),
+            Stmt::FunctionDef(f) => self.pending.push((None, f)),
+            Stmt::ClassDef(c) => {
+                let methods = c.body.iter().filter_map(|s| s.as_function_def_stmt());
+                self.pending.extend(methods.map(|f| (Some(c.name.as_str()), f)));
+            }
             Stmt::Assign(a) => {
                 let v = self.expr(scope, &a.value, ctx, flags, seen);
                 for t in &a.targets {
@@ -232,7 +266,10 @@ impl<'a> Walker<'a> {
             }
             Stmt::If(i) => {
                 self.expr(scope, &i.test, ctx, flags, seen);
-                self.block(scope, &i.body, ctx, flags, seen);
+                // `if step % 10 == 0:` runs now and then: a sync there is a report, not a stall
+                let in_loop = if periodic(&i.test) { Looping::Outside } else { flags.in_loop };
+                let now_and_then = Flags { in_loop, ..flags };
+                self.block(scope, &i.body, ctx, now_and_then, seen);
                 for c in &i.elif_else_clauses {
                     if let Some(test) = &c.test {
                         self.expr(scope, test, ctx, flags, seen);
@@ -242,17 +279,18 @@ impl<'a> Walker<'a> {
             }
             Stmt::For(f) => {
                 self.expr(scope, &f.iter, ctx, flags, seen);
-                scope.assign(&f.target, Rc::new(Term::Opaque(f.target.range().start().to_u32())));
+                scope.assign(&f.target, crate::lower::opaque(f.target.range()));
                 let var = match f.target.as_ref() {
                     Expr::Name(n) => Some(n.id.as_str()),
                     _ => None,
                 };
                 self.row_update(&f.body, var);
-                self.block(scope, &f.body, ctx, Flags { in_loop: true, ..flags }, seen);
+                let looped = Flags { in_loop: loop_kind(flags.in_loop, &f.body, self.imports), ..flags };
+                self.block(scope, &f.body, ctx, looped, seen);
                 self.block(scope, &f.orelse, ctx, flags, seen);
             }
             Stmt::While(w) => {
-                let looped = Flags { in_loop: true, ..flags };
+                let looped = Flags { in_loop: loop_kind(flags.in_loop, &w.body, self.imports), ..flags };
                 self.expr(scope, &w.test, ctx, looped, seen);
                 self.row_update(&w.body, None);
                 self.block(scope, &w.body, ctx, looped, seen);
@@ -293,13 +331,11 @@ impl<'a> Walker<'a> {
         for (range, term) in &scope.seen[before..] {
             for (rule, check) in TERM_RULES {
                 let Some(hit) = check(term, ctx) else { continue };
-                // a match inside a helper's inlined body is the helper's finding, made there
-                let helpers_own =
-                    |(body, args): &(T, Vec<T>)| body.contains(&hit.key) && !args.iter().any(|a| a.contains(&hit.key));
-                if scope.inlined.iter().any(helpers_own) {
+                // a match made only of a helper's inlined body is the helper's finding, made there
+                if scope.helper_nodes.contains(&Rc::as_ptr(&hit.span)) {
                     continue;
                 }
-                let known = seen.0.iter().any(|(r, k)| r == rule && (*k == hit.key || term.contains(k)));
+                let known = seen.0.iter().any(|(r, k)| r == rule && Rc::ptr_eq(k, &hit.key));
                 if !known {
                     seen.0.push((*rule, hit.key));
                     self.raw.push((*rule, *range, hit.message));
@@ -320,6 +356,20 @@ impl<'a> Walker<'a> {
         self.raw.append(&mut calls.out);
         t
     }
+}
+
+/// A test with a remainder in it (`step % 100 == 0`).
+fn periodic(test: &Expr) -> bool {
+    struct Finder(bool);
+    impl<'a> Visitor<'a> for Finder {
+        fn visit_expr(&mut self, e: &'a Expr) {
+            self.0 |= matches!(e, Expr::BinOp(b) if b.op == ruff_python_ast::Operator::Mod);
+            walk_expr(self, e);
+        }
+    }
+    let mut f = Finder(false);
+    f.visit_expr(test);
+    f.0
 }
 
 fn mentions(e: &Expr, imports: &Imports, path: &str) -> bool {

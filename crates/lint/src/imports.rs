@@ -11,23 +11,28 @@ pub struct Imports {
 }
 
 impl Imports {
-    /// The file's imports (every level, since functions import too), over the usual aliases
-    /// (`mx`, `nn`, `np`, `math`) so snippets without imports read as MLX code.
+    /// The file's imports, at every level (functions import too).
     pub fn of(body: &[Stmt]) -> Imports {
-        let mut names: HashMap<String, String> =
-            [("mx", "mlx.core"), ("nn", "mlx.nn"), ("np", "numpy"), ("math", "math")]
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect();
+        let mut names = HashMap::new();
         collect(body, &mut names);
         Imports { names }
+    }
+
+    /// Whether the file imports MLX (a file that does not is not MLX code, whatever its names).
+    pub fn mlx(&self) -> bool {
+        self.names.values().any(|p| p == "mlx" || p.starts_with("mlx."))
+    }
+
+    /// The full dotted path of `value.attr` when the root of value is an imported name.
+    pub fn attribute_path(&self, a: &ruff_python_ast::ExprAttribute) -> Option<String> {
+        Some(format!("{}.{}", self.path(&a.value)?, a.attr.as_str()))
     }
 
     /// The full dotted path of `a.b.c` when its root is an imported name.
     pub fn path(&self, e: &Expr) -> Option<String> {
         match e {
             Expr::Name(n) => self.names.get(n.id.as_str()).cloned(),
-            Expr::Attribute(a) => Some(format!("{}.{}", self.path(&a.value)?, a.attr.as_str())),
+            Expr::Attribute(a) => self.attribute_path(a),
             _ => None,
         }
     }

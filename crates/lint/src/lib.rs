@@ -25,7 +25,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// One place a rule matched.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     pub rule: Rule,
     pub line: usize,
@@ -61,14 +61,16 @@ pub fn lint_source(source: &str) -> Result<Vec<Finding>, SyntaxError> {
         SyntaxError { line, column, message: e.error.to_string() }
     })?;
     let raw = check::module(source, &parsed.syntax().body);
-    let lines: Vec<&str> = source.lines().collect();
     let mut found: Vec<Finding> = raw
         .into_iter()
+        .filter(|(rule, range, _)| {
+            let line = &source[index.line_range(index.line_index(range.start()), source)];
+            !suppressed(line, *rule)
+        })
         .map(|(rule, range, message)| {
             let (line, column) = at(range.start());
             Finding { rule, line, column, message }
         })
-        .filter(|f| !suppressed(lines.get(f.line - 1).copied().unwrap_or(""), f.rule))
         .collect();
     // one finding per rule and line (the two halves of a rotation are one rotary embedding)
     found.sort_by_key(|f| (f.line, f.rule, f.column));
@@ -77,9 +79,11 @@ pub fn lint_source(source: &str) -> Result<Vec<Finding>, SyntaxError> {
     Ok(found)
 }
 
-/// `# noqa` on the line silences every rule there; `# noqa: SO101, SO103` those rules.
+/// `# noqa` on the line (`// noqa` in a kernel's source) silences every rule there;
+/// `# noqa: SO101, SO103` those rules.
 fn suppressed(line: &str, rule: Rule) -> bool {
-    let Some((_, after)) = line.split_once("# noqa") else { return false };
+    let comment = line.find('#').or_else(|| line.find("//")).map(|i| &line[i..]);
+    let Some((_, after)) = comment.and_then(|c| c.split_once("noqa")) else { return false };
     match after.trim_start().strip_prefix(':') {
         None => true,
         Some(codes) => codes.split([',', ' ']).any(|c| c.trim().eq_ignore_ascii_case(rule.doc().code)),
@@ -92,20 +96,24 @@ pub struct FileReport {
     pub findings: Vec<Finding>,
 }
 
-/// The Python files under `paths` (files as given; folders walked, hidden and virtualenv
-/// folders skipped), in a stable order.
-pub fn python_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
+/// The Python files under `paths` (files as given; folders walked, skipping hidden folders,
+/// virtualenvs, site-packages and build folders), in a stable order; and the paths that do not exist.
+pub fn python_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut out, mut missing) = (Vec::new(), Vec::new());
     for p in paths {
         if p.is_file() {
             out.push(p.clone());
             continue;
         }
-        anyhow::ensure!(p.is_dir(), "{}: no such file or folder", p.display());
+        if !p.is_dir() {
+            missing.push(p.clone());
+            continue;
+        }
         let skip = |e: &walkdir::DirEntry| {
             let name = e.file_name().to_string_lossy();
-            e.depth() > 0
-                && (name.starts_with('.') || matches!(name.as_ref(), "__pycache__" | "node_modules" | "target"))
+            let special = matches!(name.as_ref(), "__pycache__" | "node_modules" | "target" | "site-packages");
+            let venv = e.file_type().is_dir() && e.path().join("pyvenv.cfg").exists();
+            e.depth() > 0 && (name.starts_with('.') || special || venv)
         };
         for e in walkdir::WalkDir::new(p).sort_by_file_name().into_iter().filter_entry(|e| !skip(e)) {
             let e = e.with_context(|| format!("reading {}", p.display()))?;
@@ -114,7 +122,7 @@ pub fn python_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    Ok(out)
+    Ok((out, missing))
 }
 
 /// Lints one file; the error names the file.

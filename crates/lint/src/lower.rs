@@ -4,7 +4,7 @@ use crate::imports::{api, Api, Imports};
 use crate::term::{div, mk, num, sub, Axis, Make, Op, Perm, Reduce, Term, MAX_SIZE, T};
 use ruff_python_ast::{self as ast, Expr, Number, Operator, UnaryOp};
 use ruff_text_size::{Ranged, TextRange};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// A function's (or the module's) names, and every expression lowered in it, in source order
@@ -12,13 +12,17 @@ use std::rc::Rc;
 pub struct Scope<'a> {
     pub imports: &'a Imports,
     pub helpers: &'a Helpers,
+    /// The class whose method this is (what `self.name(...)` calls).
+    pub class: Option<&'a str>,
     pub env: HashMap<String, T>,
     pub seen: Vec<(TextRange, T)>,
     /// The term of the last `return` lowered.
     pub returned: Option<T>,
-    /// Helpers inlined at calls, with the calls' arguments: a match made of the helper's own body
-    /// is the helper's finding, not the caller's.
-    pub inlined: Vec<(T, Vec<T>)>,
+    /// The nodes of helpers' bodies inlined at calls (not those of the calls' arguments): a match
+    /// that spans only these is the helper's finding, made at the helper.
+    pub helper_nodes: HashSet<*const Term>,
+    /// The inlined terms, kept alive while their nodes' addresses are in `helper_nodes`.
+    inlined: Vec<T>,
 }
 
 /// A function of the file as its callers see it: parameters and the term it returns.
@@ -27,24 +31,46 @@ pub struct Helper {
     pub returns: T,
 }
 
-/// Module functions by name, methods by `self.name`.
-pub type Helpers = HashMap<String, Helper>;
+/// How a function of the file is called.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Callee {
+    /// `name(...)`
+    Function(String),
+    /// `self.name(...)` in a method of `class`
+    Method { class: String, name: String },
+}
+
+pub type Helpers = HashMap<Callee, Helper>;
 
 impl<'a> Scope<'a> {
     pub fn new(imports: &'a Imports, helpers: &'a Helpers, env: HashMap<String, T>) -> Self {
-        Scope { imports, helpers, env, seen: Vec::new(), returned: None, inlined: Vec::new() }
+        Scope {
+            imports,
+            helpers,
+            class: None,
+            env,
+            seen: Vec::new(),
+            returned: None,
+            helper_nodes: HashSet::new(),
+            inlined: Vec::new(),
+        }
     }
 
     /// A helper's return term with its parameters replaced by the call's arguments.
-    fn inline(&mut self, name: &str, args: &[T], kw: &[(String, T)]) -> Option<T> {
-        let h = self.helpers.get(name)?;
+    fn inline(&mut self, callee: Callee, args: &[T], kw: &[(String, T)]) -> Option<T> {
+        let h = self.helpers.get(&callee)?;
         let mut names: HashMap<String, T> = h.params.iter().cloned().zip(args.iter().cloned()).collect();
         names.extend(kw.iter().filter(|(k, _)| h.params.contains(k)).cloned());
         let t = crate::term::subst(&h.returns, &names);
         if t.size() > MAX_SIZE {
             return None;
         }
-        self.inlined.push((t.clone(), names.into_values().collect()));
+        let mut from_args = HashSet::new();
+        names.values().for_each(|a| nodes(a, &mut from_args));
+        let mut body = HashSet::new();
+        nodes(&t, &mut body);
+        self.helper_nodes.extend(body.difference(&from_args));
+        self.inlined.push(t.clone());
         Some(t)
     }
 
@@ -67,7 +93,7 @@ impl<'a> Scope<'a> {
                     self.assign(e, part);
                 }
             }
-            // `a[i] = ...` or `self.x = ...` changes what `a` holds: later uses are a new value.
+            // `a[i] = ...` changes what `a` holds: later uses are a new value.
             Expr::Subscript(s) => {
                 if let Expr::Name(n) = s.value.as_ref() {
                     self.bind(n.id.as_str(), opaque(s.range), s.range);
@@ -105,7 +131,7 @@ impl<'a> Scope<'a> {
                 match u.op {
                     UnaryOp::USub => mk(Op::Neg, vec![a]),
                     UnaryOp::UAdd => a,
-                    _ => Rc::new(Term::Call("not".into(), vec![a])),
+                    UnaryOp::Not | UnaryOp::Invert => opaque(u.range),
                 }
             }
             Expr::Compare(c) => {
@@ -123,6 +149,25 @@ impl<'a> Scope<'a> {
             }
             Expr::Attribute(a) => self.attribute(a),
             Expr::Call(c) => self.call(c),
+            // a lambda's body, lowered with its parameters as names (the rules see it; its value is opaque)
+            Expr::Lambda(l) => {
+                let params: Vec<String> = (l.parameters.iter())
+                    .flat_map(|p| p.iter_non_variadic_params())
+                    .map(|p| p.parameter.name.to_string())
+                    .collect();
+                let saved: Vec<(String, Option<T>)> = params.iter().map(|n| (n.clone(), self.env.remove(n))).collect();
+                for n in &params {
+                    self.env.insert(n.clone(), Rc::new(Term::Name(n.clone())));
+                }
+                self.expr(&l.body);
+                for (n, old) in saved {
+                    match old {
+                        Some(t) => self.env.insert(n, t),
+                        None => self.env.remove(&n),
+                    };
+                }
+                opaque(l.range)
+            }
             Expr::Slice(s) => {
                 for x in [&s.lower, &s.upper, &s.step].into_iter().flatten() {
                     self.expr(x);
@@ -134,7 +179,7 @@ impl<'a> Scope<'a> {
     }
 
     fn attribute(&mut self, a: &ast::ExprAttribute) -> T {
-        if let Some(path) = self.imports.path(&Expr::Attribute(a.clone())) {
+        if let Some(path) = self.imports.attribute_path(a) {
             if let Some(v) = constant(&path) {
                 return num(v);
             }
@@ -169,12 +214,15 @@ impl<'a> Scope<'a> {
                 Api::Other => None,
             },
             (None, Some(m)) if matches!(call.args[0].as_ref(), Term::Name(s) if s == "self") => {
-                self.inline(&format!("self.{m}"), &call.args[1..], &call.kw)
+                let class = self.class.map(str::to_string);
+                class
+                    .and_then(|class| self.inline(Callee::Method { class, name: m.clone() }, &call.args[1..], &call.kw))
             }
             (None, Some(m)) => lower_fn(m, true, &call),
             (None, None) => match c.func.as_ref() {
                 Expr::Name(n) if !self.env.contains_key(n.id.as_str()) => {
-                    builtin(n.id.as_str(), &call).or_else(|| self.inline(n.id.as_str(), &call.args, &call.kw))
+                    let callee = Callee::Function(n.id.to_string());
+                    builtin(n.id.as_str(), &call).or_else(|| self.inline(callee, &call.args, &call.kw))
                 }
                 _ => None,
             },
@@ -193,6 +241,13 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// The addresses of every node of `t`.
+fn nodes(t: &T, out: &mut HashSet<*const Term>) {
+    if out.insert(Rc::as_ptr(t)) {
+        t.children().iter().for_each(|c| nodes(c, out));
+    }
+}
+
 pub fn opaque(at: TextRange) -> T {
     Rc::new(Term::Opaque(at.start().to_u32()))
 }
@@ -205,6 +260,8 @@ pub(crate) fn binary(op: Operator, l: T, r: T) -> T {
         Operator::Div => div(l, r),
         Operator::Pow => mk(Op::Pow, vec![l, r]),
         Operator::MatMult => mk(Op::MatMul, vec![l, r]),
+        Operator::FloorDiv => mk(Op::FloorDiv, vec![l, r]),
+        Operator::Mod => mk(Op::Mod, vec![l, r]),
         other => Rc::new(Term::Call(other.as_str().to_string(), vec![l, r])),
     }
 }
@@ -301,10 +358,11 @@ fn lower_fn(name: &str, method: bool, c: &Call) -> Option<T> {
         "softmax" => Some(mk(Op::Softmax(axis(c.arg(1, "axis"))), vec![first()?])),
         "logsumexp" => Some(mk(Op::Logsumexp(axis(c.arg(1, "axis"))), vec![first()?])),
         "transpose" | "permute" => {
-            let perm = match (method, c.arg(1, "axes")) {
-                (_, None) => Perm::Reverse,
-                (true, _) => c.ints(1).map(Perm::Explicit).unwrap_or(Perm::Unknown),
-                (false, Some(t)) => ints(t).map(Perm::Explicit).unwrap_or(Perm::Unknown),
+            let keyword = c.kw.iter().find(|(k, _)| k == "axes").map(|(_, v)| v);
+            let perm = match (method, keyword, c.arg(1, "axes")) {
+                (_, Some(t), _) | (false, None, Some(t)) => ints(t).map(Perm::Explicit).unwrap_or(Perm::Unknown),
+                (_, None, None) => Perm::Reverse,
+                (true, None, Some(_)) => c.ints(1).map(Perm::Explicit).unwrap_or(Perm::Unknown),
             };
             Some(mk(Op::Transpose(perm), vec![first()?]))
         }

@@ -2,9 +2,7 @@
 //! SO1xx rules read Python; SO2xx rules read the kernel sources given to `mx.fast.metal_kernel`
 //! and `mx.fast.cuda_kernel`.
 
-use serde::Serialize;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
     RmsNorm,
     LayerNorm,
@@ -67,7 +65,7 @@ pub const RULES: &[RuleDoc] = &[
         rule: Rule::Silu,
         code: "SO104",
         name: "hand-silu",
-        what: "x * sigmoid(x), or x / (1 + exp(-x)).",
+        what: "x * sigmoid(x), or x / (1 + exp(-x)), outside a function mx.compile wraps.",
         why: "Two or three elementwise kernels where nn.silu is one (compiled).",
         fix: "nn.silu(x).",
     },
@@ -75,7 +73,8 @@ pub const RULES: &[RuleDoc] = &[
         rule: Rule::Gelu,
         code: "SO105",
         name: "hand-gelu",
-        what: "0.5 * x * (1 + erf(x / sqrt(2))), its tanh approximation, or x * sigmoid(1.702 * x).",
+        what: "0.5 * x * (1 + erf(x / sqrt(2))), its tanh approximation, or x * sigmoid(1.702 * x), \
+               outside a function mx.compile wraps.",
         why: "Five or more elementwise kernels where nn.gelu is one compiled function.",
         fix: "nn.gelu(x), nn.gelu_approx(x) or nn.gelu_fast_approx(x).",
     },
@@ -83,7 +82,7 @@ pub const RULES: &[RuleDoc] = &[
         rule: Rule::Rope,
         code: "SO106",
         name: "hand-rope",
-        what: "x * cos + rotate_half(x) * sin, or halves of x combined with cos and sin tables.",
+        what: "x * cos + rotate_half(x) * sin, or the halves of x's last axis combined with cos and sin.",
         why: "Slices, a concatenation and four products where mx.fast.rope is one kernel that needs no tables.",
         fix: "mx.fast.rope(x, dims, traditional=False, base=base, scale=1.0, offset=offset) (or nn.RoPE).",
     },
@@ -118,16 +117,17 @@ pub const RULES: &[RuleDoc] = &[
         rule: Rule::LayoutRoundTrip,
         code: "SO110",
         name: "layout-round-trip",
-        what: "A transpose undone (or followed) by another, or mx.contiguous before an op that takes any layout.",
-        why: "Each transpose that reaches a kernel needs a strided read or a copy; two in a row are one or none.",
-        fix: "Drop transposes that cancel, compose the rest into one, and drop the contiguous copy.",
+        what: "A transpose undone by another (elementwise work between), or mx.contiguous before an op \
+               that takes any layout (matmul, reshape, SDPA, einsum).",
+        why: "The work between runs over a strided view; the copy moves the whole array for nothing.",
+        fix: "Drop both transposes (do the work in the original layout) and the contiguous copy.",
     },
     RuleDoc {
         rule: Rule::RowUpdateLoop,
         code: "SO111",
         name: "row-update-loop",
-        what: "A Python loop that computes row i of an array from its earlier rows \
-               (x[..., i, :i] = ... x[..., :, :i] ...): forward substitution.",
+        what: "A Python loop that computes row i of an array by arithmetic on all the rows before it \
+               (x[..., i, :i] = ... x[..., :, :i] ...: forward substitution) or after it (back substitution).",
         why: "n small launches in sequence, each waiting on the last: a triangular solve done a row at a time.",
         fix: "Solve the system at once: `superopt run` finds the solve and generates its kernel; in plain \
               MLX, (I + A)^-1 = (I - A)(I + A^2)(I + A^4)... for strictly lower A (log2 n products).",
@@ -136,7 +136,8 @@ pub const RULES: &[RuleDoc] = &[
         rule: Rule::HostSyncInLoop,
         code: "SO112",
         name: "host-sync-in-loop",
-        what: ".item() or .tolist() inside a loop.",
+        what: ".item() or .tolist() in a loop that computes on the device each step and does not evaluate \
+               it itself, or on a value sliced anew each step (x[i].item()).",
         why: "Each call waits for the GPU to finish all queued work: the loop runs at launch latency.",
         fix: "Keep values on the device (mx.where, masks) and read them once after the loop.",
     },
@@ -144,7 +145,7 @@ pub const RULES: &[RuleDoc] = &[
         rule: Rule::Float64,
         code: "SO113",
         name: "float64",
-        what: "mx.float64 in code that runs on the GPU.",
+        what: "mx.float64 given as a dtype (astype, dtype=) in code that runs on the GPU.",
         why: "Metal has no float64 (the op fails or falls back); on CUDA float64 is many times slower.",
         fix: "float32 (with float32 accumulation), or run that part on mx.cpu explicitly (stream=mx.cpu).",
     },
@@ -213,11 +214,6 @@ impl Rule {
     pub fn doc(self) -> &'static RuleDoc {
         RULES.iter().find(|d| d.rule == self).expect("every rule has a row in RULES")
     }
-
-    /// The rule with this code or name (`SO101` or `hand-rms-norm`).
-    pub fn find(code_or_name: &str) -> Option<Rule> {
-        RULES.iter().find(|d| d.code.eq_ignore_ascii_case(code_or_name) || d.name == code_or_name).map(|d| d.rule)
-    }
 }
 
 #[cfg(test)]
@@ -233,7 +229,5 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), RULES.len());
-        assert_eq!(Rule::find("so103"), Some(Rule::Softmax));
-        assert_eq!(Rule::find("hand-rope"), Some(Rule::Rope));
     }
 }

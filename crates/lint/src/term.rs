@@ -7,7 +7,7 @@ use std::rc::Rc;
 /// A shared term: a name's term is the same `Rc` wherever the name is used.
 pub type T = Rc<Term>;
 
-/// Terms larger than this become opaque: inlining a name that doubles each loop step stays cheap.
+/// Terms larger than this become opaque: a name reassigned from itself many times stays cheap.
 pub const MAX_SIZE: usize = 4000;
 
 #[derive(Debug, PartialEq)]
@@ -68,6 +68,9 @@ pub enum Op {
     Einsum(String),
     Sdpa,
     Tri,
+    /// `a // b`, `a % b` (on integers: shapes and positions).
+    FloorDiv,
+    Mod,
     /// An array built from a shape alone, with its literal shape where written.
     Make(Make, Option<Vec<i64>>),
 }
@@ -86,6 +89,7 @@ pub enum Axis {
     Last,
     At(i64),
     All,
+    /// Several axes, or an axis not written as a number.
     Many,
 }
 
@@ -195,7 +199,7 @@ impl Term {
     }
 
     /// The first subterm (this one included, pre-order) that `pred` accepts, metadata not looked into.
-    pub fn find<'a>(self: &'a T, pred: &dyn Fn(&Term) -> bool) -> Option<&'a T> {
+    pub fn find<'a>(self: &'a T, pred: &dyn Fn(&T) -> bool) -> Option<&'a T> {
         if pred(self) {
             return Some(self);
         }

@@ -50,12 +50,12 @@ fn fixtures_find_exactly_the_marked_lines() {
     }
 }
 
-/// Files written by independent authors (`tests/probe/one`, `tests/probe/two`, each with its
+/// Files written by independent authors (`tests/probe/one`, `two` and `three`, each with its
 /// author's list of what should and should not be found, EXPECTED.md): the findings are exactly
 /// the folder's FINDINGS.txt.
 #[test]
 fn independent_probe_files_find_what_their_authors_expected() {
-    for set in ["one", "two"] {
+    for set in ["one", "two", "three"] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe").join(set);
         let listed = std::fs::read_to_string(dir.join("FINDINGS.txt")).unwrap();
         let want: BTreeSet<String> =

@@ -3,6 +3,7 @@
 
 use super::{Ctx, Hit};
 use crate::term::{Axis, Op, Reduce, Term, T};
+use std::rc::Rc;
 
 /// The value under a cast: `x.astype(mx.float32)` is x.
 pub fn uncast(t: &T) -> &T {
@@ -54,14 +55,28 @@ fn centered(t: &T) -> Option<&T> {
     }
 }
 
+/// The smallest product in `t` whose factors include all of `parts` (the same nodes): where a
+/// match made of some factors sits, so that a match inside an inlined helper is known as its.
+fn cover<'a>(t: &'a T, parts: &[&T]) -> &'a T {
+    if let Some((Op::Mul, [a, b])) = t.op() {
+        for side in [a, b] {
+            let fs = side.factors();
+            if parts.iter().all(|p| fs.iter().any(|f| Rc::ptr_eq(f, p))) {
+                return cover(side, parts);
+            }
+        }
+    }
+    t
+}
+
 pub fn rms_norm(t: &T, _: &Ctx) -> Option<Hit> {
     let factors = t.factors();
     factors.iter().find_map(|f| {
         let v = inverse_root(f)?;
         let x = last_axis_mean(v)?.unary(&Op::Square)?;
-        let scaled = factors.iter().any(|g| !std::ptr::eq(g, f) && same(g, x));
-        (scaled && centered(uncast(x)).is_none())
-            .then(|| Hit::new(v, "hand-written RMSNorm: mx.fast.rms_norm(x, weight, eps)"))
+        let g = factors.iter().find(|g| !Rc::ptr_eq(g, f) && same(g, x))?;
+        let msg = "hand-written RMSNorm: mx.fast.rms_norm(x, weight, eps)";
+        centered(uncast(x)).is_none().then(|| Hit::spanning(v, cover(t, &[f, g]), msg))
     })
 }
 
@@ -73,8 +88,9 @@ pub fn layer_norm(t: &T, _: &Ctx) -> Option<Hit> {
             (Op::Reduce(Reduce::Var, Axis::Last), [x]) => x,
             _ => centered(last_axis_mean(v)?.unary(&Op::Square)?)?,
         };
-        let has_centered = factors.iter().any(|g| centered(g).is_some_and(|y| same(x, y)));
-        has_centered.then(|| Hit::new(v, "hand-written LayerNorm: mx.fast.layer_norm(x, weight, bias, eps)"))
+        let g = factors.iter().find(|g| centered(g).is_some_and(|y| same(x, y)))?;
+        let msg = "hand-written LayerNorm: mx.fast.layer_norm(x, weight, bias, eps)";
+        Some(Hit::spanning(v, cover(t, &[f, g]), msg))
     })
 }
 
@@ -97,32 +113,41 @@ pub fn softmax_of(t: &T) -> Option<(&T, Axis)> {
 
 pub fn softmax(t: &T, _: &Ctx) -> Option<Hit> {
     let (e, axis) = softmax_of(t)?;
+    // the match is t itself (e / sum(e), or exp(x - logsumexp(x)))
     let axis = match axis {
         Axis::Last => "-1".to_string(),
         Axis::At(k) => k.to_string(),
         _ => "...".to_string(),
     };
-    Some(Hit::new(e, &format!("hand-written softmax: mx.softmax(x, axis={axis})")))
+    Some(Hit::spanning(e, t, &format!("hand-written softmax: mx.softmax(x, axis={axis})")))
 }
 
-pub fn silu(t: &T, _: &Ctx) -> Option<Hit> {
+pub fn silu(t: &T, ctx: &Ctx) -> Option<Hit> {
+    if ctx.compiled {
+        return None;
+    }
     let factors = t.factors();
     factors.iter().find_map(|f| {
         let x = f.unary(&Op::Sigmoid)?;
-        factors.iter().any(|g| same(g, x)).then(|| Hit::new(f, "hand-written SiLU: nn.silu(x)"))
+        let g = factors.iter().find(|g| same(g, x))?;
+        Some(Hit::spanning(f, cover(t, &[f, g]), "hand-written SiLU: nn.silu(x)"))
     })
 }
 
-pub fn gelu(t: &T, _: &Ctx) -> Option<Hit> {
+pub fn gelu(t: &T, ctx: &Ctx) -> Option<Hit> {
+    if ctx.compiled {
+        return None;
+    }
     let factors = t.factors();
-    let is_x = |u: &T| factors.iter().any(|g| g.num().is_none() && same(g, u));
+    let x_factor = |u: &T| factors.iter().find(|g| g.num().is_none() && same(g, u));
     let half = factors.iter().filter_map(|g| g.num()).product::<f64>();
     factors.iter().find_map(|f| {
         // x * sigmoid(1.702 * x)
         if let Some(arg) = f.unary(&Op::Sigmoid) {
             let fs = arg.factors();
             let quick = fs.iter().any(|g| g.num().is_some_and(|c| (c - 1.702).abs() < 0.01));
-            return (quick && fs.iter().any(is_x)).then(|| Hit::new(f, "hand-written GELU: nn.gelu_fast_approx(x)"));
+            let x = fs.iter().find_map(x_factor).filter(|_| quick)?;
+            return Some(Hit::spanning(f, cover(t, &[f, x]), "hand-written GELU: nn.gelu_fast_approx(x)"));
         }
         let (Op::Add, [a, b]) = f.op()? else { return None };
         let g = if a.num() == Some(1.0) {
@@ -135,13 +160,16 @@ pub fn gelu(t: &T, _: &Ctx) -> Option<Hit> {
         if (half - 0.5).abs() > 1e-6 {
             return None;
         }
-        let uses_x = |u: &T| factors.iter().any(|h| h.num().is_none() && !std::ptr::eq(h, f) && u.contains(h));
-        if let Some(u) = g.unary(&Op::Erf) {
-            return uses_x(u).then(|| Hit::new(f, "hand-written GELU: nn.gelu(x)"));
-        }
-        let u = g.unary(&Op::Tanh)?;
-        let cubic = u.find(&|s| s.num().is_some_and(|c| (c - 0.044715).abs() < 1e-4)).is_some();
-        (cubic && uses_x(u)).then(|| Hit::new(f, "hand-written GELU (tanh): nn.gelu_approx(x)"))
+        let x_in = |u: &T| factors.iter().find(|h| h.num().is_none() && !Rc::ptr_eq(h, f) && u.contains(h));
+        let (u, msg) = match (g.unary(&Op::Erf), g.unary(&Op::Tanh)) {
+            (Some(u), _) => (u, "hand-written GELU: nn.gelu(x)"),
+            (None, Some(u)) if u.find(&|s| s.num().is_some_and(|c| (c - 0.044715).abs() < 1e-4)).is_some() => {
+                (u, "hand-written GELU (tanh): nn.gelu_approx(x)")
+            }
+            _ => return None,
+        };
+        let x = x_in(u)?;
+        Some(Hit::spanning(f, cover(t, &[f, x]), msg))
     })
 }
 
@@ -152,11 +180,14 @@ enum Trig {
 }
 
 fn trig(t: &T) -> Option<Trig> {
+    // a name whose `_`-separated words include cos or sin: `cos`, `freqs_sin`, `cos_cached`
     let named = |n: &str| {
-        let n = n.to_ascii_lowercase();
-        if n.contains("cos") {
+        let words: Vec<String> =
+            n.to_ascii_lowercase().split('_').map(|w| w.trim_end_matches(char::is_numeric).to_string()).collect();
+        let has = |ws: &[&str]| words.iter().any(|w| ws.contains(&w.as_str()));
+        if has(&["cos", "cosine", "cosines"]) {
             Some(Trig::Cos)
-        } else if n.contains("sin") {
+        } else if has(&["sin", "sine", "sines"]) {
             Some(Trig::Sin)
         } else {
             None
@@ -172,23 +203,38 @@ fn trig(t: &T) -> Option<Trig> {
     }
 }
 
-/// The array a slice, half, negation or rotation of x comes from.
-fn root(t: &T) -> &T {
+/// What a rotation's data factor is of x: x itself, or a part of it (a slice of the last axes, a
+/// half from a split, a rotation such as `rotate_half(x)`). A single element (`pts[..., 0]`) is not.
+enum Piece<'a> {
+    Whole(&'a T),
+    Part(&'a T),
+}
+
+fn part_of(inner: &T) -> Option<Piece<'_>> {
+    Some(Piece::Part(match piece(inner)? {
+        Piece::Whole(r) | Piece::Part(r) => r,
+    }))
+}
+
+fn piece(t: &T) -> Option<Piece<'_>> {
+    let part = part_of;
     match t.as_ref() {
-        Term::Index(a, _) | Term::Part(a, _) => root(a),
-        Term::Op(Op::Neg | Op::Astype | Op::Split | Op::Reshape(_) | Op::Concat, a) if !a.is_empty() => root(&a[0]),
-        Term::Call(_, a) if !a.is_empty() => root(&a[0]),
-        _ => t,
+        Term::Index(a, idx) if idx.contains(':') => part(a),
+        Term::Index(..) => None,
+        Term::Part(a, _) => part(a),
+        Term::Op(Op::Split | Op::Concat, a) | Term::Call(_, a) if !a.is_empty() => part(&a[0]),
+        Term::Op(Op::Neg | Op::Astype | Op::Reshape(_), a) if !a.is_empty() => piece(&a[0]),
+        _ => Some(Piece::Whole(t)),
     }
 }
 
-/// (the trig kind, the data factor's root) of `data * cos` or `-(data * sin)`.
-fn rotation_term(t: &T) -> Option<(Trig, &T)> {
+/// (the trig kind, the data factor) of `data * cos` or `-(data * sin)`.
+fn rotation_term(t: &T) -> Option<(Trig, Piece<'_>)> {
     let t = t.unary(&Op::Neg).unwrap_or(t);
     let (Op::Mul, [a, b]) = t.op()? else { return None };
     match (trig(a), trig(b)) {
-        (Some(k), None) => Some((k, root(b))),
-        (None, Some(k)) => Some((k, root(a))),
+        (Some(k), None) => Some((k, piece(b)?)),
+        (None, Some(k)) => Some((k, piece(a)?)),
         _ => None,
     }
 }
@@ -196,8 +242,15 @@ fn rotation_term(t: &T) -> Option<(Trig, &T)> {
 pub fn rope(t: &T, _: &Ctx) -> Option<Hit> {
     let addends = t.addends();
     let [p, q] = addends.as_slice() else { return None };
-    let (kp, rp) = rotation_term(p)?;
-    let (kq, rq) = rotation_term(q)?;
-    (kp != kq && rp == rq)
+    let (kp, dp) = rotation_term(p)?;
+    let (kq, dq) = rotation_term(q)?;
+    // one array, rotated: at least one factor is a part of it (a half, or rotate_half)
+    let same = match (dp, dq) {
+        (Piece::Part(a), Piece::Part(b)) | (Piece::Part(a), Piece::Whole(b)) | (Piece::Whole(a), Piece::Part(b)) => {
+            a == b
+        }
+        (Piece::Whole(_), Piece::Whole(_)) => false,
+    };
+    (kp != kq && same)
         .then(|| Hit::new(t, "hand-written rotary embedding: mx.fast.rope(x, dims, base=..., offset=...)"))
 }

@@ -186,11 +186,23 @@ fn scalar_loads(text: &str, blocks: &[Block], out: &mut Vec<KernelHit>) {
         let h: String = b.header.chars().filter(|c| !c.is_whitespace()).collect();
         let strided = h.starts_with("for(") && h.contains("+=") && !h.contains("+=1)");
         let body = &text[b.start..b.end];
-        if strided && body.contains("+=") && body.contains('[') && !has_any(body, BARRIERS) {
+        if strided && indexes_by(body, loop_variable(&b.header)) && !has_any(body, BARRIERS) {
             let msg = "strided loop of one-element loads: load 4 or 8 elements at a time (float4, half4, vec<T, 4>)";
             out.push((Rule::KernelScalarLoads, b.at, msg.to_string()));
         }
     }
+}
+
+/// The variable a `for (int i = ...; ...)` header declares.
+fn loop_variable(header: &str) -> Option<&str> {
+    let init = header.split_once('(')?.1.split(['=', ';']).next()?;
+    init.split_whitespace().last()
+}
+
+/// Whether the body reads an array at an index that uses the loop variable (`inp[row * n + i]`).
+fn indexes_by(body: &str, var: Option<&str>) -> bool {
+    let Some(var) = var else { return false };
+    body.split('[').skip(1).any(|after| after.split(']').next().is_some_and(|idx| words(idx, var).next().is_some()))
 }
 
 /// Names that hold a thread index: the built-in ones and variables set from them.
@@ -201,7 +213,7 @@ fn thread_names(text: &str) -> Vec<String> {
         if lhs.ends_with(['<', '>', '!', '+', '-', '*', '/']) || rhs.starts_with('=') {
             continue;
         }
-        if names.iter().any(|n| rhs.contains(n.as_str())) {
+        if names.iter().any(|n| words(rhs, n).next().is_some()) {
             if let Some(name) = lhs.split_whitespace().last() {
                 names.push(name.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_').to_string());
             }

@@ -1,4 +1,4 @@
-//! Layout changes that cancel or need not be copies.
+//! Layout changes that cancel, and copies no op needs.
 
 use super::{Ctx, Hit};
 use crate::term::{Op, Perm, Term, T};
@@ -8,7 +8,9 @@ fn explicit(p: &Perm, n: usize) -> Option<Vec<usize>> {
     let norm = |a: i64| if a < 0 { a + n as i64 } else { a };
     match p {
         Perm::Reverse => Some((0..n).rev().collect()),
-        Perm::Explicit(v) if v.len() == n => v.iter().map(|&a| usize::try_from(norm(a)).ok()).collect(),
+        Perm::Explicit(v) if v.len() == n => {
+            v.iter().map(|&a| usize::try_from(norm(a)).ok().filter(|&a| a < n)).collect()
+        }
         Perm::Swap(a, b) => {
             let (a, b) = (usize::try_from(norm(*a)).ok()?, usize::try_from(norm(*b)).ok()?);
             let mut v: Vec<usize> = (0..n).collect();
@@ -41,11 +43,14 @@ fn cancels(first: &Perm, second: &Perm) -> Option<bool> {
     Some(q.iter().enumerate().all(|(i, &j)| p[j] == i))
 }
 
-/// A number, or a named value broadcast in (`scale`, `self.scale[:, None]`).
+/// A number, or a named value broadcast in (`scale`, `self.scale[:, None]`, `1 / (1 - p)`).
 fn scalar(t: &T) -> bool {
     match t.as_ref() {
         Term::Num(_) | Term::Scalar(_) | Term::Name(_) | Term::Attr(..) => true,
         Term::Index(base, _) => scalar(base),
+        Term::Op(Op::Add | Op::Sub | Op::Mul | Op::Neg | Op::Recip | Op::Sqrt | Op::Rsqrt, args) => {
+            args.iter().all(scalar)
+        }
         _ => false,
     }
 }
@@ -64,11 +69,14 @@ fn inner_transpose(t: &T) -> Option<(&Perm, &T)> {
 pub fn round_trip(t: &T, _: &Ctx) -> Option<Hit> {
     let (op, args) = t.op()?;
     if let Op::Transpose(second) = op {
-        let (first, _) = inner_transpose(&args[0])?;
-        return Some(match cancels(first, second) {
-            Some(true) => Hit::new(t, "transpose undone by a transpose: drop both"),
-            _ => Hit::new(t, "two transposes in a row: one transpose, the axes composed"),
-        });
+        let (first, under) = inner_transpose(&args[0])?;
+        // in a chain of three or more, the first pair is the finding
+        if matches!(under.op(), Some((Op::Transpose(_), _))) {
+            return None;
+        }
+        // transposes are views: only a pair that cancels (with a strided pass between) is waste
+        return (cancels(first, second) == Some(true))
+            .then(|| Hit::new(t, "transpose undone by a transpose: drop both"));
     }
     let copied = match op {
         Op::MatMul | Op::Reshape(_) | Op::Sdpa | Op::Einsum(_) => {

@@ -19,9 +19,12 @@ pub fn shape(t: &T) -> Option<Vec<i64>> {
         }
         Term::Op(Op::MatMul, a) => {
             let (l, r) = (shape(&a[0])?, shape(&a[1])?);
-            let (m, n) = (*l.get(l.len().checked_sub(2)?)?, *r.last()?);
-            let mut out = l[..l.len() - 2].to_vec();
-            out.extend([m, n]);
+            // numpy's rules: a 1-D left operand is a row, a 1-D right operand a column, dropped after
+            let (ml, mr) = (matrix(&l, true), matrix(&r, false));
+            let (m, n) = (*ml.get(ml.len().checked_sub(2)?)?, *mr.last()?);
+            let mut out = ml[..ml.len() - 2].to_vec();
+            out.extend((l.len() > 1).then_some(m));
+            out.extend((r.len() > 1).then_some(n));
             Some(out)
         }
         Term::Op(Op::Astype | Op::Neg | Op::Exp | Op::Sigmoid | Op::Tanh, a) => shape(&a[0]),
@@ -31,16 +34,22 @@ pub fn shape(t: &T) -> Option<Vec<i64>> {
     }
 }
 
-/// (rows, inner, cols) of a 2-D product's operands, batch dimensions folded into the rows.
-fn dims(s: &[i64]) -> Option<(f64, f64)> {
-    let n = s.len();
-    (n >= 2).then(|| (s[..n - 1].iter().map(|&d| d as f64).product(), s[n - 1] as f64))
+/// A shape as a matrix: a 1-D vector is a row (on the left of a product) or a column (on the right).
+fn matrix(s: &[i64], left: bool) -> Vec<i64> {
+    match (s, left) {
+        ([k], true) => vec![1, *k],
+        ([k], false) => vec![*k, 1],
+        _ => s.to_vec(),
+    }
 }
 
+/// Multiply-adds of `a @ b`: every row of a (batch dimensions included) times every column of b.
 fn cost(a: &[i64], b: &[i64]) -> Option<f64> {
-    let (m, k) = dims(a)?;
-    let n = *b.last()? as f64;
-    Some(m * k * n)
+    let a = matrix(a, true);
+    let rows: f64 = a[..a.len() - 1].iter().map(|&d| d as f64).product();
+    let inner = *a.last()? as f64;
+    let cols = *matrix(b, false).last()? as f64;
+    Some(rows * inner * cols)
 }
 
 pub fn order(t: &T, _: &Ctx) -> Option<Hit> {

@@ -1,5 +1,5 @@
 //! The rules' code, by family. Rules over terms (one expression, its names inlined) are listed in
-//! [`TERM_RULES`]; rules over statements (loops, dtypes) in [`statements`]; rules over kernel
+//! [`TERM_RULES`]; rules over loops in [`rows`] and over calls in [`statements`]; rules over kernel
 //! sources in [`kernel`].
 
 pub mod attention;
@@ -7,6 +7,7 @@ pub mod fast;
 pub mod kernel;
 pub mod layout;
 pub mod matmul;
+pub mod rows;
 pub mod statements;
 pub mod table;
 
@@ -17,17 +18,26 @@ use crate::term::T;
 pub struct Ctx {
     /// In a function that runs on every call (not `__init__`, not a cached helper, not the module).
     pub runs_every_call: bool,
+    /// In a function `mx.compile` wraps: its elementwise chains are fused already.
+    pub compiled: bool,
 }
 
-/// A rule's match: the subterm that identifies it (one finding per key) and the message.
+/// A rule's match: the subterm that identifies it (one finding per key, wherever the term is used
+/// again), the smallest term the match spans, and the message.
 pub struct Hit {
     pub key: T,
+    pub span: T,
     pub message: String,
 }
 
 impl Hit {
+    /// A match that spans its key.
     pub fn new(key: &T, message: &str) -> Hit {
-        Hit { key: key.clone(), message: message.to_string() }
+        Hit::spanning(key, key, message)
+    }
+
+    pub fn spanning(key: &T, span: &T, message: &str) -> Hit {
+        Hit { key: key.clone(), span: span.clone(), message: message.to_string() }
     }
 }
 

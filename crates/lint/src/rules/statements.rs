@@ -1,5 +1,4 @@
-//! Rules over statements and calls: loops that update rows one at a time, host syncs in loops,
-//! float64, kernel launches and their sources.
+//! Rules over calls: host syncs in loops, float64, kernel launches and their sources.
 
 use super::kernel;
 use crate::imports::Imports;
@@ -7,7 +6,7 @@ use crate::lower::write_expr;
 use crate::registry::Rule;
 use crate::term::{Term, T};
 use ruff_python_ast::visitor::{walk_expr, Visitor};
-use ruff_python_ast::{Expr, Stmt};
+use ruff_python_ast::Expr;
 use ruff_text_size::{Ranged, TextRange, TextSize};
 use std::collections::HashMap;
 
@@ -15,7 +14,7 @@ use std::collections::HashMap;
 pub type Raw = (Rule, TextRange, String);
 
 /// The index texts `name` is read at in `e` (`""` for a use of the whole name).
-fn reads(e: &Expr, name: &str) -> Vec<String> {
+pub fn reads(e: &Expr, name: &str) -> Vec<String> {
     struct Reads<'n> {
         name: &'n str,
         found: Vec<String>,
@@ -39,133 +38,120 @@ fn reads(e: &Expr, name: &str) -> Vec<String> {
     r.found
 }
 
-fn name_of(e: &Expr) -> Option<&str> {
-    match e {
-        Expr::Name(n) => Some(n.id.as_str()),
-        _ => None,
+/// What a loop body does each step: device work (an MLX op, a call of a function or method of
+/// the file's own), and whether it evaluates (`mx.eval`, `mx.async_eval`).
+#[derive(Default)]
+struct Work {
+    device: bool,
+    evaluates: bool,
+}
+
+struct WorkFinder<'i> {
+    imports: &'i Imports,
+    work: Work,
+}
+
+impl<'a> Visitor<'a> for WorkFinder<'_> {
+    fn visit_stmt(&mut self, s: &'a ruff_python_ast::Stmt) {
+        if !matches!(s, ruff_python_ast::Stmt::FunctionDef(_) | ruff_python_ast::Stmt::ClassDef(_)) {
+            ruff_python_ast::visitor::walk_stmt(self, s);
+        }
+    }
+    fn visit_expr(&mut self, e: &'a Expr) {
+        if let Expr::Call(c) = e {
+            const BUILTINS: &[&str] = &[
+                "len",
+                "range",
+                "print",
+                "int",
+                "float",
+                "str",
+                "bool",
+                "enumerate",
+                "zip",
+                "list",
+                "dict",
+                "set",
+                "tuple",
+                "sorted",
+                "reversed",
+                "min",
+                "max",
+                "sum",
+                "abs",
+                "round",
+                "isinstance",
+                "next",
+                "iter",
+                "repr",
+                "format",
+                "chr",
+                "ord",
+                "map",
+                "filter",
+                "any",
+                "all",
+                "getattr",
+                "setattr",
+                "hasattr",
+                "type",
+                "open",
+                "divmod",
+                "hash",
+                "id",
+                "super",
+            ];
+            let path = self.imports.path(&c.func);
+            let eval = matches!(path.as_deref(), Some("mlx.core.eval" | "mlx.core.async_eval"));
+            let mlx = path.as_deref().is_some_and(|p| p.starts_with("mlx."));
+            // a function of the file (a class, `ValueError(...)`, builds an object, not device work)
+            let function = matches!(c.func.as_ref(), Expr::Name(n) if path.is_none()
+                && !BUILTINS.contains(&n.id.as_str()) && !n.id.starts_with(char::is_uppercase));
+            let own_method = matches!(c.func.as_ref(), Expr::Attribute(a)
+                if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self"));
+            self.work.evaluates |= eval;
+            self.work.device |= (mlx && !eval) || function || own_method;
+        }
+        walk_expr(self, e);
     }
 }
 
-/// `x[idx] = f(x[other])` with the loop variable in idx: row idx from the other rows.
-fn row_from_rows(target: &Expr, value: &Expr, var: Option<&str>) -> bool {
-    let Expr::Subscript(s) = target else { return false };
-    let Some(base) = name_of(&s.value) else { return false };
-    let mut idx = String::new();
-    write_expr(&s.slice, &mut idx);
-    let on_var = var.is_none_or(|v| !reads(&s.slice, v).is_empty());
-    on_var && reads(value, base).iter().any(|r| !r.is_empty() && *r != idx)
+/// Where a read of a value to the host (`.item()`, `.tolist()`) sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Looping {
+    Outside,
+    /// In a loop that reads values computed before it (or evaluates each step itself): a read
+    /// stalls only when it slices a new value each step (`labels[i].item()`).
+    Reads,
+    /// In a loop that computes on the device each step and does not evaluate it: every read stalls.
+    Works,
 }
 
-/// Whether `e` computes something (arithmetic or a call), not only picks an element.
-fn computes(e: &Expr) -> bool {
-    struct Finder(bool);
-    impl<'a> Visitor<'a> for Finder {
-        fn visit_expr(&mut self, e: &'a Expr) {
-            self.0 |= matches!(e, Expr::BinOp(_) | Expr::Call(_));
-            walk_expr(self, e);
-        }
-    }
-    let mut f = Finder(false);
-    f.visit_expr(e);
-    f.0
-}
-
-/// The names a loop body computes from `list` (directly, or from names computed from it).
-fn derived_from(body: &[Stmt], list: &str) -> Vec<String> {
-    fn assignments<'a>(body: &'a [Stmt], out: &mut Vec<(&'a str, &'a Expr)>) {
-        for s in body {
-            match s {
-                Stmt::Assign(a) => out.extend(a.targets.iter().filter_map(name_of).map(|t| (t, a.value.as_ref()))),
-                Stmt::AugAssign(a) => out.extend(name_of(&a.target).map(|t| (t, a.value.as_ref()))),
-                Stmt::For(f) => assignments(&f.body, out),
-                Stmt::While(w) => assignments(&w.body, out),
-                Stmt::If(i) => {
-                    assignments(&i.body, out);
-                    i.elif_else_clauses.iter().for_each(|c| assignments(&c.body, out));
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut all = Vec::new();
-    assignments(body, &mut all);
-    let mut derived: Vec<String> = Vec::new();
-    loop {
-        let before = derived.len();
-        for (target, value) in &all {
-            let direct = !reads(value, list).is_empty() && computes(value);
-            if !derived.iter().any(|d| d == target) && (direct || derived.iter().any(|d| !reads(value, d).is_empty())) {
-                derived.push(target.to_string());
-            }
-        }
-        if derived.len() == before {
-            return derived;
+impl Looping {
+    /// The kind of a loop with this body (or element), inside `self`.
+    fn enter(self, work: Work) -> Looping {
+        match (self, work.device && !work.evaluates) {
+            (Looping::Works, _) | (_, true) => Looping::Works,
+            _ => Looping::Reads,
         }
     }
 }
 
-/// `x = concatenate([x, f(x)])` or `rows.append(f(rows))`: a row from the rows so far.
-fn grows_from_itself(stmt: &Stmt, body: &[Stmt], imports: &Imports) -> bool {
-    match stmt {
-        Stmt::Assign(a) => {
-            let (Some(x), Expr::Call(c)) = (a.targets.first().and_then(name_of), a.value.as_ref()) else {
-                return false;
-            };
-            let joins = imports.path(&c.func).is_some_and(|p| p.ends_with(".concatenate") || p.ends_with(".stack"));
-            let parts: Vec<&Expr> = match c.arguments.args.first() {
-                Some(Expr::List(l)) => l.elts.iter().collect(),
-                Some(Expr::Tuple(t)) => t.elts.iter().collect(),
-                _ => return false,
-            };
-            let starts_with_x = parts.first().and_then(|p| name_of(p)) == Some(x);
-            joins && starts_with_x && parts[1..].iter().any(|p| !reads(p, x).is_empty())
-        }
-        Stmt::Expr(e) => {
-            let Expr::Call(c) = e.value.as_ref() else { return false };
-            let Expr::Attribute(m) = c.func.as_ref() else { return false };
-            let Some(list) = name_of(&m.value) else { return false };
-            let derived = derived_from(body, list);
-            let from_rows = |a: &Expr| {
-                (!reads(a, list).is_empty() && computes(a)) || derived.iter().any(|d| !reads(a, d).is_empty())
-            };
-            m.attr.as_str() == "append" && c.arguments.args.iter().any(from_rows)
-        }
-        _ => false,
-    }
-}
-
-/// The first statement of a loop body (nested blocks included, functions not) that computes a
-/// row from earlier rows.
-pub fn row_update(body: &[Stmt], var: Option<&str>, imports: &Imports) -> Option<TextRange> {
-    rows_in(body, body, var, imports)
-}
-
-fn rows_in(stmts: &[Stmt], body: &[Stmt], var: Option<&str>, imports: &Imports) -> Option<TextRange> {
-    stmts.iter().find_map(|s| {
-        let hit = match s {
-            Stmt::Assign(a) => a.targets.iter().any(|t| row_from_rows(t, &a.value, var)),
-            Stmt::AugAssign(a) => row_from_rows(&a.target, &a.value, var),
-            Stmt::If(i) => {
-                let nested = std::iter::once(&i.body).chain(i.elif_else_clauses.iter().map(|c| &c.body));
-                return nested.into_iter().find_map(|b| rows_in(b, body, var, imports));
-            }
-            Stmt::For(f) => return rows_in(&f.body, body, var, imports),
-            Stmt::While(w) => return rows_in(&w.body, body, var, imports),
-            Stmt::With(w) => return rows_in(&w.body, body, var, imports),
-            _ => false,
-        };
-        (hit || grows_from_itself(s, body, imports)).then(|| s.range())
-    })
+/// The kind of loop a loop statement's body makes, inside `outer`.
+pub fn loop_kind(outer: Looping, body: &[ruff_python_ast::Stmt], imports: &Imports) -> Looping {
+    let mut f = WorkFinder { imports, work: Work::default() };
+    body.iter().for_each(|s| f.visit_stmt(s));
+    outer.enter(f.work)
 }
 
 /// The checks over one statement's expressions (not its nested statements).
 pub struct Calls<'a> {
     pub imports: &'a Imports,
     pub env: &'a HashMap<String, T>,
-    /// Module- and function-level string constants: kernel sources passed by name.
+    /// The file's string constants by name (the last assigned): kernel sources passed by name.
     pub strings: &'a HashMap<String, TextRange>,
     pub source: &'a str,
-    pub in_loop: bool,
+    pub in_loop: Looping,
     /// Under `with mx.stream(mx.cpu)`, a call with `stream=mx.cpu`, or a CPU default device.
     pub on_cpu: bool,
     pub out: Vec<Raw>,
@@ -205,7 +191,12 @@ impl Calls<'_> {
     fn call(&mut self, c: &ruff_python_ast::ExprCall) {
         if let Expr::Attribute(m) = c.func.as_ref() {
             let host = matches!(m.attr.as_str(), "item" | "tolist") && c.arguments.args.is_empty();
-            if self.in_loop && host && !self.is_numpy(&m.value) {
+            let stalls = match self.in_loop {
+                Looping::Works => true,
+                Looping::Reads => matches!(m.value.as_ref(), Expr::Subscript(_)),
+                Looping::Outside => false,
+            };
+            if stalls && host && !self.is_numpy(&m.value) {
                 let msg = format!(".{}() in a loop: a host sync each step; keep the values on the device", m.attr);
                 self.out.push((Rule::HostSyncInLoop, c.range(), msg));
             }
@@ -213,6 +204,13 @@ impl Calls<'_> {
         if self.is(&c.func, "mlx.core.fast.metal_kernel") || self.is(&c.func, "mlx.core.fast.cuda_kernel") {
             let src = c.arguments.find_argument_value("source", 3);
             self.kernel_source(src);
+        }
+        // float64 as an argument (`astype(mx.float64)`, `dtype=mx.float64`), not in a dtype test
+        let args = c.arguments.args.iter().chain(c.arguments.keywords.iter().map(|k| &k.value));
+        let cpu = self.on_cpu || c.arguments.find_keyword("stream").is_some_and(|k| self.is(&k.value, "mlx.core.cpu"));
+        if let Some(f64) = args.into_iter().find(|a| self.is(a, "mlx.core.float64")).filter(|_| !cpu) {
+            let msg = "float64 on the GPU: float32, or this part on stream=mx.cpu";
+            self.out.push((Rule::Float64, f64.range(), msg.to_string()));
         }
         for k in &c.arguments.keywords {
             let Some(arg) = k.arg.as_ref().map(|a| a.as_str()) else { continue };
@@ -238,12 +236,45 @@ impl Calls<'_> {
             _ => return,
         };
         let literal = &self.source[range];
-        // the text inside the quotes (offsets stay the file's)
-        let skip = literal.find(|c: char| !"rRbBuUfF\"'".contains(c)).unwrap_or(0);
+        // the text inside the quotes (offsets stay the file's): past the prefix and the quotes
+        let prefix = literal.find(['"', '\'']).unwrap_or(0);
+        let quote = if literal[prefix..].starts_with("\"\"\"") || literal[prefix..].starts_with("'''") { 3 } else { 1 };
+        let skip = prefix + quote;
         for (rule, at, msg) in kernel::check(&literal[skip..]) {
             let start = range.start() + TextSize::try_from(skip + at).unwrap_or_default();
             self.out.push((rule, TextRange::empty(start), msg));
         }
+    }
+}
+
+impl Calls<'_> {
+    /// A comprehension: its first iterable is read once; the rest runs once per element.
+    fn comprehension(&mut self, e: &Expr) {
+        let (generators, parts): (&[ruff_python_ast::Comprehension], Vec<&Expr>) = match e {
+            Expr::ListComp(c) => (&c.generators, vec![&*c.elt]),
+            Expr::SetComp(c) => (&c.generators, vec![&*c.elt]),
+            Expr::Generator(c) => (&c.generators, vec![&*c.elt]),
+            Expr::DictComp(c) => (&c.generators, c.key.as_deref().into_iter().chain([&*c.value]).collect()),
+            _ => return,
+        };
+        // each element stalls on a read when it computes on the device first
+        let mut f = WorkFinder { imports: self.imports, work: Work::default() };
+        parts.iter().for_each(|p| f.visit_expr(p));
+        let per_element = self.in_loop.enter(f.work);
+        for (k, g) in generators.iter().enumerate() {
+            if k == 0 {
+                self.visit_expr(&g.iter);
+            }
+            let was = std::mem::replace(&mut self.in_loop, per_element);
+            if k > 0 {
+                self.visit_expr(&g.iter);
+            }
+            g.ifs.iter().for_each(|c| self.visit_expr(c));
+            self.in_loop = was;
+        }
+        let was = std::mem::replace(&mut self.in_loop, per_element);
+        parts.into_iter().for_each(|p| self.visit_expr(p));
+        self.in_loop = was;
     }
 }
 
@@ -258,15 +289,7 @@ impl<'a> Visitor<'a> for Calls<'_> {
                 walk_expr(self, e);
                 self.on_cpu = was;
             }
-            Expr::ListComp(_) | Expr::SetComp(_) | Expr::DictComp(_) | Expr::Generator(_) => {
-                let was = std::mem::replace(&mut self.in_loop, true);
-                walk_expr(self, e);
-                self.in_loop = was;
-            }
-            Expr::Attribute(_) | Expr::Name(_) if !self.on_cpu && self.is(e, "mlx.core.float64") => {
-                let msg = "float64 on the GPU: float32, or this part on stream=mx.cpu";
-                self.out.push((Rule::Float64, e.range(), msg.to_string()));
-            }
+            Expr::ListComp(_) | Expr::SetComp(_) | Expr::DictComp(_) | Expr::Generator(_) => self.comprehension(e),
             _ => walk_expr(self, e),
         }
     }

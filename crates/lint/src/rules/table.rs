@@ -12,16 +12,12 @@ fn from_shapes(t: &T, sizes: &[T]) -> bool {
     let all = |args: &[T]| !args.is_empty() && args.iter().all(|a| from_shapes(a, sizes));
     match t.as_ref() {
         Term::Num(_) | Term::Scalar(_) | Term::Op(Op::Make(..), _) => true,
-        Term::Attr(base, attr) => matches!(attr.as_str(), "shape" | "ndim" | "size") || is_setting(base, attr),
+        Term::Attr(base, attr) => t.is_metadata() || is_setting(base, attr),
         Term::Index(base, _) | Term::Part(base, _) => from_shapes(base, sizes),
         Term::Op(Op::Sdpa | Op::MatMul | Op::Einsum(_) | Op::Reduce(..) | Op::Softmax(_), _) => false,
         Term::Op(_, args) => all(args),
-        // integer arithmetic and math.* of settings
-        Term::Call(f, args)
-            if matches!(f.as_str(), "//" | "%") || f.starts_with("math.") || f.starts_with("numpy.") =>
-        {
-            all(args)
-        }
+        // math.* and numpy.* of settings
+        Term::Call(f, args) if f.starts_with("math.") || f.starts_with("numpy.") => all(args),
         _ => false,
     }
 }
@@ -68,5 +64,11 @@ pub fn per_call_table(t: &T, ctx: &Ctx) -> Option<Hit> {
     }
     let msg =
         "mask or table built from shapes on every call: build it once (__init__, module level, or a cached helper)";
-    Some(Hit::new(t, msg))
+    // the innermost table is the key: `mask.astype(...)` and `mx.cos(positions * inv_freq)` are
+    // the tables already found
+    let mut core = t;
+    while let Some(inner) = core.children().iter().find_map(|c| c.find(&is_table)) {
+        core = inner;
+    }
+    Some(Hit::spanning(core, t, msg))
 }
