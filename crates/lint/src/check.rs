@@ -5,19 +5,19 @@ use crate::imports::Imports;
 use crate::lower::{Callee, Helper, Helpers, Scope};
 use crate::registry::Rule;
 use crate::rules::rows::row_update;
-use crate::rules::statements::{loop_kind, Calls, Looping, Raw};
+use crate::rules::statements::{loop_kind, Calls, Literal, Looping, Raw};
 use crate::rules::{Ctx, TERM_RULES};
 use crate::term::{Op, Term, T};
 use ruff_python_ast::visitor::{walk_expr, walk_stmt, Visitor};
 use ruff_python_ast::{Expr, Stmt, StmtFunctionDef};
-use ruff_text_size::{Ranged, TextRange};
+use ruff_text_size::Ranged;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 struct Walker<'a> {
     source: &'a str,
     imports: &'a Imports,
-    strings: HashMap<String, TextRange>,
+    strings: HashMap<String, Literal>,
     /// The module's constants (numbers, strings, tuples of them), seen by every function.
     constants: HashMap<String, T>,
     /// Functions still to check, with the class of the methods among them.
@@ -241,8 +241,8 @@ impl<'a> Walker<'a> {
             Stmt::Assign(a) => {
                 let v = self.expr(scope, &a.value, ctx, flags, seen);
                 for t in &a.targets {
-                    if let (Expr::Name(n), Expr::StringLiteral(lit)) = (t, a.value.as_ref()) {
-                        self.strings.insert(n.id.to_string(), lit.range);
+                    if let (Expr::Name(n), Some(lit)) = (t, Literal::of(&a.value)) {
+                        self.strings.insert(n.id.to_string(), lit);
                     }
                     scope.assign(t, v.clone());
                 }

@@ -144,12 +144,49 @@ pub fn loop_kind(outer: Looping, body: &[ruff_python_ast::Stmt], imports: &Impor
     outer.enter(f.work)
 }
 
+/// A string literal in the file: a kernel source, plain or an f-string.
+#[derive(Clone)]
+pub struct Literal {
+    range: TextRange,
+    /// An f-string's `{...}` replacement fields (None: a plain string).
+    holes: Option<Vec<TextRange>>,
+}
+
+impl Literal {
+    pub fn of(e: &Expr) -> Option<Literal> {
+        match e {
+            Expr::StringLiteral(s) => Some(Literal { range: s.range, holes: None }),
+            Expr::FString(f) => {
+                let holes = f.value.elements().filter_map(|e| e.as_interpolation()).map(|i| i.range).collect();
+                Some(Literal { range: f.range, holes: Some(holes) })
+            }
+            _ => None,
+        }
+    }
+
+    /// The literal's text as written, replacement fields blanked and doubled braces made single
+    /// (so that braces are C's blocks), every offset kept.
+    fn text(&self, source: &str) -> String {
+        let mut text = source[self.range].to_string();
+        let Some(holes) = &self.holes else { return text };
+        for hole in holes {
+            let a = (hole.start() - self.range.start()).to_usize();
+            let b = (hole.end() - self.range.start()).to_usize();
+            if let Some(part) = text.get(a..b) {
+                let blank = " ".repeat(part.len());
+                text.replace_range(a..b, &blank);
+            }
+        }
+        text.replace("{{", "{ ").replace("}}", "} ")
+    }
+}
+
 /// The checks over one statement's expressions (not its nested statements).
 pub struct Calls<'a> {
     pub imports: &'a Imports,
     pub env: &'a HashMap<String, T>,
     /// The file's string constants by name (the last assigned): kernel sources passed by name.
-    pub strings: &'a HashMap<String, TextRange>,
+    pub strings: &'a HashMap<String, Literal>,
     pub source: &'a str,
     pub in_loop: Looping,
     /// Under `with mx.stream(mx.cpu)`, a call with `stream=mx.cpu`, or a CPU default device.
@@ -227,15 +264,20 @@ impl Calls<'_> {
     }
 
     fn kernel_source(&mut self, src: Option<&Expr>) {
-        let range = match src {
-            Some(Expr::StringLiteral(s)) => s.range,
+        let source = match src {
             Some(Expr::Name(n)) => match self.strings.get(n.id.as_str()) {
-                Some(r) => *r,
+                Some(s) => s.clone(),
                 None => return,
             },
-            _ => return,
+            Some(e) => match Literal::of(e) {
+                Some(s) => s,
+                None => return,
+            },
+            None => return,
         };
-        let literal = &self.source[range];
+        let range = source.range;
+        let text = source.text(self.source);
+        let literal = text.as_str();
         // the text inside the quotes (offsets stay the file's): past the prefix and the quotes
         let prefix = literal.find(['"', '\'']).unwrap_or(0);
         let quote = if literal[prefix..].starts_with("\"\"\"") || literal[prefix..].starts_with("'''") { 3 } else { 1 };
