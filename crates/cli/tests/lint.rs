@@ -44,6 +44,9 @@ fn folders_are_walked_and_json_has_code_location_and_fix() {
     std::fs::create_dir_all(tmp.path().join("pkg/env/lib")).unwrap();
     write(&tmp.path().join("pkg/env"), "pyvenv.cfg", "home = /usr/bin\n");
     write(&tmp.path().join("pkg/env/lib"), "vendored.py", SLOW);
+    std::fs::create_dir_all(tmp.path().join("pkg/tests")).unwrap();
+    write(&tmp.path().join("pkg/tests"), "test_softmax.py", SLOW);
+    write(&tmp.path().join("pkg"), "test_reference.py", SLOW);
     write(&tmp.path().join("pkg"), "slow.py", SLOW);
     write(&tmp.path().join("pkg"), "fine.py", FINE);
     write(&tmp.path().join("pkg/.hidden"), "skipped.py", SLOW);
@@ -66,7 +69,8 @@ fn noqa_silences_its_line() {
     let this = write(tmp.path(), "this.py", &SLOW.replace("keepdims=True)\n", "keepdims=True)  # noqa: SO103\n"));
     let other = write(tmp.path(), "other.py", &SLOW.replace("keepdims=True)\n", "keepdims=True)  # noqa: SO101\n"));
     let tight = write(tmp.path(), "tight.py", &SLOW.replace("keepdims=True)\n", "keepdims=True)  #noqa:SO103\n"));
-    for (p, code) in [(all, 0), (this, 0), (other, 1), (tight, 0)] {
+    let upper = write(tmp.path(), "upper.py", &SLOW.replace("keepdims=True)\n", "keepdims=True)  # NOQA\n"));
+    for (p, code) in [(all, 0), (this, 0), (other, 1), (tight, 0), (upper, 0)] {
         assert_eq!(superopt(&["lint", p.to_str().unwrap()]).status.code(), Some(code), "{}", p.display());
     }
 }

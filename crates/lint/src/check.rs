@@ -24,8 +24,7 @@ struct Walker<'a> {
     pending: Vec<(Option<&'a str>, &'a StmtFunctionDef)>,
     /// The file sets a CPU default device: float64 is fine.
     cpu_file: bool,
-    /// Functions only ever called from `__init__`, module level or cached helpers.
-    once: HashSet<Callee>,
+    calls: CallSites,
     raw: Vec<Raw>,
 }
 
@@ -53,7 +52,7 @@ pub fn module(source: &str, body: &[Stmt]) -> Vec<Raw> {
         constants: HashMap::new(),
         pending: Vec::new(),
         cpu_file: sets_cpu_device(body, &imports),
-        once: called_once_only(body, &imports),
+        calls: call_sites(body, &imports),
         raw: Vec::new(),
     };
     let none = Helpers::new();
@@ -136,56 +135,122 @@ fn callee(class: Option<&str>, f: &StmtFunctionDef) -> Callee {
     }
 }
 
-/// Functions called only where calls happen once (module level, `__init__`, cached helpers):
-/// what they build is built once.
-fn called_once_only(body: &[Stmt], imports: &Imports) -> HashSet<Callee> {
-    struct Calls<'i> {
+/// What the file's calls of its own functions say about them.
+#[derive(Default)]
+struct CallSites {
+    /// Called only where calls happen once (module level, `__init__`, cached helpers): what they
+    /// build is built once.
+    once: HashSet<Callee>,
+    /// Called only under `with mx.stream(mx.cpu)` (or defined there): float64 is fine in them.
+    on_cpu: HashSet<Callee>,
+}
+
+/// A call of one of the file's functions: from which function (None: module level), whether that
+/// function runs once (`__init__`, cached), and whether it sits under `with mx.stream(mx.cpu)`.
+struct Site {
+    caller: Option<Callee>,
+    caller_once: bool,
+    on_cpu: bool,
+}
+
+fn call_sites(body: &[Stmt], imports: &Imports) -> CallSites {
+    struct Walk<'i> {
         imports: &'i Imports,
-        /// Whether the function being walked runs on every call (false at module level).
-        every_call: Vec<bool>,
+        /// The functions being walked, innermost last, and whether each runs once.
+        functions: Vec<(Callee, bool)>,
         classes: Vec<String>,
-        /// Each callee, and whether some call of it runs on every call.
-        callees: HashMap<Callee, bool>,
+        cpu: usize,
+        sites: HashMap<Callee, Vec<Site>>,
+        defined_on_cpu: HashSet<Callee>,
     }
-    impl<'a> Visitor<'a> for Calls<'_> {
+    impl<'a> Visitor<'a> for Walk<'_> {
         fn visit_stmt(&mut self, s: &'a Stmt) {
             match s {
                 Stmt::FunctionDef(f) => {
+                    let me = callee(self.classes.last().map(String::as_str), f);
+                    if self.cpu > 0 {
+                        self.defined_on_cpu.insert(me.clone());
+                    }
                     let once = f.name.as_str() == "__init__" || cached(f, self.imports);
-                    self.every_call.push(!once);
+                    self.functions.push((me, once));
+                    let classes = std::mem::take(&mut self.classes);
                     walk_stmt(self, s);
-                    self.every_call.pop();
+                    self.classes = classes;
+                    self.functions.pop();
                 }
                 Stmt::ClassDef(c) => {
                     self.classes.push(c.name.to_string());
                     walk_stmt(self, s);
                     self.classes.pop();
                 }
+                Stmt::With(w) => {
+                    let cpu = w.items.iter().any(|i| mentions(&i.context_expr, self.imports, "mlx.core.cpu"));
+                    self.cpu += usize::from(cpu);
+                    walk_stmt(self, s);
+                    self.cpu -= usize::from(cpu);
+                }
                 _ => walk_stmt(self, s),
             }
         }
         fn visit_expr(&mut self, e: &'a Expr) {
             if let Expr::Call(c) = e {
-                let callee = match c.func.as_ref() {
+                let called = match c.func.as_ref() {
                     Expr::Name(n) => Some(Callee::Function(n.id.to_string())),
                     Expr::Attribute(a) if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") => {
-                        let class = self.classes.last().cloned().unwrap_or_default();
+                        let class = match self.functions.last() {
+                            Some((Callee::Method { class, .. }, _)) => class.clone(),
+                            _ => String::new(),
+                        };
                         Some(Callee::Method { class, name: a.attr.to_string() })
                     }
                     _ => None,
                 };
-                if let Some(callee) = callee {
-                    *self.callees.entry(callee).or_default() |= self.every_call.last().copied().unwrap_or(false);
+                if let Some(called) = called {
+                    let (caller, caller_once) = match self.functions.last() {
+                        Some((f, once)) => (Some(f.clone()), *once),
+                        None => (None, true),
+                    };
+                    self.sites.entry(called).or_default().push(Site { caller, caller_once, on_cpu: self.cpu > 0 });
                 }
             }
             walk_expr(self, e);
         }
     }
-    let mut c = Calls { imports, every_call: Vec::new(), classes: Vec::new(), callees: HashMap::new() };
-    for s in body {
-        c.visit_stmt(s);
+    let mut w = Walk {
+        imports,
+        functions: Vec::new(),
+        classes: Vec::new(),
+        cpu: 0,
+        sites: HashMap::new(),
+        defined_on_cpu: HashSet::new(),
+    };
+    body.iter().for_each(|s| w.visit_stmt(s));
+    // through helpers of helpers: called only from functions that run once (or on the CPU)
+    let once = closure(&w.sites, HashSet::new(), |site, set| {
+        site.caller_once || site.caller.as_ref().is_some_and(|c| set.contains(c))
+    });
+    let on_cpu = closure(&w.sites, w.defined_on_cpu, |site, set| {
+        site.on_cpu || site.caller.as_ref().is_some_and(|c| set.contains(c))
+    });
+    CallSites { once, on_cpu }
+}
+
+/// The callees every call site of which `holds` (given the set so far), grown until it stops.
+fn closure(
+    sites: &HashMap<Callee, Vec<Site>>,
+    mut set: HashSet<Callee>,
+    holds: impl Fn(&Site, &HashSet<Callee>) -> bool,
+) -> HashSet<Callee> {
+    loop {
+        let grown: Vec<Callee> = (sites.iter())
+            .filter(|(c, s)| !set.contains(*c) && s.iter().all(|site| holds(site, &set)))
+            .map(|(c, _)| c.clone())
+            .collect();
+        if grown.is_empty() {
+            return set;
+        }
+        set.extend(grown);
     }
-    c.callees.into_iter().filter(|(_, every)| !every).map(|(k, _)| k).collect()
 }
 
 fn sets_cpu_device(body: &[Stmt], imports: &Imports) -> bool {
@@ -218,9 +283,11 @@ impl<'a> Walker<'a> {
             let t = if number { Term::Scalar(name.clone()) } else { Term::Name(name.clone()) };
             scope.env.insert(name, Rc::new(t));
         }
-        let once = f.name.as_str() == "__init__" || cached(f, self.imports) || self.once.contains(&callee(class, f));
+        let once =
+            f.name.as_str() == "__init__" || cached(f, self.imports) || self.calls.once.contains(&callee(class, f));
         let ctx = Ctx { runs_every_call: !once, compiled: compiled(f, self.imports) };
-        let flags = Flags { in_loop: Looping::Outside, on_cpu: self.cpu_file };
+        let on_cpu = self.cpu_file || self.calls.on_cpu.contains(&callee(class, f));
+        let flags = Flags { in_loop: Looping::Outside, on_cpu };
         self.block(&mut scope, &f.body, &ctx, flags, &mut Reported(Vec::new()));
         scope.returned
     }
@@ -266,16 +333,23 @@ impl<'a> Walker<'a> {
             }
             Stmt::If(i) => {
                 self.expr(scope, &i.test, ctx, flags, seen);
+                self.branch_on_array(&i.test, flags);
                 // `if step % 10 == 0:` runs now and then: a sync there is a report, not a stall
                 let in_loop = if periodic(&i.test) { Looping::Outside } else { flags.in_loop };
                 let now_and_then = Flags { in_loop, ..flags };
+                // each branch starts from what the names held before the `if`
+                let before = scope.env.clone();
                 self.block(scope, &i.body, ctx, now_and_then, seen);
+                let mut branches = vec![std::mem::replace(&mut scope.env, before.clone())];
                 for c in &i.elif_else_clauses {
                     if let Some(test) = &c.test {
                         self.expr(scope, test, ctx, flags, seen);
                     }
                     self.block(scope, &c.body, ctx, flags, seen);
+                    branches.push(std::mem::replace(&mut scope.env, before.clone()));
                 }
+                let exhaustive = i.elif_else_clauses.last().is_some_and(|c| c.test.is_none());
+                scope.env = merge(&before, branches, exhaustive);
             }
             Stmt::For(f) => {
                 self.expr(scope, &f.iter, ctx, flags, seen);
@@ -284,7 +358,7 @@ impl<'a> Walker<'a> {
                     Expr::Name(n) => Some(n.id.as_str()),
                     _ => None,
                 };
-                self.row_update(&f.body, var);
+                self.row_update(scope, &f.body, var);
                 let looped = Flags { in_loop: loop_kind(flags.in_loop, &f.body, self.imports), ..flags };
                 self.block(scope, &f.body, ctx, looped, seen);
                 self.block(scope, &f.orelse, ctx, flags, seen);
@@ -292,7 +366,8 @@ impl<'a> Walker<'a> {
             Stmt::While(w) => {
                 let looped = Flags { in_loop: loop_kind(flags.in_loop, &w.body, self.imports), ..flags };
                 self.expr(scope, &w.test, ctx, looped, seen);
-                self.row_update(&w.body, None);
+                self.branch_on_array(&w.test, looped);
+                self.row_update(scope, &w.body, None);
                 self.block(scope, &w.body, ctx, looped, seen);
             }
             Stmt::With(w) => {
@@ -317,8 +392,26 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn row_update(&mut self, body: &[Stmt], var: Option<&str>) {
-        if let Some(at) = row_update(body, var, self.imports) {
+    /// `if mx.any(mask):` in a loop that computes each step: the branch reads the array to the host.
+    fn branch_on_array(&mut self, test: &Expr, flags: Flags) {
+        let Expr::Call(c) = test else { return };
+        let mlx = self.imports.path(&c.func).is_some_and(|p| p.starts_with("mlx.core."));
+        if mlx && flags.in_loop == Looping::Works {
+            let msg = "a branch on an array in a loop: a host sync each step; compute both sides and mx.where";
+            self.raw.push((Rule::HostSyncInLoop, test.range(), msg.to_string()));
+        }
+    }
+
+    fn row_update(&mut self, scope: &Scope, body: &[Stmt], var: Option<&str>) {
+        // `[0] * n` or `[...]`: a Python list
+        let python_list = |name: &str| {
+            scope.env.get(name).is_some_and(|t| match t.as_ref() {
+                Term::Tuple(_) => true,
+                Term::Op(Op::Mul, args) => args.iter().any(|a| matches!(a.as_ref(), Term::Tuple(_))),
+                _ => false,
+            })
+        };
+        if let Some(at) = row_update(body, var, self.imports, &python_list) {
             let msg = "rows computed one at a time from earlier rows (forward substitution): one triangular solve";
             self.raw.push((Rule::RowUpdateLoop, at, msg.to_string()));
         }
@@ -356,6 +449,24 @@ impl<'a> Walker<'a> {
         self.raw.append(&mut calls.out);
         t
     }
+}
+
+/// What names hold after an `if`'s branches, each run from what the names held before (an `elif`
+/// never sees what the `if` branch did). Where some path skips every branch (no `else`), a name
+/// keeps what it held before: `if mask is not None: scores = scores + mask` leaves the scores a
+/// product still, and two `if`s that each transpose never chain. Where every path runs a branch,
+/// the last branch's value stands. Names new in a branch keep its value.
+fn merge(before: &HashMap<String, T>, branches: Vec<HashMap<String, T>>, exhaustive: bool) -> HashMap<String, T> {
+    let mut merged = before.clone();
+    for branch in branches {
+        for (name, value) in branch {
+            let changed = before.get(&name).is_none_or(|old| !Rc::ptr_eq(old, &value));
+            if changed && (exhaustive || !before.contains_key(&name)) {
+                merged.insert(name, value);
+            }
+        }
+    }
+    merged
 }
 
 /// A test with a remainder in it (`step % 100 == 0`).

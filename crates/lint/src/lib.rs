@@ -51,6 +51,14 @@ impl std::error::Error for SyntaxError {}
 
 /// Every finding in one source, in source order.
 pub fn lint_source(source: &str) -> Result<Vec<Finding>, SyntaxError> {
+    // deep expressions recurse deep in the parser and here: a roomy stack of our own
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new().stack_size(256 << 20).spawn_scoped(s, || lint(source));
+        worker.expect("a thread to lint in").join().expect("linting does not panic")
+    })
+}
+
+fn lint(source: &str) -> Result<Vec<Finding>, SyntaxError> {
     let index = LineIndex::from_source_text(source);
     let at = |offset| {
         let lc = index.line_column(offset, source);
@@ -82,8 +90,8 @@ pub fn lint_source(source: &str) -> Result<Vec<Finding>, SyntaxError> {
 /// `# noqa` on the line (`// noqa` in a kernel's source) silences every rule there;
 /// `# noqa: SO101, SO103` those rules.
 fn suppressed(line: &str, rule: Rule) -> bool {
-    let comment = line.find('#').or_else(|| line.find("//")).map(|i| &line[i..]);
-    let Some((_, after)) = comment.and_then(|c| c.split_once("noqa")) else { return false };
+    let comment = line.find('#').or_else(|| line.find("//")).map(|i| line[i..].to_ascii_lowercase());
+    let Some((_, after)) = comment.as_deref().and_then(|c| c.split_once("noqa")) else { return false };
     match after.trim_start().strip_prefix(':') {
         None => true,
         Some(codes) => codes.split([',', ' ']).any(|c| c.trim().eq_ignore_ascii_case(rule.doc().code)),
@@ -97,7 +105,8 @@ pub struct FileReport {
 }
 
 /// The Python files under `paths` (files as given; folders walked, skipping hidden folders,
-/// virtualenvs, site-packages and build folders), in a stable order; and the paths that do not exist.
+/// virtualenvs, site-packages, build folders and tests), in a stable order; and the paths that do
+/// not exist.
 pub fn python_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let (mut out, mut missing) = (Vec::new(), Vec::new());
     for p in paths {
@@ -113,7 +122,7 @@ pub fn python_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             let name = e.file_name().to_string_lossy();
             let special = matches!(name.as_ref(), "__pycache__" | "node_modules" | "target" | "site-packages");
             let venv = e.file_type().is_dir() && e.path().join("pyvenv.cfg").exists();
-            e.depth() > 0 && (name.starts_with('.') || special || venv)
+            e.depth() > 0 && (name.starts_with('.') || special || venv || is_test(e))
         };
         for e in walkdir::WalkDir::new(p).sort_by_file_name().into_iter().filter_entry(|e| !skip(e)) {
             let e = e.with_context(|| format!("reading {}", p.display()))?;
@@ -123,6 +132,17 @@ pub fn python_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         }
     }
     Ok((out, missing))
+}
+
+/// Tests (a `tests` folder, `test_*.py`, `*_test.py`, `conftest.py`): in a folder walk they are
+/// skipped, since reference implementations and assertion loops are slow on purpose there. Named
+/// on the command line, they are linted.
+fn is_test(e: &walkdir::DirEntry) -> bool {
+    let name = e.file_name().to_string_lossy();
+    if e.file_type().is_dir() {
+        return matches!(name.as_ref(), "tests" | "test");
+    }
+    name.starts_with("test_") || name.ends_with("_test.py") || name == "conftest.py"
 }
 
 /// Lints one file; the error names the file.

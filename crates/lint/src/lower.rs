@@ -2,6 +2,9 @@
 
 use crate::imports::{api, Api, Imports};
 use crate::term::{div, mk, num, sub, Axis, Make, Op, Perm, Reduce, Term, MAX_SIZE, T};
+
+/// Expressions nested deeper than this are not looked into.
+const MAX_DEPTH: usize = 200;
 use ruff_python_ast::{self as ast, Expr, Number, Operator, UnaryOp};
 use ruff_text_size::{Ranged, TextRange};
 use std::collections::{HashMap, HashSet};
@@ -23,6 +26,8 @@ pub struct Scope<'a> {
     pub helper_nodes: HashSet<*const Term>,
     /// The inlined terms, kept alive while their nodes' addresses are in `helper_nodes`.
     inlined: Vec<T>,
+    /// How deep in one expression the lowering is.
+    depth: usize,
 }
 
 /// A function of the file as its callers see it: parameters and the term it returns.
@@ -53,6 +58,7 @@ impl<'a> Scope<'a> {
             returned: None,
             helper_nodes: HashSet::new(),
             inlined: Vec::new(),
+            depth: 0,
         }
     }
 
@@ -104,7 +110,13 @@ impl<'a> Scope<'a> {
     }
 
     pub fn expr(&mut self, e: &Expr) -> T {
+        // an expression nested deeper than any pattern (a generated chain of 10,000 sums) is opaque
+        if self.depth > MAX_DEPTH {
+            return opaque(e.range());
+        }
+        self.depth += 1;
         let t = self.lower(e);
+        self.depth -= 1;
         self.seen.push((e.range(), t.clone()));
         t
     }

@@ -84,7 +84,9 @@ pub const RULES: &[RuleDoc] = &[
         name: "hand-rope",
         what: "x * cos + rotate_half(x) * sin, or the halves of x's last axis combined with cos and sin.",
         why: "Slices, a concatenation and four products where mx.fast.rope is one kernel that needs no tables.",
-        fix: "mx.fast.rope(x, dims, traditional=False, base=base, scale=1.0, offset=offset) (or nn.RoPE).",
+        fix: "mx.fast.rope(x, dims, traditional=False, base=base, scale=1.0, offset=offset) (or nn.RoPE); \
+              traditional=True for even/odd pairs. It takes positions offset + arange: 2-D and 3-D (vision, \
+              M-RoPE) positions stay hand-written or go through its freqs argument.",
     },
     RuleDoc {
         rule: Rule::Attention,
@@ -136,10 +138,12 @@ pub const RULES: &[RuleDoc] = &[
         rule: Rule::HostSyncInLoop,
         code: "SO112",
         name: "host-sync-in-loop",
-        what: ".item() or .tolist() in a loop that computes on the device each step and does not evaluate \
-               it itself, or on a value sliced anew each step (x[i].item()).",
+        what: ".item(), .tolist(), int(...) of an MLX result, or `if` on an array, in a loop that computes \
+               on the device each step and does not evaluate it itself; or .item() of a value sliced anew \
+               each step (x[i].item()).",
         why: "Each call waits for the GPU to finish all queued work: the loop runs at launch latency.",
-        fix: "Keep values on the device (mx.where, masks) and read them once after the loop.",
+        fix: "Keep values on the device (mx.where, masks) and read them once after the loop; for \
+              indices or shapes, one .tolist() before the loop.",
     },
     RuleDoc {
         rule: Rule::Float64,

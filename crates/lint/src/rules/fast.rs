@@ -36,7 +36,7 @@ fn inverse_root(f: &T) -> Option<&T> {
 }
 
 fn last_axis_mean(t: &T) -> Option<&T> {
-    match t.op()? {
+    match uncast(t).op()? {
         (Op::Reduce(Reduce::Mean, Axis::Last), [x]) => Some(x),
         // sum(...) / n
         (Op::Mul, [s, n]) if !matches!(n.as_ref(), Term::Op(..)) || n.unary(&Op::Recip).is_some() => match s.op()? {
@@ -49,7 +49,7 @@ fn last_axis_mean(t: &T) -> Option<&T> {
 
 /// x, where t is x - mean(x).
 fn centered(t: &T) -> Option<&T> {
-    match t.op()? {
+    match uncast(t).op()? {
         (Op::Sub, [x, m]) if last_axis_mean(m).is_some_and(|y| same(x, y)) => Some(x),
         _ => None,
     }
@@ -145,7 +145,7 @@ pub fn gelu(t: &T, ctx: &Ctx) -> Option<Hit> {
         // x * sigmoid(1.702 * x)
         if let Some(arg) = f.unary(&Op::Sigmoid) {
             let fs = arg.factors();
-            let quick = fs.iter().any(|g| g.num().is_some_and(|c| (c - 1.702).abs() < 0.01));
+            let quick = fs.iter().any(|g| g.num().is_some_and(|c| (c - 1.702).abs() < 1e-3));
             let x = fs.iter().find_map(x_factor).filter(|_| quick)?;
             return Some(Hit::spanning(f, cover(t, &[f, x]), "hand-written GELU: nn.gelu_fast_approx(x)"));
         }
@@ -251,6 +251,13 @@ pub fn rope(t: &T, _: &Ctx) -> Option<Hit> {
         }
         (Piece::Whole(_), Piece::Whole(_)) => false,
     };
-    (kp != kq && same)
-        .then(|| Hit::new(t, "hand-written rotary embedding: mx.fast.rope(x, dims, base=..., offset=...)"))
+    // even and odd elements paired (`x[..., ::2]`, `x[..., 1::2]`) is the traditional layout
+    let interleaved = t.find(&|s| matches!(s.as_ref(), Term::Index(_, idx) if idx.ends_with("::2"))).is_some();
+    let msg = if interleaved {
+        "hand-written rotary embedding (interleaved): mx.fast.rope(x, dims, traditional=True, base=..., offset=...) \
+         where positions are offset + arange"
+    } else {
+        "hand-written rotary embedding: mx.fast.rope(x, dims, base=..., offset=...) where positions are offset + arange"
+    };
+    (kp != kq && same).then(|| Hit::new(t, msg))
 }

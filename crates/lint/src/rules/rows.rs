@@ -15,6 +15,8 @@ struct Loop<'a> {
     var: Option<&'a str>,
     inner: Vec<String>,
     imports: &'a Imports,
+    /// Whether a name holds a Python list (`[0] * n`): a loop over one is no array solve.
+    python_list: &'a dyn Fn(&str) -> bool,
 }
 
 fn name_of(e: &Expr) -> Option<&str> {
@@ -82,7 +84,7 @@ fn arithmetic(e: &Expr, imports: &Imports) -> bool {
 }
 
 impl<'a> Loop<'a> {
-    fn new(body: &[Stmt], var: Option<&'a str>, imports: &'a Imports) -> Self {
+    fn new(body: &[Stmt], var: Option<&'a str>, imports: &'a Imports, python_list: &'a dyn Fn(&str) -> bool) -> Self {
         /// Targets of loops and comprehensions over `range(...var...)`.
         struct Inner<'v>(Option<&'v str>, Vec<String>);
         impl Inner<'_> {
@@ -113,7 +115,7 @@ impl<'a> Loop<'a> {
         }
         let mut inner = Inner(var, Vec::new());
         body.iter().for_each(|s| inner.visit_stmt(s));
-        Loop { var, inner: inner.1, imports }
+        Loop { var, inner: inner.1, imports, python_list }
     }
 
     /// Whether an index reads the rows solved before row `i`: those before it (`:i`, forward
@@ -135,6 +137,9 @@ impl<'a> Loop<'a> {
     fn row_from_rows(&self, target: &Expr, value: &Expr) -> bool {
         let Expr::Subscript(s) = target else { return false };
         let Some(base) = name_of(&s.value) else { return false };
+        if (self.python_list)(base) {
+            return false;
+        }
         let on_var = self.var.is_none_or(|v| !reads(&s.slice, v).is_empty());
         on_var
             && arithmetic(value, self.imports)
@@ -176,7 +181,8 @@ impl<'a> Loop<'a> {
                     _ => return false,
                 };
                 let starts_with_x = parts.first().and_then(|p| name_of(p)) == Some(x);
-                joins && starts_with_x && parts[1..].iter().any(|p| self.reads_earlier_rows(p, x, None, true))
+                let new_row = |p: &&Expr| arithmetic(p, self.imports) && self.reads_earlier_rows(p, x, None, true);
+                joins && starts_with_x && parts[1..].iter().any(new_row)
             }
             Stmt::Expr(e) => {
                 let Expr::Call(c) = e.value.as_ref() else { return false };
@@ -246,6 +252,11 @@ fn assignments<'a>(body: &'a [Stmt], out: &mut Vec<(Vec<&'a str>, &'a Expr, Text
 }
 
 /// The statement of a loop body (loop variable `var`) that computes a row from the earlier rows.
-pub fn row_update(body: &[Stmt], var: Option<&str>, imports: &Imports) -> Option<TextRange> {
-    Loop::new(body, var, imports).find(body, body)
+pub fn row_update(
+    body: &[Stmt],
+    var: Option<&str>,
+    imports: &Imports,
+    python_list: &dyn Fn(&str) -> bool,
+) -> Option<TextRange> {
+    Loop::new(body, var, imports, python_list).find(body, body)
 }

@@ -29,6 +29,9 @@ pub fn reads(e: &Expr, name: &str) -> Vec<String> {
                     self.visit_expr(&s.slice);
                 }
                 Expr::Name(n) if n.id.as_str() == self.name => self.found.push(String::new()),
+                // `len(x)` and `x.shape` read how many, not the values
+                Expr::Call(c) if matches!(c.func.as_ref(), Expr::Name(f) if f.id.as_str() == "len") => {}
+                Expr::Attribute(a) if matches!(a.attr.as_str(), "shape" | "ndim" | "size" | "dtype") => {}
                 _ => walk_expr(self, e),
             }
         }
@@ -107,8 +110,9 @@ impl<'a> Visitor<'a> for WorkFinder<'_> {
             // a function of the file (a class, `ValueError(...)`, builds an object, not device work)
             let function = matches!(c.func.as_ref(), Expr::Name(n) if path.is_none()
                 && !BUILTINS.contains(&n.id.as_str()) && !n.id.starts_with(char::is_uppercase));
+            // a method of the file's own (not a test's `self.assertEqual`)
             let own_method = matches!(c.func.as_ref(), Expr::Attribute(a)
-                if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self"));
+                if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") && !a.attr.starts_with("assert"));
             self.work.evaluates |= eval;
             self.work.device |= (mlx && !eval) || function || own_method;
         }
@@ -213,6 +217,8 @@ impl Calls<'_> {
             match t {
                 Term::Call(f, _) => f.starts_with("numpy."),
                 Term::Index(b, _) | Term::Attr(b, _) | Term::Part(b, _) => numpy(b),
+                // arithmetic and comparisons on a NumPy value stay NumPy
+                Term::Op(_, args) => args.iter().any(|a| numpy(a)),
                 _ => false,
             }
         }
@@ -225,16 +231,43 @@ impl Calls<'_> {
         }
     }
 
+    /// A read of an array's values to the host: `.item()`, `.tolist()`, or `int(...)`, `float(...)`,
+    /// `bool(...)` of an MLX result; how it is spelled, and the array read.
+    fn host_read<'e>(&self, c: &'e ruff_python_ast::ExprCall) -> Option<(String, &'e Expr)> {
+        match c.func.as_ref() {
+            Expr::Attribute(m) if matches!(m.attr.as_str(), "item" | "tolist") && c.arguments.args.is_empty() => {
+                Some((format!(".{}()", m.attr), &m.value))
+            }
+            Expr::Name(n) if matches!(n.id.as_str(), "int" | "float" | "bool") && c.arguments.args.len() == 1 => {
+                let arg = &c.arguments.args[0];
+                const REDUCTIONS: &[&str] = &["sum", "mean", "max", "min", "prod", "argmax", "argmin", "any", "all"];
+                let mlx = match arg {
+                    Expr::Call(a) => match a.func.as_ref() {
+                        Expr::Attribute(m) if self.imports.path(&a.func).is_none() => {
+                            REDUCTIONS.contains(&m.attr.as_str())
+                        }
+                        f => self.imports.path(f).is_some_and(|p| p.starts_with("mlx.core.")),
+                    },
+                    _ => false,
+                };
+                mlx.then(|| (format!("{}(...)", n.id), arg))
+            }
+            _ => None,
+        }
+    }
+
     fn call(&mut self, c: &ruff_python_ast::ExprCall) {
-        if let Expr::Attribute(m) = c.func.as_ref() {
-            let host = matches!(m.attr.as_str(), "item" | "tolist") && c.arguments.args.is_empty();
+        if let Some((read, value)) = self.host_read(c) {
             let stalls = match self.in_loop {
                 Looping::Works => true,
-                Looping::Reads => matches!(m.value.as_ref(), Expr::Subscript(_)),
+                Looping::Reads => matches!(value, Expr::Subscript(_)),
                 Looping::Outside => false,
             };
-            if stalls && host && !self.is_numpy(&m.value) {
-                let msg = format!(".{}() in a loop: a host sync each step; keep the values on the device", m.attr);
+            if stalls && !self.is_numpy(value) {
+                let msg = format!(
+                    "{read} in a loop: a host sync each step; keep the values on the device (or read them all \
+                     once, before or after the loop)"
+                );
                 self.out.push((Rule::HostSyncInLoop, c.range(), msg));
             }
         }
@@ -243,7 +276,16 @@ impl Calls<'_> {
             self.kernel_source(src);
         }
         // float64 as an argument (`astype(mx.float64)`, `dtype=mx.float64`), not in a dtype test
-        let args = c.arguments.args.iter().chain(c.arguments.keywords.iter().map(|k| &k.value));
+        // (`x.dtype == mx.float64`) or query (`mx.can_cast`, `mx.finfo`, `self.assertEqual`)
+        let query = match c.func.as_ref() {
+            Expr::Attribute(a) => {
+                let name = a.attr.as_str();
+                name.starts_with("assert")
+                    || matches!(name, "result_type" | "can_cast" | "issubdtype" | "finfo" | "iinfo")
+            }
+            _ => false,
+        };
+        let args = c.arguments.args.iter().chain(c.arguments.keywords.iter().map(|k| &k.value)).filter(|_| !query);
         let cpu = self.on_cpu || c.arguments.find_keyword("stream").is_some_and(|k| self.is(&k.value, "mlx.core.cpu"));
         if let Some(f64) = args.into_iter().find(|a| self.is(a, "mlx.core.float64")).filter(|_| !cpu) {
             let msg = "float64 on the GPU: float32, or this part on stream=mx.cpu";
@@ -254,7 +296,8 @@ impl Calls<'_> {
             if arg == "threadgroup" {
                 if let Expr::Tuple(t) = &k.value {
                     let dims: Option<Vec<i64>> = t.elts.iter().map(|e| self.int(e)).collect();
-                    if let Some(n) = dims.map(|d| d.iter().product::<i64>()).filter(|&n| n > 1024) {
+                    let threads = dims.map(|d| d.iter().fold(1i128, |n, &k| n.saturating_mul(i128::from(k))));
+                    if let Some(n) = threads.filter(|&n| n > 1024) {
                         let msg = format!("threadgroup of {n} threads: at most 1024");
                         self.out.push((Rule::KernelThreadgroup, k.range(), msg));
                     }

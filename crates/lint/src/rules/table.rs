@@ -13,7 +13,9 @@ fn from_shapes(t: &T, sizes: &[T]) -> bool {
     match t.as_ref() {
         Term::Num(_) | Term::Scalar(_) | Term::Op(Op::Make(..), _) => true,
         Term::Attr(base, attr) => t.is_metadata() || is_setting(base, attr),
-        Term::Index(base, _) | Term::Part(base, _) => from_shapes(base, sizes),
+        // a slice by numbers (`[:, None]`), not a gather by an input (`[idx]`)
+        Term::Index(base, idx) => from_shapes(base, sizes) && static_index(idx),
+        Term::Part(base, _) => from_shapes(base, sizes),
         Term::Op(Op::Sdpa | Op::MatMul | Op::Einsum(_) | Op::Reduce(..) | Op::Softmax(_), _) => false,
         Term::Op(_, args) => all(args),
         // math.* and numpy.* of settings
@@ -36,6 +38,21 @@ fn is_setting(base: &T, attr: &str) -> bool {
     matches!(base.as_ref(), Term::Name(n) if n == "self") && !STATE.iter().any(|s| attr.contains(s))
 }
 
+/// An index of numbers, colons, `None` and `...` only.
+fn static_index(idx: &str) -> bool {
+    idx.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .all(|w| w.is_empty() || w == "None" || w.parse::<i64>().is_ok())
+}
+
+/// `mx.arange(...)` somewhere in t (not looking into `.shape`): positions.
+fn arange_in(t: &T) -> bool {
+    match t.as_ref() {
+        Term::Op(Op::Make(Make::Arange, _), _) => true,
+        Term::Attr(..) => false,
+        _ => t.children().iter().any(arange_in),
+    }
+}
+
 /// The positions a table is made of (not looking into `.shape` and `.ndim`).
 fn positions(t: &T) -> Option<&T> {
     match t.as_ref() {
@@ -51,7 +68,7 @@ fn is_table(t: &T) -> bool {
     let Some((op, args)) = t.op() else { return false };
     // relative positions: a difference or sum of two position vectors broadcast against each other
     // (a comparison of positions with one bound is a 1-D mask, cheap to build: not counted)
-    let pairwise = matches!(op, Op::Sub | Op::Add | Op::Compare) && args.iter().all(|a| positions(a).is_some());
+    let pairwise = matches!(op, Op::Sub | Op::Add | Op::Compare) && args.len() == 2 && args.iter().all(arange_in);
     let kind = pairwise || matches!(op, Op::Tri | Op::Exp | Op::Pow | Op::Recip | Op::Cos | Op::Sin | Op::Log);
     let mut made_with = Vec::new();
     sizes(t, &mut made_with);
