@@ -41,6 +41,11 @@ pub fn reads(e: &Expr, name: &str) -> Vec<String> {
     r.found
 }
 
+/// `self.name`
+fn on_self(a: &ruff_python_ast::ExprAttribute) -> bool {
+    matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self")
+}
+
 /// What a loop body does each step: device work (an MLX op, a call of a function or method of
 /// the file's own), and whether it evaluates (`mx.eval`, `mx.async_eval`).
 #[derive(Default)]
@@ -111,8 +116,8 @@ impl<'a> Visitor<'a> for WorkFinder<'_> {
             let function = matches!(c.func.as_ref(), Expr::Name(n) if path.is_none()
                 && !BUILTINS.contains(&n.id.as_str()) && !n.id.starts_with(char::is_uppercase));
             // a method of the file's own (not a test's `self.assertEqual`)
-            let own_method = matches!(c.func.as_ref(), Expr::Attribute(a)
-                if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") && !a.attr.starts_with("assert"));
+            let own_method =
+                matches!(c.func.as_ref(), Expr::Attribute(a) if on_self(a) && !a.attr.starts_with("assert"));
             self.work.evaluates |= eval;
             self.work.device |= (mlx && !eval) || function || own_method;
         }
