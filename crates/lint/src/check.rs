@@ -4,8 +4,8 @@
 use crate::imports::Imports;
 use crate::lower::{Callee, Helper, Helpers, Scope};
 use crate::registry::Rule;
+use crate::rules::calls::{loop_kind, Calls, Literal, Looping, Raw};
 use crate::rules::rows::row_update;
-use crate::rules::statements::{loop_kind, Calls, Literal, Looping, Raw};
 use crate::rules::{Ctx, TERM_RULES};
 use crate::term::{Op, Term, T};
 use ruff_python_ast::visitor::{walk_expr, walk_stmt, Visitor};

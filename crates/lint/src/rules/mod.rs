@@ -1,14 +1,14 @@
 //! The rules' code, by family. Rules over terms (one expression, its names inlined) are listed in
-//! [`TERM_RULES`]; rules over loops in [`rows`] and over calls in [`statements`]; rules over kernel
+//! [`TERM_RULES`]; rules over loops in [`rows`] and over calls in [`calls`]; rules over kernel
 //! sources in [`kernel`].
 
 pub mod attention;
+pub mod calls;
 pub mod fast;
 pub mod kernel;
 pub mod layout;
 pub mod matmul;
 pub mod rows;
-pub mod statements;
 pub mod table;
 
 use crate::registry::Rule;

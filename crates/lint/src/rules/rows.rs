@@ -3,12 +3,39 @@
 //! `x = mx.concatenate([x, f(x)])`). A loop that reads only the row before (a scan: `h[t - 1]`,
 //! `hs[-1]`) or its own row is not one.
 
-use super::statements::reads;
 use crate::imports::Imports;
 use crate::lower::write_expr;
 use ruff_python_ast::visitor::{walk_expr, walk_stmt, Visitor};
 use ruff_python_ast::{Comprehension, Expr, Stmt};
 use ruff_text_size::{Ranged, TextRange};
+
+/// The index texts `name` is read at in `e` (`""` for a use of the whole name).
+fn reads(e: &Expr, name: &str) -> Vec<String> {
+    struct Reads<'n> {
+        name: &'n str,
+        found: Vec<String>,
+    }
+    impl<'a> Visitor<'a> for Reads<'_> {
+        fn visit_expr(&mut self, e: &'a Expr) {
+            match e {
+                Expr::Subscript(s) if matches!(s.value.as_ref(), Expr::Name(n) if n.id.as_str() == self.name) => {
+                    let mut text = String::new();
+                    write_expr(&s.slice, &mut text);
+                    self.found.push(text);
+                    self.visit_expr(&s.slice);
+                }
+                Expr::Name(n) if n.id.as_str() == self.name => self.found.push(String::new()),
+                // `len(x)` and `x.shape` read how many, not the values
+                Expr::Call(c) if matches!(c.func.as_ref(), Expr::Name(f) if f.id.as_str() == "len") => {}
+                Expr::Attribute(a) if matches!(a.attr.as_str(), "shape" | "ndim" | "size" | "dtype") => {}
+                _ => walk_expr(self, e),
+            }
+        }
+    }
+    let mut r = Reads { name, found: Vec::new() };
+    r.visit_expr(e);
+    r.found
+}
 
 /// The loop being read: its variable, and the variables of the loops over `range(var)` in it.
 struct Loop<'a> {
