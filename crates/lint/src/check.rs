@@ -469,29 +469,27 @@ fn merge(before: &HashMap<String, T>, branches: Vec<HashMap<String, T>>, exhaust
     merged
 }
 
-/// A test with a remainder in it (`step % 100 == 0`).
-fn periodic(test: &Expr) -> bool {
-    struct Finder(bool);
-    impl<'a> Visitor<'a> for Finder {
+/// Whether `e` or an expression in it satisfies `pred`.
+pub fn any_expr(e: &Expr, pred: &dyn Fn(&Expr) -> bool) -> bool {
+    struct Finder<'p>(&'p dyn Fn(&Expr) -> bool, bool);
+    impl<'a> Visitor<'a> for Finder<'_> {
         fn visit_expr(&mut self, e: &'a Expr) {
-            self.0 |= matches!(e, Expr::BinOp(b) if b.op == ruff_python_ast::Operator::Mod);
-            walk_expr(self, e);
+            self.1 |= (self.0)(e);
+            if !self.1 {
+                walk_expr(self, e);
+            }
         }
     }
-    let mut f = Finder(false);
-    f.visit_expr(test);
-    f.0
+    let mut f = Finder(pred, false);
+    f.visit_expr(e);
+    f.1
+}
+
+/// A test with a remainder in it (`step % 100 == 0`).
+fn periodic(test: &Expr) -> bool {
+    any_expr(test, &|e| matches!(e, Expr::BinOp(b) if b.op == ruff_python_ast::Operator::Mod))
 }
 
 fn mentions(e: &Expr, imports: &Imports, path: &str) -> bool {
-    struct Finder<'i, 'p>(&'i Imports, &'p str, bool);
-    impl<'a> Visitor<'a> for Finder<'_, '_> {
-        fn visit_expr(&mut self, e: &'a Expr) {
-            self.2 |= self.0.path(e).as_deref() == Some(self.1);
-            walk_expr(self, e);
-        }
-    }
-    let mut f = Finder(imports, path, false);
-    f.visit_expr(e);
-    f.2
+    any_expr(e, &|x| imports.path(x).as_deref() == Some(path))
 }
