@@ -470,7 +470,7 @@ fn merge(before: &HashMap<String, T>, branches: Vec<HashMap<String, T>>, exhaust
 }
 
 /// Whether `e` or an expression in it satisfies `pred`.
-pub fn any_expr(e: &Expr, pred: &dyn Fn(&Expr) -> bool) -> bool {
+fn any_expr(e: &Expr, pred: &dyn Fn(&Expr) -> bool) -> bool {
     struct Finder<'p>(&'p dyn Fn(&Expr) -> bool, bool);
     impl<'a> Visitor<'a> for Finder<'_> {
         fn visit_expr(&mut self, e: &'a Expr) {
