@@ -143,6 +143,22 @@ struct CallSites {
     once: HashSet<Callee>,
     /// Called only under `with mx.stream(mx.cpu)` (or defined there): float64 is fine in them.
     on_cpu: HashSet<Callee>,
+    /// Evaluating (`mx.eval`, `mx.async_eval`), themselves or through what they call.
+    evaluating: HashSet<Callee>,
+}
+
+impl CallSites {
+    /// Whether this call (in a method of `class`) is of a function that evaluates.
+    fn evaluates(&self, c: &ruff_python_ast::ExprCall, class: Option<&str>) -> bool {
+        match c.func.as_ref() {
+            Expr::Name(n) => self.evaluating.contains(&Callee::Function(n.id.to_string())),
+            Expr::Attribute(a) if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") => class
+                .is_some_and(|k| {
+                    self.evaluating.contains(&Callee::Method { class: k.to_string(), name: a.attr.to_string() })
+                }),
+            _ => false,
+        }
+    }
 }
 
 /// A call of one of the file's functions: from which function (None: module level), whether that
@@ -162,6 +178,7 @@ fn call_sites(body: &[Stmt], imports: &Imports) -> CallSites {
         cpu: usize,
         sites: HashMap<Callee, Vec<Site>>,
         defined_on_cpu: HashSet<Callee>,
+        evaluating: HashSet<Callee>,
     }
     impl<'a> Visitor<'a> for Walk<'_> {
         fn visit_stmt(&mut self, s: &'a Stmt) {
@@ -194,6 +211,10 @@ fn call_sites(body: &[Stmt], imports: &Imports) -> CallSites {
         }
         fn visit_expr(&mut self, e: &'a Expr) {
             if let Expr::Call(c) = e {
+                let path = self.imports.path(&c.func);
+                if matches!(path.as_deref(), Some("mlx.core.eval" | "mlx.core.async_eval")) {
+                    self.evaluating.extend(self.functions.last().map(|(f, _)| f.clone()));
+                }
                 let called = match c.func.as_ref() {
                     Expr::Name(n) => Some(Callee::Function(n.id.to_string())),
                     Expr::Attribute(a) if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") => {
@@ -223,6 +244,7 @@ fn call_sites(body: &[Stmt], imports: &Imports) -> CallSites {
         cpu: 0,
         sites: HashMap::new(),
         defined_on_cpu: HashSet::new(),
+        evaluating: HashSet::new(),
     };
     body.iter().for_each(|s| w.visit_stmt(s));
     // through helpers of helpers: called only from functions that run once (or on the CPU)
@@ -232,7 +254,20 @@ fn call_sites(body: &[Stmt], imports: &Imports) -> CallSites {
     let on_cpu = closure(&w.sites, w.defined_on_cpu, |site, set| {
         site.on_cpu || site.caller.as_ref().is_some_and(|c| set.contains(c))
     });
-    CallSites { once, on_cpu }
+    // a function that calls an evaluating one evaluates too
+    let mut evaluating = w.evaluating;
+    loop {
+        let callers: Vec<Callee> = (w.sites.iter())
+            .filter(|(callee, _)| evaluating.contains(*callee))
+            .flat_map(|(_, sites)| sites.iter().filter_map(|s| s.caller.clone()))
+            .filter(|c| !evaluating.contains(c))
+            .collect();
+        if callers.is_empty() {
+            break;
+        }
+        evaluating.extend(callers);
+    }
+    CallSites { once, on_cpu, evaluating }
 }
 
 /// The callees every call site of which `holds` (given the set so far), grown until it stops.
@@ -359,12 +394,14 @@ impl<'a> Walker<'a> {
                     _ => None,
                 };
                 self.row_update(scope, &f.body, var);
-                let looped = Flags { in_loop: loop_kind(flags.in_loop, &f.body, self.imports), ..flags };
+                let evaluating = |c: &ruff_python_ast::ExprCall| self.calls.evaluates(c, scope.class);
+                let looped = Flags { in_loop: loop_kind(flags.in_loop, &f.body, self.imports, &evaluating), ..flags };
                 self.block(scope, &f.body, ctx, looped, seen);
                 self.block(scope, &f.orelse, ctx, flags, seen);
             }
             Stmt::While(w) => {
-                let looped = Flags { in_loop: loop_kind(flags.in_loop, &w.body, self.imports), ..flags };
+                let evaluating = |c: &ruff_python_ast::ExprCall| self.calls.evaluates(c, scope.class);
+                let looped = Flags { in_loop: loop_kind(flags.in_loop, &w.body, self.imports, &evaluating), ..flags };
                 self.expr(scope, &w.test, ctx, looped, seen);
                 self.branch_on_array(&w.test, looped);
                 self.row_update(scope, &w.body, None);
@@ -395,7 +432,10 @@ impl<'a> Walker<'a> {
     /// `if mx.any(mask):` in a loop that computes each step: the branch reads the array to the host.
     fn branch_on_array(&mut self, test: &Expr, flags: Flags) {
         let Expr::Call(c) = test else { return };
-        let mlx = self.imports.path(&c.func).is_some_and(|p| p.starts_with("mlx.core."));
+        // (a dtype query answers with a Python bool)
+        let path = self.imports.path(&c.func).unwrap_or_default();
+        let query = matches!(path.rsplit('.').next(), Some("issubdtype" | "can_cast" | "result_type"));
+        let mlx = path.starts_with("mlx.core.") && !query;
         if mlx && flags.in_loop == Looping::Works {
             let msg = "a branch on an array in a loop: a host sync each step; compute both sides and mx.where";
             self.raw.push((Rule::HostSyncInLoop, test.range(), msg.to_string()));
@@ -436,12 +476,14 @@ impl<'a> Walker<'a> {
             }
         }
         scope.seen.truncate(before);
+        let evaluating = |c: &ruff_python_ast::ExprCall| self.calls.evaluates(c, scope.class);
         let mut calls = Calls {
             imports: self.imports,
             env: &scope.env,
             strings: &self.strings,
             source: self.source,
             in_loop: flags.in_loop,
+            evaluating: &evaluating,
             on_cpu: flags.on_cpu,
             out: Vec::new(),
         };

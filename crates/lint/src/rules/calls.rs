@@ -27,6 +27,8 @@ struct Work {
 
 struct WorkFinder<'i> {
     imports: &'i Imports,
+    /// Whether a call is of a function of the file's that evaluates (`mx.eval` in it).
+    evaluating: &'i dyn Fn(&ruff_python_ast::ExprCall) -> bool,
     work: Work,
 }
 
@@ -89,7 +91,7 @@ impl<'a> Visitor<'a> for WorkFinder<'_> {
             // a method of the file's own (not a test's `self.assertEqual`)
             let own_method =
                 matches!(c.func.as_ref(), Expr::Attribute(a) if on_self(a) && !a.attr.starts_with("assert"));
-            self.work.evaluates |= eval;
+            self.work.evaluates |= eval || (self.evaluating)(c);
             self.work.device |= (mlx && !eval) || function || own_method;
         }
         walk_expr(self, e);
@@ -118,8 +120,13 @@ impl Looping {
 }
 
 /// The kind of loop a loop statement's body makes, inside `outer`.
-pub fn loop_kind(outer: Looping, body: &[ruff_python_ast::Stmt], imports: &Imports) -> Looping {
-    let mut f = WorkFinder { imports, work: Work::default() };
+pub fn loop_kind(
+    outer: Looping,
+    body: &[ruff_python_ast::Stmt],
+    imports: &Imports,
+    evaluating: &dyn Fn(&ruff_python_ast::ExprCall) -> bool,
+) -> Looping {
+    let mut f = WorkFinder { imports, evaluating, work: Work::default() };
     body.iter().for_each(|s| f.visit_stmt(s));
     outer.enter(f.work)
 }
@@ -169,6 +176,8 @@ pub struct Calls<'a> {
     pub strings: &'a HashMap<String, Literal>,
     pub source: &'a str,
     pub in_loop: Looping,
+    /// Whether a call is of a function of the file's that evaluates.
+    pub evaluating: &'a dyn Fn(&ruff_python_ast::ExprCall) -> bool,
     /// Under `with mx.stream(mx.cpu)`, a call with `stream=mx.cpu`, or a CPU default device.
     pub on_cpu: bool,
     pub out: Vec<Raw>,
@@ -319,7 +328,7 @@ impl Calls<'_> {
             _ => return,
         };
         // each element stalls on a read when it computes on the device first
-        let mut f = WorkFinder { imports: self.imports, work: Work::default() };
+        let mut f = WorkFinder { imports: self.imports, evaluating: self.evaluating, work: Work::default() };
         parts.iter().for_each(|p| f.visit_expr(p));
         let per_element = self.in_loop.enter(f.work);
         for (k, g) in generators.iter().enumerate() {

@@ -25,8 +25,12 @@ fn reads(e: &Expr, name: &str) -> Vec<String> {
                     self.visit_expr(&s.slice);
                 }
                 Expr::Name(n) if n.id.as_str() == self.name => self.found.push(String::new()),
-                // `len(x)` and `x.shape` read how many, not the values
+                // `len(x)` and `x.shape` read how many, not the values; `a if x else b` whether any
                 Expr::Call(c) if matches!(c.func.as_ref(), Expr::Name(f) if f.id.as_str() == "len") => {}
+                Expr::If(i) => {
+                    self.visit_expr(&i.body);
+                    self.visit_expr(&i.orelse);
+                }
                 Expr::Attribute(a) if matches!(a.attr.as_str(), "shape" | "ndim" | "size" | "dtype") => {}
                 _ => walk_expr(self, e),
             }
