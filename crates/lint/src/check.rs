@@ -1,5 +1,5 @@
 //! One file, checked: the module's statements, then each function with the module's constants in
-//! scope; every expression through the term rules, every statement through the statement rules.
+//! scope; every expression through the term rules, every call and loop through the rules over them.
 
 use crate::imports::Imports;
 use crate::lower::{Callee, Helper, Helpers, Scope};
