@@ -24,6 +24,8 @@ struct Walker<'a> {
     pending: Vec<(Option<&'a str>, &'a StmtFunctionDef)>,
     /// The file sets a CPU default device: float64 is fine.
     cpu_file: bool,
+    /// Only lowering (the first pass, for what functions return): no rule runs.
+    quiet: bool,
     calls: CallSites,
     raw: Vec<Raw>,
 }
@@ -52,6 +54,7 @@ pub fn module(source: &str, body: &[Stmt]) -> Vec<Raw> {
         constants: HashMap::new(),
         pending: Vec::new(),
         cpu_file: sets_cpu_device(body, &imports),
+        quiet: false,
         calls: call_sites(body, &imports),
         raw: Vec::new(),
     };
@@ -63,6 +66,7 @@ pub fn module(source: &str, body: &[Stmt]) -> Vec<Raw> {
     let functions = std::mem::take(&mut w.pending);
     // First what each function returns, in source order (a helper before its callers), then the findings.
     let mut helpers = Helpers::new();
+    w.quiet = true;
     for &(class, f) in &functions {
         let (kept, pending) = (w.raw.len(), w.pending.len());
         let returns = w.function(class, f, &helpers);
@@ -78,6 +82,7 @@ pub fn module(source: &str, body: &[Stmt]) -> Vec<Raw> {
             helpers.insert(callee, Helper { params, returns });
         }
     }
+    w.quiet = false;
     w.pending = functions;
     w.pending.reverse();
     while let Some((class, f)) = w.pending.pop() {
@@ -150,14 +155,7 @@ struct CallSites {
 impl CallSites {
     /// Whether this call (in a method of `class`) is of a function that evaluates.
     fn evaluates(&self, c: &ruff_python_ast::ExprCall, class: Option<&str>) -> bool {
-        match c.func.as_ref() {
-            Expr::Name(n) => self.evaluating.contains(&Callee::Function(n.id.to_string())),
-            Expr::Attribute(a) if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") => class
-                .is_some_and(|k| {
-                    self.evaluating.contains(&Callee::Method { class: k.to_string(), name: a.attr.to_string() })
-                }),
-            _ => false,
-        }
+        Callee::called(&c.func, class).is_some_and(|f| self.evaluating.contains(&f))
     }
 }
 
@@ -215,18 +213,11 @@ fn call_sites(body: &[Stmt], imports: &Imports) -> CallSites {
                 if matches!(path.as_deref(), Some("mlx.core.eval" | "mlx.core.async_eval")) {
                     self.evaluating.extend(self.functions.last().map(|(f, _)| f.clone()));
                 }
-                let called = match c.func.as_ref() {
-                    Expr::Name(n) => Some(Callee::Function(n.id.to_string())),
-                    Expr::Attribute(a) if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") => {
-                        let class = match self.functions.last() {
-                            Some((Callee::Method { class, .. }, _)) => class.clone(),
-                            _ => String::new(),
-                        };
-                        Some(Callee::Method { class, name: a.attr.to_string() })
-                    }
+                let class = match self.functions.last() {
+                    Some((Callee::Method { class, .. }, _)) => Some(class.as_str()),
                     _ => None,
                 };
-                if let Some(called) = called {
+                if let Some(called) = Callee::called(&c.func, class) {
                     let (caller, caller_once) = match self.functions.last() {
                         Some((f, once)) => (Some(f.clone()), *once),
                         None => (None, true),
@@ -461,6 +452,10 @@ impl<'a> Walker<'a> {
     fn expr(&mut self, scope: &mut Scope, e: &Expr, ctx: &Ctx, flags: Flags, seen: &mut Reported) -> T {
         let before = scope.seen.len();
         let t = scope.expr(e);
+        if self.quiet {
+            scope.seen.truncate(before);
+            return t;
+        }
         for (range, term) in &scope.seen[before..] {
             for (rule, check) in TERM_RULES {
                 let Some(hit) = check(term, ctx) else { continue };

@@ -2,13 +2,13 @@
 
 use crate::imports::{api, Api, Imports};
 use crate::term::{div, mk, num, sub, Axis, Make, Op, Perm, Reduce, Term, MAX_SIZE, T};
-
-/// Expressions nested deeper than this are not looked into.
-const MAX_DEPTH: usize = 200;
 use ruff_python_ast::{self as ast, Expr, Number, Operator, UnaryOp};
 use ruff_text_size::{Ranged, TextRange};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+
+/// Expressions nested deeper than this are not looked into.
+const MAX_DEPTH: usize = 200;
 
 /// A function's (or the module's) names, and every expression lowered in it, in source order
 /// (inner expressions before the ones that hold them).
@@ -43,6 +43,20 @@ pub enum Callee {
     Function(String),
     /// `self.name(...)` in a method of `class`
     Method { class: String, name: String },
+}
+
+impl Callee {
+    /// The function of the file's a call names: `name(...)`, or `self.name(...)` in a method of
+    /// `class`.
+    pub fn called(func: &Expr, class: Option<&str>) -> Option<Callee> {
+        match func {
+            Expr::Name(n) => Some(Callee::Function(n.id.to_string())),
+            Expr::Attribute(a) if matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self") => {
+                Some(Callee::Method { class: class?.to_string(), name: a.attr.to_string() })
+            }
+            _ => None,
+        }
+    }
 }
 
 pub type Helpers = HashMap<Callee, Helper>;

@@ -7,6 +7,9 @@ use std::rc::Rc;
 /// A shared term: a name's term is the same `Rc` wherever the name is used.
 pub type T = Rc<Term>;
 
+/// The attributes of an array that describe it, not its values.
+pub const METADATA: &[&str] = &["shape", "ndim", "size", "dtype"];
+
 /// Terms larger than this become opaque: a name reassigned from itself many times stays cheap.
 pub const MAX_SIZE: usize = 4000;
 
@@ -181,7 +184,7 @@ impl Term {
 
     /// `x.shape`, `x.ndim`, `x.size`, `x.dtype`: about x, not its values.
     pub fn is_metadata(&self) -> bool {
-        matches!(self, Term::Attr(_, a) if matches!(a.as_str(), "shape" | "ndim" | "size" | "dtype"))
+        matches!(self, Term::Attr(_, a) if METADATA.contains(&a.as_str()))
     }
 
     /// The subterms a value is computed from (not looking into metadata such as `x.shape`).

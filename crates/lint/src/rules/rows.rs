@@ -31,7 +31,7 @@ fn reads(e: &Expr, name: &str) -> Vec<String> {
                     self.visit_expr(&i.body);
                     self.visit_expr(&i.orelse);
                 }
-                Expr::Attribute(a) if matches!(a.attr.as_str(), "shape" | "ndim" | "size" | "dtype") => {}
+                Expr::Attribute(a) if crate::term::METADATA.contains(&a.attr.as_str()) => {}
                 _ => walk_expr(self, e),
             }
         }

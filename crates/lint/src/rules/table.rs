@@ -44,22 +44,23 @@ fn static_index(idx: &str) -> bool {
         .all(|w| w.is_empty() || w == "None" || w.parse::<i64>().is_ok())
 }
 
-/// `mx.arange(...)` somewhere in t (not looking into `.shape`): positions.
-fn arange_in(t: &T) -> bool {
+/// The first constructor of one of these kinds in t (not looking into `.shape`).
+fn made_of<'a>(t: &'a T, kinds: &[Make]) -> Option<&'a T> {
     match t.as_ref() {
-        Term::Op(Op::Make(Make::Arange, _), _) => true,
-        Term::Attr(..) => false,
-        _ => t.children().iter().any(arange_in),
+        Term::Op(Op::Make(kind, _), _) if kinds.contains(kind) => Some(t),
+        Term::Attr(..) => None,
+        _ => t.children().iter().find_map(|c| made_of(c, kinds)),
     }
 }
 
-/// The positions a table is made of (not looking into `.shape` and `.ndim`).
+/// The positions a table is made of: an arange, or the ones a tri mask is cut from.
 fn positions(t: &T) -> Option<&T> {
-    match t.as_ref() {
-        Term::Op(Op::Make(Make::Arange | Make::Ones | Make::Full | Make::Zeros, _), _) => Some(t),
-        Term::Attr(..) => None,
-        _ => t.children().iter().find_map(positions),
-    }
+    made_of(t, &[Make::Arange, Make::Ones, Make::Full, Make::Zeros])
+}
+
+/// `mx.arange(...)` somewhere in t: positions proper.
+fn arange_in(t: &T) -> bool {
+    made_of(t, &[Make::Arange]).is_some()
 }
 
 /// A mask (tril/triu, positions compared pairwise), relative positions, or a table of
