@@ -239,17 +239,13 @@ impl<'a> Scope<'a> {
                 Api::Math(f) => math(f, &call),
                 Api::Other => None,
             },
-            (None, Some(m)) if matches!(call.args[0].as_ref(), Term::Name(s) if s == "self") => {
-                let class = self.class.map(str::to_string);
-                class
-                    .and_then(|class| self.inline(Callee::Method { class, name: m.clone() }, &call.args[1..], &call.kw))
+            (None, Some(_)) if matches!(call.args[0].as_ref(), Term::Name(s) if s == "self") => {
+                Callee::called(&c.func, self.class).and_then(|f| self.inline(f, &call.args[1..], &call.kw))
             }
             (None, Some(m)) => lower_fn(m, true, &call),
             (None, None) => match c.func.as_ref() {
-                Expr::Name(n) if !self.env.contains_key(n.id.as_str()) => {
-                    let callee = Callee::Function(n.id.to_string());
-                    builtin(n.id.as_str(), &call).or_else(|| self.inline(callee, &call.args, &call.kw))
-                }
+                Expr::Name(n) if !self.env.contains_key(n.id.as_str()) => builtin(n.id.as_str(), &call)
+                    .or_else(|| Callee::called(&c.func, None).and_then(|f| self.inline(f, &call.args, &call.kw))),
                 _ => None,
             },
         };
