@@ -264,6 +264,25 @@ impl Lang {
         }
     }
 
+    /// Value `i` of chunk `v` as a float, exactly: its bits under a float's of 2^23 (values
+    /// below 2^23 fill the mantissa), less 2^23, which costs an integer and a float add
+    /// where an int-to-float conversion runs at a quarter of the rate.
+    fn dequant(self, v: &str) -> String {
+        let q = format!("(unsigned)(({v} >> (BITS * i)) & MASK) | 0x4B000000u");
+        match self {
+            Lang::Cuda => format!("(__uint_as_float({q}) - 8388608.0f)"),
+            Lang::Metal => format!("(as_type<float>({q}) - 8388608.0f)"),
+        }
+    }
+
+    /// `v` rounded to the output's dtype and back: where the original program rounds.
+    fn round(self, v: &str) -> String {
+        match self {
+            Lang::Cuda => format!("so_to_float(so_from_float<O>({v}))"),
+            Lang::Metal => format!("float(O({v}))"),
+        }
+    }
+
     fn store(self, v: &str) -> String {
         match self {
             Lang::Cuda => format!("so_from_float<O>({v})"),
@@ -374,8 +393,9 @@ fn rows_walk(q: &Quantized, l: Lang) -> String {
         s.push_str(&format!(
             "        float q{p}[NC][8], sc{p}[NC], bi{p}[NC];\n\
              {u}        for (int j = 0; j < NC; ++j) {{\n{u}          \
-             for (int i = 0; i < 8; ++i) q{p}[j][i] = float((v{p}[j][t] >> (BITS * i)) & MASK);\n          \
+             for (int i = 0; i < 8; ++i) q{p}[j][i] = {};\n          \
              sc{p}[j] = {};\n          bi{p}[j] = {};\n        }}\n",
+            l.dequant(&format!("v{p}[j][t]")),
             l.to_float(&format!("s{p}r[j][g]")),
             l.to_float(&format!("b{p}r[j][g]"))
         ));
@@ -394,7 +414,13 @@ fn rows_walk(q: &Quantized, l: Lang) -> String {
     for p in 0..products {
         s.push_str(&format!("      {}\n", l.warp_sum(&format!("acc{p}[r][j]"))));
     }
-    let value = if products == 2 { "acc0[r][j] * so_sigmoid(acc0[r][j]) * acc1[r][j]" } else { "acc0[r][j]" };
+    if products == 2 {
+        // As the original rounds: each product, the sigmoid and silu in the output's dtype.
+        let (g, up) = (l.round("acc0[r][j]"), l.round("acc1[r][j]"));
+        let silu = l.round(&format!("g * {}", l.round("so_sigmoid(g)")));
+        s.push_str(&format!("      const float g = {g}, up = {up}, silu = {silu};\n"));
+    }
+    let value = if products == 2 { "silu * up" } else { "acc0[r][j]" };
     s.push_str(&format!(
         "      if (lane == 0 && n0 + j < N) out[(row0 + r) * N + n0 + j] = {};\n    }}\n  }}\n",
         l.store(value)
@@ -426,17 +452,19 @@ fn combine_walk(q: &Quantized, l: Lang) -> String {
     s.push_str(&l.x_chunk("xp0", "        "));
     s.push_str(&format!(
         "{u}        for (int j = 0; j < NC; ++j) {{\n          float qx = 0.0f;\n{u}          \
-         for (int i = 0; i < 8; ++i) qx += float((v0[j][t] >> (BITS * i)) & MASK) * xf[i];\n          \
+         for (int i = 0; i < 8; ++i) qx += {} * xf[i];\n          \
          part[j] += {} * qx + {} * sx;\n        }}\n      }}\n    }}\n    const float weight = {};\n{u}    \
-         for (int j = 0; j < NC; ++j) acc0[j] += weight * part[j];\n  }}\n",
+         for (int j = 0; j < NC; ++j) {{\n      {}\n      acc0[j] += {};\n    }}\n  }}\n",
+        l.dequant("v0[j][t]"),
         l.to_float("s0r[j][g]"),
         l.to_float("b0r[j][g]"),
-        l.to_float("wt[pair]")
+        l.to_float("wt[pair]"),
+        l.warp_sum("part[j]"),
+        l.round(&format!("weight * {}", l.round("part[j]")))
     ));
     s.push_str(&format!(
-        "{u}  for (int j = 0; j < NC; ++j) {{\n    {}\n    \
+        "{u}  for (int j = 0; j < NC; ++j) {{\n    \
          if (lane == 0 && n0 + j < N) out[token * N + n0 + j] = {};\n  }}\n",
-        l.warp_sum("acc0[j]"),
         l.store("acc0[j]")
     ));
     s
@@ -629,18 +657,15 @@ pub fn digest(source: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The kernel's meaning in plain MLX: `mx.gather_qmm` per product (rounded to x's dtype,
-/// which the GPU code does not), then SwiGLU or the combine in float32. A function
-/// `_k{index}(x, lhs, rhs, w0, s0, b0, ...)`.
+/// The kernel's meaning in plain MLX, rounded where the GPU code rounds (as the original
+/// does): `mx.gather_qmm` per product, then SwiGLU or the combine in x's dtype (a sum
+/// accumulates in float32). A function `_k{index}(x, lhs, rhs, w0, s0, b0, ...)`.
 pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
     let args = q.inputs().join(", ");
     let indices = if q.gathered { "lhs_indices=lhs, rhs_indices=rhs, " } else { "" };
     let f = if q.gathered { "gather_qmm" } else { "quantized_matmul" };
     let product = |p: usize| {
-        format!(
-            "mx.{f}(x, w{p}, s{p}, b{p}, {indices}transpose=True, group_size={}, bits={}).astype(mx.float32)",
-            q.group_size, q.bits
-        )
+        format!("mx.{f}(x, w{p}, s{p}, b{p}, {indices}transpose=True, group_size={}, bits={})", q.group_size, q.bits)
     };
     let value = match q.epilogue {
         Epilogue::Product => format!("    out = {}\n", product(0)),
@@ -648,12 +673,12 @@ pub fn mlx_launcher(q: &Quantized, index: usize) -> String {
             format!("    gate = {}\n    up = {}\n    out = gate * mx.sigmoid(gate) * up\n", product(0), product(1))
         }
         Epilogue::Combine => {
-            format!("    y = {}\n    out = mx.sum(y * wt.astype(mx.float32)[..., None, None], axis=-3)\n", product(0))
+            format!("    y = {}\n    out = mx.sum(y * wt[..., None, None], axis=-3)\n", product(0))
         }
     };
     let doc = format!("    \"\"\"{}: its meaning in plain MLX.\"\"\"", q.name);
     let signature = format!("def _k{index}({args}, warps=None, rows_per_warp=None, cols=None):");
-    format!("{signature}\n{doc}\n{value}    return out.astype(x.dtype)\n\n\n")
+    format!("{signature}\n{doc}\n{value}    return out\n\n\n")
 }
 
 #[cfg(test)]
@@ -689,7 +714,7 @@ mod tests {
         assert_eq!(q.row_bytes(), 1024);
         for src in [cuda_source(&q), metal_source(&q)] {
             assert_eq!(src.matches("c < CHUNKS").count() + src.matches("c0 < CHUNKS").count(), 1, "{src}");
-            assert!(src.contains("acc0[r][j] * so_sigmoid(acc0[r][j]) * acc1[r][j]"), "{src}");
+            assert!(src.contains("silu * up"), "{src}");
         }
         let single = Quantized { epilogue: Epilogue::Product, ..q.clone() };
         assert!(!cuda_source(&single).contains("acc1"));
@@ -712,8 +737,8 @@ mod tests {
         );
         for src in [cuda_source(&dense), metal_source(&dense), cuda_source(&moe(4)), metal_source(&moe(4))] {
             // Dequantized once per chunk, outside the loop over the R rows that use it.
-            assert_eq!(src.matches("q0[j][i] = float(").count(), 1, "{src}");
-            assert!(src.find("q0[j][i] = float(") < src.find("for (int r = 0; r < R; ++r) {\n"), "{src}");
+            assert_eq!(src.matches("q0[j][i] = (").count(), 1, "{src}");
+            assert!(src.find("q0[j][i] = (") < src.find("for (int r = 0; r < R; ++r) {\n"), "{src}");
         }
         let py = launcher(&dense, 0, crate::Target::Cuda, &BTreeMap::new());
         assert!(py.contains("r = rows_per_warp or tuned[1] or (8)\n    while rows % r:\n        r //= 2"), "{py}");
