@@ -257,6 +257,10 @@ fn a_solve_kernel_computes_what_the_substitution_computes() {
     let k = candidates.iter().find(|k| k["name"] == "egraph+kernels").expect("a kernel candidate");
     assert_eq!(k["verified"], true, "{k}");
     assert!(k["rules"].to_string().contains("kernel (solve, mlx)"), "{k}");
+    assert!(!k["rules"].to_string().contains("kernel (elementwise"), "{k}");
+    let eager = candidates.iter().find(|k| k["name"] == "egraph+kernels").expect("the eager kernel candidate");
+    let rules = eager["rules"].to_string();
+    assert!(rules.contains("kernel (solve, mlx)") && rules.contains("kernel (elementwise, mlx)"), "{eager}");
 }
 
 /// The solve's plain-MLX meaning with the other sign, or without the NaN its substitution
@@ -280,7 +284,9 @@ fn a_solve_of_batch_scaled_matrices_verifies() {
 }
 
 /// A naive port of the chunked gated delta rule (CPU sizes): its solves become kernels,
-/// and the candidate that calls their plain-MLX meaning verifies.
+/// and the candidate that calls their plain-MLX meaning verifies. Under `mx.compile` its
+/// elementwise chains stay MLX's (compile fuses them); the eager kernel candidate has them
+/// as kernels.
 #[test]
 fn a_chunked_gated_delta_rule_verifies_with_its_solve_as_a_kernel() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,16 @@ use std::time::Instant;
 use superopt_ir::ops::Kind;
 use superopt_ir::{Arg, ConstData, Dtype, Node, Op, Program, ReduceKind, ScalarExpr, ValueId};
 
+/// Which regions become row kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Regions {
+    /// Every region, elementwise chains too: an eager program launches each op.
+    All,
+    /// Only regions with a reduction: under `mx.compile`, which fuses elementwise chains
+    /// itself, a kernel of one more compiles to no gain.
+    Reductions,
+}
+
 /// Lowers every region of `p` in place; one line per kernel made.
 pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
     lower_until(p, target, None).unwrap_or_default()
@@ -24,7 +34,7 @@ pub fn lower(p: &mut Program, target: Target) -> Vec<String> {
 /// [`lower`], given until `deadline`: `None` (and `p` as it was) where lowering outlasts it,
 /// as on the tens of thousands of nodes of an unrolled recurrence.
 pub fn lower_until(p: &mut Program, target: Target, deadline: Option<Instant>) -> Option<Vec<String>> {
-    lower_with(p, target, deadline, None)
+    lower_with(p, target, deadline, None, Regions::All)
 }
 
 /// [`lower_until`], with the triangular solves `probe` identifies ([`crate::solve::lower`]).
@@ -33,6 +43,7 @@ pub fn lower_with(
     target: Target,
     deadline: Option<Instant>,
     probe: Option<crate::solve::lower::Probe>,
+    regions: Regions,
 ) -> Option<Vec<String>> {
     // Quantized products and solves first: their arithmetic would otherwise become row
     // and elementwise kernels.
@@ -42,7 +53,7 @@ pub fn lower_with(
     if let Some(probe) = probe {
         lines.extend(crate::solve::lower::lower(p, target, probe, &late));
     }
-    match rows_until(p, target, deadline) {
+    match rows_until(p, target, deadline, regions) {
         Some(rows) => lines.extend(rows),
         None => {
             *p = before;
@@ -53,7 +64,7 @@ pub fn lower_with(
 }
 
 /// The row kernels of [`lower_until`].
-fn rows_until(p: &mut Program, target: Target, deadline: Option<Instant>) -> Option<Vec<String>> {
+fn rows_until(p: &mut Program, target: Target, deadline: Option<Instant>, which: Regions) -> Option<Vec<String>> {
     let late = || deadline.is_some_and(|d| Instant::now() >= d);
     let mut kernels: Vec<Lowered> = vec![];
     for (r, (space, members)) in regions(p, &late)?.into_iter().enumerate() {
@@ -61,6 +72,9 @@ fn rows_until(p: &mut Program, target: Target, deadline: Option<Instant>) -> Opt
             return None;
         }
         let Ok((kernel, inputs, outputs)) = build(p, &space, &members, &format!("r{r}")) else { continue };
+        if which == Regions::Reductions && kernel.form != Form::Rows {
+            continue;
+        }
         let form = if kernel.form == Form::Rows { "rows" } else { "elementwise" };
         let line = format!("kernel ({form}, {target:?}): {}", describe(p, &members)).to_lowercase();
         let call = Call { body: crate::Body::Rows(kernel), target, tuned: vec![] };
@@ -630,6 +644,27 @@ mod tests {
         let before = p.clone();
         assert!(lower(&mut p, Target::Cuda).is_empty());
         assert_eq!(p, before);
+    }
+
+    #[test]
+    fn under_compile_only_the_regions_with_a_reduction_become_kernels() {
+        // exp, square (elementwise) -> matmul -> exp, row sum, divide (a reduction).
+        let ops = [
+            ("Exp", vec![0]),
+            ("Square", vec![2]),
+            ("Matmul", vec![3, 1]),
+            ("Exp", vec![4]),
+            ("Reduce", vec![5]),
+            ("Divide", vec![5, 6]),
+        ];
+        let mut p = program(&ops, Some(1));
+        let made = lower_with(&mut p, Target::Cuda, None, None, Regions::Reductions).unwrap();
+        assert_eq!(made, ["kernel (rows, cuda): exp, reduce, divide"]);
+        let mut all = program(&ops, Some(1));
+        let made = lower_with(&mut all, Target::Cuda, None, None, Regions::All).unwrap();
+        assert_eq!(made.len(), 2, "eager: the elementwise chain too: {made:?}");
+        let mut elementwise = program(&[("Exp", vec![0]), ("Square", vec![2])], None);
+        assert_eq!(lower_with(&mut elementwise, Target::Cuda, None, None, Regions::Reductions), Some(vec![]));
     }
 
     #[test]

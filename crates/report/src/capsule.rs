@@ -65,6 +65,8 @@ pub struct CandidateReport {
     pub dropped: Option<String>,
     /// Timed in the bench's first look only (not a finalist): it could not win.
     pub first_look_only: bool,
+    /// Its place in verification order (0 first; none where verification did not run).
+    pub verify_rank: Option<usize>,
     /// The exact check against the program as traced, per plan variant.
     pub field: Vec<FieldReport>,
     /// Generated kernels: the launch parameters picked on the device, per shape.

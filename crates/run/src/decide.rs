@@ -114,6 +114,7 @@ pub fn report(e: &Entry, traces: &[superopt_ir::Program]) -> CandidateReport {
         wins: e.wins,
         dropped: e.dropped().map(String::from),
         first_look_only: e.first_look_only,
+        verify_rank: e.verify_rank,
         field: e.field.clone(),
         launches: e.launches.clone(),
         metal: metal_source(c),

@@ -63,6 +63,8 @@ pub struct Entry {
     pub first_look_only: bool,
     /// Its modelled cost on the run's device (once computed: a big program takes a second).
     pub modelled_cost: Option<f64>,
+    /// Its place in verification order (0 first), once verification has ordered the run.
+    pub verify_rank: Option<usize>,
 }
 
 impl Entry {
@@ -81,6 +83,7 @@ impl Entry {
             dispatch: [None; 3],
             verify_s: [None; 3],
             modelled_cost: None,
+            verify_rank: None,
             first_look_only: false,
         }
     }

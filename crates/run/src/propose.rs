@@ -1,9 +1,10 @@
 //! Stage 2: candidates. Every strategy's proposals for the traced plan, then the kernel
 //! version of the most rewritten eager one where the device runs generated kernels, eager
-//! and compiled.
+//! (every region a kernel) and compiled (elementwise chains left to `mx.compile`).
 
 use crate::ledger::Run;
 use std::time::{Duration, Instant};
+use superopt_kernel::lower::Regions;
 use superopt_kernel::Target;
 use superopt_search::egraph::cost::Device;
 use superopt_search::strategies::{compile_rule, with_compile_rule};
@@ -28,8 +29,8 @@ pub fn propose(run: &mut Run) {
         Ok(target) => {
             // Lowering gets half the search's time; past it, no kernel candidate.
             let deadline = Instant::now() + run.budget.search_time() / 2;
-            match lowered_until(&candidates, target, Some(deadline)) {
-                Some(c) => candidates.extend(c.into_iter().flat_map(|k| [compiled(&k), k])),
+            match kernel_candidates(&candidates, target, deadline) {
+                Some(kernels) => candidates.extend(kernels),
                 None => run.notes.push(LOWERING_LATE.into()),
             }
         }
@@ -40,8 +41,16 @@ pub fn propose(run: &mut Run) {
     }
 }
 
-/// A kernel candidate wrapped whole in `mx.compile`: at decode sizes the launches and the
-/// Python between them, not the bytes, take the time.
+/// The kernel candidates of the most rewritten eager candidate: every region lowered,
+/// eager; and, wrapped whole in `mx.compile` (at decode sizes the launches and the Python
+/// between them, not the bytes, take the time), its quantized products, solves and regions
+/// with a reduction, where it has any. `None` where lowering outlasted `deadline`.
+fn kernel_candidates(candidates: &[Candidate], target: Target, deadline: Instant) -> Option<Vec<Candidate>> {
+    let Some((source, all)) = lowered_source(candidates, target, Some(deadline))? else { return Some(vec![]) };
+    let fused = lower_candidate(source, target, Some(deadline), Regions::Reductions)?;
+    Some(fused.iter().map(compiled).chain([all]).collect())
+}
+
 fn compiled(k: &Candidate) -> Candidate {
     Candidate { compile: Compile::Whole, rules: with_compile_rule(k.rules.clone(), Compile::Whole), ..k.clone() }
 }
@@ -81,10 +90,21 @@ const LOWERING_LATE: &str = "custom-kernel candidates skipped: lowering the prog
 
 /// [`lowered_for`] until `deadline`: `None` where lowering outlasted it.
 pub fn lowered_until(candidates: &[Candidate], target: Target, deadline: Option<Instant>) -> Option<Option<Candidate>> {
+    Some(lowered_source(candidates, target, deadline)?.map(|(_, lowered)| lowered))
+}
+
+/// The most rewritten eager candidate (the e-graph's, else the cleaned-up or traced
+/// program) that has something to lower, and it with every region lowered; `None` where
+/// lowering outlasted `deadline`.
+fn lowered_source(
+    candidates: &[Candidate],
+    target: Target,
+    deadline: Option<Instant>,
+) -> Option<Option<(&Candidate, Candidate)>> {
     let eager = |s: Source| candidates.iter().find(|c| c.source == s && c.compile == Compile::Eager && !c.kernels);
     for c in [Source::Egraph, Source::Cleanup, Source::AsTraced].into_iter().filter_map(eager) {
-        if let Some(lowered) = lower_candidate(c, target, deadline)? {
-            return Some(Some(lowered));
+        if let Some(lowered) = lower_candidate(c, target, deadline, Regions::All)? {
+            return Some(Some((c, lowered)));
         }
     }
     Some(None)
@@ -92,12 +112,17 @@ pub fn lowered_until(candidates: &[Candidate], target: Target, deadline: Option<
 
 /// `c` with its kernel-friendly regions lowered for `target`; `Some(None)` where nothing
 /// lowers, `None` where lowering outlasted `deadline`.
-pub fn lower_candidate(c: &Candidate, target: Target, deadline: Option<Instant>) -> Option<Option<Candidate>> {
+pub fn lower_candidate(
+    c: &Candidate,
+    target: Target,
+    deadline: Option<Instant>,
+    regions: Regions,
+) -> Option<Option<Candidate>> {
     let mut plan = c.plan.clone();
     let mut lines = vec![];
     for (_, p) in plan.variants.iter_mut() {
         let probe: superopt_kernel::solve::lower::Probe = &superopt_verify::field::solve_form;
-        lines.extend(superopt_kernel::lower::lower_with(p, target, deadline, Some(probe))?);
+        lines.extend(superopt_kernel::lower::lower_with(p, target, deadline, Some(probe), regions)?);
     }
     if lines.is_empty() {
         return Some(None);

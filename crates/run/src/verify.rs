@@ -21,7 +21,11 @@ use superopt_worker::protocol::{Backend, Case, DeviceKind};
 pub fn verify(run: &mut Run) {
     note_reference_device(run);
     let all = cases(&run.seeds);
-    let mut progress: Vec<Progress> = order(run).into_iter().map(Progress::new).collect();
+    let order = order(run);
+    for (rank, id) in order.iter().enumerate() {
+        run.entry_mut(*id).verify_rank = Some(rank);
+    }
+    let mut progress: Vec<Progress> = order.into_iter().map(Progress::new).collect();
     let mut ran_out = false;
     loop {
         if let Some(w) = &run.warm {
@@ -204,8 +208,8 @@ fn note_reference_device(run: &mut Run) {
 }
 
 /// The traced program first, then `mx.compile` of it (the contender every run must at
-/// least match), then each source's furthest-reaching candidate (`reach`), then the
-/// rest; each group by modelled cost. On a GPU a compiled candidate's first call compiles
+/// least match), then each source's furthest-reaching candidate (`reach`; those with
+/// generated kernels first), then the rest; each group by modelled cost. On a GPU a compiled candidate's first call compiles
 /// its kernels for tens of seconds: a budget that runs out then drops near-duplicates
 /// (islands beside a whole compile), not the best of each search.
 pub fn order(run: &mut Run) -> Vec<CandidateId> {
@@ -232,10 +236,12 @@ fn reach(c: &Candidate) -> (bool, u8) {
 }
 
 /// Per candidate (and whether it is still in the run), its group: 0 the traced program,
-/// 1 its whole compile, 2 the first of its source with the most [`reach`] among those
-/// still in, 3 the rest.
+/// 1 its whole compile, 2 and 3 the first of its source with the most [`reach`] among
+/// those still in (2 where it calls generated kernels: the cost model sees no kernel's
+/// gain, and their first calls, which compile them, are the longest to make ahead), 4 the
+/// rest.
 fn groups(cs: &[(&Candidate, bool)]) -> Vec<u8> {
-    let mut group = vec![3u8; cs.len()];
+    let mut group = vec![REST; cs.len()];
     for (k, (c, _)) in cs.iter().enumerate() {
         if k == CandidateId::TRACED.0 {
             group[k] = 0;
@@ -246,12 +252,15 @@ fn groups(cs: &[(&Candidate, bool)]) -> Vec<u8> {
     for (k, (c, alive)) in cs.iter().enumerate() {
         let rival = |j: usize| group[j] > 1 && j != k && cs[j].1 && cs[j].0.source == c.source;
         let ahead = |j: usize| reach(cs[j].0) > reach(c) || (reach(cs[j].0) == reach(c) && j < k);
-        if group[k] == 3 && *alive && !(0..cs.len()).any(|j| rival(j) && ahead(j)) {
-            group[k] = 2;
+        if group[k] == REST && *alive && !(0..cs.len()).any(|j| rival(j) && ahead(j)) {
+            group[k] = if c.kernels { 2 } else { 3 };
         }
     }
     group
 }
+
+/// The group of candidates no source sends ahead.
+const REST: u8 = 4;
 
 /// Candidate ids by `group`, then by `cost`.
 fn by_group(group: &[u8], cost: &[f64]) -> Vec<CandidateId> {
@@ -341,13 +350,16 @@ mod tests {
         ];
         let all: Vec<(&Candidate, bool)> = cs.iter().map(|c| (c, true)).collect();
         let groups = groups(&all);
-        assert_eq!(groups, [0, 1, 2, 3, 3, 3, 2, 3, 3, 2], "islands of the trace lead its source's rest");
-        let cost = [9.0, 8.0, 8.0, 7.0, 5.0, 5.0, 6.0, 6.5, 8.0, 8.0];
+        assert_eq!(groups, [0, 1, 3, 4, 4, 4, 2, 4, 4, 3], "islands of the trace lead its source's rest");
+        let cost = [9.0, 8.0, 8.0, 7.0, 5.0, 5.0, 6.0, 6.5, 8.0, 7.5];
         let order: Vec<usize> = by_group(&groups, &cost).into_iter().map(|c| c.0).collect();
-        assert_eq!(order, [0, 1, 6, 2, 9, 4, 5, 7, 3, 8], "egraph+compile+kernels before cheaper-looking siblings");
+        assert_eq!(order, [0, 1, 6, 9, 2, 4, 5, 7, 3, 8], "egraph+compile+kernels before cheaper-looking siblings");
+        let cheap_kernels = [9.0, 8.0, 8.0, 7.0, 5.0, 5.0, 9.5, 6.5, 8.0, 7.5];
+        let order: Vec<usize> = by_group(&groups, &cheap_kernels).into_iter().map(|c| c.0).collect();
+        assert_eq!(order[2], 6, "kernels lead the sources' best however the model prices them");
         let mut dropped = all.clone();
         dropped[6].1 = false;
-        assert_eq!(super::groups(&dropped)[3..8], [3, 3, 3, 3, 2], "out of the run: egraph+kernels leads instead");
+        assert_eq!(super::groups(&dropped)[3..8], [4, 4, 4, 4, 2], "out of the run: egraph+kernels leads instead");
     }
 
     #[test]
