@@ -209,9 +209,10 @@ fn note_reference_device(run: &mut Run) {
 
 /// The traced program first, then `mx.compile` of it (the contender every run must at
 /// least match), then each source's furthest-reaching candidate (`reach`; those with
-/// generated kernels first), then the rest; each group by modelled cost. On a GPU a compiled candidate's first call compiles
-/// its kernels for tens of seconds: a budget that runs out then drops near-duplicates
-/// (islands beside a whole compile), not the best of each search.
+/// generated kernels first), then the rest; each group by modelled cost. On a GPU a
+/// compiled candidate's first call compiles its kernels for tens of seconds: a budget that
+/// runs out then drops near-duplicates (islands beside a whole compile), not the best of
+/// each search.
 pub fn order(run: &mut Run) -> Vec<CandidateId> {
     // A second per candidate at most: past it, a program counts one launch per node.
     let device = run.device;
