@@ -277,10 +277,7 @@ impl Lang {
 
     /// `v` rounded to the output's dtype and back: where the original program rounds.
     fn round(self, v: &str) -> String {
-        match self {
-            Lang::Cuda => format!("so_to_float(so_from_float<O>({v}))"),
-            Lang::Metal => format!("float(O({v}))"),
-        }
+        self.to_float(&self.store(v))
     }
 
     fn store(self, v: &str) -> String {
