@@ -44,10 +44,11 @@ pub fn propose(run: &mut Run) {
 /// The kernel candidates of the most rewritten eager candidate: every region lowered,
 /// eager; and, wrapped whole in `mx.compile` (at decode sizes the launches and the Python
 /// between them, not the bytes, take the time), its quantized products, solves and regions
-/// with a reduction, where it has any. `None` where lowering outlasted `deadline`.
+/// with a reduction, where it has any. `None` where the first lowering outlasted `deadline`.
 fn kernel_candidates(candidates: &[Candidate], target: Target, deadline: Instant) -> Option<Vec<Candidate>> {
     let Some((source, all)) = lowered_source(candidates, target, Some(deadline))? else { return Some(vec![]) };
-    let fused = lower_candidate(source, target, Some(deadline), Regions::Reductions)?;
+    // Late, it leaves the eager candidate alone.
+    let fused = lower_candidate(source, target, Some(deadline), Regions::Reductions).flatten();
     Some(fused.iter().map(compiled).chain([all]).collect())
 }
 

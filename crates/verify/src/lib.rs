@@ -10,10 +10,12 @@
 //! float64 outputs move [`ILL_CONDITIONED`] times more than on the normal seeds when the
 //! inputs move by one float32 rounding (`sensitivity`: a device whose float32 matmuls round
 //! to TF32 makes every error large, which hides the first sign), rounding order alone
-//! decides the digits, and the bound is [`ILL_FACTOR`] times its error. Short of that, an
-//! edge input whose sensitivity is `s` times the normal seeds' gets `2 s` times (from 2 up
-//! to [`ILL_FACTOR`]): a rewrite rounds at other places, and the input amplifies those
-//! roundings `s` times more.
+//! decides the digits, and the bound is [`ILL_FACTOR`] times its error. Short of that, where
+//! the original computes coarser than float32 (its normal-seed error [`COARSE`] times what
+//! float32 rounding explains: TF32 matmuls, half precision), an edge input whose
+//! sensitivity is `s` times the normal seeds' gets `2 s / g` times, `g` the growth of the
+//! original's own error there (from 2 up to [`ILL_FACTOR`]): a rewrite rounds at other
+//! places, and the input amplifies those roundings `s` times more.
 
 pub mod field;
 
@@ -56,24 +58,21 @@ fn normal_sensitivity(seeds: &[SeedFigures]) -> Vec<f64> {
         .collect()
 }
 
-/// What a float-error rejection on an edge input adds: the sensitivity that set the bound
-/// at `factor` times the original's error (or that none was measured).
+/// What a float-error rejection on an edge input adds: the sensitivities measured (or that
+/// none was) and the bound, `factor` times the original's error.
 fn sensitivity_said(o: &OutputFigures, normal: f64, factor: f64) -> String {
-    match o.sensitivity {
-        Some(here) if normal > 0.0 => {
-            format!(
-                "; sensitivity {here:.1e} against the normal seeds' {normal:.1e}: bound {factor:.1}x the original's"
-            )
-        }
-        Some(here) => format!("; sensitivity {here:.1e}, not measured on the normal seeds: not ill-conditioned"),
-        None => "; sensitivity not measured".into(),
-    }
+    let measured = match o.sensitivity {
+        Some(here) if normal > 0.0 => format!("sensitivity {here:.1e} against the normal seeds' {normal:.1e}"),
+        Some(here) => format!("sensitivity {here:.1e}, not measured on the normal seeds"),
+        None => "sensitivity not measured".into(),
+    };
+    format!("; {measured}: bound {factor:.1}x the original's")
 }
 
 /// How many times the original's error a candidate's may be, per output of each case:
-/// 2; on an edge case 2 times as many times more sensitive than the normal seeds the
-/// input is (a rewrite rounds elsewhere, and the input amplifies those roundings that much
-/// more), up to [`ILL_FACTOR`], which an ill-conditioned edge case gets outright.
+/// 2; [`ILL_FACTOR`] on an ill-conditioned edge case; in between on an edge case the
+/// exact function amplifies, where the original computes coarser than float32
+/// ([`amplified`]).
 fn factors(seeds: &[SeedFigures]) -> Vec<Vec<f64>> {
     let outputs = seeds.iter().map(|s| s.outputs.len()).max().unwrap_or(0);
     let normal = |k: usize, f: fn(&OutputFigures) -> Option<f64>| {
@@ -94,7 +93,7 @@ fn factors(seeds: &[SeedFigures]) -> Vec<Vec<f64>> {
                 if edge && (ill(*l2, o.orig_l2) || ill(*max, o.orig_max) || sensitive(k, o.sensitivity)) {
                     ILL_FACTOR
                 } else if edge {
-                    amplified(o.sensitivity, moved[k])
+                    amplified((o.sensitivity, moved[k]), (o.orig_l2, *l2))
                 } else {
                     2.0
                 }
@@ -104,13 +103,31 @@ fn factors(seeds: &[SeedFigures]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// An edge case's factor from its sensitivity against the normal seeds': 2 times their
-/// ratio, between 2 and [`ILL_FACTOR`]; 2 where either was not measured.
-fn amplified(here: Option<f64>, normal: f64) -> f64 {
-    match here {
-        Some(e) if normal > 0.0 => (2.0 * e / normal).clamp(2.0, ILL_FACTOR),
-        _ => 2.0,
+/// Where the original's error on the normal seeds is [`COARSE`] times what float32 rounding
+/// explains (`FLOAT32 * sensitivity`: TF32 matmuls, half-precision programs), the digits
+/// are decided by where each program rounds, and an edge input the exact function amplifies
+/// `s` times more than the normal seeds amplifies a rewrite's roundings as much, whether or
+/// not the original's happen to grow there.
+const COARSE: f64 = 100.0;
+/// One float32 rounding, relative.
+const FLOAT32: f64 = f32::EPSILON as f64 / 2.0;
+
+/// An edge case's factor from `(its sensitivity, the normal seeds')` and `(the original's
+/// error there, on the normal seeds)`: where the original computes coarsely, 2 times the
+/// sensitivity's growth over the original error's (already grown, it is not counted
+/// twice), from 2 to [`ILL_FACTOR`]; else 2 (an input that exposes a rewrite's cancellation
+/// is what the edge inputs are for).
+fn amplified((here, normal): (Option<f64>, f64), (edge_err, normal_err): (Option<f64>, f64)) -> f64 {
+    let (Some(s), Some(e)) = (here, edge_err) else { return 2.0 };
+    if normal <= 0.0 {
+        return 2.0; // not measured on the normal seeds
     }
+    let normal = normal.max(1.0);
+    if normal_err <= COARSE * FLOAT32 * normal {
+        return 2.0;
+    }
+    let grown = (e / normal_err).max(1.0);
+    (2.0 * s / normal / grown).clamp(2.0, ILL_FACTOR)
 }
 
 impl Tolerance {
@@ -391,9 +408,9 @@ mod tests {
             .filter(|s| s.variant != Variant::Normal)
             .for_each(|s| s.outputs[0].sensitivity = Some(50.0));
         let said = judge(&edge_only, Tolerance::Relative).reason.unwrap_or_default();
-        assert!(said.ends_with("sensitivity 5.0e1, not measured on the normal seeds: not ill-conditioned"), "{said}");
+        assert!(said.ends_with("sensitivity 5.0e1, not measured on the normal seeds: bound 2.0x the original's"));
         let unmeasured = judge(&figures(), Tolerance::Relative).reason.unwrap_or_default();
-        assert!(unmeasured.ends_with("(original's 5.39e-4); sensitivity not measured"), "{unmeasured}");
+        assert!(unmeasured.ends_with("(original's 5.39e-4); sensitivity not measured: bound 2.0x the original's"));
         let far = with_edge(Variant::Large, (5.39e-4, 5.0e-4), (5.39e-4, 4.4e-3));
         assert!(!judge(&sensitive(2.1, 1e4, far.clone()), Tolerance::Relative).accepted);
         let past_ramp = judge(&sensitive(2.1, 20.0, far), Tolerance::Relative).reason.unwrap_or_default();
@@ -401,5 +418,21 @@ mod tests {
         let mut normal = one(float_out(5.39e-4, 1.29e-3));
         normal[0].outputs[0].sensitivity = Some(1e4);
         assert!(!judge(&normal, Tolerance::Relative).accepted);
+    }
+
+    #[test]
+    fn the_ramp_needs_coarse_arithmetic_and_counts_the_original_errors_growth_once() {
+        // A cancellation a rewrite adds (a one-pass variance on all-negative inputs): the
+        // original computes at float32 level (2e-6 against a sensitivity of 2), so 2x holds.
+        let fine = with_edge(Variant::Negative, (2e-6, 2e-6), (2e-6, 5e-6));
+        assert!(!judge(&sensitive(2.0, 3.4, fine), Tolerance::Relative).accepted);
+        let coarse = with_edge(Variant::Negative, (5e-4, 5e-4), (5e-4, 1.25e-3));
+        assert!(judge(&sensitive(2.0, 3.4, coarse), Tolerance::Relative).accepted, "TF32: 3.4x");
+        // The original's own error grew 3x there: the 3.1x sensitivity allows 2.07x, not 6.2x.
+        let grown = with_edge(Variant::Large, (5e-4, 5e-4), (1.5e-3, 4e-3));
+        let v = judge(&sensitive(2.1, 6.5, grown), Tolerance::Relative);
+        assert!(v.reason.unwrap_or_default().ends_with("bound 2.1x the original's"));
+        let within = with_edge(Variant::Large, (5e-4, 5e-4), (1.5e-3, 3e-3));
+        assert!(judge(&sensitive(2.1, 6.5, within), Tolerance::Relative).accepted);
     }
 }
