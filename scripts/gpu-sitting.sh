@@ -7,12 +7,12 @@
 # `start` installs MLX's CUDA build, then runs the steps one after another in the background
 # (setsid: they outlive the call; timings never overlap); `wait` waits until the seconds given
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
-# Steps (default: all but profile, in this order): quant quantized model chunked solve mutations reala
-# standard realb kernels; profile (fn's first calls in three processes) on request.
+# Steps (default: all but profile, in this order): quant chunked model mutations reala realb kernels
+# quantized solve standard; profile (fn's first calls in three processes) on request.
 set -u
 s=/tmp/so
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 SUPEROPT_PYTHON=python3
-all="quant quantized model chunked solve mutations reala standard realb kernels"
+all="quant chunked model mutations reala realb kernels quantized solve standard"
 
 rows() {  # NAME HARNESS...: a folder holding those harnesses and the suite's shared modules
   local d=/tmp/rows-$1; shift; mkdir -p "$d"; cp suite/_sizes.py suite/_qwen3_moe.py "$d/"
