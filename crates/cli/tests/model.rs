@@ -69,8 +69,16 @@ fn check_end_to_end(kind: &str, pure_kind: &str) {
     for f in forms {
         assert!(f["first_difference"].is_null(), "{}: tokens differ from stock's: {stdout}", f["name"]);
         assert!(f["prefill_tokens_per_s"].as_f64().unwrap() > 0.0, "{stdout}");
+        let forced = &f["forced"];
+        if f["name"] != "stock" {
+            // On stock's tokens: as many steps as greedy tokens, the same choices, near logits.
+            assert_eq!(forced["steps"].as_u64(), Some(c["proof"]["prompts"].as_u64().unwrap() * 24), "{forced}");
+            assert_eq!(forced["argmax_differs"], 0, "{forced}");
+            assert!(forced["rel_l2"].as_f64().unwrap() < 1e-3, "{forced}");
+        }
     }
     assert!(stdout.contains("| patched |") && stdout.contains("identical"), "{stdout}");
+    assert!(stdout.contains(" differ, logits "), "{stdout}");
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! The end-to-end proof: the stock, mx.compile-wrapped and patched model side by side in
 //! one worker (one model switched between its forms by class): greedy tokens of several
-//! prompts, prefill tokens/s and decode tokens/s at each batch.
+//! prompts, each form's logits on stock's tokens against stock's (teacher forcing: one near
+//! tie does not change every later token), prefill tokens/s and decode tokens/s at each batch.
 
 use crate::{ModelCapsule, ModelConfig};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use superopt_worker::protocol::{CallKind, ModelBlocksReply, ModelProof};
+use superopt_worker::protocol::{CallKind, Forced, ModelBlocksReply, ModelProof};
 use superopt_worker::{find_python, Worker};
 
 /// How much of the model the proof runs.
@@ -29,6 +30,9 @@ pub struct Form {
     /// Stock's margin there: its chosen token's logit over the next best.
     #[serde(default)]
     pub stock_margin: Option<f64>,
+    /// Its logits on stock's tokens against stock's (none for stock).
+    #[serde(default)]
+    pub forced: Option<Forced>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -137,6 +141,7 @@ pub fn prove(cfg: &ModelConfig, model: &ModelBlocksReply, patch: &std::path::Pat
                     .collect(),
                 first_difference: diff,
                 stock_margin: diff.and_then(|(p, t)| stock_margins?.get(p)?.get(t).copied()),
+                forced: reply.forced.get(*name).copied(),
             }
         })
         .collect();
@@ -177,6 +182,7 @@ mod tests {
             decode_tokens_per_s,
             first_difference: diff,
             stock_margin: None,
+            forced: None,
         }
     }
 
@@ -213,6 +219,17 @@ mod tests {
         let table = crate::report::proof_table(&p);
         assert!(table.contains("differ (prompt 0, token 3; stock's margin there 0.004, median 1.500)"), "{table}");
         assert_eq!((median(vec![3.0, 1.0, 2.0]), median(vec![])), (Some(2.0), None));
+    }
+
+    #[test]
+    fn the_table_says_how_far_each_form_is_from_stock_on_stocks_tokens() {
+        let forced = Forced { rel_l2: 2.5e-3, argmax_differs: 2, steps: 600 };
+        let p = proof(Form { forced: Some(forced), ..form("patched", 100.0, 10.0, Some((0, 3))) });
+        let table = crate::report::proof_table(&p);
+        assert!(table.contains("on stock's tokens |"), "{table}");
+        assert!(table.contains("| 2 of 600 differ, logits 2.5e-3 |"), "{table}");
+        assert!(table.contains("| the reference | the reference |"), "{table}");
+        assert!(table.contains("| - |"), "a form not measured: {table}");
     }
 
     #[test]

@@ -38,15 +38,17 @@ fn form_label(name: &str) -> &str {
     }
 }
 
-/// The end-to-end table: per form, prefill and decode tokens/s and whether its greedy
-/// tokens are stock's.
+/// The end-to-end table: per form, prefill and decode tokens/s, whether its greedy tokens
+/// are stock's, and on stock's tokens at how many steps its choice differs and how far its
+/// logits are (relative L2).
 pub fn proof_table(p: &Proof) -> String {
     let stock = p.form("stock");
     let mut head = format!("| form | prefill {} tokens |", p.prompt_tokens);
     for (b, _) in &stock.decode_tokens_per_s {
         write!(head, " decode batch {b} |").unwrap();
     }
-    write!(head, " geomean | greedy tokens ({} prompts x {}) |", p.prompts, p.new_tokens).unwrap();
+    write!(head, " geomean | greedy tokens ({} prompts x {}) | argmax on stock's tokens |", p.prompts, p.new_tokens)
+        .unwrap();
     let columns = head.matches('|').count() - 1;
     let mut s = format!("{head}\n|{}\n", "---|".repeat(columns));
     for name in FORMS {
@@ -73,7 +75,12 @@ pub fn proof_table(p: &Proof) -> String {
                 _ => format!("differ (prompt {prompt}, token {token})"),
             },
         };
-        writeln!(s, " {:.2}x | {same} |", p.speedup(name)).unwrap();
+        let forced = match (name, f.forced) {
+            ("stock", _) => "the reference".to_string(),
+            (_, Some(d)) => format!("{} of {} differ, logits {:.1e}", d.argmax_differs, d.steps, d.rel_l2),
+            (_, None) => "-".to_string(),
+        };
+        writeln!(s, " {:.2}x | {same} | {forced} |", p.speedup(name)).unwrap();
     }
     s
 }

@@ -221,6 +221,37 @@ def greedy(model, prompt, steps):
     return out, margins
 
 
+def forced_logits(model, prompt, tokens):
+    """The float32 logits before each of `tokens` when the model reads `prompt`, then `tokens`
+    one at a time with mlx-lm's cache (teacher forcing: every form reads the same tokens)."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    logits = model(prompt[None], cache=cache)
+    out = []
+    for t in tokens:
+        last = logits[0, -1, :].astype(mx.float32)
+        mx.eval(last)
+        out.append(last)
+        logits = model(mx.array([[t]]), cache=cache)
+    return out
+
+
+def forced_against(model, ps, tokens, reference):
+    """Against stock's logits on stock's tokens (`reference`), the form in use: relative L2
+    of its logits over every step, and at how many steps its greedy choice would differ."""
+    diff = norm = 0.0
+    differs = steps = 0
+    for p, t, ref in zip(ps, tokens, reference):
+        for a, b in zip(forced_logits(model, p, t), ref):
+            d = a - b
+            diff += mx.sum(d * d).item()
+            norm += mx.sum(b * b).item()
+            differs += int(mx.argmax(a).item() != mx.argmax(b).item())
+            steps += 1
+    return {"rel_l2": (diff / norm) ** 0.5 if norm > 0 else 0.0, "argmax_differs": differs, "steps": steps}
+
+
 def prefill_rate(model, tokens, reps):
     """Prefill tokens per second: the prompt through a fresh cache, best of `reps`."""
     from mlx_lm.models.cache import make_prompt_cache
@@ -253,8 +284,9 @@ def decode_rate(model, tokens, steps):
 
 
 def cmd_model_proof(req):
-    """Stock, compiled and patched model side by side: greedy tokens of each prompt, prefill
-    and decode tokens/s. The forms alternate, each figure the best of `rounds`."""
+    """Stock, compiled and patched model side by side: greedy tokens of each prompt, the
+    compiled and patched logits on stock's tokens (`forced_against`), prefill and decode
+    tokens/s. The forms alternate, each figure the best of `rounds`."""
     model = load(req["model"], lazy=False)
     patch = load_patch(req["patch"])
     variants = Variants(model, set(req["kinds"]), patch)
@@ -270,6 +302,13 @@ def cmd_model_proof(req):
             tokens[n].append(t)
             margins[n].append(m)
     calls = dict(getattr(patch, "CALLS", {}))  # the winners' calls while the patched model decoded
+    variants.use("stock")
+    reference = [forced_logits(model, p, t) for p, t in zip(ps, tokens["stock"])]
+    forced = {}
+    for n in names[1:]:
+        variants.use(n)
+        forced[n] = forced_against(model, ps, tokens["stock"], reference)
+    del reference
     prefill = {n: 0.0 for n in names}
     decode = {n: {str(b): 0.0 for b in req["decode_batches"]} for n in names}
     batch_prompts = {b: mx.random.randint(0, vocab, (b, req["prompt_tokens"]), key=mx.random.key(7)) for b in req["decode_batches"]}
@@ -280,7 +319,8 @@ def cmd_model_proof(req):
             for b, t in batch_prompts.items():
                 decode[n][str(b)] = max(decode[n][str(b)], decode_rate(model, t, req["decode_steps"]))
     variants.use("stock")
-    return {"tokens": tokens, "margins": margins, "prefill": prefill, "decode": decode, "calls": calls}
+    return {"tokens": tokens, "margins": margins, "prefill": prefill, "decode": decode, "calls": calls,
+            "forced": forced}
 
 
 COMMANDS = {"model_blocks": cmd_model_blocks, "model_proof": cmd_model_proof}

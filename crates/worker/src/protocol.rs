@@ -736,6 +736,20 @@ pub struct ModelProofReply {
     /// Calls that ran each winner's module while the patched model decoded.
     #[serde(default)]
     pub calls: BTreeMap<String, u64>,
+    /// Per form but stock: its logits on stock's greedy tokens against stock's.
+    #[serde(default)]
+    pub forced: BTreeMap<String, Forced>,
+}
+
+/// A form's logits against stock's when both read stock's greedy tokens (teacher forcing),
+/// so that one near tie does not change every later token.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Forced {
+    /// Relative L2 of the difference over every step's logits.
+    pub rel_l2: f64,
+    /// Steps where its greedy choice would differ from stock's.
+    pub argmax_differs: usize,
+    pub steps: usize,
 }
 
 impl Request for ModelProof {
