@@ -47,8 +47,8 @@ pub fn proof_table(p: &Proof) -> String {
     for (b, _) in &stock.decode_tokens_per_s {
         write!(head, " decode batch {b} |").unwrap();
     }
-    write!(head, " geomean | greedy tokens ({} prompts x {}) | argmax on stock's tokens |", p.prompts, p.new_tokens)
-        .unwrap();
+    let forced = "on stock's tokens: argmax differs, logits rel. L2";
+    write!(head, " geomean | greedy tokens ({} prompts x {}) | {forced} |", p.prompts, p.new_tokens).unwrap();
     let columns = head.matches('|').count() - 1;
     let mut s = format!("{head}\n|{}\n", "---|".repeat(columns));
     for name in FORMS {
@@ -77,7 +77,10 @@ pub fn proof_table(p: &Proof) -> String {
         };
         let forced = match (name, f.forced) {
             ("stock", _) => "the reference".to_string(),
-            (_, Some(d)) => format!("{} of {} differ, logits {:.1e}", d.argmax_differs, d.steps, d.rel_l2),
+            (_, Some(d)) => {
+                let l2 = d.rel_l2.map_or("not finite".into(), |r| format!("{r:.1e}"));
+                format!("{} of {} differ, logits {l2}", d.argmax_differs, d.steps)
+            }
             (_, None) => "-".to_string(),
         };
         writeln!(s, " {:.2}x | {same} | {forced} |", p.speedup(name)).unwrap();

@@ -6,6 +6,7 @@ folder when a model command first comes; it needs mlx-lm."""
 import hashlib
 import importlib.util
 import inspect
+import math
 import time
 from pathlib import Path
 
@@ -237,19 +238,31 @@ def forced_logits(model, prompt, tokens):
     return out
 
 
-def forced_against(model, ps, tokens, reference):
-    """Against stock's logits on stock's tokens (`reference`), the form in use: relative L2
-    of its logits over every step, and at how many steps its greedy choice would differ."""
-    diff = norm = 0.0
-    differs = steps = 0
-    for p, t, ref in zip(ps, tokens, reference):
-        for a, b in zip(forced_logits(model, p, t), ref):
-            d = a - b
-            diff += mx.sum(d * d).item()
-            norm += mx.sum(b * b).item()
-            differs += int(mx.argmax(a).item() != mx.argmax(b).item())
-            steps += 1
-    return {"rel_l2": (diff / norm) ** 0.5 if norm > 0 else 0.0, "argmax_differs": differs, "steps": steps}
+def forced(variants, model, ps, tokens, forms):
+    """Each of `forms` against stock, both reading stock's greedy `tokens` (teacher forcing):
+    the relative L2 of its logits over every step (None where not finite), and at how many
+    steps its greedy choice would differ. Prompt by prompt: one prompt's logits are kept."""
+    sums = {n: [0.0, 0.0, 0, 0] for n in forms}  # squared difference, squared norm, differs, steps
+    for p, t in zip(ps, tokens):
+        variants.use("stock")
+        reference = forced_logits(model, p, t)
+        for n in forms:
+            variants.use(n)
+            s = sums[n]
+            for a, b in zip(forced_logits(model, p, t), reference):
+                d = a - b
+                s[0] += mx.sum(d * d).item()
+                s[1] += mx.sum(b * b).item()
+                s[2] += int(mx.argmax(a).item() != mx.argmax(b).item())
+                s[3] += 1
+        del reference
+        mx.clear_cache()
+    variants.use("stock")
+    out = {}
+    for n, (diff, norm, differs, steps) in sums.items():
+        rel = (diff / norm) ** 0.5 if norm > 0 else 0.0
+        out[n] = {"rel_l2": rel if math.isfinite(rel) else None, "argmax_differs": differs, "steps": steps}
+    return out
 
 
 def prefill_rate(model, tokens, reps):
@@ -285,7 +298,7 @@ def decode_rate(model, tokens, steps):
 
 def cmd_model_proof(req):
     """Stock, compiled and patched model side by side: greedy tokens of each prompt, the
-    compiled and patched logits on stock's tokens (`forced_against`), prefill and decode
+    compiled and patched logits on stock's tokens (`forced`), prefill and decode
     tokens/s. The forms alternate, each figure the best of `rounds`."""
     model = load(req["model"], lazy=False)
     patch = load_patch(req["patch"])
@@ -302,13 +315,7 @@ def cmd_model_proof(req):
             tokens[n].append(t)
             margins[n].append(m)
     calls = dict(getattr(patch, "CALLS", {}))  # the winners' calls while the patched model decoded
-    variants.use("stock")
-    reference = [forced_logits(model, p, t) for p, t in zip(ps, tokens["stock"])]
-    forced = {}
-    for n in names[1:]:
-        variants.use(n)
-        forced[n] = forced_against(model, ps, tokens["stock"], reference)
-    del reference
+    against = forced(variants, model, ps, tokens["stock"], names[1:])
     prefill = {n: 0.0 for n in names}
     decode = {n: {str(b): 0.0 for b in req["decode_batches"]} for n in names}
     batch_prompts = {b: mx.random.randint(0, vocab, (b, req["prompt_tokens"]), key=mx.random.key(7)) for b in req["decode_batches"]}
@@ -320,7 +327,7 @@ def cmd_model_proof(req):
                 decode[n][str(b)] = max(decode[n][str(b)], decode_rate(model, t, req["decode_steps"]))
     variants.use("stock")
     return {"tokens": tokens, "margins": margins, "prefill": prefill, "decode": decode, "calls": calls,
-            "forced": forced}
+            "forced": against}
 
 
 COMMANDS = {"model_blocks": cmd_model_blocks, "model_proof": cmd_model_proof}

@@ -745,8 +745,8 @@ pub struct ModelProofReply {
 /// so that one near tie does not change every later token.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Forced {
-    /// Relative L2 of the difference over every step's logits.
-    pub rel_l2: f64,
+    /// Relative L2 of the difference over every step's logits (none where not finite).
+    pub rel_l2: Option<f64>,
     /// Steps where its greedy choice would differ from stock's.
     pub argmax_differs: usize,
     pub steps: usize,
