@@ -11,7 +11,7 @@
 //! inputs move by one float32 rounding (`sensitivity`: a device whose float32 matmuls round
 //! to TF32 makes every error large, which hides the first sign), rounding order alone
 //! decides the digits, and the bound is [`ILL_FACTOR`] times its error. Short of that, where
-//! the original computes coarser than float32 (its normal-seed error [`COARSE`] times what
+//! the original computes coarser than float32 (its normal-seed error 100 times what
 //! float32 rounding explains: TF32 matmuls, half precision), an edge input whose
 //! sensitivity is `s` times the normal seeds' gets `2 s / g` times, `g` the growth of the
 //! original's own error there (from 2 up to [`ILL_FACTOR`]): a rewrite rounds at other
