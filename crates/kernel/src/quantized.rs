@@ -412,13 +412,15 @@ fn rows_walk(q: &Quantized, l: Lang) -> String {
     for p in 0..products {
         s.push_str(&format!("      {}\n", l.warp_sum(&format!("acc{p}[r][j]"))));
     }
-    if products == 2 {
+    let value = if products == 2 {
         // As the original rounds: each product, the sigmoid and silu in the output's dtype.
         let (g, up) = (l.round("acc0[r][j]"), l.round("acc1[r][j]"));
         let silu = l.round(&format!("g * {}", l.round("so_sigmoid(g)")));
         s.push_str(&format!("      const float g = {g}, up = {up}, silu = {silu};\n"));
-    }
-    let value = if products == 2 { "silu * up" } else { "acc0[r][j]" };
+        "silu * up"
+    } else {
+        "acc0[r][j]"
+    };
     s.push_str(&format!(
         "      if (lane == 0 && n0 + j < N) out[(row0 + r) * N + n0 + j] = {};\n    }}\n  }}\n",
         l.store(value)

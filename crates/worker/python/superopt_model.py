@@ -202,39 +202,43 @@ def prompts(vocab, count, length, seed):
     return [mx.random.randint(0, vocab, (length,), key=mx.random.key(seed + i)) for i in range(count)]
 
 
-def greedy(model, prompt, steps):
-    """`steps` greedy tokens after `prompt` with mlx-lm's cache, and at each the margin of
-    the chosen token's logit over the next best (how near the choice was to a tie)."""
+def walk(model, prompt, pick, steps):
+    """The model reads `prompt`, then `steps` tokens one at a time with mlx-lm's cache, each
+    `pick(last)` of the float32 logits before it: yields those logits and the token read."""
     from mlx_lm.models.cache import make_prompt_cache
 
     cache = make_prompt_cache(model)
     logits = model(prompt[None], cache=cache)
-    out, margins = [], []
     for _ in range(steps):
         last = logits[0, -1, :].astype(mx.float32)
-        token = mx.argmax(last)
+        token = pick(last)
+        yield last, token
+        logits = model(mx.array([[token]]), cache=cache)
+
+
+def greedy(model, prompt, steps):
+    """`steps` greedy tokens after `prompt`, and at each the margin of the chosen token's
+    logit over the next best (how near the choice was to a tie)."""
+    margins = []
+
+    def pick(last):
         top2 = mx.topk(last, 2)
-        margin = mx.max(top2) - mx.min(top2)
+        token, margin = mx.argmax(last), mx.max(top2) - mx.min(top2)
         mx.eval(token, margin)
-        out.append(token.item())
         margins.append(margin.item())
-        logits = model(token.reshape(1, 1), cache=cache)
-    return out, margins
+        return token.item()
+
+    return [t for _, t in walk(model, prompt, pick, steps)], margins
 
 
 def forced_logits(model, prompt, tokens):
     """The float32 logits before each of `tokens` when the model reads `prompt`, then `tokens`
-    one at a time with mlx-lm's cache (teacher forcing: every form reads the same tokens)."""
-    from mlx_lm.models.cache import make_prompt_cache
-
-    cache = make_prompt_cache(model)
-    logits = model(prompt[None], cache=cache)
+    (teacher forcing: every form reads the same tokens)."""
+    rest = iter(tokens)
     out = []
-    for t in tokens:
-        last = logits[0, -1, :].astype(mx.float32)
+    for last, _ in walk(model, prompt, lambda _last: next(rest), len(tokens)):
         mx.eval(last)
         out.append(last)
-        logits = model(mx.array([[t]]), cache=cache)
     return out
 
 
