@@ -369,6 +369,10 @@ fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>, range: Siz
     for (a, b) in &g.ties {
         conds.push(format!("{}.shape[{}] == {}.shape[{}]", params[a.input], a.axis, params[b.input], b.axis));
     }
+    let dim = |t: DimTerm| format!("{}.shape[{}]", params[t.input], t.axis);
+    for (a, b) in &g.agree {
+        conds.push(format!("{} == {}", a.render(&dim), b.render(&dim)));
+    }
     for q in &p.signature.params {
         if let Param::Literal { name, value, .. } = q {
             conds.push(format!("{name} == {}", py_literal(value)));

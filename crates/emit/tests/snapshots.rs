@@ -40,6 +40,7 @@ fn align(traces: &[Program]) -> superopt_ir::Plan {
             superopt_ir::InputGuard { dtype: superopt_ir::Dtype::Float32, dims: vec![None] },
         ],
         ties: vec![(superopt_ir::DimTerm { input: 0, axis: 1 }, superopt_ir::DimTerm { input: 1, axis: 0 })],
+        agree: vec![],
     };
     let mut p = traces[0].clone();
     let dim = superopt_ir::Dim { terms: vec![superopt_ir::DimTerm { input: 0, axis: 1 }], num: 1, den: 1, offset: 0 };
@@ -56,6 +57,17 @@ fn align(traces: &[Program]) -> superopt_ir::Plan {
 fn general_eager_module() {
     let plan = align(&[rms_trace(8, 64)]);
     insta::assert_snapshot!(emit(&as_traced(&plan), &info()).unwrap().source);
+}
+
+#[test]
+fn a_module_runs_only_where_the_forms_the_traces_could_not_tell_apart_agree() {
+    let mut plan = align(&[rms_trace(8, 64)]);
+    let term = |axis| superopt_ir::DimTerm { input: 0, axis };
+    let rows = superopt_ir::Dim { terms: vec![term(0)], num: 1, den: 1, offset: 0 };
+    let eighth = superopt_ir::Dim { terms: vec![term(1)], num: 1, den: 8, offset: 0 };
+    plan.variants[0].0.agree.push((rows, eighth));
+    let source = emit(&as_traced(&plan), &info()).unwrap().source;
+    assert!(source.contains("and x.shape[0] == x.shape[1] // 8\n"), "{source}");
 }
 
 #[test]

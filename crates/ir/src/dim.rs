@@ -50,16 +50,21 @@ impl Dim {
     /// Finds a `Dim` equal to `values[k]` for the inputs' shapes of trace `k`.
     /// Only dimensions in `varying` may appear. Returns `None` if no form fits.
     pub fn fit(values: &[i64], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Option<Dim> {
+        Dim::fits(values, shapes, varying).into_iter().next()
+    }
+
+    /// Every `Dim` that `fit` could return, simplest first. More than one means the traces
+    /// cannot tell them apart: a program that uses the first holds only where all agree.
+    pub fn fits(values: &[i64], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Vec<Dim> {
         if values.windows(2).all(|w| w[0] == w[1]) {
-            return Some(Dim::constant(values[0]));
+            return vec![Dim::constant(values[0])];
         }
+        let mut out = vec![];
         for terms in products(varying, 3) {
             let prods: Vec<i64> = shapes.iter().map(|s| terms.iter().map(|t| s[t.input][t.axis]).product()).collect();
-            if let Some(d) = fit_affine(values, &prods, &terms) {
-                return Some(d);
-            }
+            out.extend(fit_affine(values, &prods, &terms));
         }
-        None
+        out
     }
 
     /// Python source, with `dim(t)` giving the source of one input dimension.
@@ -167,6 +172,20 @@ mod tests {
         for (k, s) in shapes.iter().enumerate() {
             assert_eq!(bt.eval(s), Some([16, 64, 512][k]));
         }
+    }
+
+    #[test]
+    fn every_form_the_traces_cannot_tell_apart() {
+        // A KV cache: positions held (input 1) and the buffer's capacity (input 0, axis 2).
+        let shape = |held: i64, capacity: i64| vec![vec![1, 4, capacity, 128], vec![held]];
+        let offset_256 = vec![shape(256, 512), shape(1280, 1536), shape(2560, 2816)];
+        let varying = [t(0, 2), t(1, 0)];
+        let both: Vec<String> =
+            Dim::fits(&[256, 1280, 2560], &offset_256, &varying).iter().map(|d| d.to_string()).collect();
+        assert_eq!(both, ["in0.shape[2] - 256", "in1.shape[0]"]);
+        let apart = vec![shape(256, 512), shape(1124, 1280), shape(2348, 2560)];
+        let one: Vec<String> = Dim::fits(&[256, 1124, 2348], &apart, &varying).iter().map(|d| d.to_string()).collect();
+        assert_eq!(one, ["in1.shape[0]"]);
     }
 
     #[test]

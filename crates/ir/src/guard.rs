@@ -3,7 +3,7 @@
 //! The emitted module checks its inputs against the guard and calls the original
 //! function for anything else, so it is never run on a shape it was not built for.
 
-use crate::{DimTerm, Dtype};
+use crate::{Dim, DimTerm, Dtype};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +18,10 @@ pub struct Guard {
     pub inputs: Vec<InputGuard>,
     /// Varying dimensions that were equal in every trace, and must stay equal.
     pub ties: Vec<(DimTerm, DimTerm)>,
+    /// Forms that each explained one traced integer (the program uses the first): it holds
+    /// only where they agree.
+    #[serde(default)]
+    pub agree: Vec<(Dim, Dim)>,
 }
 
 impl Guard {
@@ -25,7 +29,7 @@ impl Guard {
     pub fn exact(shapes: &[(Vec<i64>, Dtype)]) -> Guard {
         let inputs =
             shapes.iter().map(|(s, d)| InputGuard { dtype: *d, dims: s.iter().map(|n| Some(*n)).collect() }).collect();
-        Guard { inputs, ties: vec![] }
+        Guard { inputs, ties: vec![], agree: vec![] }
     }
 
     pub fn admits(&self, shapes: &[(Vec<i64>, Dtype)]) -> bool {
@@ -37,7 +41,9 @@ impl Guard {
                 && g.dims.len() == s.len()
                 && g.dims.iter().zip(s).all(|(want, got)| want.is_none_or(|w| w == *got))
         });
+        let dims: Vec<Vec<i64>> = shapes.iter().map(|(s, _)| s.clone()).collect();
         each && self.ties.iter().all(|(a, b)| shapes[a.input].0[a.axis] == shapes[b.input].0[b.axis])
+            && self.agree.iter().all(|(a, b)| a.eval(&dims).is_some() && a.eval(&dims) == b.eval(&dims))
     }
 
     /// The dimensions that vary.
@@ -66,6 +72,7 @@ mod tests {
                 InputGuard { dtype: Dtype::Float32, dims: vec![None] },
             ],
             ties: vec![(DimTerm { input: 0, axis: 0 }, DimTerm { input: 1, axis: 0 })],
+            agree: vec![],
         };
         let f = Dtype::Float32;
         assert!(g.admits(&[(vec![7, 64], f), (vec![7], f)]));
@@ -74,5 +81,19 @@ mod tests {
         assert!(!g.admits(&[(vec![7, 64], Dtype::Float16), (vec![7], f)]), "dtype");
         assert!(!g.admits(&[(vec![7, 64, 1], f), (vec![7], f)]), "rank");
         assert_eq!(g.varying().len(), 2);
+    }
+
+    #[test]
+    fn admits_only_where_the_forms_agree() {
+        let held = Dim { terms: vec![DimTerm { input: 1, axis: 0 }], num: 1, den: 1, offset: 0 };
+        let room = Dim { terms: vec![DimTerm { input: 0, axis: 0 }], num: 1, den: 1, offset: -256 };
+        let f = Dtype::Float32;
+        let g = Guard {
+            inputs: vec![InputGuard { dtype: f, dims: vec![None] }, InputGuard { dtype: f, dims: vec![None] }],
+            ties: vec![],
+            agree: vec![(room, held)],
+        };
+        assert!(g.admits(&[(vec![512], f), (vec![256], f)]));
+        assert!(!g.admits(&[(vec![512], f), (vec![300], f)]), "the forms disagree");
     }
 }

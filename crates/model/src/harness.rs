@@ -44,11 +44,12 @@ impl ShapeClass {
 }
 
 /// The positions a decode step's KV cache holds before it (`P`) at small, typical and large, and
-/// the cache's capacity (mlx-lm's `KVCache` grows in steps of 256): capacities that differ between
-/// the sizes make the traced program's offsets expressions of its inputs' shapes.
+/// the cache's capacity (mlx-lm's `KVCache` grows in steps of 256). The room left differs between
+/// the sizes, so the traces tell the positions held from the capacity less a constant: the
+/// program's offsets become the positions held, as at every step of a real decode.
 pub fn cache_positions(prompt_tokens: usize) -> [(usize, usize); 3] {
     let p = prompt_tokens.max(4);
-    [p / 2, 2 * p + 256, 4 * p + 512].map(|past| (past, (past + 1).div_ceil(256) * 256))
+    [p / 2, 2 * p + 100, 4 * p + 300].map(|past| (past, (past + 1).div_ceil(256) * 256))
 }
 
 /// What both harnesses begin with after their docstring: the imports, the block (the
@@ -209,7 +210,11 @@ mod tests {
     #[test]
     fn a_block_with_a_kv_cache_has_its_buffers_and_their_fill_as_inputs() {
         let past = cache_positions(128);
-        assert_eq!(past, [(64, 256), (512, 768), (1024, 1280)], "capacities differ between the sizes");
+        assert_eq!(past, [(64, 256), (356, 512), (812, 1024)]);
+        for p in [32, 128, 512, 2048] {
+            let room: Vec<usize> = cache_positions(p).iter().map(|(held, capacity)| capacity - held).collect();
+            assert!(room[0] != room[1] && room[1] != room[2] && room[0] != room[2], "{p}: {room:?}");
+        }
         insta::assert_snapshot!(source_cached("/m", &block(CallKind::Cached), [1, 8, 32], past, 4096));
     }
 }

@@ -31,18 +31,19 @@ fn general(traces: &[Program], reference: usize) -> Result<(Program, Guard), Str
     }
     let shapes: Vec<Vec<Vec<i64>>> =
         traces.iter().map(|t| input_types(t).into_iter().map(|(s, _)| s).collect()).collect();
-    let guard = derive_guard(traces, &shapes);
-    let varying = representatives(&guard);
+    let mut guard = derive_guard(traces, &shapes);
+    let mut fit = Fit { shapes: &shapes, varying: representatives(&guard), agree: vec![] };
     let mut out = traces[reference].clone();
     for (k, node) in out.nodes.iter_mut().enumerate() {
         let per_trace: Vec<&[Arg]> = traces.iter().map(|t| t.nodes[k].args.as_slice()).collect();
-        node.args = fit_args(&per_trace, &shapes, &varying).map_err(|e| format!("{} node #{k}: {e}", node.op))?;
+        node.args = fit.args(&per_trace).map_err(|e| format!("{} node #{k}: {e}", node.op))?;
     }
     for (k, c) in out.constants.iter_mut().enumerate() {
         let per_trace: Vec<&ConstData> = traces.iter().map(|t| &t.constants[k].data).collect();
         let dtype = traces[reference].value(c.value).dtype;
-        c.data = fit_constant(&per_trace, dtype, &shapes, &varying)?;
+        c.data = fit.constant(&per_trace, dtype)?;
     }
+    guard.agree = fit.agree;
     Ok((out, guard))
 }
 
@@ -89,7 +90,7 @@ fn derive_guard(traces: &[Program], shapes: &[Vec<Vec<i64>>]) -> Guard {
                 .collect(),
         })
         .collect();
-    let mut guard = Guard { inputs, ties: vec![] };
+    let mut guard = Guard { inputs, ties: vec![], agree: vec![] };
     let varying = guard.varying();
     let seq = |t: &DimTerm| -> Vec<i64> { shapes.iter().map(|s| s[t.input][t.axis]).collect() };
     for (k, a) in varying.iter().enumerate() {
@@ -105,89 +106,150 @@ fn representatives(g: &Guard) -> Vec<DimTerm> {
     g.varying().into_iter().filter(|t| !g.ties.iter().any(|(_, b)| b == t)).collect()
 }
 
-fn fit_args(per_trace: &[&[Arg]], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Result<Vec<Arg>, String> {
-    (0..per_trace[0].len())
-        .map(|i| {
-            let items: Vec<&Arg> = per_trace.iter().map(|a| &a[i]).collect();
-            fit_arg(&items, shapes, varying)
-        })
-        .collect()
+/// Fits the traced integers to forms of the varying dimensions, and keeps every other form
+/// that fitted one of them as well: the guard's `agree`.
+struct Fit<'a> {
+    shapes: &'a [Vec<Vec<i64>>],
+    varying: Vec<DimTerm>,
+    agree: Vec<(Dim, Dim)>,
 }
 
-fn fit_arg(items: &[&Arg], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Result<Arg, String> {
-    match items[0] {
-        Arg::Int(_) => {
-            let vals: Option<Vec<i64>> = items.iter().map(|a| a.int().and_then(Dim::as_const)).collect();
-            let vals = vals.ok_or("an integer argument changes kind across traces")?;
-            Dim::fit(&vals, shapes, varying).map(Arg::Int).ok_or_else(|| {
-                format!("the integer argument {vals:?} is no product, quotient or offset of the input dimensions")
+impl Fit<'_> {
+    /// The first form that explains `vals`; the others become agreements.
+    fn dim(&mut self, vals: &[i64]) -> Option<Dim> {
+        let mut all = Dim::fits(vals, self.shapes, &self.varying).into_iter();
+        let first = all.next()?;
+        for other in all {
+            if !self.agree.contains(&(first.clone(), other.clone())) {
+                self.agree.push((first.clone(), other));
+            }
+        }
+        Some(first)
+    }
+
+    fn args(&mut self, per_trace: &[&[Arg]]) -> Result<Vec<Arg>, String> {
+        (0..per_trace[0].len())
+            .map(|i| {
+                let items: Vec<&Arg> = per_trace.iter().map(|a| &a[i]).collect();
+                self.arg(&items)
             })
-        }
-        Arg::List(first) => {
-            let lists: Option<Vec<&[Arg]>> = items.iter().map(|a| a.list()).collect();
-            let lists = lists
-                .filter(|l| l.iter().all(|x| x.len() == first.len()))
-                .ok_or("a list argument changes length across traces")?;
-            Ok(Arg::List(fit_args(&lists, shapes, varying)?))
-        }
-        Arg::Float(_) if items.iter().all(|a| matches!(a, Arg::Float(f) if f.fract() == 0.0 && f.abs() < 1e15)) => {
-            // Integral floats (arange bounds) may follow the shapes too.
-            let vals: Vec<i64> = items.iter().map(|a| if let Arg::Float(f) = a { *f as i64 } else { 0 }).collect();
-            match Dim::fit(&vals, shapes, varying) {
-                Some(d) if d.as_const().is_none() => Ok(Arg::Int(d)),
-                _ if items.iter().all(|a| *a == items[0]) => Ok(items[0].clone()),
-                _ => Err(format!("the argument {:?} changes across traces", items[0])),
+            .collect()
+    }
+
+    fn arg(&mut self, items: &[&Arg]) -> Result<Arg, String> {
+        match items[0] {
+            Arg::Int(_) => {
+                let vals: Option<Vec<i64>> = items.iter().map(|a| a.int().and_then(Dim::as_const)).collect();
+                let vals = vals.ok_or("an integer argument changes kind across traces")?;
+                self.dim(&vals).map(Arg::Int).ok_or_else(|| {
+                    format!("the integer argument {vals:?} is no product, quotient or offset of the input dimensions")
+                })
             }
-        }
-        other => {
-            if items.iter().all(|a| *a == other) {
-                Ok(other.clone())
-            } else {
-                Err(format!("the argument {other:?} changes across traces"))
+            Arg::List(first) => {
+                let lists: Option<Vec<&[Arg]>> = items.iter().map(|a| a.list()).collect();
+                let lists = lists
+                    .filter(|l| l.iter().all(|x| x.len() == first.len()))
+                    .ok_or("a list argument changes length across traces")?;
+                Ok(Arg::List(self.args(&lists)?))
+            }
+            Arg::Float(_) if items.iter().all(|a| matches!(a, Arg::Float(f) if f.fract() == 0.0 && f.abs() < 1e15)) => {
+                // Integral floats (arange bounds) may follow the shapes too.
+                let vals: Vec<i64> = items.iter().map(|a| if let Arg::Float(f) = a { *f as i64 } else { 0 }).collect();
+                if vals.windows(2).all(|w| w[0] == w[1]) && items.iter().all(|a| *a == items[0]) {
+                    return Ok(items[0].clone());
+                }
+                self.dim(&vals)
+                    .map(Arg::Int)
+                    .ok_or_else(|| format!("the argument {:?} changes across traces", items[0]))
+            }
+            other => {
+                if items.iter().all(|a| *a == other) {
+                    Ok(other.clone())
+                } else {
+                    Err(format!("the argument {other:?} changes across traces"))
+                }
             }
         }
     }
 }
 
-/// A scalar's value as a function of a dim, in float64 and as the IR says it.
-type Form = (fn(f64) -> f64, fn(Dim) -> ScalarExpr);
+/// How a scalar constant follows a dim.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    Recip,
+    Rsqrt,
+    Of,
+}
 
-fn fit_constant(
-    per_trace: &[&ConstData],
-    dtype: superopt_ir::Dtype,
-    shapes: &[Vec<Vec<i64>>],
-    varying: &[DimTerm],
-) -> Result<ConstData, String> {
-    if per_trace.iter().all(|c| *c == per_trace[0]) {
-        return Ok(per_trace[0].clone());
-    }
-    let vals: Option<Vec<f64>> = per_trace
-        .iter()
-        .map(|c| match c {
-            ConstData::Scalar { expr: ScalarExpr::Lit { v } } => Some(*v),
-            _ => None,
-        })
-        .collect();
-    let vals = vals.ok_or("an array constant changes across traces")?;
-    for dim in candidate_dims(shapes, varying) {
-        let ds: Vec<f64> = shapes.iter().map(|s| dim.eval(s).unwrap_or(0) as f64).collect();
-        let forms: [Form; 3] = [
-            (|d| 1.0 / d, |dim| ScalarExpr::Recip { dim }),
-            (|d| d.powf(-0.5), |dim| ScalarExpr::Rsqrt { dim }),
-            (|d| d, |dim| ScalarExpr::Of { dim }),
-        ];
-        for (f, make) in forms {
-            if ds.iter().zip(&vals).all(|(d, v)| dtype.round(f(*d)) == *v) {
-                return Ok(ConstData::Scalar { expr: make(dim) });
-            }
+impl Form {
+    const ALL: [Form; 3] = [Form::Recip, Form::Rsqrt, Form::Of];
+
+    fn value(self, d: f64) -> f64 {
+        match self {
+            Form::Recip => 1.0 / d,
+            Form::Rsqrt => d.powf(-0.5),
+            Form::Of => d,
         }
     }
-    Err(format!("the scalar constant {vals:?} changes across traces in a way superopt cannot express"))
+
+    fn expr(self, dim: Dim) -> ScalarExpr {
+        match self {
+            Form::Recip => ScalarExpr::Recip { dim },
+            Form::Rsqrt => ScalarExpr::Rsqrt { dim },
+            Form::Of => ScalarExpr::Of { dim },
+        }
+    }
+}
+
+/// `d * d`.
+fn squared(d: &Dim) -> Dim {
+    Dim { terms: [d.terms.clone(), d.terms.clone()].concat(), num: 1, den: 1, offset: 0 }
+}
+
+impl Fit<'_> {
+    /// A scalar constant that follows the shapes (`1/n`, `1/sqrt(d)`, `n`); other explanations
+    /// become agreements (the same value only where their dims match).
+    fn constant(&mut self, per_trace: &[&ConstData], dtype: superopt_ir::Dtype) -> Result<ConstData, String> {
+        if per_trace.iter().all(|c| *c == per_trace[0]) {
+            return Ok(per_trace[0].clone());
+        }
+        let vals: Option<Vec<f64>> = per_trace
+            .iter()
+            .map(|c| match c {
+                ConstData::Scalar { expr: ScalarExpr::Lit { v } } => Some(*v),
+                _ => None,
+            })
+            .collect();
+        let vals = vals.ok_or("an array constant changes across traces")?;
+        let mut found: Vec<(Form, Dim)> = vec![];
+        for dim in candidate_dims(&self.varying) {
+            let ds: Vec<f64> = self.shapes.iter().map(|s| dim.eval(s).unwrap_or(0) as f64).collect();
+            for form in Form::ALL {
+                if ds.iter().zip(&vals).all(|(d, v)| dtype.round(form.value(*d)) == *v) {
+                    found.push((form, dim.clone()));
+                }
+            }
+        }
+        let Some((form, dim)) = found.first().cloned() else {
+            return Err(format!("the scalar constant {vals:?} changes across traces in a way superopt cannot express"));
+        };
+        for (other, d) in &found[1..] {
+            let pair = match (form, *other) {
+                (a, b) if a == b => (dim.clone(), d.clone()),
+                (Form::Rsqrt, Form::Recip) => (dim.clone(), squared(d)),
+                (Form::Recip, Form::Rsqrt) => (squared(&dim), d.clone()),
+                _ => return Err(format!("the scalar constant {vals:?} has forms the traces cannot tell apart")),
+            };
+            if !self.agree.contains(&pair) {
+                self.agree.push(pair);
+            }
+        }
+        Ok(ConstData::Scalar { expr: form.expr(dim) })
+    }
 }
 
 /// Dimensions and products of two, as scalar constants use them (`1/n`, `1/sqrt(d)`).
-fn candidate_dims(shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Vec<Dim> {
-    let _ = shapes;
+fn candidate_dims(varying: &[DimTerm]) -> Vec<Dim> {
     let mut out = vec![];
     for (k, a) in varying.iter().enumerate() {
         out.push(Dim { terms: vec![*a], num: 1, den: 1, offset: 0 });
@@ -245,6 +307,20 @@ mod tests {
             panic!("the mean's scale is 1 / n: {:?}", program.constants[0].data)
         };
         assert_eq!(dim.to_string(), "in0.shape[1]");
+    }
+
+    #[test]
+    fn forms_the_traces_cannot_tell_apart_must_agree() {
+        // D = 8 B in every trace: the mean's shape (B, 1) is B or D / 8, so the program holds only there.
+        let traces = [mean_trace(2, 16), mean_trace(4, 32), mean_trace(16, 128)];
+        let guard = &align(&traces, 1).variants[0].0;
+        let agree: Vec<String> = guard.agree.iter().map(|(a, b)| format!("{a} == {b}")).collect();
+        assert_eq!(agree, ["in0.shape[0] == in0.shape[1] // 8"]);
+        let f = superopt_ir::Dtype::Float32;
+        assert!(guard.admits(&[(vec![3, 24], f)]));
+        assert!(!guard.admits(&[(vec![3, 32], f)]), "B and D / 8 disagree");
+        let apart = [mean_trace(2, 8), mean_trace(4, 64), mean_trace(16, 512)];
+        assert!(align(&apart, 1).variants[0].0.agree.is_empty(), "a near miss: the traces tell B from D");
     }
 
     #[test]

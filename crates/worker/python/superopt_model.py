@@ -283,20 +283,28 @@ def prefill_rate(model, tokens, reps):
 
 
 def decode_rate(model, tokens, steps):
-    """Decode tokens per second at the batch of `tokens` (batch x prompt), after its prefill."""
+    """Decode tokens per second at the batch of `tokens` (batch x prompt), after its prefill,
+    as mlx_lm.generate decodes: the next step is queued (`mx.async_eval`) before the last
+    token is read, so building a step's graph overlaps the device running the one before."""
     from mlx_lm.models.cache import make_prompt_cache
 
     cache = make_prompt_cache(model)
-    logits = model(tokens, cache=cache)
-    token = mx.argmax(logits[:, -1, :], axis=-1)
+
+    def step(token):
+        return mx.argmax(model(token[:, None], cache=cache)[:, -1, :], axis=-1)
+
+    token = mx.argmax(model(tokens, cache=cache)[:, -1, :], axis=-1)
     mx.eval(token)
     for _ in range(2):  # warm-up steps
-        token = mx.argmax(model(token[:, None], cache=cache)[:, -1, :], axis=-1)
+        token = step(token)
         mx.eval(token)
     start = time.perf_counter()
     for _ in range(steps):
-        token = mx.argmax(model(token[:, None], cache=cache)[:, -1, :], axis=-1)
-        mx.eval(token)
+        following = step(token)
+        mx.async_eval(following)
+        token.tolist()  # the token a caller reads while the next step runs
+        token = following
+    token.tolist()
     return tokens.shape[0] * steps / (time.perf_counter() - start)
 
 
