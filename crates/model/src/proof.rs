@@ -25,6 +25,9 @@ pub struct Form {
     pub prefill_tokens_per_s: f64,
     /// (batch, tokens/s).
     pub decode_tokens_per_s: Vec<(usize, f64)>,
+    /// (batch, microseconds the host spent building one decode step's graph, at its best round).
+    #[serde(default)]
+    pub decode_build_us: Vec<(usize, f64)>,
     /// The first (prompt, token) where its greedy tokens differ from stock's.
     pub first_difference: Option<(usize, usize)>,
     /// Stock's margin there: its chosen token's logit over the next best.
@@ -139,6 +142,11 @@ pub fn prove(cfg: &ModelConfig, model: &ModelBlocksReply, patch: &std::path::Pat
                     .iter()
                     .map(|b| (*b, reply.decode[*name][&b.to_string()]))
                     .collect(),
+                decode_build_us: cfg
+                    .decode_batches
+                    .iter()
+                    .filter_map(|b| Some((*b, *reply.build_us.get(*name)?.get(&b.to_string())?)))
+                    .collect(),
                 first_difference: diff,
                 stock_margin: diff.and_then(|(p, t)| stock_margins?.get(p)?.get(t).copied()),
                 forced: reply.forced.get(*name).copied(),
@@ -180,6 +188,7 @@ mod tests {
             name: name.into(),
             prefill_tokens_per_s: prefill,
             decode_tokens_per_s,
+            decode_build_us: vec![(1, 50.0)],
             first_difference: diff,
             stock_margin: None,
             forced: None,
@@ -233,6 +242,8 @@ mod tests {
         assert!(crate::report::proof_table(&p).contains("| 2 of 600 differ, logits not finite |"));
         assert!(table.contains("| the reference | the reference |"), "{table}");
         assert!(table.contains("| - |"), "a form not measured: {table}");
+        let host = "host time per decode step: stock 50 µs, mx.compile 50 µs, patched 50 µs at batch 1";
+        assert!(table.contains(host), "{table}");
     }
 
     #[test]

@@ -85,7 +85,31 @@ pub fn proof_table(p: &Proof) -> String {
         };
         writeln!(s, " {:.2}x | {same} | {forced} |", p.speedup(name)).unwrap();
     }
+    s.push_str(&build_line(p));
     s
+}
+
+/// The host's time to build one decode step's graph, per form at each batch: where it nears
+/// a step's time, the decode is bound by the host, not the device.
+fn build_line(p: &Proof) -> String {
+    let batches: Vec<usize> = p.form("stock").decode_build_us.iter().map(|(b, _)| *b).collect();
+    let per_batch: Vec<String> = batches
+        .iter()
+        .map(|b| {
+            let forms: Vec<String> = FORMS
+                .iter()
+                .filter_map(|n| {
+                    let us = p.form(n).decode_build_us.iter().find(|(x, _)| x == b)?.1;
+                    Some(format!("{} {us:.0} µs", form_label(n)))
+                })
+                .collect();
+            format!("{} at batch {b}", forms.join(", "))
+        })
+        .collect();
+    if per_batch.is_empty() {
+        return String::new();
+    }
+    format!("host time per decode step: {}\n", per_batch.join("; "))
 }
 
 /// Everything the command prints after its progress bars.

@@ -299,13 +299,16 @@ def decode_rate(model, tokens, steps):
         token = step(token)
         mx.eval(token)
     start = time.perf_counter()
+    build = 0.0
     for _ in range(steps):
+        built = time.perf_counter()
         following = step(token)
+        build += time.perf_counter() - built
         mx.async_eval(following)
         token.tolist()  # the token a caller reads while the next step runs
         token = following
     token.tolist()
-    return tokens.shape[0] * steps / (time.perf_counter() - start)
+    return tokens.shape[0] * steps / (time.perf_counter() - start), build / steps * 1e6
 
 
 def cmd_model_proof(req):
@@ -330,15 +333,18 @@ def cmd_model_proof(req):
     against = forced(variants, model, ps, tokens["stock"], names[1:])
     prefill = {n: 0.0 for n in names}
     decode = {n: {str(b): 0.0 for b in req["decode_batches"]} for n in names}
+    build = {n: {} for n in names}  # host microseconds per step, at the best round
     batch_prompts = {b: mx.random.randint(0, vocab, (b, req["prompt_tokens"]), key=mx.random.key(7)) for b in req["decode_batches"]}
     for _ in range(req["rounds"]):
         for n in names:
             variants.use(n)
             prefill[n] = max(prefill[n], prefill_rate(model, ps[0][None], reps=1))
             for b, t in batch_prompts.items():
-                decode[n][str(b)] = max(decode[n][str(b)], decode_rate(model, t, req["decode_steps"]))
+                rate, us = decode_rate(model, t, req["decode_steps"])
+                if rate > decode[n][str(b)]:
+                    decode[n][str(b)], build[n][str(b)] = rate, us
     variants.use("stock")
-    return {"tokens": tokens, "margins": margins, "prefill": prefill, "decode": decode, "calls": calls,
+    return {"tokens": tokens, "margins": margins, "prefill": prefill, "decode": decode, "build_us": build, "calls": calls,
             "forced": against}
 
 

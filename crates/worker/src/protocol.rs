@@ -733,6 +733,9 @@ pub struct ModelProofReply {
     pub margins: BTreeMap<String, Vec<Vec<f64>>>,
     pub prefill: BTreeMap<String, f64>,
     pub decode: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Per form and batch: microseconds the host spent building one decode step's graph.
+    #[serde(default)]
+    pub build_us: BTreeMap<String, BTreeMap<String, f64>>,
     /// Calls that ran each winner's module while the patched model decoded.
     #[serde(default)]
     pub calls: BTreeMap<String, u64>,
