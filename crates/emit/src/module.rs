@@ -92,7 +92,7 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
     for (range, part) in parts {
         let target = Kernels::of(&part.plan).target();
         for (guard, program) in &part.plan.variants {
-            bodies.push_str(&program_fn(k, program, part, &mut tensors, &kernels)?);
+            bodies.push_str(&program_fn(k, program, &guard.steps, part, &mut tensors, &kernels)?);
             bodies.push_str(&fits_fn(k, guard, program, target, range));
             k += 1;
         }
@@ -156,6 +156,7 @@ fn scalar(expr: &ScalarExpr, dim: &dyn Fn(&Dim) -> String) -> String {
 fn program_fn(
     k: usize,
     p: &Program,
+    steps: &[DimTerm],
     c: &Candidate,
     tensors: &mut BTreeSet<String>,
     kernels: &Kernels,
@@ -165,11 +166,19 @@ fn program_fn(
     for (i, v) in p.inputs.iter().enumerate() {
         names[*v] = params[i].clone();
     }
-    let hoist = if c.hoist { passes::hoistable(p) } else { None };
     let mut islands = Islands { prefix: format!("_island_{k}"), defs: String::new(), count: 0 };
-    let isl = (c.compile == Compile::Islands).then_some(&mut islands);
+    if !steps.is_empty() && c.compile != Compile::Eager {
+        // Hoisted values and compiled functions are kept per input shape: neither may see the
+        // dims that change at every call.
+        let (nodes, runs) = steady_first(p, steps, c.compile);
+        let body = block(p, &nodes, &names, &p.outputs, Part::Body, Some((&mut islands, runs)), tensors, kernels)?;
+        return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, Compile::Eager));
+    }
+    let hoist = if c.hoist { passes::hoistable(p) } else { None };
+    let isl = |nodes: &[&Node]| passes::elementwise_runs(nodes);
     let Some(hoist) = hoist else {
         let all: Vec<&Node> = p.nodes.iter().collect();
+        let isl = (c.compile == Compile::Islands).then(|| (&mut islands, isl(&all)));
         let body = block(p, &all, &names, &p.outputs, Part::Body, isl, tensors, kernels)?;
         return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, c.compile));
     };
@@ -191,6 +200,7 @@ fn program_fn(
         Compile::Eager,
     );
     let body_params: Vec<String> = params.iter().cloned().chain(handed.iter().map(|v| names[*v].clone())).collect();
+    let isl = (c.compile == Compile::Islands).then(|| (&mut islands, isl(&each)));
     let body = block(p, &each, &names, &p.outputs, Part::Body, isl, tensors, kernels)?;
     s.push_str(&islands.defs);
     s.push_str(&function(&format!("_body_{k}"), &body_params, &body, c.compile));
@@ -216,6 +226,21 @@ def _program_{k}({ps}):
     )
     .unwrap();
     Ok(s)
+}
+
+/// The nodes that do not follow `steps` (their order kept), then those that do; and the
+/// runs to compile: all of the first (whole compile) or their elementwise runs (islands).
+fn steady_first<'p>(p: &'p Program, steps: &[DimTerm], compile: Compile) -> (Vec<&'p Node>, Vec<(usize, usize)>) {
+    let all: Vec<&Node> = p.nodes.iter().collect();
+    let follows = passes::stepping(p, &all, steps);
+    let (moving, steady): (Vec<(&Node, bool)>, Vec<(&Node, bool)>) = all.into_iter().zip(follows).partition(|x| x.1);
+    let steady: Vec<&Node> = steady.into_iter().map(|(n, _)| n).collect();
+    let runs = match compile {
+        Compile::Islands => passes::elementwise_runs(&steady),
+        _ if steady.is_empty() => vec![],
+        _ => vec![(0, steady.len())],
+    };
+    (steady.into_iter().chain(moving.into_iter().map(|(n, _)| n)).collect(), runs)
 }
 
 /// `def name(params): body`, wrapped in `mx.compile` when asked.
@@ -247,7 +272,7 @@ enum Part {
 }
 
 /// The statements computing `nodes` (and the constants they read), returning `results`.
-/// With `islands`, elementwise runs become calls of compiled functions defined there.
+/// With `islands`, its runs of nodes become calls of compiled functions defined there.
 #[allow(clippy::too_many_arguments)]
 fn block(
     p: &Program,
@@ -255,12 +280,15 @@ fn block(
     names: &[String],
     results: &[ValueId],
     part: Part,
-    mut islands: Option<&mut Islands>,
+    islands: Option<(&mut Islands, Vec<(usize, usize)>)>,
     tensors: &mut BTreeSet<String>,
     kernels: &Kernels,
 ) -> Result<String, EmitError> {
     let dim = render_dim(p);
-    let runs = if islands.is_some() { passes::elementwise_runs(nodes) } else { vec![] };
+    let (mut islands, runs) = match islands {
+        Some((isl, runs)) => (Some(isl), runs),
+        None => (None, vec![]),
+    };
     // Constants are defined here, islands included (their sizes may read any input);
     // an island's body receives them as parameters.
     let read: BTreeSet<ValueId> = if part == Part::Island {
@@ -324,7 +352,7 @@ fn island(
     let made: BTreeSet<ValueId> = run.iter().flat_map(|n| n.outputs.iter().copied()).collect();
     let mut ins: Vec<ValueId> = vec![];
     // Inputs read, and inputs whose shapes the arguments name (`x.shape[0]`).
-    let shapes_named = run.iter().flat_map(|n| n.args.iter()).flat_map(dim_inputs).map(|i| p.inputs[i]);
+    let shapes_named = run.iter().flat_map(|n| n.args.iter()).flat_map(passes::arg_inputs).map(|i| p.inputs[i]);
     for v in run.iter().flat_map(|n| n.inputs.iter().copied()).chain(shapes_named) {
         if !made.contains(&v) && !ins.contains(&v) {
             ins.push(v);
@@ -465,15 +493,6 @@ def _original():
 "#
     )
     .unwrap();
-}
-
-/// The program inputs whose shapes an argument's dims name.
-fn dim_inputs(a: &superopt_ir::Arg) -> Vec<usize> {
-    match a {
-        superopt_ir::Arg::Int(d) => d.terms.iter().map(|t| t.input).collect(),
-        superopt_ir::Arg::List(xs) => xs.iter().flat_map(dim_inputs).collect(),
-        _ => vec![],
-    }
 }
 
 /// The generated kernels `plan` calls, in the order the module numbers them (`_k{i}`).

@@ -22,6 +22,10 @@ pub struct Guard {
     /// only where they agree.
     #[serde(default)]
     pub agree: Vec<(Dim, Dim)>,
+    /// Varying dims that change from one call to the next where fn runs (the harness's
+    /// `STEP_DIMS`: a KV cache's length in a decode loop): nothing that follows them is compiled.
+    #[serde(default)]
+    pub steps: Vec<DimTerm>,
 }
 
 impl Guard {
@@ -29,7 +33,7 @@ impl Guard {
     pub fn exact(shapes: &[(Vec<i64>, Dtype)]) -> Guard {
         let inputs =
             shapes.iter().map(|(s, d)| InputGuard { dtype: *d, dims: s.iter().map(|n| Some(*n)).collect() }).collect();
-        Guard { inputs, ties: vec![], agree: vec![] }
+        Guard { inputs, ties: vec![], agree: vec![], steps: vec![] }
     }
 
     pub fn admits(&self, shapes: &[(Vec<i64>, Dtype)]) -> bool {
@@ -73,6 +77,7 @@ mod tests {
             ],
             ties: vec![(DimTerm { input: 0, axis: 0 }, DimTerm { input: 1, axis: 0 })],
             agree: vec![],
+            steps: vec![],
         };
         let f = Dtype::Float32;
         assert!(g.admits(&[(vec![7, 64], f), (vec![7], f)]));
@@ -92,6 +97,7 @@ mod tests {
             inputs: vec![InputGuard { dtype: f, dims: vec![None] }, InputGuard { dtype: f, dims: vec![None] }],
             ties: vec![],
             agree: vec![(room, held)],
+            steps: vec![],
         };
         assert!(g.admits(&[(vec![512], f), (vec![256], f)]));
         assert!(!g.admits(&[(vec![512], f), (vec![300], f)]), "the forms disagree");

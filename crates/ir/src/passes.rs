@@ -111,6 +111,36 @@ pub fn elementwise_runs(nodes: &[&Node]) -> Vec<(usize, usize)> {
     runs
 }
 
+/// Which of `nodes` follow `steps`, dims of the inputs that change from one call to the
+/// next where fn runs (a KV cache's length in a decode loop): a node that reads a value
+/// whose shape may follow them, or whose arguments name a dim of such an input. A compiled
+/// function of the other nodes sees the same shapes at every call, so it is traced once
+/// (`mx.compile` keeps one trace per input shape and searches them all at each call).
+pub fn stepping(p: &Program, nodes: &[&Node], steps: &[crate::DimTerm]) -> Vec<bool> {
+    let moving_inputs: HashSet<usize> = steps.iter().map(|t| t.input).collect();
+    let mut moving: HashSet<ValueId> = moving_inputs.iter().map(|i| p.inputs[*i]).collect();
+    nodes
+        .iter()
+        .map(|n| {
+            let named = n.args.iter().flat_map(arg_inputs).any(|i| moving_inputs.contains(&i));
+            let follows = named || n.inputs.iter().any(|v| moving.contains(v));
+            if follows {
+                moving.extend(n.outputs.iter().copied());
+            }
+            follows
+        })
+        .collect()
+}
+
+/// The inputs whose dims an argument names.
+pub fn arg_inputs(a: &Arg) -> Vec<usize> {
+    match a {
+        Arg::Int(d) => d.terms.iter().map(|t| t.input).collect(),
+        Arg::List(xs) => xs.iter().flat_map(arg_inputs).collect(),
+        _ => vec![],
+    }
+}
+
 /// Whether compiling islands differs from compiling the whole program: there is an
 /// island, and something outside every island.
 pub fn has_islands(p: &Program) -> bool {

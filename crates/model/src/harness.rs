@@ -119,6 +119,9 @@ pub fn source_cached(
 them at the other seeds); so are the cache's buffers, updated in place as mlx-lm does, and the
 number of positions they hold (the length of `positions`, whose values are not read)."""
 {prelude}
+# The dims that change at every decode step: the buffers' capacity and the positions held.
+STEP_DIMS = {{1: [2], 2: [2], 3: [0]}}
+
 
 def heads(weights):
     """(KV heads, key dim, value dim) from one step of the block on an empty cache."""

@@ -174,7 +174,11 @@ impl<'a> Run<'a> {
         traces: Vec<Program>,
         progress: &'a dyn Fn(&str),
     ) -> anyhow::Result<Run<'a>> {
-        let plan = superopt_trace::align(&traces, 1);
+        let mut plan = superopt_trace::align(&traces, 1);
+        for (guard, _) in &mut plan.variants {
+            let varying = guard.varying();
+            guard.steps = session.step_dims.iter().filter(|t| varying.contains(t)).copied().collect();
+        }
         let seeds = (0..config.seeds).collect();
         let mut session = session;
         let workdir = tempfile::tempdir()?;

@@ -59,6 +59,8 @@ pub struct Session {
     pub pool: Option<Pool>,
     /// Where the references run, and why there.
     pub reference_device: ReferenceDeviceReply,
+    /// The harness's `STEP_DIMS`.
+    pub step_dims: Vec<superopt_ir::DimTerm>,
 }
 
 /// A failure the user must fix in their harness: one line, non-zero exit.
@@ -111,7 +113,7 @@ impl Session {
             harness: harness.to_string_lossy().into_owned(),
             references: Some(reference_folder.path().to_string_lossy().into_owned()),
         };
-        worker.stateful("harness", &load, timeout).map_err(harness_fault)?;
+        let step_dims = worker.stateful("harness", &load, timeout).map_err(harness_fault)?.step_dims;
         let reference_device = ReferenceDeviceReply { device: DeviceKind::Cpu, why: "the CPU backend".into() };
         let reference_seconds = BTreeMap::new();
         Ok(Session {
@@ -123,6 +125,7 @@ impl Session {
             reference_seconds,
             pool: None,
             reference_device,
+            step_dims,
         })
     }
 

@@ -90,7 +90,7 @@ fn derive_guard(traces: &[Program], shapes: &[Vec<Vec<i64>>]) -> Guard {
                 .collect(),
         })
         .collect();
-    let mut guard = Guard { inputs, ties: vec![], agree: vec![] };
+    let mut guard = Guard { inputs, ties: vec![], agree: vec![], steps: vec![] };
     let varying = guard.varying();
     let seq = |t: &DimTerm| -> Vec<i64> { shapes.iter().map(|s| s[t.input][t.axis]).collect() };
     for (k, a) in varying.iter().enumerate() {

@@ -133,6 +133,7 @@ def cmd_load(req):
         if not callable(getattr(module, name, None)):
             raise HarnessError(f"the harness defines no function `{name}`; see the harness contract in README.md")
     State.harness, State.fn, State.factory = module, module.fn, module.input_factory
+    step_dims = step_dims_of(module)
     State.reference_dir = req.get("references")
     State.reference_seconds = {}
     State.reference_stream = mx.cpu
@@ -142,7 +143,17 @@ def cmd_load(req):
     State.identical.clear()
     State.targets.clear()
     State.original_figures.clear()
-    return {"fn": getattr(State.fn, "__name__", "fn")}
+    return {"fn": getattr(State.fn, "__name__", "fn"), "step_dims": step_dims}
+
+
+def step_dims_of(module):
+    """The harness's optional `STEP_DIMS`, {argument number: [axes]}: dims of fn's array
+    arguments (counted from 0) that change from one call to the next where fn runs."""
+    steps = getattr(module, "STEP_DIMS", {})
+    try:
+        return [{"input": int(i), "axis": int(a)} for i, axes in dict(steps).items() for a in axes]
+    except (TypeError, ValueError):
+        raise HarnessError("STEP_DIMS must map fn's array argument numbers to lists of axes, e.g. {1: [2], 3: [0]}")
 
 
 def make_inputs(size, seed):

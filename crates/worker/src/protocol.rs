@@ -276,7 +276,16 @@ pub struct Load {
 
 impl Request for Load {
     const COMMAND: Command = Command::Load;
-    type Reply = Empty;
+    type Reply = LoadReply;
+}
+
+/// What the harness says of itself beyond `fn` and `input_factory`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoadReply {
+    /// Its `STEP_DIMS`: dims of fn's array arguments that change from one call to the next
+    /// where fn runs (a KV cache's length in a decode loop).
+    #[serde(default)]
+    pub step_dims: Vec<superopt_ir::DimTerm>,
 }
 
 /// `trace`: `fn` (checked deterministic) or a loaded program through `mx.export_function`.
