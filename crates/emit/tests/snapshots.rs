@@ -72,6 +72,17 @@ fn a_module_runs_only_where_the_forms_the_traces_could_not_tell_apart_agree() {
 }
 
 #[test]
+fn nothing_that_follows_a_dim_changing_at_every_call_is_compiled() {
+    let mut plan = align(&[rms_trace(8, 64)]);
+    let weight = superopt_ir::DimTerm { input: 1, axis: 0 };
+    let compiled = |plan: &superopt_ir::Plan| emit(&Compiled.propose(plan).remove(0), &info()).unwrap().source;
+    assert!(compiled(&plan).contains("_program_0 = mx.compile(_program_0)"), "a near miss: no step dims");
+    plan.variants[0].0.set_steps(&[weight]);
+    let source = compiled(&plan);
+    assert!(!source.contains("= mx.compile("), "every node reads x, whose dim is tied to the weight's: {source}");
+}
+
+#[test]
 fn compiled_module() {
     let plan = align(&[rms_trace(8, 64)]);
     let c = Compiled.propose(&plan).remove(0);

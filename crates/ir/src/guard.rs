@@ -50,6 +50,26 @@ impl Guard {
             && self.agree.iter().all(|(a, b)| a.eval(&dims).is_some() && a.eval(&dims) == b.eval(&dims))
     }
 
+    /// Sets `steps` to those of `dims` that vary here, and every dim tied to one (it must
+    /// stay equal, so it changes at every call too).
+    pub fn set_steps(&mut self, dims: &[DimTerm]) {
+        let varying = self.varying();
+        let mut steps: Vec<DimTerm> = dims.iter().filter(|t| varying.contains(t)).copied().collect();
+        while let Some(t) = self.ties.iter().find_map(|(a, b)| {
+            let other = if steps.contains(a) {
+                b
+            } else if steps.contains(b) {
+                a
+            } else {
+                return None;
+            };
+            (!steps.contains(other)).then_some(*other)
+        }) {
+            steps.push(t);
+        }
+        self.steps = steps;
+    }
+
     /// The dimensions that vary.
     pub fn varying(&self) -> Vec<DimTerm> {
         let mut out = vec![];
@@ -101,5 +121,24 @@ mod tests {
         };
         assert!(g.admits(&[(vec![512], f), (vec![256], f)]));
         assert!(!g.admits(&[(vec![512], f), (vec![300], f)]), "the forms disagree");
+    }
+
+    #[test]
+    fn a_step_dim_brings_the_dims_tied_to_it() {
+        let f = Dtype::Float32;
+        let t = |input, axis| DimTerm { input, axis };
+        let mut g = Guard {
+            inputs: vec![
+                InputGuard { dtype: f, dims: vec![None, None] },
+                InputGuard { dtype: f, dims: vec![None, Some(4)] },
+            ],
+            ties: vec![(t(0, 1), t(1, 0))],
+            agree: vec![],
+            steps: vec![],
+        };
+        g.set_steps(&[t(1, 0), t(1, 1)]);
+        assert_eq!(g.steps, [t(1, 0), t(0, 1)], "fixed dims never change; tied ones do");
+        g.set_steps(&[t(0, 0)]);
+        assert_eq!(g.steps, [t(0, 0)], "a near miss: nothing tied to it");
     }
 }

@@ -185,6 +185,33 @@ mod tests {
     }
 
     #[test]
+    fn what_follows_a_step_dim_and_what_does_not() {
+        // Inputs a (its axis 0 changes at every call) and b; the constants feed both.
+        let mut p = program();
+        p.values.push(Value { shape: vec![4], dtype: Dtype::Float32 });
+        p.inputs.push(8);
+        let reshape = |input, out| Node {
+            op: Op::Reshape,
+            args: vec![Arg::List(vec![Arg::Int(crate::Dim {
+                terms: vec![crate::DimTerm { input: 0, axis: 0 }],
+                num: 1,
+                den: 1,
+                offset: 0,
+            })])],
+            inputs: vec![input],
+            outputs: vec![out],
+        };
+        p.nodes[0].inputs = vec![8]; // exp(b)
+        p.nodes[4] = reshape(3, 7); // b's exp reshaped to a's length: names a's dim
+        let nodes: Vec<&Node> = p.nodes.iter().collect();
+        let a = [crate::DimTerm { input: 0, axis: 0 }];
+        assert_eq!(stepping(&p, &nodes, &a), [false, true, true, true, true]);
+        assert_eq!(stepping(&p, &nodes, &[]), [false; 5], "a near miss: no dim changes at every call");
+        let b = [crate::DimTerm { input: 1, axis: 0 }];
+        assert_eq!(stepping(&p, &nodes, &b), [true, false, false, true, true]);
+    }
+
+    #[test]
     fn cse_shares_exp_and_equal_constants() {
         let mut p = program();
         assert_eq!(common_subexpressions(&mut p), 2);

@@ -176,8 +176,7 @@ impl<'a> Run<'a> {
     ) -> anyhow::Result<Run<'a>> {
         let mut plan = superopt_trace::align(&traces, 1);
         for (guard, _) in &mut plan.variants {
-            let varying = guard.varying();
-            guard.steps = session.step_dims.iter().filter(|t| varying.contains(t)).copied().collect();
+            guard.set_steps(&session.step_dims);
         }
         let seeds = (0..config.seeds).collect();
         let mut session = session;

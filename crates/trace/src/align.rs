@@ -120,11 +120,21 @@ impl Fit<'_> {
         let mut all = Dim::fits(vals, self.shapes, &self.varying).into_iter();
         let first = all.next()?;
         for other in all {
-            if !self.agree.contains(&(first.clone(), other.clone())) {
-                self.agree.push((first.clone(), other));
-            }
+            self.must_agree(first.clone(), other);
         }
         Some(first)
+    }
+
+    /// Keeps `a == b` unless it always holds (the same product) or is kept already.
+    fn must_agree(&mut self, a: Dim, b: Dim) {
+        let sorted = |d: &Dim| {
+            let mut t = d.terms.clone();
+            t.sort();
+            (t, d.num, d.den, d.offset)
+        };
+        if sorted(&a) != sorted(&b) && !self.agree.contains(&(a.clone(), b.clone())) {
+            self.agree.push((a, b));
+        }
     }
 
     fn args(&mut self, per_trace: &[&[Arg]]) -> Result<Vec<Arg>, String> {
@@ -240,9 +250,7 @@ impl Fit<'_> {
                 (Form::Recip, Form::Rsqrt) => (squared(&dim), d.clone()),
                 _ => return Err(format!("the scalar constant {vals:?} has forms the traces cannot tell apart")),
             };
-            if !self.agree.contains(&pair) {
-                self.agree.push(pair);
-            }
+            self.must_agree(pair.0, pair.1);
         }
         Ok(ConstData::Scalar { expr: form.expr(dim) })
     }
