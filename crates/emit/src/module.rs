@@ -233,14 +233,14 @@ def _program_{k}({ps}):
 fn steady_first<'p>(p: &'p Program, steps: &[DimTerm], compile: Compile) -> (Vec<&'p Node>, Vec<(usize, usize)>) {
     let all: Vec<&Node> = p.nodes.iter().collect();
     let follows = passes::stepping(p, &all, steps);
-    let (moving, steady): (Vec<(&Node, bool)>, Vec<(&Node, bool)>) = all.into_iter().zip(follows).partition(|x| x.1);
-    let steady: Vec<&Node> = steady.into_iter().map(|(n, _)| n).collect();
+    let steady: Vec<&Node> = all.iter().zip(&follows).filter(|x| !x.1).map(|x| *x.0).collect();
+    let moving = all.iter().zip(&follows).filter(|x| *x.1).map(|x| *x.0);
     let runs = match compile {
         Compile::Islands => passes::elementwise_runs(&steady),
         _ if steady.is_empty() => vec![],
         _ => vec![(0, steady.len())],
     };
-    (steady.into_iter().chain(moving.into_iter().map(|(n, _)| n)).collect(), runs)
+    (steady.iter().copied().chain(moving).collect(), runs)
 }
 
 /// `def name(params): body`, wrapped in `mx.compile` when asked.
