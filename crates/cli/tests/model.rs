@@ -77,6 +77,8 @@ fn check_end_to_end(kind: &str, pure_kind: &str) {
             assert!(forced["rel_l2"].as_f64().unwrap() < 1e-3, "{forced}");
         }
     }
+    assert!(c["warm_seconds"].as_f64().is_some_and(|s| s > 0.0), "the stock model ran once first: {stdout}");
+    assert!(stdout.contains("host time per decode step: stock "), "{stdout}");
     assert!(stdout.contains("| patched |") && stdout.contains("identical"), "{stdout}");
     assert!(stdout.contains(" differ, logits "), "{stdout}");
 }

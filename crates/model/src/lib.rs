@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use superopt_run::output::{module_notes, write_atomic, write_module};
 use superopt_run::{optimize, Config, Outcome, SessionConfig};
-use superopt_worker::protocol::{BlockKind, CallKind, Hello, HelloReply, ModelBlocks, ModelBlocksReply};
+use superopt_worker::protocol::{BlockKind, CallKind, Hello, HelloReply, ModelBlocks, ModelBlocksReply, WarmUp};
 use superopt_worker::{find_python, Worker};
 
 /// What `superopt model` is asked to do.
@@ -84,6 +84,9 @@ pub struct ModelCapsule {
     /// Why the patch patches nothing, where it does not.
     pub withdrawn: Option<String>,
     pub proof: Option<proof::Proof>,
+    /// Seconds the stock model's warm-up took (within `seconds`).
+    #[serde(default)]
+    pub warm_seconds: Option<f64>,
     pub seconds: f64,
 }
 
@@ -139,6 +142,19 @@ fn file_stem(b: &BlockKind, class: ShapeClass) -> String {
     format!("{safe}_{sig}_{}", class.name())
 }
 
+/// How long loading and warming the model may take (building a GPU's kernels takes minutes).
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The shapes of every block run: MLX builds its device kernels for them once, in the worker
+/// that lists the blocks, and keeps them for the runs' processes (its CUDA backend, on disk).
+fn warm_up(cfg: &ModelConfig) -> WarmUp {
+    let tokens = |class: ShapeClass| class.sizes(&cfg.decode_batches, cfg.prompt_tokens);
+    WarmUp {
+        prefill_tokens: tokens(ShapeClass::Prefill).iter().map(|(_, t)| *t).collect(),
+        decode_batches: tokens(ShapeClass::Decode).iter().map(|(b, _)| *b).collect(),
+    }
+}
+
 /// The model's blocks, from a worker that loads it.
 pub fn blocks(cfg: &ModelConfig) -> Result<(HelloReply, ModelBlocksReply)> {
     let python = find_python(cfg.python.as_deref(), &|_| {})?.path;
@@ -146,7 +162,7 @@ pub fn blocks(cfg: &ModelConfig) -> Result<(HelloReply, ModelBlocksReply)> {
     let hello = worker.call(&Hello {}, cfg.request_timeout)?;
     let model = cfg.model.canonicalize().with_context(|| format!("no model folder at {}", cfg.model.display()))?;
     let reply = worker
-        .call(&ModelBlocks { model: model.display().to_string() }, cfg.request_timeout)
+        .call(&ModelBlocks { model: model.display().to_string(), warm: Some(warm_up(cfg)) }, WARM_UP_TIMEOUT)
         .with_context(|| format!("cannot load {} with mlx-lm", model.display()))?;
     Ok((hello, reply))
 }
@@ -256,7 +272,7 @@ fn failed(b: &BlockKind, class: ShapeClass, e: anyhow::Error) -> BlockRun {
 /// cache: decode), writes PATCH.py and its winners, and proves the patch end to end.
 pub fn optimize_model(cfg: &ModelConfig, progress: &dyn Fn(&str), step: &dyn Fn(usize, usize)) -> Result<ModelCapsule> {
     let started = Instant::now();
-    progress("loading the model");
+    progress("loading the model and running it once at the runs' shapes");
     let (hello, model) = blocks(cfg)?;
     let runs_total = model.blocks.iter().map(|b| classes(b).len()).sum();
     let mut done_runs = 0;
@@ -295,6 +311,7 @@ pub fn optimize_model(cfg: &ModelConfig, progress: &dyn Fn(&str), step: &dyn Fn(
         patch: cfg.output.display().to_string(),
         withdrawn: None,
         proof: None,
+        warm_seconds: model.warm_seconds,
         seconds: 0.0,
     };
     // The patch is proved from a file beside PATCH.py, which it replaces only once proved.

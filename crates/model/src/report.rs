@@ -140,7 +140,8 @@ pub fn table(c: &ModelCapsule) -> String {
         .unwrap(),
         None => writeln!(s, "{} patches {patched} block kind(s): `patch(model)`", c.patch).unwrap(),
     }
-    writeln!(s, "time: {:.0} s", c.seconds).unwrap();
+    let warm = c.warm_seconds.map_or(String::new(), |w| format!(" (the stock model's warm-up {w:.0} s)"));
+    writeln!(s, "time: {:.0} s{warm}", c.seconds).unwrap();
     s
 }
 

@@ -124,7 +124,9 @@ def cmd_model_blocks(req):
     import mlx_lm
 
     config = (Path(req["model"]) / "config.json").read_bytes()
+    warm = req.get("warm")
     return {
+        "warm_seconds": warm_up(model, warm["prefill_tokens"], warm["decode_batches"]) if warm else None,
         "layers": path,
         "count": len(layers),
         "hidden": hidden,
@@ -133,6 +135,22 @@ def cmd_model_blocks(req):
         "mlx_lm": mlx_lm.__version__,
         "config_sha256": hashlib.sha256(config).hexdigest(),
     }
+
+
+def warm_up(model, prefill_tokens, decode_batches):
+    """Seconds the stock model takes once at the block runs' shapes: a prompt of each length,
+    and a decode step at each batch; MLX builds its device kernels for them here and keeps
+    them (its CUDA backend on disk) for the runs' processes."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    started = time.perf_counter()
+    for t in prefill_tokens:
+        mx.eval(model(mx.zeros((1, t), dtype=mx.int32)))
+    for b in decode_batches:
+        cache = make_prompt_cache(model)
+        mx.eval(model(mx.zeros((b, 8), dtype=mx.int32), cache=cache))
+        mx.eval(model(mx.zeros((b, 1), dtype=mx.int32), cache=cache))
+    return time.perf_counter() - started
 
 
 def module_at(model, path):

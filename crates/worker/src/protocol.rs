@@ -658,6 +658,16 @@ impl Request for Phew {
 #[derive(Debug, Serialize)]
 pub struct ModelBlocks {
     pub model: String,
+    /// Run the stock model once at these shapes first (its device kernels built and kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm: Option<WarmUp>,
+}
+
+/// The shapes the block runs will use: prompts of these lengths, decode steps at these batches.
+#[derive(Debug, Serialize)]
+pub struct WarmUp {
+    pub prefill_tokens: Vec<usize>,
+    pub decode_batches: Vec<usize>,
 }
 
 /// How a block is called: with one array; with an array, a mask and a KV cache (attention);
@@ -709,6 +719,9 @@ pub struct ModelBlocksReply {
     /// mlx-lm's version, and a hash of the model's config.json.
     pub mlx_lm: String,
     pub config_sha256: String,
+    /// Seconds the warm-up took.
+    #[serde(default)]
+    pub warm_seconds: Option<f64>,
 }
 
 impl Request for ModelBlocks {
