@@ -8,7 +8,8 @@
 # (setsid: they outlive the call; timings never overlap); `wait` waits until the seconds given
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
 # Steps (default: all but profile, in this order): quant chunked model mutations reala realb kernels
-# quantized solve standard; profile (fn's first calls in three processes) on request.
+# quantized solve standard; profile (fn's first calls in three processes), model-moe and model-dense
+# (one of the two models) on request.
 set -u
 s=/tmp/so
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 SUPEROPT_PYTHON=python3
@@ -49,6 +50,8 @@ step() {
       suite/naive_mask_rebuilt.py suite/swiglu_mlp.py ;;
     kernels) bash .gpu/b/gpu-suite.sh .gpu/b $s suite/kernels kernels 90 9999 200 > $s/kernels.out 2>&1 ;;
     model) model qwen3_moe; model qwen3 ;;
+    model-moe) model qwen3_moe ;;
+    model-dense) model qwen3 ;;
     mutations) timeout 900 bash scripts/mutations.sh .gpu/b/superopt > $s/mutations.txt 2>&1 ;;
     *) echo "unknown step $1 (steps: $all)" ;;
   esac
