@@ -119,6 +119,9 @@ fn header(s: &mut String, c: &Candidate, info: &ModuleInfo) {
     if !c.rules.is_empty() {
         writeln!(s, "Rules: {}", c.rules.join("; ")).unwrap();
     }
+    if c.compile != Compile::Eager && c.plan.variants.iter().any(|(g, _)| !g.steps.is_empty()) {
+        writeln!(s, "Compiled: only what never reads the dims that change at every call (STEP_DIMS).").unwrap();
+    }
     for n in &info.notes {
         writeln!(s, "{n}").unwrap();
     }

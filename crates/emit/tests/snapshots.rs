@@ -80,6 +80,7 @@ fn nothing_that_follows_a_dim_changing_at_every_call_is_compiled() {
     plan.variants[0].0.set_steps(&[weight]);
     let source = compiled(&plan);
     assert!(!source.contains("= mx.compile("), "every node reads x, whose dim is tied to the weight's: {source}");
+    assert!(source.contains("Compiled: only what never reads the dims that change at every call"), "{source}");
 }
 
 #[test]
