@@ -178,10 +178,9 @@ fn program_fn(
         return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, Compile::Eager));
     }
     let hoist = if c.hoist { passes::hoistable(p) } else { None };
-    let isl = |nodes: &[&Node]| passes::elementwise_runs(nodes);
     let Some(hoist) = hoist else {
         let all: Vec<&Node> = p.nodes.iter().collect();
-        let isl = (c.compile == Compile::Islands).then(|| (&mut islands, isl(&all)));
+        let isl = (c.compile == Compile::Islands).then(|| (&mut islands, passes::elementwise_runs(&all)));
         let body = block(p, &all, &names, &p.outputs, Part::Body, isl, tensors, kernels)?;
         return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, c.compile));
     };
@@ -203,7 +202,7 @@ fn program_fn(
         Compile::Eager,
     );
     let body_params: Vec<String> = params.iter().cloned().chain(handed.iter().map(|v| names[*v].clone())).collect();
-    let isl = (c.compile == Compile::Islands).then(|| (&mut islands, isl(&each)));
+    let isl = (c.compile == Compile::Islands).then(|| (&mut islands, passes::elementwise_runs(&each)));
     let body = block(p, &each, &names, &p.outputs, Part::Body, isl, tensors, kernels)?;
     s.push_str(&islands.defs);
     s.push_str(&function(&format!("_body_{k}"), &body_params, &body, c.compile));
@@ -397,10 +396,10 @@ fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>, range: Siz
             }
         }
     }
-    for (a, b) in &g.ties {
-        conds.push(format!("{}.shape[{}] == {}.shape[{}]", params[a.input], a.axis, params[b.input], b.axis));
-    }
     let dim = |t: DimTerm| format!("{}.shape[{}]", params[t.input], t.axis);
+    for (a, b) in &g.ties {
+        conds.push(format!("{} == {}", dim(*a), dim(*b)));
+    }
     for (a, b) in &g.agree {
         conds.push(format!("{} == {}", a.render(&dim), b.render(&dim)));
     }

@@ -47,7 +47,7 @@ impl Guard {
         });
         let dims: Vec<Vec<i64>> = shapes.iter().map(|(s, _)| s.clone()).collect();
         each && self.ties.iter().all(|(a, b)| shapes[a.input].0[a.axis] == shapes[b.input].0[b.axis])
-            && self.agree.iter().all(|(a, b)| a.eval(&dims).is_some() && a.eval(&dims) == b.eval(&dims))
+            && self.agree.iter().all(|(a, b)| a.eval(&dims).is_some_and(|x| b.eval(&dims) == Some(x)))
     }
 
     /// Sets `steps` to those of `dims` that vary here, and every dim tied to one (it must
