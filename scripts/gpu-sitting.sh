@@ -25,7 +25,8 @@ suite() {  # BUDGET LIMIT NAME HARNESS...
   bash .gpu/b/gpu-suite.sh .gpu/b $s "$(rows "$@")" "$1" "$budget" 9999 "$limit" > "$s/$1.out" 2>&1
 }
 model() {  # KIND: a random model of real shapes through `superopt model`
-  python3 tests/models/random_model.py "$1" "/tmp/model-$1" --real > "$s/model-make-$1.txt" 2>&1
+  [ -f "/tmp/model-$1/config.json" ] || python3 tests/models/random_model.py "$1" "/tmp/model-$1" --real \
+    > "$s/model-make-$1.txt" 2>&1
   mkdir -p "$s/model-$1"
   timeout 1200 .gpu/b/superopt model "/tmp/model-$1" -o "$s/model-$1/PATCH.py" --json "$s/model-$1.json" \
     --plot "$s/model-$1.svg" --time-budget 120 --prompt-tokens 512 --new-tokens 200 > "$s/model-$1.txt" 2>&1
@@ -52,6 +53,10 @@ step() {
     model) model qwen3_moe; model qwen3 ;;
     model-moe) model qwen3_moe ;;
     model-dense) model qwen3 ;;
+    probe)  # an uncommitted probe/run.py, where one is carried
+      [ -f "/tmp/model-qwen3_moe/config.json" ] || python3 tests/models/random_model.py qwen3_moe /tmp/model-qwen3_moe \
+        --real > $s/model-make-qwen3_moe.txt 2>&1
+      timeout 900 python3 probe/run.py > $s/probe.txt 2>&1 ;;
     mutations) timeout 900 bash scripts/mutations.sh .gpu/b/superopt > $s/mutations.txt 2>&1 ;;
     *) echo "unknown step $1 (steps: $all)" ;;
   esac

@@ -50,6 +50,11 @@ fn nondeterministic_fn() {
 }
 
 #[test]
+fn fn_that_varies_beyond_rounding() {
+    rejects("varies_beyond_rounding.py", "nondeterministic");
+}
+
+#[test]
 fn fn_that_raises() {
     rejects("raises.py", "ValueError: boom");
 }

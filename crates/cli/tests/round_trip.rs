@@ -46,6 +46,24 @@ fn assert_round_trip(rel: &str) {
 }
 
 #[test]
+fn fn_that_varies_in_rounding_is_run_and_said_to() {
+    let (c, stdout) = run_capsule("tests/harnesses/ok/varies_in_rounding.py", &[]);
+    let notes = c["notes"].to_string();
+    assert!(notes.contains("fn differs in rounding between two calls"), "{notes}");
+    assert!(c["candidates"][0]["verified"] == true, "{stdout}");
+    assert!(!stdout.contains("a superopt bug"), "{stdout}");
+}
+
+#[test]
+fn fn_drawing_random_bits_is_handed_back_and_said_why() {
+    let h = harness("tests/harnesses/ok/random_with_key.py");
+    let o = superopt(&["run", h.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("no change: fn draws random bits (RandomBits)"), "{stdout}");
+}
+
+#[test]
 fn rms_norm() {
     assert_round_trip("examples/rms_norm.py");
 }

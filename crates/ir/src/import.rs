@@ -61,6 +61,10 @@ pub struct TraceEvents {
     pub outputs: Vec<ArrayRef>,
     pub constants: Vec<TraceConstant>,
     pub nodes: Vec<TraceNode>,
+    /// How far two calls of `fn` on the same inputs were apart (relative L2, the largest over
+    /// its outputs) where they differed in rounding only; None where bit-identical.
+    #[serde(default)]
+    pub varies: Option<f64>,
 }
 
 struct Builder {

@@ -52,8 +52,12 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
         Ok(t) => t,
         Err(e) => return trace::failure(e),
     };
+    if let Some(why) = trace::unbuildable(&traces) {
+        return Ok(Outcome::NoChange(why));
+    }
     let mut run = Run::new(config, session, budget, traces, progress)?;
     (run.device, run.warm) = (device, warm);
+    run.notes.extend(trace::varies_notes(&run.session.varies));
     run.stages.push(Stage { name: "start".into(), seconds: start });
     run.stages.push(Stage { name: "trace".into(), seconds: traced_at.elapsed().as_secs_f64() });
     // After the trace: the pool's workers load the harness too, and would slow it.

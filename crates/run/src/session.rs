@@ -10,7 +10,7 @@ use superopt_search::egraph::cost::Device;
 use superopt_verify::{OutputFigures, SeedFigures, Tolerance};
 use superopt_worker::protocol::{
     self, Backend, Calibrate, Case, DeviceKind, Dispatch, Fixed, Hello, HelloReply, Load, LoadConstants, LoadProgram,
-    ProgramId, ReferenceDevice, ReferenceDeviceReply, SaveConstants, Sensitivity, Size, Time, Variant, Verify,
+    ProgramId, ReferenceDevice, ReferenceDeviceReply, SaveConstants, Sensitivity, Size, Time, Variant, Varies, Verify,
     SAMPLE_SECONDS,
 };
 use superopt_worker::{find_python, Worker, WorkerError};
@@ -61,6 +61,9 @@ pub struct Session {
     pub reference_device: ReferenceDeviceReply,
     /// The harness's `STEP_DIMS`.
     pub step_dims: Vec<superopt_ir::DimTerm>,
+    /// Per size, how far two calls of `fn` on the same inputs differed in rounding (where
+    /// they were not bit-identical).
+    pub varies: BTreeMap<Size, f64>,
 }
 
 /// A failure the user must fix in their harness: one line, non-zero exit.
@@ -126,6 +129,7 @@ impl Session {
             pool: None,
             reference_device,
             step_dims,
+            varies: BTreeMap::new(),
         })
     }
 
@@ -226,7 +230,13 @@ impl Session {
 
     pub fn trace(&mut self, size: Size) -> Result<Program> {
         match superopt_trace::trace_size(&mut self.worker, size, 0, self.timeout) {
-            Ok(p) => Ok(p),
+            Ok(t) => {
+                if let Some(v) = t.varies {
+                    self.varies.insert(size, v);
+                    self.worker.stateful("varies", &Varies {}, self.timeout).map_err(harness_fault)?;
+                }
+                Ok(t.program)
+            }
             Err(superopt_trace::TraceError::Worker(e)) => Err(harness_fault(e)),
             Err(e) => Err(e.into()),
         }

@@ -4,7 +4,7 @@
 pub mod align;
 
 use std::time::Duration;
-use superopt_ir::{import_trace, ImportError, Program};
+use superopt_ir::{import_trace, ImportError, Program, TraceEvents};
 use superopt_worker::protocol::{ProgramId, Size, Trace};
 use superopt_worker::{Worker, WorkerError};
 use thiserror::Error;
@@ -19,9 +19,19 @@ pub enum TraceError {
     Import(#[from] ImportError),
 }
 
+/// `fn`'s program at one size, and how far two of its calls there differ in rounding.
+#[derive(Debug)]
+pub struct Traced {
+    pub program: Program,
+    /// Relative L2 between two calls on the same inputs, where not bit-identical (see
+    /// [`superopt_ir::TraceEvents::varies`]).
+    pub varies: Option<f64>,
+}
+
 /// The program `fn` runs at one size, as traced with `seed`'s inputs.
-pub fn trace_size(worker: &mut Worker, size: Size, seed: u64, timeout: Duration) -> Result<Program, TraceError> {
-    trace_request(worker, &Trace { size, seed, program: None }, timeout)
+pub fn trace_size(worker: &mut Worker, size: Size, seed: u64, timeout: Duration) -> Result<Traced, TraceError> {
+    let events = events(worker, &Trace { size, seed, program: None }, timeout)?;
+    Ok(Traced { program: import_trace(&events)?, varies: events.varies })
 }
 
 /// The program a loaded candidate module runs at one size.
@@ -35,11 +45,14 @@ pub fn trace_program(
 }
 
 fn trace_request(worker: &mut Worker, req: &Trace, timeout: Duration) -> Result<Program, TraceError> {
-    let events = worker.call(req, timeout).map_err(|e| match e {
+    Ok(import_trace(&events(worker, req, timeout)?)?)
+}
+
+fn events(worker: &mut Worker, req: &Trace, timeout: Duration) -> Result<TraceEvents, TraceError> {
+    worker.call(req, timeout).map_err(|e| match e {
         WorkerError::BadReply { why, .. } => {
             TraceError::Import(ImportError::Malformed(format!("the worker's trace does not parse: {why}")))
         }
         e => TraceError::Worker(e),
-    })?;
-    Ok(import_trace(&events)?)
+    })
 }

@@ -34,10 +34,11 @@ pub enum Command {
     ModelBlocks,
     ModelProof,
     Warm,
+    Varies,
 }
 
 impl Command {
-    pub const ALL: [Command; 19] = [
+    pub const ALL: [Command; 20] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
@@ -57,6 +58,7 @@ impl Command {
         Command::ModelBlocks,
         Command::ModelProof,
         Command::Warm,
+        Command::Varies,
     ];
 
     /// The name on the wire (`COMMANDS` in Python).
@@ -81,6 +83,7 @@ impl Command {
             Command::ModelBlocks => "model_blocks",
             Command::ModelProof => "model_proof",
             Command::Warm => "warm",
+            Command::Varies => "varies",
         }
     }
 }
@@ -430,6 +433,16 @@ pub struct WarmReply {
 impl Request for Warm {
     const COMMAND: Command = Command::Warm;
     type Reply = WarmReply;
+}
+
+/// `varies`: two calls of `fn` on the same inputs differ in rounding, so each case's
+/// original error is the worse of two calls (a candidate as good as either call passes).
+#[derive(Clone, Debug, Serialize)]
+pub struct Varies {}
+
+impl Request for Varies {
+    const COMMAND: Command = Command::Varies;
+    type Reply = serde_json::Value;
 }
 
 /// `reference_device`: where the float64 references run; the GPU only where it computes
