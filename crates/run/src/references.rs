@@ -25,6 +25,12 @@ const MEMORY_SHARE: f64 = 0.8;
 const MEMORY_MARGIN: f64 = 1.25;
 /// A size not measured yet, estimated from a smaller one: room for what the estimate misses.
 const ESTIMATE_MARGIN: f64 = 2.0;
+/// A size with no measurement at all, estimated from its traced program: bytes per element
+/// of its values (float64's 8, four times over: copies, numpy's and MLX's).
+const BYTES_PER_ELEMENT: f64 = 32.0;
+/// Cases estimated from the trace start together, without a first case alone, only where
+/// a case in every worker would hold at most this share of the pool's memory.
+const TRACE_ESTIMATE_SHARE: f64 = 0.5;
 
 /// What the pool's workers start from.
 #[derive(Clone, Debug)]
@@ -111,9 +117,15 @@ fn available_gib() -> Option<u64> {
 }
 
 /// Per size, the elements of every value of `fn`'s traced program there (`traces` in
-/// [`Size::ALL`]'s order): what a case's float64 reference holds grows with it.
+/// [`Size::ALL`]'s order): what a case's float64 reference holds grows with it. A quantized
+/// matmul's packed weight counts as the eight values a 4-bit word holds (its reference
+/// dequantizes it whole).
 pub fn scale(traces: &[superopt_ir::Program]) -> BTreeMap<Size, f64> {
-    let elements = |p: &superopt_ir::Program| p.values.iter().map(|v| v.numel() as f64).sum::<f64>();
+    let unpacked = |p: &superopt_ir::Program| {
+        let packed = p.nodes.iter().filter(|n| n.op == superopt_ir::Op::QuantizedMatmul);
+        packed.filter_map(|n| n.inputs.get(1)).map(|w| 7.0 * p.value(*w).numel() as f64).sum::<f64>()
+    };
+    let elements = |p: &superopt_ir::Program| p.values.iter().map(|v| v.numel() as f64).sum::<f64>() + unpacked(p);
     Size::ALL.iter().zip(traces).map(|(z, p)| (*z, elements(p))).collect()
 }
 
@@ -137,14 +149,15 @@ impl Pool {
         let expected = queue.len();
         let free = available_gib().map_or(f64::INFINITY, |g| g as f64 * MEMORY_SHARE);
         let need = BTreeMap::new();
-        let admission = Admission { queue, free, running: 0, need, scale, cores: cores(), workers, started: 0 };
+        let (cores, total) = (cores(), free);
+        let admission = Admission { queue, free, total, running: 0, need, scale, cores, workers, started: 0 };
         let queue = Arc::new((Mutex::new(admission), Condvar::new()));
         let kept = queue.clone();
         let (tx, rx) = mpsc::channel();
         let started = Instant::now();
         // numpy's BLAS in each worker starts with its share of the cores; each case then
         // gets as many as the cases running with it leave (Start::threads).
-        let blas = (cores() / workers).max(1).to_string();
+        let blas = (cores / workers).max(1).to_string();
         let env: Vec<(String, String)> = ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"]
             .iter()
             .map(|k| (k.to_string(), blas.clone()))
@@ -277,11 +290,16 @@ impl Pool {
 /// Which case may start, by memory: the first case alone (it measures what a case of its
 /// size holds), then as many as the free memory holds. A larger size starts from the
 /// smaller one's measurement scaled by `scale` (doubled) until one of its own cases is
-/// measured; without a scale, its first case runs alone too.
+/// measured; without a scale, its first case runs alone too. Where the traced program is
+/// small (a case per worker holds at most [`TRACE_ESTIMATE_SHARE`] of the memory, estimated
+/// from `scale` in elements), the first cases start together: a real model's weights make
+/// its first case alone as long as all of them.
 struct Admission {
     queue: VecDeque<(Size, Case)>,
     /// GiB not held by running cases.
     free: f64,
+    /// GiB the pool may hold in all.
+    total: f64,
     running: usize,
     /// GiB a case of each size holds, as measured.
     need: BTreeMap<Size, f64>,
@@ -322,9 +340,16 @@ impl Admission {
         ratio.is_finite().then_some(n * ratio.max(1.0) * ESTIMATE_MARGIN)
     }
 
+    /// GiB a case of `size` holds by its traced program, where a case in every worker fits
+    /// in [`TRACE_ESTIMATE_SHARE`] of the memory; None otherwise.
+    fn traced(&self, size: Size) -> Option<f64> {
+        let gib = self.scale.get(&size)? * BYTES_PER_ELEMENT / f64::from(1u32 << 30);
+        (gib.is_finite() && gib * self.workers as f64 <= self.total * TRACE_ESTIMATE_SHARE).then_some(gib)
+    }
+
     fn take(&mut self) -> Take {
         let Some(&(size, case)) = self.queue.front() else { return Take::Empty };
-        let need = self.need(size);
+        let need = self.need(size).or_else(|| self.traced(size));
         let alone = need.is_none();
         let held = match need {
             Some(n) if n <= self.free || self.running == 0 => n.min(self.free),
@@ -431,7 +456,7 @@ mod tests {
     fn admission(free: f64) -> Admission {
         let queue = all_cases(&[0]).into();
         let (need, scale) = (BTreeMap::new(), BTreeMap::new());
-        Admission { queue, free, running: 0, need, scale, cores: 16, workers: 16, started: 0 }
+        Admission { queue, free, total: free, running: 0, need, scale, cores: 16, workers: 16, started: 0 }
     }
 
     /// Runs every case of `size` left at the queue's front to its end, each at `peak` GiB.
@@ -488,6 +513,22 @@ mod tests {
         assert!(matches!(queue.0.lock().unwrap().take(), Take::Start(_)));
         assert!(!pool.claim(Size::Large, (0, Variant::Zeros)), "a worker has started: wait for the pool");
         assert!(!pool.through(Size::Large, (0, Variant::Zeros)));
+    }
+
+    #[test]
+    fn a_small_traced_program_starts_its_first_cases_together() {
+        let gib = f64::from(1u32 << 30) / BYTES_PER_ELEMENT;
+        let mut a = admission(100.0);
+        a.scale = BTreeMap::from([(Size::Small, 3.0 * gib), (Size::Typical, 6.0 * gib)]);
+        let held: Vec<(f64, usize)> = (0..3).map(|_| started(a.take())).map(|s| (s.held, s.threads)).collect();
+        assert_eq!(held, [(3.0, 1); 3], "16 workers x 3 GiB fit in half of 100: all start, sharing the cores");
+        a.done(Size::Small, 3.0, 2.0);
+        assert_eq!(a.need(Size::Small), Some(2.0 * 1.25), "a measurement replaces the estimate");
+        // A near miss: 16 x 3.2 GiB is more than half of 100.
+        let mut a = admission(100.0);
+        a.scale = BTreeMap::from([(Size::Small, 3.2 * gib)]);
+        assert_eq!(started(a.take()).held, 100.0, "measured alone first");
+        assert!(matches!(a.take(), Take::Wait));
     }
 
     #[test]
