@@ -56,7 +56,7 @@ step() {
     probe)  # an uncommitted probe/run.py, where one is carried
       [ -f "/tmp/model-qwen3_moe/config.json" ] || python3 tests/models/random_model.py qwen3_moe /tmp/model-qwen3_moe \
         --real > $s/model-make-qwen3_moe.txt 2>&1
-      timeout 900 python3 probe/run.py > $s/probe.txt 2>&1 ;;
+      timeout 900 python3 probe/run.py ${PROBE_SECTIONS:-} > $s/probe.txt 2>&1 ;;
     mutations) timeout 900 bash scripts/mutations.sh .gpu/b/superopt > $s/mutations.txt 2>&1 ;;
     *) echo "unknown step $1 (steps: $all)" ;;
   esac
