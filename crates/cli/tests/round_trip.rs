@@ -64,6 +64,17 @@ fn fn_drawing_random_bits_is_handed_back_and_said_why() {
 }
 
 #[test]
+fn device_time_is_said_and_timed() {
+    let (c, stdout) = run_capsule("tests/harnesses/ok/device_time.py", &[]);
+    assert!(c["notes"].to_string().contains("timed on the device only (DEVICE_TIME)"), "{stdout}");
+    let timed = c["candidates"].as_array().unwrap().iter().flat_map(|k| k["sizes"].as_array().unwrap().clone());
+    assert!(timed.filter(|z| z["timing"]["speedup"].as_f64().is_some_and(|s| s > 0.0)).count() >= 3, "{stdout}");
+    // A near miss: a harness without DEVICE_TIME says nothing of it.
+    let (c, _) = run_capsule("tests/harnesses/ok/varies_in_rounding.py", &[]);
+    assert!(!c["notes"].to_string().contains("DEVICE_TIME"));
+}
+
+#[test]
 fn rms_norm() {
     assert_round_trip("examples/rms_norm.py");
 }

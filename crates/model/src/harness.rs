@@ -67,6 +67,9 @@ BLOCK = {path:?}
 SIZES = {{{sizes}}}
 HIDDEN = {hidden}
 DTYPE = mx.{dtype}
+# In a model the device is the bottleneck: Python's work on one layer overlaps the device's
+# on the layers before it, so timings count the device's part of each call.
+DEVICE_TIME = True
 
 _model, _ = load_model(MODEL, lazy=True)
 block = _model

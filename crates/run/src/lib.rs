@@ -36,6 +36,10 @@ pub use ledger::{CandidateId, Entry, Run, Status};
 pub use outcome::{Done, Outcome};
 pub use session::{harness_fault, HarnessFault, Sampling, Session, SessionConfig, Untraceable};
 
+/// What a harness's `DEVICE_TIME` makes of every timing, said in the capsule.
+pub const DEVICE_TIME_NOTE: &str = "timed on the device only (DEVICE_TIME): each sample's calls are built before \
+     the clock and evaluated together, as a model's layers run where the device is the bottleneck";
+
 /// Traces, proposes, verifies and times; decides, and writes nothing.
 pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outcome> {
     let budget = budget::Budget::start(config.time_budget);
@@ -58,6 +62,9 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     let mut run = Run::new(config, session, budget, traces, progress)?;
     (run.device, run.warm) = (device, warm);
     run.notes.extend(trace::varies_notes(&run.session.varies));
+    if run.session.device_time {
+        run.notes.push(DEVICE_TIME_NOTE.into());
+    }
     run.stages.push(Stage { name: "start".into(), seconds: start });
     run.stages.push(Stage { name: "trace".into(), seconds: traced_at.elapsed().as_secs_f64() });
     // After the trace: the pool's workers load the harness too, and would slow it.

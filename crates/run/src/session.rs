@@ -61,6 +61,8 @@ pub struct Session {
     pub reference_device: ReferenceDeviceReply,
     /// The harness's `STEP_DIMS`.
     pub step_dims: Vec<superopt_ir::DimTerm>,
+    /// The harness's `DEVICE_TIME`: its timings count the device's part of each call.
+    pub device_time: bool,
     /// Per size, how far two calls of `fn` on the same inputs differed in rounding (where
     /// they were not bit-identical).
     pub varies: BTreeMap<Size, f64>,
@@ -116,7 +118,8 @@ impl Session {
             harness: harness.to_string_lossy().into_owned(),
             references: Some(reference_folder.path().to_string_lossy().into_owned()),
         };
-        let step_dims = worker.stateful("harness", &load, timeout).map_err(harness_fault)?.step_dims;
+        let loaded = worker.stateful("harness", &load, timeout).map_err(harness_fault)?;
+        let (step_dims, device_time) = (loaded.step_dims, loaded.device_time);
         let reference_device = ReferenceDeviceReply { device: DeviceKind::Cpu, why: "the CPU backend".into() };
         let reference_seconds = BTreeMap::new();
         Ok(Session {
@@ -129,6 +132,7 @@ impl Session {
             pool: None,
             reference_device,
             step_dims,
+            device_time,
             varies: BTreeMap::new(),
         })
     }

@@ -289,6 +289,10 @@ pub struct LoadReply {
     /// where fn runs (a KV cache's length in a decode loop).
     #[serde(default)]
     pub step_dims: Vec<superopt_ir::DimTerm>,
+    /// Its `DEVICE_TIME`: timings count the device's part of each call only (fn runs where
+    /// the host's work overlaps the device's, as a model's layers do).
+    #[serde(default)]
+    pub device_time: bool,
 }
 
 /// `trace`: `fn` (checked deterministic) or a loaded program through `mx.export_function`.
