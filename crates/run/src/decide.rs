@@ -159,7 +159,9 @@ fn round_trip_note(traced: &Entry, varies: bool) -> String {
         (Some(why), _, _) => format!("(round trip failed: {why})"),
         (None, true, _) => "(round trip bit-identical at every size)".into(),
         (None, false, true) => "(round trip verified; not bit-identical, as fn itself is not from call to call)".into(),
-        (None, false, false) => "(round trip NOT bit-identical: a superopt bug, please report it)".into(),
+        (None, false, false) => "(round trip verified but NOT bit-identical: MLX may pick other kernels for the same \
+                                  values in another layout; where it persists on the CPU, a superopt bug: please report it)"
+            .into(),
     }
 }
 
