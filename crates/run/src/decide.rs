@@ -151,6 +151,10 @@ fn references(c: &Capsule, run: &Run) -> Vec<References> {
     .collect()
 }
 
+/// A rebuilt original verified but not bit-identical, where two calls of fn itself were.
+const NOT_IDENTICAL: &str = "(round trip verified but NOT bit-identical: MLX may pick other kernels for the same \
+    values in another layout; where it persists on the CPU, a superopt bug: please report it)";
+
 /// What the rebuilt original's verdicts say of the round trip; `varies`: two calls of `fn`
 /// itself differed in rounding, so the rebuilt one may too.
 fn round_trip_note(traced: &Entry, varies: bool) -> String {
@@ -159,9 +163,7 @@ fn round_trip_note(traced: &Entry, varies: bool) -> String {
         (Some(why), _, _) => format!("(round trip failed: {why})"),
         (None, true, _) => "(round trip bit-identical at every size)".into(),
         (None, false, true) => "(round trip verified; not bit-identical, as fn itself is not from call to call)".into(),
-        (None, false, false) => "(round trip verified but NOT bit-identical: MLX may pick other kernels for the same \
-                                  values in another layout; where it persists on the CPU, a superopt bug: please report it)"
-            .into(),
+        (None, false, false) => NOT_IDENTICAL.into(),
     }
 }
 
