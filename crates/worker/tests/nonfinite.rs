@@ -1,0 +1,36 @@
+//! The NaN/Inf positions rule on real MLX (CPU): on a finite edge input a candidate may be
+//! infinite where the exact value is beyond the output dtype's range, and nowhere else where
+//! the original is finite; on normal inputs the places must match.
+
+mod common;
+
+const CHECK: &str = r#"
+import sys
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+ok, Target = w["nonfinite_ok"], w["Target"]
+inf = float("inf")
+with mx.stream(mx.cpu):
+    exact = Target(mx.array([1.0, 1e39, 3e38, -1e40], dtype=mx.float64))
+    o = mx.array([1.0, 3e38, 3e38, -3e38])
+    # The exact values 1e39 and -1e40 are beyond float32's range: Inf there is their rounding.
+    assert ok(mx.array([1.0, inf, 3e38, -inf]), o, "large", exact)
+    assert ok(mx.array([1.0, float("nan"), 3e38, inf]), o, "negative", exact)
+    # Near misses: Inf where the exact 3e38 is in range; the same candidate on normal inputs;
+    # without the exact values.
+    assert not ok(mx.array([1.0, inf, inf, -inf]), o, "large", exact)
+    assert not ok(mx.array([1.0, inf, 3e38, -inf]), o, "normal", exact)
+    assert not ok(mx.array([1.0, inf, 3e38, -inf]), o, "large")
+    # float16 outputs: beyond 65504.
+    exact16 = Target(mx.array([7e4, 6e4], dtype=mx.float64))
+    o16 = mx.array([6e4, 6e4], dtype=mx.float16)
+    assert ok(mx.array([inf, 6e4], dtype=mx.float16), o16, "tiny", exact16)
+    assert not ok(mx.array([6e4, inf], dtype=mx.float16), o16, "tiny", exact16)
+print("ok")
+"#;
+
+#[test]
+fn infinite_only_where_the_exact_value_is_beyond_the_range() {
+    common::run_check(CHECK);
+}
