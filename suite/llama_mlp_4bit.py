@@ -7,6 +7,8 @@ from _sizes import pick
 
 HIDDEN, INTER = pick((4096, 14336), (256, 512))
 TOKENS = pick({"small": 1, "typical": 8, "large": 32}, {"small": 1, "typical": 4, "large": 8})
+# A model's decode layer: the host builds it while the device runs the layers before it.
+DEVICE_TIME = True
 ARGS = ModelArgs(model_type="llama", hidden_size=HIDDEN, num_hidden_layers=1, intermediate_size=INTER,
                  num_attention_heads=32, rms_norm_eps=1e-5, vocab_size=1000, num_key_value_heads=8)
 mx.random.seed(6)
