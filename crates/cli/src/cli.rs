@@ -84,7 +84,7 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 32)]
     pub new_tokens: usize,
     /// Timed decode steps per figure.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 64)]
     pub decode_steps: usize,
     /// Rounds over the forms (each figure the best of them).
     #[arg(long, default_value_t = 3)]

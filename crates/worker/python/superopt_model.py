@@ -287,6 +287,11 @@ def forced(variants, model, ps, tokens, forms):
     return out
 
 
+# Prefills timed per form and round (a real model's prefill takes milliseconds: one alone
+# varied by 5% between forms that run the same code).
+PREFILL_REPS = 5
+
+
 def prefill_rate(model, tokens, reps):
     """Prefill tokens per second: the prompt through a fresh cache, best of `reps`."""
     from mlx_lm.models.cache import make_prompt_cache
@@ -356,7 +361,7 @@ def cmd_model_proof(req):
     for _ in range(req["rounds"]):
         for n in names:
             variants.use(n)
-            prefill[n] = max(prefill[n], prefill_rate(model, ps[0][None], reps=1))
+            prefill[n] = max(prefill[n], prefill_rate(model, ps[0][None], reps=PREFILL_REPS))
             for b, t in batch_prompts.items():
                 rate, us = decode_rate(model, t, req["decode_steps"])
                 if rate > decode[n][str(b)]:
