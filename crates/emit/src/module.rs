@@ -62,6 +62,12 @@ def _update(a, index, updates, reduce):
     return [at.maximum, at.minimum, at.add, at.multiply][reduce](updates)
 
 
+def _assign(a, index, updates):
+    """MLX's SliceUpdate in place, as fn does to this argument: the caller's array holds the update."""
+    a[index] = updates
+    return a
+
+
 def _pad(a, value, axes, low, high):
     width = [(0, 0)] * a.ndim
     for ax, lo, hi in zip(axes, low, high):
@@ -101,7 +107,7 @@ pub fn emit(candidate: &Candidate, info: &ModuleInfo) -> Result<Emitted, EmitErr
         writeln!(s, "_HERE = os.path.dirname(os.path.abspath(__file__))").unwrap();
         writeln!(s, "_TENSORS = mx.load(os.path.join(_HERE, {:?}))\n", info.constants_file).unwrap();
     }
-    if ["_gather(", "_scatter(", "_update(", "_pad(", "_nan_equal("].iter().any(|h| bodies.contains(h)) {
+    if ["_gather(", "_scatter(", "_update(", "_assign(", "_pad(", "_nan_equal("].iter().any(|h| bodies.contains(h)) {
         s.push_str(HELPERS);
         s.push('\n');
     }
@@ -323,6 +329,7 @@ fn block(
             outs: node.outputs.iter().map(|o| p.value(*o)).collect(),
             in_values: node.inputs.iter().map(|i| p.value(*i)).collect(),
             dim: &dim,
+            in_place: ops::in_place(p, node),
         };
         let rhs = match kernels.index(node) {
             Some(i) => kernels.call(i, &cx.ins),

@@ -13,6 +13,20 @@ pub struct Ctx<'a> {
     pub in_values: Vec<&'a Value>,
     /// Renders an integer argument.
     pub dim: &'a dyn Fn(&Dim) -> String,
+    /// A SliceUpdate of an argument `fn` updates in place, read by nothing else: written in
+    /// place as `fn` wrote it (see [`in_place`]).
+    pub in_place: bool,
+}
+
+/// Whether `node` is a SliceUpdate of an input that `fn` updates in place (the signature's
+/// `updated`) and that no other node reads: emitted as `a[index] = updates` on the argument
+/// itself, as `fn` did, so that MLX writes a buffer no one else holds where it is (a KV
+/// cache's) instead of copying it whole.
+pub fn in_place(p: &superopt_ir::Program, node: &Node) -> bool {
+    let Some(&base) = node.inputs.first() else { return false };
+    let updated = p.inputs.iter().position(|i| *i == base).is_some_and(|k| p.signature.updated.contains(&k));
+    let readers = p.nodes.iter().filter(|n| n.inputs.contains(&base)).count();
+    node.op == Op::SliceUpdate && updated && readers == 1 && !p.outputs.contains(&base)
 }
 
 fn err(node: &Node, why: impl Into<String>) -> EmitError {
@@ -214,6 +228,9 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
         Op::Flatten => format!("mx.flatten({}, {}, {})", a(0), int(node, 0, cx)?, int(node, 1, cx)?),
         Op::Unflatten => format!("mx.unflatten({}, {}, {})", a(0), int(node, 0, cx)?, tuple(&ints(node, 1, cx)?)),
         Op::Slice => format!("{}[{}]", a(0), slices(node, cx, 0)?),
+        Op::SliceUpdate if cx.in_place && const_int(node, 0)? == 4 => {
+            format!("_assign({}, {}, {})", a(0), slice_objects(node, cx)?, a(1))
+        }
         Op::SliceUpdate => {
             format!("_update({}, {}, {}, {})", a(0), slice_objects(node, cx)?, a(1), const_int(node, 0)?)
         }
@@ -433,6 +450,7 @@ mod tests {
             outs: vec![&out],
             in_values: values.iter().collect(),
             dim: &dim,
+            in_place: false,
         };
         expr(&node, &cx).unwrap()
     }
@@ -467,8 +485,46 @@ mod tests {
             outs: vec![&values[0]],
             in_values: values.iter().collect(),
             dim: &dim,
+            in_place: false,
         };
         assert!(expr(&node, &cx).is_err());
+    }
+
+    /// A buffer of 4 x 8 and a row of 1 x 8 written at row 2: `update = buffer[2:3] <- row`.
+    fn updating(updated: Vec<usize>, also_read: bool) -> superopt_ir::Program {
+        use superopt_ir::{OutputKind, Signature};
+        let v = |shape: &[i64]| Value { shape: shape.to_vec(), dtype: Dtype::Float32 };
+        let ints = |v: [i64; 2]| Arg::List(v.iter().map(|x| i(*x)).collect());
+        let args = vec![i(4), ints([2, 0]), ints([3, 8]), ints([1, 1])];
+        let mut nodes = vec![Node { op: Op::SliceUpdate, args, inputs: vec![0, 1], outputs: vec![2] }];
+        let mut values = vec![v(&[4, 8]), v(&[1, 8]), v(&[4, 8])];
+        if also_read {
+            nodes.push(Node { op: Op::Exp, args: vec![], inputs: vec![0], outputs: vec![3] });
+            values.push(v(&[4, 8]));
+        }
+        let signature = Signature { params: vec![], output_kind: OutputKind::Tuple, updated };
+        let outputs = (2..values.len()).collect();
+        superopt_ir::Program { values, inputs: vec![0, 1], constants: vec![], nodes, outputs, signature }
+    }
+
+    #[test]
+    fn an_argument_fn_updates_in_place_is_updated_in_place() {
+        let p = updating(vec![0], false);
+        assert!(in_place(&p, &p.nodes[0]));
+        let dim = |d: &Dim| d.to_string();
+        let cx = Ctx {
+            ins: vec!["keys".into(), "row".into()],
+            outs: vec![&p.values[2]],
+            in_values: vec![&p.values[0], &p.values[1]],
+            dim: &dim,
+            in_place: true,
+        };
+        assert_eq!(expr(&p.nodes[0], &cx).unwrap(), "_assign(keys, (slice(2, 3, 1), slice(0, 8, 1)), row)");
+        // Near misses: fn did not update it in place; another node reads the buffer as it was.
+        let p = updating(vec![], false);
+        assert!(!in_place(&p, &p.nodes[0]), "copied, as fn left the caller's array as it was");
+        let p = updating(vec![0], true);
+        assert!(!in_place(&p, &p.nodes[0]), "the buffer before the update is read too");
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct TraceEvents {
     /// its outputs) where they differed in rounding only; None where bit-identical.
     #[serde(default)]
     pub varies: Option<f64>,
+    /// Array inputs (by input number) that the call updated in place.
+    #[serde(default)]
+    pub updated: Vec<usize>,
 }
 
 struct Builder {
@@ -99,7 +102,7 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
     for n in &t.nodes {
         ops.push(Op::parse(&n.op).ok_or_else(|| ImportError::Unsupported(n.op.clone()))?);
     }
-    let signature = Signature { params: vec![], output_kind: t.output_kind };
+    let signature = Signature { params: vec![], output_kind: t.output_kind, updated: t.updated.clone() };
     let empty =
         Program { values: vec![], inputs: vec![], constants: vec![], nodes: vec![], outputs: vec![], signature };
     let mut b = Builder { program: empty, ids: HashMap::new() };

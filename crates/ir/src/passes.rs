@@ -180,7 +180,7 @@ mod tests {
                 node("Negative", vec![0], 7),
             ],
             outputs: vec![6],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array },
+            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![] },
         }
     }
 

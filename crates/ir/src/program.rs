@@ -134,6 +134,10 @@ pub enum OutputKind {
 pub struct Signature {
     pub params: Vec<Param>,
     pub output_kind: OutputKind,
+    /// Array inputs (by input number) that `fn` updates in place: the caller's array holds
+    /// the update after the call (mlx-lm's KV cache buffers, `a[i:j] = v`).
+    #[serde(default)]
+    pub updated: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

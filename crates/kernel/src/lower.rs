@@ -553,7 +553,7 @@ mod tests {
             constants: vec![],
             nodes: ns,
             outputs: vec![last],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array },
+            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![] },
         }
     }
 

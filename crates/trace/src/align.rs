@@ -297,7 +297,7 @@ mod tests {
                 Node { op: Op::Multiply, args: vec![], inputs: vec![2, 3], outputs: vec![4] },
             ],
             outputs: vec![4],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array },
+            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![] },
         }
     }
 

@@ -405,13 +405,17 @@ def cmd_trace(req):
     )
     if not same_inputs:
         raise HarnessError(f"input_factory({size!r}, {seed}) is not deterministic: two calls gave different arrays")
+    arrays = [a for a in args + list(kwargs.values()) if isinstance(a, mx.array)]
     first, _ = call_original(args, kwargs)
+    # What the call changed in its arguments (args2 is untouched yet): fn updates them in place.
+    fresh = [a for a in args2 + list(kwargs2.values()) if isinstance(a, mx.array)]
+    updated = [i for i, (a, b) in enumerate(zip(arrays, fresh)) if not same_bits(a, b)]
     second, _ = call_original(args2, kwargs2)
     apart = 0.0 if all_same_bits(first, second) else rounding_apart(first, second)
     if apart is None:
         raise HarnessError(f"fn is nondeterministic: two calls on the same {size!r} inputs (seed {seed}) gave different outputs")
     params, kind, events = export_events(State.fn, args, kwargs)
-    return dict(record(params, kind, events), varies=apart or None)
+    return dict(record(params, kind, events), varies=apart or None, updated=updated)
 
 
 def rounding_apart(xs, ys):
