@@ -446,7 +446,7 @@ pub struct Varies {}
 
 impl Request for Varies {
     const COMMAND: Command = Command::Varies;
-    type Reply = serde_json::Value;
+    type Reply = Empty;
 }
 
 /// `reference_device`: where the float64 references run; the GPU only where it computes
