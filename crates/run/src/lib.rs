@@ -61,7 +61,7 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     }
     let mut run = Run::new(config, session, budget, traces, progress)?;
     (run.device, run.warm) = (device, warm);
-    run.notes.extend(trace::varies_notes(&run.session.varies));
+    run.notes.extend(trace::varies_note(&run.session.varies));
     if run.session.device_time {
         run.notes.push(DEVICE_TIME_NOTE.into());
     }

@@ -14,7 +14,7 @@ pub fn trace(session: &mut Session) -> Result<Vec<Program>> {
 
 /// Where two calls of `fn` on the same inputs differed in their last bits: a line saying so
 /// (verification compares with float64 either way; a bit-identical round trip cannot be).
-pub fn varies_notes(varies: &BTreeMap<Size, f64>) -> Option<String> {
+pub fn varies_note(varies: &BTreeMap<Size, f64>) -> Option<String> {
     let sizes: Vec<String> = varies.iter().map(|(z, v)| format!("{z} {v:.1e}")).collect();
     (!sizes.is_empty()).then(|| {
         format!(
