@@ -49,6 +49,11 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     progress("measuring the device (once per device)");
     let device = session.device();
     let warm = warm::for_trace(&session, &budget);
+    // The pool's workers load the harness while fn is traced (a real model's harness loads
+    // in tens of seconds); its cases wait for the trace.
+    let seeds: Vec<u64> = (0..config.seeds).collect();
+    let workers = references::workers(session.backend(), references::all_cases(&seeds).len());
+    session.preload_references(&seeds, workers, budget.last_verify_deadline());
     let start = budget.start.elapsed().as_secs_f64();
     let traced_at = Instant::now();
     progress("tracing fn at small, typical, large");
@@ -67,11 +72,8 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     }
     run.stages.push(Stage { name: "start".into(), seconds: start });
     run.stages.push(Stage { name: "trace".into(), seconds: traced_at.elapsed().as_secs_f64() });
-    // After the trace: the pool's workers load the harness too, and would slow it.
     run.session.choose_reference_device();
-    let workers = references::workers(run.session.backend(), references::all_cases(&run.seeds).len());
-    let scale = references::scale(&run.traces);
-    run.session.start_references(&run.seeds.clone(), workers, scale, budget.last_verify_deadline());
+    run.session.release_references(references::scale(&run.traces));
     run.mark("references");
     propose::propose(&mut run);
     run.mark("search");

@@ -1,8 +1,10 @@
 //! The float64 references, computed ahead of verification by a pool of workers.
 //!
 //! MLX's CPU runs a float64 graph on one core, so one worker computing a real model's
-//! references takes minutes. The pool starts after the trace: one worker per core, each
-//! loading the harness as the verifying worker does and computing one case at a time into
+//! references takes minutes. The pool starts with the run: one worker per core, each
+//! loading the harness as the verifying worker does (a real model's harness takes tens of
+//! seconds, which the trace's time covers); from the trace on ([`Pool::release`]) each
+//! computes one case at a time into
 //! the session's reference folder, where the verifying worker reads it. Cases go out size
 //! by size, small first, so that a deadline that cuts the pool short costs the largest
 //! size. The first case of each size runs alone and measures the memory a case of that
@@ -68,7 +70,7 @@ pub struct Pool {
     queue: Arc<(Mutex<Admission>, Condvar)>,
     /// Cases taken back for the verifying worker ([`Pool::claim`]).
     claimed: Vec<(Size, Case)>,
-    /// The processes of the workers computing a case now.
+    /// The processes of the workers computing a case or loading the harness now.
     busy: Busy,
     /// What went wrong in the workers (a harness that did not load, a case that failed).
     troubles: Troubles,
@@ -85,7 +87,7 @@ type Shared = (Arc<(Mutex<Admission>, Condvar)>, Busy, Troubles, Loads);
 /// What went wrong in the pool's workers, one line each time.
 type Troubles = Arc<Mutex<Vec<String>>>;
 
-/// Process ids of the pool's workers in the middle of a case.
+/// Process ids of the pool's workers in the middle of a case or loading the harness.
 type Busy = Arc<Mutex<Vec<u32>>>;
 
 /// The pool's size for `cases` cases: set by `SUPEROPT_REFERENCE_WORKERS` (0: no pool);
@@ -135,22 +137,16 @@ pub fn all_cases(seeds: &[u64]) -> Vec<(Size, Case)> {
 }
 
 impl Pool {
-    /// Starts `workers` workers on every size's cases of `seeds`; none works past `deadline`.
-    /// `scale`: per size, what `fn` holds there (e.g. its traced program's elements), where
-    /// known; it lets a larger size start from a smaller one's measurement.
-    pub fn start(
-        spec: &PoolSpec,
-        seeds: &[u64],
-        workers: usize,
-        scale: BTreeMap<Size, f64>,
-        deadline: Instant,
-    ) -> Pool {
+    /// Starts `workers` workers loading the harness for every size's cases of `seeds`; none
+    /// starts a case before [`Pool::release`] or works past `deadline`.
+    pub fn start(spec: &PoolSpec, seeds: &[u64], workers: usize, deadline: Instant) -> Pool {
         let queue: VecDeque<(Size, Case)> = all_cases(seeds).into();
         let expected = queue.len();
         let free = available_gib().map_or(f64::INFINITY, |g| g as f64 * MEMORY_SHARE);
-        let need = BTreeMap::new();
+        let (need, scale) = (BTreeMap::new(), BTreeMap::new());
         let (cores, total) = (cores(), free);
-        let admission = Admission { queue, free, total, running: 0, need, scale, cores, workers, started: 0 };
+        let held = true;
+        let admission = Admission { queue, free, total, running: 0, need, scale, cores, workers, started: 0, held };
         let queue = Arc::new((Mutex::new(admission), Condvar::new()));
         let kept = queue.clone();
         let (tx, rx) = mpsc::channel();
@@ -170,6 +166,16 @@ impl Pool {
         }
         let (done, claimed) = (vec![], vec![]);
         Pool { workers, expected, done, rx, closed: false, queue: kept, claimed, busy, troubles, loads }
+    }
+
+    /// Lets the workers start cases. `scale`: per size, what `fn` holds there (e.g. its
+    /// traced program's elements), where known; it lets a larger size start from a smaller
+    /// one's measurement.
+    pub fn release(&mut self, scale: BTreeMap<Size, f64>) {
+        if let Ok(mut a) = self.queue.0.lock() {
+            (a.scale, a.held) = (scale, false);
+        }
+        self.queue.1.notify_all();
     }
 
     /// Waits until every case is done, every worker has stopped, or `deadline`; whether
@@ -232,8 +238,8 @@ impl Pool {
         }
     }
 
-    /// Starts no more cases and ends those running (their workers' processes are killed,
-    /// so that no float64 case competes with the timing that follows).
+    /// Starts no more cases and ends those running or loading the harness (their workers'
+    /// processes are killed, so that no float64 case competes with the timing that follows).
     pub fn stop(&mut self) {
         if let Ok(mut a) = self.queue.0.lock() {
             a.queue.clear();
@@ -287,6 +293,12 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.stop(); // workers still loading or held end with the run
+    }
+}
+
 /// Which case may start, by memory: the first case alone (it measures what a case of its
 /// size holds), then as many as the free memory holds. A larger size starts from the
 /// smaller one's measurement scaled by `scale` (doubled) until one of its own cases is
@@ -309,6 +321,8 @@ struct Admission {
     workers: usize,
     /// Cases started so far.
     started: usize,
+    /// No case starts yet ([`Pool::release`]).
+    held: bool,
 }
 
 /// A case let start.
@@ -349,6 +363,9 @@ impl Admission {
 
     fn take(&mut self) -> Take {
         let Some(&(size, case)) = self.queue.front() else { return Take::Empty };
+        if self.held {
+            return Take::Wait;
+        }
         let need = self.need(size).or_else(|| self.traced(size));
         let alone = need.is_none();
         let held = match need {
@@ -408,7 +425,11 @@ fn serve(
         Err(e) => return trouble(format!("a worker did not start: {e}")),
     };
     let load = Load { harness: spec.harness.clone(), references: Some(spec.folder.clone()) };
-    if let Err(e) = w.call(&load, left()) {
+    let pid = w.pid();
+    busy.lock().map(|mut b| b.push(pid)).ok();
+    let loaded = w.call(&load, left());
+    busy.lock().map(|mut b| b.retain(|p| *p != pid)).ok();
+    if let Err(e) = loaded {
         let at = started.elapsed().as_secs();
         return trouble(format!("a worker had not loaded the harness after {at}s: {e}"));
     }
@@ -429,7 +450,6 @@ fn serve(
         };
         drop(admission);
         let began = started.elapsed();
-        let pid = w.pid();
         busy.lock().map(|mut b| b.push(pid)).ok();
         let reply = w.call(&Prepare { size, cases: vec![case], threads: Some(threads) }, left());
         busy.lock().map(|mut b| b.retain(|p| *p != pid)).ok();
@@ -456,7 +476,7 @@ mod tests {
     fn admission(free: f64) -> Admission {
         let queue = all_cases(&[0]).into();
         let (need, scale) = (BTreeMap::new(), BTreeMap::new());
-        Admission { queue, free, total: free, running: 0, need, scale, cores: 16, workers: 16, started: 0 }
+        Admission { queue, free, total: free, running: 0, need, scale, cores: 16, workers: 16, started: 0, held: false }
     }
 
     /// Runs every case of `size` left at the queue's front to its end, each at `peak` GiB.
@@ -471,6 +491,14 @@ mod tests {
     fn the_note_says_when_the_workers_had_loaded_the_harness() {
         assert_eq!(loaded(&[41.2, 3.4, 20.0], 16), "; 3 of 16 workers had loaded the harness 3-41s in");
         assert_eq!(loaded(&[], 16), "; none of 16 workers had loaded the harness");
+    }
+
+    #[test]
+    fn a_held_pool_starts_no_case_until_released() {
+        let mut a = Admission { held: true, ..admission(64.0) };
+        assert!(matches!(a.take(), Take::Wait), "held while fn is traced");
+        a.held = false;
+        assert!(matches!(a.take(), Take::Start(_)));
     }
 
     #[test]

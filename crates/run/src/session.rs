@@ -150,10 +150,10 @@ impl Session {
         }
     }
 
-    /// Starts `workers` workers (none: 0) computing every case's float64 reference ahead
-    /// on the CPU; none where they run on the GPU. `scale`: see [`Pool::start`].
-    pub fn start_references(&mut self, seeds: &[u64], workers: usize, scale: BTreeMap<Size, f64>, deadline: Instant) {
-        if workers == 0 || self.reference_device.device == DeviceKind::Gpu {
+    /// Starts `workers` workers (none: 0) loading the harness, to compute every case's
+    /// float64 reference ahead on the CPU once [`Session::release_references`] lets them.
+    pub fn preload_references(&mut self, seeds: &[u64], workers: usize, deadline: Instant) {
+        if workers == 0 {
             return;
         }
         let spec = PoolSpec {
@@ -161,7 +161,26 @@ impl Session {
             harness: self.harness.to_string_lossy().into_owned(),
             folder: self.reference_folder.path().to_string_lossy().into_owned(),
         };
-        self.pool = Some(Pool::start(&spec, seeds, workers, scale, deadline));
+        self.pool = Some(Pool::start(&spec, seeds, workers, deadline));
+    }
+
+    /// [`Session::preload_references`] and [`Session::release_references`] at once.
+    pub fn start_references(&mut self, seeds: &[u64], workers: usize, scale: BTreeMap<Size, f64>, deadline: Instant) {
+        self.preload_references(seeds, workers, deadline);
+        self.release_references(scale);
+    }
+
+    /// Lets the pool start its cases (`scale`: see [`Pool::release`]); stops it where the
+    /// references run on the GPU.
+    pub fn release_references(&mut self, scale: BTreeMap<Size, f64>) {
+        match self.pool.as_mut() {
+            Some(pool) if self.reference_device.device == DeviceKind::Gpu => {
+                pool.stop();
+                self.pool = None;
+            }
+            Some(pool) => pool.release(scale),
+            None => {}
+        }
     }
 
     /// Waits for the pool (if any) up to `deadline`; whether it did every case.

@@ -105,3 +105,20 @@ fn a_pool_whose_workers_do_their_cases_has_no_troubles() {
     assert!(progress.starts_with("21 of 21 cases kept, 21 started, the first done began "), "{progress}");
     assert!(progress.contains("; 2 of 2 workers had loaded the harness "), "{progress}");
 }
+
+/// A pool started before the trace loads the harness and waits: no case starts until it
+/// is released, and then every case is done.
+#[test]
+fn a_preloaded_pool_waits_for_its_release() {
+    let mut s = session_on("tests/harnesses/pool/slow_reference.py");
+    s.preload_references(&[0], 2, Instant::now() + Duration::from_secs(300));
+    let loaded = Instant::now() + Duration::from_secs(120);
+    while !s.pool.as_mut().unwrap().progress().contains("2 of 2 workers had loaded") && Instant::now() < loaded {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let progress = s.pool.as_mut().unwrap().progress();
+    assert!(progress.starts_with("0 of 21 cases kept, 0 started; 2 of 2 workers had loaded"), "{progress}");
+    s.release_references(Default::default());
+    assert!(s.await_references(Instant::now() + Duration::from_secs(300)), "every case done once released");
+}
