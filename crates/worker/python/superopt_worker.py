@@ -993,7 +993,8 @@ def reference_graph(size, seed, variant, stream, perturb=False):
     reference_patches. Compiled functions run uncompiled, through the same patches. With
     `perturb`, each float input is moved by one float32 rounding (see `perturbed`)."""
     args, kwargs = inputs_for(size, seed, variant)
-    patches = reference_patches(stream == mx.cpu)
+    choices = discrete_choices(args, kwargs)
+    patches = reference_patches(stream == mx.cpu) + following(choices)
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     try:
         for owner, name, replacement in patches:
@@ -1013,6 +1014,72 @@ def reference_graph(size, seed, variant, stream, perturb=False):
         mx.enable_compile()
         for owner, name, original in saved:
             setattr(owner, name, original)
+
+
+# fn's discrete choices (which experts a router picks, ...): the float64 reference makes
+# the ones fn made in its own precision (see discrete_choices).
+DISCRETE = ("argpartition", "argsort", "argmax", "argmin")
+
+
+def discrete_choices(args, kwargs):
+    """The results of fn's DISCRETE calls, in order, when fn runs in its own precision on
+    the case's inputs (under handles of their own: fn may update its arguments) on the
+    default device, where the original is verified (a GPU may round, and so choose,
+    otherwise than the CPU). Where two values are nearer than fn's rounding, as a router's
+    8th and 9th expert often are, float64 chooses otherwise than any float32 or bfloat16
+    program, and its reference is another function (a MoE block's error against it was
+    128%, which let any candidate through). The reference makes fn's choices instead; a
+    candidate that chooses otherwise is rejected, even where only its rounding made it (the
+    safe side). None where fn fails."""
+    args = [own_handle(a) for a in args]
+    kwargs = {k: own_handle(v) for k, v in kwargs.items()}
+    made, saved = [], {name: getattr(mx, name) for name in DISCRETE}
+
+    def recording(op):
+        def record(*a, **k):
+            made.append(op(*a, **k))
+            return made[-1]
+
+        return record
+
+    try:
+        for name, op in saved.items():
+            setattr(mx, name, recording(op))
+        mx.disable_compile()
+        with mx.stream(mx.default_device()):
+            outputs_of(State.fn(*args, **kwargs), "fn")
+            mx.eval(made)
+        return made
+    except Exception:
+        return None
+    finally:
+        mx.enable_compile()
+        for name, op in saved.items():
+            setattr(mx, name, op)
+
+
+def own_handle(v):
+    """An array's data under a handle of its own (no copy): updating it in place, as
+    `a[i] = x` does, leaves the caller's handle as it was."""
+    return v.reshape(v.shape) if isinstance(v, mx.array) else v
+
+
+def following(choices):
+    """Patches (see reference_patches) under which each DISCRETE call returns fn's own
+    choice (`choices`, in call order) where its shape is the call's; the call's own result
+    elsewhere, and once the calls outnumber the choices."""
+    if not choices:
+        return []
+    left = iter(choices)
+
+    def follow(op):
+        def chosen(*a, **k):
+            own, made = op(*a, **k), next(left, None)
+            return made if made is not None and made.shape == own.shape and made.dtype == own.dtype else own
+
+        return chosen
+
+    return [(mx, name, follow(getattr(mx, name))) for name in DISCRETE]
 
 
 def reference_path(key):

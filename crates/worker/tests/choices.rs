@@ -1,0 +1,27 @@
+//! The float64 reference makes `fn`'s own discrete choices (argmax, argpartition...): where
+//! values tie in fn's precision, float64 would choose otherwise and judge another function.
+
+mod common;
+
+const CHECK: &str = r#"
+import sys
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+w["cmd_load"]({"harness": HARNESS})
+ref = w["reference_graph"]("small", 0, "normal", mx.cpu)[0]
+# Row 0: fn's choice (column 0, its buffer updated once: 11 * 2), not float64's (20 * 2);
+# row 1: the choice both make (column 2). The record run left the buffer as it was.
+assert ref.tolist() == [22.0, 120.0], ref.tolist()
+# A near miss: without fn's choices the reference is float64's own.
+w["discrete_choices"] = lambda args, kwargs: None
+ref = w["reference_graph"]("small", 0, "normal", mx.cpu)[0]
+assert ref.tolist() == [40.0, 120.0], ref.tolist()
+print("ok")
+"#;
+
+#[test]
+fn the_reference_makes_fns_own_choices() {
+    let path = format!("{}/../../tests/harnesses/ok/choice_in_place.py", env!("CARGO_MANIFEST_DIR"));
+    common::run_check(&CHECK.replace("HARNESS", &format!("{path:?}")));
+}
