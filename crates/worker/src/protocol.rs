@@ -511,6 +511,11 @@ pub struct OutputFigures {
     pub bit_identical: Option<bool>,
     #[serde(default)]
     pub nonfinite_ok: Option<bool>,
+    /// On a finite edge input where `nonfinite_ok` fails: whether it holds once the
+    /// candidate may also be non-finite where the original's finite value has no correct
+    /// digit (off the exact value by more than its size); counted on ill-conditioned cases.
+    #[serde(default)]
+    pub nonfinite_ok_ill: Option<bool>,
     #[serde(default)]
     pub orig_l2: Option<f64>,
     #[serde(default)]

@@ -1,6 +1,7 @@
 //! The NaN/Inf positions rule on real MLX (CPU): on a finite edge input a candidate may be
 //! infinite where the exact value is beyond the output dtype's range, and nowhere else where
-//! the original is finite; on normal inputs the places must match.
+//! the original is finite (on an ill-conditioned case, also where the original has no
+//! correct digit); on normal inputs the places must match.
 
 mod common;
 
@@ -27,6 +28,16 @@ with mx.stream(mx.cpu):
     o16 = mx.array([6e4, 6e4], dtype=mx.float16)
     assert ok(mx.array([inf, 6e4], dtype=mx.float16), o16, "tiny", exact16)
     assert not ok(mx.array([6e4, inf], dtype=mx.float16), o16, "tiny", exact16)
+    # Lenient (an ill-conditioned case): also where the original has no correct digit, here
+    # 5e37 and -2 against the exact 1e36 and 3; not where it has (1.0), nor at an exact 0 it
+    # matches, nor on normal inputs.
+    exact = Target(mx.array([1.0, 1e36, 3.0, 0.0], dtype=mx.float64))
+    o = mx.array([1.0, 5e37, -2.0, 0.0])
+    assert ok(mx.array([1.0, inf, float("nan"), 0.0]), o, "negative", exact, lenient=True)
+    assert not ok(mx.array([1.0, inf, float("nan"), 0.0]), o, "negative", exact)
+    assert not ok(mx.array([inf, inf, 3.0, 0.0]), o, "negative", exact, lenient=True)
+    assert not ok(mx.array([1.0, 5e37, -2.0, float("nan")]), o, "zeros", exact, lenient=True)
+    assert not ok(mx.array([1.0, inf, -2.0, 0.0]), o, "normal", exact, lenient=True)
 print("ok")
 "#;
 
