@@ -63,13 +63,34 @@ pub fn lower_with(
     Some(lines)
 }
 
-/// The row kernels of [`lower_until`].
+/// The nodes whose values decide an `argmax`, `argsort` or `argpartition` (a router's
+/// experts), those included. They stay MLX's: verification holds a candidate to `fn`'s own
+/// choices, and a kernel that rounds otherwise would choose otherwise at near ties.
+pub fn decision_path(p: &Program) -> BTreeSet<usize> {
+    let producer: HashMap<ValueId, usize> =
+        p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
+    let discrete = |n: &Node| matches!(n.op, Op::ArgReduce | Op::ArgSort | Op::ArgPartition);
+    let mut path: BTreeSet<usize> = BTreeSet::new();
+    let mut todo: Vec<usize> = (0..p.nodes.len()).filter(|i| discrete(&p.nodes[*i])).collect();
+    while let Some(i) = todo.pop() {
+        if path.insert(i) {
+            todo.extend(p.nodes[i].inputs.iter().filter_map(|v| producer.get(v).copied()));
+        }
+    }
+    path
+}
+
+/// The row kernels of [`lower_until`], none on the [`decision_path`].
 fn rows_until(p: &mut Program, target: Target, deadline: Option<Instant>, which: Regions) -> Option<Vec<String>> {
     let late = || deadline.is_some_and(|d| Instant::now() >= d);
     let mut kernels: Vec<Lowered> = vec![];
+    let pinned = decision_path(p);
     for (r, (space, members)) in regions(p, &late)?.into_iter().enumerate() {
         if late() {
             return None;
+        }
+        if members.iter().any(|m| pinned.contains(m)) {
+            continue;
         }
         let Ok((kernel, inputs, outputs)) = build(p, &space, &members, &format!("r{r}")) else { continue };
         if which == Regions::Reductions && kernel.form != Form::Rows {
@@ -636,6 +657,21 @@ mod tests {
             lower(&mut p, Target::Cuda);
             assert!(in_order(&p), "{nodes:?}");
         }
+    }
+
+    #[test]
+    fn what_decides_an_argpartition_is_its_decision_path() {
+        // x @ w -> exp (the scores) -> argpartition; exp(x) and its product with the scores do not decide.
+        let steps = [
+            ("Matmul", vec![0, 1]),
+            ("Exp", vec![2]),
+            ("ArgPartition", vec![3]),
+            ("Exp", vec![0]),
+            ("Multiply", vec![3, 5]),
+        ];
+        assert_eq!(decision_path(&program(&steps, None)), BTreeSet::from([0, 1, 2]));
+        let near_miss = [("Matmul", vec![0, 1]), ("Exp", vec![2]), ("Sort", vec![3])];
+        assert!(decision_path(&program(&near_miss, None)).is_empty(), "a sort's values decide nothing");
     }
 
     #[test]

@@ -823,7 +823,8 @@ pub mod lower {
         let producers: Producers =
             p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
         let mut made: Vec<(Node, Vec<usize>)> = vec![];
-        let mut taken: BTreeSet<usize> = BTreeSet::new();
+        // The decision path (a router's 8-bit product) stays MLX's: see decision_path.
+        let mut taken: BTreeSet<usize> = crate::lower::decision_path(p);
         for i in 0..p.nodes.len() {
             let found =
                 swiglu(p, &producers, i, target, made.len()).or_else(|| combine(p, &producers, i, target, made.len()));
