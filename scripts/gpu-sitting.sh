@@ -3,7 +3,9 @@
 # is short). Run ON THE DEVICE, in the repo root, carrying .gpu/b (scripts/gpu-bundle.sh), after
 # the call that copies .gpu/a/part1 to /tmp/mlxw/ (../shared/gpu/README.md):
 #   bash scripts/gpu-sitting.sh start [STEP...]; bash scripts/gpu-sitting.sh wait $((575 - SECONDS))
-#   then, while the machine is held:  bash scripts/gpu-sitting.sh wait 585   (as often as needed)
+#   then, while the machine is held:  bash scripts/gpu-sitting.sh wait 585   (as often as needed;
+#   carry nothing then: a carried .gpu/b replaces the binary under a running step, which then
+#   cannot start its next `superopt`)
 # `start` installs MLX's CUDA build, then runs the steps one after another in the background
 # (setsid: they outlive the call; timings never overlap); `wait` waits until the seconds given
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
