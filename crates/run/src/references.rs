@@ -222,7 +222,7 @@ impl Pool {
     }
 
     /// Takes `case` of `size` back from the pool while none of its workers has started a
-    /// case yet (they are still loading the harness): the verifying worker computes it
+    /// case yet (they are still loading the harness, or held): the verifying worker computes it
     /// then, instead of waiting. Whether it was taken back.
     pub fn claim(&mut self, size: Size, case: Case) -> bool {
         let Ok(mut a) = self.queue.0.lock() else { return false };

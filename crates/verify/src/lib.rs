@@ -74,8 +74,9 @@ fn sensitivity_said(o: &OutputFigures, normal: f64, factor: f64) -> String {
 struct Bound {
     /// How many times the original's error the candidate's may be.
     factor: f64,
-    /// An ill-conditioned finite edge case: the candidate may also be non-finite where the
-    /// original has no correct digit (`nonfinite_ok_ill`).
+    /// A finite edge case where the original itself is far less accurate than on the normal
+    /// seeds: the candidate may also be non-finite where the original has no correct digit
+    /// (`nonfinite_ok_ill`).
     ill: bool,
 }
 
@@ -99,8 +100,10 @@ fn factors(seeds: &[SeedFigures]) -> Vec<Vec<Bound>> {
             let each = s.outputs.iter().zip(&usual).enumerate();
             each.map(|(k, (o, (l2, max)))| {
                 let edge = s.variant != Variant::Normal;
-                if edge && (ill(*l2, o.orig_l2) || ill(*max, o.orig_max) || sensitive(k, o.sensitivity)) {
-                    Bound { factor: ILL_FACTOR, ill: s.variant != Variant::Nonfinite }
+                let inaccurate = ill(*l2, o.orig_l2) || ill(*max, o.orig_max);
+                if edge && (inaccurate || sensitive(k, o.sensitivity)) {
+                    // Overflow is forgiven only where the original's own figures say so.
+                    Bound { factor: ILL_FACTOR, ill: inaccurate && s.variant != Variant::Nonfinite }
                 } else if edge {
                     Bound { factor: amplified((o.sensitivity, moved[k]), (o.orig_l2, *l2)), ill: false }
                 } else {
@@ -405,6 +408,9 @@ mod tests {
         assert!(!relative(overflowing(Variant::Nonfinite, (2e-7, 2e-7), (0.3, 0.4), true)).accepted);
         let fp32 = Tolerance::parse("fp32").unwrap();
         assert!(!judge(&overflowing(Variant::Negative, (2e-7, 2e-7), (0.3, 0.4), true), fp32).accepted);
+        // Ill by its sensitivity alone, the original as accurate as usual: not forgiven.
+        let moved = sensitive(1.0, 1e3, overflowing(Variant::Negative, (2e-7, 2e-7), (3e-7, 4e-7), true));
+        assert!(!relative(moved).accepted);
     }
 
     /// `with_edge`'s figures with the normal seed's and the edge case's sensitivity.

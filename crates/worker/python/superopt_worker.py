@@ -102,6 +102,8 @@ class State:
     references = {}
     # Per case, `sensitivity`'s figures.
     sensitivities = {}
+    # Sizes at which fn made no discrete choice (see discrete_choices).
+    choiceless = set()
     launch_arrays = {}  # (program, kernel, shape): the arrays a quantized launch was recorded with
     originals = {}
     # Where fn varies in rounding (cmd_varies): a second call's outputs per case.
@@ -696,7 +698,7 @@ def gathered_products(x, batch, weight, lhs_indices, rhs_indices):
     rhs = rhs_indices if rhs_indices is not None else mx.arange(math.prod(batch)).reshape(batch)
     lhs, rhs = mx.broadcast_arrays(lhs, rhs)
     shape, lhs, rhs = lhs.shape, lhs.reshape(-1), rhs.reshape(-1)
-    order = mx.argsort(rhs)
+    order = MLX_ARGSORT(rhs)  # not fn's: the reference replays fn's own calls only
     experts = rhs[order].tolist()
     rows = xb[lhs[order]].reshape(-1, k)  # each pair's m rows, by expert
     numpy = numpy_here()
@@ -711,7 +713,7 @@ def gathered_products(x, batch, weight, lhs_indices, rhs_indices):
         start = end
     grouped = from_numpy64(np.concatenate(parts)) if numpy else mx.concatenate(parts)
     n = grouped.shape[-1]
-    return grouped.reshape(-1, m, n)[mx.argsort(order)].reshape(*shape, m, n)
+    return grouped.reshape(-1, m, n)[MLX_ARGSORT(order)].reshape(*shape, m, n)
 
 
 def numpy_products(a, b):
@@ -951,6 +953,7 @@ def numpy64(mlx_op, numpy_op):
 
 
 mlx_quantized_matmul, mlx_gather_qmm, mlx_dequantize = mx.quantized_matmul, mx.gather_qmm, mx.dequantize
+MLX_ARGSORT = mx.argsort
 mlx_attention, mlx_einsum, mlx_matmul = mx.fast.scaled_dot_product_attention, mx.einsum, mx.matmul
 FLOAT32 = mx.float32
 
@@ -993,7 +996,7 @@ def reference_graph(size, seed, variant, stream, perturb=False):
     reference_patches. Compiled functions run uncompiled, through the same patches. With
     `perturb`, each float input is moved by one float32 rounding (see `perturbed`)."""
     args, kwargs = inputs_for(size, seed, variant)
-    choices = discrete_choices(args, kwargs)
+    choices = discrete_choices(size, args, kwargs)
     patches = reference_patches(stream == mx.cpu) + following(choices)
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     try:
@@ -1021,7 +1024,7 @@ def reference_graph(size, seed, variant, stream, perturb=False):
 DISCRETE = ("argpartition", "argsort", "argmax", "argmin")
 
 
-def discrete_choices(args, kwargs):
+def discrete_choices(size, args, kwargs):
     """The results of fn's DISCRETE calls, in order, when fn runs in its own precision on
     the case's inputs (under handles of their own: fn may update its arguments) on the
     default device, where the original is verified (a GPU may round, and so choose,
@@ -1030,7 +1033,10 @@ def discrete_choices(args, kwargs):
     program, and its reference is another function (a MoE block's error against it was
     128%, which let any candidate through). The reference makes fn's choices instead; a
     candidate that chooses otherwise is rejected, even where only its rounding made it (the
-    safe side). None where fn fails."""
+    safe side). None where fn fails (the reference then makes float64's choices, as the
+    references did before), and, without running it, where fn made none at this size."""
+    if size in State.choiceless:
+        return None
     args = [own_handle(a) for a in args]
     kwargs = {k: own_handle(v) for k, v in kwargs.items()}
     made, saved = [], {name: getattr(mx, name) for name in DISCRETE}
@@ -1049,6 +1055,8 @@ def discrete_choices(args, kwargs):
         with mx.stream(mx.default_device()):
             outputs_of(State.fn(*args, **kwargs), "fn")
             mx.eval(made)
+        if not made:
+            State.choiceless.add(size)
         return made
     except Exception:
         return None
@@ -1065,17 +1073,19 @@ def own_handle(v):
 
 
 def following(choices):
-    """Patches (see reference_patches) under which each DISCRETE call returns fn's own
-    choice (`choices`, in call order) where its shape is the call's; the call's own result
-    elsewhere, and once the calls outnumber the choices."""
+    """Patches (see reference_patches) under which the DISCRETE calls return fn's own
+    choices (`choices`), call by call, while each has the call's shape and dtype; from the
+    first that does not (the runs went apart), and past the last, the calls' own results."""
     if not choices:
         return []
-    left = iter(choices)
+    left, apart = iter(choices), [False]
 
     def follow(op):
         def chosen(*a, **k):
-            own, made = op(*a, **k), next(left, None)
-            return made if made is not None and made.shape == own.shape and made.dtype == own.dtype else own
+            own = op(*a, **k)
+            made = None if apart[0] else next(left, None)
+            apart[0] = made is None or made.shape != own.shape or made.dtype != own.dtype
+            return own if apart[0] else made
 
         return chosen
 
@@ -1465,12 +1475,19 @@ def nonfinite_ok(y, o, variant, t=None, lenient=False):
     return bool(mx.all(same).item())
 
 
+# How far off (against the largest finite exact value) no_digit's original must be: not
+# a rounding residue at an exact zero.
+NO_DIGIT_SHARE = 1e-3
+
+
 def no_digit(o, t):
     """Where the original's finite value is off the exact one (Target t) by more than the
-    exact value's size: no correct digit, not even its sign (a system that overflows
-    float32 midway); not where both are 0."""
+    exact value's size (no correct digit: a system that overflowed float32 midway) and by
+    more than NO_DIGIT_SHARE of the largest finite exact value."""
     hi, o = t.hi, o.astype(t.hi.dtype)
-    return mx.logical_and(mx.isfinite(o), mx.abs(o - hi) > mx.abs(hi))
+    off = mx.abs(o - hi)
+    largest = mx.max(mx.where(mx.isfinite(hi), mx.abs(hi), 0.0))
+    return mx.logical_and(mx.isfinite(o), mx.logical_and(off > mx.abs(hi), off > NO_DIGIT_SHARE * largest))
 
 
 def beyond_range(t, dtype):

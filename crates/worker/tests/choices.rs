@@ -14,7 +14,7 @@ ref = w["reference_graph"]("small", 0, "normal", mx.cpu)[0]
 # row 1: the choice both make (column 2). The record run left the buffer as it was.
 assert ref.tolist() == [22.0, 120.0], ref.tolist()
 # A near miss: without fn's choices the reference is float64's own.
-w["discrete_choices"] = lambda args, kwargs: None
+w["discrete_choices"] = lambda size, args, kwargs: None
 ref = w["reference_graph"]("small", 0, "normal", mx.cpu)[0]
 assert ref.tolist() == [40.0, 120.0], ref.tolist()
 print("ok")
@@ -24,4 +24,28 @@ print("ok")
 fn the_reference_makes_fns_own_choices() {
     let path = format!("{}/../../tests/harnesses/ok/choice_in_place.py", env!("CARGO_MANIFEST_DIR"));
     common::run_check(&CHECK.replace("HARNESS", &format!("{path:?}")));
+}
+
+/// Two MoE blocks: each router's choice is replayed, and the reference's own gathers (which
+/// sort their pairs) take none of them: fn in float32 stays at float32 distance.
+const TWO_BLOCKS: &str = r#"
+import sys
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+w["cmd_load"]({"harness": HARNESS})
+for size in ("small", "large"):
+    ref = w["reference_graph"](size, 0, "normal", mx.cpu)[0]
+    args, _ = w["inputs_for"](size, 0, "normal")
+    with mx.stream(mx.cpu):
+        o = w["State"].fn(*args).astype(mx.float64)
+        err = (mx.sqrt(mx.sum((o - ref) ** 2)) / mx.sqrt(mx.sum(ref * ref))).item()
+    assert err < 1e-5, (size, err)
+print("ok")
+"#;
+
+#[test]
+fn two_routers_are_followed_and_the_references_gathers_are_not() {
+    let path = format!("{}/../../tests/harnesses/ok/two_moe_blocks.py", env!("CARGO_MANIFEST_DIR"));
+    common::run_check(&TWO_BLOCKS.replace("HARNESS", &format!("{path:?}")));
 }

@@ -29,15 +29,17 @@ with mx.stream(mx.cpu):
     assert ok(mx.array([inf, 6e4], dtype=mx.float16), o16, "tiny", exact16)
     assert not ok(mx.array([6e4, inf], dtype=mx.float16), o16, "tiny", exact16)
     # Lenient (an ill-conditioned case): also where the original has no correct digit, here
-    # 5e37 and -2 against the exact 1e36 and 3; not where it has (1.0), nor at an exact 0 it
-    # matches, nor on normal inputs.
-    exact = Target(mx.array([1.0, 1e36, 3.0, 0.0], dtype=mx.float64))
-    o = mx.array([1.0, 5e37, -2.0, 0.0])
-    assert ok(mx.array([1.0, inf, float("nan"), 0.0]), o, "negative", exact, lenient=True)
-    assert not ok(mx.array([1.0, inf, float("nan"), 0.0]), o, "negative", exact)
-    assert not ok(mx.array([inf, inf, 3.0, 0.0]), o, "negative", exact, lenient=True)
-    assert not ok(mx.array([1.0, 5e37, -2.0, float("nan")]), o, "zeros", exact, lenient=True)
-    assert not ok(mx.array([1.0, inf, -2.0, 0.0]), o, "normal", exact, lenient=True)
+    # 5e37 and -2e34 against the exact 1e36 and 3e34; not where it has (1.0), nor at an
+    # exact 0 it matches or misses by a rounding residue, nor on normal inputs.
+    exact = Target(mx.array([1.0, 1e36, 3e34, 0.0, 0.0], dtype=mx.float64))
+    o = mx.array([1.0, 5e37, -2e34, 0.0, 1e-30])
+    nan = float("nan")
+    assert ok(mx.array([1.0, inf, nan, 0.0, 1e-30]), o, "negative", exact, lenient=True)
+    assert not ok(mx.array([1.0, inf, nan, 0.0, 1e-30]), o, "negative", exact)
+    assert not ok(mx.array([inf, inf, 3e34, 0.0, 1e-30]), o, "negative", exact, lenient=True)
+    assert not ok(mx.array([1.0, 5e37, -2e34, nan, 1e-30]), o, "zeros", exact, lenient=True)
+    assert not ok(mx.array([1.0, 5e37, -2e34, 0.0, nan]), o, "zeros", exact, lenient=True)
+    assert not ok(mx.array([1.0, inf, -2e34, 0.0, 1e-30]), o, "normal", exact, lenient=True)
 print("ok")
 "#;
 
