@@ -73,7 +73,7 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     run.stages.push(Stage { name: "start".into(), seconds: start });
     run.stages.push(Stage { name: "trace".into(), seconds: traced_at.elapsed().as_secs_f64() });
     run.session.choose_reference_device();
-    run.session.release_references(references::scale(&run.traces));
+    run.session.release_references(references::scale(&run.traces), references::choiceless(&run.traces));
     run.mark("references");
     propose::propose(&mut run);
     run.mark("search");

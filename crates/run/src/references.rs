@@ -131,6 +131,16 @@ pub fn scale(traces: &[superopt_ir::Program]) -> BTreeMap<Size, f64> {
     Size::ALL.iter().zip(traces).map(|(z, p)| (*z, elements(p))).collect()
 }
 
+/// The sizes (`traces` in [`Size::ALL`]'s order) whose traced program makes no discrete
+/// choice (argmax, argsort, argpartition): their references replay none.
+pub fn choiceless(traces: &[superopt_ir::Program]) -> Vec<Size> {
+    use superopt_ir::Op;
+    let chooses = |p: &superopt_ir::Program| {
+        p.nodes.iter().any(|n| matches!(n.op, Op::ArgReduce | Op::ArgSort | Op::ArgPartition))
+    };
+    Size::ALL.iter().zip(traces).filter(|(_, p)| !chooses(p)).map(|(z, _)| *z).collect()
+}
+
 /// Every size's verification cases, small first.
 pub fn all_cases(seeds: &[u64]) -> Vec<(Size, Case)> {
     Size::ALL.iter().flat_map(|z| cases(seeds).into_iter().map(move |c| (*z, c))).collect()
@@ -145,8 +155,9 @@ impl Pool {
         let free = available_gib().map_or(f64::INFINITY, |g| g as f64 * MEMORY_SHARE);
         let (need, scale) = (BTreeMap::new(), BTreeMap::new());
         let (cores, total) = (cores(), free);
-        let held = true;
-        let admission = Admission { queue, free, total, running: 0, need, scale, cores, workers, started: 0, held };
+        let (held, choiceless) = (true, vec![]);
+        let admission =
+            Admission { queue, free, total, running: 0, need, scale, cores, workers, started: 0, held, choiceless };
         let queue = Arc::new((Mutex::new(admission), Condvar::new()));
         let kept = queue.clone();
         let (tx, rx) = mpsc::channel();
@@ -170,10 +181,11 @@ impl Pool {
 
     /// Lets the workers start cases. `scale`: per size, what `fn` holds there (e.g. its
     /// traced program's elements), where known; it lets a larger size start from a smaller
-    /// one's measurement.
-    pub fn release(&mut self, scale: BTreeMap<Size, f64>) {
+    /// one's measurement. `choiceless`: the sizes whose traces make no discrete choice (see
+    /// [`Prepare::choices`]).
+    pub fn release(&mut self, scale: BTreeMap<Size, f64>, choiceless: Vec<Size>) {
         if let Ok(mut a) = self.queue.0.lock() {
-            (a.scale, a.held) = (scale, false);
+            (a.scale, a.held, a.choiceless) = (scale, false, choiceless);
         }
         self.queue.1.notify_all();
     }
@@ -323,6 +335,8 @@ struct Admission {
     started: usize,
     /// No case starts yet ([`Pool::release`]).
     held: bool,
+    /// Sizes whose traces make no discrete choice.
+    choiceless: Vec<Size>,
 }
 
 /// A case let start.
@@ -334,6 +348,8 @@ struct Start {
     /// BLAS threads it takes: every core when it runs alone, else the cores shared among
     /// the cases that can run with it.
     threads: usize,
+    /// Whether its reference replays fn's discrete choices.
+    choices: bool,
 }
 
 enum Take {
@@ -379,7 +395,8 @@ impl Admission {
         self.started += 1;
         let together = self.workers.min(self.running + self.queue.len()).max(1);
         let threads = if alone { self.cores } else { (self.cores / together).max(1) };
-        Take::Start(Start { size, case, held, threads })
+        let choices = !self.choiceless.contains(&size);
+        Take::Start(Start { size, case, held, threads, choices })
     }
 
     /// A case of `size` ended, its worker at `peak` GiB (0: unknown).
@@ -437,7 +454,7 @@ fn serve(
     let (lock, wake) = &**queue;
     loop {
         let Ok(mut admission) = lock.lock() else { return };
-        let Start { size, case, held, threads } = loop {
+        let Start { size, case, held, threads, choices } = loop {
             match admission.take() {
                 Take::Start(start) => break start,
                 Take::Empty => return,
@@ -451,7 +468,8 @@ fn serve(
         drop(admission);
         let began = started.elapsed();
         busy.lock().map(|mut b| b.push(pid)).ok();
-        let reply = w.call(&Prepare { size, cases: vec![case], threads: Some(threads) }, left());
+        let prepare = Prepare { size, cases: vec![case], threads: Some(threads), choices: Some(choices) };
+        let reply = w.call(&prepare, left());
         busy.lock().map(|mut b| b.retain(|p| *p != pid)).ok();
         let peak = reply.as_ref().map_or(0.0, |r| r.peak_gib);
         if let Ok(mut a) = lock.lock() {
@@ -476,7 +494,20 @@ mod tests {
     fn admission(free: f64) -> Admission {
         let queue = all_cases(&[0]).into();
         let (need, scale) = (BTreeMap::new(), BTreeMap::new());
-        Admission { queue, free, total: free, running: 0, need, scale, cores: 16, workers: 16, started: 0, held: false }
+        let choiceless = vec![];
+        Admission {
+            queue,
+            free,
+            total: free,
+            running: 0,
+            need,
+            scale,
+            cores: 16,
+            workers: 16,
+            started: 0,
+            held: false,
+            choiceless,
+        }
     }
 
     /// Runs every case of `size` left at the queue's front to its end, each at `peak` GiB.

@@ -167,18 +167,18 @@ impl Session {
     /// [`Session::preload_references`] and [`Session::release_references`] at once.
     pub fn start_references(&mut self, seeds: &[u64], workers: usize, scale: BTreeMap<Size, f64>, deadline: Instant) {
         self.preload_references(seeds, workers, deadline);
-        self.release_references(scale);
+        self.release_references(scale, vec![]);
     }
 
     /// Lets the pool start its cases (`scale`: see [`Pool::release`]); stops it where the
     /// references run on the GPU.
-    pub fn release_references(&mut self, scale: BTreeMap<Size, f64>) {
+    pub fn release_references(&mut self, scale: BTreeMap<Size, f64>, choiceless: Vec<Size>) {
         match self.pool.as_mut() {
             Some(pool) if self.reference_device.device == DeviceKind::Gpu => {
                 pool.stop();
                 self.pool = None;
             }
-            Some(pool) => pool.release(scale),
+            Some(pool) => pool.release(scale, choiceless),
             None => {}
         }
     }

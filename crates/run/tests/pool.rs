@@ -119,6 +119,6 @@ fn a_preloaded_pool_waits_for_its_release() {
     std::thread::sleep(Duration::from_millis(500));
     let progress = s.pool.as_mut().unwrap().progress();
     assert!(progress.starts_with("0 of 21 cases kept, 0 started; 2 of 2 workers had loaded"), "{progress}");
-    s.release_references(Default::default());
+    s.release_references(Default::default(), vec![]);
     assert!(s.await_references(Instant::now() + Duration::from_secs(300)), "every case done once released");
 }

@@ -413,7 +413,10 @@ def cmd_trace(req):
     if apart is None:
         raise HarnessError(f"fn is nondeterministic: two calls on the same {size!r} inputs (seed {seed}) gave different outputs")
     params, kind, events = export_events(State.fn, args, kwargs)
-    return dict(record(params, kind, events), varies=apart or None, updated=updated)
+    traced = record(params, kind, events)
+    if not any(n["op"] in DISCRETE_PRIMITIVES for n in traced["nodes"]):
+        State.choiceless.add(req["size"])
+    return dict(traced, varies=apart or None, updated=updated)
 
 
 def rounding_apart(xs, ys):
@@ -1022,6 +1025,8 @@ def reference_graph(size, seed, variant, stream, perturb=False):
 # fn's discrete choices (which experts a router picks, ...): the float64 reference makes
 # the ones fn made in its own precision (see discrete_choices).
 DISCRETE = ("argpartition", "argsort", "argmax", "argmin")
+# Their primitives in a trace: fn's references replay choices only where its trace has one.
+DISCRETE_PRIMITIVES = ("ArgPartition", "ArgSort", "ArgReduce")
 
 
 def discrete_choices(size, args, kwargs):
@@ -1302,6 +1307,8 @@ def cmd_prepare(req):
     how many threads numpy's BLAS takes meanwhile."""
     size = req["size"]
     threads = req.get("threads")
+    if req.get("choices") is False:
+        State.choiceless.add(size)
     limits = threadpool_limits(limits=threads, user_api="blas") if threads and threadpool_limits else None
     with limits or contextlib.nullcontext():
         prepared = prepare_cases(size, req["cases"])

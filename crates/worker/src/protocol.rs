@@ -357,6 +357,10 @@ pub struct Prepare {
     /// How many threads numpy's BLAS takes for these cases (none: as the worker started).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// Whether fn's trace at this size makes discrete choices (argmax, argsort,
+    /// argpartition), which the reference replays (none: unknown, it records them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

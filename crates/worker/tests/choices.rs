@@ -49,3 +49,33 @@ fn two_routers_are_followed_and_the_references_gathers_are_not() {
     let path = format!("{}/../../tests/harnesses/ok/two_moe_blocks.py", env!("CARGO_MANIFEST_DIR"));
     common::run_check(&TWO_BLOCKS.replace("HARNESS", &format!("{path:?}")));
 }
+
+/// Only a trace with a discrete primitive makes the references record fn's choices.
+const TRACED: &str = r#"
+import sys
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+w["cmd_load"]({"harness": HARNESS})
+w["cmd_trace"]({"size": "small", "seed": 0})
+args, kwargs = w["inputs_for"]("small", 0, "normal")
+made = w["discrete_choices"]("small", args, kwargs)
+assert (made is None) == CHOICELESS, made
+print("ok")
+"#;
+
+fn traced(harness: &str, choiceless: bool) {
+    let path = format!("{}/../../tests/harnesses/ok/{harness}", env!("CARGO_MANIFEST_DIR"));
+    let check = TRACED.replace("HARNESS", &format!("{path:?}"));
+    common::run_check(&check.replace("CHOICELESS", if choiceless { "True" } else { "False" }));
+}
+
+#[test]
+fn a_trace_with_an_argmax_records_choices() {
+    traced("choice_in_place.py", false);
+}
+
+#[test]
+fn a_trace_without_one_records_none() {
+    traced("closure_weights.py", true);
+}
