@@ -80,6 +80,12 @@ impl Op {
     pub fn parse(name: &str) -> Option<Op> {
         Op::ALL.iter().copied().find(|o| o.name() == name)
     }
+
+    /// Whether it makes a discrete choice (argmax/argmin, argsort, argpartition): which
+    /// element, not a value; the float64 references replay `fn`'s own choices.
+    pub fn is_choice(self) -> bool {
+        matches!(self, Op::ArgReduce | Op::ArgSort | Op::ArgPartition)
+    }
 }
 
 impl std::fmt::Display for Op {

@@ -69,9 +69,8 @@ pub fn lower_with(
 pub fn decision_path(p: &Program) -> BTreeSet<usize> {
     let producer: HashMap<ValueId, usize> =
         p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
-    let discrete = |n: &Node| matches!(n.op, Op::ArgReduce | Op::ArgSort | Op::ArgPartition);
     let mut path: BTreeSet<usize> = BTreeSet::new();
-    let mut todo: Vec<usize> = (0..p.nodes.len()).filter(|i| discrete(&p.nodes[*i])).collect();
+    let mut todo: Vec<usize> = (0..p.nodes.len()).filter(|i| p.nodes[*i].op.is_choice()).collect();
     while let Some(i) = todo.pop() {
         if path.insert(i) {
             todo.extend(p.nodes[i].inputs.iter().filter_map(|v| producer.get(v).copied()));

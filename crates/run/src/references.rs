@@ -134,10 +134,7 @@ pub fn scale(traces: &[superopt_ir::Program]) -> BTreeMap<Size, f64> {
 /// The sizes (`traces` in [`Size::ALL`]'s order) whose traced program makes no discrete
 /// choice (argmax, argsort, argpartition): their references replay none.
 pub fn choiceless(traces: &[superopt_ir::Program]) -> Vec<Size> {
-    use superopt_ir::Op;
-    let chooses = |p: &superopt_ir::Program| {
-        p.nodes.iter().any(|n| matches!(n.op, Op::ArgReduce | Op::ArgSort | Op::ArgPartition))
-    };
+    let chooses = |p: &superopt_ir::Program| p.nodes.iter().any(|n| n.op.is_choice());
     Size::ALL.iter().zip(traces).filter(|(_, p)| !chooses(p)).map(|(z, _)| *z).collect()
 }
 
@@ -443,10 +440,7 @@ fn serve(
     };
     let load = Load { harness: spec.harness.clone(), references: Some(spec.folder.clone()) };
     let pid = w.pid();
-    busy.lock().map(|mut b| b.push(pid)).ok();
-    let loaded = w.call(&load, left());
-    busy.lock().map(|mut b| b.retain(|p| *p != pid)).ok();
-    if let Err(e) = loaded {
+    if let Err(e) = while_busy(busy, pid, || w.call(&load, left())) {
         let at = started.elapsed().as_secs();
         return trouble(format!("a worker had not loaded the harness after {at}s: {e}"));
     }
@@ -467,10 +461,8 @@ fn serve(
         };
         drop(admission);
         let began = started.elapsed();
-        busy.lock().map(|mut b| b.push(pid)).ok();
         let prepare = Prepare { size, cases: vec![case], threads: Some(threads), choices: Some(choices) };
-        let reply = w.call(&prepare, left());
-        busy.lock().map(|mut b| b.retain(|p| *p != pid)).ok();
+        let reply = while_busy(busy, pid, || w.call(&prepare, left()));
         let peak = reply.as_ref().map_or(0.0, |r| r.peak_gib);
         if let Ok(mut a) = lock.lock() {
             a.done(size, held, peak);
@@ -484,6 +476,14 @@ fn serve(
             return;
         }
     }
+}
+
+/// `work` with worker `pid` among the busy ones, whose processes [`Pool::stop`] kills.
+fn while_busy<T>(busy: &Busy, pid: u32, work: impl FnOnce() -> T) -> T {
+    busy.lock().map(|mut b| b.push(pid)).ok();
+    let out = work();
+    busy.lock().map(|mut b| b.retain(|p| *p != pid)).ok();
+    out
 }
 
 #[cfg(test)]

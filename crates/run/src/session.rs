@@ -173,13 +173,10 @@ impl Session {
     /// Lets the pool start its cases (`scale`: see [`Pool::release`]); stops it where the
     /// references run on the GPU.
     pub fn release_references(&mut self, scale: BTreeMap<Size, f64>, choiceless: Vec<Size>) {
-        match self.pool.as_mut() {
-            Some(pool) if self.reference_device.device == DeviceKind::Gpu => {
-                pool.stop();
-                self.pool = None;
-            }
-            Some(pool) => pool.release(scale, choiceless),
-            None => {}
+        if self.reference_device.device == DeviceKind::Gpu {
+            self.pool = None; // dropping it stops its workers
+        } else if let Some(pool) = self.pool.as_mut() {
+            pool.release(scale, choiceless);
         }
     }
 
