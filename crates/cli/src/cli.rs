@@ -188,7 +188,8 @@ pub struct RunArgs {
     /// relative (default), fp32, or the lossy fp16 / bf16 / quantized classes.
     #[arg(long, default_value = "relative")]
     pub tolerance: String,
-    /// Seconds for the whole run; timing stops early to stay inside it.
+    /// Seconds for search, verification and timing (loading and tracing fn are not counted);
+    /// timing stops early to stay inside it.
     #[arg(long, default_value_t = 110)]
     pub time_budget: u64,
     /// Seeds per size for verification.

@@ -1,11 +1,14 @@
-//! Each stage's share of `--time-budget`, in one place. Time verification spends waiting
+//! Each stage's share of `--time-budget`, in one place. The budget counts from the trace's
+//! end ([`Budget::restart`]): loading the harness and tracing `fn` (MLX building fn's own
+//! kernels on a fresh device: a minute for a quantized MoE block) cost what fn costs, the
+//! same for every run, and are said in the capsule's stages. Time verification spends waiting
 //! for the float64 references (no candidate has a case ready) is not counted, up to
 //! [`Budget::MAX_WAIT`] of the budget: references cost what the work costs, and a run that
 //! cut them short would drop its candidates unchecked.
 
 use std::time::{Duration, Instant};
 
-/// The run's time budget, from when the run started.
+/// The run's time budget, from when the trace ended.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
     pub start: Instant,
@@ -39,6 +42,17 @@ impl Budget {
 
     pub fn start(total: Duration) -> Budget {
         Budget { start: Instant::now(), total, waited: Duration::ZERO }
+    }
+
+    /// Starts the clock again, at the trace's end.
+    pub fn restart(&mut self) {
+        self.start = Instant::now();
+    }
+
+    /// The latest a worker started before the trace may need to work: the latest the
+    /// verification can end, the trace taking at most `trace`.
+    pub fn last_deadline_before_trace(&self, trace: Duration) -> Instant {
+        self.last_verify_deadline() + trace
     }
 
     fn at(&self, share: f64) -> Instant {
@@ -110,5 +124,16 @@ mod tests {
         b.waited_for_references(Duration::from_secs(500));
         assert_eq!(b.waited, Duration::from_secs(100));
         assert_eq!(b.verify_deadline(), b.last_verify_deadline());
+    }
+
+    #[test]
+    fn a_restart_moves_every_deadline_and_workers_before_the_trace_outlive_them() {
+        let mut b = Budget::start(Duration::from_secs(100));
+        let ahead = b.last_deadline_before_trace(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+        let end = b.end();
+        b.restart();
+        assert!(b.end() > end, "the trace's time is not counted");
+        assert!(ahead >= b.last_verify_deadline() + Duration::from_secs(59));
     }
 }

@@ -42,18 +42,19 @@ pub const DEVICE_TIME_NOTE: &str = "timed on the device only (DEVICE_TIME): each
 
 /// Traces, proposes, verifies and times; decides, and writes nothing.
 pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outcome> {
-    let budget = budget::Budget::start(config.time_budget);
+    let mut budget = budget::Budget::start(config.time_budget);
     progress("starting the worker");
     let mut session = Session::start(&config.session)?;
     // Measured before warm workers start (they compile on every core), once per device.
     progress("measuring the device (once per device)");
     let device = session.device();
-    let warm = warm::for_trace(&session, &budget);
+    let ahead = budget.last_deadline_before_trace(session.timeout * 3); // a request per size
+    let warm = warm::for_trace(&session, ahead);
     // The pool's workers load the harness while fn is traced (a real model's harness loads
     // in tens of seconds); its cases wait for the trace.
     let seeds: Vec<u64> = (0..config.seeds).collect();
     let workers = references::workers(session.backend(), references::all_cases(&seeds).len());
-    session.preload_references(&seeds, workers, budget.last_verify_deadline());
+    session.preload_references(&seeds, workers, ahead);
     let start = budget.start.elapsed().as_secs_f64();
     let traced_at = Instant::now();
     progress("tracing fn at small, typical, large");
@@ -64,6 +65,7 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     if let Some(why) = trace::unbuildable(&traces) {
         return Ok(Outcome::NoChange(why));
     }
+    budget.restart();
     let mut run = Run::new(config, session, budget, traces, progress)?;
     (run.device, run.warm) = (device, warm);
     run.notes.extend(trace::varies_note(&run.session.varies));

@@ -17,7 +17,6 @@
 //! run: while the trace calls `fn` at small, they call it at typical and large (a larger
 //! size can take other kernels: mlx-lm's SwitchGLU sorts its indices from 64 of them).
 
-use crate::budget::Budget;
 use crate::ledger::{CandidateId, Run};
 use crate::session::Session;
 use crate::stage::stage;
@@ -246,14 +245,13 @@ fn take(shared: &(Mutex<State>, Condvar), pid: u32, deadline: Instant) -> Option
 }
 
 /// Starts the warm workers (where [`workers`] gives any) on `fn` at typical and large, for
-/// the trace; none works past the latest the verification can end.
-pub fn for_trace(session: &Session, budget: &Budget) -> Option<Warmers> {
+/// the trace; none works past `deadline` (the latest the verification can end).
+pub fn for_trace(session: &Session, deadline: Instant) -> Option<Warmers> {
     let n = workers(session.backend());
     if n == 0 {
         return None;
     }
     let (python, harness) = (session.worker.python().to_path_buf(), session.harness.to_string_lossy());
-    let deadline = budget.last_verify_deadline();
     let w = Warmers::start(python, harness.into_owned(), n, deadline, session.timeout);
     let job = |size| Job { rank: 0, id: None, size, program: ProgramId::Original, path: PathBuf::new() };
     w.push(vec![job(Size::Typical), job(Size::Large)], false);
