@@ -80,8 +80,58 @@ class CandidateError(Exception):
     """A candidate program failed; the run goes on without it."""
 
 
+class Kept(dict):
+    """Per-case values (a case's fn outputs, its float64 reference) holding at most
+    State.keep_bytes of arrays: past that, the least recently used that `again` says can
+    be had again (a reference from its folder, fn's outputs by another call) are dropped.
+    A real model's large size holds tens of GB per case set; kept all at once they took a
+    GPU's memory (an 11-case reference set of 4.3 GB outputs, and fn's outputs beside)."""
+
+    def __init__(self, again):
+        super().__init__()
+        self.again = again
+
+    def __getitem__(self, key):
+        value = super().pop(key)
+        super().__setitem__(key, value)  # the most recently used last
+        return value
+
+    def __setitem__(self, key, value):
+        super().pop(key, None)
+        super().__setitem__(key, value)
+        total = sum(map(held_bytes, self.values()))
+        for k in [k for k in self if k != key]:
+            if total <= State.keep_bytes:
+                break
+            if self.again(k):
+                total -= held_bytes(super().pop(k))
+
+
+def held_bytes(value):
+    """Bytes of the arrays a kept value holds (a list of outputs, Targets, None)."""
+    if isinstance(value, (list, tuple)):
+        return sum(map(held_bytes, value))
+    if isinstance(value, Target):
+        return held_bytes(value.hi) + held_bytes(value.lo)
+    return value.nbytes if isinstance(value, mx.array) else 0
+
+
+def keep_bytes():
+    """How many bytes of case values a worker keeps: a quarter of the device's memory (on
+    a CPU or a unified-memory GPU, of the machine's)."""
+    try:
+        memory = mx.device_info().get("memory_size") or 0
+    except Exception:
+        memory = 0
+    if not memory and hasattr(os, "sysconf"):
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return memory // 4 if memory else 2**34
+
+
 class State:
     harness = None
+    # Bytes of case values (references, fn's outputs) kept in memory (Kept).
+    keep_bytes = 2**34
     # Where the float64 references are kept for the run (`load`'s `references`): a worker
     # restarted after a crash reads them back instead of computing them again.
     reference_dir = None
@@ -99,13 +149,13 @@ class State:
     device_time = False
     programs = {}
     constants = {}
-    references = {}
+    references = Kept(lambda key: State.reference_dir is not None and os.path.isdir(reference_path(key)))
     # Per case, `sensitivity`'s figures.
     sensitivities = {}
     # Sizes at which fn made no discrete choice (see discrete_choices).
     choiceless = set()
     launch_arrays = {}  # (program, kernel, shape): the arrays a quantized launch was recorded with
-    originals = {}
+    originals = Kept(lambda key: forget_second_original(key))
     # Where fn varies in rounding (cmd_varies): a second call's outputs per case.
     varies = False
     second_originals = {}
@@ -143,6 +193,7 @@ def cmd_load(req):
     step_dims = step_dims_of(module)
     State.device_time = getattr(module, "DEVICE_TIME", False) is True
     State.reference_dir = req.get("references")
+    State.keep_bytes = keep_bytes()
     State.reference_seconds = {}
     State.reference_stream = mx.cpu
     State.references.clear()
@@ -1364,6 +1415,13 @@ def original(size, seed, variant):
             args, kwargs = inputs_for(size, seed, variant)
             State.second_originals[key] = call_original(args, kwargs)[0]
     return State.originals[key]
+
+
+def forget_second_original(key):
+    """fn's outputs for a case can be had again by calling fn: its second call's go with
+    them (original() makes both again)."""
+    State.second_originals.pop(key, None)
+    return True
 
 
 def cmd_varies(req):

@@ -107,6 +107,44 @@ fn references_are_kept_across_a_worker_restart() {
     common::run_check(KEPT);
 }
 
+const BOUNDED: &str = r#"
+import sys, tempfile
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+State = w["State"]
+State.reference_dir = tempfile.mkdtemp()
+State.fn = lambda a: a * 3.0
+w["make_inputs"] = lambda size, seed: ([mx.random.normal((64, 64), key=mx.random.key(seed))], {})
+State.keep_bytes = 3 * 64 * 64 * 8  # three cases' float64 outputs
+first = {s: w["reference"]("small", s, "normal")[0] for s in range(6)}
+assert len(State.references) == 3 and list(State.references) == [("small", s, "normal") for s in (3, 4, 5)]
+# A dropped case is read back from its folder, the same bits; nothing is computed again.
+w["reference_graph"] = lambda *a: (_ for _ in ()).throw(RuntimeError("computed again"))
+assert all(w["same_bits"](w["reference"]("small", s, "normal")[0], first[s]) for s in range(6))
+assert len(State.references) == 3
+# Near miss: a reference the folder could not take is never dropped (it cannot be had again).
+State.reference_dir = None
+State.references.clear()
+w["reference_graph"] = lambda size, seed, *a: [first[seed]]
+for s in range(6):
+    w["reference"]("small", s, "normal")
+assert len(State.references) == 6
+# fn's outputs too: a dropped case's are fn's again, the same bits.
+outs = {s: w["original"]("small", s, "normal")[0] for s in range(6)}
+assert len(State.originals) == 6  # float32: six fit in the bytes of three float64 cases
+State.keep_bytes = 2 * 64 * 64 * 4
+w["original"]("small", 6, "normal")
+assert list(State.originals) == [("small", 5, "normal"), ("small", 6, "normal")]
+assert all(w["same_bits"](w["original"]("small", s, "normal")[0], outs[s]) for s in range(6))
+print("ok")
+"#;
+
+#[test]
+fn a_worker_keeps_a_bounded_share_of_its_cases_in_memory() {
+    common::run_check(BOUNDED);
+}
+
 const QUANTIZED: &str = r#"
 import sys
 import mlx.core as mx
