@@ -20,7 +20,7 @@ pub const FINALISTS: usize = 5;
 /// first look, the rest for the finalists, but a share for a by-size candidate where the
 /// first look makes one likely.
 pub fn bench(run: &mut Run) -> Result<(), WorkerError> {
-    let contenders: Vec<CandidateId> = run.entries.iter().filter(|e| e.verified()).map(|e| e.id).collect();
+    let contenders: Vec<CandidateId> = run.entries.iter().filter(|e| e.verified_somewhere()).map(|e| e.id).collect();
     let budget = run.budget.bench_time();
     if contenders.len() <= FINALISTS {
         return time(run, &contenders, budget.mul_f64(1.0 - Budget::BY_SIZE), Sampling::Decide);
@@ -36,15 +36,19 @@ pub fn bench(run: &mut Run) -> Result<(), WorkerError> {
     time(run, &finalists, end.saturating_duration_since(Instant::now()).mul_f64(share), Sampling::Decide)
 }
 
-/// The finalists of the first look: the fastest at each size (where it beats the original),
+/// The finalists of the first look: the fastest at each size (where it beats the original;
+/// one verified at that size only counts too: it may run there in a by-size candidate),
 /// `mx.compile` of the traced program (the baseline a user would try first), and the best
 /// geometric mean; at most [`FINALISTS`], in that order.
 pub fn finalists(entries: &[Entry], contenders: &[CandidateId]) -> Vec<CandidateId> {
-    let timed: Vec<&Entry> = contenders.iter().map(|k| &entries[k.0]).filter(|e| e.timed().len() == 3).collect();
+    let all: Vec<&Entry> = contenders.iter().map(|k| &entries[k.0]).collect();
+    let timed: Vec<&Entry> = all.iter().copied().filter(|e| e.timed().len() == 3).collect();
     let speedup = |e: &Entry, z: usize| e.timings[z].as_ref().map_or(0.0, |t| t.speedup);
-    let best = |key: &dyn Fn(&Entry) -> f64| timed.iter().max_by(|a, b| key(a).total_cmp(&key(b))).map(|e| e.id);
+    let best_of =
+        |es: &[&Entry], key: &dyn Fn(&Entry) -> f64| es.iter().max_by(|a, b| key(a).total_cmp(&key(b))).map(|e| e.id);
+    let best = |key: &dyn Fn(&Entry) -> f64| best_of(&timed, key);
     let mut picked: Vec<CandidateId> = vec![];
-    let faster = |z: usize| best(&|e: &Entry| speedup(e, z)).filter(|k| speedup(&entries[k.0], z) > 1.0);
+    let faster = |z: usize| best_of(&all, &|e: &Entry| speedup(e, z)).filter(|k| speedup(&entries[k.0], z) > 1.0);
     let per_size = (0..Size::ALL.len()).filter_map(faster);
     let compiled = timed.iter().find(|e| crate::verify::compiles_the_trace(&e.candidate)).map(|e| e.id);
     for k in per_size.chain(compiled).chain(best(&|e: &Entry| e.score())) {
@@ -55,17 +59,19 @@ pub fn finalists(entries: &[Entry], contenders: &[CandidateId]) -> Vec<Candidate
     picked
 }
 
-/// Times `contenders` against `fn`, interleaved, at each size, in `budget` in all.
+/// Times `contenders` against `fn`, interleaved, at each size where they are verified
+/// ([`Entry::verified_at`]), in `budget` in all.
 pub fn time(run: &mut Run, contenders: &[CandidateId], budget: Duration, until: Sampling) -> Result<(), WorkerError> {
-    if contenders.is_empty() {
-        return Ok(());
-    }
-    let programs = contenders.iter().map(|k| run.entry(*k).program());
-    let ids: Vec<ProgramId> = std::iter::once(ProgramId::Original).chain(programs).collect();
     for size in Size::ALL {
-        run.say(&format!("timing {} candidates at {size}", contenders.len()));
+        let here: Vec<CandidateId> = contenders.iter().copied().filter(|k| run.entry(*k).verified_at(size)).collect();
+        if here.is_empty() {
+            continue;
+        }
+        let programs = here.iter().map(|k| run.entry(*k).program());
+        let ids: Vec<ProgramId> = std::iter::once(ProgramId::Original).chain(programs).collect();
+        run.say(&format!("timing {} candidates at {size}", here.len()));
         let samples = run.session.time(&ids, size, budget / Size::ALL.len() as u32, until)?;
-        for (k, id) in contenders.iter().zip(&ids[1..]) {
+        for (k, id) in here.iter().zip(&ids[1..]) {
             run.entry_mut(*k).timings[size.index()] = Some(compare(&samples[&ProgramId::Original], &samples[id]));
         }
     }
@@ -101,8 +107,12 @@ mod tests {
             e.timings[2] = Some(compare(&[0.9; 8], &[1.0; 8]));
         }
         assert_eq!(finalists(&entries, &all), ids(&[1, 2, 3]));
-        // Near miss: a candidate not timed at every size is no finalist, however fast.
+        // One timed at small only (verified there only) is small's fastest: a by-size
+        // candidate may run it there. It is never the best overall.
         entries[5].timings = [Some(compare(&[9.0; 8], &[1.0; 8])), None, None];
+        assert_eq!(finalists(&entries, &all), ids(&[5, 2, 3, 1]));
+        entries[5].timings[0] = None;
+        entries[4].timings = [Some(compare(&[9.0; 8], &[1.0; 8])), None, None];
         assert!(!finalists(&entries, &all).contains(&CandidateId(5)));
     }
 }

@@ -98,6 +98,7 @@ pub fn by_size(run: &mut Run, winner: Option<usize>) {
     }
     run.say("verifying by-size");
     stage(run, id);
+    dispatch(run, id);
     if run.entry(id).is_dropped() {
         return;
     }
@@ -109,20 +110,24 @@ pub fn by_size(run: &mut Run, winner: Option<usize>) {
         if let Err(e) = crate::bench::time(run, &[id], left, crate::session::Sampling::Decide) {
             run.entry_mut(id).status = crate::ledger::Status::Dropped(format!("timing failed: {e}"));
         }
-        dispatch(run, id);
     }
 }
 
-/// The by-size candidate's cost of choosing, at each size where it runs the original:
-/// there it is the original plus that, which timing two runs of one program cannot tell
-/// apart from noise (see [`crate::decide::pick_winner`]).
+/// At each size where the by-size candidate runs the original: that it returns fn's own
+/// outputs there (so that size needs no float64 reference: it computes what fn does), and
+/// its cost of choosing, with which it is the original plus that, which timing two runs
+/// of one program cannot tell apart from noise (see [`crate::decide::pick_winner`]).
 fn dispatch(run: &mut Run, id: crate::ledger::CandidateId) {
     let program = run.entry(id).program();
     let kept: Vec<Size> = Size::ALL.into_iter().filter(|z| run.entry(id).runs_original[z.index()]).collect();
     for z in kept {
+        if run.entry(id).is_dropped() {
+            return;
+        }
         match run.session.dispatch(&program, z) {
-            Ok(s) => run.entry_mut(id).dispatch[z.index()] = Some(s),
-            Err(e) => run.notes.push(format!("by-size: its dispatch at {z} was not timed: {e}")),
+            Ok(Some(s)) => run.entry_mut(id).dispatch[z.index()] = Some(s),
+            Ok(None) => run.entry_mut(id).drop_with(format!("at {z}: does not return the original fn's outputs")),
+            Err(e) => run.entry_mut(id).drop_with(format!("at {z}: its choosing failed: {e}")),
         }
     }
 }
@@ -165,6 +170,35 @@ mod tests {
         // A size where no candidate is significantly faster is the original's.
         let entries = [entry(0, true, [3.0, 1.01, 1.1]), entry(1, true, [1.5, 1.0, 4.0])];
         assert_eq!(best_per_size(&entries), vec![Some(0), None, Some(1)]);
+    }
+
+    /// An entry accepted at small and typical, then out of the run at large.
+    fn cut_short(k: usize, ran_out: bool) -> Entry {
+        let mut e = entry(k, true, [4.0, 3.0, 1.0]);
+        e.timings[2] = None;
+        e.verdicts = [Some(accepted()), Some(accepted()), None];
+        if ran_out {
+            e.out_of_time("at large: not verified: the time budget ran out".into());
+        } else {
+            e.drop_with("at large: the candidate crashed".into());
+        }
+        e
+    }
+
+    fn accepted() -> superopt_verify::Verdict {
+        superopt_verify::judge(&[], superopt_verify::Tolerance::Relative)
+    }
+
+    #[test]
+    fn sizes_accepted_before_the_budget_ran_out_are_a_candidates_own() {
+        let entries = [cut_short(0, true), entry(1, true, [1.5, 1.5, 1.5])];
+        assert!(entries[0].verified_at(Size::Small) && !entries[0].verified_at(Size::Large));
+        assert!(!entries[0].verified(), "it never wins as a whole");
+        assert_eq!(best_per_size(&entries), vec![Some(0), Some(0), Some(1)]);
+        // Near miss: out of the run for a failure, not for time: no size is its own.
+        let entries = [cut_short(0, false), entry(1, true, [1.5, 1.5, 1.5])];
+        assert!(!entries[0].verified_at(Size::Small));
+        assert_eq!(best_per_size(&entries), vec![Some(1), Some(1), Some(1)]);
     }
 
     #[test]

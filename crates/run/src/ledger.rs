@@ -65,6 +65,9 @@ pub struct Entry {
     pub modelled_cost: Option<f64>,
     /// Its place in verification order (0 first), once verification has ordered the run.
     pub verify_rank: Option<usize>,
+    /// Dropped because the verification budget ran out (not because a check or a call
+    /// failed): the sizes it was accepted at before may still run it ([`Entry::verified_at`]).
+    pub ran_out: bool,
 }
 
 impl Entry {
@@ -85,6 +88,7 @@ impl Entry {
             modelled_cost: None,
             verify_rank: None,
             first_look_only: false,
+            ran_out: false,
         }
     }
 
@@ -98,6 +102,26 @@ impl Entry {
         if !self.is_dropped() {
             self.status = Status::Dropped(why);
         }
+    }
+
+    /// Takes it out of the run because the verification budget ran out.
+    pub fn out_of_time(&mut self, why: String) {
+        if !self.is_dropped() {
+            self.ran_out = true;
+        }
+        self.drop_with(why);
+    }
+
+    /// Accepted at `size`: verified at every size, or accepted there before the budget ran
+    /// out (it may then run there inside a by-size candidate, the original elsewhere).
+    pub fn verified_at(&self, size: Size) -> bool {
+        let accepted = || self.verdicts[size.index()].as_ref().is_some_and(|v| v.accepted);
+        self.verified() || (self.ran_out && accepted())
+    }
+
+    /// Accepted at some size (see [`Entry::verified_at`]).
+    pub fn verified_somewhere(&self) -> bool {
+        Size::ALL.into_iter().any(|z| self.verified_at(z))
     }
 
     pub fn is_dropped(&self) -> bool {
@@ -126,9 +150,10 @@ impl Entry {
         e
     }
 
-    /// Verified and timed in the bench's last look: it may win.
+    /// Verified (at some size at least) and timed in the bench's last look: it may win,
+    /// or, where verified at some sizes only, run at those inside a by-size candidate.
     pub fn contends(&self) -> bool {
-        self.verified() && !self.first_look_only
+        self.verified_somewhere() && !self.first_look_only
     }
 
     /// The timed sizes with their comparisons.

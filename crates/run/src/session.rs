@@ -397,9 +397,12 @@ impl Session {
 
     /// The seconds per call a by-size `program` spends choosing at `size`, where it runs
     /// the original.
-    pub fn dispatch(&mut self, program: &ProgramId, size: Size) -> Result<f64, WorkerError> {
+    /// The seconds per call a by-size module spends choosing at `size`; None where it does
+    /// not return the original `fn`'s outputs there.
+    pub fn dispatch(&mut self, program: &ProgramId, size: Size) -> Result<Option<f64>, WorkerError> {
         let req = Dispatch { program: program.clone(), size };
-        Ok(self.worker.call(&req, self.timeout)?.seconds)
+        let reply = self.worker.call(&req, self.timeout)?;
+        Ok(reply.delegates.then_some(reply.seconds))
     }
 
     pub fn save_constants(&mut self, keys: &[String], path: &Path) -> Result<(), WorkerError> {

@@ -40,7 +40,7 @@ pub fn verify(run: &mut Run) {
         if Instant::now() > deadline {
             for p in &progress {
                 let size = Size::ALL[p.size];
-                run.entry_mut(p.id).drop_with(format!("at {size}: {OUT_OF_TIME}"));
+                run.entry_mut(p.id).out_of_time(format!("at {size}: {OUT_OF_TIME}"));
             }
             ran_out = true;
             break;
@@ -135,7 +135,7 @@ fn pick(progress: &[Progress], ready: impl FnMut(&Progress) -> bool) -> Option<u
 fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
     let size = Size::ALL[p.size];
     if let Some(why) = outlasts(run, p) {
-        return run.entry_mut(p.id).drop_with(format!("at {size}: {OUT_OF_TIME} ({why})"));
+        return run.entry_mut(p.id).out_of_time(format!("at {size}: {OUT_OF_TIME} ({why})"));
     }
     if p.size == 0 && p.case == 0 {
         run.say(&format!("verifying {}", run.entry(p.id).candidate.label()));
@@ -193,8 +193,13 @@ fn too_long(small: Option<f64>, left: f64, warmed: bool) -> Option<String> {
     (!warmed && small > left).then(|| format!("its program differs by size: small took {small:.0}s, {left:.0}s left"))
 }
 
+/// Verified where every size is accepted, but those where it runs the original `fn` (a
+/// by-size candidate), which must return fn's own outputs there (its `dispatch` is timed).
 fn status(e: &Entry) -> Status {
-    let accepted = e.verdicts.iter().all(|v| v.as_ref().is_some_and(|v| v.accepted));
+    let accepted = Size::ALL.iter().all(|z| match e.runs_original[z.index()] {
+        true => e.dispatch[z.index()].is_some(),
+        false => e.verdicts[z.index()].as_ref().is_some_and(|v| v.accepted),
+    });
     if accepted {
         Status::Verified
     } else {
@@ -278,14 +283,14 @@ pub fn compiles_the_trace(c: &Candidate) -> bool {
     c.source == Source::AsTraced && c.compile == Compile::Whole && !c.kernels
 }
 
-/// Judges entry `e` at every size, all its cases at once (the references are done or
-/// computed as needed); a failure to run drops it.
+/// Judges entry `e` at every size but those where it runs the original `fn`, all its cases
+/// at once (the references are done or computed as needed); a failure to run drops it.
 pub fn verify_entry(s: &mut Session, e: &mut Entry, seeds: &[u64], tol: Tolerance, deadline: Instant) {
     if e.is_dropped() {
         return;
     }
     let id = e.program();
-    for size in Size::ALL {
+    for size in Size::ALL.into_iter().filter(|z| !e.runs_original[z.index()]) {
         let started = Instant::now();
         let figs = s.verify(&id, size, seeds, tol, Some(deadline));
         e.verify_s[size.index()] = Some(started.elapsed().as_secs_f64());

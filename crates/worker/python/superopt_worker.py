@@ -1809,9 +1809,11 @@ def cmd_time(req):
 
 
 def cmd_dispatch(req):
-    """Seconds per call a by-size module's `optimized` spends choosing at `size`, where it
-    calls the original fn: timed with `_original` giving a function that returns the
-    original's outputs at once (the best of 5 samples of 1000 calls)."""
+    """Whether a by-size module's `optimized` calls the original fn at `size` and returns
+    its outputs as they are (`delegates`: then it computes there what fn does, with no
+    reference needed), and the seconds per call it spends choosing there: timed with
+    `_original` giving a function that returns the original's outputs at once (the best
+    of 5 samples of 1000 calls)."""
     f = program(req["program"])
     args, kwargs = make_inputs(req["size"], 0)
     result = State.fn(*args, **kwargs)
@@ -1821,10 +1823,11 @@ def cmd_dispatch(req):
     saved = module["_original"]
     module["_original"] = lambda: (lambda *a, **k: result)
     try:
-        seconds = best_seconds(lambda: f(*args, **kwargs), 5, 1000)
+        delegates = f(*args, **kwargs) is result
+        seconds = best_seconds(lambda: f(*args, **kwargs), 5, 1000) if delegates else 0.0
     finally:
         module["_original"] = saved
-    return {"seconds": seconds}
+    return {"seconds": seconds, "delegates": delegates}
 
 
 # ---------------------------------------------------------------- device

@@ -399,9 +399,9 @@ impl Request for Sensitivity {
     type Reply = SensitivityReply;
 }
 
-/// `dispatch`: the seconds per call a by-size module spends choosing at `size`, where it
-/// calls the original `fn` (timed with the original standing in as a function that
-/// returns at once).
+/// `dispatch`: whether a by-size module calls the original `fn` at `size` and returns its
+/// outputs as they are, and the seconds per call it spends choosing there (timed with the
+/// original standing in as a function that returns at once).
 #[derive(Debug, Serialize)]
 pub struct Dispatch {
     pub program: ProgramId,
@@ -410,7 +410,10 @@ pub struct Dispatch {
 
 #[derive(Debug, Deserialize)]
 pub struct DispatchReply {
+    /// Seconds per call spent choosing (0 where it does not delegate).
     pub seconds: f64,
+    /// It returned fn's own outputs at `size`.
+    pub delegates: bool,
 }
 
 impl Request for Dispatch {

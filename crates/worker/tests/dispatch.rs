@@ -1,4 +1,5 @@
-//! `dispatch`: what a by-size module spends choosing before it calls the original fn.
+//! `dispatch`: whether a by-size module returns the original fn's outputs at a size, and
+//! what it spends choosing before it calls the original fn.
 
 mod common;
 
@@ -28,9 +29,20 @@ def optimized(x):
 path = os.path.join(tempfile.mkdtemp(), "by_size.py")
 open(path, "w").write(module)
 w["cmd_program"]({"id": "by-size", "path": path})
-got = w["cmd_dispatch"]({"program": "by-size", "size": "typical"})["seconds"]
+reply = w["cmd_dispatch"]({"program": "by-size", "size": "typical"})
+got = reply["seconds"]
 # Choosing takes microseconds; the original's 1 ms sleep is not counted.
 assert 0 < got < 2e-4, got
+assert reply["delegates"], "at typical (512 x 512) it returns the original's outputs"
+# Near miss: at a size its guard takes, it runs its own program, not the original.
+w["make_inputs"] = lambda size, seed: ([mx.ones((4, 4))], {})
+assert not w["cmd_dispatch"]({"program": "by-size", "size": "small"})["delegates"]
+# Near miss: it calls the original but returns something else (its outputs changed).
+changed = module.replace("return _original()(x)", "return _original()(x) + 0")
+open(path.replace("by_size", "changed"), "w").write(changed)
+w["cmd_program"]({"id": "changed", "path": path.replace("by_size", "changed")})
+w["make_inputs"] = lambda size, seed: ([mx.ones((512, 512))], {})
+assert not w["cmd_dispatch"]({"program": "changed", "size": "typical"})["delegates"]
 f = w["program"]("by-size")
 assert f.__globals__["_original"]()(mx.ones((2,))).shape == (2,)
 assert f.__globals__["_original"].__name__ == "_original", "the original is put back"
@@ -46,6 +58,6 @@ print("ok")
 "#;
 
 #[test]
-fn dispatch_times_the_choosing_not_the_original() {
+fn dispatch_says_where_the_original_runs_and_times_the_choosing_not_the_original() {
     common::run_check(DISPATCH);
 }
