@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn the_table_says_how_far_each_form_is_from_stock_on_stocks_tokens() {
-        let forced = Forced { rel_l2: Some(2.5e-3), argmax_differs: 2, steps: 600 };
+        let forced = Forced { rel_l2: Some(2.5e-3), argmax_differs: 2, steps: 600, at_ties: 0 };
         let p = proof(Form { forced: Some(forced), ..form("patched", 100.0, 10.0, Some((0, 3))) });
         let table = crate::report::proof_table(&p);
         assert!(table.contains("on stock's tokens: argmax differs, logits rel. L2 |"), "{table}");
@@ -240,6 +240,9 @@ mod tests {
         let nan = Forced { rel_l2: None, ..forced };
         let p = proof(Form { forced: Some(nan), ..form("patched", 100.0, 10.0, None) });
         assert!(crate::report::proof_table(&p).contains("| 2 of 600 differ, logits not finite |"));
+        let ties = Forced { at_ties: 1, ..forced };
+        let p = proof(Form { forced: Some(ties), ..form("patched", 100.0, 10.0, None) });
+        assert!(crate::report::proof_table(&p).contains("| 2 of 600 differ (1 at stock's exact ties), logits 2.5e-3 |"));
         assert!(table.contains("| the reference | the reference |"), "{table}");
         assert!(table.contains("| - |"), "a form not measured: {table}");
         let host = "host time per decode step: stock 50 µs, mx.compile 50 µs, patched 50 µs at batch 1";

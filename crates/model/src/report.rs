@@ -79,7 +79,9 @@ pub fn proof_table(p: &Proof) -> String {
             ("stock", _) => "the reference".to_string(),
             (_, Some(d)) => {
                 let l2 = d.rel_l2.map_or("not finite".into(), |r| format!("{r:.1e}"));
-                format!("{} of {} differ, logits {l2}", d.argmax_differs, d.steps)
+                let ties =
+                    if d.at_ties > 0 { format!(" ({} at stock's exact ties)", d.at_ties) } else { String::new() };
+                format!("{} of {} differ{ties}, logits {l2}", d.argmax_differs, d.steps)
             }
             (_, None) => "-".to_string(),
         };

@@ -262,9 +262,10 @@ def forced_logits(model, prompt, tokens):
 
 def forced(variants, model, ps, tokens, forms):
     """Each of `forms` against stock, both reading stock's greedy `tokens` (teacher forcing):
-    the relative L2 of its logits over every step (None where not finite), and at how many
-    steps its greedy choice would differ. Prompt by prompt: one prompt's logits are kept."""
-    sums = {n: [0.0, 0.0, 0, 0] for n in forms}  # squared difference, squared norm, differs, steps
+    the relative L2 of its logits over every step (None where not finite), at how many
+    steps its greedy choice would differ, and how many of those are exact ties of stock's
+    logits. Prompt by prompt: one prompt's logits are kept."""
+    sums = {n: [0.0, 0.0, 0, 0, 0] for n in forms}  # squared difference, squared norm, differs, steps, at ties
     for p, t in zip(ps, tokens):
         variants.use("stock")
         reference = forced_logits(model, p, t)
@@ -275,16 +276,26 @@ def forced(variants, model, ps, tokens, forms):
                 d = a - b
                 s[0] += mx.sum(d * d).item()
                 s[1] += mx.sum(b * b).item()
-                s[2] += int(mx.argmax(a).item() != mx.argmax(b).item())
+                differs = mx.argmax(a).item() != mx.argmax(b).item()
+                s[2] += int(differs)
                 s[3] += 1
+                s[4] += int(differs and exact_tie(b))
         del reference
         mx.clear_cache()
     variants.use("stock")
     out = {}
-    for n, (diff, norm, differs, steps) in sums.items():
+    for n, (diff, norm, differs, steps, ties) in sums.items():
         rel = (diff / norm) ** 0.5 if norm > 0 else 0.0
-        out[n] = {"rel_l2": rel if math.isfinite(rel) else None, "argmax_differs": differs, "steps": steps}
+        out[n] = {"rel_l2": rel if math.isfinite(rel) else None, "argmax_differs": differs, "steps": steps,
+                  "at_ties": ties}
     return out
+
+
+def exact_tie(logits):
+    """Whether the two best of these logits are equal (stock's greedy choice there is a tie
+    broken by token order: any other rounding may break it the other way)."""
+    top2 = mx.topk(logits, 2)
+    return (mx.max(top2) == mx.min(top2)).item()
 
 
 # Prefills timed per form and round (a real model's prefill takes milliseconds: one alone

@@ -804,6 +804,9 @@ pub struct Forced {
     /// Steps where its greedy choice would differ from stock's.
     pub argmax_differs: usize,
     pub steps: usize,
+    /// Of those, steps where stock's two best logits are equal (a tie broken by token order).
+    #[serde(default)]
+    pub at_ties: usize,
 }
 
 impl Request for ModelProof {
