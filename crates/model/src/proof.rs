@@ -242,7 +242,8 @@ mod tests {
         assert!(crate::report::proof_table(&p).contains("| 2 of 600 differ, logits not finite |"));
         let ties = Forced { at_ties: 1, ..forced };
         let p = proof(Form { forced: Some(ties), ..form("patched", 100.0, 10.0, None) });
-        assert!(crate::report::proof_table(&p).contains("| 2 of 600 differ (1 at stock's exact ties), logits 2.5e-3 |"));
+        let want = "| 2 of 600 differ (1 at stock's exact ties), logits 2.5e-3 |";
+        assert!(crate::report::proof_table(&p).contains(want));
         assert!(table.contains("| the reference | the reference |"), "{table}");
         assert!(table.contains("| - |"), "a form not measured: {table}");
         let host = "host time per decode step: stock 50 µs, mx.compile 50 µs, patched 50 µs at batch 1";

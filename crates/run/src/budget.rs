@@ -49,10 +49,10 @@ impl Budget {
         self.start = Instant::now();
     }
 
-    /// The latest a worker started before the trace may need to work: the latest the
-    /// verification can end, the trace taking at most `trace`.
+    /// The latest a worker started now, before the trace, may need to work: the latest the
+    /// verification can end once the budget restarts, the trace taking at most `trace`.
     pub fn last_deadline_before_trace(&self, trace: Duration) -> Instant {
-        self.last_verify_deadline() + trace
+        Instant::now() + trace + self.total.mul_f64(Self::VERIFY + Self::MAX_WAIT)
     }
 
     fn at(&self, share: f64) -> Instant {

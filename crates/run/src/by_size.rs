@@ -22,9 +22,11 @@ fn midpoint(a: i64, b: i64) -> i64 {
 /// The verified candidate with the best significant speedup at each size; `None` where
 /// none is significantly faster there (the original runs there).
 fn best_per_size(entries: &[Entry]) -> Vec<Option<usize>> {
-    (0..Size::ALL.len())
-        .map(|z| {
-            let timed = entries.iter().filter(|e| e.contends());
+    Size::ALL
+        .into_iter()
+        .map(|size| {
+            let z = size.index();
+            let timed = entries.iter().filter(|e| e.contends_at(size));
             let significant =
                 timed.filter_map(|e| e.timings[z].as_ref().filter(|t| t.significant).map(|t| (e.id.0, t.speedup)));
             significant.max_by(|a, b| a.1.total_cmp(&b.1)).map(|(k, _)| k)
@@ -199,6 +201,12 @@ mod tests {
         let entries = [cut_short(0, false), entry(1, true, [1.5, 1.5, 1.5])];
         assert!(!entries[0].verified_at(Size::Small));
         assert_eq!(best_per_size(&entries), vec![Some(1), Some(1), Some(1)]);
+        // Near miss: rejected at small, accepted at typical, then out of time: a size
+        // rejected rules out every size.
+        let mut rejected = cut_short(0, true);
+        rejected.verdicts[0].as_mut().unwrap().accepted = false;
+        assert!(!rejected.verified_at(Size::Typical) && !rejected.verified_at(Size::Small));
+        assert_eq!(best_per_size(&[rejected, entry(1, true, [1.5, 1.5, 1.5])]), vec![Some(1), Some(1), Some(1)]);
     }
 
     #[test]

@@ -112,11 +112,12 @@ impl Entry {
         self.drop_with(why);
     }
 
-    /// Accepted at `size`: verified at every size, or accepted there before the budget ran
-    /// out (it may then run there inside a by-size candidate, the original elsewhere).
+    /// Accepted at `size`: verified at every size, or accepted there, and at every size
+    /// judged before, when the budget ran out (it may then run there inside a by-size
+    /// candidate, the original elsewhere). A size rejected anywhere rules out every size.
     pub fn verified_at(&self, size: Size) -> bool {
-        let accepted = || self.verdicts[size.index()].as_ref().is_some_and(|v| v.accepted);
-        self.verified() || (self.ran_out && accepted())
+        let judged = || self.verdicts[size.index()].is_some() && self.verdicts.iter().flatten().all(|v| v.accepted);
+        self.verified() || (self.ran_out && judged())
     }
 
     /// Accepted at some size (see [`Entry::verified_at`]).
@@ -150,10 +151,15 @@ impl Entry {
         e
     }
 
-    /// Verified (at some size at least) and timed in the bench's last look: it may win,
-    /// or, where verified at some sizes only, run at those inside a by-size candidate.
+    /// Verified and timed in the bench's last look: it may win.
     pub fn contends(&self) -> bool {
-        self.verified_somewhere() && !self.first_look_only
+        self.verified() && !self.first_look_only
+    }
+
+    /// Verified at `size` and timed in the bench's last look: it may run there inside a
+    /// by-size candidate.
+    pub fn contends_at(&self, size: Size) -> bool {
+        self.verified_at(size) && !self.first_look_only
     }
 
     /// The timed sizes with their comparisons.

@@ -48,7 +48,7 @@ pub fn optimize(config: &Config, progress: &dyn Fn(&str)) -> anyhow::Result<Outc
     // Measured before warm workers start (they compile on every core), once per device.
     progress("measuring the device (once per device)");
     let device = session.device();
-    let ahead = budget.last_deadline_before_trace(session.timeout * 3); // a request per size
+    let ahead = budget.last_deadline_before_trace(session.timeout * 6); // two requests per size
     let warm = warm::for_trace(&session, ahead);
     // The pool's workers load the harness while fn is traced (a real model's harness loads
     // in tens of seconds); its cases wait for the trace.

@@ -160,7 +160,7 @@ class State:
     varies = False
     second_originals = {}
     identical = {}
-    targets = {}
+    targets = Kept(lambda key: True)  # each made again from its reference
     original_figures = {}
 
 
