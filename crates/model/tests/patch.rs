@@ -101,6 +101,9 @@ fn a_winner_that_computes_something_else_is_withdrawn() {
     // The table says how near a tie stock's choice was where they differ.
     let margin = p.form("patched").stock_margin.expect("stock's margin at the difference");
     assert!(margin >= 0.0 && p.median_margin.is_some_and(|m| m > 0.0), "{p:?}");
+    // On stock's tokens its choices differ, and not only where stock's logits tie.
+    let forced = p.form("patched").forced.expect("teacher-forced figures");
+    assert!(forced.argmax_differs > 0 && forced.at_ties < forced.argmax_differs, "{forced:?}");
 }
 
 #[test]

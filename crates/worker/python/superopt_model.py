@@ -276,10 +276,11 @@ def forced(variants, model, ps, tokens, forms):
                 d = a - b
                 s[0] += mx.sum(d * d).item()
                 s[1] += mx.sum(b * b).item()
-                differs = mx.argmax(a).item() != mx.argmax(b).item()
+                chosen = mx.argmax(a).item()
+                differs = chosen != mx.argmax(b).item()
                 s[2] += int(differs)
                 s[3] += 1
-                s[4] += int(differs and exact_tie(b))
+                s[4] += int(differs and ties_best(b, chosen))
         del reference
         mx.clear_cache()
     variants.use("stock")
@@ -291,11 +292,10 @@ def forced(variants, model, ps, tokens, forms):
     return out
 
 
-def exact_tie(logits):
-    """Whether the two best of these logits are equal (stock's greedy choice there is a tie
-    broken by token order: any other rounding may break it the other way)."""
-    top2 = mx.topk(logits, 2)
-    return (mx.max(top2) == mx.min(top2)).item()
+def ties_best(logits, token):
+    """Whether `token`'s logit equals the best of these (stock's greedy choice there is a tie
+    broken by token order, and `token` is one of the tied: any other rounding may pick it)."""
+    return (logits[token] == mx.max(logits)).item()
 
 
 # Prefills timed per form and round (a real model's prefill takes milliseconds: one alone

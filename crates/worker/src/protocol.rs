@@ -804,7 +804,8 @@ pub struct Forced {
     /// Steps where its greedy choice would differ from stock's.
     pub argmax_differs: usize,
     pub steps: usize,
-    /// Of those, steps where stock's two best logits are equal (a tie broken by token order).
+    /// Of those, steps where its choice's logit equals stock's best (a tie of stock's logits
+    /// that token order broke the other way).
     #[serde(default)]
     pub at_ties: usize,
 }

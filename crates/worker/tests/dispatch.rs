@@ -61,3 +61,23 @@ print("ok")
 fn dispatch_says_where_the_original_runs_and_times_the_choosing_not_the_original() {
     common::run_check(DISPATCH);
 }
+
+const TIES: &str = r#"
+import sys
+import mlx.core as mx
+m = {"__name__": "superopt_model"}
+exec(compile(sys.stdin.read(), "superopt_model.py", "exec"), m)
+tied = mx.array([0.5, 2.0, -1.0, 2.0])
+# A choice whose logit equals stock's best is a tie that token order broke...
+assert m["ties_best"](tied, 3) and m["ties_best"](tied, 1)
+# ...and near misses: a token below the best, or a best that is not tied.
+assert not m["ties_best"](tied, 0)
+assert not m["ties_best"](mx.array([0.5, 2.0, -1.0, 1.9921875]), 3)
+print("ok")
+"#;
+
+/// The model proof's count of differing choices that only break a tie of stock's logits.
+#[test]
+fn a_choice_ties_stocks_best_only_at_an_equal_logit() {
+    common::run_check_source(TIES, superopt_worker::MODEL_SOURCE);
+}

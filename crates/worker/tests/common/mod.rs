@@ -9,6 +9,11 @@ const EXIT: &str = "\nimport os, sys\nsys.stdout.flush()\nos._exit(0)\n";
 
 /// Runs `check` (Python reading the worker's source from stdin) and asserts it prints "ok".
 pub fn run_check(check: &str) {
+    run_check_source(check, superopt_worker::WORKER_SOURCE);
+}
+
+/// Runs `check` with `source` on its stdin and asserts it prints "ok".
+pub fn run_check_source(check: &str, source: &str) {
     let python = superopt_worker::find_python(None, &|_| {}).expect("a Python with MLX").path;
     let mut child = Command::new(python)
         .args(["-c", &format!("{check}{EXIT}")])
@@ -17,7 +22,7 @@ pub fn run_check(check: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(superopt_worker::WORKER_SOURCE.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(source.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
