@@ -395,10 +395,8 @@ impl Session {
         Ok(self.worker.call(&req, self.timeout)?.samples)
     }
 
-    /// The seconds per call a by-size `program` spends choosing at `size`, where it runs
-    /// the original.
-    /// The seconds per call a by-size module spends choosing at `size`; None where it does
-    /// not return the original `fn`'s outputs there.
+    /// The seconds per call a by-size `program` spends choosing at `size`, where it runs the
+    /// original; None where it does not return the original `fn`'s outputs there.
     pub fn dispatch(&mut self, program: &ProgramId, size: Size) -> Result<Option<f64>, WorkerError> {
         let req = Dispatch { program: program.clone(), size };
         let reply = self.worker.call(&req, self.timeout)?;
