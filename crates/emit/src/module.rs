@@ -2,7 +2,7 @@
 
 use crate::ops::{self, dtype, py_float, Ctx};
 use crate::EmitError;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use superopt_ir::{passes, ConstData, Dim, DimTerm, Guard, Node, Param, Plan, Program, ScalarExpr, ValueId};
 use superopt_kernel::{launch, Call, Layout, Target};
@@ -304,6 +304,14 @@ fn block(
     } else {
         nodes.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect()
     };
+    let runs: HashMap<usize, usize> = runs.into_iter().collect();
+    // Where each value is last read in `nodes`: an island's result is used after it.
+    let mut last_read: HashMap<ValueId, usize> = HashMap::new();
+    if !runs.is_empty() {
+        for (i, n) in nodes.iter().enumerate() {
+            n.inputs.iter().for_each(|v| _ = last_read.insert(*v, i));
+        }
+    }
     let mut body = String::new();
     for c in p.constants.iter().filter(|c| read.contains(&c.value)) {
         let dt = dtype(p.value(c.value).dtype);
@@ -318,8 +326,9 @@ fn block(
     }
     let mut i = 0;
     while i < nodes.len() {
-        if let (Some(&(a, b)), Some(isl)) = (runs.iter().find(|(a, _)| *a == i), islands.as_deref_mut()) {
-            body.push_str(&island(p, &nodes[a..b], &nodes[b..], names, results, isl, tensors, kernels)?);
+        if let (Some(&b), Some(isl)) = (runs.get(&i), islands.as_deref_mut()) {
+            let used_after = |v: &ValueId| last_read.get(v).is_some_and(|r| *r >= b) || results.contains(v);
+            body.push_str(&island(p, &nodes[i..b], &used_after, names, isl, tensors, kernels)?);
             i = b;
             continue;
         }
@@ -346,14 +355,13 @@ fn block(
     Ok(body)
 }
 
-/// One island: its compiled function (into `isl.defs`) and the line that calls it.
-#[allow(clippy::too_many_arguments)]
+/// One island: its compiled function (into `isl.defs`) and the line that calls it; it
+/// returns the values it makes that are `used_after` it.
 fn island(
     p: &Program,
     run: &[&Node],
-    after: &[&Node],
+    used_after: &dyn Fn(&ValueId) -> bool,
     names: &[String],
-    results: &[ValueId],
     isl: &mut Islands,
     tensors: &mut BTreeSet<String>,
     kernels: &Kernels,
@@ -367,9 +375,7 @@ fn island(
             ins.push(v);
         }
     }
-    let used_after: BTreeSet<ValueId> =
-        after.iter().flat_map(|n| n.inputs.iter().copied()).chain(results.iter().copied()).collect();
-    let outs: Vec<ValueId> = made.iter().copied().filter(|v| used_after.contains(v)).collect();
+    let outs: Vec<ValueId> = made.iter().copied().filter(|v| used_after(v)).collect();
     let name = format!("{}_{}", isl.prefix, isl.count);
     isl.count += 1;
     let params: Vec<String> = ins.iter().map(|v| names[*v].clone()).collect();

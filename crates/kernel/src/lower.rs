@@ -84,6 +84,7 @@ fn rows_until(p: &mut Program, target: Target, deadline: Option<Instant>, which:
     let late = || deadline.is_some_and(|d| Instant::now() >= d);
     let mut kernels: Vec<Lowered> = vec![];
     let pinned = decision_path(p);
+    let readers = Readers::of(p);
     for (r, (space, members)) in regions(p, &late)?.into_iter().enumerate() {
         if late() {
             return None;
@@ -91,7 +92,7 @@ fn rows_until(p: &mut Program, target: Target, deadline: Option<Instant>, which:
         if members.iter().any(|m| pinned.contains(m)) {
             continue;
         }
-        let Ok((kernel, inputs, outputs)) = build(p, &space, &members, &format!("r{r}")) else { continue };
+        let Ok((kernel, inputs, outputs)) = build(p, &readers, &space, &members, &format!("r{r}")) else { continue };
         if which == Regions::Reductions && kernel.form != Form::Rows {
             continue;
         }
@@ -158,12 +159,16 @@ struct Lowered {
 /// made before it is used; or the first outputs of the kernels caught in a cycle.
 fn assemble(p: &Program, kernels: &[Lowered]) -> Result<Vec<Node>, Vec<ValueId>> {
     let replaced: BTreeSet<usize> = kernels.iter().flat_map(|k| k.members.iter().copied()).collect();
+    let mut at: HashMap<usize, Vec<&Node>> = HashMap::new();
+    for k in kernels {
+        at.entry(k.members.last().copied().unwrap_or(0)).or_default().push(&k.node);
+    }
     let mut nodes: Vec<Node> = vec![];
     for (i, n) in p.nodes.iter().enumerate() {
         if !replaced.contains(&i) {
             nodes.push(n.clone());
         }
-        nodes.extend(kernels.iter().filter(|k| k.members.last() == Some(&i)).map(|k| k.node.clone()));
+        nodes.extend(at.remove(&i).unwrap_or_default().into_iter().cloned());
     }
     let (ordered, rest) = topological(nodes, p);
     if rest.is_empty() {
@@ -246,11 +251,11 @@ fn space_of(p: &Program, n: &Node, known: &HashMap<ValueId, Vec<i64>>) -> Option
 fn regions(p: &Program, late: &dyn Fn() -> bool) -> Option<Vec<(Vec<i64>, Vec<usize>)>> {
     let mut space: Vec<Option<Vec<i64>>> = vec![None; p.nodes.len()];
     let mut known: HashMap<ValueId, Vec<i64>> = HashMap::new();
-    let mut producer: HashMap<ValueId, usize> = HashMap::new();
+    let mut producer: Vec<Option<usize>> = vec![None; p.values.len()];
     for (i, n) in p.nodes.iter().enumerate() {
         space[i] = space_of(p, n, &known);
         for o in &n.outputs {
-            producer.insert(*o, i);
+            producer[*o] = Some(i);
             if let Some(s) = &space[i] {
                 known.insert(*o, s.clone());
             }
@@ -268,7 +273,7 @@ fn regions(p: &Program, late: &dyn Fn() -> bool) -> Option<Vec<(Vec<i64>, Vec<us
     }
     for (i, n) in p.nodes.iter().enumerate() {
         for v in &n.inputs {
-            if let Some(&j) = producer.get(v) {
+            if let Some(j) = producer[*v] {
                 if space[i].is_some() && space[i] == space[j] {
                     let (a, b) = (find(&mut parent, i), find(&mut parent, j));
                     parent[a] = b;
@@ -295,44 +300,37 @@ fn regions(p: &Program, late: &dyn Fn() -> bool) -> Option<Vec<(Vec<i64>, Vec<us
     Some(out)
 }
 
-/// Splits `members` so that no path leaves a part and comes back into it through other
-/// nodes; `None` once `late` says so (each split scans the program: an unrolled recurrence
-/// splits thousands of times).
+/// Splits `members` (in program order) so that no path leaves a part and comes back into
+/// it through other nodes: a member's level is the most of its member inputs' levels and
+/// one more than the levels a path through other nodes carries to it; each level is a
+/// part. One pass over the program between the first and the last member (a path that
+/// leaves and comes back lies there): an unrolled recurrence has thousands of groups.
 fn acyclic(
     p: &Program,
     members: Vec<usize>,
-    producer: &HashMap<ValueId, usize>,
+    producer: &[Option<usize>],
     late: &dyn Fn() -> bool,
 ) -> Option<Vec<Vec<usize>>> {
-    let mut parts = vec![];
-    let mut rest = members;
-    while !rest.is_empty() {
-        if late() {
-            return None;
-        }
-        let inside: BTreeSet<usize> = rest.iter().copied().collect();
-        // Nodes outside the part that depend on it, in program order.
-        let mut tainted: BTreeSet<usize> = BTreeSet::new();
-        let mut late: BTreeSet<usize> = BTreeSet::new();
-        // Nothing before the first member reads the part.
-        let first = rest.iter().copied().min().unwrap_or(0);
-        for (i, n) in p.nodes.iter().enumerate().skip(first) {
-            let from_part = |v: &ValueId| producer.get(v).is_some_and(|j| inside.contains(j) && !late.contains(j));
-            let from_tainted = |v: &ValueId| producer.get(v).is_some_and(|j| tainted.contains(j));
-            if inside.contains(&i) {
-                // A member reading something that left the part: it (and what follows) waits.
-                if n.inputs.iter().any(|v| from_tainted(v) || producer.get(v).is_some_and(|j| late.contains(j))) {
-                    late.insert(i);
-                }
-            } else if n.inputs.iter().any(|v| from_part(v) || from_tainted(v)) {
-                tainted.insert(i);
-            }
-        }
-        let (now, later): (Vec<usize>, Vec<usize>) = rest.into_iter().partition(|i| !late.contains(i));
-        parts.push(now);
-        rest = later;
+    if late() {
+        return None;
     }
-    Some(parts)
+    let (Some(&first), Some(&last)) = (members.first(), members.last()) else { return Some(vec![]) };
+    let mut member = vec![false; last - first + 1];
+    members.iter().for_each(|i| member[i - first] = true);
+    // Each node's level in the window: a member's part, or (another node) the highest
+    // part it reads through any path; none where it reads no member.
+    let mut level: Vec<Option<usize>> = vec![None; last - first + 1];
+    for i in first..=last {
+        let carried = p.nodes[i].inputs.iter().filter_map(|v| producer[*v]).filter(|j| *j >= first);
+        let from = |j: usize| level[j - first].map(|l| if member[j - first] || !member[i - first] { l } else { l + 1 });
+        let l = carried.filter_map(from).max();
+        level[i - first] = if member[i - first] { Some(l.unwrap_or(0)) } else { l };
+    }
+    let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in members {
+        parts.entry(level[i - first].unwrap_or(0)).or_default().push(i);
+    }
+    Some(parts.into_values().collect())
 }
 
 /// A single cheap elementwise op gains nothing from a kernel of its own.
@@ -346,8 +344,29 @@ fn worth_it(p: &Program, members: &[usize]) -> bool {
 
 type Built = (crate::Kernel, Vec<ValueId>, Vec<ValueId>);
 
+/// Who reads each value: the nodes (by index), and whether the program returns it.
+struct Readers {
+    nodes: HashMap<ValueId, Vec<usize>>,
+    returned: BTreeSet<ValueId>,
+}
+
+impl Readers {
+    fn of(p: &Program) -> Readers {
+        let mut nodes: HashMap<ValueId, Vec<usize>> = HashMap::new();
+        for (i, n) in p.nodes.iter().enumerate() {
+            n.inputs.iter().for_each(|v| nodes.entry(*v).or_default().push(i));
+        }
+        Readers { nodes, returned: p.outputs.iter().copied().collect() }
+    }
+
+    /// Whether `v` is returned or read by a node outside `members`.
+    fn read_outside(&self, v: ValueId, members: &BTreeSet<usize>) -> bool {
+        self.returned.contains(&v) || self.nodes.get(&v).is_some_and(|r| r.iter().any(|i| !members.contains(i)))
+    }
+}
+
 /// The kernel computing `members` over `space`, its input values and output values.
-fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Built, Invalid> {
+fn build(p: &Program, readers: &Readers, space: &[i64], members: &[usize], name: &str) -> Result<Built, Invalid> {
     let bad = |s: String| Invalid(s);
     let inside: BTreeSet<ValueId> = members.iter().flat_map(|i| p.nodes[*i].outputs.iter().copied()).collect();
     let rows = members
@@ -369,16 +388,8 @@ fn build(p: &Program, space: &[i64], members: &[usize], name: &str) -> Result<Bu
     }
     // Results: what is read after the region, or returned.
     let members_set: BTreeSet<usize> = members.iter().copied().collect();
-    let read_outside: BTreeSet<ValueId> = p
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !members_set.contains(i))
-        .flat_map(|(_, n)| n.inputs.iter().copied())
-        .chain(p.outputs.iter().copied())
-        .collect();
     let mut outputs = vec![];
-    for v in inside.iter().filter(|v| read_outside.contains(v)) {
+    for v in inside.iter().filter(|v| readers.read_outside(**v, &members_set)) {
         let value = p.value(*v);
         let l = layout(&value.shape, space)
             .filter(|l| matches!(l, Layout::Full | Layout::Row))
@@ -506,30 +517,42 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
     })
 }
 
-/// `nodes` in an order where every value is made before it is read (stable otherwise),
-/// and those that never become ready (a cycle), in their order.
+/// `nodes` in an order where every value is made before it is read (each time the
+/// earliest node that can go next), and those that never become ready (a cycle), in their
+/// order.
 fn topological(nodes: Vec<Node>, p: &Program) -> (Vec<Node>, Vec<Node>) {
-    let mut ready: BTreeSet<ValueId> = p.inputs.iter().copied().chain(p.constants.iter().map(|c| c.value)).collect();
-    let mut pending = nodes;
-    let mut out = Vec::with_capacity(pending.len());
-    while !pending.is_empty() {
-        let before = pending.len();
-        let mut rest = vec![];
-        for n in pending {
-            // Each pass takes every node whose inputs are ready, in order.
-            if n.inputs.iter().all(|v| ready.contains(v)) {
-                ready.extend(n.outputs.iter().copied());
-                out.push(n);
-            } else {
-                rest.push(n);
+    let given: BTreeSet<ValueId> = p.inputs.iter().copied().chain(p.constants.iter().map(|c| c.value)).collect();
+    let producer: HashMap<ValueId, usize> =
+        nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
+    // Per node, how many of its inputs other nodes make and have not yet made; per node, its readers.
+    let mut waiting = vec![0usize; nodes.len()];
+    let mut readers: Vec<Vec<usize>> = vec![vec![]; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        for v in n.inputs.iter().filter(|v| !given.contains(v)) {
+            waiting[i] += 1;
+            if let Some(&j) = producer.get(v) {
+                readers[j].push(i);
             }
         }
-        if rest.len() == before {
-            return (out, rest);
-        }
-        pending = rest;
     }
-    (out, vec![])
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+        (0..nodes.len()).filter(|i| waiting[*i] == 0).map(std::cmp::Reverse).collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &r in &readers[i] {
+            waiting[r] -= 1;
+            if waiting[r] == 0 {
+                ready.push(std::cmp::Reverse(r));
+            }
+        }
+    }
+    let mut placed = vec![false; nodes.len()];
+    order.iter().for_each(|i| placed[*i] = true);
+    let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+    let out = order.iter().filter_map(|i| slots[*i].take()).collect();
+    let rest = (0..slots.len()).filter(|i| !placed[*i]).filter_map(|i| slots[i].take()).collect();
+    (out, rest)
 }
 
 #[cfg(test)]
@@ -597,6 +620,26 @@ mod tests {
         assert_eq!(made.len(), 2, "{made:?}");
         assert!(in_order(&p));
         assert_eq!(p.nodes.iter().map(|n| n.op.name()).collect::<Vec<_>>(), ["Kernel", "Matmul", "Kernel"]);
+    }
+
+    #[test]
+    fn a_member_reading_a_later_parts_way_out_goes_after_it() {
+        // exp (A) -> matmul -> add (C, with A) -> matmul -> add (E, with A): E reads what
+        // left C, which left A; one region splits into A, C, E in that order.
+        let ops = [
+            ("Exp", vec![0]),
+            ("Matmul", vec![2, 1]),
+            ("Add", vec![3, 2]),
+            ("Matmul", vec![4, 1]),
+            ("Add", vec![2, 5]),
+        ];
+        let p = program(&ops, None);
+        let producer: Vec<Option<usize>> = [None, None].into_iter().chain((0..ops.len()).map(Some)).collect();
+        assert_eq!(acyclic(&p, vec![0, 2, 4], &producer, &|| false), Some(vec![vec![0], vec![2], vec![4]]));
+        // Near miss: E reads A and C only (no way out and back): it joins C's part.
+        let direct =
+            program(&[ops[0].clone(), ops[1].clone(), ops[2].clone(), ops[3].clone(), ("Add", vec![2, 4])], None);
+        assert_eq!(acyclic(&direct, vec![0, 2, 4], &producer, &|| false), Some(vec![vec![0], vec![2, 4]]));
     }
 
     #[test]

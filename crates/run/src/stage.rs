@@ -6,7 +6,7 @@ use crate::ledger::{CandidateId, Run};
 use crate::propose::tunable;
 use crate::session::Session;
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use superopt_emit::{emit, ModuleInfo};
 use superopt_ir::Program;
 use superopt_search::Candidate;
@@ -29,15 +29,31 @@ pub fn keep_constants(s: &mut Session, traces: &[Program], dir: &Path) -> Result
 /// Emits `c` into `dir` as the module of candidate `k` and loads it in the worker as `id`;
 /// its constants are those [`keep_constants`] saved there.
 pub fn stage_candidate(s: &mut Session, c: &Candidate, id: ProgramId, k: usize, dir: &Path) -> Result<(), String> {
-    let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: CONSTANTS, notes: vec![] };
-    let e = emit(c, &info).map_err(|e| e.to_string())?;
-    let path = module_path(dir, k);
-    std::fs::write(&path, &e.source).map_err(|e| e.to_string())?;
+    let path = write_candidate(s, c, k, dir)?;
     s.register(id, &path, "optimized").map_err(|e| format!("the emitted module does not load: {e}"))
 }
 
+/// Emits `c` into `dir` as the module of candidate `k`, its path. A module written before
+/// with the same source is left as it is: its bytecode, which the first process to import
+/// it cached (a few megabytes of source take a second to compile), stays valid.
+pub fn write_candidate(s: &Session, c: &Candidate, k: usize, dir: &Path) -> Result<PathBuf, String> {
+    let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: CONSTANTS, notes: vec![] };
+    let e = emit(c, &info).map_err(|e| e.to_string())?;
+    let path = module_path(dir, k);
+    write_if_changed(&path, &e.source).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// Writes `source` to `path` unless the file holds it already (its time then stays).
+fn write_if_changed(path: &Path, source: &str) -> std::io::Result<()> {
+    if std::fs::read(path).ok().as_deref() == Some(source.as_bytes()) {
+        return Ok(());
+    }
+    std::fs::write(path, source)
+}
+
 /// Where the module of the `k`-th candidate is written.
-pub fn module_path(dir: &Path, k: usize) -> std::path::PathBuf {
+pub fn module_path(dir: &Path, k: usize) -> PathBuf {
     dir.join(format!("cand{k}.py"))
 }
 
@@ -49,6 +65,14 @@ pub fn stage(run: &mut Run, id: CandidateId) {
         Ok(()) => e.staged = true,
         Err(why) => e.drop_with(why),
     }
+}
+
+/// Writes entry `id`'s module for other processes, without loading it here (the verifier
+/// does, when it comes to it); a failure to emit drops it.
+pub fn write(run: &mut Run, id: CandidateId) -> Option<PathBuf> {
+    let Run { session, entries, workdir, .. } = run;
+    let e = &mut entries[id.0];
+    write_candidate(session, &e.candidate, id.0, workdir.path()).map_err(|why| e.drop_with(why)).ok()
 }
 
 /// Stages the traced program and every candidate with kernels to tune. `Err` where the
@@ -65,4 +89,24 @@ pub fn stage_first(run: &mut Run) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_module_is_written_again_only_when_its_source_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = module_path(dir.path(), 3);
+        let past = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let time = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        write_if_changed(&path, "x = 1\n").unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(past).unwrap();
+        write_if_changed(&path, "x = 1\n").unwrap();
+        assert_eq!(time(&path), past, "the same source leaves the file (and its cached bytecode) alone");
+        write_if_changed(&path, "x = 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x = 2\n");
+        assert_ne!(time(&path), past);
+    }
 }

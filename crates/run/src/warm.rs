@@ -19,7 +19,7 @@
 
 use crate::ledger::{CandidateId, Run};
 use crate::session::Session;
-use crate::stage::stage;
+use crate::stage::{module_path, write};
 use std::collections::{BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -268,17 +268,14 @@ pub fn start(run: &mut Run) {
     push(run, order);
 }
 
-/// Stages the candidates of `order` (the traced program aside: the verifier calls it first)
+/// Writes the modules of `order` (the traced program aside: the verifier calls it first)
 /// and queues them in that order, closing the queue.
 fn push(run: &mut Run, order: Vec<CandidateId>) {
     let mut jobs = vec![];
     for (rank, id) in order.into_iter().enumerate().filter(|(_, id)| *id != CandidateId::TRACED) {
-        if !run.entry(id).staged {
-            stage(run, id);
-        }
+        let path = if run.entry(id).staged { Some(module_path(run.workdir.path(), id.0)) } else { write(run, id) };
         let e = run.entry(id);
-        if e.staged && !e.is_dropped() {
-            let path = crate::stage::module_path(run.workdir.path(), id.0);
+        if let Some(path) = path.filter(|_| !e.is_dropped()) {
             let sizes = if per_size(e) { &Size::ALL[..] } else { &Size::ALL[..1] };
             let job = |size: &Size| Job { rank, id: Some(id), size: *size, program: e.program(), path: path.clone() };
             jobs.extend(sizes.iter().map(job));
