@@ -10,7 +10,7 @@
 # (setsid: they outlive the call; timings never overlap); `wait` waits until the seconds given
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
 # Steps (default: all but profile, in this order): quant chunked model mutations reala realb kernels
-# quantized solve standard; prefill (the MoE block at prefill), realc (reala and realb's rows not yet verified), profile (fn's first calls in three processes), model-moe and model-dense
+# quantized solve standard; prefill (the MoE block at prefill), gated (gated_delta alone), realc (reala and realb's rows not yet verified), profile (fn's first calls in three processes), model-moe and model-dense
 # (one of the two models) on request.
 set -u
 s=/tmp/so
@@ -49,6 +49,7 @@ step() {
     chunked) suite 180 480 chunked suite/gated_delta_chunked.py ;;
     quant) suite 120 300 quant suite/moe_block_decode.py suite/llama_mlp_4bit.py ;;
     prefill) suite 120 420 prefill suite/moe_block_prefill.py ;;
+    gated) suite 90 300 gated suite/gated_delta.py ;;
     reala) suite 90 420 reala suite/qwen3_attention_mlx_lm.py suite/moe_experts.py suite/gated_delta.py ;;
     realb) suite 90 240 realb suite/qwen3_attention_naive.py suite/naive_gqa_einsum.py \
       suite/naive_mask_rebuilt.py suite/swiglu_mlp.py ;;
