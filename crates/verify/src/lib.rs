@@ -100,7 +100,8 @@ fn factors(seeds: &[SeedFigures]) -> Vec<Vec<Bound>> {
             let each = s.outputs.iter().zip(&usual).enumerate();
             each.map(|(k, (o, (l2, max)))| {
                 let edge = s.variant != Variant::Normal;
-                let inaccurate = ill(*l2, o.orig_l2) || ill(*max, o.orig_max);
+                // An original that overflowed where the exact value is finite is off without bound.
+                let inaccurate = ill(*l2, o.orig_l2) || ill(*max, o.orig_max) || o.orig_lost == Some(true);
                 if edge && (inaccurate || sensitive(k, o.sensitivity)) {
                     // Overflow is forgiven only where the original's own figures say so.
                     Bound { factor: ILL_FACTOR, ill: inaccurate && s.variant != Variant::Nonfinite }
@@ -233,7 +234,8 @@ fn reject(o: &OutputFigures, tol: Tolerance, bound: Bound) -> Option<(&'static s
     }
     let forgiven = bound.ill && tol == Tolerance::Relative && o.nonfinite_ok_ill == Some(true);
     if o.nonfinite_ok != Some(true) && !forgiven {
-        return Some(("NaN/Inf positions", "NaN/Inf positions differ from the original's".into()));
+        let places = o.nonfinite_places.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+        return Some(("NaN/Inf positions", format!("NaN/Inf positions differ from the original's{places}")));
     }
     if o.bit_identical == Some(true) {
         return None;
@@ -408,6 +410,13 @@ mod tests {
         assert!(!relative(overflowing(Variant::Nonfinite, (2e-7, 2e-7), (0.3, 0.4), true)).accepted);
         let fp32 = Tolerance::parse("fp32").unwrap();
         assert!(!judge(&overflowing(Variant::Negative, (2e-7, 2e-7), (0.3, 0.4), true), fp32).accepted);
+        // The original as accurate as usual where finite, but non-finite where the exact value
+        // is finite: forgiven; not on the non-finite inputs.
+        let mut lost = overflowing(Variant::Negative, (2e-7, 2e-7), (3e-7, 4e-7), true);
+        lost[1].outputs[0].orig_lost = Some(true);
+        assert!(relative(lost.clone()).accepted);
+        lost[1].variant = Variant::Nonfinite;
+        assert!(!relative(lost).accepted);
         // Ill by its sensitivity alone, the original as accurate as usual: not forgiven.
         let moved = sensitive(1.0, 1e3, overflowing(Variant::Negative, (2e-7, 2e-7), (3e-7, 4e-7), true));
         assert!(!relative(moved).accepted);

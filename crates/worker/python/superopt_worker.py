@@ -1520,9 +1520,11 @@ def nonfinite_ok(y, o, variant, t=None, lenient=False):
     non-finite inputs: non-finite at exactly the same places; NaN and Inf may trade
     (re-associating inf * a + inf * b turns NaN into Inf, and both are poisoned).
     finite edge inputs (zeros, large, tiny...): the candidate may be finite where the
-    original overflowed, and non-finite where the exact value (Target t, fn in float64)
+    original overflowed, non-finite where the exact value (Target t, fn in float64)
     is itself beyond the output dtype's range (IEEE rounds it to Inf; the original's
-    finite value there is no nearer to it), but not elsewhere where the original is finite.
+    finite value there is no nearer to it), and of another kind (NaN for Inf) where the
+    original is non-finite and the exact value is not (no digit of the original's is
+    right there), but not elsewhere where the original is finite.
     `lenient` (an ill-conditioned case, which the judge decides): also where the original's
     finite value has no correct digit (see no_digit)."""
     if variant == "nonfinite":
@@ -1535,9 +1537,24 @@ def nonfinite_ok(y, o, variant, t=None, lenient=False):
         same = mx.logical_or(same, mx.logical_and(mx.isfinite(y), mx.logical_not(mx.isfinite(o))))
         if t is not None:
             same = mx.logical_or(same, beyond_range(t, y.dtype))
+            same = mx.logical_or(same, mx.logical_and(mx.logical_not(mx.isfinite(o)), mx.isfinite(t.hi)))
         if t is not None and lenient:
             same = mx.logical_or(same, no_digit(o, t))
     return bool(mx.all(same).item())
+
+
+def nonfinite_places(y, o, t):
+    """How the NaN/Inf places of y and of the original o differ, counted: where y alone is
+    non-finite (and of those, where the exact value, Target t, is finite), where o alone
+    is, and where both are but of other kinds."""
+    fy, fo = mx.isfinite(y), mx.isfinite(o)
+    kinds = [mx.isnan(a) * 1 + mx.isposinf(a) * 2 + mx.isneginf(a) * 3 for a in (y, o)]
+    count = lambda m: int(mx.sum(m).item())
+    y_only = mx.logical_and(mx.logical_not(fy), fo)
+    exact = "" if t is None else f", {count(mx.logical_and(y_only, mx.isfinite(t.hi)))} of them finite in float64"
+    both = mx.logical_and(mx.logical_not(mx.logical_or(fy, fo)), mx.not_equal(*kinds))
+    return (f"the candidate's alone at {count(y_only)} places{exact}; the original's alone at "
+            f"{count(mx.logical_and(fy, mx.logical_not(fo)))}; other kinds at {count(both)} of {y.size}")
 
 
 # How far off (against the largest finite exact value) no_digit's original must be: not
@@ -1553,6 +1570,13 @@ def no_digit(o, t):
     off = mx.abs(o - hi)
     largest = mx.max(mx.where(mx.isfinite(hi), mx.abs(hi), 0.0))
     return mx.logical_and(mx.isfinite(o), mx.logical_and(off > mx.abs(hi), off > NO_DIGIT_SHARE * largest))
+
+
+def orig_lost(o, t):
+    """Whether the original o is non-finite somewhere Target t's exact value is a finite
+    number of o's dtype: it overflowed midway there, and no digit of it is right."""
+    lost = mx.logical_and(mx.logical_not(mx.isfinite(o)), mx.logical_not(beyond_range(t, o.dtype)))
+    return bool(mx.any(lost).item())
 
 
 def beyond_range(t, dtype):
@@ -1579,6 +1603,10 @@ def float_figures(y, o, ref, variant, fixed, key=None):
         fig = {"nonfinite_ok": nonfinite_ok(y, o, variant, t if ref is not None else None)}
         if not fig["nonfinite_ok"] and ref is not None and variant not in ("normal", "nonfinite"):
             fig["nonfinite_ok_ill"] = nonfinite_ok(y, o, variant, t, lenient=True)
+        if not fig["nonfinite_ok"]:
+            fig["nonfinite_places"] = nonfinite_places(y, o, t if ref is not None else None)
+        if ref is not None and variant not in ("normal", "nonfinite"):
+            fig["orig_lost"] = orig_lost(o, t)
     if ref is None:
         fig["orig_l2"], fig["orig_max"] = 0.0, 0.0
     elif mask is None:

@@ -523,6 +523,13 @@ pub struct OutputFigures {
     /// digit (off the exact value by more than its size); counted on ill-conditioned cases.
     #[serde(default)]
     pub nonfinite_ok_ill: Option<bool>,
+    /// On a finite edge input: whether the original is non-finite somewhere the exact value
+    /// is a finite number of the output's dtype (it overflowed midway: no digit right there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orig_lost: Option<bool>,
+    /// Where `nonfinite_ok` fails: how the places differ, counted (for the verdict's line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonfinite_places: Option<String>,
     #[serde(default)]
     pub orig_l2: Option<f64>,
     #[serde(default)]

@@ -1,7 +1,8 @@
 //! The NaN/Inf positions rule on real MLX (CPU): on a finite edge input a candidate may be
 //! infinite where the exact value is beyond the output dtype's range, and nowhere else where
 //! the original is finite (on an ill-conditioned case, also where the original has no
-//! correct digit); on normal inputs the places must match.
+//! correct digit; where the original is non-finite and the exact value is not, anything);
+//! on normal inputs the places must match.
 
 mod common;
 
@@ -40,6 +41,22 @@ with mx.stream(mx.cpu):
     assert not ok(mx.array([1.0, 5e37, -2e34, nan, 1e-30]), o, "zeros", exact, lenient=True)
     assert not ok(mx.array([1.0, 5e37, -2e34, 0.0, nan]), o, "zeros", exact, lenient=True)
     assert not ok(mx.array([1.0, inf, -2e34, 0.0, 1e-30]), o, "normal", exact, lenient=True)
+    # Where the original overflowed (Inf, -Inf, NaN) but the exact value is finite, no digit of
+    # it is right: the candidate may be non-finite of another kind there. Near misses: NaN
+    # where the original's 2.0 is finite; the same on normal inputs; where the exact is NaN.
+    exact = Target(mx.array([1.0, 5.0, 7.0, 2.0, nan], dtype=mx.float64))
+    o = mx.array([1.0, inf, nan, 2.0, inf])
+    assert ok(mx.array([1.0, nan, -inf, 2.0, inf]), o, "negative", exact)
+    assert not ok(mx.array([1.0, nan, -inf, nan, inf]), o, "negative", exact)
+    assert not ok(mx.array([1.0, nan, -inf, 2.0, inf]), o, "normal", exact)
+    assert ok(mx.array([1.0, inf, nan, 2.0, nan]), o, "large", exact)  # beyond range: as before
+    # The original lost (ill-conditioned there) where it is Inf at an exact 5.0; near miss: Inf
+    # only where the exact value is NaN or beyond float32's range.
+    assert w["orig_lost"](o, exact)
+    beyond = Target(mx.array([1.0, 1e39, nan, 2.0, nan], dtype=mx.float64))
+    assert not w["orig_lost"](o, beyond)
+    places = w["nonfinite_places"](mx.array([1.0, nan, inf, nan, 3.0]), o, exact)
+    assert places == "the candidate's alone at 1 places, 1 of them finite in float64; the original's alone at 1; other kinds at 2 of 5", places
 print("ok")
 "#;
 
