@@ -44,12 +44,25 @@ pub fn write_candidate(s: &Session, c: &Candidate, k: usize, dir: &Path) -> Resu
     Ok(path)
 }
 
-/// Writes `source` to `path` unless the file holds it already (its time then stays).
+/// Writes `source` to `path` unless the file holds it already (its time then stays). A
+/// file rewritten gets a time a whole second past its old one: Python trusts a cached
+/// bytecode whose source has the same size and second (a tuned launch changes digits only).
 fn write_if_changed(path: &Path, source: &str) -> std::io::Result<()> {
-    if std::fs::read(path).ok().as_deref() == Some(source.as_bytes()) {
+    let old = std::fs::read(path).ok();
+    if old.as_deref() == Some(source.as_bytes()) {
         return Ok(());
     }
-    std::fs::write(path, source)
+    let before = old.and_then(|_| std::fs::metadata(path).ok()?.modified().ok());
+    std::fs::write(path, source)?;
+    if let Some(before) = before {
+        let second = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = std::fs::metadata(path)?.modified()?;
+        if second(now) <= second(before) {
+            let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(second(before) + 1);
+            std::fs::File::options().write(true).open(path)?.set_modified(later)?;
+        }
+    }
+    Ok(())
 }
 
 /// Where the module of the `k`-th candidate is written.
@@ -108,5 +121,10 @@ mod tests {
         write_if_changed(&path, "x = 2\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "x = 2\n");
         assert_ne!(time(&path), past);
+        // Rewritten within the same second (same size): its time moves to another second.
+        let seconds = |p: &Path| time(p).duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let first = seconds(&path);
+        write_if_changed(&path, "x = 3\n").unwrap();
+        assert!(seconds(&path) > first, "Python would take the bytecode of x = 2 for x = 3");
     }
 }
