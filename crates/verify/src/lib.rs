@@ -100,13 +100,15 @@ fn factors(seeds: &[SeedFigures]) -> Vec<Vec<Bound>> {
             let each = s.outputs.iter().zip(&usual).enumerate();
             each.map(|(k, (o, (l2, max)))| {
                 let edge = s.variant != Variant::Normal;
-                // An original that overflowed where the exact value is finite is off without bound.
-                let inaccurate = ill(*l2, o.orig_l2) || ill(*max, o.orig_max) || o.orig_lost == Some(true);
+                let inaccurate = ill(*l2, o.orig_l2) || ill(*max, o.orig_max);
+                // An original non-finite where the exact value is finite lost every digit there:
+                // overflow is forgiven, but its error elsewhere sets the factor.
+                let lost = edge && o.orig_lost == Some(true) && s.variant != Variant::Nonfinite;
                 if edge && (inaccurate || sensitive(k, o.sensitivity)) {
                     // Overflow is forgiven only where the original's own figures say so.
-                    Bound { factor: ILL_FACTOR, ill: inaccurate && s.variant != Variant::Nonfinite }
+                    Bound { factor: ILL_FACTOR, ill: (inaccurate || lost) && s.variant != Variant::Nonfinite }
                 } else if edge {
-                    Bound { factor: amplified((o.sensitivity, moved[k]), (o.orig_l2, *l2)), ill: false }
+                    Bound { factor: amplified((o.sensitivity, moved[k]), (o.orig_l2, *l2)), ill: lost }
                 } else {
                     Bound { factor: 2.0, ill: false }
                 }
@@ -411,10 +413,15 @@ mod tests {
         let fp32 = Tolerance::parse("fp32").unwrap();
         assert!(!judge(&overflowing(Variant::Negative, (2e-7, 2e-7), (0.3, 0.4), true), fp32).accepted);
         // The original as accurate as usual where finite, but non-finite where the exact value
-        // is finite: forgiven; not on the non-finite inputs.
+        // is finite: its overflow forgiven, its finite places still held to 2x; not on the
+        // non-finite inputs.
         let mut lost = overflowing(Variant::Negative, (2e-7, 2e-7), (3e-7, 4e-7), true);
         lost[1].outputs[0].orig_lost = Some(true);
         assert!(relative(lost.clone()).accepted);
+        (lost[1].outputs[0].cand_l2, lost[1].outputs[0].cand_max) = (Some(3e-6), Some(3e-6));
+        assert!(!relative(lost.clone()).accepted, "10x the original's error where it is finite");
+        lost[1].outputs[0].cand_l2 = Some(4e-7);
+        lost[1].outputs[0].cand_max = Some(4e-7);
         lost[1].variant = Variant::Nonfinite;
         assert!(!relative(lost).accepted);
         // Ill by its sensitivity alone, the original as accurate as usual: not forgiven.

@@ -1553,8 +1553,8 @@ def nonfinite_places(y, o, t):
     y_only = mx.logical_and(mx.logical_not(fy), fo)
     exact = "" if t is None else f", {count(mx.logical_and(y_only, mx.isfinite(t.hi)))} of them finite in float64"
     both = mx.logical_and(mx.logical_not(mx.logical_or(fy, fo)), mx.not_equal(*kinds))
-    return (f"the candidate's alone at {count(y_only)} places{exact}; the original's alone at "
-            f"{count(mx.logical_and(fy, mx.logical_not(fo)))}; other kinds at {count(both)} of {y.size}")
+    return (f"the candidate's alone: {count(y_only)}{exact}; the original's alone: "
+            f"{count(mx.logical_and(fy, mx.logical_not(fo)))}; other kinds: {count(both)}; of {y.size} places")
 
 
 # How far off (against the largest finite exact value) no_digit's original must be: not

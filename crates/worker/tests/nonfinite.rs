@@ -56,7 +56,8 @@ with mx.stream(mx.cpu):
     beyond = Target(mx.array([1.0, 1e39, nan, 2.0, nan], dtype=mx.float64))
     assert not w["orig_lost"](o, beyond)
     places = w["nonfinite_places"](mx.array([1.0, nan, inf, nan, 3.0]), o, exact)
-    assert places == "the candidate's alone at 1 places, 1 of them finite in float64; the original's alone at 1; other kinds at 2 of 5", places
+    want = "the candidate's alone: 1, 1 of them finite in float64; the original's alone: 1; other kinds: 2; of 5 places"
+    assert places == want, places
 print("ok")
 "#;
 
