@@ -547,12 +547,9 @@ fn topological(nodes: Vec<Node>, p: &Program) -> (Vec<Node>, Vec<Node>) {
             }
         }
     }
-    let mut placed = vec![false; nodes.len()];
-    order.iter().for_each(|i| placed[*i] = true);
     let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
     let out = order.iter().filter_map(|i| slots[*i].take()).collect();
-    let rest = (0..slots.len()).filter(|i| !placed[*i]).filter_map(|i| slots[i].take()).collect();
-    (out, rest)
+    (out, slots.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

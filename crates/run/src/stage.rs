@@ -36,7 +36,7 @@ pub fn stage_candidate(s: &mut Session, c: &Candidate, id: ProgramId, k: usize, 
 /// Emits `c` into `dir` as the module of candidate `k`, its path. A module written before
 /// with the same source is left as it is: its bytecode, which the first process to import
 /// it cached (a few megabytes of source take a second to compile), stays valid.
-pub fn write_candidate(s: &Session, c: &Candidate, k: usize, dir: &Path) -> Result<PathBuf, String> {
+fn write_candidate(s: &Session, c: &Candidate, k: usize, dir: &Path) -> Result<PathBuf, String> {
     let info = ModuleInfo { harness: &s.harness.to_string_lossy(), constants_file: CONSTANTS, notes: vec![] };
     let e = emit(c, &info).map_err(|e| e.to_string())?;
     let path = module_path(dir, k);
