@@ -50,6 +50,11 @@ fn a_chunked_pre_scaled_gram_is_computed_once_per_kv_head() {
 }
 
 #[test]
+fn attention_written_as_broadcast_sums_becomes_matmuls() {
+    assert_rule_verified("tests/harnesses/search/attention_broadcast_sums.py", "algebra/sum-of-products-as-matmul~");
+}
+
+#[test]
 fn hand_written_rope_becomes_mx_fast_rope() {
     assert_rule_verified("tests/harnesses/search/rope.py", "fast/rope");
 }

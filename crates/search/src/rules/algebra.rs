@@ -1,13 +1,15 @@
 //! Algebra: identities, constant folding, scalar factors through matmul and
-//! transpose, and matmul association (the cost model picks the cheaper order).
-//! May touch: Multiply, Add, Subtract, Divide, Square, Power, Sqrt, Matmul, Transpose.
+//! transpose, matmul association (the cost model picks the cheaper order), and sums of
+//! broadcast products as matmuls.
+//! May touch: Multiply, Add, Subtract, Divide, Square, Power, Sqrt, Matmul, Transpose, and
+//! a Sum `Reduce` of a product.
 //! Rules whose name ends in `~` are exact in real arithmetic but may round differently.
 
-use super::{Ctx, Family::Algebra, Rule};
+use super::layout::perm;
+use super::{const_int, const_list, Ctx, Family::Algebra, Rule};
 use crate::egraph::convert::round_to;
 use egg::Id;
-use superopt_ir::Arg;
-use superopt_ir::Op;
+use superopt_ir::{Arg, Dim, Op, ReduceKind};
 
 pub fn rules() -> Vec<Rule> {
     vec![
@@ -67,6 +69,7 @@ pub fn rules() -> Vec<Rule> {
             "(Matmul ?a (Multiply ?b ?s))",
             scalar_s,
         ),
+        Rule::build(Algebra, "sum-of-products-as-matmul~", "(Reduce ?red (Multiply ?a ?b))", sum_of_products),
         Rule::when(
             Algebra,
             "scalar-out-of-transpose",
@@ -91,6 +94,97 @@ fn associable(cx: &Ctx) -> bool {
         && a[..a.len() - 2] == b[..b.len() - 2]
         && b[..b.len() - 2] == c[..c.len() - 2];
     plain || batched
+}
+
+/// How an axis of a broadcast product `a * b` (equal ranks) takes part in a contraction.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Axis {
+    /// Both operands have it (or both are 1 there).
+    Batch,
+    /// Only `a` has it (`b` is 1 there): a row of the product.
+    Row,
+    /// Only `b` has it: a column.
+    Column,
+}
+
+/// Each axis's part, or `None` where the operands' shapes do not broadcast that simply.
+/// An axis is 1 where its symbolic dim is 1 (one program for every size), else where its
+/// size is.
+fn axes(cx: &Ctx) -> Option<Vec<Axis>> {
+    let (a, b) = (cx.data("?a"), cx.data("?b"));
+    let (sa, sb) = (&a.value()?.shape, &b.value()?.shape);
+    if sa.len() != sb.len() {
+        return None;
+    }
+    let one = |d: &Option<Vec<Dim>>, s: &[i64], i: usize| match d {
+        Some(d) => d[i] == Dim::constant(1),
+        None => s[i] == 1,
+    };
+    let same = |i: usize| match (&a.dims, &b.dims) {
+        (Some(x), Some(y)) => x[i] == y[i],
+        _ => sa[i] == sb[i],
+    };
+    (0..sa.len())
+        .map(|i| match (one(&a.dims, sa, i), one(&b.dims, sb, i)) {
+            (false, true) => Some(Axis::Row),
+            (true, false) => Some(Axis::Column),
+            _ if same(i) => Some(Axis::Batch),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `sum(a * b, axis=k)` as `a @ b` where the product broadcasts like one: `a` and `b` both
+/// span `k`, and besides batch axes `a` alone spans at most one axis (rows) and `b` alone at
+/// most one (columns), one of the two at least. The product's temporary (every row against
+/// every column, `[.., T, S, D]` in a hand-written attention) is never made, and the sum's
+/// pass over it is one matmul (a batched matrix-vector product where one side is a vector).
+fn sum_of_products(cx: &mut Ctx) -> Option<Id> {
+    let red = cx.args("?red")?;
+    let k = match const_list(red, 1)?.as_slice() {
+        [k] => *k as usize,
+        _ => return None,
+    };
+    let (ta, tb) = (cx.value("?a")?.dtype, cx.value("?b")?.dtype);
+    if const_int(red, 0) != Some(ReduceKind::Sum.mlx()) || !ta.is_float() || ta != tb {
+        return None;
+    }
+    let parts = axes(cx)?;
+    if parts.get(k) != Some(&Axis::Batch) || cx.shape("?a")?[k] == 1 {
+        return None;
+    }
+    let only = |p: Axis| -> Option<Option<usize>> {
+        let at: Vec<usize> = (0..parts.len()).filter(|i| parts[*i] == p).collect();
+        (at.len() <= 1).then(|| at.first().copied())
+    };
+    let (row, column) = (only(Axis::Row)?, only(Axis::Column)?);
+    let batch: Vec<usize> = (0..parts.len()).filter(|i| *i != k && parts[*i] == Axis::Batch).collect();
+    // Every axis of `a` and `b` takes part (the product keeps the rank): a missing row
+    // (column) is `a`'s 1 at the column (`b`'s 1 at the row); with both, `a`'s 1 at the
+    // column and `b`'s at the row make one more batch axis, where the sum's 1 lands.
+    let (a_axes, b_axes, labels) = match (row, column) {
+        (Some(r), Some(c)) => (vec![c, r, k], vec![r, k, c], vec![k, r, c]),
+        (Some(r), None) => (vec![r, k], vec![k, r], vec![r, k]),
+        (None, Some(c)) => (vec![c, k], vec![k, c], vec![k, c]),
+        (None, None) => return None,
+    };
+    let with_batch = |tail: Vec<usize>| [batch.clone(), tail].concat();
+    let (a, b) = (cx.id("?a"), cx.id("?b"));
+    let lhs = transposed(cx, a, &with_batch(a_axes));
+    let rhs = transposed(cx, b, &with_batch(b_axes));
+    let m = cx.op(Op::Matmul, &[], &[lhs, rhs]);
+    let labels = with_batch(labels);
+    let order: Vec<usize> = (0..parts.len()).map(|i| labels.iter().position(|l| *l == i).unwrap()).collect();
+    Some(transposed(cx, m, &order))
+}
+
+/// `x` with its axes in order `axes` (itself where that is the identity).
+fn transposed(cx: &mut Ctx, x: Id, axes: &[usize]) -> Id {
+    if axes.iter().enumerate().all(|(i, v)| *v == i) {
+        return x;
+    }
+    let p: Vec<i64> = axes.iter().map(|i| *i as i64).collect();
+    cx.op(Op::Transpose, &[perm(&p)], &[x])
 }
 
 fn div_sqrt(cx: &mut Ctx) -> Option<Id> {
@@ -128,10 +222,11 @@ fn fold_factors(cx: &mut Ctx) -> Option<Id> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{has_op, TestGraph};
+    use super::super::testing::{has_op, ints, TestGraph};
     use super::super::Family;
     use crate::egraph::lang::Mlx;
-    use superopt_ir::Op;
+    use egg::Language;
+    use superopt_ir::{Arg, Dim, Op};
 
     #[test]
     fn matmul_association_both_ways() {
@@ -173,6 +268,64 @@ mod tests {
         let y = t.op(Op::Multiply, &[], &[m, x[2]]);
         let g = t.saturate(&[Family::Algebra]);
         assert!(!g[g.find(y)].nodes.iter().any(|n| n.op() == Some(Op::Matmul)));
+    }
+
+    /// Whether class `id` holds a Matmul, or a Transpose of one.
+    fn is_matmul(g: &crate::egraph::lang::EGraph, id: egg::Id) -> bool {
+        has_op(g, id, Op::Matmul)
+            || g[g.find(id)].nodes.iter().any(|n| {
+                n.op() == Some(Op::Transpose)
+                    && n.children().iter().any(|c| has_op(g, *c, Op::Matmul))
+            })
+    }
+
+    /// `sum(x * y, axis)` of inputs already broadcast-shaped (1s where they are broadcast).
+    fn sum_of_product(shapes: &[&[i64]], kind: i64, axes: &[i64]) -> (crate::egraph::lang::EGraph, egg::Id) {
+        let (mut t, x) = TestGraph::new(shapes);
+        let p = t.op(Op::Multiply, &[], &[x[0], x[1]]);
+        let r = t.op(Op::Reduce, &[Arg::Int(Dim::constant(kind)), ints(axes)], &[p]);
+        (t.saturate(&[Family::Algebra]), r)
+    }
+
+    #[test]
+    fn a_broadcast_matrix_vector_sum_is_a_matmul() {
+        // (s * k[..., None]).sum(-2): rows of s weighted by k, summed.
+        let (g, r) = sum_of_product(&[&[1, 4, 16, 16], &[1, 4, 16, 1]], 2, &[2]);
+        assert!(is_matmul(&g, r));
+        // The other order of the operands, and a vector on the left summed over the last axis.
+        let (g, r) = sum_of_product(&[&[1, 4, 16, 1], &[1, 4, 16, 16]], 2, &[2]);
+        assert!(is_matmul(&g, r));
+        let (g, r) = sum_of_product(&[&[2, 1, 8], &[2, 5, 8]], 2, &[2]);
+        assert!(is_matmul(&g, r));
+    }
+
+    #[test]
+    fn hand_written_attention_scores_are_a_matmul() {
+        // sum(q[:, :, :, None] * k[:, :, None], -1): [B, H, T, 1, D] x [B, H, 1, S, D].
+        let (g, r) = sum_of_product(&[&[1, 4, 16, 1, 8], &[1, 4, 1, 12, 8]], 2, &[4]);
+        assert!(is_matmul(&g, r));
+        // A batch axis both broadcast (1 in each) is kept.
+        let (g, r) = sum_of_product(&[&[1, 1, 16, 1, 8], &[1, 1, 1, 12, 8]], 2, &[4]);
+        assert!(is_matmul(&g, r));
+    }
+
+    #[test]
+    fn near_misses_of_a_contraction_stay_sums() {
+        // A max, not a sum.
+        let (g, r) = sum_of_product(&[&[1, 4, 16, 16], &[1, 4, 16, 1]], 5, &[2]);
+        assert!(!is_matmul(&g, r));
+        // Summed over an axis only one operand spans: a sum times a broadcast, no contraction.
+        let (g, r) = sum_of_product(&[&[1, 4, 16, 16], &[1, 4, 16, 1]], 2, &[3]);
+        assert!(!is_matmul(&g, r));
+        // Two axes summed.
+        let (g, r) = sum_of_product(&[&[1, 4, 16, 16], &[1, 4, 16, 1]], 2, &[2, 3]);
+        assert!(!is_matmul(&g, r));
+        // The first operand alone spans two axes (rows of two kinds).
+        let (g, r) = sum_of_product(&[&[3, 4, 16, 8], &[1, 1, 16, 8]], 2, &[2]);
+        assert!(!is_matmul(&g, r));
+        // No axis spanned by one operand alone: an elementwise dot product per batch entry.
+        let (g, r) = sum_of_product(&[&[4, 16], &[4, 16]], 2, &[1]);
+        assert!(!is_matmul(&g, r));
     }
 
     #[test]
