@@ -273,10 +273,10 @@ mod tests {
     /// Whether class `id` holds a Matmul, or a Transpose of one.
     fn is_matmul(g: &crate::egraph::lang::EGraph, id: egg::Id) -> bool {
         has_op(g, id, Op::Matmul)
-            || g[g.find(id)].nodes.iter().any(|n| {
-                n.op() == Some(Op::Transpose)
-                    && n.children().iter().any(|c| has_op(g, *c, Op::Matmul))
-            })
+            || g[g.find(id)]
+                .nodes
+                .iter()
+                .any(|n| n.op() == Some(Op::Transpose) && n.children().iter().any(|c| has_op(g, *c, Op::Matmul)))
     }
 
     /// `sum(x * y, axis)` of inputs already broadcast-shaped (1s where they are broadcast).
