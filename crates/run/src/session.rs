@@ -233,8 +233,8 @@ impl Session {
     /// The device's rates for the cost model: measured by the worker once per device and
     /// MLX version, then read from the user cache; the default model if measuring fails.
     pub fn device(&mut self) -> Device {
-        // "3": on a GPU, copies many times its cache.
-        let name = format!("device-3-{}.json", self.device_key());
+        // "4": on a GPU, copies many times its cache; whether float32 matmuls are TF32.
+        let name = format!("device-4-{}.json", self.device_key());
         if let Some(d) = crate::cache::read(&name) {
             return d;
         }
@@ -242,8 +242,13 @@ impl Session {
         if !(c.bytes_per_s > 0.0 && c.flops_per_s > 0.0 && c.launch_s >= 0.0) {
             return Device::default();
         }
-        let d =
-            Device { bytes_per_s: c.bytes_per_s, flops_per_s: c.flops_per_s, launch_s: c.launch_s, fixed_s: c.fixed_s };
+        let d = Device {
+            bytes_per_s: c.bytes_per_s,
+            flops_per_s: c.flops_per_s,
+            launch_s: c.launch_s,
+            fixed_s: c.fixed_s,
+            matmul_tf32: c.matmul_tf32,
+        };
         crate::cache::write(&name, &d);
         d
     }

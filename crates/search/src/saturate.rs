@@ -62,7 +62,8 @@ pub fn search(
     if started >= limits.deadline {
         return None;
     }
-    let (g, roots) = convert::to_egraph(p, guard);
+    let (mut g, roots) = convert::to_egraph(p, guard);
+    g.analysis.matmul_tf32 = dev.matmul_tf32;
     let time = limits.time.min(limits.deadline.saturating_duration_since(Instant::now()));
     let table = rules(families);
     let rewrites: Vec<_> = table.iter().map(|r| r.rewrite()).collect();

@@ -1935,7 +1935,19 @@ def cmd_calibrate(req):
     fixed = max(0.0, fixed)
     matmul = best_seconds(lambda: a @ b, 5)
     launch = best_seconds(lambda: tiny + 1.0, 50, 1)
-    return {"bytes_per_s": bytes_per_s, "flops_per_s": 2 * m**3 / matmul, "launch_s": launch, "fixed_s": fixed}
+    return {"bytes_per_s": bytes_per_s, "flops_per_s": 2 * m**3 / matmul, "launch_s": launch, "fixed_s": fixed,
+            "matmul_tf32": matmul_tf32()}
+
+
+def matmul_tf32():
+    """Whether float32 matmuls on the default device round to TF32: a 256 x 256 product's
+    relative error against float64 (float32: ~1e-7; TF32's 10-bit mantissas: ~3e-4)."""
+    a, b = mx.random.normal((256, 256)), mx.random.normal((256, 256))
+    got = a @ b
+    with mx.stream(mx.cpu):
+        exact = a.astype(mx.float64) @ b.astype(mx.float64)
+        err = mx.linalg.norm((got.astype(mx.float64) - exact).flatten()) / mx.linalg.norm(exact.flatten())
+        return bool(err.item() > 1e-5)
 
 
 # ---------------------------------------------------------------- generated kernels

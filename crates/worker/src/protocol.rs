@@ -607,6 +607,9 @@ pub struct Calibration {
     /// The fixed time of one kernel beside its bytes.
     #[serde(default)]
     pub fixed_s: f64,
+    /// Whether float32 matmuls round to TF32 (their error against float64 far above float32's).
+    #[serde(default)]
+    pub matmul_tf32: bool,
 }
 
 impl Request for Calibrate {

@@ -17,12 +17,16 @@ pub struct Device {
     /// and draining the device), from copies of two sizes: the roofline's fixed term.
     #[serde(default)]
     pub fixed_s: f64,
+    /// Float32 matmuls round their inputs to TF32 (10-bit mantissas; MLX's CUDA default):
+    /// a product made a matmul is then less accurate than the float32 sum it replaces.
+    #[serde(default)]
+    pub matmul_tf32: bool,
 }
 
 impl Default for Device {
     /// A modest CPU, used until the worker has measured the device at hand.
     fn default() -> Self {
-        Device { bytes_per_s: 10e9, flops_per_s: 50e9, launch_s: 5e-6, fixed_s: 0.0 }
+        Device { bytes_per_s: 10e9, flops_per_s: 50e9, launch_s: 5e-6, fixed_s: 0.0, matmul_tf32: false }
     }
 }
 

@@ -215,6 +215,8 @@ pub struct Analysis {
     pub origins: HashMap<Mlx, Origin>,
     /// Every merge a rule made: (matched class, replacement, rule).
     pub unions: Vec<(Id, Id, String)>,
+    /// The device's float32 matmuls round to TF32 ([`super::cost::Device::matmul_tf32`]).
+    pub matmul_tf32: bool,
 }
 
 pub type EGraph = egg::EGraph<Mlx, Analysis>;

@@ -9,7 +9,7 @@ use super::layout::perm;
 use super::{const_int, const_list, Ctx, Family::Algebra, Rule};
 use crate::egraph::convert::round_to;
 use egg::Id;
-use superopt_ir::{Arg, Dim, Op, ReduceKind};
+use superopt_ir::{Arg, Dim, Dtype, Op, ReduceKind};
 
 pub fn rules() -> Vec<Rule> {
     vec![
@@ -147,6 +147,10 @@ fn sum_of_products(cx: &mut Ctx) -> Option<Id> {
     };
     let (ta, tb) = (cx.value("?a")?.dtype, cx.value("?b")?.dtype);
     if const_int(red, 0) != Some(ReduceKind::Sum.mlx()) || !ta.is_float() || ta != tb {
+        return None;
+    }
+    // A TF32 matmul would round the operands the float32 sum takes whole.
+    if ta == Dtype::Float32 && cx.g.analysis.matmul_tf32 {
         return None;
     }
     let parts = axes(cx)?;
@@ -325,6 +329,16 @@ mod tests {
         assert!(!is_matmul(&g, r));
         // No axis spanned by one operand alone: an elementwise dot product per batch entry.
         let (g, r) = sum_of_product(&[&[4, 16], &[4, 16]], 2, &[1]);
+        assert!(!is_matmul(&g, r));
+    }
+
+    #[test]
+    fn no_float32_contraction_where_matmuls_round_to_tf32() {
+        let (mut t, x) = TestGraph::new(&[&[1, 4, 16, 16], &[1, 4, 16, 1]]);
+        t.g.analysis.matmul_tf32 = true;
+        let p = t.op(Op::Multiply, &[], &[x[0], x[1]]);
+        let r = t.op(Op::Reduce, &[Arg::Int(Dim::constant(2)), ints(&[2])], &[p]);
+        let g = t.saturate(&[Family::Algebra]);
         assert!(!is_matmul(&g, r));
     }
 
