@@ -85,11 +85,16 @@ class Kept(dict):
     State.keep_bytes of arrays: past that, the least recently used that `again` says can
     be had again (a reference from its folder, fn's outputs by another call) are dropped.
     A real model's large size holds tens of GB per case set; kept all at once they took a
-    GPU's memory (an 11-case reference set of 4.3 GB outputs, and fn's outputs beside)."""
+    GPU's memory (an 11-case reference set of 4.3 GB outputs, and fn's outputs beside).
+    `beside(key)`: what else a key's value holds elsewhere (a varying fn's second outputs)."""
 
-    def __init__(self, again):
+    def __init__(self, again, beside=lambda key: None):
         super().__init__()
         self.again = again
+        self.beside = beside
+
+    def held(self, key, value):
+        return held_bytes(value) + held_bytes(self.beside(key))
 
     def __getitem__(self, key):
         value = super().pop(key)
@@ -99,12 +104,14 @@ class Kept(dict):
     def __setitem__(self, key, value):
         super().pop(key, None)
         super().__setitem__(key, value)
-        total = sum(map(held_bytes, self.values()))
+        total = sum(self.held(k, v) for k, v in self.items())
         for k in [k for k in self if k != key]:
             if total <= State.keep_bytes:
                 break
+            held = self.held(k, super().__getitem__(k))
             if self.again(k):
-                total -= held_bytes(super().pop(k))
+                total -= held
+                super().pop(k)
 
 
 def held_bytes(value):
@@ -155,7 +162,7 @@ class State:
     # Sizes at which fn made no discrete choice (see discrete_choices).
     choiceless = set()
     launch_arrays = {}  # (program, kernel, shape): the arrays a quantized launch was recorded with
-    originals = Kept(lambda key: forget_second_original(key))
+    originals = Kept(lambda key: forget_second_original(key), lambda key: State.second_originals.get(key))
     # Where fn varies in rounding (cmd_varies): a second call's outputs per case.
     varies = False
     second_originals = {}
@@ -1410,10 +1417,11 @@ def original(size, seed, variant):
     key = (size, seed, variant)
     if key not in State.originals:
         args, kwargs = inputs_for(size, seed, variant)
-        State.originals[key] = call_original(args, kwargs)[0]
+        first = call_original(args, kwargs)[0]
         if State.varies:
             args, kwargs = inputs_for(size, seed, variant)
             State.second_originals[key] = call_original(args, kwargs)[0]
+        State.originals[key] = first  # counted with its second call's outputs (Kept.beside)
     return State.originals[key]
 
 

@@ -137,6 +137,13 @@ State.keep_bytes = 2 * 64 * 64 * 4
 w["original"]("small", 6, "normal")
 assert list(State.originals) == [("small", 5, "normal"), ("small", 6, "normal")]
 assert all(w["same_bits"](w["original"]("small", s, "normal")[0], outs[s]) for s in range(6))
+# A varying fn's second outputs count too: two cases' worth holds one case of each call.
+State.originals.clear()
+State.varies = True
+for s in range(3):
+    w["original"]("small", s, "normal")
+assert list(State.originals) == [("small", 2, "normal")], list(State.originals)
+assert list(State.second_originals) == [("small", 2, "normal")], list(State.second_originals)
 print("ok")
 "#;
 
