@@ -520,7 +520,9 @@ pub struct OutputFigures {
     pub nonfinite_ok: Option<bool>,
     /// On a finite edge input where `nonfinite_ok` fails: whether it holds once the
     /// candidate may also be non-finite where the original's finite value has no correct
-    /// digit (off the exact value by more than its size); counted on ill-conditioned cases.
+    /// digit (off the exact value by more than its size) and, where the original lost places
+    /// to overflow (`orig_lost`), at up to twice as many others; counted on ill-conditioned
+    /// cases and those where the original lost places.
     #[serde(default)]
     pub nonfinite_ok_ill: Option<bool>,
     /// On a finite edge input: whether the original is non-finite somewhere the exact value

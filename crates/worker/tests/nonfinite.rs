@@ -1,8 +1,9 @@
 //! The NaN/Inf positions rule on real MLX (CPU): on a finite edge input a candidate may be
 //! infinite where the exact value is beyond the output dtype's range, and nowhere else where
 //! the original is finite (on an ill-conditioned case, also where the original has no
-//! correct digit; where the original is non-finite and the exact value is not, anything);
-//! on normal inputs the places must match.
+//! correct digit, and where the original lost places to overflow, up to twice as many
+//! others; where the original is non-finite and the exact value is not, anything); on
+//! normal inputs the places must match.
 
 mod common;
 
@@ -55,6 +56,18 @@ with mx.stream(mx.cpu):
     assert w["orig_lost"](o, exact)
     beyond = Target(mx.array([1.0, 1e39, nan, 2.0, nan], dtype=mx.float64))
     assert not w["orig_lost"](o, beyond)
+    # Where the original itself lost places (Inf at the exact 5.0 and 7.0), a lenient case lets
+    # the candidate lose up to twice as many others. Near misses: five others; the same not
+    # lenient; on normal inputs; where the original lost none.
+    lossy = Target(mx.array([5.0, 7.0, 2.0, 3.0, 4.0, 6.0, 8.0, 9.0], dtype=mx.float64))
+    o8 = mx.array([inf, inf, 2.0, 3.0, 4.0, 6.0, 8.0, 9.0])
+    assert ok(mx.array([inf, inf, inf, nan, 4.0, 6.0, 8.0, 9.0]), o8, "negative", lossy, lenient=True)
+    assert ok(mx.array([inf, inf, inf, nan, inf, inf, 8.0, 9.0]), o8, "negative", lossy, lenient=True)
+    assert not ok(mx.array([inf, inf, inf, nan, inf, inf, inf, 9.0]), o8, "negative", lossy, lenient=True)
+    assert not ok(mx.array([inf, inf, inf, 3.0, 4.0, 6.0, 8.0, 9.0]), o8, "negative", lossy)
+    assert not ok(mx.array([inf, inf, inf, 3.0, 4.0, 6.0, 8.0, 9.0]), o8, "normal", lossy, lenient=True)
+    whole = mx.array([5.0, 7.0, 2.0, 3.0, 4.0, 6.0, 8.0, 9.0])
+    assert not ok(mx.array([5.0, 7.0, inf, 3.0, 4.0, 6.0, 8.0, 9.0]), whole, "negative", lossy, lenient=True)
     places = w["nonfinite_places"](mx.array([1.0, nan, inf, nan, 3.0]), o, exact)
     want = "the candidate's alone: 1, 1 of them finite in float64; the original's alone: 1; other kinds: 2; of 5 places"
     assert places == want, places
