@@ -134,6 +134,11 @@ fn axes(cx: &Ctx) -> Option<Vec<Axis>> {
         .collect()
 }
 
+/// The shortest sum [`sum_of_products`] makes a matmul: a shorter one (a top-k combine of
+/// experts' outputs, `(y * w[..., None]).sum(1)`) is one cheap pass, which the quantized
+/// kernels fuse into the down projection; MLX's matrix-vector kernels want 32 at least.
+const MIN_CONTRACTION: i64 = 32;
+
 /// `sum(a * b, axis=k)` as `a @ b` where the product broadcasts like one: `a` and `b` both
 /// span `k`, and besides batch axes `a` alone spans at most one axis (rows) and `b` alone at
 /// most one (columns), one of the two at least. The product's temporary (every row against
@@ -154,7 +159,7 @@ fn sum_of_products(cx: &mut Ctx) -> Option<Id> {
         return None;
     }
     let parts = axes(cx)?;
-    if parts.get(k) != Some(&Axis::Batch) || cx.shape("?a")?[k] == 1 {
+    if parts.get(k) != Some(&Axis::Batch) || cx.shape("?a")?[k] < MIN_CONTRACTION {
         return None;
     }
     let only = |p: Axis| -> Option<Option<usize>> {
@@ -294,47 +299,50 @@ mod tests {
     #[test]
     fn a_broadcast_matrix_vector_sum_is_a_matmul() {
         // (s * k[..., None]).sum(-2): rows of s weighted by k, summed.
-        let (g, r) = sum_of_product(&[&[1, 4, 16, 16], &[1, 4, 16, 1]], 2, &[2]);
+        let (g, r) = sum_of_product(&[&[1, 4, 32, 16], &[1, 4, 32, 1]], 2, &[2]);
         assert!(is_matmul(&g, r));
         // The other order of the operands, and a vector on the left summed over the last axis.
-        let (g, r) = sum_of_product(&[&[1, 4, 16, 1], &[1, 4, 16, 16]], 2, &[2]);
+        let (g, r) = sum_of_product(&[&[1, 4, 32, 1], &[1, 4, 32, 16]], 2, &[2]);
         assert!(is_matmul(&g, r));
-        let (g, r) = sum_of_product(&[&[2, 1, 8], &[2, 5, 8]], 2, &[2]);
+        let (g, r) = sum_of_product(&[&[2, 1, 64], &[2, 5, 64]], 2, &[2]);
         assert!(is_matmul(&g, r));
     }
 
     #[test]
     fn hand_written_attention_scores_are_a_matmul() {
         // sum(q[:, :, :, None] * k[:, :, None], -1): [B, H, T, 1, D] x [B, H, 1, S, D].
-        let (g, r) = sum_of_product(&[&[1, 4, 16, 1, 8], &[1, 4, 1, 12, 8]], 2, &[4]);
+        let (g, r) = sum_of_product(&[&[1, 4, 16, 1, 32], &[1, 4, 1, 12, 32]], 2, &[4]);
         assert!(is_matmul(&g, r));
         // A batch axis both broadcast (1 in each) is kept.
-        let (g, r) = sum_of_product(&[&[1, 1, 16, 1, 8], &[1, 1, 1, 12, 8]], 2, &[4]);
+        let (g, r) = sum_of_product(&[&[1, 1, 16, 1, 32], &[1, 1, 1, 12, 32]], 2, &[4]);
         assert!(is_matmul(&g, r));
     }
 
     #[test]
     fn near_misses_of_a_contraction_stay_sums() {
         // A max, not a sum.
-        let (g, r) = sum_of_product(&[&[1, 4, 16, 16], &[1, 4, 16, 1]], 5, &[2]);
+        let (g, r) = sum_of_product(&[&[1, 4, 32, 16], &[1, 4, 32, 1]], 5, &[2]);
         assert!(!is_matmul(&g, r));
         // Summed over an axis only one operand spans: a sum times a broadcast, no contraction.
-        let (g, r) = sum_of_product(&[&[1, 4, 16, 16], &[1, 4, 16, 1]], 2, &[3]);
+        let (g, r) = sum_of_product(&[&[1, 4, 32, 16], &[1, 4, 32, 1]], 2, &[3]);
         assert!(!is_matmul(&g, r));
         // Two axes summed.
-        let (g, r) = sum_of_product(&[&[1, 4, 16, 16], &[1, 4, 16, 1]], 2, &[2, 3]);
+        let (g, r) = sum_of_product(&[&[1, 4, 32, 16], &[1, 4, 32, 1]], 2, &[2, 3]);
         assert!(!is_matmul(&g, r));
         // The first operand alone spans two axes (rows of two kinds).
-        let (g, r) = sum_of_product(&[&[3, 4, 16, 8], &[1, 1, 16, 8]], 2, &[2]);
+        let (g, r) = sum_of_product(&[&[3, 4, 32, 8], &[1, 1, 32, 8]], 2, &[2]);
         assert!(!is_matmul(&g, r));
         // No axis spanned by one operand alone: an elementwise dot product per batch entry.
-        let (g, r) = sum_of_product(&[&[4, 16], &[4, 16]], 2, &[1]);
+        let (g, r) = sum_of_product(&[&[4, 32], &[4, 32]], 2, &[1]);
+        assert!(!is_matmul(&g, r));
+        // A top-k combine: 8 experts' outputs weighted and summed, too short a sum.
+        let (g, r) = sum_of_product(&[&[2, 8, 64], &[2, 8, 1]], 2, &[1]);
         assert!(!is_matmul(&g, r));
     }
 
     #[test]
     fn no_float32_contraction_where_matmuls_round_to_tf32() {
-        let (mut t, x) = TestGraph::new(&[&[1, 4, 16, 16], &[1, 4, 16, 1]]);
+        let (mut t, x) = TestGraph::new(&[&[1, 4, 32, 16], &[1, 4, 32, 1]]);
         t.g.analysis.matmul_tf32 = true;
         let p = t.op(Op::Multiply, &[], &[x[0], x[1]]);
         let r = t.op(Op::Reduce, &[Arg::Int(Dim::constant(2)), ints(&[2])], &[p]);
