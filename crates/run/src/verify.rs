@@ -248,7 +248,9 @@ fn reach(c: &Candidate) -> (bool, u8) {
 /// 1 its whole compile, 2 and 3 the first of its source with the most [`reach`] among
 /// those still in (2 where it calls generated kernels: the cost model sees no kernel's
 /// gain, and their first calls, which compile them, are the longest to make ahead), 4 the
-/// rest.
+/// rest. The trace's whole compile is its source's furthest reaching: the trace's islands,
+/// one `mx.compile` per island (their first calls took 6.5 s at gated_delta's small size and
+/// 34.9 s at the chunked rule's on an H100, for 0.95-0.99x), go with the rest.
 fn groups(cs: &[(&Candidate, bool)]) -> Vec<u8> {
     let mut group = vec![REST; cs.len()];
     for (k, (c, _)) in cs.iter().enumerate() {
@@ -259,7 +261,7 @@ fn groups(cs: &[(&Candidate, bool)]) -> Vec<u8> {
         }
     }
     for (k, (c, alive)) in cs.iter().enumerate() {
-        let rival = |j: usize| group[j] > 1 && j != k && cs[j].1 && cs[j].0.source == c.source;
+        let rival = |j: usize| group[j] >= 1 && j != k && cs[j].1 && cs[j].0.source == c.source;
         let ahead = |j: usize| reach(cs[j].0) > reach(c) || (reach(cs[j].0) == reach(c) && j < k);
         if group[k] == REST && *alive && !(0..cs.len()).any(|j| rival(j) && ahead(j)) {
             group[k] = if c.kernels { 2 } else { 3 };
@@ -359,10 +361,10 @@ mod tests {
         ];
         let all: Vec<(&Candidate, bool)> = cs.iter().map(|c| (c, true)).collect();
         let groups = groups(&all);
-        assert_eq!(groups, [0, 1, 3, 4, 4, 4, 2, 4, 4, 3], "islands of the trace lead its source's rest");
+        assert_eq!(groups, [0, 1, 4, 4, 4, 4, 2, 4, 4, 3], "islands of the trace go with the rest");
         let cost = [9.0, 8.0, 8.0, 7.0, 5.0, 5.0, 6.0, 6.5, 8.0, 7.5];
         let order: Vec<usize> = by_group(&groups, &cost).into_iter().map(|c| c.0).collect();
-        assert_eq!(order, [0, 1, 6, 9, 2, 4, 5, 7, 3, 8], "egraph+compile+kernels before cheaper-looking siblings");
+        assert_eq!(order, [0, 1, 6, 9, 4, 5, 7, 3, 2, 8], "egraph+compile+kernels before cheaper-looking siblings");
         let costly_kernels = [9.0, 8.0, 8.0, 7.0, 5.0, 5.0, 9.5, 6.5, 8.0, 7.5];
         let order: Vec<usize> = by_group(&groups, &costly_kernels).into_iter().map(|c| c.0).collect();
         assert_eq!(order[2], 6, "kernels lead the sources' best however the model prices them");
