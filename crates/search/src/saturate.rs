@@ -48,19 +48,21 @@ pub struct Found {
     pub stats: String,
 }
 
-/// Saturates `p` with the rules of `families` and extracts the cheapest program.
-/// `None` when the extraction changed nothing or failed within the limits.
+/// Saturates `p` with the rules of `families` once and extracts the cheapest program for
+/// each of `modes` (the e-graph is the same whatever the program runs under; only the
+/// extraction's costs differ). `None` for a mode where the extraction changed nothing or
+/// failed within the limits.
 pub fn search(
     p: &Program,
     guard: &Guard,
     families: &[Family],
     limits: &Limits,
     dev: &Device,
-    mode: Mode,
-) -> Option<Found> {
+    modes: &[Mode],
+) -> Vec<Option<Found>> {
     let started = Instant::now();
     if started >= limits.deadline {
-        return None;
+        return modes.iter().map(|_| None).collect();
     }
     let (mut g, roots) = convert::to_egraph(p, guard);
     g.analysis.matmul_tf32 = dev.matmul_tf32;
@@ -92,23 +94,60 @@ pub fn search(
     let traced: HashSet<Mlx> =
         origins.iter().filter(|(_, o)| matches!(o, Origin::Traced(_))).map(|(n, _)| n.clone()).collect();
     let roots: Vec<Id> = roots.iter().map(|r| g.find(*r)).collect();
-    let picked = extract::extract(&g, &roots, &traced, dev, mode, limits.deadline)?;
-    if !extract::acyclic(&g, &picked.choice, &roots) {
-        return None;
+    let saturated = Saturated { g, roots, origins, traced, stats, table };
+    modes.iter().map(|mode| saturated.found(p, guard, families, limits, dev, *mode)).collect()
+}
+
+/// A saturated e-graph, ready for extraction under any mode.
+struct Saturated {
+    g: lang::EGraph,
+    roots: Vec<Id>,
+    origins: HashMap<Mlx, Origin>,
+    traced: HashSet<Mlx>,
+    stats: String,
+    table: Vec<crate::rules::Rule>,
+}
+
+impl Saturated {
+    /// The cheapest program under `mode`, and each rewrite behind it; `None` where it
+    /// changed nothing or the extraction failed within the limits.
+    fn found(
+        &self,
+        p: &Program,
+        guard: &Guard,
+        families: &[Family],
+        limits: &Limits,
+        dev: &Device,
+        mode: Mode,
+    ) -> Option<Found> {
+        let (g, roots, origins) = (&self.g, &self.roots, &self.origins);
+        let picked = extract::extract(g, roots, &self.traced, dev, mode, limits.deadline)?;
+        if !extract::acyclic(g, &picked.choice, roots) {
+            return None;
+        }
+        let program = convert::to_program(g, &picked.choice, roots, p);
+        let steps = steps(g, &picked.choice, roots, origins);
+        if steps.is_empty() && program.nodes.len() == p.nodes.len() {
+            return None;
+        }
+        let used = rules_used(g, &picked.choice, roots, origins, &steps);
+        let cost_before = program_cost(p, guard, dev, mode, limits.deadline);
+        let used_families = families
+            .iter()
+            .copied()
+            .filter(|f| self.table.iter().any(|r| r.family == *f && used.contains_key(&r.name)))
+            .collect();
+        let stats = self.stats.clone();
+        Some(Found {
+            program,
+            cost_before,
+            cost_after: picked.cost,
+            rules: used,
+            families: used_families,
+            steps,
+            stats,
+        })
     }
-    let program = convert::to_program(&g, &picked.choice, &roots, p);
-    let steps = steps(&g, &picked.choice, &roots, &origins);
-    if steps.is_empty() && program.nodes.len() == p.nodes.len() {
-        return None;
-    }
-    let used = rules_used(&g, &picked.choice, &roots, &origins, &steps);
-    let cost_before = program_cost(p, guard, dev, mode, limits.deadline);
-    let used_families = families
-        .iter()
-        .copied()
-        .filter(|f| table.iter().any(|r| r.family == *f && used.contains_key(&r.name)))
-        .collect();
-    Some(Found { program, cost_before, cost_after: picked.cost, rules: used, families: used_families, steps, stats })
 }
 
 /// Every rule that built a node of the extracted program, and the rules of steps

@@ -25,12 +25,15 @@ impl Strategy for Saturation {
     }
 
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
-        let searches = 4 * traced.variants.len() as u32;
+        // One saturation per variant and family set, which the eager and the compiled
+        // extraction share; each saturates for a quarter of its share, the rest left to
+        // converting, two extractions and costing (a longer saturation grows the e-graph the
+        // extractions walk: at 67k nodes they, not saturating, take the time). No search runs
+        // past the strategy's time.
+        let searches = 2 * traced.variants.len() as u32;
         let nodes = traced.node_count();
-        // Saturating takes half of each search's share; converting, extracting and
-        // costing the rest. No search runs past the strategy's time.
         let limits = Limits {
-            time: self.time / (2 * searches.max(1)),
+            time: self.time / (4 * searches.max(1)),
             nodes: (nodes * 20).clamp(20_000, 300_000),
             iters: 30,
             deadline: Instant::now() + self.time,
@@ -41,12 +44,7 @@ impl Strategy for Saturation {
             if source == Source::EgraphNoFast && !used_fast {
                 break;
             }
-            for (mode, compile) in [(Mode::Eager, Compile::Eager), (Mode::Compiled, Compile::Whole)] {
-                let Some((c, families_used)) =
-                    candidate(traced, families, &limits, &self.device, mode, compile, source)
-                else {
-                    continue;
-                };
+            for (c, families_used) in candidates(traced, families, &limits, &self.device, source) {
                 used_fast |= families_used.contains(&Family::Fast);
                 let isl = islands(&c);
                 for c in std::iter::once(c).chain(isl) {
@@ -60,6 +58,9 @@ impl Strategy for Saturation {
     }
 }
 
+/// How each extraction runs, and the candidate's compile.
+const MODES: [(Mode, Compile); 2] = [(Mode::Eager, Compile::Eager), (Mode::Compiled, Compile::Whole)];
+
 /// The compiled extraction with only its elementwise islands compiled, where that differs.
 fn islands(c: &Candidate) -> Option<Candidate> {
     if c.compile != Compile::Whole || !c.plan.variants.iter().any(|(_, p)| superopt_ir::passes::has_islands(p)) {
@@ -70,24 +71,42 @@ fn islands(c: &Candidate) -> Option<Candidate> {
     Some(Candidate { compile: Compile::Islands, rules: with_compile_rule(rules, Compile::Islands), ..c.clone() })
 }
 
-/// The candidate of one search, and the rule families that shaped it.
-fn candidate(
+/// The candidates of one family set, eager and compiled (each variant saturated once), with
+/// the rule families that shaped each.
+fn candidates(
     traced: &Plan,
     families: &[Family],
     limits: &Limits,
     dev: &Device,
-    mode: Mode,
+    source: Source,
+) -> Vec<(Candidate, Vec<Family>)> {
+    let modes = MODES.map(|(mode, _)| mode);
+    let mut plans = MODES.map(|_| traced.clone());
+    let mut found: [Vec<Found>; 2] = Default::default();
+    for (v, (guard, program)) in traced.variants.iter().enumerate() {
+        for (k, f) in search(program, guard, families, limits, dev, &modes).into_iter().enumerate() {
+            if let Some(f) = f {
+                plans[k].variants[v].1 = f.program.clone();
+                found[k].push(f);
+            }
+        }
+    }
+    MODES
+        .into_iter()
+        .zip(plans)
+        .zip(found)
+        .filter_map(|(((_, compile), plan), found)| candidate(plan, found, families, compile, source))
+        .collect()
+}
+
+/// The candidate of one extraction over every variant, and the rule families that shaped it.
+fn candidate(
+    plan: Plan,
+    found: Vec<Found>,
+    families: &[Family],
     compile: Compile,
     source: Source,
 ) -> Option<(Candidate, Vec<Family>)> {
-    let mut plan = traced.clone();
-    let mut found: Vec<Found> = vec![];
-    for (guard, program) in plan.variants.iter_mut() {
-        if let Some(f) = search(program, guard, families, limits, dev, mode) {
-            *program = f.program.clone();
-            found.push(f);
-        }
-    }
     let hoisted: usize = plan
         .variants
         .iter()
