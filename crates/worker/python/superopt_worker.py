@@ -1550,7 +1550,7 @@ def nonfinite_ok(y, o, variant, t=None, lenient=False):
             same = mx.logical_or(same, mx.logical_or(beyond_range(t, y.dtype), mx.logical_not(mx.isfinite(o))))
         if t is not None and lenient:
             same = mx.logical_or(same, no_digit(o, t))
-            return bool(mx.all(same).item()) or places(mx.logical_not(same)) <= LOST_FACTOR * places(lost(o, t))
+            return bool(mx.all(same).item()) or holding(mx.logical_not(same)) <= LOST_FACTOR * holding(lost(o, t))
     return bool(mx.all(same).item())
 
 
@@ -1559,7 +1559,8 @@ def nonfinite_ok(y, o, variant, t=None, lenient=False):
 LOST_FACTOR = 2
 
 
-def places(mask):
+def holding(mask):
+    """How many places `mask` is true at."""
     return int(mx.sum(mask).item())
 
 
@@ -1570,10 +1571,10 @@ def nonfinite_places(y, o, t):
     fy, fo = mx.isfinite(y), mx.isfinite(o)
     kinds = [mx.isnan(a) * 1 + mx.isposinf(a) * 2 + mx.isneginf(a) * 3 for a in (y, o)]
     y_only = mx.logical_and(mx.logical_not(fy), fo)
-    exact = "" if t is None else f", {places(mx.logical_and(y_only, mx.isfinite(t.hi)))} of them finite in float64"
+    exact = "" if t is None else f", {holding(mx.logical_and(y_only, mx.isfinite(t.hi)))} of them finite in float64"
     both = mx.logical_and(mx.logical_not(mx.logical_or(fy, fo)), mx.not_equal(*kinds))
-    return (f"the candidate's alone: {places(y_only)}{exact}; the original's alone: "
-            f"{places(mx.logical_and(fy, mx.logical_not(fo)))}; other kinds: {places(both)}; of {y.size} places")
+    return (f"the candidate's alone: {holding(y_only)}{exact}; the original's alone: "
+            f"{holding(mx.logical_and(fy, mx.logical_not(fo)))}; other kinds: {holding(both)}; of {y.size} places")
 
 
 # How far off (against the largest finite exact value) no_digit's original must be: not
