@@ -29,8 +29,6 @@ impl Budget {
     const VERIFY: f64 = 0.8;
     /// Kept back from timing for deciding and reporting.
     const RESERVE: Duration = Duration::from_secs(3);
-    /// Of what is left for a by-size candidate, its verification's share (timing the rest).
-    pub const BY_SIZE_VERIFY: f64 = 2.0 / 3.0;
     /// Of what the second timing look may take, the share kept for a by-size candidate
     /// where one is likely (verified and timed after the others, it would otherwise get
     /// what they leave: seconds at most).

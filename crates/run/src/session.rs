@@ -10,8 +10,8 @@ use superopt_search::egraph::cost::Device;
 use superopt_verify::{OutputFigures, SeedFigures, Tolerance};
 use superopt_worker::protocol::{
     self, Backend, Calibrate, Case, DeviceKind, Dispatch, Fixed, Hello, HelloReply, Load, LoadConstants, LoadProgram,
-    ProgramId, ReferenceDevice, ReferenceDeviceReply, SaveConstants, Sensitivity, Size, Time, Variant, Varies, Verify,
-    SAMPLE_SECONDS,
+    ProgramId, ReferenceDevice, ReferenceDeviceReply, SameOutputs, SaveConstants, Sensitivity, Size, Time, Variant,
+    Varies, Verify, SAMPLE_SECONDS,
 };
 use superopt_worker::{find_python, Worker, WorkerError};
 
@@ -406,6 +406,12 @@ impl Session {
         let req = Dispatch { program: program.clone(), size };
         let reply = self.worker.call(&req, self.timeout)?;
         Ok(reply.delegates.then_some(reply.seconds))
+    }
+
+    /// Whether `program` returns at `size` what `part` returns there, bit for bit.
+    pub fn same_outputs(&mut self, program: &ProgramId, part: &ProgramId, size: Size) -> Result<bool, WorkerError> {
+        let req = SameOutputs { program: program.clone(), part: part.clone(), size };
+        Ok(self.worker.call(&req, self.timeout)?.same)
     }
 
     pub fn save_constants(&mut self, keys: &[String], path: &Path) -> Result<(), WorkerError> {

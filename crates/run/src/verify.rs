@@ -9,13 +9,13 @@
 //! on a backend without a pool (every case ready) it is candidate after candidate.
 
 use crate::ledger::{CandidateId, Entry, Run, Status};
-use crate::session::{cases, Session, OUT_OF_TIME};
+use crate::session::{cases, OUT_OF_TIME};
 use crate::stage::stage;
 use std::cmp::Ordering;
 use std::time::{Duration, Instant};
 use superopt_bench::Size;
 use superopt_search::{modelled_cost, Candidate, Compile, Source};
-use superopt_verify::{judge, SeedFigures, Tolerance};
+use superopt_verify::{judge, SeedFigures};
 use superopt_worker::protocol::{Backend, Case, DeviceKind};
 
 pub fn verify(run: &mut Run) {
@@ -195,7 +195,7 @@ fn too_long(small: Option<f64>, left: f64, warmed: bool) -> Option<String> {
 
 /// Verified where every size is accepted, but those where it runs the original `fn` (a
 /// by-size candidate), which must return fn's own outputs there (its `dispatch` is timed).
-fn status(e: &Entry) -> Status {
+pub fn status(e: &Entry) -> Status {
     let accepted = Size::ALL.iter().all(|z| match e.runs_original[z.index()] {
         true => e.dispatch[z.index()].is_some(),
         false => e.verdicts[z.index()].as_ref().is_some_and(|v| v.accepted),
@@ -283,28 +283,6 @@ fn by_group(group: &[u8], cost: &[f64]) -> Vec<CandidateId> {
 /// Whether `c` is the traced program under `mx.compile`, whole, without kernels.
 pub fn compiles_the_trace(c: &Candidate) -> bool {
     c.source == Source::AsTraced && c.compile == Compile::Whole && !c.kernels
-}
-
-/// Judges entry `e` at every size but those where it runs the original `fn`, all its cases
-/// at once (the references are done or computed as needed); a failure to run drops it.
-pub fn verify_entry(s: &mut Session, e: &mut Entry, seeds: &[u64], tol: Tolerance, deadline: Instant) {
-    if e.is_dropped() {
-        return;
-    }
-    let id = e.program();
-    for size in Size::ALL.into_iter().filter(|z| !e.runs_original[z.index()]) {
-        let started = Instant::now();
-        let figs = s.verify(&id, size, seeds, tol, Some(deadline));
-        e.verify_s[size.index()] = Some(started.elapsed().as_secs_f64());
-        match figs {
-            Ok(figs) => e.verdicts[size.index()] = Some(judge(&figs, tol)),
-            Err(err) => {
-                e.drop_with(format!("at {size}: {err}"));
-                return;
-            }
-        }
-    }
-    e.status = status(e);
 }
 
 #[cfg(test)]

@@ -1882,6 +1882,15 @@ def cmd_dispatch(req):
     return {"seconds": seconds, "delegates": delegates}
 
 
+def cmd_same_outputs(req):
+    """Whether `program` returns at `size`, on the first seed's inputs, what `part` returns
+    there, bit for bit: a by-size candidate runs there a part verified there."""
+    args, kwargs = make_inputs(req["size"], 0)
+    got, _ = call(program(req["program"]), args, kwargs, req["program"])
+    want, _ = call(program(req["part"]), args, kwargs, req["part"])
+    return {"same": all_same_bits(got, want)}
+
+
 # ---------------------------------------------------------------- device
 
 
@@ -2079,6 +2088,7 @@ COMMANDS = {
     "varies": cmd_varies,
     "sensitivity": cmd_sensitivity,
     "dispatch": cmd_dispatch,
+    "same_outputs": cmd_same_outputs,
     "model_blocks": lambda req: model_commands()["model_blocks"](req),
     "model_proof": lambda req: model_commands()["model_proof"](req),
 }

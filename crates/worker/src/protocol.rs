@@ -31,6 +31,7 @@ pub enum Command {
     ReferenceDevice,
     Sensitivity,
     Dispatch,
+    SameOutputs,
     ModelBlocks,
     ModelProof,
     Warm,
@@ -38,7 +39,7 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: [Command; 20] = [
+    pub const ALL: [Command; 21] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
@@ -55,6 +56,7 @@ impl Command {
         Command::ReferenceDevice,
         Command::Sensitivity,
         Command::Dispatch,
+        Command::SameOutputs,
         Command::ModelBlocks,
         Command::ModelProof,
         Command::Warm,
@@ -80,6 +82,7 @@ impl Command {
             Command::ReferenceDevice => "reference_device",
             Command::Sensitivity => "sensitivity",
             Command::Dispatch => "dispatch",
+            Command::SameOutputs => "same_outputs",
             Command::ModelBlocks => "model_blocks",
             Command::ModelProof => "model_proof",
             Command::Warm => "warm",
@@ -419,6 +422,26 @@ pub struct DispatchReply {
 impl Request for Dispatch {
     const COMMAND: Command = Command::Dispatch;
     type Reply = DispatchReply;
+}
+
+/// `same_outputs`: whether `program` returns at `size`, on the first seed's inputs, the
+/// outputs `part` returns there, bit for bit (a by-size candidate runs there a part
+/// verified there).
+#[derive(Debug, Serialize)]
+pub struct SameOutputs {
+    pub program: ProgramId,
+    pub part: ProgramId,
+    pub size: Size,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SameOutputsReply {
+    pub same: bool,
+}
+
+impl Request for SameOutputs {
+    const COMMAND: Command = Command::SameOutputs;
+    type Reply = SameOutputsReply;
 }
 
 /// `warm`: one call of a program at `size` (first seed, normal inputs), made for the kernels

@@ -62,6 +62,39 @@ fn dispatch_says_where_the_original_runs_and_times_the_choosing_not_the_original
     common::run_check(DISPATCH);
 }
 
+const SAME_OUTPUTS: &str = r#"
+import os, sys, tempfile
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+w["make_inputs"] = lambda size, seed: ([mx.arange(16, dtype=mx.float32) - 8.0], {})
+folder = tempfile.mkdtemp()
+def load(name, source):
+    path = os.path.join(folder, name + ".py")
+    open(path, "w").write(source)
+    w["cmd_program"]({"id": name, "path": path})
+load("part", "import mlx.core as mx\ndef optimized(x):\n    return mx.exp(x) * 2.0, x\n")
+# The by-size module runs the part's code at this size: the same bits.
+load("by-size", "import mlx.core as mx\ndef optimized(x):\n    return (mx.exp(x) * 2.0, x) if x.size <= 16 else (x, x)\n")
+assert w["cmd_same_outputs"]({"program": "by-size", "part": "part", "size": "small"})["same"]
+# Near misses: another rounding of the same value (exp(x + log 2)), and the wrong part chosen.
+load("rounded", "import mlx.core as mx\ndef optimized(x):\n    return mx.exp(x + 0.6931471805599453), x\n")
+assert not w["cmd_same_outputs"]({"program": "rounded", "part": "part", "size": "small"})["same"]
+load("other", "import mlx.core as mx\ndef optimized(x):\n    return (mx.exp(x) * 2.0, x) if x.size > 16 else (x, x)\n")
+assert not w["cmd_same_outputs"]({"program": "other", "part": "part", "size": "small"})["same"]
+# Near miss: one output fewer.
+load("fewer", "import mlx.core as mx\ndef optimized(x):\n    return (mx.exp(x) * 2.0,)\n")
+assert not w["cmd_same_outputs"]({"program": "fewer", "part": "part", "size": "small"})["same"]
+print("ok")
+"#;
+
+/// A by-size candidate takes over a part's verdict at a size only where it returns there,
+/// bit for bit, what the part returns.
+#[test]
+fn same_outputs_holds_for_the_parts_own_code_only() {
+    common::run_check(SAME_OUTPUTS);
+}
+
 const TIES: &str = r#"
 import sys
 import mlx.core as mx
