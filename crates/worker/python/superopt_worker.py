@@ -609,8 +609,12 @@ def blas_matmul(mlx_matmul):
 
 
 def from_numpy64(a):
-    """A float64 numpy array as an MLX array, its bits copied as integers (MLX's float64
-    conversion is twice as slow, seconds for a real model's attention scores)."""
+    """A float64 numpy array as an MLX array: the array itself where `a` is a whole
+    mlx_backed view, else its bits copied as integers (MLX's float64 conversion is twice as
+    slow, seconds for a real model's attention scores)."""
+    backed = mlx_backing(a)
+    if backed is not None:
+        return backed
     a = np.asarray(a, dtype=np.float64)
     a = a if a.flags.c_contiguous else a.copy(order="C")
     return mx.array(a.view(np.uint64)).view(mx.float64)
@@ -628,9 +632,33 @@ def products64(a, b):
     where that term-by-term work is more than TERMWISE_SHARE of the product."""
     fa, fb = np.isfinite(a), np.isfinite(b)
     if fa.all() and fb.all():
-        return np.matmul(a, b)
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+        return np.matmul(a, b, out=mlx_backed(shape))
     with np.errstate(all="ignore"):
         return nonfinite_products(a, b, fa, fb)
+
+
+def mlx_backed(shape):
+    """A writable numpy view of a new float64 MLX array (CPU): a result written there is
+    that MLX array (from_numpy64), not copied into one. A 4.3 GB attention-score reference
+    spent 8 s of its 19 s in the copy on this project's CPU, and held two copies."""
+    x = mx.zeros(shape, dtype=mx.float64, stream=mx.cpu)
+    mx.eval(x)
+    return np.asarray(x)
+
+
+def mlx_backing(a):
+    """The MLX array an mlx_backed view `a` shows whole, in a's shape; None where `a` is
+    not one (a copy, a slice, another order, another dtype)."""
+    root = a
+    while isinstance(getattr(root, "base", None), np.ndarray):
+        root = root.base
+    backing = getattr(root, "base", None)
+    if not (isinstance(backing, memoryview) and isinstance(backing.obj, mx.array)):
+        return None
+    whole = a.size == root.size and a.ctypes.data == root.ctypes.data and a.flags.c_contiguous
+    same = a.dtype == np.float64 and backing.obj.dtype == mx.float64
+    return backing.obj.reshape(a.shape) if whole and same else None
 
 
 def nonfinite_products(a, b, fa, fb):
