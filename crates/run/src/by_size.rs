@@ -122,7 +122,12 @@ fn same_as_parts(run: &mut Run, id: crate::ledger::CandidateId, best: &[Option<u
         }
         let part = run.entries[j].program();
         match run.session.same_outputs(&program, &part, z) {
-            Ok(true) => run.entry_mut(id).verdicts[z.index()] = run.entries[j].verdicts[z.index()].clone(),
+            Ok(true) => {
+                let verdict = run.entries[j].verdicts[z.index()].clone();
+                let e = run.entry_mut(id);
+                e.verdicts[z.index()] = verdict;
+                e.candidate.explain.push(format!("at {z}: {part}'s verdict (the same outputs, bit for bit)"));
+            }
             Ok(false) => run.entry_mut(id).drop_with(format!("at {z}: does not return {part}'s outputs")),
             Err(e) => run.entry_mut(id).drop_with(format!("at {z}: {e}")),
         }
