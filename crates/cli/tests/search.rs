@@ -72,3 +72,27 @@ fn explain_names_the_rules_and_the_traced_values_they_replaced() {
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("-> RoPE   [fast/rope]"), "{stdout}");
 }
+
+/// Every candidate of a run whose rules include one starting with `rule`.
+fn shaped_by<'a>(c: &'a Value, rule: &str) -> Vec<&'a Value> {
+    let cs = c["candidates"].as_array().unwrap();
+    cs.iter().filter(|k| k["rules"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().starts_with(rule))).collect()
+}
+
+#[test]
+fn an_unrolled_loops_stateless_steps_run_once_for_every_iteration() {
+    // Two spellings: steps along axis 1 (mlx-lm's reference ops), chunks along axis 2 with
+    // products (FlashQLA's loop); each batched in the cleanup and the e-graph's candidates.
+    for h in ["tests/harnesses/search/unrolled_lanes.py", "tests/harnesses/search/unrolled_chunks.py"] {
+        let c = capsule(h);
+        let shaped = shaped_by(&c, "batch:");
+        let names: Vec<&str> = shaped.iter().map(|k| k["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"cse") && names.contains(&"egraph"), "{h}: {names:?}");
+        for k in shaped {
+            assert_eq!(k["verified"], true, "{h}: {} not verified: {:#}", k["name"], k);
+        }
+    }
+    // Near misses: every other step only, and a step primitive that alternates.
+    let c = capsule("tests/harnesses/search/unrolled_lanes_partial.py");
+    assert!(shaped_by(&c, "batch:").is_empty(), "{:#}", c["candidates"]);
+}

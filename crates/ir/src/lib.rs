@@ -4,6 +4,7 @@
 //! nodes in topological order, outputs. Every value carries its shape and dtype.
 //! Integer arguments are [`Dim`]s so that one program can stand for all sizes.
 
+pub mod batch;
 pub mod dim;
 pub mod dtype;
 pub mod guard;

@@ -25,6 +25,19 @@ impl Strategy for Saturation {
     }
 
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
+        // Saturation starts from the loop's iterations batched (one node for every
+        // iteration's slices), which no rewrite of one iteration's nodes finds.
+        let (start, batched) = crate::strategies::batched(traced);
+        let mut out = self.propose_from(&start);
+        for c in out.iter_mut() {
+            c.rules.splice(0..0, crate::strategies::batch_rule(batched));
+        }
+        out
+    }
+}
+
+impl Saturation {
+    fn propose_from(&self, traced: &Plan) -> Vec<Candidate> {
         // One saturation per variant and family set, which the eager and the compiled
         // extraction share; each saturates for a quarter of its share, the rest left to
         // converting, two extractions and costing (a longer saturation grows the e-graph the

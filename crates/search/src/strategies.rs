@@ -1,4 +1,5 @@
-//! The first strategies: `mx.compile`, and dead-code plus common-subexpression cleanup.
+//! The first strategies: `mx.compile`, and dead-code, common-subexpression and
+//! loop-iteration cleanup.
 
 use crate::candidate::{Candidate, Compile, Source};
 use crate::strategy::Strategy;
@@ -43,7 +44,26 @@ impl Strategy for Compiled {
     }
 }
 
-/// Dead code removed and common subexpressions shared, eager and compiled.
+/// The rule line of `n` batches of loop iterations ([`superopt_ir::batch`]), if any.
+pub fn batch_rule(n: usize) -> Option<String> {
+    (n > 0).then(|| format!("batch: {n} primitives of unrolled loops applied once to every iteration's slices"))
+}
+
+/// `plan` with its loop iterations batched, and how many batches that made.
+pub fn batched(plan: &Plan) -> (Plan, usize) {
+    let mut plan = plan.clone();
+    // Shared first: two spellings of one slice (`k[:, :, i]` twice) are one lane.
+    let mut batch = plan.clone();
+    batch.map(passes::common_subexpressions);
+    let n = batch.map(superopt_ir::batch::batch_lanes);
+    if n > 0 {
+        plan = batch;
+    }
+    (plan, n)
+}
+
+/// Dead code removed, common subexpressions shared and loop iterations batched, eager and
+/// compiled.
 pub struct Cleanup;
 
 impl Strategy for Cleanup {
@@ -55,10 +75,11 @@ impl Strategy for Cleanup {
         let mut plan = traced.clone();
         let merged = plan.map(passes::common_subexpressions);
         let dead = plan.map(passes::dead_code);
-        if merged + dead == 0 {
+        let batched = plan.map(superopt_ir::batch::batch_lanes);
+        if merged + dead + batched == 0 {
             return vec![];
         }
-        let mut rules = vec![];
+        let mut rules: Vec<String> = batch_rule(batched).into_iter().collect();
         if merged > 0 {
             rules.push(format!("cse: {merged} duplicate nodes/constants shared"));
         }

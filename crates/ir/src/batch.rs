@@ -1,0 +1,313 @@
+//! Iterations batched. An unrolled loop applies the same primitive, lane by lane, to the
+//! i-th slices of the same arrays (`q[:, :, i]`, traced as `Squeeze(Slice(q))`); where every
+//! lane of an axis does, one node applies it to the whole arrays and each lane takes its
+//! slice of the result: one launch instead of one per iteration, the same arithmetic. What
+//! differs lane by lane otherwise (a recurrent state) stays per lane.
+//!
+//! It may touch: the nodes it batches (each becomes a slice of the batched node's output);
+//! nothing else. Elementwise primitives, `Matmul` over batch axes, `Reduce`, `ExpandDims`,
+//! `Squeeze`, `Broadcast`, `Transpose` and `Slice` batch; other primitives stay per lane.
+
+use crate::ops::Kind;
+use crate::program::*;
+use crate::{Dim, Op};
+use std::collections::{BTreeMap, HashMap};
+
+/// Where a lane's values come from: an array of the program, or a batch not built yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Base {
+    Value(ValueId),
+    Batch(usize),
+}
+
+/// A value that is lane `index` of `base` along `axis` (the base's shape is the value's
+/// with the lanes' extent inserted at `axis`).
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    base: Base,
+    axis: usize,
+    index: i64,
+}
+
+/// How one input of a batched node is fed: the lanes of a base, or one value for all.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Feed {
+    Lanes(Base, usize),
+    Same(ValueId),
+}
+
+/// Nodes that apply one primitive to the same feeds, by lane index.
+#[derive(Clone, Debug)]
+struct Batch {
+    node: Node,
+    feeds: Vec<Feed>,
+    /// Node positions by lane index.
+    members: BTreeMap<i64, usize>,
+    /// The lanes' extent.
+    n: i64,
+}
+
+/// Batches the program's iterations (see the module doc); how many batches it made.
+pub fn batch_lanes(p: &mut Program) -> usize {
+    let producer: HashMap<ValueId, usize> =
+        p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
+    let mut lanes: HashMap<ValueId, Lane> = HashMap::new();
+    for n in &p.nodes {
+        if let Some((out, lane)) = sliced_lane(p, &producer, n) {
+            lanes.insert(out, lane);
+        }
+    }
+    let mut batches: Vec<Batch> = vec![];
+    let mut batched_at: HashMap<usize, usize> = HashMap::new();
+    loop {
+        let extents: Vec<i64> = batches.iter().map(|b| b.n).collect();
+        let found = complete_batches(p, &lanes, &batched_at, &extents);
+        if found.is_empty() {
+            break;
+        }
+        for b in found {
+            let k = batches.len();
+            let Some(axis) = out_axis(p, &b) else { continue };
+            for (i, pos) in &b.members {
+                batched_at.insert(*pos, k);
+                lanes.insert(p.nodes[*pos].outputs[0], Lane { base: Base::Batch(k), axis, index: *i });
+            }
+            batches.push(b);
+        }
+    }
+    if batches.is_empty() {
+        return 0;
+    }
+    rebuild(p, &batches, &batched_at);
+    crate::passes::dead_code(p);
+    batches.len()
+}
+
+fn consts(args: &[Arg]) -> Option<Vec<i64>> {
+    args.iter().map(|a| a.int().and_then(Dim::as_const)).collect()
+}
+
+fn list(a: &Arg) -> Option<Vec<i64>> {
+    consts(a.list()?)
+}
+
+fn ints(xs: &[i64]) -> Arg {
+    Arg::List(xs.iter().map(|x| Arg::Int(Dim::constant(*x))).collect())
+}
+
+/// `Squeeze(Slice(x))` that takes index `i` of one axis of `x` and all of the others.
+fn sliced_lane(p: &Program, producer: &HashMap<ValueId, usize>, n: &Node) -> Option<(ValueId, Lane)> {
+    if n.op != Op::Squeeze {
+        return None;
+    }
+    let squeezed = list(n.args.first()?)?;
+    let slice = &p.nodes[*producer.get(n.inputs.first()?)?];
+    if slice.op != Op::Slice || slice.args.len() != 3 {
+        return None;
+    }
+    let shape = &p.value(*slice.inputs.first()?).shape;
+    let (start, stop, strides) = (list(&slice.args[0])?, list(&slice.args[1])?, list(slice.args.get(2)?)?);
+    let cut: Vec<usize> =
+        (0..shape.len()).filter(|d| !(start[*d] == 0 && stop[*d] == shape[*d] && strides[*d] == 1)).collect();
+    let [axis] = cut[..] else { return None };
+    let one = stop[axis] == start[axis] + 1 && strides[axis] == 1 && squeezed == [axis as i64];
+    one.then(|| (n.outputs[0], Lane { base: Base::Value(slice.inputs[0]), axis, index: start[axis] }))
+}
+
+/// The batches every one of whose lanes is present, among nodes not batched yet.
+fn complete_batches(
+    p: &Program,
+    lanes: &HashMap<ValueId, Lane>,
+    batched_at: &HashMap<usize, usize>,
+    extents: &[i64],
+) -> Vec<Batch> {
+    let mut open: BTreeMap<String, Batch> = BTreeMap::new();
+    for (pos, node) in p.nodes.iter().enumerate() {
+        if batched_at.contains_key(&pos) || node.outputs.len() != 1 || !batches(node.op) {
+            continue;
+        }
+        let mut index = None;
+        let mut feeds = vec![];
+        let mut n = 0;
+        for v in &node.inputs {
+            match lanes.get(v) {
+                Some(l) if index.is_none_or(|i| i == l.index) => {
+                    index = Some(l.index);
+                    feeds.push(Feed::Lanes(l.base, l.axis));
+                    n = match l.base {
+                        Base::Value(v) => p.value(v).shape[l.axis],
+                        Base::Batch(k) => extents[k],
+                    };
+                }
+                Some(_) => {
+                    index = None;
+                    break;
+                }
+                None => feeds.push(Feed::Same(*v)),
+            }
+        }
+        let Some(i) = index else { continue };
+        let key = format!("{:?}|{:?}|{:?}|{:?}", node.op, node.args, p.value(node.outputs[0]), feeds);
+        let b = open.entry(key).or_insert_with(|| Batch { node: node.clone(), feeds, members: BTreeMap::new(), n });
+        b.members.insert(i, pos);
+    }
+    open.into_values().filter(|b| b.n >= 2 && b.members.keys().copied().eq(0..b.n)).collect()
+}
+
+fn batches(op: Op) -> bool {
+    matches!(op.kind(), Kind::Unary | Kind::Binary | Kind::Ternary)
+        || matches!(
+            op,
+            Op::Matmul | Op::Reduce | Op::ExpandDims | Op::Squeeze | Op::Broadcast | Op::Transpose | Op::Slice
+        )
+}
+
+/// Where the lanes run in a batch's output; `None` where it cannot batch (lanes at
+/// different axes, a matrix axis of a product).
+fn out_axis(p: &Program, b: &Batch) -> Option<usize> {
+    let axes: Vec<usize> =
+        b.feeds.iter().filter_map(|f| if let Feed::Lanes(_, a) = f { Some(*a) } else { None }).collect();
+    let a = axes[0];
+    if axes.iter().any(|x| *x != a) {
+        return None;
+    }
+    let shape = &p.value(b.node.inputs[0]).shape;
+    let (rank, out_rank) = (shape.len(), p.value(b.node.outputs[0]).shape.len());
+    let elementwise = matches!(b.node.op.kind(), Kind::Unary | Kind::Binary | Kind::Ternary | Kind::Matmul);
+    // Shared inputs are broadcast along the lanes: they must have the lanes' rank.
+    if elementwise && b.node.inputs.iter().any(|v| p.value(*v).shape.len() != rank) {
+        return None;
+    }
+    match b.node.op {
+        Op::Matmul if a + 2 > rank => None,
+        Op::Matmul => (b.feeds.len() == 2).then_some(a),
+        Op::ExpandDims => {
+            let new = norm(&list(b.node.args.first()?)?, out_rank);
+            let kept: Vec<usize> = (0..out_rank).filter(|d| !new.contains(d)).collect();
+            Some(kept.get(a).copied().unwrap_or(out_rank))
+        }
+        Op::Squeeze => {
+            let gone = norm(&list(b.node.args.first()?)?, rank);
+            (!gone.contains(&a)).then(|| a - gone.iter().filter(|g| **g < a).count())
+        }
+        Op::Broadcast => Some(a + out_rank - rank),
+        Op::Transpose => {
+            let perm = list(b.node.args.first()?)?;
+            Some(perm.iter().filter(|d| (**d as usize) < a).count())
+        }
+        _ => Some(a),
+    }
+}
+
+fn norm(axes: &[i64], rank: usize) -> Vec<usize> {
+    axes.iter().map(|x| if *x < 0 { (rank as i64 + x) as usize } else { *x as usize }).collect()
+}
+
+/// `shape` with `n` inserted at `axis`.
+fn with_lanes(shape: &[i64], axis: usize, n: i64) -> Vec<i64> {
+    let mut s = shape.to_vec();
+    s.insert(axis, n);
+    s
+}
+
+/// An unbatched axis `d` in the numbering with the lanes at `a`.
+fn shift(d: usize, a: usize) -> i64 {
+    (if d < a { d } else { d + 1 }) as i64
+}
+
+/// The batched node's arguments, for lanes at input axis `a` and output axis `out`.
+fn batched_args(p: &Program, b: &Batch, a: usize, out: usize) -> Vec<Arg> {
+    let node = &b.node;
+    let rank = p.value(node.inputs[0]).shape.len();
+    let out_rank = p.value(node.outputs[0]).shape.len();
+    let axes = |i: usize, r: usize, at: usize| -> Vec<i64> {
+        norm(&list(&node.args[i]).unwrap(), r).into_iter().map(|d| shift(d, at)).collect()
+    };
+    match node.op {
+        Op::ExpandDims => vec![ints(&axes(0, out_rank, out))],
+        Op::Squeeze => vec![ints(&axes(0, rank, a))],
+        Op::Reduce => vec![node.args[0].clone(), ints(&axes(1, rank, a))],
+        Op::Broadcast => vec![ints(&with_lanes(&p.value(node.outputs[0]).shape, out, b.n))],
+        Op::Transpose => {
+            let perm = list(&node.args[0]).unwrap();
+            let mut lifted: Vec<i64> = perm.iter().map(|d| shift(*d as usize, a)).collect();
+            lifted.insert(out, a as i64);
+            vec![ints(&lifted)]
+        }
+        Op::Slice => {
+            let mut parts = vec![];
+            for (k, fill) in [(0, 0), (1, b.n), (2, 1)] {
+                let mut xs = list(&node.args[k]).unwrap();
+                xs.insert(a, fill);
+                parts.push(ints(&xs));
+            }
+            parts
+        }
+        _ => node.args.clone(),
+    }
+}
+
+/// The program with each batch's node at its first member's place and every member a
+/// slice of its output.
+fn rebuild(p: &mut Program, batches: &[Batch], batched_at: &HashMap<usize, usize>) {
+    let old = std::mem::take(&mut p.nodes);
+    let mut made: Vec<Option<ValueId>> = vec![None; batches.len()];
+    for (pos, node) in old.into_iter().enumerate() {
+        let Some(&k) = batched_at.get(&pos) else {
+            p.nodes.push(node);
+            continue;
+        };
+        let b = &batches[k];
+        if made[k].is_none() {
+            made[k] = Some(emit_batch(p, b, &made));
+        }
+        let index = *b.members.iter().find(|(_, q)| **q == pos).unwrap().0;
+        take_lane(p, made[k].unwrap(), out_axis(p, b).unwrap(), index, node.outputs[0]);
+    }
+}
+
+fn push(p: &mut Program, op: Op, args: Vec<Arg>, inputs: Vec<ValueId>, value: Value) -> ValueId {
+    p.values.push(value);
+    let out = p.values.len() - 1;
+    p.nodes.push(Node { op, args, inputs, outputs: vec![out] });
+    out
+}
+
+/// The batch's node on whole arrays; values the lanes share are broadcast along the lanes
+/// where the primitive is elementwise or a product.
+fn emit_batch(p: &mut Program, b: &Batch, made: &[Option<ValueId>]) -> ValueId {
+    let a = b.feeds.iter().find_map(|f| if let Feed::Lanes(_, a) = f { Some(*a) } else { None }).unwrap();
+    let out = out_axis(p, b).unwrap();
+    let mut inputs = vec![];
+    for f in &b.feeds {
+        inputs.push(match f {
+            Feed::Lanes(Base::Value(v), _) => *v,
+            Feed::Lanes(Base::Batch(k), _) => made[*k].unwrap(),
+            Feed::Same(v) => {
+                let value = p.value(*v).clone();
+                let one = Value { shape: with_lanes(&value.shape, a, 1), dtype: value.dtype };
+                let e = push(p, Op::ExpandDims, vec![ints(&[a as i64])], vec![*v], one);
+                let full = with_lanes(&value.shape, a, b.n);
+                push(p, Op::Broadcast, vec![ints(&full)], vec![e], Value { shape: full, dtype: value.dtype })
+            }
+        });
+    }
+    let v = p.value(b.node.outputs[0]).clone();
+    let shape = with_lanes(&v.shape, out, b.n);
+    let args = batched_args(p, b, a, out);
+    push(p, b.node.op, args, inputs, Value { shape, dtype: v.dtype })
+}
+
+/// `into` as lane `index` of `whole` along `axis`: `Squeeze(Slice(whole))`.
+fn take_lane(p: &mut Program, whole: ValueId, axis: usize, index: i64, into: ValueId) {
+    let shape = p.value(whole).shape.clone();
+    let mut start = vec![0; shape.len()];
+    let mut stop = shape.clone();
+    (start[axis], stop[axis]) = (index, index + 1);
+    let mut one = shape.clone();
+    one[axis] = 1;
+    let dtype = p.value(whole).dtype;
+    let args = vec![ints(&start), ints(&stop), ints(&vec![1; shape.len()])];
+    let s = push(p, Op::Slice, args, vec![whole], Value { shape: one, dtype });
+    p.nodes.push(Node { op: Op::Squeeze, args: vec![ints(&[axis as i64])], inputs: vec![s], outputs: vec![into] });
+}
