@@ -11,7 +11,7 @@
 use crate::ops::Kind;
 use crate::program::*;
 use crate::{Dim, Op};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Where a lane's values come from: an array of the program, or a batch not built yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,15 +59,20 @@ pub fn batch_lanes(p: &mut Program) -> usize {
     }
     let mut batches: Vec<Batch> = vec![];
     let mut batched_at: HashMap<usize, usize> = HashMap::new();
+    let mut refused: HashSet<usize> = HashSet::new();
     loop {
         let extents: Vec<i64> = batches.iter().map(|b| b.n).collect();
-        let found = complete_batches(p, &lanes, &batched_at, &extents);
+        let found = complete_batches(p, &lanes, (&batched_at, &refused), &extents);
         if found.is_empty() {
             break;
         }
         for b in found {
             let k = batches.len();
-            let Some(axis) = out_axis(p, &b) else { continue };
+            let Some(axis) = out_axis(p, &b) else {
+                // Complete but not batchable (lanes at a product's matrix axis): per lane.
+                refused.extend(b.members.values().copied());
+                continue;
+            };
             for (i, pos) in &b.members {
                 batched_at.insert(*pos, k);
                 lanes.insert(p.nodes[*pos].outputs[0], Lane { base: Base::Batch(k), axis, index: *i });
@@ -118,12 +123,12 @@ fn sliced_lane(p: &Program, producer: &HashMap<ValueId, usize>, n: &Node) -> Opt
 fn complete_batches(
     p: &Program,
     lanes: &HashMap<ValueId, Lane>,
-    batched_at: &HashMap<usize, usize>,
+    (batched_at, refused): (&HashMap<usize, usize>, &HashSet<usize>),
     extents: &[i64],
 ) -> Vec<Batch> {
     let mut open: BTreeMap<String, Batch> = BTreeMap::new();
     for (pos, node) in p.nodes.iter().enumerate() {
-        if batched_at.contains_key(&pos) || node.outputs.len() != 1 || !batches(node.op) {
+        if batched_at.contains_key(&pos) || refused.contains(&pos) || node.outputs.len() != 1 || !batches(node.op) {
             continue;
         }
         let mut index = None;
@@ -191,6 +196,9 @@ fn out_axis(p: &Program, b: &Batch) -> Option<usize> {
             (!gone.contains(&a)).then(|| a - gone.iter().filter(|g| **g < a).count())
         }
         Op::Broadcast => Some(a + out_rank - rank),
+        // Arguments that depend on the call's dims (a shapeless variant) stay per lane.
+        Op::Reduce => list(b.node.args.get(1)?).map(|_| a),
+        Op::Slice => (b.node.args.len() == 3 && b.node.args.iter().all(|x| list(x).is_some())).then_some(a),
         Op::Transpose => {
             let perm = list(b.node.args.first()?)?;
             Some(perm.iter().filter(|d| (**d as usize) < a).count())
@@ -310,4 +318,79 @@ fn take_lane(p: &mut Program, whole: ValueId, axis: usize, index: i64, into: Val
     let args = vec![ints(&start), ints(&stop), ints(&vec![1; shape.len()])];
     let s = push(p, Op::Slice, args, vec![whole], Value { shape: one, dtype });
     p.nodes.push(Node { op: Op::Squeeze, args: vec![ints(&[axis as i64])], inputs: vec![s], outputs: vec![into] });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dtype;
+
+    /// Input `x` of `shape`, lane `i` of `axis` for each of `lanes`, `op` on each lane
+    /// (with a second operand: itself for a product), every result an output.
+    fn program(shape: &[i64], axis: usize, lanes: &[i64], op: Op) -> Program {
+        let f32 = |shape: Vec<i64>| Value { shape, dtype: Dtype::Float32 };
+        let signature = Signature {
+            params: vec![Param::Array { name: "x".into(), input: 0, keyword: false }],
+            output_kind: OutputKind::Tuple,
+            updated: vec![],
+        };
+        let mut p = Program {
+            values: vec![f32(shape.to_vec())],
+            inputs: vec![0],
+            constants: vec![],
+            nodes: vec![],
+            outputs: vec![],
+            signature,
+        };
+        let mut lane_shape = shape.to_vec();
+        lane_shape.remove(axis);
+        for i in lanes {
+            let (mut start, mut stop) = (vec![0; shape.len()], shape.to_vec());
+            (start[axis], stop[axis]) = (*i, i + 1);
+            let mut one = shape.to_vec();
+            one[axis] = 1;
+            let args = vec![ints(&start), ints(&stop), ints(&vec![1; shape.len()])];
+            let s = push(&mut p, Op::Slice, args, vec![0], f32(one));
+            let l = push(&mut p, Op::Squeeze, vec![ints(&[axis as i64])], vec![s], f32(lane_shape.clone()));
+            let inputs = if op == Op::Matmul { vec![l, l] } else { vec![l] };
+            let out = push(&mut p, op, vec![], inputs, f32(lane_shape.clone()));
+            p.outputs.push(out);
+        }
+        p
+    }
+
+    fn count(p: &Program, op: Op) -> usize {
+        p.nodes.iter().filter(|n| n.op == op).count()
+    }
+
+    #[test]
+    fn every_lane_of_an_axis_is_one_primitive() {
+        let mut p = program(&[3, 4, 5], 1, &[0, 1, 2, 3], Op::Exp);
+        assert_eq!(batch_lanes(&mut p), 1);
+        assert_eq!(count(&p, Op::Exp), 1);
+        let exp = p.nodes.iter().find(|n| n.op == Op::Exp).unwrap();
+        assert_eq!(p.value(exp.inputs[0]).shape, [3, 4, 5], "the whole input");
+        assert_eq!(p.value(exp.outputs[0]).shape, [3, 4, 5]);
+        // Each output is its lane of the batched result.
+        assert!(p.outputs.iter().all(|o| p.nodes.iter().any(|n| n.op == Op::Squeeze && n.outputs == [*o])));
+        // Square matrices by batch lanes: a product per lane becomes one batched product.
+        let mut p = program(&[4, 2, 3, 3], 0, &[0, 1, 2, 3], Op::Matmul);
+        assert_eq!(batch_lanes(&mut p), 1);
+        assert_eq!(count(&p, Op::Matmul), 1);
+    }
+
+    #[test]
+    fn near_misses_stay_per_lane() {
+        // A lane missing.
+        let mut p = program(&[3, 4, 5], 1, &[0, 1, 3], Op::Exp);
+        assert_eq!(batch_lanes(&mut p), 0);
+        assert_eq!(count(&p, Op::Exp), 3);
+        // One lane: nothing to batch.
+        let mut p = program(&[1, 4], 0, &[0], Op::Exp);
+        assert_eq!(batch_lanes(&mut p), 0);
+        // Lanes along a matrix axis of a product.
+        let mut p = program(&[3, 3, 3], 1, &[0, 1, 2], Op::Matmul);
+        assert_eq!(batch_lanes(&mut p), 0);
+        assert_eq!(count(&p, Op::Matmul), 3);
+    }
 }
