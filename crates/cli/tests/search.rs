@@ -18,13 +18,8 @@ fn capsule(rel: &str) -> Value {
 /// The `egraph` candidates of a run that used `rule`, verified.
 fn assert_rule_verified(rel: &str, rule: &str) {
     let c = capsule(rel);
-    let shaped: Vec<&Value> = c["candidates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|k| k["name"].as_str().unwrap().starts_with("egraph"))
-        .filter(|k| k["rules"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().starts_with(rule)))
-        .collect();
+    let shaped: Vec<&Value> =
+        shaped_by(&c, rule).into_iter().filter(|k| k["name"].as_str().unwrap().starts_with("egraph")).collect();
     assert!(!shaped.is_empty(), "{rel}: no e-graph candidate used {rule}: {:#}", c["candidates"]);
     for k in shaped {
         assert_eq!(k["verified"], true, "{rel}: {} not verified: {:#}", k["name"], k);

@@ -10,7 +10,7 @@
 
 use crate::ops::Kind;
 use crate::program::*;
-use crate::{Dim, Op};
+use crate::Op;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Where a lane's values come from: an array of the program, or a batch not built yet.
@@ -45,6 +45,15 @@ struct Batch {
     members: BTreeMap<i64, usize>,
     /// The lanes' extent.
     n: i64,
+    /// Where the lanes run in the batched node's output (see `out_axis`), once accepted.
+    out: usize,
+}
+
+impl Batch {
+    /// Where the lanes run in the inputs fed by lanes (the first such input's axis).
+    fn lane_axis(&self) -> usize {
+        self.feeds.iter().find_map(|f| if let Feed::Lanes(_, a) = f { Some(*a) } else { None }).unwrap()
+    }
 }
 
 /// Batches the program's iterations (see the module doc); how many batches it made.
@@ -58,7 +67,8 @@ pub fn batch_lanes(p: &mut Program) -> usize {
         }
     }
     let mut batches: Vec<Batch> = vec![];
-    let mut batched_at: HashMap<usize, usize> = HashMap::new();
+    // Node position -> (its batch, its lane index).
+    let mut batched_at: HashMap<usize, (usize, i64)> = HashMap::new();
     let mut refused: HashSet<usize> = HashSet::new();
     loop {
         let extents: Vec<i64> = batches.iter().map(|b| b.n).collect();
@@ -66,15 +76,16 @@ pub fn batch_lanes(p: &mut Program) -> usize {
         if found.is_empty() {
             break;
         }
-        for b in found {
+        for mut b in found {
             let k = batches.len();
             let Some(axis) = out_axis(p, &b) else {
                 // Complete but not batchable (lanes at a product's matrix axis): per lane.
                 refused.extend(b.members.values().copied());
                 continue;
             };
+            b.out = axis;
             for (i, pos) in &b.members {
-                batched_at.insert(*pos, k);
+                batched_at.insert(*pos, (k, *i));
                 lanes.insert(p.nodes[*pos].outputs[0], Lane { base: Base::Batch(k), axis, index: *i });
             }
             batches.push(b);
@@ -88,30 +99,19 @@ pub fn batch_lanes(p: &mut Program) -> usize {
     batches.len()
 }
 
-fn consts(args: &[Arg]) -> Option<Vec<i64>> {
-    args.iter().map(|a| a.int().and_then(Dim::as_const)).collect()
-}
-
-fn list(a: &Arg) -> Option<Vec<i64>> {
-    consts(a.list()?)
-}
-
-fn ints(xs: &[i64]) -> Arg {
-    Arg::List(xs.iter().map(|x| Arg::Int(Dim::constant(*x))).collect())
-}
-
 /// `Squeeze(Slice(x))` that takes index `i` of one axis of `x` and all of the others.
 fn sliced_lane(p: &Program, producer: &HashMap<ValueId, usize>, n: &Node) -> Option<(ValueId, Lane)> {
     if n.op != Op::Squeeze {
         return None;
     }
-    let squeezed = list(n.args.first()?)?;
+    let squeezed = n.args.first()?.const_ints()?;
     let slice = &p.nodes[*producer.get(n.inputs.first()?)?];
     if slice.op != Op::Slice || slice.args.len() != 3 {
         return None;
     }
     let shape = &p.value(*slice.inputs.first()?).shape;
-    let (start, stop, strides) = (list(&slice.args[0])?, list(&slice.args[1])?, list(slice.args.get(2)?)?);
+    let (start, stop, strides) =
+        (slice.args[0].const_ints()?, slice.args[1].const_ints()?, slice.args.get(2)?.const_ints()?);
     let cut: Vec<usize> =
         (0..shape.len()).filter(|d| !(start[*d] == 0 && stop[*d] == shape[*d] && strides[*d] == 1)).collect();
     let [axis] = cut[..] else { return None };
@@ -123,7 +123,7 @@ fn sliced_lane(p: &Program, producer: &HashMap<ValueId, usize>, n: &Node) -> Opt
 fn complete_batches(
     p: &Program,
     lanes: &HashMap<ValueId, Lane>,
-    (batched_at, refused): (&HashMap<usize, usize>, &HashSet<usize>),
+    (batched_at, refused): (&HashMap<usize, (usize, i64)>, &HashSet<usize>),
     extents: &[i64],
 ) -> Vec<Batch> {
     let mut open: BTreeMap<String, Batch> = BTreeMap::new();
@@ -153,7 +153,8 @@ fn complete_batches(
         }
         let Some(i) = index else { continue };
         let key = format!("{:?}|{:?}|{:?}|{:?}", node.op, node.args, p.value(node.outputs[0]), feeds);
-        let b = open.entry(key).or_insert_with(|| Batch { node: node.clone(), feeds, members: BTreeMap::new(), n });
+        let b =
+            open.entry(key).or_insert_with(|| Batch { node: node.clone(), feeds, members: BTreeMap::new(), n, out: 0 });
         b.members.insert(i, pos);
     }
     open.into_values().filter(|b| b.n >= 2 && b.members.keys().copied().eq(0..b.n)).collect()
@@ -170,10 +171,8 @@ fn batches(op: Op) -> bool {
 /// Where the lanes run in a batch's output; `None` where it cannot batch (lanes at
 /// different axes, a matrix axis of a product).
 fn out_axis(p: &Program, b: &Batch) -> Option<usize> {
-    let axes: Vec<usize> =
-        b.feeds.iter().filter_map(|f| if let Feed::Lanes(_, a) = f { Some(*a) } else { None }).collect();
-    let a = axes[0];
-    if axes.iter().any(|x| *x != a) {
+    let a = b.lane_axis();
+    if b.feeds.iter().any(|f| matches!(f, Feed::Lanes(_, x) if *x != a)) {
         return None;
     }
     let shape = &p.value(b.node.inputs[0]).shape;
@@ -187,20 +186,20 @@ fn out_axis(p: &Program, b: &Batch) -> Option<usize> {
         Op::Matmul if a + 2 > rank => None,
         Op::Matmul => (b.feeds.len() == 2).then_some(a),
         Op::ExpandDims => {
-            let new = norm(&list(b.node.args.first()?)?, out_rank);
+            let new = norm(&b.node.args.first()?.const_ints()?, out_rank);
             let kept: Vec<usize> = (0..out_rank).filter(|d| !new.contains(d)).collect();
             Some(kept.get(a).copied().unwrap_or(out_rank))
         }
         Op::Squeeze => {
-            let gone = norm(&list(b.node.args.first()?)?, rank);
+            let gone = norm(&b.node.args.first()?.const_ints()?, rank);
             (!gone.contains(&a)).then(|| a - gone.iter().filter(|g| **g < a).count())
         }
         Op::Broadcast => Some(a + out_rank - rank),
         // Arguments that depend on the call's dims (a shapeless variant) stay per lane.
-        Op::Reduce => list(b.node.args.get(1)?).map(|_| a),
-        Op::Slice => (b.node.args.len() == 3 && b.node.args.iter().all(|x| list(x).is_some())).then_some(a),
+        Op::Reduce => b.node.args.get(1)?.const_ints().map(|_| a),
+        Op::Slice => (b.node.args.len() == 3 && b.node.args.iter().all(|x| x.const_ints().is_some())).then_some(a),
         Op::Transpose => {
-            let perm = list(b.node.args.first()?)?;
+            let perm = b.node.args.first()?.const_ints()?;
             Some(perm.iter().filter(|d| (**d as usize) < a).count())
         }
         _ => Some(a),
@@ -229,25 +228,25 @@ fn batched_args(p: &Program, b: &Batch, a: usize, out: usize) -> Vec<Arg> {
     let rank = p.value(node.inputs[0]).shape.len();
     let out_rank = p.value(node.outputs[0]).shape.len();
     let axes = |i: usize, r: usize, at: usize| -> Vec<i64> {
-        norm(&list(&node.args[i]).unwrap(), r).into_iter().map(|d| shift(d, at)).collect()
+        norm(&node.args[i].const_ints().unwrap(), r).into_iter().map(|d| shift(d, at)).collect()
     };
     match node.op {
-        Op::ExpandDims => vec![ints(&axes(0, out_rank, out))],
-        Op::Squeeze => vec![ints(&axes(0, rank, a))],
-        Op::Reduce => vec![node.args[0].clone(), ints(&axes(1, rank, a))],
-        Op::Broadcast => vec![ints(&with_lanes(&p.value(node.outputs[0]).shape, out, b.n))],
+        Op::ExpandDims => vec![Arg::ints(&axes(0, out_rank, out))],
+        Op::Squeeze => vec![Arg::ints(&axes(0, rank, a))],
+        Op::Reduce => vec![node.args[0].clone(), Arg::ints(&axes(1, rank, a))],
+        Op::Broadcast => vec![Arg::ints(&with_lanes(&p.value(node.outputs[0]).shape, out, b.n))],
         Op::Transpose => {
-            let perm = list(&node.args[0]).unwrap();
+            let perm = node.args[0].const_ints().unwrap();
             let mut lifted: Vec<i64> = perm.iter().map(|d| shift(*d as usize, a)).collect();
             lifted.insert(out, a as i64);
-            vec![ints(&lifted)]
+            vec![Arg::ints(&lifted)]
         }
         Op::Slice => {
             let mut parts = vec![];
             for (k, fill) in [(0, 0), (1, b.n), (2, 1)] {
-                let mut xs = list(&node.args[k]).unwrap();
+                let mut xs = node.args[k].const_ints().unwrap();
                 xs.insert(a, fill);
-                parts.push(ints(&xs));
+                parts.push(Arg::ints(&xs));
             }
             parts
         }
@@ -257,20 +256,18 @@ fn batched_args(p: &Program, b: &Batch, a: usize, out: usize) -> Vec<Arg> {
 
 /// The program with each batch's node at its first member's place and every member a
 /// slice of its output.
-fn rebuild(p: &mut Program, batches: &[Batch], batched_at: &HashMap<usize, usize>) {
+fn rebuild(p: &mut Program, batches: &[Batch], batched_at: &HashMap<usize, (usize, i64)>) {
     let old = std::mem::take(&mut p.nodes);
     let mut made: Vec<Option<ValueId>> = vec![None; batches.len()];
     for (pos, node) in old.into_iter().enumerate() {
-        let Some(&k) = batched_at.get(&pos) else {
+        let Some(&(k, index)) = batched_at.get(&pos) else {
             p.nodes.push(node);
             continue;
         };
-        let b = &batches[k];
         if made[k].is_none() {
-            made[k] = Some(emit_batch(p, b, &made));
+            made[k] = Some(emit_batch(p, &batches[k], &made));
         }
-        let index = *b.members.iter().find(|(_, q)| **q == pos).unwrap().0;
-        take_lane(p, made[k].unwrap(), out_axis(p, b).unwrap(), index, node.outputs[0]);
+        take_lane(p, made[k].unwrap(), batches[k].out, index, node.outputs[0]);
     }
 }
 
@@ -284,8 +281,7 @@ fn push(p: &mut Program, op: Op, args: Vec<Arg>, inputs: Vec<ValueId>, value: Va
 /// The batch's node on whole arrays; values the lanes share are broadcast along the lanes
 /// where the primitive is elementwise or a product.
 fn emit_batch(p: &mut Program, b: &Batch, made: &[Option<ValueId>]) -> ValueId {
-    let a = b.feeds.iter().find_map(|f| if let Feed::Lanes(_, a) = f { Some(*a) } else { None }).unwrap();
-    let out = out_axis(p, b).unwrap();
+    let (a, out) = (b.lane_axis(), b.out);
     let mut inputs = vec![];
     for f in &b.feeds {
         inputs.push(match f {
@@ -294,9 +290,9 @@ fn emit_batch(p: &mut Program, b: &Batch, made: &[Option<ValueId>]) -> ValueId {
             Feed::Same(v) => {
                 let value = p.value(*v).clone();
                 let one = Value { shape: with_lanes(&value.shape, a, 1), dtype: value.dtype };
-                let e = push(p, Op::ExpandDims, vec![ints(&[a as i64])], vec![*v], one);
+                let e = push(p, Op::ExpandDims, vec![Arg::ints(&[a as i64])], vec![*v], one);
                 let full = with_lanes(&value.shape, a, b.n);
-                push(p, Op::Broadcast, vec![ints(&full)], vec![e], Value { shape: full, dtype: value.dtype })
+                push(p, Op::Broadcast, vec![Arg::ints(&full)], vec![e], Value { shape: full, dtype: value.dtype })
             }
         });
     }
@@ -315,9 +311,9 @@ fn take_lane(p: &mut Program, whole: ValueId, axis: usize, index: i64, into: Val
     let mut one = shape.clone();
     one[axis] = 1;
     let dtype = p.value(whole).dtype;
-    let args = vec![ints(&start), ints(&stop), ints(&vec![1; shape.len()])];
+    let args = vec![Arg::ints(&start), Arg::ints(&stop), Arg::ints(&vec![1; shape.len()])];
     let s = push(p, Op::Slice, args, vec![whole], Value { shape: one, dtype });
-    p.nodes.push(Node { op: Op::Squeeze, args: vec![ints(&[axis as i64])], inputs: vec![s], outputs: vec![into] });
+    p.nodes.push(Node { op: Op::Squeeze, args: vec![Arg::ints(&[axis as i64])], inputs: vec![s], outputs: vec![into] });
 }
 
 #[cfg(test)]
@@ -349,9 +345,9 @@ mod tests {
             (start[axis], stop[axis]) = (*i, i + 1);
             let mut one = shape.to_vec();
             one[axis] = 1;
-            let args = vec![ints(&start), ints(&stop), ints(&vec![1; shape.len()])];
+            let args = vec![Arg::ints(&start), Arg::ints(&stop), Arg::ints(&vec![1; shape.len()])];
             let s = push(&mut p, Op::Slice, args, vec![0], f32(one));
-            let l = push(&mut p, Op::Squeeze, vec![ints(&[axis as i64])], vec![s], f32(lane_shape.clone()));
+            let l = push(&mut p, Op::Squeeze, vec![Arg::ints(&[axis as i64])], vec![s], f32(lane_shape.clone()));
             let inputs = if op == Op::Matmul { vec![l, l] } else { vec![l] };
             let out = push(&mut p, op, vec![], inputs, f32(lane_shape.clone()));
             p.outputs.push(out);

@@ -44,6 +44,14 @@ impl Arg {
             _ => None,
         }
     }
+    /// A list of constant integers (axes, a shape, a permutation).
+    pub fn ints(xs: &[i64]) -> Arg {
+        Arg::List(xs.iter().map(|x| Arg::Int(Dim::constant(*x))).collect())
+    }
+    /// A list's integers; `None` where one is no integer or depends on the input dims.
+    pub fn const_ints(&self) -> Option<Vec<i64>> {
+        self.list()?.iter().map(|a| a.int().and_then(Dim::as_const)).collect()
+    }
 }
 
 /// A scalar constant's value; it may depend on input dimensions (e.g. `1 / n` of a mean).

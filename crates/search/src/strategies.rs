@@ -51,15 +51,13 @@ pub fn batch_rule(n: usize) -> Option<String> {
 
 /// `plan` with its loop iterations batched, and how many batches that made.
 pub fn batched(plan: &Plan) -> (Plan, usize) {
-    let mut plan = plan.clone();
     // Shared first: two spellings of one slice (`k[:, :, i]` twice) are one lane.
     let mut batch = plan.clone();
     batch.map(passes::common_subexpressions);
-    let n = batch.map(superopt_ir::batch::batch_lanes);
-    if n > 0 {
-        plan = batch;
+    match batch.map(superopt_ir::batch::batch_lanes) {
+        0 => (plan.clone(), 0),
+        n => (batch, n),
     }
-    (plan, n)
 }
 
 /// Dead code removed, common subexpressions shared and loop iterations batched, eager and

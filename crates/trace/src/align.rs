@@ -278,7 +278,7 @@ mod tests {
     fn mean_trace(b: i64, d: i64) -> Program {
         let f = Dtype::Float32;
         let v = |shape: Vec<i64>| Value { shape, dtype: f };
-        let ints = |xs: &[i64]| Arg::List(xs.iter().map(|x| Arg::Int(Dim::constant(*x))).collect());
+        let ints = Arg::ints;
         Program {
             values: vec![v(vec![b, d]), v(vec![]), v(vec![b, 1]), v(vec![b, 1]), v(vec![b, 1])],
             inputs: vec![0],

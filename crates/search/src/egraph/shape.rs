@@ -174,7 +174,7 @@ fn ints(args: &[Arg], i: usize) -> Option<Vec<&Dim>> {
 }
 
 fn const_ints(args: &[Arg], i: usize) -> Option<Vec<i64>> {
-    ints(args, i)?.into_iter().map(Dim::as_const).collect()
+    args.get(i)?.const_ints()
 }
 
 fn transpose((s, d): &Shape, args: &[Arg]) -> Option<Shape> {

@@ -4,7 +4,7 @@
 
 use super::{const_list, Ctx, Family::Layout, Rule};
 use egg::Id;
-use superopt_ir::{Arg, Dim, Op};
+use superopt_ir::{Arg, Op};
 
 /// Elementwise primitives that broadcast their operands themselves.
 const IMPLICIT_BROADCAST: &[Op] = &[
@@ -82,7 +82,7 @@ fn transpose_compose(cx: &mut Ctx) -> Option<Id> {
 }
 
 pub fn perm(p: &[i64]) -> Arg {
-    Arg::List(p.iter().map(|i| Arg::Int(Dim::constant(*i))).collect())
+    Arg::ints(p)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub struct TestGraph {
 }
 
 pub fn ints(xs: &[i64]) -> Arg {
-    Arg::List(xs.iter().map(|x| Arg::Int(Dim::constant(*x))).collect())
+    Arg::ints(xs)
 }
 
 impl TestGraph {
