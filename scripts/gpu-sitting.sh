@@ -11,7 +11,7 @@
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
 # Steps (default: all but profile, in this order): quant chunked model mutations reala realb kernels
 # quantized solve standard; prefill (the MoE block at prefill), gated (gated_delta alone), realc (reala and realb's rows not yet verified), profile (fn's first calls in three processes), model-moe and model-dense
-# (one of the two models) on request.
+# (one of the two models), layernorm (the LayerNorm kernel rows) on request.
 set -u
 s=/tmp/so
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 SUPEROPT_PYTHON=python3
@@ -55,6 +55,9 @@ step() {
       suite/naive_mask_rebuilt.py suite/swiglu_mlp.py ;;
     realc) suite 90 420 realc suite/gated_delta.py suite/moe_experts.py suite/naive_gqa_einsum.py ;;
     kernels) bash .gpu/b/gpu-suite.sh .gpu/b $s suite/kernels kernels 90 9999 200 > $s/kernels.out 2>&1 ;;
+    layernorm)  # the LayerNorm kernel rows alone
+      local d=/tmp/rows-layernorm; mkdir -p $d; cp suite/kernels/_kernels.py suite/kernels/layer_norm_*.py $d/
+      bash .gpu/b/gpu-suite.sh .gpu/b $s $d layernorm 90 9999 200 > $s/layernorm.out 2>&1 ;;
     model) model qwen3_moe; model qwen3 ;;
     model-moe) model qwen3_moe ;;
     model-dense) model qwen3 ;;

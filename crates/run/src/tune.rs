@@ -95,12 +95,14 @@ fn tune_candidate(
     let calls = superopt_emit::kernel_calls(&c.plan);
     let mut picked: Vec<Vec<Tuned>> = vec![vec![]; calls.len()];
     let mut lines = vec![];
-    for size in Size::ALL {
+    // The largest launches first: where parameters matter most, should time run out.
+    for size in Size::ALL.into_iter().rev() {
         if Instant::now() > deadline {
             break;
         }
         let req = KernelLaunches { program: id.clone(), size };
-        let launches = s.worker.call(&req, until(deadline, s.timeout))?.launches;
+        let mut launches = s.worker.call(&req, until(deadline, s.timeout))?.launches;
+        launches.sort_by_key(|l| std::cmp::Reverse(l.shape.iter().product::<i64>()));
         for l in launches {
             let call = &calls[l.kernel];
             let n = *l.shape.last().unwrap_or(&1);
@@ -109,6 +111,10 @@ fn tune_candidate(
                 continue;
             }
             let (pick, line) = match &call.body {
+                Body::Rows(k) if rows * n < LAUNCH_BOUND => {
+                    let p = params::default(k, &launch_shape(&l, k, (rows, n)));
+                    (Some(Picked::Rows(p)), rows_line(k, (rows, n), &p, "default: launch-bound, not timed"))
+                }
                 Body::Rows(k) => {
                     let (p, line) = tune_rows(s, id, &l, (k, call.target), (rows, n), cache, deadline)?;
                     (Some(p), line)
@@ -146,9 +152,7 @@ fn tune_rows(
     cache: &mut TuneCache,
     deadline: Instant,
 ) -> Result<(Picked, String), WorkerError> {
-    let mut dtypes: Vec<Dtype> = l.inputs.iter().filter_map(|i| Dtype::parse(&i.dtype)).collect();
-    dtypes.extend(k.outputs.iter().map(|o| o.dtype));
-    let shape = LaunchShape { rows, n, dtypes };
+    let shape = launch_shape(l, k, (rows, n));
     let key = cache_key(k, target, &shape);
     let (best, how) = match cache.entries.get(&key) {
         Some(p) => (*p, "cached".to_string()),
@@ -163,11 +167,25 @@ fn tune_rows(
             Timed::None(p) => (p, "default: no time left to tune".to_string()),
         },
     };
-    let line = format!(
+    Ok((Picked::Rows(best), rows_line(k, (rows, n), &best, &how)))
+}
+
+fn launch_shape(l: &Launch, k: &Kernel, (rows, n): (i64, i64)) -> LaunchShape {
+    let mut dtypes: Vec<Dtype> = l.inputs.iter().filter_map(|i| Dtype::parse(&i.dtype)).collect();
+    dtypes.extend(k.outputs.iter().map(|o| o.dtype));
+    LaunchShape { rows, n, dtypes }
+}
+
+/// Below this many elements a row kernel's launch costs what launching costs, whatever its
+/// parameters; timing its space (a kernel compiled per configuration, a second or more
+/// each on a GPU) would spend the tuning budget of a program of many small kernels on them.
+const LAUNCH_BOUND: i64 = 1 << 16;
+
+fn rows_line(k: &Kernel, (rows, n): (i64, i64), p: &Params, how: &str) -> String {
+    format!(
         "{} at {rows}x{n}: vec {}, {} threads, {} rows/block, unroll {} ({how})",
-        k.name, best.vec, best.threads, best.rows_per_block, best.unroll
-    );
-    Ok((Picked::Rows(best), line))
+        k.name, p.vec, p.threads, p.rows_per_block, p.unroll
+    )
 }
 
 /// A quantized product's launch at `rows` rows: its layout from the cache, timed over
