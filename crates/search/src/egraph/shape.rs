@@ -85,6 +85,10 @@ fn op_data(egraph: &EGraph, op: Op, children: &[Id]) -> Data {
         (Op::Transpose, _) => transpose(&shapes[0], args).map(|s| (s, dtype.unwrap())),
         (Op::Reshape | Op::Broadcast, _) => from_args(egraph, &shapes[0], args).map(|s| (s, dtype.unwrap())),
         (Op::Reduce, _) => reduce(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        // MLX's LogSumExp reduces the last axis and keeps it.
+        (Op::LogSumExp, _) => shapes[0].0.len().checked_sub(1).and_then(|last| {
+            reduce(&shapes[0], &[Arg::Bool(true), Arg::ints(&[last as i64])]).map(|s| (s, dtype.unwrap()))
+        }),
         (Op::ExpandDims, _) => expand_dims(&shapes[0], args).map(|s| (s, dtype.unwrap())),
         _ => None,
     };

@@ -1,6 +1,6 @@
 //! Hand-written patterns replaced by MLX's fused primitives: `mx.fast.rms_norm`,
 //! `mx.fast.layer_norm`, `mx.fast.rope` (traditional or not, base and offset read from
-//! the angle table), `mx.softmax`, `mx.sigmoid` (and SiLU as `x * sigmoid(x)`, GELU's tanh form as `x * sigmoid(2u)`),
+//! the angle table), `mx.softmax` (also for an exponentiated log-softmax), `mx.sigmoid` (and SiLU as `x * sigmoid(x)`, GELU's tanh form as `x * sigmoid(2u)`),
 //! `mx.fast.scaled_dot_product_attention` (scale, GQA by repeat, causal mask by
 //! `arange` comparison, additive masks).
 //! They round differently from the hand-written form; verification judges that,
@@ -20,7 +20,13 @@ const CENTERED: &str = "(Subtract ?x (Multiply (Reduce ?r1 ?x) ?n1))";
 const ROT_1: &str = "(Subtract (Multiply ?x1 ?c) (Multiply ?x2 ?s))";
 const ROT_2: &str = "(Add (Multiply ?x1 ?s) (Multiply ?x2 ?c))";
 const ROTATED: &str = "(Subtract (Multiply ?x1 ?c) (Multiply ?x2 ?s)) (Add (Multiply ?x1 ?s) (Multiply ?x2 ?c))";
+const SHIFTED: &str = "(Subtract ?x (Reduce ?rm ?x))";
 const SCORES: &str = "(Multiply (Matmul ?q (Transpose ?t ?k)) ?s)";
+/// Scores divided by a constant (`q @ k.T / sqrt(d)`): the scale is its reciprocal.
+/// k and v repeated to q's heads: `k[:, :, None]` broadcast and reshaped.
+const REPEATED_KV: &str =
+    "(Reshape ?s1 (Broadcast ?b1 (ExpandDims ?e1 ?k))) (Reshape ?s2 (Broadcast ?b2 (ExpandDims ?e2 ?v)))";
+const SCORES_DIV: &str = "(Divide (Matmul ?q (Transpose ?t ?k)) ?s)";
 
 fn ln_core() -> String {
     format!("(Multiply {CENTERED} (Sqrt ?r (Add (Multiply (Reduce ?r2 (Multiply {CENTERED} {CENTERED})) ?n2) ?eps)))")
@@ -44,25 +50,32 @@ pub fn rules() -> Vec<Rule> {
             |cx| softmax(cx, true),
         ),
         Rule::build(Fast, "softmax-unshifted", "(Divide (Exp ?x) (Reduce ?rs (Exp ?x)))", |cx| softmax(cx, false)),
-        Rule::build(Fast, "sdpa", &format!("(Matmul (Softmax ?p {SCORES}) ?v)"), |cx| attention(cx, Mask::None)),
-        Rule::build(Fast, "sdpa-additive-mask", &format!("(Matmul (Softmax ?p (Add {SCORES} ?mask)) ?v)"), |cx| {
-            attention(cx, Mask::Additive)
+        Rule::build(
+            Fast,
+            "softmax-log-shifted",
+            &format!("(Exp (Subtract {SHIFTED} (Log ?lb (Reduce ?rs (Exp {SHIFTED})))))"),
+            softmax_of_log,
+        ),
+        Rule::build(Fast, "sdpa", &sdpa(SCORES, Mask::None), |cx| attention(cx, Mask::None, false)),
+        Rule::build(Fast, "sdpa-additive-mask", &sdpa(SCORES, Mask::Additive), |cx| {
+            attention(cx, Mask::Additive, false)
+        }),
+        Rule::build(Fast, "sdpa-causal", &sdpa(SCORES, Mask::Causal), |cx| attention(cx, Mask::Causal, false)),
+        Rule::build(Fast, "sdpa-divided", &sdpa(SCORES_DIV, Mask::None), |cx| attention(cx, Mask::None, true)),
+        Rule::build(Fast, "sdpa-divided-additive-mask", &sdpa(SCORES_DIV, Mask::Additive), |cx| {
+            attention(cx, Mask::Additive, true)
+        }),
+        Rule::build(Fast, "sdpa-divided-causal", &sdpa(SCORES_DIV, Mask::Causal), |cx| {
+            attention(cx, Mask::Causal, true)
+        }),
+        Rule::build(Fast, "sdpa-gqa-unrepeat", &format!("(ScaledDotProductAttention ?a ?q {REPEATED_KV})"), |cx| {
+            gqa_unrepeat(cx, false)
         }),
         Rule::build(
             Fast,
-            "sdpa-causal",
-            &format!(
-                "(Matmul (Softmax ?p (Select (GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar)) {SCORES} ?fill)) \
-                 ?v)"
-            ),
-            |cx| attention(cx, Mask::Causal),
-        ),
-        Rule::build(
-            Fast,
-            "sdpa-gqa-unrepeat",
-            "(ScaledDotProductAttention ?a ?q (Reshape ?s1 (Broadcast ?b1 (ExpandDims ?e1 ?k))) \
-             (Reshape ?s2 (Broadcast ?b2 (ExpandDims ?e2 ?v))))",
-            gqa_unrepeat,
+            "sdpa-gqa-unrepeat-masked",
+            &format!("(ScaledDotProductAttention ?a ?q {REPEATED_KV} ?mask)"),
+            |cx| gqa_unrepeat(cx, true),
         ),
         Rule::build(Fast, "sigmoid", "(Divide ?one (Add ?one2 (Exp (Negative ?x))))", |cx| {
             sigmoid(cx, &["?one", "?one2"], false)
@@ -154,15 +167,43 @@ fn softmax(cx: &mut Ctx, shifted: bool) -> Option<Id> {
     Some(cx.op(Op::Softmax, &[Arg::Bool(false)], &[x]))
 }
 
+/// `exp((x - m) - log(sum(exp(x - m))))` over the last axis, `m` the max: a written log-softmax
+/// exponentiated. (Not `exp(x - logsumexp(x))`: on a row holding +inf, that is 0 where x is
+/// finite, and softmax NaN.)
+fn softmax_of_log(cx: &mut Ctx) -> Option<Id> {
+    let natural = cx.args("?lb").and_then(|a| const_int(a, 0)) == Some(2); // MLX's Log: base 2 is e
+    let ok = float_x(cx) && reduces_last(cx, "?rm", 5) && reduces_last(cx, "?rs", 2) && natural;
+    if !ok {
+        return None;
+    }
+    let x = cx.id("?x");
+    Some(cx.op(Op::Softmax, &[Arg::Bool(false)], &[x]))
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mask {
     None,
     Additive,
+    /// `where(causal, scores, fill)`. (Not `scores + where(causal, 0, fill)`: there a NaN
+    /// score above the diagonal makes its row NaN, and SDPA's causal flag never reads it.)
     Causal,
 }
 
-/// `softmax(q k^T s [+ mask]) v` with q `[B,Hq,T,D]`, k `[B,Hk,S,D]`, v `[B,Hk,S,Dv]`.
-fn attention(cx: &mut Ctx, mask: Mask) -> Option<Id> {
+const CAUSAL: &str = "(GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar))";
+
+/// The attention pattern around `scores`, masked as `mask` says.
+fn sdpa(scores: &str, mask: Mask) -> String {
+    let masked = match mask {
+        Mask::None => scores.to_string(),
+        Mask::Additive => format!("(Add {scores} ?mask)"),
+        Mask::Causal => format!("(Select {CAUSAL} {scores} ?fill)"),
+    };
+    format!("(Matmul (Softmax ?p {masked}) ?v)")
+}
+
+/// `softmax(q k^T s [+ mask]) v` with q `[B,Hq,T,D]`, k `[B,Hk,S,D]`, v `[B,Hk,S,Dv]`;
+/// `divided`: the scores are divided by `?s`, a constant.
+fn attention(cx: &mut Ctx, mask: Mask, divided: bool) -> Option<Id> {
     let (q, k, v) = (cx.shape("?q")?.to_vec(), cx.shape("?k")?.to_vec(), cx.shape("?v")?.to_vec());
     let t = const_list(cx.args("?t")?, 0)?;
     let ok = q.len() == 4
@@ -176,8 +217,8 @@ fn attention(cx: &mut Ctx, mask: Mask) -> Option<Id> {
         && q[3] == k[3]
         && k[2] == v[2]
         && cx.value("?q")?.dtype.is_float();
-    let scale = cx.scalar("?s")?;
-    if !ok || !scale.is_finite() {
+    let scale = if divided { 1.0 / cx.folded_scalar("?s")? } else { cx.scalar("?s")? };
+    if !ok || !scale.is_finite() || scale == 0.0 {
         return None;
     }
     let mut inputs = vec![cx.id("?q"), cx.id("?k"), cx.id("?v")];
@@ -217,8 +258,9 @@ fn arange_is_iota(cx: &Ctx) -> bool {
     })
 }
 
-/// GQA expanded by `repeat(k, G, axis=1)` is what SDPA does by itself with k's own heads.
-fn gqa_unrepeat(cx: &mut Ctx) -> Option<Id> {
+/// GQA expanded by `repeat(k, G, axis=1)` is what SDPA does by itself with k's own heads
+/// (a mask, `masked`, stays as it is: SDPA takes masks over q's heads).
+fn gqa_unrepeat(cx: &mut Ctx, masked: bool) -> Option<Id> {
     let args = cx.args("?a")?.to_vec();
     let one_of = |v: &str| cx.args(v).and_then(|a| const_list(a, 0)) == Some(vec![2]);
     let (k, v, q) = (cx.shape("?k")?.to_vec(), cx.shape("?v")?.to_vec(), cx.shape("?q")?.to_vec());
@@ -237,8 +279,9 @@ fn gqa_unrepeat(cx: &mut Ctx) -> Option<Id> {
     if e != [k[0], k[1], 1, k[2], k[3]] {
         return None;
     }
-    let (qi, ki, vi) = (cx.id("?q"), cx.id("?k"), cx.id("?v"));
-    Some(cx.op(Op::ScaledDotProductAttention, &args, &[qi, ki, vi]))
+    let mut inputs = vec![cx.id("?q"), cx.id("?k"), cx.id("?v")];
+    inputs.extend(masked.then(|| cx.id("?mask")));
+    Some(cx.op(Op::ScaledDotProductAttention, &args, &inputs))
 }
 
 /// `1/(1+exp(-x))` as `mx.sigmoid(x)`; `x/(1+exp(-x))` as `x * mx.sigmoid(x)` (SiLU).

@@ -177,6 +177,16 @@ impl Ctx<'_> {
         self.data(var).scalar
     }
 
+    /// The value every element of `var` has: a constant fill, or a table that depends on
+    /// no input (`sqrt(64)`, folded in float64) whose elements are all equal.
+    pub fn folded_scalar(&self, var: &str) -> Option<f64> {
+        self.scalar(var).or_else(|| {
+            let t = crate::egraph::fold::fold(self.g, self.id(var))?;
+            let first = *t.data.first()?;
+            t.data.iter().all(|v| *v == first).then_some(first)
+        })
+    }
+
     /// The shape of the existing node `op(vars...)`, if the e-graph has it.
     pub fn lookup(&self, op: Op, vars: &[&str]) -> Option<Vec<i64>> {
         let node = Mlx::Op(op, vars.iter().map(|v| self.id(v)).collect());

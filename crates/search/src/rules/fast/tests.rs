@@ -69,6 +69,11 @@ fn softmax_fires_on_the_last_axis_only() {
 
 /// Naive attention: q [1,8,T,16], k/v [1,2,T,16] repeated 4x, scaled, causal by `>=` (or `>`).
 fn attention(causal_op: Op, scale: f64, perm: &[i64]) -> (TestGraph, Id) {
+    masked_attention(causal_op, scale, perm, None)
+}
+
+/// As [`attention`]; with `added: Some(z)`, the mask is added: `scores + where(causal, z, fill)`.
+fn masked_attention(causal_op: Op, scale: f64, perm: &[i64], added: Option<f64>) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[1, 8, 16, 16], &[1, 2, 16, 16], &[1, 2, 16, 16]]);
     let rep = |t: &mut TestGraph, k: Id| {
         let e = t.op(Op::ExpandDims, &[ints(&[2])], &[k]);
@@ -90,7 +95,14 @@ fn attention(causal_op: Op, scale: f64, perm: &[i64]) -> (TestGraph, Id) {
     let m = t.op(causal_op, &[], &[rows, cols]);
     let mb = t.op(Op::Broadcast, &[ints(&[1, 8, 16, 16])], &[m]);
     let fill = t.scalar(-1e9, &[1, 8, 16, 16]);
-    let masked = t.op(Op::Select, &[], &[mb, scores, fill]);
+    let masked = match added {
+        None => t.op(Op::Select, &[], &[mb, scores, fill]),
+        Some(z) => {
+            let zero = t.scalar(z, &[1, 8, 16, 16]);
+            let m = t.op(Op::Select, &[], &[mb, zero, fill]);
+            t.op(Op::Add, &[], &[scores, m])
+        }
+    };
     let p = t.op(Op::Softmax, &[superopt_ir::Arg::Bool(false)], &[masked]);
     let out = t.op(Op::Matmul, &[], &[p, v]);
     (t, out)
@@ -117,6 +129,28 @@ fn sdpa_near_misses_do_not_fire() {
         let g = t.saturate(&ALL);
         assert!(!has_op(&g, out, Op::ScaledDotProductAttention), "{op} {perm:?}");
     }
+}
+
+/// An added causal mask stays an added mask: a NaN score above the diagonal makes its row
+/// NaN there (NaN + -inf), which SDPA's causal flag, never reading it, would not.
+#[test]
+fn an_added_causal_mask_is_passed_to_sdpa_not_made_its_causal_flag() {
+    let (t, out) = masked_attention(Op::GreaterEqual, 0.25, &[0, 1, 3, 2], Some(0.0));
+    let g = t.saturate(&ALL);
+    assert!(has_op(&g, out, Op::ScaledDotProductAttention) && !causal_sdpa(&g, out));
+    // Its k and v un-repeated, the mask kept.
+    let k = g.find(egg::Id::from(1usize));
+    let unrepeated = g[g.find(out)].nodes.iter().any(|n| {
+        n.op() == Some(Op::ScaledDotProductAttention) && n.children().len() == 5 && g.find(n.children()[2]) == k
+    });
+    assert!(unrepeated);
+}
+
+fn causal_sdpa(g: &crate::egraph::lang::EGraph, out: Id) -> bool {
+    g[g.find(out)].nodes.iter().any(|n| {
+        n.op() == Some(Op::ScaledDotProductAttention)
+            && crate::egraph::lang::args_of(g, n.children()[0]).is_some_and(|a| a[1] == superopt_ir::Arg::Bool(true))
+    })
 }
 
 /// How a hand-written RoPE table may go wrong.
@@ -281,4 +315,95 @@ fn gelu_tanh_fires_and_a_wrong_half_does_not() {
     let (t, out) = gelu(0.4);
     let g = t.saturate(&ALL);
     assert!(!sigmoid_product(&g, out));
+}
+
+/// `exp(x - logsumexp(x))` as MLX exports it; `other` takes the log-sum-exp of a second
+/// input, `reversed` subtracts the other way round.
+fn softmax_by_logsumexp(other: bool, reversed: bool) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[4, 32], &[4, 32]]);
+    let lse = t.op(Op::LogSumExp, &[], &[x[usize::from(other)]]);
+    let b = t.op(Op::Broadcast, &[ints(&[4, 32])], &[lse]);
+    let z = if reversed { t.op(Op::Subtract, &[], &[b, x[0]]) } else { t.op(Op::Subtract, &[], &[x[0], b]) };
+    let out = t.op(Op::Exp, &[], &[z]);
+    (t, out)
+}
+
+/// Not softmax where a row holds +inf (0 where x is finite; softmax is NaN there).
+#[test]
+fn exp_of_x_minus_its_logsumexp_is_not_made_softmax() {
+    for (other, reversed) in [(false, false), (true, false), (false, true)] {
+        let (t, out) = softmax_by_logsumexp(other, reversed);
+        assert!(!has_op(&t.saturate(&ALL), out, Op::Softmax), "other {other}, reversed {reversed}");
+    }
+}
+
+/// `exp((x - m) - log(sum(exp(x - m))))`, m the max over `max_axis`, the log of `base`
+/// (MLX's numbering: 0 two, 1 ten, 2 e).
+fn softmax_by_log_written(max_axis: i64, base: i64) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[4, 32]]);
+    let red = |k: i64, a: i64| vec![superopt_ir::Arg::Int(superopt_ir::Dim::constant(k)), ints(&[a])];
+    let m = t.op(Op::Reduce, &red(5, max_axis), &[x[0]]);
+    let mb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[m]);
+    let z = t.op(Op::Subtract, &[], &[x[0], mb]);
+    let e = t.op(Op::Exp, &[], &[z]);
+    let s = t.op(Op::Reduce, &red(2, 1), &[e]);
+    let l = t.op(Op::Log, &[superopt_ir::Arg::Int(superopt_ir::Dim::constant(base))], &[s]);
+    let lb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[l]);
+    let d = t.op(Op::Subtract, &[], &[z, lb]);
+    let out = t.op(Op::Exp, &[], &[d]);
+    (t, out)
+}
+
+#[test]
+fn exp_of_a_written_log_softmax_is_softmax() {
+    let (t, out) = softmax_by_log_written(1, 2);
+    assert!(has_op(&t.saturate(&ALL), out, Op::Softmax));
+    for (axis, base) in [(1, 1), (1, 0), (0, 2)] {
+        let (t, out) = softmax_by_log_written(axis, base);
+        assert!(!has_op(&t.saturate(&ALL), out, Op::Softmax), "max axis {axis}, log base {base}");
+    }
+}
+
+/// What unmasked attention's scores are divided by.
+#[derive(Clone, Copy, Debug)]
+enum Divisor {
+    /// `sqrt(16)`, a table of no input: scale 1/4.
+    SqrtOfConstant,
+    /// An input: no constant scale.
+    Input,
+    /// Zero: no finite scale.
+    Zero,
+}
+
+/// `softmax(q @ k.T / d) @ v` on [1,4,16,16] arrays, `d` as `divisor` says.
+fn divided_attention(divisor: Divisor) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[1, 4, 16, 16], &[1, 4, 16, 16], &[1, 4, 16, 16], &[]]);
+    let kt = t.op(Op::Transpose, &[ints(&[0, 1, 3, 2])], &[x[1]]);
+    let qk = t.op(Op::Matmul, &[], &[x[0], kt]);
+    let d = match divisor {
+        Divisor::SqrtOfConstant => {
+            let c = t.scalar(16.0, &[]);
+            t.op(Op::Sqrt, &[superopt_ir::Arg::Bool(false)], &[c])
+        }
+        Divisor::Input => x[3],
+        Divisor::Zero => t.scalar(0.0, &[]),
+    };
+    let db = t.op(Op::Broadcast, &[ints(&[1, 4, 16, 16])], &[d]);
+    let scores = t.op(Op::Divide, &[], &[qk, db]);
+    let p = t.op(Op::Softmax, &[superopt_ir::Arg::Bool(false)], &[scores]);
+    let out = t.op(Op::Matmul, &[], &[p, x[2]]);
+    (t, out)
+}
+
+#[test]
+fn sdpa_fires_on_scores_divided_by_a_constant_only() {
+    let (t, out) = divided_attention(Divisor::SqrtOfConstant);
+    let g = t.saturate(&ALL);
+    let sdpa = g[g.find(out)].nodes.iter().find(|n| n.op() == Some(Op::ScaledDotProductAttention));
+    let args = crate::egraph::lang::args_of(&g, sdpa.expect("SDPA found").children()[0]).unwrap();
+    assert_eq!(args[0], superopt_ir::Arg::Float(0.25), "the scale is 1 / sqrt(16)");
+    for d in [Divisor::Input, Divisor::Zero] {
+        let (t, out) = divided_attention(d);
+        assert!(!has_op(&t.saturate(&ALL), out, Op::ScaledDotProductAttention), "{d:?}");
+    }
 }
