@@ -55,6 +55,16 @@ fn hand_written_rope_becomes_mx_fast_rope() {
 }
 
 #[test]
+fn gqa_attention_divided_by_sqrt_d_under_a_built_mask_becomes_sdpa_at_the_kv_heads() {
+    assert_rule_verified("tests/harnesses/search/gqa_divided_masked.py", "fast/sdpa-gqa-unrepeat-masked");
+}
+
+#[test]
+fn an_exponentiated_log_softmax_becomes_mx_softmax() {
+    assert_rule_verified("tests/harnesses/search/softmax_from_log.py", "fast/softmax-log-shifted");
+}
+
+#[test]
 fn a_mask_rebuilt_every_call_is_hoisted() {
     assert_rule_verified("tests/harnesses/search/mask_rebuilt.py", "hoist:");
 }
