@@ -65,6 +65,11 @@ fn an_exponentiated_log_softmax_becomes_mx_softmax() {
 }
 
 #[test]
+fn rope_written_with_rotate_half_becomes_mx_fast_rope() {
+    assert_rule_verified("tests/harnesses/search/rope_rotate_half.py", "fast/rope-rotate-half");
+}
+
+#[test]
 fn a_mask_rebuilt_every_call_is_hoisted() {
     assert_rule_verified("tests/harnesses/search/mask_rebuilt.py", "hoist:");
 }

@@ -140,8 +140,24 @@ fn apply(op: Op, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i64
             })
         }
         Op::Minimum => binary(f64::min),
+        Op::Concatenate => concatenate(ins, args.first().and_then(Arg::int)?.as_const()?, shape),
         _ => None,
     }
+}
+
+/// `ins` joined along `axis` (negative: from the end) into `shape`.
+fn concatenate(ins: &[Table], axis: i64, shape: &[usize]) -> Option<Table> {
+    let axis = if axis < 0 { axis + shape.len() as i64 } else { axis };
+    let axis = usize::try_from(axis).ok().filter(|a| *a < shape.len())?;
+    let (outer, inner): (usize, usize) = (shape[..axis].iter().product(), shape[axis + 1..].iter().product());
+    let mut data = Vec::with_capacity(shape.iter().product());
+    for o in 0..outer {
+        for t in ins {
+            let chunk = t.shape.get(axis)? * inner;
+            data.extend_from_slice(t.data.get(o * chunk..(o + 1) * chunk)?);
+        }
+    }
+    (data.len() == shape.iter().product::<usize>()).then(|| Table { shape: shape.to_vec(), data })
 }
 
 /// `t` broadcast to `shape` (numpy rules: trailing axes aligned, size-1 axes repeated).

@@ -90,6 +90,9 @@ fn op_data(egraph: &EGraph, op: Op, children: &[Id]) -> Data {
             reduce(&shapes[0], &[Arg::Bool(true), Arg::ints(&[last as i64])]).map(|s| (s, dtype.unwrap()))
         }),
         (Op::ExpandDims, _) => expand_dims(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        (Op::Concatenate, _) if vals.iter().all(|v| Some(v.dtype) == dtype) => {
+            concatenate(&shapes, args).map(|s| (s, dtype.unwrap()))
+        }
         _ => None,
     };
     if let Some(((shape, dims), dtype)) = out {
@@ -247,6 +250,35 @@ fn reduce((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
             ds[a as usize] = Dim::constant(1);
         }
     }
+    Some((shape, dims))
+}
+
+/// Inputs joined along `args[0]`; along it the dims add up (symbolic only where every input
+/// has the same dim there: `n` times it).
+fn concatenate(shapes: &[Shape], args: &[Arg]) -> Option<Shape> {
+    let (first, _) = shapes.first()?;
+    let rank = first.len() as i64;
+    let axis = args.first()?.int()?.as_const()?;
+    let axis = usize::try_from(if axis < 0 { axis + rank } else { axis }).ok().filter(|a| *a < first.len())?;
+    let same_elsewhere = |s: &[i64]| s.len() == first.len() && (0..s.len()).all(|a| a == axis || s[a] == first[a]);
+    if !shapes.iter().all(|(s, _)| same_elsewhere(s)) {
+        return None;
+    }
+    let mut shape = first.clone();
+    shape[axis] = shapes.iter().map(|(s, _)| s[axis]).sum();
+    let dims = shapes.iter().map(|(_, d)| d.clone()).collect::<Option<Vec<Vec<Dim>>>>().and_then(|ds| {
+        let along: Vec<&Dim> = ds.iter().map(|d| &d[axis]).collect();
+        let joined = if along.iter().all(|d| d.as_const().is_some()) {
+            Dim::constant(along.iter().filter_map(|d| d.as_const()).sum())
+        } else if along.iter().all(|d| *d == along[0]) && along[0].offset == 0 {
+            Dim { num: along[0].num * along.len() as i64, ..along[0].clone() }
+        } else {
+            return None;
+        };
+        let mut dims = ds[0].clone();
+        dims[axis] = joined;
+        Some(dims)
+    });
     Some((shape, dims))
 }
 

@@ -85,6 +85,12 @@ pub fn rules() -> Vec<Rule> {
         Rule::build(Fast, "rope", &format!("(Concatenate ?ax {ROTATED})"), |cx| rope(cx, false)),
         Rule::build(
             Fast,
+            "rope-rotate-half",
+            "(Add (Multiply ?x ?c) (Multiply (Concatenate ?ax (Negative ?x2) ?x1) ?s))",
+            rope_rotate_half,
+        ),
+        Rule::build(
+            Fast,
             "rope-traditional",
             &format!("(Reshape ?shape (Concatenate ?ax (ExpandDims ?e1 {ROT_1}) (ExpandDims ?e2 {ROT_2})))"),
             |cx| rope(cx, true),
@@ -334,7 +340,49 @@ fn rope(cx: &mut Ctx, traditional: bool) -> Option<Id> {
     if trig_angle(cx, "?s", Op::Sin)? != theta || !positions_follow(cx, theta, x) {
         return None;
     }
-    let (base, scale, offset) = fit_angles(&fold(cx.g, theta)?, xv.shape[rank - 2] as usize, half)?;
+    rope_node(cx, x, half, traditional, &fold(cx.g, theta)?)
+}
+
+/// RoPE as Hugging Face ports write it: `x * cos(emb) + rotate_half(x) * sin(emb)`, with
+/// `rotate_half(x) = concat(-x[..., half:], x[..., :half])` and `emb` the angle table
+/// repeated for both halves.
+fn rope_rotate_half(cx: &mut Ctx) -> Option<Id> {
+    let (x, half) = rotated_halves(cx, false)?;
+    let xv = cx.g[x].data.value()?.clone();
+    let rank = xv.shape.len() as i64;
+    let axis = const_int(cx.args("?ax")?, 0)?;
+    if cx.g.find(cx.id("?x")) != x || !(axis == rank - 1 || axis == -1) || !xv.dtype.is_float() || rank < 2 {
+        return None;
+    }
+    if cx.out().value()?.shape != xv.shape {
+        return None;
+    }
+    let theta = trig_angle(cx, "?c", Op::Cos)?;
+    if trig_angle(cx, "?s", Op::Sin)? != theta || !positions_follow(cx, theta, x) {
+        return None;
+    }
+    let table = first_of_equal_halves(&fold(cx.g, theta)?, half)?;
+    rope_node(cx, x, half, false, &table)
+}
+
+/// The first half of a table's last axis, where the second half repeats it exactly.
+fn first_of_equal_halves(t: &Table, half: usize) -> Option<Table> {
+    let mut shape = t.shape.clone();
+    if shape.last() != Some(&(2 * half)) {
+        return None;
+    }
+    *shape.last_mut()? = half;
+    let rows: Vec<&[f64]> = t.data.chunks(2 * half).collect();
+    rows.iter()
+        .all(|r| r[..half] == r[half..])
+        .then(|| Table { shape, data: rows.iter().flat_map(|r| r[..half].to_vec()).collect() })
+}
+
+/// `mx.fast.rope` of `x` for an angle table `[.., T, half]` of RoPE's form; `None` otherwise.
+fn rope_node(cx: &mut Ctx, x: Id, half: usize, traditional: bool, table: &Table) -> Option<Id> {
+    let xv = cx.g[x].data.value()?.clone();
+    let rank = xv.shape.len();
+    let (base, scale, offset) = fit_angles(table, xv.shape[rank - 2] as usize, half)?;
     let args = [
         Arg::Int(superopt_ir::Dim::constant(2 * half as i64)),
         Arg::Bool(traditional),

@@ -407,3 +407,66 @@ fn sdpa_fires_on_scores_divided_by_a_constant_only() {
         assert!(!has_op(&t.saturate(&ALL), out, Op::ScaledDotProductAttention), "{d:?}");
     }
 }
+
+/// RoPE as Hugging Face ports write it, on x [1,2,8,64]: `x * cos(emb) + rotate_half(x) * sin(emb)`,
+/// `emb` the [8, 32] table (offset 3, base 500) repeated for both halves; `variant` says how it
+/// goes wrong (`Uneven`: the table's halves differ, the second shifted by one position).
+fn rope_rotate_half(variant: RopeVariant) -> (TestGraph, Id) {
+    use superopt_ir::{Arg, Dim, Dtype};
+    let (mut t, x) = TestGraph::new(&[&[1, 2, 8, 64]]);
+    let f = |v: f64| Arg::Float(v);
+    let table = |t: &mut TestGraph, start: f64| {
+        let pos = t.op(Op::Arange, &[f(start), Arg::Int(Dim::constant(start as i64 + 8)), f(1.0)], &[]);
+        t.set_value(pos, &[8], Dtype::Float32);
+        let i = t.op(Op::Arange, &[f(0.0), Arg::Int(Dim::constant(32)), f(1.0)], &[]);
+        t.set_value(i, &[32], Dtype::Float32);
+        let half = t.scalar(32.0, &[32]);
+        let e = t.op(Op::Divide, &[], &[i, half]);
+        let base = t.scalar(500.0, &[32]);
+        let p = t.op(Op::Power, &[], &[base, e]);
+        let one = t.scalar(1.0, &[32]);
+        let inv = t.op(Op::Divide, &[], &[one, p]);
+        let col = t.op(Op::ExpandDims, &[ints(&[1])], &[pos]);
+        let col = t.op(Op::Broadcast, &[ints(&[8, 32])], &[col]);
+        let row = t.op(Op::ExpandDims, &[ints(&[0])], &[inv]);
+        let row = t.op(Op::Broadcast, &[ints(&[8, 32])], &[row]);
+        t.op(Op::Multiply, &[], &[col, row])
+    };
+    let theta = table(&mut t, 3.0);
+    let second = if variant == RopeVariant::Uneven { table(&mut t, 4.0) } else { theta };
+    let emb = t.op(Op::Concatenate, &[Arg::Int(Dim::constant(1))], &[theta, second]);
+    t.set_value(emb, &[8, 64], Dtype::Float32);
+    let (c, s) = (t.op(Op::Cos, &[], &[emb]), t.op(Op::Sin, &[], &[emb]));
+    let (c, s) = if variant == RopeVariant::Swapped { (s, c) } else { (c, s) };
+    let cb = t.op(Op::Broadcast, &[ints(&[1, 2, 8, 64])], &[c]);
+    let sb = t.op(Op::Broadcast, &[ints(&[1, 2, 8, 64])], &[s]);
+    let x1 = t.op(Op::Slice, &[ints(&[0, 0, 0, 0]), ints(&[1, 2, 8, 32]), ints(&[1, 1, 1, 1])], &[x[0]]);
+    let x2 = t.op(Op::Slice, &[ints(&[0, 0, 0, 32]), ints(&[1, 2, 8, 64]), ints(&[1, 1, 1, 1])], &[x[0]]);
+    for id in [x1, x2] {
+        t.set_value(id, &[1, 2, 8, 32], Dtype::Float32);
+    }
+    let n = t.op(Op::Negative, &[], &[x2]);
+    let rotated = t.op(Op::Concatenate, &[Arg::Int(Dim::constant(3))], &[n, x1]);
+    t.set_value(rotated, &[1, 2, 8, 64], Dtype::Float32);
+    let a = t.op(Op::Multiply, &[], &[x[0], cb]);
+    let b = t.op(Op::Multiply, &[], &[rotated, sb]);
+    let out = t.op(Op::Add, &[], &[a, b]);
+    (t, out)
+}
+
+#[test]
+fn rope_fires_on_rotate_half_and_not_on_its_near_misses() {
+    let (t, out) = rope_rotate_half(RopeVariant::Right);
+    let g = t.saturate(&ALL);
+    let node = g[g.find(out)].nodes.iter().find(|n| n.op() == Some(Op::RoPE)).expect("RoPE found").clone();
+    let (args, inputs) = super::super::node_parts(&g, &node);
+    assert_eq!(
+        args[1..4],
+        [superopt_ir::Arg::Bool(false), superopt_ir::Arg::Float(500.0), superopt_ir::Arg::Float(1.0)]
+    );
+    assert_eq!(g[inputs[1]].data.scalar, Some(3.0), "offset");
+    for v in [RopeVariant::Swapped, RopeVariant::Uneven] {
+        let (t, out) = rope_rotate_half(v);
+        assert!(!has_op(&t.saturate(&ALL), out, Op::RoPE), "{v:?}");
+    }
+}
