@@ -26,7 +26,7 @@ const SCORES: &str = "(Multiply (Matmul ?q (Transpose ?t ?k)) ?s)";
 /// k and v repeated to q's heads: `k[:, :, None]` broadcast and reshaped.
 const REPEATED_KV: &str =
     "(Reshape ?s1 (Broadcast ?b1 (ExpandDims ?e1 ?k))) (Reshape ?s2 (Broadcast ?b2 (ExpandDims ?e2 ?v)))";
-const SCORES_DIV: &str = "(Divide (Matmul ?q (Transpose ?t ?k)) ?s)";
+const SCORES_DIV: &str = "(Divide (Matmul ?q (Transpose ?t ?k)) ?d)";
 
 fn ln_core() -> String {
     format!("(Multiply {CENTERED} (Sqrt ?r (Add (Multiply (Reduce ?r2 (Multiply {CENTERED} {CENTERED})) ?n2) ?eps)))")
@@ -56,18 +56,6 @@ pub fn rules() -> Vec<Rule> {
             &format!("(Exp (Subtract {SHIFTED} (Log ?lb (Reduce ?rs (Exp {SHIFTED})))))"),
             softmax_of_log,
         ),
-        Rule::build(Fast, "sdpa", &sdpa(SCORES, Mask::None), |cx| attention(cx, Mask::None, false)),
-        Rule::build(Fast, "sdpa-additive-mask", &sdpa(SCORES, Mask::Additive), |cx| {
-            attention(cx, Mask::Additive, false)
-        }),
-        Rule::build(Fast, "sdpa-causal", &sdpa(SCORES, Mask::Causal), |cx| attention(cx, Mask::Causal, false)),
-        Rule::build(Fast, "sdpa-divided", &sdpa(SCORES_DIV, Mask::None), |cx| attention(cx, Mask::None, true)),
-        Rule::build(Fast, "sdpa-divided-additive-mask", &sdpa(SCORES_DIV, Mask::Additive), |cx| {
-            attention(cx, Mask::Additive, true)
-        }),
-        Rule::build(Fast, "sdpa-divided-causal", &sdpa(SCORES_DIV, Mask::Causal), |cx| {
-            attention(cx, Mask::Causal, true)
-        }),
         Rule::build(Fast, "sdpa-gqa-unrepeat", &format!("(ScaledDotProductAttention ?a ?q {REPEATED_KV})"), |cx| {
             gqa_unrepeat(cx, false)
         }),
@@ -96,6 +84,25 @@ pub fn rules() -> Vec<Rule> {
             |cx| rope(cx, true),
         ),
     ]
+    .into_iter()
+    .chain(attention_rules())
+    .collect()
+}
+
+/// `softmax(scores [masked]) @ v` as SDPA: scores scaled by a multiply or divided by a constant;
+/// unmasked, an additive mask or a causal `where`; the softmax in the scores' dtype or in float32
+/// between two casts (`softmax(s.astype(mx.float32)).astype(q.dtype)`, as SDPA computes it).
+fn attention_rules() -> Vec<Rule> {
+    let mut rules = vec![];
+    for (scores, scaled) in [(SCORES, ""), (SCORES_DIV, "-divided")] {
+        for (mask, masked) in [(Mask::None, ""), (Mask::Additive, "-additive-mask"), (Mask::Causal, "-causal")] {
+            for (cast, in_f32) in [(false, ""), (true, "-float32-softmax")] {
+                let name = format!("sdpa{scaled}{masked}{in_f32}");
+                rules.push(Rule::build(Fast, &name, &sdpa(scores, mask, cast), attention));
+            }
+        }
+    }
+    rules
 }
 
 /// `?var` reduces with `kind` (2 sum, 5 max) over the last axis of `?x`.
@@ -197,19 +204,42 @@ enum Mask {
 
 const CAUSAL: &str = "(GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar))";
 
-/// The attention pattern around `scores`, masked as `mask` says.
-fn sdpa(scores: &str, mask: Mask) -> String {
+/// The attention pattern around `scores`, masked as `mask` says, its softmax between two
+/// casts (`?c1`, `?c2`) where `cast`.
+fn sdpa(scores: &str, mask: Mask, cast: bool) -> String {
     let masked = match mask {
         Mask::None => scores.to_string(),
         Mask::Additive => format!("(Add {scores} ?mask)"),
         Mask::Causal => format!("(Select {CAUSAL} {scores} ?fill)"),
     };
-    format!("(Matmul (Softmax ?p {masked}) ?v)")
+    let softmax = if cast {
+        format!("(AsType ?c2 (Softmax ?p (AsType ?c1 {masked})))")
+    } else {
+        format!("(Softmax ?p {masked})")
+    };
+    format!("(Matmul {softmax} ?v)")
 }
 
-/// `softmax(q k^T s [+ mask]) v` with q `[B,Hq,T,D]`, k `[B,Hk,S,D]`, v `[B,Hk,S,Dv]`;
-/// `divided`: the scores are divided by `?s`, a constant.
-fn attention(cx: &mut Ctx, mask: Mask, divided: bool) -> Option<Id> {
+/// `softmax(q k^T s [+ mask]) v` with q `[B,Hq,T,D]`, k `[B,Hk,S,D]`, v `[B,Hk,S,Dv]`, in the
+/// form the pattern's variables say: the scores multiplied by `?s` or divided by `?d` (a
+/// constant), masked by `?mask` (added) or `?fill` (causal `where`), the softmax cast to
+/// float32 (`?c1`) and back to q's dtype (`?c2`).
+fn attention(cx: &mut Ctx) -> Option<Id> {
+    let mask = if cx.bound("?mask") {
+        Mask::Additive
+    } else if cx.bound("?fill") {
+        Mask::Causal
+    } else {
+        Mask::None
+    };
+    let dtype = cx.value("?q")?.dtype;
+    let casts = |cx: &Ctx| {
+        let to = |var: &str| cx.args(var).and_then(|a| a.first().cloned());
+        to("?c1") == Some(Arg::Dtype(Dtype::Float32)) && to("?c2") == Some(Arg::Dtype(dtype))
+    };
+    if cx.bound("?c1") && !casts(cx) {
+        return None;
+    }
     let (q, k, v) = (cx.shape("?q")?.to_vec(), cx.shape("?k")?.to_vec(), cx.shape("?v")?.to_vec());
     let t = const_list(cx.args("?t")?, 0)?;
     let ok = q.len() == 4
@@ -223,7 +253,7 @@ fn attention(cx: &mut Ctx, mask: Mask, divided: bool) -> Option<Id> {
         && q[3] == k[3]
         && k[2] == v[2]
         && cx.value("?q")?.dtype.is_float();
-    let scale = if divided { 1.0 / cx.folded_scalar("?s")? } else { cx.scalar("?s")? };
+    let scale = if cx.bound("?d") { 1.0 / cx.folded_scalar("?d")? } else { cx.folded_scalar("?s")? };
     if !ok || !scale.is_finite() || scale == 0.0 {
         return None;
     }

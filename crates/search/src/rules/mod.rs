@@ -147,6 +147,11 @@ impl Ctx<'_> {
         self.g.find(self.subst[v])
     }
 
+    /// Whether the rule's pattern binds `var` (rules sharing one builder differ by their variables).
+    pub fn bound(&self, var: &str) -> bool {
+        var.parse::<Var>().ok().and_then(|v| self.subst.get(v)).is_some()
+    }
+
     pub fn data(&self, var: &str) -> &Data {
         &self.g[self.id(var)].data
     }

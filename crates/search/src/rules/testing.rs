@@ -17,8 +17,13 @@ pub fn ints(xs: &[i64]) -> Arg {
 impl TestGraph {
     /// Float32 inputs of these shapes: `in0`, `in1`...
     pub fn new(shapes: &[&[i64]]) -> (TestGraph, Vec<Id>) {
+        TestGraph::typed(shapes, Dtype::Float32)
+    }
+
+    /// Inputs of these shapes and `dtype`.
+    pub fn typed(shapes: &[&[i64]], dtype: Dtype) -> (TestGraph, Vec<Id>) {
         let mut a = Analysis::default();
-        a.tables.inputs = shapes.iter().map(|s| Value { shape: s.to_vec(), dtype: Dtype::Float32 }).collect();
+        a.tables.inputs = shapes.iter().map(|s| Value { shape: s.to_vec(), dtype }).collect();
         let mut g = EGraph::new(a);
         let ids = (0..shapes.len()).map(|i| g.add(Mlx::Input(i as u32))).collect();
         (TestGraph { g }, ids)

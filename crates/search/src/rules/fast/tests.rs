@@ -470,3 +470,31 @@ fn rope_fires_on_rotate_half_and_not_on_its_near_misses() {
         assert!(!has_op(&t.saturate(&ALL), out, Op::RoPE), "{v:?}");
     }
 }
+
+/// bfloat16 `softmax((q @ k.T * 0.125).astype(f32)).astype(to) @ v`, the first cast to `from`.
+fn attention_softmax_cast(from: superopt_ir::Dtype, to: superopt_ir::Dtype) -> (TestGraph, Id) {
+    use superopt_ir::{Arg, Dtype};
+    let (mut t, x) = TestGraph::typed(&[&[1, 4, 16, 16], &[1, 4, 16, 16], &[1, 4, 16, 16]], Dtype::Bfloat16);
+    let kt = t.op(Op::Transpose, &[ints(&[0, 1, 3, 2])], &[x[1]]);
+    let qk = t.op(Op::Matmul, &[], &[x[0], kt]);
+    let s = t.scalar(0.125, &[]);
+    let s = t.op(Op::AsType, &[Arg::Dtype(Dtype::Bfloat16)], &[s]);
+    let sb = t.op(Op::Broadcast, &[ints(&[1, 4, 16, 16])], &[s]);
+    let scores = t.op(Op::Multiply, &[], &[qk, sb]);
+    let up = t.op(Op::AsType, &[Arg::Dtype(from)], &[scores]);
+    let p = t.op(Op::Softmax, &[Arg::Bool(false)], &[up]);
+    let down = t.op(Op::AsType, &[Arg::Dtype(to)], &[p]);
+    let out = t.op(Op::Matmul, &[], &[down, x[2]]);
+    (t, out)
+}
+
+#[test]
+fn sdpa_fires_on_a_softmax_in_float32_cast_back_to_the_inputs_dtype_only() {
+    use superopt_ir::Dtype;
+    let (t, out) = attention_softmax_cast(Dtype::Float32, Dtype::Bfloat16);
+    assert!(has_op(&t.saturate(&ALL), out, Op::ScaledDotProductAttention));
+    for (from, to) in [(Dtype::Float16, Dtype::Bfloat16), (Dtype::Float32, Dtype::Float16)] {
+        let (t, out) = attention_softmax_cast(from, to);
+        assert!(!has_op(&t.saturate(&ALL), out, Op::ScaledDotProductAttention), "{from:?} -> {to:?}");
+    }
+}
