@@ -55,6 +55,8 @@ step() {
       suite/naive_mask_rebuilt.py suite/swiglu_mlp.py ;;
     realc) suite 90 420 realc suite/gated_delta.py suite/moe_experts.py suite/naive_gqa_einsum.py ;;
     kernels) bash .gpu/b/gpu-suite.sh .gpu/b $s suite/kernels kernels 90 9999 200 > $s/kernels.out 2>&1 ;;
+    spell)  # probe/spell's rows, where an uncommitted probe/ is carried
+      bash .gpu/b/gpu-suite.sh .gpu/b $s probe/spell spell 60 9999 200 > $s/spell.out 2>&1 ;;
     layernorm)  # the LayerNorm kernel rows alone
       local d=/tmp/rows-layernorm; mkdir -p $d; cp suite/kernels/_kernels.py suite/kernels/layer_norm_*.py $d/
       bash .gpu/b/gpu-suite.sh .gpu/b $s $d layernorm 90 9999 200 > $s/layernorm.out 2>&1 ;;
