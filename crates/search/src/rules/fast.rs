@@ -90,12 +90,18 @@ pub fn rules() -> Vec<Rule> {
 }
 
 /// `softmax(scores [masked]) @ v` as SDPA: scores scaled by a multiply or divided by a constant;
-/// unmasked, an additive mask or a causal `where`; the softmax in the scores' dtype or in float32
+/// unmasked, an additive mask, a causal `where` or one by a boolean array; the softmax in the scores' dtype or in float32
 /// between two casts (`softmax(s.astype(mx.float32)).astype(q.dtype)`, as SDPA computes it).
 fn attention_rules() -> Vec<Rule> {
     let mut rules = vec![];
     for (scores, scaled) in [(SCORES, ""), (SCORES_DIV, "-divided")] {
-        for (mask, masked) in [(Mask::None, ""), (Mask::Additive, "-additive-mask"), (Mask::Causal, "-causal")] {
+        let masks = [
+            (Mask::None, ""),
+            (Mask::Additive, "-additive-mask"),
+            (Mask::Causal, "-causal"),
+            (Mask::Boolean, "-boolean-mask"),
+        ];
+        for (mask, masked) in masks {
             for (cast, in_f32) in [(false, ""), (true, "-float32-softmax")] {
                 let name = format!("sdpa{scaled}{masked}{in_f32}");
                 rules.push(Rule::build(Fast, &name, &sdpa(scores, mask, cast), attention));
@@ -200,6 +206,8 @@ enum Mask {
     /// `where(causal, scores, fill)`. (Not `scores + where(causal, 0, fill)`: there a NaN
     /// score above the diagonal makes its row NaN, and SDPA's causal flag never reads it.)
     Causal,
+    /// `where(keep, scores, -inf)`, `keep` any boolean array.
+    Boolean,
 }
 
 const CAUSAL: &str = "(GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar))";
@@ -211,6 +219,7 @@ fn sdpa(scores: &str, mask: Mask, cast: bool) -> String {
         Mask::None => scores.to_string(),
         Mask::Additive => format!("(Add {scores} ?mask)"),
         Mask::Causal => format!("(Select {CAUSAL} {scores} ?fill)"),
+        Mask::Boolean => format!("(Select ?keep {scores} ?fill)"),
     };
     let softmax = if cast {
         format!("(AsType ?c2 (Softmax ?p (AsType ?c1 {masked})))")
@@ -227,6 +236,8 @@ fn sdpa(scores: &str, mask: Mask, cast: bool) -> String {
 fn attention(cx: &mut Ctx) -> Option<Id> {
     let mask = if cx.bound("?mask") {
         Mask::Additive
+    } else if cx.bound("?keep") {
+        Mask::Boolean
     } else if cx.bound("?fill") {
         Mask::Causal
     } else {
@@ -258,16 +269,26 @@ fn attention(cx: &mut Ctx) -> Option<Id> {
         return None;
     }
     let mut inputs = vec![cx.id("?q"), cx.id("?k"), cx.id("?v")];
+    let fits = |m: &superopt_ir::Value| {
+        m.shape.len() <= 4 && m.shape.iter().rev().zip([k[2], q[2], q[1], q[0]]).all(|(a, b)| *a == 1 || *a == b)
+    };
     match mask {
         Mask::None => {}
         Mask::Additive => {
             let m = cx.value("?mask")?;
-            let fits = m.shape.len() <= 4
-                && m.shape.iter().rev().zip([k[2], q[2], q[1], q[0]]).all(|(a, b)| *a == 1 || *a == b);
-            if !fits || m.dtype != cx.value("?q")?.dtype {
+            if !fits(m) || m.dtype != cx.value("?q")?.dtype {
                 return None;
             }
             inputs.push(cx.id("?mask"));
+        }
+        // SDPA fills with -inf where a boolean mask is false: a finite fill differs on a row
+        // masked whole (uniform there, NaN in SDPA).
+        Mask::Boolean => {
+            let m = cx.value("?keep")?;
+            if !fits(m) || m.dtype != Dtype::Bool || cx.folded_scalar("?fill") != Some(f64::NEG_INFINITY) {
+                return None;
+            }
+            inputs.push(cx.id("?keep"));
         }
         Mask::Causal => {
             if !(is_causal(cx, q[2]) && q[2] == k[2] && cx.scalar("?fill").is_some_and(|f| f <= -1e4)) {

@@ -498,3 +498,29 @@ fn sdpa_fires_on_a_softmax_in_float32_cast_back_to_the_inputs_dtype_only() {
         assert!(!has_op(&t.saturate(&ALL), out, Op::ScaledDotProductAttention), "{from:?} -> {to:?}");
     }
 }
+
+/// `softmax(where(keep, q @ k.T * 0.25, fill)) @ v`, `keep = m > 0` for an input `m`.
+fn attention_where_kept(fill: f64) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[1, 4, 16, 16], &[1, 4, 16, 16], &[1, 4, 16, 16], &[1, 1, 16, 16]]);
+    let kt = t.op(Op::Transpose, &[ints(&[0, 1, 3, 2])], &[x[1]]);
+    let qk = t.op(Op::Matmul, &[], &[x[0], kt]);
+    let s = t.scalar(0.25, &[1, 4, 16, 16]);
+    let scores = t.op(Op::Multiply, &[], &[qk, s]);
+    let zero = t.scalar(0.0, &[1, 1, 16, 16]);
+    let keep = t.op(Op::Greater, &[], &[x[3], zero]);
+    let kb = t.op(Op::Broadcast, &[ints(&[1, 4, 16, 16])], &[keep]);
+    let fill = t.scalar(fill, &[1, 4, 16, 16]);
+    let masked = t.op(Op::Select, &[], &[kb, scores, fill]);
+    let p = t.op(Op::Softmax, &[superopt_ir::Arg::Bool(false)], &[masked]);
+    let out = t.op(Op::Matmul, &[], &[p, x[2]]);
+    (t, out)
+}
+
+/// A boolean mask fills with -inf as SDPA does; a finite fill differs on a row masked whole.
+#[test]
+fn sdpa_takes_a_boolean_mask_filled_with_minus_infinity_only() {
+    let (t, out) = attention_where_kept(f64::NEG_INFINITY);
+    assert!(has_op(&t.saturate(&ALL), out, Op::ScaledDotProductAttention));
+    let (t, out) = attention_where_kept(-1e9);
+    assert!(!has_op(&t.saturate(&ALL), out, Op::ScaledDotProductAttention));
+}
