@@ -42,6 +42,14 @@ fn rms_norm_near_misses_do_not_fire() {
 }
 
 fn softmax(max_axis: i64, sum_axis: i64) -> (TestGraph, Id) {
+    let (mut t, [_, e, s]) = shifted_exp_sum(max_axis, sum_axis);
+    let sb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[s]);
+    let out = t.op(Op::Divide, &[], &[e, sb]);
+    (t, out)
+}
+
+/// On x [4, 32]: `z = x - max(x, max_axis)`, `exp(z)` and its sum over `sum_axis`.
+fn shifted_exp_sum(max_axis: i64, sum_axis: i64) -> (TestGraph, [Id; 3]) {
     let (mut t, x) = TestGraph::new(&[&[4, 32]]);
     let red = |k: i64, a: i64| vec![superopt_ir::Arg::Int(superopt_ir::Dim::constant(k)), ints(&[a])];
     let m = t.op(Op::Reduce, &red(5, max_axis), &[x[0]]);
@@ -49,9 +57,7 @@ fn softmax(max_axis: i64, sum_axis: i64) -> (TestGraph, Id) {
     let z = t.op(Op::Subtract, &[], &[x[0], mb]);
     let e = t.op(Op::Exp, &[], &[z]);
     let s = t.op(Op::Reduce, &red(2, sum_axis), &[e]);
-    let sb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[s]);
-    let out = t.op(Op::Divide, &[], &[e, sb]);
-    (t, out)
+    (t, [z, e, s])
 }
 
 #[test]
@@ -340,13 +346,7 @@ fn exp_of_x_minus_its_logsumexp_is_not_made_softmax() {
 /// `exp((x - m) - log(sum(exp(x - m))))`, m the max over `max_axis`, the log of `base`
 /// (MLX's numbering: 0 two, 1 ten, 2 e).
 fn softmax_by_log_written(max_axis: i64, base: i64) -> (TestGraph, Id) {
-    let (mut t, x) = TestGraph::new(&[&[4, 32]]);
-    let red = |k: i64, a: i64| vec![superopt_ir::Arg::Int(superopt_ir::Dim::constant(k)), ints(&[a])];
-    let m = t.op(Op::Reduce, &red(5, max_axis), &[x[0]]);
-    let mb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[m]);
-    let z = t.op(Op::Subtract, &[], &[x[0], mb]);
-    let e = t.op(Op::Exp, &[], &[z]);
-    let s = t.op(Op::Reduce, &red(2, 1), &[e]);
+    let (mut t, [z, _, s]) = shifted_exp_sum(max_axis, 1);
     let l = t.op(Op::Log, &[superopt_ir::Arg::Int(superopt_ir::Dim::constant(base))], &[s]);
     let lb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[l]);
     let d = t.op(Op::Subtract, &[], &[z, lb]);
@@ -378,8 +378,7 @@ enum Divisor {
 /// `softmax(q @ k.T / d) @ v` on [1,4,16,16] arrays, `d` as `divisor` says.
 fn divided_attention(divisor: Divisor) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[1, 4, 16, 16], &[1, 4, 16, 16], &[1, 4, 16, 16], &[]]);
-    let kt = t.op(Op::Transpose, &[ints(&[0, 1, 3, 2])], &[x[1]]);
-    let qk = t.op(Op::Matmul, &[], &[x[0], kt]);
+    let qk = scores_of(&mut t, x[0], x[1]);
     let d = match divisor {
         Divisor::SqrtOfConstant => {
             let c = t.scalar(16.0, &[]);
@@ -390,8 +389,7 @@ fn divided_attention(divisor: Divisor) -> (TestGraph, Id) {
     };
     let db = t.op(Op::Broadcast, &[ints(&[1, 4, 16, 16])], &[d]);
     let scores = t.op(Op::Divide, &[], &[qk, db]);
-    let p = t.op(Op::Softmax, &[superopt_ir::Arg::Bool(false)], &[scores]);
-    let out = t.op(Op::Matmul, &[], &[p, x[2]]);
+    let out = softmax_times(&mut t, scores, x[2]);
     (t, out)
 }
 
@@ -475,8 +473,7 @@ fn rope_fires_on_rotate_half_and_not_on_its_near_misses() {
 fn attention_softmax_cast(from: superopt_ir::Dtype, to: superopt_ir::Dtype) -> (TestGraph, Id) {
     use superopt_ir::{Arg, Dtype};
     let (mut t, x) = TestGraph::typed(&[&[1, 4, 16, 16], &[1, 4, 16, 16], &[1, 4, 16, 16]], Dtype::Bfloat16);
-    let kt = t.op(Op::Transpose, &[ints(&[0, 1, 3, 2])], &[x[1]]);
-    let qk = t.op(Op::Matmul, &[], &[x[0], kt]);
+    let qk = scores_of(&mut t, x[0], x[1]);
     let s = t.scalar(0.125, &[]);
     let s = t.op(Op::AsType, &[Arg::Dtype(Dtype::Bfloat16)], &[s]);
     let sb = t.op(Op::Broadcast, &[ints(&[1, 4, 16, 16])], &[s]);
@@ -502,8 +499,7 @@ fn sdpa_fires_on_a_softmax_in_float32_cast_back_to_the_inputs_dtype_only() {
 /// `softmax(where(keep, q @ k.T * 0.25, fill)) @ v`, `keep = m > 0` for an input `m`.
 fn attention_where_kept(fill: f64) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[1, 4, 16, 16], &[1, 4, 16, 16], &[1, 4, 16, 16], &[1, 1, 16, 16]]);
-    let kt = t.op(Op::Transpose, &[ints(&[0, 1, 3, 2])], &[x[1]]);
-    let qk = t.op(Op::Matmul, &[], &[x[0], kt]);
+    let qk = scores_of(&mut t, x[0], x[1]);
     let s = t.scalar(0.25, &[1, 4, 16, 16]);
     let scores = t.op(Op::Multiply, &[], &[qk, s]);
     let zero = t.scalar(0.0, &[1, 1, 16, 16]);
@@ -511,9 +507,20 @@ fn attention_where_kept(fill: f64) -> (TestGraph, Id) {
     let kb = t.op(Op::Broadcast, &[ints(&[1, 4, 16, 16])], &[keep]);
     let fill = t.scalar(fill, &[1, 4, 16, 16]);
     let masked = t.op(Op::Select, &[], &[kb, scores, fill]);
-    let p = t.op(Op::Softmax, &[superopt_ir::Arg::Bool(false)], &[masked]);
-    let out = t.op(Op::Matmul, &[], &[p, x[2]]);
+    let out = softmax_times(&mut t, masked, x[2]);
     (t, out)
+}
+
+/// `q @ k.T` over the last two axes of [B, H, T, D] arrays.
+fn scores_of(t: &mut TestGraph, q: Id, k: Id) -> Id {
+    let kt = t.op(Op::Transpose, &[ints(&[0, 1, 3, 2])], &[k]);
+    t.op(Op::Matmul, &[], &[q, kt])
+}
+
+/// `softmax(scores) @ v`.
+fn softmax_times(t: &mut TestGraph, scores: Id, v: Id) -> Id {
+    let p = t.op(Op::Softmax, &[superopt_ir::Arg::Bool(false)], &[scores]);
+    t.op(Op::Matmul, &[], &[p, v])
 }
 
 /// A boolean mask fills with -inf as SDPA does; a finite fill differs on a row masked whole.
