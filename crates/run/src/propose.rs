@@ -36,9 +36,24 @@ pub fn propose(run: &mut Run) {
         }
         Err(why) => run.notes.push(why),
     }
-    for c in candidates {
-        run.add(c);
+    for (c, twin) in candidates.iter().zip(twins(&candidates)) {
+        let id = run.add(c.clone());
+        if let Some(j) = twin {
+            let why = format!("the same program as {}: not verified or timed twice", candidates[j].label());
+            run.entry_mut(id).drop_with(why);
+        }
     }
+}
+
+/// For each candidate, the first one before it that emits the same module (the same plan,
+/// compiled and hoisted alike), if any: strategies reach one program by several roads
+/// (an e-graph's compiled extraction without its fast rules is its no-fast twin's), and a
+/// second verification of it costs what the first did.
+fn twins(candidates: &[Candidate]) -> Vec<Option<usize>> {
+    let same = |a: &Candidate, b: &Candidate| {
+        a.plan == b.plan && a.compile == b.compile && a.kernels == b.kernels && a.hoist == b.hoist && a.parts.is_empty()
+    };
+    (0..candidates.len()).map(|k| (0..k).find(|&j| same(&candidates[j], &candidates[k]))).collect()
 }
 
 /// The kernel candidates of the most rewritten eager candidate: every region lowered,
@@ -153,4 +168,21 @@ pub fn metal_source(c: &Candidate) -> Option<String> {
     }
     let each = calls.iter().map(|k| format!("// {}\n{}", k.name(), k.source(Target::Metal)));
     Some(each.collect::<Vec<_>>().join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use superopt_ir::Plan;
+
+    #[test]
+    fn a_candidate_emitting_an_earlier_ones_module_is_its_twin() {
+        let plan = Plan { variants: vec![], per_size_because: None };
+        let traced = superopt_search::as_traced(&plan);
+        let same = Candidate { source: Source::Egraph, rules: vec!["another road".into()], ..traced.clone() };
+        let compiled = Candidate { compile: Compile::Whole, ..traced.clone() };
+        let hoisted = Candidate { hoist: true, ..traced.clone() };
+        let twins = twins(&[traced, same, compiled.clone(), hoisted, compiled]);
+        assert_eq!(twins, [None, Some(0), None, None, Some(2)]);
+    }
 }
