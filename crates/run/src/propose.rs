@@ -51,7 +51,12 @@ pub fn propose(run: &mut Run) {
 /// second verification of it costs what the first did.
 fn twins(candidates: &[Candidate]) -> Vec<Option<usize>> {
     let same = |a: &Candidate, b: &Candidate| {
-        a.plan == b.plan && a.compile == b.compile && a.kernels == b.kernels && a.hoist == b.hoist && a.parts.is_empty()
+        a.plan == b.plan
+            && a.compile == b.compile
+            && a.kernels == b.kernels
+            && a.hoist == b.hoist
+            && a.parts.is_empty()
+            && b.parts.is_empty()
     };
     (0..candidates.len()).map(|k| (0..k).find(|&j| same(&candidates[j], &candidates[k]))).collect()
 }

@@ -254,7 +254,7 @@ fn reduce((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
 }
 
 /// Inputs joined along `args[0]`; along it the dims add up (symbolic only where every input
-/// has the same dim there: `n` times it).
+/// has the same dim there, undivided: `n` times it).
 fn concatenate(shapes: &[Shape], args: &[Arg]) -> Option<Shape> {
     let (first, _) = shapes.first()?;
     let rank = first.len() as i64;
@@ -270,7 +270,7 @@ fn concatenate(shapes: &[Shape], args: &[Arg]) -> Option<Shape> {
         let along: Vec<&Dim> = ds.iter().map(|d| &d[axis]).collect();
         let joined = if along.iter().all(|d| d.as_const().is_some()) {
             Dim::constant(along.iter().filter_map(|d| d.as_const()).sum())
-        } else if along.iter().all(|d| *d == along[0]) && along[0].offset == 0 {
+        } else if along.iter().all(|d| *d == along[0]) && along[0].offset == 0 && along[0].den == 1 {
             Dim { num: along[0].num * along.len() as i64, ..along[0].clone() }
         } else {
             return None;

@@ -90,18 +90,12 @@ pub fn rules() -> Vec<Rule> {
 }
 
 /// `softmax(scores [masked]) @ v` as SDPA: scores scaled by a multiply or divided by a constant;
-/// unmasked, an additive mask, a causal `where` or one by a boolean array; the softmax in the scores' dtype or in float32
+/// unmasked, an additive mask or a causal `where`; the softmax in the scores' dtype or in float32
 /// between two casts (`softmax(s.astype(mx.float32)).astype(q.dtype)`, as SDPA computes it).
 fn attention_rules() -> Vec<Rule> {
     let mut rules = vec![];
     for (scores, scaled) in [(SCORES, ""), (SCORES_DIV, "-divided")] {
-        let masks = [
-            (Mask::None, ""),
-            (Mask::Additive, "-additive-mask"),
-            (Mask::Causal, "-causal"),
-            (Mask::Boolean, "-boolean-mask"),
-        ];
-        for (mask, masked) in masks {
+        for (mask, masked) in [(Mask::None, ""), (Mask::Additive, "-additive-mask"), (Mask::Causal, "-causal")] {
             for (cast, in_f32) in [(false, ""), (true, "-float32-softmax")] {
                 let name = format!("sdpa{scaled}{masked}{in_f32}");
                 rules.push(Rule::build(Fast, &name, &sdpa(scores, mask, cast), attention));
@@ -206,8 +200,9 @@ enum Mask {
     /// `where(causal, scores, fill)`. (Not `scores + where(causal, 0, fill)`: there a NaN
     /// score above the diagonal makes its row NaN, and SDPA's causal flag never reads it.)
     Causal,
-    /// `where(keep, scores, -inf)`, `keep` any boolean array.
-    Boolean,
+    // Not `where(keep, scores, -inf)` for any boolean `keep`: MLX's SDPA fills a boolean mask
+    // with the dtype's lowest finite value where it falls back to plain operations, so a row
+    // masked whole is NaN in the written form and the mean of v there.
 }
 
 const CAUSAL: &str = "(GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar))";
@@ -219,7 +214,6 @@ fn sdpa(scores: &str, mask: Mask, cast: bool) -> String {
         Mask::None => scores.to_string(),
         Mask::Additive => format!("(Add {scores} ?mask)"),
         Mask::Causal => format!("(Select {CAUSAL} {scores} ?fill)"),
-        Mask::Boolean => format!("(Select ?keep {scores} ?fill)"),
     };
     let softmax = if cast {
         format!("(AsType ?c2 (Softmax ?p (AsType ?c1 {masked})))")
@@ -236,8 +230,6 @@ fn sdpa(scores: &str, mask: Mask, cast: bool) -> String {
 fn attention(cx: &mut Ctx) -> Option<Id> {
     let mask = if cx.bound("?mask") {
         Mask::Additive
-    } else if cx.bound("?keep") {
-        Mask::Boolean
     } else if cx.bound("?fill") {
         Mask::Causal
     } else {
@@ -269,26 +261,16 @@ fn attention(cx: &mut Ctx) -> Option<Id> {
         return None;
     }
     let mut inputs = vec![cx.id("?q"), cx.id("?k"), cx.id("?v")];
-    let fits = |m: &superopt_ir::Value| {
-        m.shape.len() <= 4 && m.shape.iter().rev().zip([k[2], q[2], q[1], q[0]]).all(|(a, b)| *a == 1 || *a == b)
-    };
     match mask {
         Mask::None => {}
         Mask::Additive => {
             let m = cx.value("?mask")?;
-            if !fits(m) || m.dtype != cx.value("?q")?.dtype {
+            let fits = m.shape.len() <= 4
+                && m.shape.iter().rev().zip([k[2], q[2], q[1], q[0]]).all(|(a, b)| *a == 1 || *a == b);
+            if !fits || m.dtype != cx.value("?q")?.dtype {
                 return None;
             }
             inputs.push(cx.id("?mask"));
-        }
-        // SDPA fills with -inf where a boolean mask is false: a finite fill differs on a row
-        // masked whole (uniform there, NaN in SDPA).
-        Mask::Boolean => {
-            let m = cx.value("?keep")?;
-            if !fits(m) || m.dtype != Dtype::Bool || cx.folded_scalar("?fill") != Some(f64::NEG_INFINITY) {
-                return None;
-            }
-            inputs.push(cx.id("?keep"));
         }
         Mask::Causal => {
             if !(is_causal(cx, q[2]) && q[2] == k[2] && cx.scalar("?fill").is_some_and(|f| f <= -1e4)) {
@@ -331,9 +313,12 @@ fn gqa_unrepeat(cx: &mut Ctx, masked: bool) -> Option<Id> {
     if !ok {
         return None;
     }
-    // k[:, :, None] broadcast to [B, Hk, G, S, D]: head h reads kv head h / G, as SDPA does.
+    // k[:, :, None] broadcast to [B, Hk, G, S, D] and merged to [B, Hk * G, S, D]: head h reads
+    // kv head h / G, as SDPA does (not keys tiled along S, nor a batch broadcast).
     let e = cx.lookup(Op::ExpandDims, &["?e1", "?k"])?;
-    if e != [k[0], k[1], 1, k[2], k[3]] {
+    let merged =
+        |s: &str, x: &[i64]| cx.args(s).and_then(|a| traced_list(cx, a, 0)) == Some(vec![x[0], q[1], x[2], x[3]]);
+    if e != [k[0], k[1], 1, k[2], k[3]] || !merged("?s1", &k) || !merged("?s2", &v) {
         return None;
     }
     let mut inputs = vec![cx.id("?q"), cx.id("?k"), cx.id("?v")];
@@ -379,7 +364,7 @@ fn rope(cx: &mut Ctx, traditional: bool) -> Option<Id> {
     let rank = xv.shape.len();
     let axis = const_int(cx.args("?ax")?, 0)?;
     let stacked_axis = if traditional { rank as i64 } else { rank as i64 - 1 };
-    if !(axis == stacked_axis || axis == -1) || !xv.dtype.is_float() || rank < 2 {
+    if !(axis == stacked_axis || axis == -1) || !xv.dtype.is_float() || rank < 3 {
         return None;
     }
     if traditional
@@ -402,7 +387,8 @@ fn rope_rotate_half(cx: &mut Ctx) -> Option<Id> {
     let xv = cx.g[x].data.value()?.clone();
     let rank = xv.shape.len() as i64;
     let axis = const_int(cx.args("?ax")?, 0)?;
-    if cx.g.find(cx.id("?x")) != x || !(axis == rank - 1 || axis == -1) || !xv.dtype.is_float() || rank < 2 {
+    // mx.fast.rope takes arrays of 3 axes or more.
+    if cx.g.find(cx.id("?x")) != x || !(axis == rank - 1 || axis == -1) || !xv.dtype.is_float() || rank < 3 {
         return None;
     }
     if cx.out().value()?.shape != xv.shape {
@@ -477,12 +463,15 @@ fn slice_of(cx: &Ctx, var: &str) -> Option<(Id, Vec<Vec<i64>>)> {
         if n.op() != Some(Op::Slice) || inputs.len() != 1 {
             return None;
         }
-        let shapes: Vec<Vec<i64>> = cx.g.analysis.tables.inputs.iter().map(|v| v.shape.clone()).collect();
-        let at_traced_size =
-            |i: usize| args.get(i)?.list()?.iter().map(|a| a.int()?.eval(&shapes)).collect::<Option<Vec<i64>>>();
-        let lists = (0..3).map(at_traced_size).collect::<Option<Vec<_>>>()?;
+        let lists = (0..3).map(|i| traced_list(cx, args, i)).collect::<Option<Vec<_>>>()?;
         Some((cx.g.find(inputs[0]), lists))
     })
+}
+
+/// Argument `i`, a list of dims, at the traced size.
+fn traced_list(cx: &Ctx, args: &[Arg], i: usize) -> Option<Vec<i64>> {
+    let shapes: Vec<Vec<i64>> = cx.g.analysis.tables.inputs.iter().map(|v| v.shape.clone()).collect();
+    args.get(i)?.list()?.iter().map(|a| a.int()?.eval(&shapes)).collect()
 }
 
 fn expands_last(cx: &Ctx, var: &str, rank: usize) -> bool {

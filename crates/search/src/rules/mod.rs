@@ -183,12 +183,14 @@ impl Ctx<'_> {
     }
 
     /// The value every element of `var` has: a constant fill, or a table that depends on
-    /// no input (`sqrt(64)`, folded in float64) whose elements are all equal.
+    /// no input (`sqrt(64)`, folded in float64, rounded to `var`'s dtype) whose elements are
+    /// all equal.
     pub fn folded_scalar(&self, var: &str) -> Option<f64> {
         self.scalar(var).or_else(|| {
             let t = crate::egraph::fold::fold(self.g, self.id(var))?;
             let first = *t.data.first()?;
-            t.data.iter().all(|v| *v == first).then_some(first)
+            let dtype = self.value(var)?.dtype;
+            t.data.iter().all(|v| *v == first).then(|| crate::egraph::convert::round_to(first, dtype))
         })
     }
 
