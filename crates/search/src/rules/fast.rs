@@ -1,8 +1,9 @@
 //! Hand-written patterns replaced by MLX's fused primitives: `mx.fast.rms_norm`,
-//! `mx.fast.layer_norm`, `mx.fast.rope` (traditional or not, base and offset read from
-//! the angle table), `mx.softmax` (also for an exponentiated log-softmax), `mx.sigmoid` (and SiLU as `x * sigmoid(x)`, GELU's tanh form as `x * sigmoid(2u)`),
-//! `mx.fast.scaled_dot_product_attention` (scale, GQA by repeat, causal mask by
-//! `arange` comparison, additive masks).
+//! `mx.fast.layer_norm`, `mx.fast.rope` (traditional or not, or by `rotate_half`; base and
+//! offset read from the angle table), `mx.softmax` (also for an exponentiated log-softmax),
+//! `mx.sigmoid` (and SiLU as `x * sigmoid(x)`, GELU's tanh form as `x * sigmoid(2u)`),
+//! `mx.fast.scaled_dot_product_attention` (scale or constant divisor, GQA by repeat, causal
+//! mask by `arange` comparison, additive masks, a float32 softmax between casts).
 //! They round differently from the hand-written form; verification judges that,
 //! and timing decides whether they stay.
 //! May touch: the whole matched subgraph, replaced by one fused node.
