@@ -36,10 +36,11 @@ pub fn propose(run: &mut Run) {
         }
         Err(why) => run.notes.push(why),
     }
-    for (c, twin) in candidates.iter().zip(twins(&candidates)) {
-        let id = run.add(c.clone());
-        if let Some(j) = twin {
-            let why = format!("the same program as {}: not verified or timed twice", candidates[j].label());
+    let why = |j: usize| format!("the same program as {}: not verified or timed twice", candidates[j].label());
+    let twinned: Vec<Option<String>> = twins(&candidates).into_iter().map(|t| t.map(why)).collect();
+    for (c, twin) in candidates.into_iter().zip(twinned) {
+        let id = run.add(c);
+        if let Some(why) = twin {
             run.entry_mut(id).drop_with(why);
         }
     }

@@ -147,8 +147,7 @@ fn apply(op: Op, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i64
 
 /// `ins` joined along `axis` (negative: from the end) into `shape`.
 fn concatenate(ins: &[Table], axis: i64, shape: &[usize]) -> Option<Table> {
-    let axis = if axis < 0 { axis + shape.len() as i64 } else { axis };
-    let axis = usize::try_from(axis).ok().filter(|a| *a < shape.len())?;
+    let axis = super::shape::axis_index(axis, shape.len())?;
     let (outer, inner): (usize, usize) = (shape[..axis].iter().product(), shape[axis + 1..].iter().product());
     let mut data = Vec::with_capacity(shape.iter().product());
     for o in 0..outer {

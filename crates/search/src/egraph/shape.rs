@@ -257,9 +257,7 @@ fn reduce((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
 /// has the same dim there, undivided: `n` times it).
 fn concatenate(shapes: &[Shape], args: &[Arg]) -> Option<Shape> {
     let (first, _) = shapes.first()?;
-    let rank = first.len() as i64;
-    let axis = args.first()?.int()?.as_const()?;
-    let axis = usize::try_from(if axis < 0 { axis + rank } else { axis }).ok().filter(|a| *a < first.len())?;
+    let axis = axis_index(args.first()?.int()?.as_const()?, first.len())?;
     let same_elsewhere = |s: &[i64]| s.len() == first.len() && (0..s.len()).all(|a| a == axis || s[a] == first[a]);
     if !shapes.iter().all(|(s, _)| same_elsewhere(s)) {
         return None;
@@ -280,6 +278,11 @@ fn concatenate(shapes: &[Shape], args: &[Arg]) -> Option<Shape> {
         Some(dims)
     });
     Some((shape, dims))
+}
+
+/// `axis` of an array of `rank` axes as an index (negative: from the end).
+pub fn axis_index(axis: i64, rank: usize) -> Option<usize> {
+    usize::try_from(if axis < 0 { axis + rank as i64 } else { axis }).ok().filter(|a| *a < rank)
 }
 
 fn expand_dims((s, d): &Shape, args: &[Arg]) -> Option<Shape> {

@@ -24,10 +24,11 @@ const ROTATED: &str = "(Subtract (Multiply ?x1 ?c) (Multiply ?x2 ?s)) (Add (Mult
 const SHIFTED: &str = "(Subtract ?x (Reduce ?rm ?x))";
 const SCORES: &str = "(Multiply (Matmul ?q (Transpose ?t ?k)) ?s)";
 /// Scores divided by a constant (`q @ k.T / sqrt(d)`): the scale is its reciprocal.
+const SCORES_DIV: &str = "(Divide (Matmul ?q (Transpose ?t ?k)) ?d)";
+const CAUSAL: &str = "(GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar))";
 /// k and v repeated to q's heads: `k[:, :, None]` broadcast and reshaped.
 const REPEATED_KV: &str =
     "(Reshape ?s1 (Broadcast ?b1 (ExpandDims ?e1 ?k))) (Reshape ?s2 (Broadcast ?b2 (ExpandDims ?e2 ?v)))";
-const SCORES_DIV: &str = "(Divide (Matmul ?q (Transpose ?t ?k)) ?d)";
 
 fn ln_core() -> String {
     format!("(Multiply {CENTERED} (Sqrt ?r (Add (Multiply (Reduce ?r2 (Multiply {CENTERED} {CENTERED})) ?n2) ?eps)))")
@@ -206,8 +207,6 @@ enum Mask {
     // masked whole is NaN in the written form and the mean of v there.
 }
 
-const CAUSAL: &str = "(GreaterEqual (ExpandDims ?e1 ?ar) (ExpandDims ?e2 ?ar))";
-
 /// The attention pattern around `scores`, masked as `mask` says, its softmax between two
 /// casts (`?c1`, `?c2`) where `cast`.
 fn sdpa(scores: &str, mask: Mask, cast: bool) -> String {
@@ -373,11 +372,15 @@ fn rope(cx: &mut Ctx, traditional: bool) -> Option<Id> {
     {
         return None;
     }
-    let theta = trig_angle(cx, "?c", Op::Cos)?;
-    if trig_angle(cx, "?s", Op::Sin)? != theta || !positions_follow(cx, theta, x) {
-        return None;
-    }
+    let theta = angles(cx, x)?;
     rope_node(cx, x, half, traditional, &fold(cx.g, theta)?)
+}
+
+/// The angle class that `?c` is the cosine and `?s` the sine of, with its positions
+/// following `x`'s axis -2.
+fn angles(cx: &Ctx, x: Id) -> Option<Id> {
+    let theta = trig_angle(cx, "?c", Op::Cos)?;
+    (trig_angle(cx, "?s", Op::Sin)? == theta && positions_follow(cx, theta, x)).then_some(theta)
 }
 
 /// RoPE as Hugging Face ports write it: `x * cos(emb) + rotate_half(x) * sin(emb)`, with
@@ -395,11 +398,7 @@ fn rope_rotate_half(cx: &mut Ctx) -> Option<Id> {
     if cx.out().value()?.shape != xv.shape {
         return None;
     }
-    let theta = trig_angle(cx, "?c", Op::Cos)?;
-    if trig_angle(cx, "?s", Op::Sin)? != theta || !positions_follow(cx, theta, x) {
-        return None;
-    }
-    let table = first_of_equal_halves(&fold(cx.g, theta)?, half)?;
+    let table = first_of_equal_halves(&fold(cx.g, angles(cx, x)?)?, half)?;
     rope_node(cx, x, half, false, &table)
 }
 

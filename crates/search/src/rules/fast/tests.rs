@@ -121,11 +121,16 @@ fn sdpa_fires_with_gqa_and_causal_mask() {
     let sdpa = g[g.find(out)].nodes.iter().find(|n| n.op() == Some(Op::ScaledDotProductAttention));
     let n = sdpa.expect("SDPA found");
     // The un-repeated form reads k and v at 2 heads.
-    let unrepeated = g[g.find(out)]
-        .nodes
-        .iter()
-        .any(|n| n.op() == Some(Op::ScaledDotProductAttention) && n.children()[2] == g.find(egg::Id::from(1usize)));
-    assert!(unrepeated, "{n:?}");
+    assert!(unrepeated_sdpa(&g, out, 4), "{n:?}");
+}
+
+/// Whether `out`'s class holds an SDPA of `inputs` children (its arguments, q, k, v, a mask)
+/// that reads k at input 1's own heads.
+fn unrepeated_sdpa(g: &crate::egraph::lang::EGraph, out: Id, inputs: usize) -> bool {
+    let k = g.find(egg::Id::from(1usize));
+    g[g.find(out)].nodes.iter().any(|n| {
+        n.op() == Some(Op::ScaledDotProductAttention) && n.children().len() == inputs && g.find(n.children()[2]) == k
+    })
 }
 
 #[test]
@@ -145,11 +150,7 @@ fn an_added_causal_mask_is_passed_to_sdpa_not_made_its_causal_flag() {
     let g = t.saturate(&ALL);
     assert!(has_op(&g, out, Op::ScaledDotProductAttention) && !causal_sdpa(&g, out));
     // Its k and v un-repeated, the mask kept.
-    let k = g.find(egg::Id::from(1usize));
-    let unrepeated = g[g.find(out)].nodes.iter().any(|n| {
-        n.op() == Some(Op::ScaledDotProductAttention) && n.children().len() == 5 && g.find(n.children()[2]) == k
-    });
-    assert!(unrepeated);
+    assert!(unrepeated_sdpa(&g, out, 5));
 }
 
 fn causal_sdpa(g: &crate::egraph::lang::EGraph, out: Id) -> bool {
