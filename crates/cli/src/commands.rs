@@ -172,9 +172,14 @@ fn verify_candidate(
                 let detail = if v.bit_identical {
                     "bit-identical".to_string()
                 } else {
+                    let spread = v.spread.map(|(l2, max)| format!("; its rounding spread {l2:.2e}, max {max:.2e}"));
                     format!(
-                        "error {:.2e} (original's {:.2e}), max {:.2e} (original's {:.2e})",
-                        v.worst_l2, v.original_l2, v.worst_max, v.original_max
+                        "error {:.2e} (original's {:.2e}), max {:.2e} (original's {:.2e}){}",
+                        v.worst_l2,
+                        v.original_l2,
+                        v.worst_max,
+                        v.original_max,
+                        spread.unwrap_or_default()
                     )
                 };
                 match &v.reason {

@@ -10,8 +10,8 @@ use superopt_search::egraph::cost::Device;
 use superopt_verify::{OutputFigures, SeedFigures, Tolerance};
 use superopt_worker::protocol::{
     self, Backend, Calibrate, Case, DeviceKind, Dispatch, Fixed, Hello, HelloReply, Load, LoadConstants, LoadProgram,
-    ProgramId, ReferenceDevice, ReferenceDeviceReply, SameOutputs, SaveConstants, Sensitivity, Size, Time, Variant,
-    Varies, Verify, SAMPLE_SECONDS,
+    ProgramId, ReferenceDevice, ReferenceDeviceReply, SameOutputs, SaveConstants, Sensitivity, Size, Spread, Time,
+    Variant, Varies, Verify, SAMPLE_SECONDS,
 };
 use superopt_worker::{find_python, Worker, WorkerError};
 
@@ -318,6 +318,19 @@ impl Session {
     pub fn finish_size(&mut self, size: Size, figs: &mut [SeedFigures], tol: Tolerance) -> Result<(), WorkerError> {
         if tol == Tolerance::Relative {
             self.measure_sensitivity(size, figs)?;
+            self.measure_spread(size, figs)?;
+        }
+        Ok(())
+    }
+
+    /// Where a case's error is over the flat bound but within what fn's rounding spread may
+    /// allow ([`superopt_verify::wants_spread`]), the spread of that case.
+    fn measure_spread(&mut self, size: Size, figs: &mut [SeedFigures]) -> Result<(), WorkerError> {
+        for s in figs.iter_mut().filter(|s| s.outputs.iter().any(superopt_verify::wants_spread)) {
+            let reply = self.worker.call(&Spread { size, case: (s.seed, s.variant) }, self.timeout)?;
+            for (o, spread) in s.outputs.iter_mut().zip(reply.outputs) {
+                o.spread = spread;
+            }
         }
         Ok(())
     }

@@ -15,7 +15,9 @@
 //! float32 rounding explains: TF32 matmuls, half precision), an edge input whose
 //! sensitivity is `s` times the normal seeds' gets `2 s / g` times, `g` the growth of the
 //! original's own error there (from 2 up to [`ILL_FACTOR`]): a rewrite rounds at other
-//! places, and the input amplifies those roundings `s` times more.
+//! places, and the input amplifies those roundings `s` times more. Where measured, the
+//! original's error counts as its rounding spread where that is larger (fn's own program
+//! rounding otherwise: [`SPREAD_CAP`]).
 
 pub mod field;
 
@@ -48,6 +50,31 @@ pub const ILL_CONDITIONED: f64 = 100.0;
 pub const ILL_FLOOR: f64 = 1e-5;
 /// On an ill-conditioned case, the candidate's error may be this many times the original's.
 pub const ILL_FACTOR: f64 = 8.0;
+
+/// How many times its own error the original's rounding spread may make it count: the
+/// spread (the worker's `spread`: fn's program with each result it computes moved by up to
+/// one float32 rounding at random, against float64) is how far another rounding order of fn
+/// goes, where fn's internal values amplify roundings (RoPE's angles: a different rounding of
+/// its frequencies moves them up to 127 times more); capped, since a program that cancels
+/// its own roundings on purpose gives no licence to a candidate that does not.
+pub const SPREAD_CAP: f64 = 2.0;
+
+/// The original's error as the rule counts it: its own, or its rounding spread where larger,
+/// up to [`SPREAD_CAP`] times its own.
+fn counted(own: f64, spread: Option<f64>) -> f64 {
+    own.max(spread.map_or(0.0, |s| s.min(SPREAD_CAP * own)))
+}
+
+/// Whether an output fails the flat bound (2 x the original's error, or the
+/// floor) but not the largest one its spread could make: where the spread may decide.
+pub fn wants_spread(o: &OutputFigures) -> bool {
+    let fails = |c: Option<f64>, own: Option<f64>, factor: f64| {
+        c.zip(own).is_some_and(|(c, own)| c > (factor * own).max(FLOOR))
+    };
+    let over = fails(o.cand_l2, o.orig_l2, 2.0) || fails(o.cand_max, o.orig_max, 2.0);
+    let within = |c: Option<f64>, own: Option<f64>| !fails(c, own, 2.0 * SPREAD_CAP);
+    over && !o.exact && o.bit_identical != Some(true) && within(o.cand_l2, o.orig_l2) && within(o.cand_max, o.orig_max)
+}
 
 /// Per output, the largest sensitivity measured on a normal seed (0 where none was).
 fn normal_sensitivity(seeds: &[SeedFigures]) -> Vec<f64> {
@@ -182,6 +209,8 @@ pub struct Verdict {
     pub original_l2: f64,
     pub worst_max: f64,
     pub original_max: f64,
+    /// The largest rounding spread of the original measured (relative L2, max), where any was.
+    pub spread: Option<(f64, f64)>,
 }
 
 /// Judges one size's figures.
@@ -195,6 +224,7 @@ pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
         original_l2: 0.0,
         worst_max: 0.0,
         original_max: 0.0,
+        spread: None,
     };
     let factors = factors(seeds);
     let moved = normal_sensitivity(seeds);
@@ -207,6 +237,10 @@ pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
             v.original_l2 = v.original_l2.max(o.orig_l2.unwrap_or(0.0));
             v.worst_max = v.worst_max.max(o.cand_max.unwrap_or(0.0));
             v.original_max = v.original_max.max(o.orig_max.unwrap_or(0.0));
+            if let Some((l2, max)) = o.spread {
+                let (l2s, maxs) = v.spread.unwrap_or((0.0, 0.0));
+                v.spread = Some((l2s.max(l2), maxs.max(max)));
+            }
             if let Some((check, mut why)) = reject(o, tol, *bound) {
                 let edge = s.variant != Variant::Normal && check == "float error" && tol == Tolerance::Relative;
                 if edge {
@@ -253,13 +287,20 @@ fn float_error(o: &OutputFigures, tol: Tolerance, factor: f64) -> Option<String>
                 return Some("no error figures were measured".into());
             };
             let (ol2, omax) = (o.orig_l2.unwrap_or(0.0), o.orig_max.unwrap_or(0.0));
-            let (bl2, bmax) = ((factor * ol2).max(FLOOR), (factor * omax).max(FLOOR));
+            let (sl2, smax) = o.spread.unzip();
+            let (bl2, bmax) = ((factor * counted(ol2, sl2)).max(FLOOR), (factor * counted(omax, smax)).max(FLOOR));
+            let spread = |s: Option<f64>| s.map(|s| format!(", its rounding spread {s:.2e}")).unwrap_or_default();
             // Negated so that a NaN error fails the check.
             if !(cl2 <= bl2) {
-                return Some(format!("relative L2 error {cl2:.2e} > bound {bl2:.2e} (original's {ol2:.2e})"));
+                let why =
+                    format!("relative L2 error {cl2:.2e} > bound {bl2:.2e} (original's {ol2:.2e}{})", spread(sl2));
+                return Some(why);
             }
             if !(cmax <= bmax) {
-                return Some(format!("max error {cmax:.2e} > bound {bmax:.2e} (original's {omax:.2e})"));
+                return Some(format!(
+                    "max error {cmax:.2e} > bound {bmax:.2e} (original's {omax:.2e}{})",
+                    spread(smax)
+                ));
             }
             None
         }
@@ -298,6 +339,31 @@ mod tests {
     fn relative_rule_accepts_up_to_twice_the_original_error() {
         assert!(judge(&one(float_out(1e-5, 1.9e-5)), Tolerance::Relative).accepted);
         assert!(!judge(&one(float_out(1e-5, 2.1e-5)), Tolerance::Relative).accepted);
+    }
+
+    #[test]
+    fn a_rounding_spread_over_the_originals_error_raises_the_bound_up_to_its_cap() {
+        let spread = |o: f64, c: f64, s: f64| OutputFigures { spread: Some((s, s)), ..float_out(o, c) };
+        // RoPE on an H100: mx.fast.rope 1.03e-6 against fn's 4.63e-7; fn's spread 1.06e-6.
+        assert!(wants_spread(&float_out(4.63e-7, 1.03e-6)));
+        assert!(!judge(&one(float_out(4.63e-7, 1.03e-6)), Tolerance::Relative).accepted);
+        assert!(judge(&one(spread(4.63e-7, 1.03e-6, 1.06e-6)), Tolerance::Relative).accepted);
+        // A spread counts up to twice the original's error: the bound stops at 4x.
+        assert!(judge(&one(spread(1e-5, 3.9e-5, 1e-3)), Tolerance::Relative).accepted);
+        let capped = judge(&one(spread(1e-5, 4.1e-5, 1e-3)), Tolerance::Relative);
+        assert!(!capped.accepted);
+        assert!(capped.reason.unwrap().contains("its rounding spread 1.00e-3"));
+        // A spread below the original's own error changes nothing.
+        assert!(!judge(&one(spread(1e-5, 2.1e-5, 5e-6)), Tolerance::Relative).accepted);
+    }
+
+    #[test]
+    fn the_spread_is_wanted_only_where_it_can_decide() {
+        assert!(!wants_spread(&float_out(1e-5, 1.9e-5))); // passes already
+        assert!(wants_spread(&float_out(1e-5, 3.9e-5)));
+        assert!(!wants_spread(&float_out(1e-5, 4.1e-5))); // past any spread's bound
+        assert!(!wants_spread(&float_out(1e-5, f64::NAN)));
+        assert!(!wants_spread(&float_out(0.0, 9e-7))); // within the floor
     }
 
     #[test]

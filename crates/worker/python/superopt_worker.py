@@ -157,8 +157,12 @@ class State:
     programs = {}
     constants = {}
     references = Kept(lambda key: State.reference_dir is not None and os.path.isdir(reference_path(key)))
-    # Per case, `sensitivity`'s figures.
+    # Per case, `sensitivity`'s figures, and `spread`'s.
     sensitivities = {}
+    spreads = {}
+    # While `spread`'s program runs: the key of the next rounding's random draw (None: no
+    # rounding, outside it or inside the rounding's own arithmetic).
+    rounding = None
     # Sizes at which fn made no discrete choice (see discrete_choices).
     choiceless = set()
     launch_arrays = {}  # (program, kernel, shape): the arrays a quantized launch was recorded with
@@ -205,6 +209,7 @@ def cmd_load(req):
     State.reference_stream = mx.cpu
     State.references.clear()
     State.sensitivities.clear()
+    State.spreads.clear()
     State.originals.clear()
     State.varies = False
     State.second_originals.clear()
@@ -1074,7 +1079,53 @@ def perturbed(v, index):
     return v * (1.0 + ROUNDING * sign.astype(mx.float64))
 
 
-def reference_graph(size, seed, variant, stream, perturb=False):
+# What fn computes with a rounding in float32 (see `rounding`): mx's arithmetic, its array
+# operators and mx.fast's fused operations. Layout changes, gathers, comparisons, max and
+# min are exact.
+ROUNDING_FUNCTIONS = (
+    "add", "subtract", "multiply", "divide", "power", "square", "sqrt", "rsqrt", "reciprocal", "exp", "expm1",
+    "log", "log1p", "log2", "log10", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan",
+    "arctan2", "arcsinh", "arccosh", "arctanh", "sigmoid", "erf", "erfinv", "softmax", "logsumexp", "logaddexp",
+    "sum", "mean", "var", "std", "prod", "cumsum", "cumprod", "logcumsumexp", "matmul", "addmm", "einsum",
+    "tensordot", "inner", "outer", "gather_mm", "gather_qmm", "quantized_matmul", "dequantize",
+)
+ROUNDING_OPERATORS = (
+    "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+    "__pow__", "__rpow__", "__matmul__", "__iadd__", "__isub__", "__imul__", "__itruediv__",
+)
+ROUNDING_FAST = ("rms_norm", "layer_norm", "rope", "scaled_dot_product_attention")
+# The dtype itself: mx.float32 names float64 while a reference runs.
+FLOAT32 = mx.float32
+
+
+def rounding_patches():
+    """(owner, name, replacement) of what `spread` swaps besides reference_patches, each
+    wrapping what is there when it is made (a reference patch included)."""
+    named = [(mx, n) for n in ROUNDING_FUNCTIONS] + [(mx.array, n) for n in ROUNDING_OPERATORS]
+    named += [(mx.fast, n) for n in ROUNDING_FAST]
+    return [(owner, name, rounding(getattr(owner, name))) for owner, name in named if hasattr(owner, name)]
+
+
+def rounding(f):
+    """f whose float64 results move by up to one float32 rounding each, at random, where
+    float32 cannot hold them: fn's own program, rounding otherwise than fn does."""
+
+    def rounded(*args, **kwargs):
+        out = f(*args, **kwargs)
+        if State.rounding is None or not isinstance(out, mx.array) or out.dtype != mx.float64:
+            return out
+        key, State.rounding = State.rounding, None  # the rounding's own arithmetic is exact
+        try:
+            u = mx.random.uniform(-ROUNDING, ROUNDING, out.shape, key=mx.random.key(key)).astype(mx.float64)
+            held = mx.equal(out.astype(FLOAT32).astype(mx.float64), out)
+            return mx.where(held, out, out * (1.0 + u))
+        finally:
+            State.rounding = key + 1
+
+    return rounded
+
+
+def reference_graph(size, seed, variant, stream, perturb=False, rounded=False):
     """fn on float64 copies of the case's inputs, on `stream`, unevaluated but (on the CPU)
     for its matrix products (see blas_matmul); None where fn cannot run in float64. While
     fn runs, mx.float32/float16/bfloat16 name float64, so that tables fn builds itself
@@ -1083,7 +1134,8 @@ def reference_graph(size, seed, variant, stream, perturb=False):
     CPU matmuls and einsum take their products from BLAS (blas_matmul, einsum64) and
     exp, softmax, the norms and RoPE their values from numpy (numpy64): see
     reference_patches. Compiled functions run uncompiled, through the same patches. With
-    `perturb`, each float input is moved by one float32 rounding (see `perturbed`)."""
+    `perturb`, each float input is moved by one float32 rounding (see `perturbed`); with
+    `rounded`, each result fn computes (see `rounding`)."""
     args, kwargs = inputs_for(size, seed, variant)
     choices = discrete_choices(size, args, kwargs)
     patches = reference_patches(stream == mx.cpu) + following(choices)
@@ -1091,6 +1143,12 @@ def reference_graph(size, seed, variant, stream, perturb=False):
     try:
         for owner, name, replacement in patches:
             setattr(owner, name, replacement)
+        if rounded:
+            more = rounding_patches()
+            saved += [(owner, name, getattr(owner, name)) for owner, name, _ in more]
+            for owner, name, replacement in more:
+                setattr(owner, name, replacement)
+            State.rounding = 1
         mx.disable_compile()  # compiled parts of fn run as Python, through the patches
         with mx.stream(stream):
             args = [upcast(a) for a in args]
@@ -1103,8 +1161,9 @@ def reference_graph(size, seed, variant, stream, perturb=False):
     except Exception:
         return None
     finally:
+        State.rounding = None
         mx.enable_compile()
-        for owner, name, original in saved:
+        for owner, name, original in reversed(saved):
             setattr(owner, name, original)
 
 
@@ -1263,9 +1322,9 @@ def kept_outputs(path):
             return
 
 
-def evaluated_reference(size, seed, variant, stream, perturb=False):
+def evaluated_reference(size, seed, variant, stream, perturb=False, rounded=False):
     """reference_graph evaluated; None where fn cannot run in float64."""
-    outs = reference_graph(size, seed, variant, stream, perturb)
+    outs = reference_graph(size, seed, variant, stream, perturb, rounded)
     try:
         if outs is not None:
             mx.eval(outs)
@@ -1366,6 +1425,32 @@ def cmd_sensitivity(req):
         else:
             State.sensitivities[key] = [moved_by(m, float64_of(b)) for m, b in zip(moved, base)]
     return {"outputs": State.sensitivities[key]}
+
+
+def cmd_spread(req):
+    """fn's rounding spread on one case: per output, (relative L2, max) error against the
+    reference, measured as a candidate's is, of fn's own program rounding each result at
+    random (see `rounding`): how far another float32 rounding order of fn takes it. None
+    for integer outputs and where fn cannot run in float64."""
+    size, (seed, variant) = req["size"], req["case"]
+    key = (size, seed, variant)
+    if key not in State.spreads:
+        base = reference(size, seed, variant)
+        rounded = evaluated_reference(size, seed, variant, State.reference_stream, rounded=True)
+        if base is None or rounded is None:
+            State.spreads[key] = [None] * len(base or [])
+        else:
+            each = zip(rounded, base)
+            State.spreads[key] = [spread_of(r, target((*key, k), b)) for k, (r, b) in enumerate(each)]
+    return {"outputs": State.spreads[key]}
+
+
+def spread_of(rounded, t):
+    """rounded's error figures against Target t where both are finite; None for an integer output."""
+    if not mx.issubdtype(rounded.dtype, mx.inexact):
+        return None
+    both = mx.logical_and(mx.isfinite(rounded), mx.isfinite(t.hi))
+    return list(error_figures(rounded, t, None if bool(mx.all(both).item()) else both))
 
 
 def moved_by(moved, base):
@@ -2119,6 +2204,7 @@ COMMANDS = {
     "reference_device": cmd_reference_device,
     "varies": cmd_varies,
     "sensitivity": cmd_sensitivity,
+    "spread": cmd_spread,
     "dispatch": cmd_dispatch,
     "same_outputs": cmd_same_outputs,
     "model_blocks": lambda req: model_commands()["model_blocks"](req),

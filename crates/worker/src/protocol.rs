@@ -30,6 +30,7 @@ pub enum Command {
     Phew,
     ReferenceDevice,
     Sensitivity,
+    Spread,
     Dispatch,
     SameOutputs,
     ModelBlocks,
@@ -39,7 +40,7 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: [Command; 21] = [
+    pub const ALL: [Command; 22] = [
         Command::Hello,
         Command::Load,
         Command::Trace,
@@ -55,6 +56,7 @@ impl Command {
         Command::Phew,
         Command::ReferenceDevice,
         Command::Sensitivity,
+        Command::Spread,
         Command::Dispatch,
         Command::SameOutputs,
         Command::ModelBlocks,
@@ -81,6 +83,7 @@ impl Command {
             Command::Phew => "phew",
             Command::ReferenceDevice => "reference_device",
             Command::Sensitivity => "sensitivity",
+            Command::Spread => "spread",
             Command::Dispatch => "dispatch",
             Command::SameOutputs => "same_outputs",
             Command::ModelBlocks => "model_blocks",
@@ -402,6 +405,26 @@ impl Request for Sensitivity {
     type Reply = SensitivityReply;
 }
 
+/// `spread`: per output of one case, the (relative L2, max) error against float64 of fn's
+/// own program with each result it computes moved by up to one float32 rounding at random:
+/// how far another rounding order of fn takes it.
+#[derive(Debug, Serialize)]
+pub struct Spread {
+    pub size: Size,
+    pub case: Case,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SpreadReply {
+    /// None for integer outputs, or where fn cannot run in float64.
+    pub outputs: Vec<Option<(f64, f64)>>,
+}
+
+impl Request for Spread {
+    const COMMAND: Command = Command::Spread;
+    type Reply = SpreadReply;
+}
+
 /// `dispatch`: whether a by-size module calls the original `fn` at `size` and returns its
 /// outputs as they are, and the seconds per call it spends choosing there (timed with the
 /// original standing in as a function that returns at once).
@@ -572,6 +595,9 @@ pub struct OutputFigures {
     /// The case's `sensitivity`, where it was measured (the worker does not send it).
     #[serde(default)]
     pub sensitivity: Option<f64>,
+    /// The case's `spread` (relative L2, max), where it was measured (the worker does not send it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<(f64, f64)>,
 }
 
 /// The figures of one case.
