@@ -318,18 +318,22 @@ impl Session {
     pub fn finish_size(&mut self, size: Size, figs: &mut [SeedFigures], tol: Tolerance) -> Result<(), WorkerError> {
         if tol == Tolerance::Relative {
             self.measure_sensitivity(size, figs)?;
-            self.measure_spread(size, figs)?;
+            self.measure_spread(size, figs, tol)?;
         }
         Ok(())
     }
 
-    /// Where a case's error is over the flat bound but within what fn's rounding spread may
-    /// allow ([`superopt_verify::wants_spread`]), the spread of that case.
-    fn measure_spread(&mut self, size: Size, figs: &mut [SeedFigures]) -> Result<(), WorkerError> {
-        for s in figs.iter_mut().filter(|s| s.outputs.iter().any(superopt_verify::wants_spread)) {
+    /// The rounding spread of each case it may decide ([`superopt_verify::spread_cases`]),
+    /// until one whose spread does not make it pass (the size is rejected then).
+    fn measure_spread(&mut self, size: Size, figs: &mut [SeedFigures], tol: Tolerance) -> Result<(), WorkerError> {
+        for i in superopt_verify::spread_cases(figs, tol) {
+            let s = &mut figs[i];
             let reply = self.worker.call(&Spread { size, case: (s.seed, s.variant) }, self.timeout)?;
             for (o, spread) in s.outputs.iter_mut().zip(reply.outputs) {
                 o.spread = spread;
+            }
+            if !superopt_verify::case_passes(figs, i, tol) {
+                break;
             }
         }
         Ok(())

@@ -62,18 +62,30 @@ pub const SPREAD_CAP: f64 = 2.0;
 /// The original's error as the rule counts it: its own, or its rounding spread where larger,
 /// up to [`SPREAD_CAP`] times its own.
 fn counted(own: f64, spread: Option<f64>) -> f64 {
-    own.max(spread.map_or(0.0, |s| s.min(SPREAD_CAP * own)))
+    own.max(spread.filter(|s| s.is_finite()).map_or(0.0, |s| s.min(SPREAD_CAP * own)))
 }
 
-/// Whether an output fails the flat bound (2 x the original's error, or the
-/// floor) but not the largest one its spread could make: where the spread may decide.
-pub fn wants_spread(o: &OutputFigures) -> bool {
-    let fails = |c: Option<f64>, own: Option<f64>, factor: f64| {
-        c.zip(own).is_some_and(|(c, own)| c > (factor * own).max(FLOOR))
-    };
-    let over = fails(o.cand_l2, o.orig_l2, 2.0) || fails(o.cand_max, o.orig_max, 2.0);
-    let within = |c: Option<f64>, own: Option<f64>| !fails(c, own, 2.0 * SPREAD_CAP);
-    over && !o.exact && o.bit_identical != Some(true) && within(o.cand_l2, o.orig_l2) && within(o.cand_max, o.orig_max)
+/// The cases whose rounding spread may decide the verdict, in order: none where the figures
+/// are accepted without one, or rejected even with every spread at its cap; else each case
+/// with an output over its bound.
+pub fn spread_cases(seeds: &[SeedFigures], tol: Tolerance) -> Vec<usize> {
+    if tol != Tolerance::Relative || judge(seeds, tol).accepted {
+        return vec![];
+    }
+    let mut capped = seeds.to_vec();
+    for o in capped.iter_mut().flat_map(|s| s.outputs.iter_mut()) {
+        o.spread = Some((SPREAD_CAP * o.orig_l2.unwrap_or(0.0), SPREAD_CAP * o.orig_max.unwrap_or(0.0)));
+    }
+    if !judge(&capped, tol).accepted {
+        return vec![];
+    }
+    (0..seeds.len()).filter(|i| !case_passes(seeds, *i, tol)).collect()
+}
+
+/// Whether every output of case `i` passes (the others' figures set its bounds).
+pub fn case_passes(seeds: &[SeedFigures], i: usize, tol: Tolerance) -> bool {
+    let bounds = &factors(seeds)[i];
+    seeds[i].outputs.iter().zip(bounds).all(|(o, b)| reject(o, tol, *b).is_none())
 }
 
 /// Per output, the largest sensitivity measured on a normal seed (0 where none was).
@@ -344,26 +356,38 @@ mod tests {
     #[test]
     fn a_rounding_spread_over_the_originals_error_raises_the_bound_up_to_its_cap() {
         let spread = |o: f64, c: f64, s: f64| OutputFigures { spread: Some((s, s)), ..float_out(o, c) };
-        // RoPE on an H100: mx.fast.rope 1.03e-6 against fn's 4.63e-7; fn's spread 1.06e-6.
-        assert!(wants_spread(&float_out(4.63e-7, 1.03e-6)));
+        // RoPE on an H100: mx.fast.rope 1.03e-6 against fn's 4.63e-7; fn's spread 7.8e-7.
+        assert_eq!(spread_cases(&one(float_out(4.63e-7, 1.03e-6)), Tolerance::Relative), vec![0]);
         assert!(!judge(&one(float_out(4.63e-7, 1.03e-6)), Tolerance::Relative).accepted);
-        assert!(judge(&one(spread(4.63e-7, 1.03e-6, 1.06e-6)), Tolerance::Relative).accepted);
+        assert!(judge(&one(spread(4.63e-7, 1.03e-6, 7.8e-7)), Tolerance::Relative).accepted);
         // A spread counts up to twice the original's error: the bound stops at 4x.
         assert!(judge(&one(spread(1e-5, 3.9e-5, 1e-3)), Tolerance::Relative).accepted);
         let capped = judge(&one(spread(1e-5, 4.1e-5, 1e-3)), Tolerance::Relative);
         assert!(!capped.accepted);
         assert!(capped.reason.unwrap().contains("its rounding spread 1.00e-3"));
-        // A spread below the original's own error changes nothing.
+        // A spread below the original's own error changes nothing; a NaN one neither.
         assert!(!judge(&one(spread(1e-5, 2.1e-5, 5e-6)), Tolerance::Relative).accepted);
+        assert!(!judge(&one(spread(1e-5, 2.1e-5, f64::NAN)), Tolerance::Relative).accepted);
     }
 
     #[test]
-    fn the_spread_is_wanted_only_where_it_can_decide() {
-        assert!(!wants_spread(&float_out(1e-5, 1.9e-5))); // passes already
-        assert!(wants_spread(&float_out(1e-5, 3.9e-5)));
-        assert!(!wants_spread(&float_out(1e-5, 4.1e-5))); // past any spread's bound
-        assert!(!wants_spread(&float_out(1e-5, f64::NAN)));
-        assert!(!wants_spread(&float_out(0.0, 9e-7))); // within the floor
+    fn the_spread_is_measured_only_where_it_can_decide() {
+        let cases = |o: f64, c: f64| spread_cases(&one(float_out(o, c)), Tolerance::Relative);
+        assert!(cases(1e-5, 1.9e-5).is_empty()); // passes already
+        assert_eq!(cases(1e-5, 3.9e-5), vec![0]);
+        assert!(cases(1e-5, 4.1e-5).is_empty()); // past any spread's bound
+        assert!(cases(1e-5, f64::NAN).is_empty());
+        // An exact original: the floor alone.
+        assert!(cases(0.0, 2e-6).is_empty());
+        // Two cases, one within 2x: only the other is measured; one past the cap: none.
+        let two = |c: f64| {
+            let mut seeds = one(float_out(1e-5, 1.5e-5));
+            seeds.push(SeedFigures { seed: 1, variant: Variant::Normal, outputs: vec![float_out(1e-5, c)] });
+            spread_cases(&seeds, Tolerance::Relative)
+        };
+        assert_eq!(two(3e-5), vec![1]);
+        assert!(two(5e-5).is_empty());
+        assert!(spread_cases(&one(float_out(1e-5, 3e-5)), Tolerance::parse("fp32").unwrap()).is_empty());
     }
 
     #[test]

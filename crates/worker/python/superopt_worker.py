@@ -1094,21 +1094,20 @@ ROUNDING_OPERATORS = (
     "__pow__", "__rpow__", "__matmul__", "__iadd__", "__isub__", "__imul__", "__itruediv__",
 )
 ROUNDING_FAST = ("rms_norm", "layer_norm", "rope", "scaled_dot_product_attention")
-# The dtype itself: mx.float32 names float64 while a reference runs.
-FLOAT32 = mx.float32
 
 
 def rounding_patches():
     """(owner, name, replacement) of what `spread` swaps besides reference_patches, each
     wrapping what is there when it is made (a reference patch included)."""
-    named = [(mx, n) for n in ROUNDING_FUNCTIONS] + [(mx.array, n) for n in ROUNDING_OPERATORS]
+    named = [(mx, n) for n in ROUNDING_FUNCTIONS] + [(mx.array, n) for n in ROUNDING_FUNCTIONS + ROUNDING_OPERATORS]
     named += [(mx.fast, n) for n in ROUNDING_FAST]
     return [(owner, name, rounding(getattr(owner, name))) for owner, name in named if hasattr(owner, name)]
 
 
 def rounding(f):
-    """f whose float64 results move by up to one float32 rounding each, at random, where
-    float32 cannot hold them: fn's own program, rounding otherwise than fn does."""
+    """f whose float64 results each move by up to half a float32 ulp, uniformly at random
+    (what rounding to nearest does), where float32 cannot hold them: fn's own program,
+    rounding otherwise than fn does."""
 
     def rounded(*args, **kwargs):
         out = f(*args, **kwargs)
@@ -1116,9 +1115,10 @@ def rounding(f):
             return out
         key, State.rounding = State.rounding, None  # the rounding's own arithmetic is exact
         try:
-            u = mx.random.uniform(-ROUNDING, ROUNDING, out.shape, key=mx.random.key(key)).astype(mx.float64)
+            u = mx.random.uniform(-0.5, 0.5, out.shape, key=mx.random.key(key)).astype(mx.float64)
             held = mx.equal(out.astype(FLOAT32).astype(mx.float64), out)
-            return mx.where(held, out, out * (1.0 + u))
+            ulp = mx.power(2.0, mx.floor(mx.log2(mx.abs(out))) - 23.0)
+            return mx.where(held, out, out + u * ulp)
         finally:
             State.rounding = key + 1
 
@@ -1440,17 +1440,19 @@ def cmd_spread(req):
         if base is None or rounded is None:
             State.spreads[key] = [None] * len(base or [])
         else:
-            each = zip(rounded, base)
-            State.spreads[key] = [spread_of(r, target((*key, k), b)) for k, (r, b) in enumerate(each)]
+            State.spreads[key] = [spread_of(r, float64_of(b)) for r, b in zip(rounded, base)]
     return {"outputs": State.spreads[key]}
 
 
-def spread_of(rounded, t):
-    """rounded's error figures against Target t where both are finite; None for an integer output."""
-    if not mx.issubdtype(rounded.dtype, mx.inexact):
+def spread_of(rounded, base):
+    """rounded's error figures against base (float64, on the CPU: the GPU backends have no
+    float64) where both are finite; None for an integer output."""
+    if not mx.issubdtype(base.dtype, mx.inexact):
         return None
-    both = mx.logical_and(mx.isfinite(rounded), mx.isfinite(t.hi))
-    return list(error_figures(rounded, t, None if bool(mx.all(both).item()) else both))
+    with mx.stream(mx.cpu):
+        rounded, base = cpu64(rounded), cpu64(base)
+        both = mx.logical_and(mx.isfinite(rounded), mx.isfinite(base))
+        return list(error_figures(rounded, Target(base), None if bool(mx.all(both).item()) else both))
 
 
 def moved_by(moved, base):
