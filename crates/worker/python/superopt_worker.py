@@ -1415,16 +1415,7 @@ def cmd_sensitivity(req):
     ROUNDING; None for integer outputs and where fn cannot run in float64. An input that
     makes this far larger than on normal inputs is ill-conditioned: rounding order alone
     decides a float32 program's digits there."""
-    size, (seed, variant) = req["size"], req["case"]
-    key = (size, seed, variant)
-    if key not in State.sensitivities:
-        base = reference(size, seed, variant)
-        moved = evaluated_reference(size, seed, variant, State.reference_stream, perturb=True)
-        if base is None or moved is None:
-            State.sensitivities[key] = [None] * len(base or [])
-        else:
-            State.sensitivities[key] = [moved_by(m, float64_of(b)) for m, b in zip(moved, base)]
-    return {"outputs": State.sensitivities[key]}
+    return {"outputs": varied_reference(req, State.sensitivities, {"perturb": True}, moved_by)}
 
 
 def cmd_spread(req):
@@ -1432,16 +1423,23 @@ def cmd_spread(req):
     reference, measured as a candidate's is, of fn's own program rounding each result at
     random (see `rounding`): how far another float32 rounding order of fn takes it. None
     for integer outputs and where fn cannot run in float64."""
+    return {"outputs": varied_reference(req, State.spreads, {"rounded": True}, spread_of)}
+
+
+def varied_reference(req, kept, how, figure):
+    """Per output of the request's case, `figure(varied, reference)` of fn's float64 run
+    varied `how` (reference_graph's keywords) against its reference, kept per case; None
+    where fn cannot run in float64."""
     size, (seed, variant) = req["size"], req["case"]
     key = (size, seed, variant)
-    if key not in State.spreads:
+    if key not in kept:
         base = reference(size, seed, variant)
-        rounded = evaluated_reference(size, seed, variant, State.reference_stream, rounded=True)
-        if base is None or rounded is None:
-            State.spreads[key] = [None] * len(base or [])
+        varied = evaluated_reference(size, seed, variant, State.reference_stream, **how)
+        if base is None or varied is None:
+            kept[key] = [None] * len(base or [])
         else:
-            State.spreads[key] = [spread_of(r, float64_of(b)) for r, b in zip(rounded, base)]
-    return {"outputs": State.spreads[key]}
+            kept[key] = [figure(v, float64_of(b)) for v, b in zip(varied, base)]
+    return kept[key]
 
 
 def spread_of(rounded, base):
