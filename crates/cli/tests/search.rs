@@ -60,6 +60,17 @@ fn gqa_attention_divided_by_sqrt_d_under_a_built_mask_becomes_sdpa_at_the_kv_hea
 }
 
 #[test]
+fn gqa_attention_laid_out_by_sequence_becomes_sdpa_at_the_kv_heads() {
+    assert_rule_verified("tests/harnesses/search/gqa_einsum_by_sequence.py", "fast/sdpa-gqa-unrepeat");
+    assert_rule_verified("tests/harnesses/search/gqa_einsum_by_sequence.py", "layout/transpose-of-repeat");
+}
+
+#[test]
+fn a_transposed_low_rank_product_is_reassociated() {
+    assert_rule_verified("tests/harnesses/search/lora_transposed_delta.py", "algebra/transpose-of-matmul");
+}
+
+#[test]
 fn an_exponentiated_log_softmax_becomes_mx_softmax() {
     assert_rule_verified("tests/harnesses/search/softmax_from_log.py", "fast/softmax-log-shifted");
 }

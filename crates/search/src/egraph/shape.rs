@@ -99,7 +99,9 @@ fn op_data(egraph: &EGraph, op: Op, children: &[Id]) -> Data {
         data.values = vec![Value { shape, dtype }];
         data.dims = dims;
     }
-    if matches!(op, Op::Broadcast | Op::Reshape | Op::ExpandDims | Op::Copy) {
+    // What keeps every element's value (`mx.ones` traces as `Full` of a broadcast 1.0).
+    if matches!(op, Op::Broadcast | Op::Reshape | Op::ExpandDims | Op::Squeeze | Op::Copy | Op::StopGradient | Op::Full)
+    {
         data.scalar = ins[0].scalar;
     }
     data

@@ -1,8 +1,9 @@
 //! Algebra: identities, constant folding, scalar factors through matmul and
-//! transpose, matmul association (the cost model picks the cheaper order), and sums of
-//! broadcast products as matmuls.
-//! May touch: Multiply, Add, Subtract, Divide, Square, Power, Sqrt, Matmul, Transpose, and
-//! a Sum `Reduce` of a product.
+//! transpose, matmul association (the cost model picks the cheaper order, also through a
+//! transposed product: `x @ (b @ a).T`), sums of broadcast products as matmuls, and a 0/1
+//! table cast to bool as its condition.
+//! May touch: Multiply, Add, Subtract, Divide, Square, Power, Sqrt, Matmul, Transpose, a
+//! Sum `Reduce` of a product, and `AsType(bool)` of a `Select`.
 //! Rules whose name ends in `~` are exact in real arithmetic but may round differently.
 
 use super::layout::perm;
@@ -72,6 +73,14 @@ pub fn rules() -> Vec<Rule> {
         Rule::build(Algebra, "sum-of-products-as-matmul~", "(Reduce ?red (Multiply ?a ?b))", sum_of_products),
         Rule::when(
             Algebra,
+            "transpose-of-matmul",
+            "(Transpose ?p (Matmul ?a ?b))",
+            "(Matmul (Transpose ?p ?b) (Transpose ?p ?a))",
+            swaps_last_two_of_operands,
+        ),
+        Rule::when(Algebra, "bool-of-indicator", "(AsType ?t (Select ?c ?one ?zero))", "?c", indicator),
+        Rule::when(
+            Algebra,
             "scalar-out-of-transpose",
             "(Transpose ?p (Multiply ?a ?s))",
             "(Multiply (Transpose ?p ?a) ?s)",
@@ -83,6 +92,23 @@ pub fn rules() -> Vec<Rule> {
 /// `?s` holds one value (a 0-d array, or a constant fill).
 fn scalar_s(cx: &Ctx) -> bool {
     cx.scalar("?s").is_some() || cx.shape("?s").is_some_and(|s| s.iter().product::<i64>() == 1 && s.is_empty())
+}
+
+/// `?p` swaps the last two axes and nothing else, and `?a` and `?b` have its rank (no
+/// broadcast batch): `(a @ b)^T = b^T @ a^T`.
+fn swaps_last_two_of_operands(cx: &Ctx) -> bool {
+    let Some(p) = cx.args("?p").and_then(|a| const_list(a, 0)) else { return false };
+    let n = p.len();
+    let swap = n >= 2 && (0..n - 2).all(|i| p[i] == i as i64) && p[n - 2] == n as i64 - 1 && p[n - 1] == n as i64 - 2;
+    swap && cx.rank("?a") == Some(n) && cx.rank("?b") == Some(n)
+}
+
+/// `where(c, one, 0)` cast to bool is `c` itself where `one` is a nonzero constant (its cast
+/// is true; NaN's too) and `0` is zero (the e-graph keeps the class's dtype and shape: `c` is
+/// a boolean of the result's shape, or no union is made). `mx.tril(mx.ones(...)).astype(bool)`
+/// is a causal mask so.
+fn indicator(cx: &Ctx) -> bool {
+    cx.scalar("?one").is_some_and(|v| v != 0.0) && cx.scalar("?zero") == Some(0.0)
 }
 
 /// `(a @ b) @ c = a @ (b @ c)` where `b` and `c` are plain matrices, or all three share their batch shape.
@@ -246,6 +272,67 @@ mod tests {
         let bc = g.lookup(Mlx::Op(Op::Matmul, vec![x[1], x[2]])).expect("b @ c was added");
         let right = g.lookup(Mlx::Op(Op::Matmul, vec![x[0], bc])).expect("a @ (b @ c) was added");
         assert_eq!(g.find(right), g.find(abc));
+    }
+
+    #[test]
+    fn a_transposed_product_associates_through_its_transpose() {
+        // x @ (b @ a).T, LoRA's delta as a PyTorch port writes it: x @ a^T @ b^T is cheaper.
+        let (mut t, x) = TestGraph::new(&[&[64, 256], &[256, 8], &[8, 256]]);
+        let ba = t.op(Op::Matmul, &[], &[x[1], x[2]]);
+        let bat = t.op(Op::Transpose, &[ints(&[1, 0])], &[ba]);
+        let y = t.op(Op::Matmul, &[], &[x[0], bat]);
+        let g = t.saturate(&[Family::Algebra, Family::Layout]);
+        let classes: Vec<egg::Id> = g.classes().map(|c| c.id).collect();
+        let at = classes
+            .iter()
+            .find(|c| g[**c].nodes.iter().any(|n| n.op() == Some(Op::Transpose) && n.children()[1] == x[2]));
+        let at = *at.expect("a^T was added");
+        let xat = g.lookup(Mlx::Op(Op::Matmul, vec![x[0], at])).expect("x @ a^T was added");
+        assert!(g[g.find(y)].nodes.iter().any(|n| n.op() == Some(Op::Matmul) && n.children()[0] == g.find(xat)));
+    }
+
+    #[test]
+    fn a_transpose_that_moves_a_batch_axis_is_not_a_transposed_product() {
+        // [1, 0, 2] of a batched product swaps batch and rows: no b^T @ a^T.
+        let (mut t, x) = TestGraph::new(&[&[4, 8, 16], &[4, 16, 8]]);
+        let ab = t.op(Op::Matmul, &[], &[x[0], x[1]]);
+        let abt = t.op(Op::Transpose, &[ints(&[1, 0, 2])], &[ab]);
+        let g = t.saturate(&[Family::Algebra]);
+        assert!(!has_op(&g, abt, Op::Matmul));
+        // A batch that broadcasts (a rank-2 operand) neither.
+        let (mut t, x) = TestGraph::new(&[&[4, 8, 16], &[16, 8]]);
+        let ab = t.op(Op::Matmul, &[], &[x[0], x[1]]);
+        let abt = t.op(Op::Transpose, &[ints(&[0, 2, 1])], &[ab]);
+        let g = t.saturate(&[Family::Algebra]);
+        assert!(!has_op(&g, abt, Op::Matmul));
+    }
+
+    /// `AsType(bool, Select(m, one, zero))` of a boolean input `m` and 0-d constants.
+    fn indicator_cast(one: f64, zero: f64) -> (crate::egraph::lang::EGraph, egg::Id, egg::Id) {
+        let (mut t, x) = super::super::testing::TestGraph::typed(&[&[8, 8]], superopt_ir::Dtype::Bool);
+        // `mx.ones` traces as `Full` of a broadcast constant, `mx.zeros` likewise.
+        let (a, b) = (t.scalar(one, &[8, 8]), t.scalar(zero, &[8, 8]));
+        let (a, b) = (t.op(Op::Full, &[], &[a]), t.op(Op::Full, &[], &[b]));
+        let s = t.op(Op::Select, &[], &[x[0], a, b]);
+        let c = t.op(Op::AsType, &[Arg::Dtype(superopt_ir::Dtype::Bool)], &[s]);
+        (t.saturate(&[Family::Algebra]), c, x[0])
+    }
+
+    #[test]
+    fn a_zero_one_table_cast_to_bool_is_its_condition() {
+        let (g, c, m) = indicator_cast(1.0, 0.0);
+        assert_eq!(g.find(c), g.find(m));
+        let (g, c, m) = indicator_cast(2.5, -0.0);
+        assert_eq!(g.find(c), g.find(m));
+    }
+
+    #[test]
+    fn other_tables_cast_to_bool_are_not_the_condition() {
+        // where(m, 0, 1): its negation; where(m, 1, 0.5): true everywhere.
+        for (one, zero) in [(0.0, 1.0), (1.0, 0.5)] {
+            let (g, c, m) = indicator_cast(one, zero);
+            assert_ne!(g.find(c), g.find(m), "where(m, {one}, {zero})");
+        }
     }
 
     #[test]

@@ -243,12 +243,17 @@ fn attention(cx: &mut Ctx) -> Option<Id> {
     if cx.bound("?c1") && !casts(cx) {
         return None;
     }
-    let (q, k, v) = (cx.shape("?q")?.to_vec(), cx.shape("?k")?.to_vec(), cx.shape("?v")?.to_vec());
+    let (q, v) = (cx.shape("?q")?.to_vec(), cx.shape("?v")?.to_vec());
+    // k^T is `k.swapaxes(-1, -2)`, or any transpose that is one after another (`[0, 2, 3, 1]`
+    // of k laid out `[B, S, H, D]`, as `einsum("bqhd,bkhd->bhqk")` traces): SDPA takes
+    // `k.transpose(0, 2, 1, 3)` then.
     let t = const_list(cx.args("?t")?, 0)?;
+    let to_k: Vec<i64> = if t.len() == 4 { vec![t[0], t[1], t[3], t[2]] } else { return None };
+    let k: Vec<i64> =
+        to_k.iter().map(|i| cx.shape("?k").and_then(|s| s.get(*i as usize).copied())).collect::<Option<_>>()?;
     let ok = q.len() == 4
         && k.len() == 4
         && v.len() == 4
-        && t == [0, 1, 3, 2]
         && q[0] == k[0]
         && k[0] == v[0]
         && k[1] == v[1]
@@ -260,7 +265,11 @@ fn attention(cx: &mut Ctx) -> Option<Id> {
     if !ok || !scale.is_finite() || scale == 0.0 {
         return None;
     }
-    let mut inputs = vec![cx.id("?q"), cx.id("?k"), cx.id("?v")];
+    let k_id = match to_k == [0, 1, 2, 3] {
+        true => cx.id("?k"),
+        false => cx.op(Op::Transpose, &[Arg::ints(&to_k)], &[cx.id("?k")]),
+    };
+    let mut inputs = vec![cx.id("?q"), k_id, cx.id("?v")];
     match mask {
         Mask::None => {}
         Mask::Additive => {

@@ -1,5 +1,6 @@
-//! Layout: transposes, reshapes, broadcasts and copies that change no value.
-//! May touch: Transpose, Reshape, Broadcast, Copy, StopGradient, and the
+//! Layout: transposes, reshapes, broadcasts and copies that change no value, and a repeat
+//! (`mx.repeat`: expand, broadcast, merge) moved under a transpose.
+//! May touch: Transpose, Reshape, Broadcast, ExpandDims, Copy, StopGradient, and the
 //! explicit broadcasts feeding elementwise primitives.
 
 use super::{const_list, Ctx, Family::Layout, Rule};
@@ -31,6 +32,12 @@ pub fn rules() -> Vec<Rule> {
         Rule::when(Layout, "reshape-identity", "(Reshape ?s ?x)", "?x", same_dims),
         Rule::when(Layout, "broadcast-identity", "(Broadcast ?s ?x)", "?x", same_dims),
         Rule::pattern(Layout, "broadcast-compose", "(Broadcast ?s (Broadcast ?t ?x))", "(Broadcast ?s ?x)"),
+        Rule::build(
+            Layout,
+            "transpose-of-repeat",
+            "(Transpose ?p (Reshape ?s (Broadcast ?b (ExpandDims ?e ?x))))",
+            transpose_of_repeat,
+        ),
         Rule::pattern(Layout, "copy-drop", "(Copy ?x)", "?x"),
         Rule::pattern(Layout, "stop-gradient-drop", "(StopGradient ?x)", "?x"),
     ];
@@ -81,6 +88,42 @@ fn transpose_compose(cx: &mut Ctx) -> Option<Id> {
     Some(cx.op(Op::Transpose, &[perm(&r)], &[x]))
 }
 
+/// `repeat(x, n, axis=a)` transposed by `p` is `repeat(x transposed by p, n, axis=a')`, `a'`
+/// where `p` puts axis `a` (GQA's K/V repeated on the heads of `[B, S, H, D]`, then moved
+/// to `[B, H, S, D]`: a repeat SDPA does by itself). The repeat is checked on the traced
+/// shapes: the new axis right after `a`, broadcast to `n`, merged into `a`.
+fn transpose_of_repeat(cx: &mut Ctx) -> Option<Id> {
+    let p = const_list(cx.args("?p")?, 0)?;
+    let e = const_list(cx.args("?e")?, 0)?;
+    let x = cx.shape("?x")?.to_vec();
+    let (b, s) = (cx.args("?b")?.first()?.list()?.to_vec(), cx.args("?s")?.first()?.list()?.to_vec());
+    let shapes: Vec<Vec<i64>> = cx.g.analysis.tables.inputs.iter().map(|v| v.shape.clone()).collect();
+    let eval = |l: &[Arg]| l.iter().map(|d| d.int()?.eval(&shapes)).collect::<Option<Vec<i64>>>();
+    let (bv, sv) = (eval(&b)?, eval(&s)?);
+    let r = x.len();
+    let [e] = e[..] else { return None };
+    if e < 1 || e as usize > r || p.len() != r || bv.len() != r + 1 || sv.len() != r {
+        return None;
+    }
+    let (a, n) = (e as usize - 1, bv[e as usize]);
+    let mut merged = x.clone();
+    merged[a] *= n;
+    let expanded: Vec<i64> = [&x[..=a], &[n][..], &x[a + 1..]].concat();
+    if bv != expanded || sv != merged {
+        return None;
+    }
+    let a2 = p.iter().position(|i| *i == a as i64)?;
+    // The new shapes from the old ones' entries (symbolic dims stay symbolic).
+    let xdims: Vec<Arg> = b.iter().enumerate().filter(|(i, _)| *i != e as usize).map(|(_, d)| d.clone()).collect();
+    let moved: Vec<Arg> = p.iter().map(|i| xdims[*i as usize].clone()).collect();
+    let broadcast: Vec<Arg> = [&moved[..=a2], &[b[e as usize].clone()][..], &moved[a2 + 1..]].concat();
+    let reshape: Vec<Arg> = p.iter().map(|i| s[*i as usize].clone()).collect();
+    let xt = cx.op(Op::Transpose, &[perm(&p)], &[cx.id("?x")]);
+    let ed = cx.op(Op::ExpandDims, &[Arg::ints(&[a2 as i64 + 1])], &[xt]);
+    let bc = cx.op(Op::Broadcast, &[Arg::List(broadcast)], &[ed]);
+    Some(cx.op(Op::Reshape, &[Arg::List(reshape)], &[bc]))
+}
+
 pub fn perm(p: &[i64]) -> Arg {
     Arg::ints(p)
 }
@@ -89,6 +132,7 @@ pub fn perm(p: &[i64]) -> Arg {
 mod tests {
     use super::super::testing::{has_op, ints, TestGraph};
     use super::super::Family;
+    use egg::Language;
     use superopt_ir::Op;
 
     #[test]
@@ -109,6 +153,46 @@ mod tests {
         assert_ne!(g.find(b), g.find(x[0]));
         // Composed into one transpose [1, 2, 0].
         assert!(g[g.find(b)].nodes.iter().filter(|n| n.op() == Some(Op::Transpose)).count() >= 2);
+    }
+
+    /// `repeat(x, n, axis)` as MLX traces it: expand after `axis`, broadcast, merge.
+    fn repeat(t: &mut TestGraph, x: egg::Id, shape: &[i64], axis: usize, n: i64) -> egg::Id {
+        let e = t.op(Op::ExpandDims, &[ints(&[axis as i64 + 1])], &[x]);
+        let expanded: Vec<i64> = [&shape[..=axis], &[n][..], &shape[axis + 1..]].concat();
+        let b = t.op(Op::Broadcast, &[ints(&expanded)], &[e]);
+        let mut merged = shape.to_vec();
+        merged[axis] *= n;
+        t.op(Op::Reshape, &[ints(&merged)], &[b])
+    }
+
+    #[test]
+    fn a_repeat_moves_under_a_transpose() {
+        // K [B, S, Hk, D] repeated on its heads, then moved to [B, H, S, D].
+        let (mut t, x) = TestGraph::new(&[&[1, 16, 2, 8]]);
+        let r = repeat(&mut t, x[0], &[1, 16, 2, 8], 2, 4);
+        let moved = t.op(Op::Transpose, &[ints(&[0, 2, 1, 3])], &[r]);
+        let g = t.saturate(&[Family::Layout]);
+        // In moved's class: a Reshape of a Broadcast of an ExpandDims of x transposed.
+        let under = |id: egg::Id, op: Op| -> Vec<egg::Id> {
+            let nodes = g[g.find(id)].nodes.iter().filter(|n| n.op() == Some(op));
+            nodes.map(|n| *n.children().last().unwrap()).collect()
+        };
+        let chain = under(moved, Op::Reshape).into_iter().flat_map(|b| under(b, Op::Broadcast));
+        let inner = chain.flat_map(|e| under(e, Op::ExpandDims)).flat_map(|t| under(t, Op::Transpose));
+        assert!(inner.into_iter().any(|x0| g.find(x0) == g.find(x[0])), "x transposed, then repeated");
+        assert_eq!(g[g.find(moved)].data.value().unwrap().shape, vec![1, 8, 16, 8]);
+    }
+
+    #[test]
+    fn a_tiling_is_not_a_repeat_under_a_transpose() {
+        // Broadcast on a new axis BEFORE the heads (tiling, mx.tile's order): not a repeat of axis 2.
+        let (mut t, x) = TestGraph::new(&[&[1, 16, 2, 8]]);
+        let e = t.op(Op::ExpandDims, &[ints(&[2])], &[x[0]]);
+        let b = t.op(Op::Broadcast, &[ints(&[1, 16, 4, 2, 8])], &[e]);
+        let r = t.op(Op::Reshape, &[ints(&[1, 16, 8, 8])], &[b]);
+        let moved = t.op(Op::Transpose, &[ints(&[0, 2, 1, 3])], &[r]);
+        let g = t.saturate(&[Family::Layout]);
+        assert!(!g[g.find(moved)].nodes.iter().any(|n| n.op() == Some(Op::Reshape)));
     }
 
     #[test]

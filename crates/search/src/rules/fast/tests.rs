@@ -135,11 +135,59 @@ fn unrepeated_sdpa(g: &crate::egraph::lang::EGraph, out: Id, inputs: usize) -> b
 
 #[test]
 fn sdpa_near_misses_do_not_fire() {
-    for (op, perm) in [(Op::Greater, [0, 1, 3, 2]), (Op::GreaterEqual, [0, 1, 2, 3])] {
-        let (t, out) = attention(op, 0.25, &perm);
-        let g = t.saturate(&ALL);
-        assert!(!has_op(&g, out, Op::ScaledDotProductAttention), "{op} {perm:?}");
-    }
+    let (t, out) = attention(Op::Greater, 0.25, &[0, 1, 3, 2]);
+    let g = t.saturate(&ALL);
+    assert!(!has_op(&g, out, Op::ScaledDotProductAttention), "a causal mask off the diagonal");
+}
+
+/// GQA attention laid out `[B, S, H, D]` as a Hugging Face port writes it: k and v repeated
+/// on axis 2 (`mx.repeat(k, 4, axis=2)`, or `k_rep` tiled where `tiled`), scores by
+/// `einsum("bqhd,bkhd->bhqk")` (k moved by `[0, 2, 3, 1]`), v moved to `[B, H, S, D]`.
+fn einsum_attention(tiled: bool) -> (TestGraph, Id) {
+    let (mut t, x) = TestGraph::new(&[&[1, 8, 16, 32], &[1, 16, 2, 32], &[1, 16, 2, 32]]);
+    let rep = |t: &mut TestGraph, k: Id| {
+        let (axis, expanded) = if tiled { (2, [1, 16, 4, 2, 32]) } else { (3, [1, 16, 2, 4, 32]) };
+        let e = t.op(Op::ExpandDims, &[ints(&[axis])], &[k]);
+        let b = t.op(Op::Broadcast, &[ints(&expanded)], &[e]);
+        t.op(Op::Reshape, &[ints(&[1, 16, 8, 32])], &[b])
+    };
+    let (k, v) = (rep(&mut t, x[1]), rep(&mut t, x[2]));
+    let kt = t.op(Op::Transpose, &[ints(&[0, 2, 3, 1])], &[k]);
+    let vt = t.op(Op::Transpose, &[ints(&[0, 2, 1, 3])], &[v]);
+    let qk = t.op(Op::Matmul, &[], &[x[0], kt]);
+    let s = t.scalar(0.125, &[1, 8, 16, 16]);
+    let scores = t.op(Op::Multiply, &[], &[qk, s]);
+    let p = t.op(Op::Softmax, &[superopt_ir::Arg::Bool(false)], &[scores]);
+    let out = t.op(Op::Matmul, &[], &[p, vt]);
+    (t, out)
+}
+
+/// Whether `out`'s class holds an SDPA whose k is input 1 moved to `[B, H, S, D]`, unrepeated.
+fn sdpa_of_moved_k(g: &crate::egraph::lang::EGraph, out: Id) -> bool {
+    let moved_k = |c: Id| {
+        g[g.find(c)]
+            .nodes
+            .iter()
+            .any(|n| n.op() == Some(Op::Transpose) && g.find(n.children()[1]) == g.find(Id::from(1usize)))
+    };
+    g[g.find(out)].nodes.iter().any(|n| n.op() == Some(Op::ScaledDotProductAttention) && moved_k(n.children()[2]))
+}
+
+#[test]
+fn sdpa_fires_on_keys_laid_out_by_sequence_and_unrepeats_them() {
+    let (t, out) = einsum_attention(false);
+    let g = t.saturate(&ALL);
+    assert!(has_op(&g, out, Op::ScaledDotProductAttention));
+    assert!(sdpa_of_moved_k(&g, out), "k moved to [B, H, S, D] at its own 2 heads");
+}
+
+#[test]
+fn keys_tiled_not_repeated_are_not_unrepeated() {
+    // Head h reads kv head h % 2 (a tiling), not h / 4: SDPA takes the tiled k as it is.
+    let (t, out) = einsum_attention(true);
+    let g = t.saturate(&ALL);
+    assert!(has_op(&g, out, Op::ScaledDotProductAttention));
+    assert!(!sdpa_of_moved_k(&g, out));
 }
 
 /// An added causal mask stays an added mask: a NaN score above the diagonal makes its row
