@@ -66,6 +66,11 @@ fn gqa_attention_laid_out_by_sequence_becomes_sdpa_at_the_kv_heads() {
 }
 
 #[test]
+fn rms_norm_normalized_in_float32_then_weighted_becomes_one_mx_fast_rms_norm() {
+    assert_rule_verified("tests/harnesses/search/rms_norm_cast_back.py", "fast/rms-norm-weighted-after-cast");
+}
+
+#[test]
 fn a_transposed_low_rank_product_is_reassociated() {
     assert_rule_verified("tests/harnesses/search/lora_transposed_delta.py", "algebra/transpose-of-matmul");
 }

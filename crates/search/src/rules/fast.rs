@@ -42,6 +42,12 @@ pub fn rules() -> Vec<Rule> {
             rms_norm(cx, true, true)
         }),
         Rule::build(Fast, "rms-norm-no-weight", &format!("(Multiply ?x {RMS})"), |cx| rms_norm(cx, false, false)),
+        Rule::build(
+            Fast,
+            "rms-norm-weighted-after-cast",
+            "(Multiply (AsType ?c2 (RMSNorm ?e (AsType ?c1 ?x) ?one)) ?w)",
+            rms_norm_after_cast,
+        ),
         Rule::build(Fast, "layer-norm", &format!("(Add (Multiply {ln} ?w) ?b)"), |cx| layer_norm(cx, true, true)),
         Rule::build(Fast, "layer-norm-no-bias", &format!("(Multiply {ln} ?w)"), |cx| layer_norm(cx, true, false)),
         Rule::build(Fast, "layer-norm-no-affine", &ln, |cx| layer_norm(cx, false, false)),
@@ -151,6 +157,24 @@ fn rms_norm(cx: &mut Ctx, divides: bool, weighted: bool) -> Option<Id> {
     let x = cx.id("?x");
     let w = if weighted { cx.id("?w") } else { cx.scalar_const(1.0, cx.value("?x")?.dtype) };
     Some(cx.op(Op::RMSNorm, &[Arg::Float(e)], &[x, w]))
+}
+
+/// Hugging Face's RMSNorm of a half-precision `x`: normalized in float32, cast back, then
+/// times the weight (`w * rms_norm(x.astype(f32)).astype(x.dtype)`): `mx.fast.rms_norm(x, w)`,
+/// which computes in float32 and rounds once. `w` is a feature vector of x's dtype.
+fn rms_norm_after_cast(cx: &mut Ctx) -> Option<Id> {
+    let dtype = cx.value("?x")?.dtype;
+    let to = |cx: &Ctx, var: &str| cx.args(var).and_then(|a| a.first().cloned());
+    let ok = dtype.is_float()
+        && to(cx, "?c1") == Some(Arg::Dtype(Dtype::Float32))
+        && to(cx, "?c2") == Some(Arg::Dtype(dtype))
+        && cx.scalar("?one") == Some(1.0)
+        && is_feature_vector(cx, "?w");
+    let e = cx.args("?e")?.first()?.clone();
+    ok.then(|| {
+        let (x, w) = (cx.id("?x"), cx.id("?w"));
+        cx.op(Op::RMSNorm, &[e], &[x, w])
+    })
 }
 
 fn layer_norm(cx: &mut Ctx, weighted: bool, biased: bool) -> Option<Id> {

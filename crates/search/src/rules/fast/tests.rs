@@ -41,6 +41,44 @@ fn rms_norm_near_misses_do_not_fire() {
     }
 }
 
+/// Hugging Face's RMSNorm of a bfloat16 x: `w * rms_norm(x.astype(c1)).astype(c2)` (the
+/// norm already MLX's, unweighted), w `[64]` of `w_dtype`.
+fn rms_after_cast(c1: superopt_ir::Dtype, c2: superopt_ir::Dtype, w_dtype: superopt_ir::Dtype) -> (TestGraph, Id) {
+    use superopt_ir::{Arg, Dtype};
+    let (mut t, x) = TestGraph::typed(&[&[8, 64], &[64]], Dtype::Bfloat16);
+    t.set_value(x[1], &[64], w_dtype);
+    let x32 = t.op(Op::AsType, &[Arg::Dtype(c1)], &[x[0]]);
+    let one = t.scalar(1.0, &[]);
+    let n = t.op(Op::RMSNorm, &[Arg::Float(1e-6)], &[x32, one]);
+    let back = t.op(Op::AsType, &[Arg::Dtype(c2)], &[n]);
+    let out = t.op(Op::Multiply, &[], &[x[1], back]);
+    (t, out)
+}
+
+#[test]
+fn rms_norm_weighted_after_its_cast_back_fires() {
+    use superopt_ir::Dtype::{Bfloat16, Float32};
+    let (t, out) = rms_after_cast(Float32, Bfloat16, Bfloat16);
+    let g = t.saturate(&ALL);
+    let fused = |c: Id| {
+        g[g.find(c)].nodes.iter().any(|n| n.op() == Some(Op::RMSNorm) && n.children()[1] == g.find(Id::from(0usize)))
+    };
+    assert!(fused(out), "mx.fast.rms_norm(x, w) on x itself");
+}
+
+#[test]
+fn rms_norm_after_other_casts_does_not_fire() {
+    use superopt_ir::Dtype::{Bfloat16, Float16, Float32};
+    // Normalized in float16 (coarser than MLX's float32), cast to float32 (not back), or a
+    // float32 weight (the product is float32).
+    for (c1, c2, w) in [(Float16, Bfloat16, Bfloat16), (Float32, Float32, Bfloat16), (Float32, Bfloat16, Float32)] {
+        let (t, out) = rms_after_cast(c1, c2, w);
+        let g = t.saturate(&ALL);
+        let on_x = g[g.find(out)].nodes.iter().any(|n| n.op() == Some(Op::RMSNorm));
+        assert!(!on_x, "{c1:?} {c2:?} {w:?}");
+    }
+}
+
 fn softmax(max_axis: i64, sum_axis: i64) -> (TestGraph, Id) {
     let (mut t, [_, e, s]) = shifted_exp_sum(max_axis, sum_axis);
     let sb = t.op(Op::Broadcast, &[ints(&[4, 32])], &[s]);
