@@ -76,6 +76,11 @@ fn a_transposed_low_rank_product_is_reassociated() {
 }
 
 #[test]
+fn rope_after_a_projection_split_by_reshape_minus_one_becomes_mx_fast_rope() {
+    assert_rule_verified("tests/harnesses/search/rope_after_projection.py", "fast/rope");
+}
+
+#[test]
 fn an_exponentiated_log_softmax_becomes_mx_softmax() {
     assert_rule_verified("tests/harnesses/search/softmax_from_log.py", "fast/softmax-log-shifted");
 }

@@ -47,6 +47,36 @@ impl Dim {
         (scaled % self.den == 0).then(|| scaled / self.den + self.offset)
     }
 
+    /// `prod(numer) / prod(denom)` as one `Dim`, where every dim is a product (no offset;
+    /// a constant counts as its value) and `denom`'s terms are among `numer`'s: a reshape's
+    /// `-1`, the input's dims over the others. `None` where it is not so expressible.
+    pub fn quotient(numer: &[Dim], denom: &[Dim]) -> Option<Dim> {
+        let parts = |d: &Dim| match d.as_const() {
+            Some(v) => (v > 0).then(|| (vec![], v, 1)),
+            None => (d.offset == 0).then(|| (d.terms.clone(), d.num, d.den)),
+        };
+        let (mut terms, mut num, mut den) = (vec![], 1i64, 1i64);
+        for d in numer {
+            let (t, n, dd) = parts(d)?;
+            terms.extend(t);
+            (num, den) = (num.checked_mul(n)?, den.checked_mul(dd)?);
+        }
+        for d in denom {
+            let (t, n, dd) = parts(d)?;
+            for x in t {
+                terms.remove(terms.iter().position(|y| *y == x)?);
+            }
+            (num, den) = (num.checked_mul(dd)?, den.checked_mul(n)?);
+        }
+        let g = gcd(num, den).abs().max(1);
+        (num, den) = (num / g, den / g);
+        terms.sort();
+        match terms.is_empty() {
+            true => (num % den == 0).then(|| Dim::constant(num / den)),
+            false => Some(Dim { terms, num, den, offset: 0 }),
+        }
+    }
+
     /// Finds a `Dim` equal to `values[k]` for the inputs' shapes of trace `k`.
     /// Only dimensions in `varying` may appear. Returns `None` if no form fits.
     pub fn fit(values: &[i64], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Option<Dim> {
@@ -145,6 +175,23 @@ impl fmt::Display for Dim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quotient_of_products_cancels_terms_and_constants() {
+        let t = |axis| DimTerm { input: 0, axis };
+        let d = |terms: Vec<DimTerm>, num, den| Dim { terms, num, den, offset: 0 };
+        // (B * T * 4 * 32) / (B * T * 4) = 32; (T * 128) / 4 = T * 32.
+        let b_t_128 = [d(vec![t(0)], 1, 1), d(vec![t(1)], 1, 1), Dim::constant(128)];
+        assert_eq!(
+            Dim::quotient(&b_t_128, &[d(vec![t(0)], 1, 1), d(vec![t(1)], 1, 1), Dim::constant(4)]),
+            Some(Dim::constant(32))
+        );
+        assert_eq!(Dim::quotient(&b_t_128[1..], &[Dim::constant(4)]), Some(d(vec![t(1)], 32, 1)));
+        // A term not in the numerator, an offset, or a constant that does not divide: none.
+        assert_eq!(Dim::quotient(&[Dim::constant(128)], &[d(vec![t(1)], 1, 1)]), None);
+        assert_eq!(Dim::quotient(&[Dim { offset: 1, ..d(vec![t(1)], 1, 1) }], &[Dim::constant(2)]), None);
+        assert_eq!(Dim::quotient(&[Dim::constant(6)], &[Dim::constant(4)]), None);
+    }
 
     fn t(input: usize, axis: usize) -> DimTerm {
         DimTerm { input, axis }

@@ -84,6 +84,8 @@ fn op_data(egraph: &EGraph, op: Op, children: &[Id]) -> Data {
         (Op::ScaledDotProductAttention, _) => attention(&shapes).map(|s| (s, dtype.unwrap())),
         (Op::Transpose, _) => transpose(&shapes[0], args).map(|s| (s, dtype.unwrap())),
         (Op::Reshape | Op::Broadcast, _) => from_args(egraph, &shapes[0], args).map(|s| (s, dtype.unwrap())),
+        (Op::Flatten, _) => flatten(&shapes[0], args).map(|s| (s, dtype.unwrap())),
+        (Op::Unflatten, _) => unflatten(egraph, &shapes[0], args).map(|s| (s, dtype.unwrap())),
         (Op::Reduce, _) => reduce(&shapes[0], args).map(|s| (s, dtype.unwrap())),
         // MLX's LogSumExp reduces the last axis and keeps it.
         (Op::LogSumExp, _) => shapes[0].0.len().checked_sub(1).and_then(|last| {
@@ -196,22 +198,61 @@ fn transpose((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
     Some((shape, dims))
 }
 
-/// `Reshape` and `Broadcast`: the shape is the argument (one `-1` allowed for reshape).
-fn from_args(egraph: &EGraph, (s, _): &Shape, args: &[Arg]) -> Option<Shape> {
-    let want = ints(args, 0)?;
+/// `Reshape` and `Broadcast`: the shape is the argument (one `-1` allowed for reshape: its
+/// dim is the input's over the others', where that is a product).
+fn from_args(egraph: &EGraph, (s, in_dims): &Shape, args: &[Arg]) -> Option<Shape> {
+    resolved(egraph, &ints(args, 0)?, s.iter().product(), in_dims.as_deref())
+}
+
+/// The shape `want` of `total` elements whose dims multiply to `in_dims`: its `-1` (one at
+/// most) is what the others leave, and its dim `in_dims` over theirs where that is a product.
+fn resolved(egraph: &EGraph, want: &[&Dim], total: i64, in_dims: Option<&[Dim]>) -> Option<Shape> {
     let t = &egraph.analysis.tables;
-    let reference: Vec<Vec<i64>> = t.inputs.iter().map(|v| v.shape.clone()).collect();
+    let reference = t.reference_shapes();
     let mut shape = want.iter().map(|d| d.eval(&reference)).collect::<Option<Vec<i64>>>()?;
     let known: i64 = shape.iter().filter(|n| **n >= 0).product();
     if let Some(k) = shape.iter().position(|n| *n < 0) {
-        let total: i64 = s.iter().product();
         if known == 0 || total % known != 0 {
             return None;
         }
         shape[k] = total / known;
     }
-    let dims =
-        want.iter().all(|d| d.as_const().is_none_or(|n| n >= 0)).then(|| want.iter().map(|d| t.canonical(d)).collect());
+    let inferred = |k: usize| {
+        let others: Vec<Dim> = want.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, d)| (*d).clone()).collect();
+        let d = Dim::quotient(in_dims?, &others)?;
+        (d.eval(&reference) == Some(shape[k])).then_some(d)
+    };
+    let dims: Option<Vec<Dim>> = match want.iter().position(|d| d.as_const().is_some_and(|n| n < 0)) {
+        Some(k) => (0..want.len()).map(|i| if i == k { inferred(k) } else { Some(want[i].clone()) }).collect(),
+        None => Some(want.iter().map(|d| (*d).clone()).collect()),
+    };
+    Some((shape, dims.map(|ds| ds.iter().map(|d| t.canonical(d)).collect())))
+}
+
+/// An axis argument, counted from the front, if it is one of `rank`'s axes.
+fn axis_arg(args: &[Arg], i: usize, rank: usize) -> Option<usize> {
+    let a = args.get(i)?.int()?.as_const()?;
+    let a = if a < 0 { a + rank as i64 } else { a };
+    (0..rank as i64).contains(&a).then_some(a as usize)
+}
+
+/// `Flatten(start, end)`: axes `start..=end` merged into one (their dims' product).
+fn flatten((s, d): &Shape, args: &[Arg]) -> Option<Shape> {
+    let (a, b) = (axis_arg(args, 0, s.len())?, axis_arg(args, 1, s.len())?);
+    if a > b {
+        return None;
+    }
+    let shape = [&s[..a], &[s[a..=b].iter().product()][..], &s[b + 1..]].concat();
+    let dims = d.as_ref().and_then(|d| Some([&d[..a], &[Dim::quotient(&d[a..=b], &[])?][..], &d[b + 1..]].concat()));
+    Some((shape, dims))
+}
+
+/// `Unflatten(axis, shape)`: `axis` split into `shape` (one `-1` allowed).
+fn unflatten(egraph: &EGraph, (s, d): &Shape, args: &[Arg]) -> Option<Shape> {
+    let a = axis_arg(args, 0, s.len())?;
+    let (parts, part_dims) = resolved(egraph, &ints(args, 1)?, s[a], d.as_ref().map(|d| &d[a..=a]))?;
+    let shape = [&s[..a], &parts[..], &s[a + 1..]].concat();
+    let dims = d.as_ref().zip(part_dims).map(|(d, p)| [&d[..a], &p[..], &d[a + 1..]].concat());
     Some((shape, dims))
 }
 
