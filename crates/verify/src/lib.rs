@@ -79,13 +79,17 @@ pub fn spread_cases(seeds: &[SeedFigures], tol: Tolerance) -> Vec<usize> {
     if !judge(&capped, tol).accepted {
         return vec![];
     }
-    (0..seeds.len()).filter(|i| !case_passes(seeds, *i, tol)).collect()
+    let bounds = factors(seeds);
+    (0..seeds.len()).filter(|i| !passes(&seeds[*i], &bounds[*i], tol)).collect()
 }
 
 /// Whether every output of case `i` passes (the others' figures set its bounds).
 pub fn case_passes(seeds: &[SeedFigures], i: usize, tol: Tolerance) -> bool {
-    let bounds = &factors(seeds)[i];
-    seeds[i].outputs.iter().zip(bounds).all(|(o, b)| reject(o, tol, *b).is_none())
+    passes(&seeds[i], &factors(seeds)[i], tol)
+}
+
+fn passes(case: &SeedFigures, bounds: &[Bound], tol: Tolerance) -> bool {
+    case.outputs.iter().zip(bounds).all(|(o, b)| reject(o, tol, *b).is_none())
 }
 
 /// Per output, the largest sensitivity measured on a normal seed (0 where none was).

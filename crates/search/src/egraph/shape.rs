@@ -231,9 +231,7 @@ fn resolved(egraph: &EGraph, want: &[&Dim], total: i64, in_dims: Option<&[Dim]>)
 
 /// An axis argument, counted from the front, if it is one of `rank`'s axes.
 fn axis_arg(args: &[Arg], i: usize, rank: usize) -> Option<usize> {
-    let a = args.get(i)?.int()?.as_const()?;
-    let a = if a < 0 { a + rank as i64 } else { a };
-    (0..rank as i64).contains(&a).then_some(a as usize)
+    axis_index(args.get(i)?.int()?.as_const()?, rank)
 }
 
 /// `Flatten(start, end)`: axes `start..=end` merged into one (their dims' product).

@@ -6,7 +6,7 @@
 //! Sum `Reduce` of a product, and `AsType(bool)` of a `Select`.
 //! Rules whose name ends in `~` are exact in real arithmetic but may round differently.
 
-use super::layout::perm;
+use super::layout::{perm, swaps_last_two};
 use super::{const_int, const_list, Ctx, Family::Algebra, Rule};
 use crate::egraph::convert::round_to;
 use egg::Id;
@@ -98,9 +98,7 @@ fn scalar_s(cx: &Ctx) -> bool {
 /// broadcast batch): `(a @ b)^T = b^T @ a^T`.
 fn swaps_last_two_of_operands(cx: &Ctx) -> bool {
     let Some(p) = cx.args("?p").and_then(|a| const_list(a, 0)) else { return false };
-    let n = p.len();
-    let swap = n >= 2 && (0..n - 2).all(|i| p[i] == i as i64) && p[n - 2] == n as i64 - 1 && p[n - 1] == n as i64 - 2;
-    swap && cx.rank("?a") == Some(n) && cx.rank("?b") == Some(n)
+    swaps_last_two(&p) && cx.rank("?a") == Some(p.len()) && cx.rank("?b") == Some(p.len())
 }
 
 /// `where(c, one, 0)` cast to bool is `c` itself where `one` is a nonzero constant (its cast

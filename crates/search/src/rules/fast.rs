@@ -164,10 +164,9 @@ fn rms_norm(cx: &mut Ctx, divides: bool, weighted: bool) -> Option<Id> {
 /// which computes in float32 and rounds once. `w` is a feature vector of x's dtype.
 fn rms_norm_after_cast(cx: &mut Ctx) -> Option<Id> {
     let dtype = cx.value("?x")?.dtype;
-    let to = |cx: &Ctx, var: &str| cx.args(var).and_then(|a| a.first().cloned());
     let ok = dtype.is_float()
-        && to(cx, "?c1") == Some(Arg::Dtype(Dtype::Float32))
-        && to(cx, "?c2") == Some(Arg::Dtype(dtype))
+        && casts_to(cx, "?c1", Dtype::Float32)
+        && casts_to(cx, "?c2", dtype)
         && cx.scalar("?one") == Some(1.0)
         && is_feature_vector(cx, "?w");
     let e = cx.args("?e")?.first()?.clone();
@@ -175,6 +174,11 @@ fn rms_norm_after_cast(cx: &mut Ctx) -> Option<Id> {
         let (x, w) = (cx.id("?x"), cx.id("?w"));
         cx.op(Op::RMSNorm, &[e], &[x, w])
     })
+}
+
+/// Whether the `AsType` arguments `var` cast to `dtype`.
+fn casts_to(cx: &Ctx, var: &str, dtype: Dtype) -> bool {
+    cx.args(var).and_then(|a| a.first()) == Some(&Arg::Dtype(dtype))
 }
 
 fn layer_norm(cx: &mut Ctx, weighted: bool, biased: bool) -> Option<Id> {
@@ -260,11 +264,7 @@ fn attention(cx: &mut Ctx) -> Option<Id> {
         Mask::None
     };
     let dtype = cx.value("?q")?.dtype;
-    let casts = |cx: &Ctx| {
-        let to = |var: &str| cx.args(var).and_then(|a| a.first().cloned());
-        to("?c1") == Some(Arg::Dtype(Dtype::Float32)) && to("?c2") == Some(Arg::Dtype(dtype))
-    };
-    if cx.bound("?c1") && !casts(cx) {
+    if cx.bound("?c1") && !(casts_to(cx, "?c1", Dtype::Float32) && casts_to(cx, "?c2", dtype)) {
         return None;
     }
     let (q, v) = (cx.shape("?q")?.to_vec(), cx.shape("?v")?.to_vec());
@@ -273,8 +273,8 @@ fn attention(cx: &mut Ctx) -> Option<Id> {
     // `k.transpose(0, 2, 1, 3)` then.
     let t = const_list(cx.args("?t")?, 0)?;
     let to_k: Vec<i64> = if t.len() == 4 { vec![t[0], t[1], t[3], t[2]] } else { return None };
-    let k: Vec<i64> =
-        to_k.iter().map(|i| cx.shape("?k").and_then(|s| s.get(*i as usize).copied())).collect::<Option<_>>()?;
+    let written_k = cx.shape("?k")?;
+    let k: Vec<i64> = to_k.iter().map(|i| written_k.get(*i as usize).copied()).collect::<Option<_>>()?;
     let ok = q.len() == 4
         && k.len() == 4
         && v.len() == 4
@@ -350,7 +350,7 @@ fn gqa_unrepeat(cx: &mut Ctx, masked: bool) -> Option<Id> {
     // kv head h / G, as SDPA does (not keys tiled along S, nor a batch broadcast).
     let e = cx.lookup(Op::ExpandDims, &["?e1", "?k"])?;
     let merged =
-        |s: &str, x: &[i64]| cx.args(s).and_then(|a| traced_list(cx, a, 0)) == Some(vec![x[0], q[1], x[2], x[3]]);
+        |s: &str, x: &[i64]| cx.args(s).and_then(|a| cx.traced_list(a, 0)) == Some(vec![x[0], q[1], x[2], x[3]]);
     if e != [k[0], k[1], 1, k[2], k[3]] || !merged("?s1", &k) || !merged("?s2", &v) {
         return None;
     }
@@ -496,15 +496,9 @@ fn slice_of(cx: &Ctx, var: &str) -> Option<(Id, Vec<Vec<i64>>)> {
         if n.op() != Some(Op::Slice) || inputs.len() != 1 {
             return None;
         }
-        let lists = (0..3).map(|i| traced_list(cx, args, i)).collect::<Option<Vec<_>>>()?;
+        let lists = (0..3).map(|i| cx.traced_list(args, i)).collect::<Option<Vec<_>>>()?;
         Some((cx.g.find(inputs[0]), lists))
     })
-}
-
-/// Argument `i`, a list of dims, at the traced size.
-fn traced_list(cx: &Ctx, args: &[Arg], i: usize) -> Option<Vec<i64>> {
-    let shapes: Vec<Vec<i64>> = cx.g.analysis.tables.inputs.iter().map(|v| v.shape.clone()).collect();
-    args.get(i)?.list()?.iter().map(|a| a.int()?.eval(&shapes)).collect()
 }
 
 fn expands_last(cx: &Ctx, var: &str, rank: usize) -> bool {

@@ -96,10 +96,8 @@ fn transpose_of_repeat(cx: &mut Ctx) -> Option<Id> {
     let p = const_list(cx.args("?p")?, 0)?;
     let e = const_list(cx.args("?e")?, 0)?;
     let x = cx.shape("?x")?.to_vec();
+    let (bv, sv) = (cx.traced_list(cx.args("?b")?, 0)?, cx.traced_list(cx.args("?s")?, 0)?);
     let (b, s) = (cx.args("?b")?.first()?.list()?.to_vec(), cx.args("?s")?.first()?.list()?.to_vec());
-    let shapes: Vec<Vec<i64>> = cx.g.analysis.tables.inputs.iter().map(|v| v.shape.clone()).collect();
-    let eval = |l: &[Arg]| l.iter().map(|d| d.int()?.eval(&shapes)).collect::<Option<Vec<i64>>>();
-    let (bv, sv) = (eval(&b)?, eval(&s)?);
     let r = x.len();
     let [e] = e[..] else { return None };
     if e < 1 || e as usize > r || p.len() != r || bv.len() != r + 1 || sv.len() != r {
@@ -126,6 +124,15 @@ fn transpose_of_repeat(cx: &mut Ctx) -> Option<Id> {
 
 pub fn perm(p: &[i64]) -> Arg {
     Arg::ints(p)
+}
+
+/// Whether permutation `p` swaps the last two axes and nothing else.
+pub fn swaps_last_two(p: &[i64]) -> bool {
+    let r = p.len();
+    r >= 2
+        && p[r - 2] == r as i64 - 1
+        && p[r - 1] == r as i64 - 2
+        && p[..r - 2].iter().enumerate().all(|(i, v)| *v == i as i64)
 }
 
 #[cfg(test)]

@@ -177,6 +177,12 @@ impl Ctx<'_> {
         crate::egraph::lang::args_of(self.g, self.id(var))
     }
 
+    /// Integer list argument `i` at the traced sizes (symbolic dims evaluated).
+    pub fn traced_list(&self, args: &[Arg], i: usize) -> Option<Vec<i64>> {
+        let shapes = self.g.analysis.tables.reference_shapes();
+        args.get(i)?.list()?.iter().map(|a| a.int()?.eval(&shapes)).collect()
+    }
+
     /// The value every element of `var` has, if it is a constant fill.
     pub fn scalar(&self, var: &str) -> Option<f64> {
         self.data(var).scalar

@@ -6,7 +6,7 @@
 //! does not hide the expansion.
 //! May touch: Matmul, Transpose, Reshape, Broadcast, Multiply by a row or column scale.
 
-use super::layout::perm;
+use super::layout::{perm, swaps_last_two};
 use super::{const_list, Ctx, Family::Sharing, Rule};
 use egg::Id;
 use std::ops::Range;
@@ -156,14 +156,6 @@ fn transpose_into_broadcast(cx: &mut Ctx) -> Option<Id> {
     let t = cx.op(Op::Transpose, &[perm(&p)], &[x]);
     let s2: Vec<Arg> = p.iter().map(|i| s[*i as usize].clone()).collect();
     Some(cx.op(Op::Broadcast, &[Arg::List(s2)], &[t]))
-}
-
-fn swaps_last_two(p: &[i64]) -> bool {
-    let r = p.len();
-    r >= 2
-        && p[r - 2] == r as i64 - 1
-        && p[r - 1] == r as i64 - 2
-        && p[..r - 2].iter().enumerate().all(|(i, v)| *v == i as i64)
 }
 
 /// Swapping the last two axes commutes with a reshape that keeps them.
