@@ -1079,9 +1079,9 @@ def perturbed(v, index):
     return v * (1.0 + ROUNDING * sign.astype(mx.float64))
 
 
-# What fn computes with a rounding in float32 (see `rounding`): mx's arithmetic, its array
-# operators and mx.fast's fused operations. Layout changes, gathers, comparisons, max and
-# min are exact.
+# What fn computes with a rounding in float32 (see `rounding`): mx's arithmetic, as functions
+# and as array methods, the array operators and mx.fast's fused operations. Layout changes,
+# gathers, comparisons, max and min are exact.
 ROUNDING_FUNCTIONS = (
     "add", "subtract", "multiply", "divide", "power", "square", "sqrt", "rsqrt", "reciprocal", "exp", "expm1",
     "log", "log1p", "log2", "log10", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan",
