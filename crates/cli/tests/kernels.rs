@@ -310,3 +310,54 @@ fn a_chunked_gated_delta_rule_verifies_with_its_solve_as_a_kernel() {
     let rules = eager["rules"].to_string();
     assert!(rules.contains("kernel (solve, mlx)") && rules.contains("kernel (elementwise, mlx)"), "{eager}");
 }
+
+/// A per-token recurrence (the gated delta rule as mlx-lm's ops fallback spells it, state
+/// `[B, H, Dv, Dk]`): every size's loop is one kernel, a thread per state line, which
+/// computes what fn computes; a kernel walking the steps backwards or taking maxima for
+/// sums is rejected.
+#[test]
+fn a_token_loop_is_one_recurrence_kernel() {
+    let h = "tests/harnesses/kernels/delta_rule_loop.py";
+    let out = kernels(h, "cuda");
+    assert!(out.starts_with("// 3 kernels"), "{out}");
+    assert!(out.contains("scan0: 16 steps of a recurrence on a float32 state [1, 4, 8, 16]"), "{out}");
+    assert!(out.contains("its lines along axis 3 kept by 1 thread(s) each"), "{out}");
+    let metal = kernels(h, "metal");
+    assert!(metal.contains("const long tid = long(thread_position_in_grid.x);"), "{metal}");
+    let c = run_with_mlx_kernels(h);
+    let k = c["candidates"].as_array().unwrap().iter().find(|k| k["name"] == "egraph+kernels").expect("kernels");
+    assert_eq!(k["verified"], true, "{k}");
+    let backwards =
+        |s: &str| s.replace("for t in range(", "for t in reversed(range(").replace("):\n        v0", ")):\n        v0");
+    let maxima = |s: &str| s.replace("mx.sum(", "mx.max(");
+    changed_kernels_are_rejected(h, &[("backwards", &backwards), ("maxima", &maxima)]);
+}
+
+/// The same recurrence spelled with vector-matrix products (`k_t @ S`, an outer product for
+/// the update), on bfloat16 activations with a float32 state; linear attention in
+/// `[B, H, T, D]` (its outer products made outside the step); an average over a time-major
+/// signal (`x[t]`, a gather): one kernel each, whose plain-MLX meaning verifies.
+#[test]
+fn other_spellings_of_the_token_loop_are_recurrence_kernels() {
+    for h in [
+        "tests/harnesses/kernels/delta_rule_products.py",
+        "tests/harnesses/kernels/delta_rule_bf16.py",
+        "tests/harnesses/kernels/linear_attention_heads_first.py",
+        "tests/harnesses/kernels/ema_time_major.py",
+    ] {
+        let out = kernels(h, "cuda");
+        assert!(out.contains("scan0: 16 steps of a recurrence") || out.contains("scan0: 14 steps"), "{h}: {out}");
+        let c = run_with_mlx_kernels(h);
+        let k = c["candidates"].as_array().unwrap().iter().find(|k| k["name"] == "egraph+kernels").expect("kernels");
+        assert_eq!(k["verified"], true, "{h}: {k}");
+    }
+}
+
+/// Mamba's selective scan in its sequential form (state `[B, D, N]`, `exp(dt * A)` and
+/// `dt * B_t * x_t` made per step outside it) is one recurrence kernel per size.
+#[test]
+fn a_selective_scan_is_one_recurrence_kernel() {
+    let out = kernels("tests/harnesses/kernels/selective_scan.py", "cuda");
+    assert!(out.starts_with("// 3 kernels"), "{out}");
+    assert!(out.contains("scan0: 16 steps of a recurrence on a float32 state [2, 32, 16]"), "{out}");
+}

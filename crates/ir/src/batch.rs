@@ -119,6 +119,15 @@ fn sliced_lane(p: &Program, producer: &HashMap<ValueId, usize>, n: &Node) -> Opt
     one.then(|| (n.outputs[0], Lane { base: Base::Value(slice.inputs[0]), axis, index: start[axis] }))
 }
 
+/// Node `n` as lane `index` of `whole` along `axis` (`Squeeze(Slice(whole))`): `(whole,
+/// axis, index)`.
+pub fn lane_of(p: &Program, producer: &HashMap<ValueId, usize>, n: &Node) -> Option<(ValueId, usize, i64)> {
+    match sliced_lane(p, producer, n)?.1 {
+        Lane { base: Base::Value(whole), axis, index } => Some((whole, axis, index)),
+        Lane { base: Base::Batch(_), .. } => None,
+    }
+}
+
 /// The batches every one of whose lanes is present, among nodes not batched yet.
 fn complete_batches(
     p: &Program,

@@ -22,6 +22,153 @@ pub fn dead_code(p: &mut Program) -> usize {
     before - p.nodes.len()
 }
 
+/// Makes a slice of a slice one slice of the first's input (`g[:, :, c0:c1][:, :, i]` is
+/// `g[:, :, c0 + i]`): an unrolled loop over chunks and steps then takes every step's lane
+/// from one array, which [`crate::batch`] batches whole. Returns how many slices changed.
+pub fn compose_slices(p: &mut Program) -> usize {
+    let made: HashMap<ValueId, usize> =
+        p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
+    let mut composed = 0;
+    for i in 0..p.nodes.len() {
+        let outer = &p.nodes[i];
+        let Some(&j) = outer.inputs.first().and_then(|v| made.get(v)) else { continue };
+        let inner = &p.nodes[j];
+        if outer.op != Op::Slice || inner.op != Op::Slice {
+            continue;
+        }
+        let Some((args, from)) = composed_slice(inner, outer).map(|a| (a, inner.inputs[0])) else { continue };
+        let node = &mut p.nodes[i];
+        node.args = args;
+        node.inputs[0] = from;
+        composed += 1;
+    }
+    composed
+}
+
+/// The arguments of `outer` applied to `inner`'s input, where both are constant and step forward.
+fn composed_slice(inner: &Node, outer: &Node) -> Option<Vec<Arg>> {
+    let ints = |n: &Node| -> Option<[Vec<i64>; 3]> {
+        let a = |i: usize| n.args.get(i).and_then(Arg::const_ints);
+        Some([a(0)?, a(1)?, a(2)?])
+    };
+    let ([s1, _, k1], [s2, e2, k2]) = (ints(inner)?, ints(outer)?);
+    if k1.iter().chain(&k2).any(|k| *k <= 0) || s1.len() != s2.len() {
+        return None;
+    }
+    let mut start = vec![];
+    let mut stop = vec![];
+    let mut step = vec![];
+    for d in 0..s1.len() {
+        let count = (e2[d] - s2[d] + k2[d] - 1).div_euclid(k2[d]).max(0);
+        let (s, k) = (s1[d] + s2[d] * k1[d], k1[d] * k2[d]);
+        start.push(s);
+        stop.push(if count == 0 { s } else { s + (count - 1) * k + 1 });
+        step.push(k);
+    }
+    Some(vec![Arg::ints(&start), Arg::ints(&stop), Arg::ints(&step)])
+}
+
+fn concat_axis(p: &Program, n: &Node) -> Option<usize> {
+    let rank = p.value(n.outputs[0]).shape.len() as i64;
+    let a = n.args.first()?.int()?.as_const()?;
+    (n.op == Op::Concatenate && rank > 0).then(|| a.rem_euclid(rank) as usize)
+}
+
+/// A concatenation of concatenations along the same axis, read nowhere else, becomes one
+/// (and the merged ones go, with anything else no output needs). Returns how many merged.
+pub fn flatten_concatenates(p: &mut Program) -> usize {
+    let mut readers: HashMap<ValueId, usize> = HashMap::new();
+    for v in p.nodes.iter().flat_map(|n| n.inputs.iter()).chain(&p.outputs) {
+        *readers.entry(*v).or_default() += 1;
+    }
+    let made: HashMap<ValueId, usize> =
+        p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
+    let mut merged = 0;
+    for i in 0..p.nodes.len() {
+        let Some(axis) = concat_axis(p, &p.nodes[i]) else { continue };
+        let mut inputs = vec![];
+        for v in p.nodes[i].inputs.clone() {
+            let inner = made.get(&v).map(|j| &p.nodes[*j]);
+            match inner {
+                Some(c) if concat_axis(p, c) == Some(axis) && readers[&v] == 1 => {
+                    inputs.extend(c.inputs.iter().copied());
+                    merged += 1;
+                }
+                _ => inputs.push(v),
+            }
+        }
+        p.nodes[i].inputs = inputs;
+    }
+    if merged > 0 {
+        dead_code(p);
+    }
+    merged
+}
+
+/// A concatenation of consecutive lanes of one array (`Squeeze(Slice(y))`, each of extent 1
+/// along the concatenation's axis) becomes that range of lanes moved into place: a slice,
+/// a transpose and a reshape instead of a node per lane (a recurrence kernel's step outputs
+/// stacked back into a sequence). Returns how many concatenations went.
+pub fn lanes_in_place(p: &mut Program) -> usize {
+    let made: HashMap<ValueId, usize> =
+        p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
+    let mut nodes = Vec::with_capacity(p.nodes.len());
+    let mut changed = 0;
+    for i in 0..p.nodes.len() {
+        let node = p.nodes[i].clone();
+        match in_place(p, &made, &node) {
+            Some(new) => {
+                nodes.extend(new);
+                changed += 1;
+            }
+            None => nodes.push(node),
+        }
+    }
+    p.nodes = nodes;
+    changed
+}
+
+/// The nodes that place concatenation `c`'s lanes, if they are consecutive lanes of one array.
+fn in_place(p: &mut Program, made: &HashMap<ValueId, usize>, c: &Node) -> Option<Vec<Node>> {
+    let axis = concat_axis(p, c)?;
+    let lane = |v: &ValueId| crate::batch::lane_of(p, made, &p.nodes[*made.get(v)?]);
+    let lanes: Vec<(ValueId, usize, i64)> = c.inputs.iter().map(lane).collect::<Option<_>>()?;
+    let (whole, l, first) = *lanes.first()?;
+    let n = lanes.len() as i64;
+    let consecutive = lanes.iter().enumerate().all(|(j, x)| *x == (whole, l, first + j as i64));
+    let units = c.inputs.iter().all(|v| p.value(*v).shape.get(axis) == Some(&1));
+    if !consecutive || !units || n < 2 {
+        return None;
+    }
+    let shape = p.value(whole).shape.clone();
+    let (mut start, mut stop) = (vec![0; shape.len()], shape.clone());
+    (start[l], stop[l]) = (first, first + n);
+    let mut range = shape.clone();
+    range[l] = n;
+    // The whole array's axes without the lane axis, which goes just before the concatenation's.
+    let at = if axis < l { axis } else { axis + 1 };
+    let mut perm: Vec<i64> = (0..shape.len() as i64).filter(|a| *a != l as i64).collect();
+    let put = perm.iter().position(|a| *a == at as i64).unwrap_or(perm.len());
+    perm.insert(put, l as i64);
+    let moved: Vec<i64> = perm.iter().map(|a| range[*a as usize]).collect();
+    let dtype = p.value(whole).dtype;
+    let sliced = push(p, Value { shape: range, dtype });
+    let transposed = push(p, Value { shape: moved, dtype });
+    let out = c.outputs[0];
+    let reshape = p.value(out).shape.clone();
+    let slice = vec![Arg::ints(&start), Arg::ints(&stop), Arg::ints(&vec![1; shape.len()])];
+    Some(vec![
+        Node { op: Op::Slice, args: slice, inputs: vec![whole], outputs: vec![sliced] },
+        Node { op: Op::Transpose, args: vec![Arg::ints(&perm)], inputs: vec![sliced], outputs: vec![transposed] },
+        Node { op: Op::Reshape, args: vec![Arg::ints(&reshape)], inputs: vec![transposed], outputs: vec![out] },
+    ])
+}
+
+fn push(p: &mut Program, v: Value) -> ValueId {
+    p.values.push(v);
+    p.values.len() - 1
+}
+
 /// Merges equal constants and nodes that apply the same primitive, with the same
 /// arguments, to the same inputs. Returns how many nodes and constants were merged.
 pub fn common_subexpressions(p: &mut Program) -> usize {
@@ -153,7 +300,7 @@ pub fn has_islands(p: &Program) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Dtype, OutputKind};
+    use crate::{Dim, Dtype, OutputKind};
 
     fn program() -> Program {
         // y = exp(x) / (1 + exp(x)), with a dead Negative node.
@@ -226,6 +373,100 @@ mod tests {
         p.nodes[1].args = vec![Arg::Bool(true)];
         assert_eq!(common_subexpressions(&mut p), 1, "only the constants merge");
         assert_eq!(p.nodes.iter().filter(|n| n.op == Op::Exp).count(), 2);
+    }
+
+    /// `x[0:8:2][1:3]` (or with `outer`'s arguments) of an input of 10.
+    fn sliced_twice(outer: [Vec<i64>; 3]) -> Program {
+        let value = |n: i64| Value { shape: vec![n], dtype: Dtype::Float32 };
+        let slice = |a: [Vec<i64>; 3], from: ValueId, out: ValueId| Node {
+            op: Op::Slice,
+            args: a.iter().map(|v| Arg::ints(v)).collect(),
+            inputs: vec![from],
+            outputs: vec![out],
+        };
+        Program {
+            values: vec![value(10), value(4), value(2)],
+            inputs: vec![0],
+            constants: vec![],
+            nodes: vec![slice([vec![0], vec![8], vec![2]], 0, 1), slice(outer, 1, 2)],
+            outputs: vec![2],
+            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![] },
+        }
+    }
+
+    #[test]
+    fn a_slice_of_a_slice_is_one_slice() {
+        let mut p = sliced_twice([vec![1], vec![3], vec![1]]);
+        assert_eq!(compose_slices(&mut p), 1);
+        // Elements 1 and 2 of [0, 2, 4, 6] are 2 and 4: x[2:5:2].
+        let args: Vec<Vec<i64>> = p.nodes[1].args.iter().map(|a| a.const_ints().unwrap()).collect();
+        assert_eq!(args, [vec![2], vec![5], vec![2]]);
+        assert_eq!(p.nodes[1].inputs, [0]);
+    }
+
+    #[test]
+    fn a_slice_stepping_back_is_left_alone() {
+        let mut p = sliced_twice([vec![3], vec![1], vec![-1]]);
+        assert_eq!(compose_slices(&mut p), 0);
+        assert_eq!(p.nodes[1].inputs, [1]);
+    }
+
+    /// `y [steps, 2, 1, 3]`, lanes `order` of it (`Squeeze(Slice(y))`), concatenated along
+    /// axis 1 in groups of `group` and then again (a stack per chunk, then the chunks).
+    fn stacked_lanes(steps: i64, order: &[i64], group: usize) -> Program {
+        let mut p = sliced_twice([vec![0], vec![1], vec![1]]);
+        p.values = vec![Value { shape: vec![steps, 2, 1, 3], dtype: Dtype::Float32 }];
+        p.nodes.clear();
+        let mut parts = vec![];
+        for &j in order {
+            let s = push(&mut p, Value { shape: vec![1, 2, 1, 3], dtype: Dtype::Float32 });
+            let args = vec![Arg::ints(&[j, 0, 0, 0]), Arg::ints(&[j + 1, 2, 1, 3]), Arg::ints(&[1, 1, 1, 1])];
+            p.nodes.push(Node { op: Op::Slice, args, inputs: vec![0], outputs: vec![s] });
+            let lane = push(&mut p, Value { shape: vec![2, 1, 3], dtype: Dtype::Float32 });
+            p.nodes.push(Node { op: Op::Squeeze, args: vec![Arg::ints(&[0])], inputs: vec![s], outputs: vec![lane] });
+            parts.push(lane);
+        }
+        let concat = |p: &mut Program, inputs: Vec<ValueId>| {
+            let out = push(p, Value { shape: vec![2, inputs.len() as i64, 3], dtype: Dtype::Float32 });
+            p.nodes.push(Node {
+                op: Op::Concatenate,
+                args: vec![Arg::Int(Dim::constant(1))],
+                inputs,
+                outputs: vec![out],
+            });
+            out
+        };
+        let groups: Vec<ValueId> = parts.chunks(group).map(|g| concat(&mut p, g.to_vec())).collect();
+        let whole = if groups.len() == 1 { groups[0] } else { concat(&mut p, groups) };
+        p.values[whole].shape = vec![2, order.len() as i64, 3];
+        p.outputs = vec![whole];
+        p
+    }
+
+    #[test]
+    fn stacked_consecutive_lanes_are_one_transpose() {
+        let mut p = stacked_lanes(8, &[0, 1, 2, 3, 4, 5, 6, 7], 4);
+        assert_eq!(flatten_concatenates(&mut p), 2);
+        assert_eq!(lanes_in_place(&mut p), 1);
+        dead_code(&mut p);
+        let ops: Vec<Op> = p.nodes.iter().map(|n| n.op).collect();
+        assert_eq!(ops, [Op::Slice, Op::Transpose, Op::Reshape]);
+        assert_eq!(p.nodes[1].args[0].const_ints().unwrap(), [1, 0, 2, 3], "steps go before the unit axis");
+    }
+
+    #[test]
+    fn lanes_out_of_order_or_of_a_wider_axis_stay() {
+        let mut p = stacked_lanes(8, &[0, 2, 1, 3], 4);
+        assert_eq!(lanes_in_place(&mut p), 0, "not consecutive");
+        // Concatenated along an axis where each lane is 2 wide, the lanes interleave.
+        let mut p = stacked_lanes(8, &[0, 1, 2, 3], 4);
+        let last = p.nodes.len() - 1;
+        p.nodes[last].args = vec![Arg::Int(Dim::constant(0))];
+        assert_eq!(lanes_in_place(&mut p), 0);
+        // A concatenation read elsewhere too stays apart.
+        let mut p = stacked_lanes(8, &[0, 1, 2, 3, 4, 5, 6, 7], 4);
+        p.outputs.push(p.nodes.iter().find(|n| n.op == Op::Concatenate).unwrap().outputs[0]);
+        assert_eq!(flatten_concatenates(&mut p), 1);
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn literal(d: &dyn Dialect, v: f64) -> String {
     }
 }
 
-fn binary(d: &dyn Dialect, b: Binary, x: &str, y: &str) -> String {
+pub(crate) fn binary(d: &dyn Dialect, b: Binary, x: &str, y: &str) -> String {
     let cmp = |op: &str| format!("({x} {op} {y} ? 1.0f : 0.0f)");
     match b {
         Binary::Add => format!("{x} + {y}"),

@@ -14,6 +14,7 @@ pub mod metal;
 pub mod params;
 pub mod quantized;
 pub mod reference;
+pub mod scan;
 pub mod solve;
 
 pub use ir::{Binary, Builder, Form, Kernel, Layout, Op, Reduce, Unary};
@@ -59,6 +60,8 @@ pub enum Body {
     Quantized(quantized::Quantized),
     /// Unit lower-triangular solves ([`solve`]).
     Solve(solve::Solve),
+    /// Recurrences, one thread per state line ([`scan`]).
+    Scan(scan::Scan),
 }
 
 /// The launch picked on the device for one shape (`rows` by `n` outputs).
@@ -97,7 +100,7 @@ impl Call {
     pub fn rows(&self) -> Option<&Kernel> {
         match &self.body {
             Body::Rows(k) => Some(k),
-            Body::Quantized(_) | Body::Solve(_) => None,
+            Body::Quantized(_) | Body::Solve(_) | Body::Scan(_) => None,
         }
     }
 
@@ -106,6 +109,7 @@ impl Call {
             Body::Rows(k) => &k.name,
             Body::Quantized(q) => &q.name,
             Body::Solve(s) => &s.name,
+            Body::Scan(s) => &s.name,
         }
     }
 
@@ -121,6 +125,9 @@ impl Call {
             (Body::Solve(s), Target::Cuda) => solve::cuda_source(s),
             (Body::Solve(s), Target::Metal) => solve::metal_source(s),
             (Body::Solve(s), Target::Mlx) => solve::mlx_launcher(s, 0),
+            (Body::Scan(s), Target::Cuda) => scan::cuda_source(s),
+            (Body::Scan(s), Target::Metal) => scan::metal_source(s),
+            (Body::Scan(s), Target::Mlx) => scan::mlx_launcher(s, 0),
         }
     }
 
@@ -131,6 +138,7 @@ impl Call {
             Body::Rows(k) => launch::launcher(k, index, self.target, &self.table()),
             Body::Quantized(q) => quantized::launcher(q, index, self.target, &self.layouts()),
             Body::Solve(s) => solve::launcher(s, index, self.target),
+            Body::Scan(s) => scan::launcher(s, index, self.target),
         }
     }
 

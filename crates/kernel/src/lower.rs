@@ -53,6 +53,7 @@ pub fn lower_with(
     if let Some(probe) = probe {
         lines.extend(crate::solve::lower::lower(p, target, probe, &late));
     }
+    lines.extend(crate::scan::lower::lower(p, target, &late));
     match rows_until(p, target, deadline, regions) {
         Some(rows) => lines.extend(rows),
         None => {
@@ -433,7 +434,7 @@ fn operand(
     Ok(b.input(&format!("in{}", inputs.len() - 1), l))
 }
 
-const UNARY: &[(Op, Unary)] = &[
+pub(crate) const UNARY: &[(Op, Unary)] = &[
     (Op::Negative, Unary::Neg),
     (Op::Exp, Unary::Exp),
     (Op::Abs, Unary::Abs),
@@ -445,7 +446,7 @@ const UNARY: &[(Op, Unary)] = &[
     (Op::Cos, Unary::Cos),
 ];
 
-const BINARY: &[(Op, Binary)] = &[
+pub(crate) const BINARY: &[(Op, Binary)] = &[
     (Op::Add, Binary::Add),
     (Op::Subtract, Binary::Sub),
     (Op::Multiply, Binary::Mul),
@@ -520,7 +521,7 @@ fn node(p: &Program, b: &mut Builder, n: &Node, val: &HashMap<ValueId, usize>) -
 /// `nodes` in an order where every value is made before it is read (each time the
 /// earliest node that can go next), and those that never become ready (a cycle), in their
 /// order.
-fn topological(nodes: Vec<Node>, p: &Program) -> (Vec<Node>, Vec<Node>) {
+pub(crate) fn topological(nodes: Vec<Node>, p: &Program) -> (Vec<Node>, Vec<Node>) {
     let given: BTreeSet<ValueId> = p.inputs.iter().copied().chain(p.constants.iter().map(|c| c.value)).collect();
     let producer: HashMap<ValueId, usize> =
         nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();

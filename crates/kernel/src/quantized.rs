@@ -863,6 +863,7 @@ pub mod lower {
                 Body::Quantized(q) => super::describe(&q),
                 Body::Rows(k) => k.name,
                 Body::Solve(s) => crate::solve::describe(&s),
+                Body::Scan(s) => crate::scan::describe(&s),
             })
             .unwrap_or_default()
     }

@@ -6,7 +6,7 @@ use crate::ir::{Binary, Kernel, Layout, Op, Reduce, Unary};
 use std::fmt::Write;
 use superopt_ir::print::py_float;
 
-fn unary(u: Unary, a: &str) -> String {
+pub(crate) fn unary(u: Unary, a: &str) -> String {
     let f = match u {
         Unary::Neg => return format!("-{a}"),
         Unary::Exp => "mx.exp",
@@ -24,7 +24,7 @@ fn unary(u: Unary, a: &str) -> String {
     format!("{f}({a})")
 }
 
-fn binary(b: Binary, x: &str, y: &str) -> String {
+pub(crate) fn binary(b: Binary, x: &str, y: &str) -> String {
     let cmp = |f: &str| format!("{f}({x}, {y}).astype(mx.float32)");
     match b {
         Binary::Add => format!("{x} + {y}"),

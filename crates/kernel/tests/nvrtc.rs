@@ -219,3 +219,56 @@ fn solves_compile_for_sm90_without_spilling() {
         assert!(regs * threads <= 65536, "{what}: {regs} registers");
     }
 }
+
+/// A recurrence kernel (the delta rule's step, lines of 128 shared by 8 threads, and of 16
+/// kept by one) compiles for sm_90 with its lines in registers: no spills, no stack.
+#[test]
+fn recurrences_compile_for_sm90_without_spilling() {
+    use superopt_kernel::ir::{Inst, Op};
+    use superopt_kernel::scan::{self, Access, Scan, StepOut};
+    use superopt_kernel::Reduce;
+    let i = |op: Op, args: &[usize]| Inst { op, args: args.to_vec() };
+    let mut functions = String::new();
+    let mut names = vec![];
+    for (line, dtype) in [(128, Dtype::Float32), (128, Dtype::Bfloat16), (16, Dtype::Float32), (1024, Dtype::Float32)] {
+        let access = |step, strides: &[i64]| Access { dtype, offset: 0, step, strides: strides.to_vec() };
+        let s = Scan {
+            name: "scan".into(),
+            shape: vec![32, line, 128],
+            axis: 1,
+            steps: 64,
+            operands: vec![
+                Access { dtype: Dtype::Float32, offset: 0, step: 0, strides: vec![line * 128, 128, 1] },
+                access(64, &[1, 0, 0]),
+                access(64 * line, &[64 * line, 1, 0]),
+                access(64 * 128, &[64 * 128, 0, 1]),
+            ],
+            insts: vec![
+                i(Op::Input(0), &[]),
+                i(Op::Input(1), &[]),
+                i(Op::Binary(Binary::Mul), &[0, 1]),
+                i(Op::Input(2), &[]),
+                i(Op::Binary(Binary::Mul), &[2, 3]),
+                i(Op::Reduce(Reduce::Sum), &[4]),
+                i(Op::Input(3), &[]),
+                i(Op::Binary(Binary::Sub), &[6, 5]),
+                i(Op::Binary(Binary::Mul), &[3, 7]),
+                i(Op::Binary(Binary::Add), &[2, 8]),
+                i(Op::Binary(Binary::Mul), &[9, 3]),
+                i(Op::Reduce(Reduce::Sum), &[10]),
+            ],
+            next: 9,
+            outputs: vec![StepOut { value: 11, dtype, shape: vec![32, 128], strides: vec![128, 0, 1] }],
+        };
+        let name = format!("so_scan_{}", names.len());
+        functions += &scan::mlx_function(&name, &s);
+        names.push((name, format!("lines of {line} ({} per thread), {}", line / s.split(), dtype.name())));
+    }
+    let Some((ok, log)) = compile(&cuda::mlx_module(&functions)) else { return };
+    assert!(ok, "the recurrences do not compile:\n{log}");
+    for (name, what) in &names {
+        let (stack, stores, loads, regs) = resources(&log, name);
+        assert_eq!((stack, stores, loads), (0, 0, 0), "{what}: stack/spills ({regs} registers)");
+        assert!(regs * scan::BLOCK as u32 <= 65536, "{what}: {regs} registers");
+    }
+}

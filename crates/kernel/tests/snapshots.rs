@@ -118,3 +118,46 @@ fn solve_sources_and_launchers() {
     insta::assert_snapshot!("solve_cuda_launcher", solve::launcher(&whole, 0, Target::Cuda));
     insta::assert_snapshot!("solve_mlx_launcher", solve::launcher(&in_place, 1, Target::Mlx));
 }
+
+/// One step of the delta rule on a state `[4, 128]` (lines of 128 along axis 1, 8 threads
+/// each): `s = s * a_t; p = sum(s * k_t); s += k_t * (v_t - p)`, `p` written every step as
+/// bfloat16.
+#[test]
+fn scan_sources_and_launchers() {
+    use superopt_kernel::ir::{Inst, Op};
+    use superopt_kernel::scan::{self, Access, Scan, StepOut};
+    use superopt_kernel::{Binary, Reduce};
+    let i = |op: Op, args: &[usize]| Inst { op, args: args.to_vec() };
+    let access = |dtype, step, strides: &[i64]| Access { dtype, offset: 0, step, strides: strides.to_vec() };
+    let s = Scan {
+        name: "scan0".into(),
+        shape: vec![4, 128],
+        axis: 1,
+        steps: 32,
+        operands: vec![
+            access(Dtype::Float32, 0, &[128, 1]),
+            access(Dtype::Bfloat16, 1, &[32, 0]),
+            access(Dtype::Bfloat16, 128, &[4096, 1]),
+            access(Dtype::Float32, 1, &[32, 0]),
+        ],
+        insts: vec![
+            i(Op::Input(0), &[]),
+            i(Op::Input(1), &[]),
+            i(Op::Binary(Binary::Mul), &[0, 1]),
+            i(Op::Input(2), &[]),
+            i(Op::Binary(Binary::Mul), &[2, 3]),
+            i(Op::Reduce(Reduce::Sum), &[4]),
+            i(Op::Input(3), &[]),
+            i(Op::Binary(Binary::Sub), &[6, 5]),
+            i(Op::Binary(Binary::Mul), &[3, 7]),
+            i(Op::Binary(Binary::Add), &[2, 8]),
+            i(Op::Cast(Dtype::Bfloat16), &[5]),
+        ],
+        next: 9,
+        outputs: vec![StepOut { value: 10, dtype: Dtype::Bfloat16, shape: vec![4], strides: vec![1, 0] }],
+    };
+    insta::assert_snapshot!("scan_cuda", scan::cuda_source(&s));
+    insta::assert_snapshot!("scan_metal", scan::metal_source(&s));
+    insta::assert_snapshot!("scan_cuda_launcher", scan::launcher(&s, 0, Target::Cuda));
+    insta::assert_snapshot!("scan_mlx_launcher", scan::launcher(&s, 1, Target::Mlx));
+}

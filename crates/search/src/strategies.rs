@@ -53,6 +53,7 @@ pub fn batch_rule(n: usize) -> Option<String> {
 pub fn batched(plan: &Plan) -> (Plan, usize) {
     // Shared first: two spellings of one slice (`k[:, :, i]` twice) are one lane.
     let mut batch = plan.clone();
+    batch.map(passes::compose_slices);
     batch.map(passes::common_subexpressions);
     match batch.map(superopt_ir::batch::batch_lanes) {
         0 => (plan.clone(), 0),
@@ -71,6 +72,7 @@ impl Strategy for Cleanup {
 
     fn propose(&self, traced: &Plan) -> Vec<Candidate> {
         let mut plan = traced.clone();
+        plan.map(passes::compose_slices);
         let merged = plan.map(passes::common_subexpressions);
         let dead = plan.map(passes::dead_code);
         let batched = plan.map(superopt_ir::batch::batch_lanes);

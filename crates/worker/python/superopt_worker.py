@@ -281,8 +281,9 @@ UNSIGNED = {1: mx.uint8, 2: mx.uint16, 4: mx.uint32, 8: mx.uint64}
 
 def as_bits(a):
     """a's elements as unsigned integers of the same width, flat (bool as 0/1 bytes). The
-    width is kept: MLX's CPU reductions crash past 2^31 elements."""
-    flat = a.reshape(-1)
+    width is kept: MLX's CPU reductions crash past 2^31 elements. Contiguous first: a
+    broadcast array reshapes to a view whose buffer a memoryview cannot read."""
+    flat = mx.contiguous(a).reshape(-1)
     if a.dtype == mx.bool_:
         return flat.astype(mx.uint8)
     return flat.view(UNSIGNED[a.itemsize])

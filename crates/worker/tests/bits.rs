@@ -1,5 +1,5 @@
 //! The worker's bit-identity helpers on real MLX (CPU): `digest` read in blocks equals the
-//! digest of the whole buffer; `same_bits` tells apart what differs in one bit.
+//! digest of the whole buffer (a broadcast array's too); `same_bits` tells apart what differs in one bit.
 
 mod common;
 
@@ -11,11 +11,12 @@ exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
 digest = w["digest"]
 
 def whole(x):
-    raw = bytes(memoryview((x.astype(mx.uint8) if x.dtype == mx.bool_ else x).reshape(-1).view(mx.uint8)))
+    raw = bytes(memoryview(mx.contiguous(x.astype(mx.uint8) if x.dtype == mx.bool_ else x).reshape(-1).view(mx.uint8)))
     return hashlib.sha256(f"{x.dtype}{x.shape}".encode() + raw).hexdigest()
 
 cases = [mx.random.normal((1000, 37)).astype(mx.bfloat16), mx.array([True, False, True] * 501),
-         mx.random.normal((64, 33)).T, mx.array(3.0), mx.zeros((0, 4)), mx.arange(1009)]
+         mx.random.normal((64, 33)).T, mx.array(3.0), mx.zeros((0, 4)), mx.arange(1009),
+         mx.broadcast_to(mx.zeros((1, 4, 1)), (3, 4, 16))]
 for x in cases:
     for chunk in [1, 7, 1000, 1 << 28]:
         w["CHUNK_BYTES"] = chunk

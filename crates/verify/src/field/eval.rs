@@ -75,7 +75,7 @@ impl Tensor {
     }
 
     /// out[i] = self[f(out index)] for an output of `shape`.
-    fn remap(&self, shape: Vec<usize>, f: impl Fn(&[usize]) -> usize) -> Tensor {
+    pub(super) fn remap(&self, shape: Vec<usize>, f: impl Fn(&[usize]) -> usize) -> Tensor {
         let mut idx = vec![0; shape.len()];
         let n = numel(&shape);
         let pick = |i: usize, idx: &mut Vec<usize>| {

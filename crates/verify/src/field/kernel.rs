@@ -4,6 +4,7 @@
 
 use super::eval::{Data, Interp, Tensor, Unfit};
 use superopt_ir::{Arg, Dim, Dtype, Node, Op as Prim};
+use superopt_kernel::ir::Inst;
 use superopt_kernel::{Binary, Call, Layout, Op, Reduce, Unary};
 
 fn unary_op(u: Unary) -> (Prim, Vec<Arg>) {
@@ -42,7 +43,7 @@ fn binary_op(b: Binary) -> (Prim, Dtype) {
     }
 }
 
-fn scalar(v: f64) -> Tensor {
+pub(super) fn scalar(v: f64) -> Tensor {
     Tensor { shape: vec![], dtype: Dtype::Float32, data: Data::Num(vec![v]) }
 }
 
@@ -54,13 +55,38 @@ impl Interp {
             superopt_kernel::Body::Rows(k) => k,
             superopt_kernel::Body::Quantized(q) => return super::quantized::kernel(self, q, ins, shapes),
             superopt_kernel::Body::Solve(s) => return Ok(vec![super::solve::kernel(s, ins[0])?]),
+            superopt_kernel::Body::Scan(s) => return super::scan::kernel(self, s, ins, shapes),
         };
         let full =
             k.inputs.iter().position(|o| o.layout == Layout::Full).ok_or("a kernel without a full-size input")?;
         let space = ins[full].shape.clone();
-        let rank = space.len() as i64;
-        let mut vals: Vec<Tensor> = Vec::with_capacity(k.insts.len());
-        for inst in &k.insts {
+        let input = |i: usize| Tensor { dtype: Dtype::Float32, ..ins[i].clone() };
+        let vals = self.insts(&k.insts, &input, space.len() - 1, *space.last().unwrap_or(&1) as f64, shapes)?;
+        let mut outs = vec![];
+        for o in &k.outputs {
+            let mut shape = space.clone();
+            if o.layout == Layout::Row {
+                *shape.last_mut().unwrap() = 1;
+            }
+            let v = vals[o.value].broadcast_to(&shape);
+            let node = Node { op: Prim::AsType, args: vec![Arg::Dtype(o.dtype)], inputs: vec![], outputs: vec![] };
+            outs.push(self.apply(&node, &[&v], o.dtype, shapes)?.remove(0));
+        }
+        Ok(outs)
+    }
+
+    /// Kernel instructions as primitives on tensors, `input(i)` for `Input(i)`, reductions
+    /// over `axis` (kept), `Len` as `len`.
+    pub(super) fn insts(
+        &mut self,
+        insts: &[Inst],
+        input: &dyn Fn(usize) -> Tensor,
+        axis: usize,
+        len: f64,
+        shapes: &[Vec<i64>],
+    ) -> Result<Vec<Tensor>, Unfit> {
+        let mut vals: Vec<Tensor> = Vec::with_capacity(insts.len());
+        for inst in insts {
             let a = |i: usize| &vals[inst.args[i]];
             let run =
                 |me: &mut Interp, op: Prim, args: Vec<Arg>, xs: Vec<&Tensor>, out: Dtype| -> Result<Tensor, Unfit> {
@@ -68,9 +94,9 @@ impl Interp {
                     Ok(me.apply(&node, &xs, out, shapes)?.remove(0))
                 };
             let t = match inst.op {
-                Op::Input(i) => Tensor { dtype: Dtype::Float32, ..ins[i].clone() },
+                Op::Input(i) => input(i),
                 Op::Const(c) => scalar(c),
-                Op::Len => scalar(*space.last().unwrap_or(&1) as f64),
+                Op::Len => scalar(len),
                 Op::Unary(u) => {
                     let (op, args) = unary_op(u);
                     run(self, op, args, vec![a(0)], Dtype::Float32)?
@@ -93,7 +119,8 @@ impl Interp {
                         Reduce::Min => 4,
                         Reduce::Max => 5,
                     };
-                    let args = vec![Arg::Int(Dim::constant(kind)), Arg::List(vec![Arg::Int(Dim::constant(rank - 1))])];
+                    let args =
+                        vec![Arg::Int(Dim::constant(kind)), Arg::List(vec![Arg::Int(Dim::constant(axis as i64))])];
                     run(self, Prim::Reduce, args, vec![a(0)], Dtype::Float32)?
                 }
                 Op::Cast(d) => {
@@ -103,16 +130,6 @@ impl Interp {
             };
             vals.push(t);
         }
-        let mut outs = vec![];
-        for o in &k.outputs {
-            let mut shape = space.clone();
-            if o.layout == Layout::Row {
-                *shape.last_mut().unwrap() = 1;
-            }
-            let v = vals[o.value].broadcast_to(&shape);
-            let node = Node { op: Prim::AsType, args: vec![Arg::Dtype(o.dtype)], inputs: vec![], outputs: vec![] };
-            outs.push(self.apply(&node, &[&v], o.dtype, shapes)?.remove(0));
-        }
-        Ok(outs)
+        Ok(vals)
     }
 }

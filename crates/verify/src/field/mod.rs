@@ -18,6 +18,7 @@ pub mod arith;
 pub mod eval;
 mod kernel;
 mod quantized;
+mod scan;
 mod solve;
 
 pub use solve::solve_form;
@@ -136,6 +137,8 @@ fn degree(p: &Program) -> u64 {
             Op::Kernel if quantized_kernel(n) => (2 * (max + 1) + 2).min(cap),
             // A solve's entries: products of up to N - 1 of its input's.
             Op::Kernel if let Some(size) = solve_size(n) => max.saturating_mul(size).min(cap),
+            // A recurrence: its step's degrees, step after step.
+            Op::Kernel if let Some(s) = scan_of(n) => scan_degree(&s, &ins, cap),
             // A layout change: the degree of what it places.
             Op::Scatter => max,
             Op::Square => (2 * max).min(cap),
@@ -153,6 +156,48 @@ fn degree(p: &Program) -> u64 {
         }
     }
     p.outputs.iter().map(|o| d[*o]).max().unwrap_or(1).max(1)
+}
+
+fn scan_of(n: &superopt_ir::Node) -> Option<superopt_kernel::scan::Scan> {
+    match superopt_kernel::Call::of_node(n)?.body {
+        superopt_kernel::Body::Scan(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// The highest degree a recurrence's outputs reach over its steps, from its operands'
+/// degrees `ins`, by the rules of [`degree`].
+fn scan_degree(s: &superopt_kernel::scan::Scan, ins: &[u64], cap: u64) -> u64 {
+    use superopt_kernel::{Binary, Op as K, Unary};
+    let mut state = ins.first().copied().unwrap_or(1);
+    let mut top = state;
+    for _ in 0..s.steps {
+        let mut d: Vec<u64> = Vec::with_capacity(s.insts.len());
+        for inst in &s.insts {
+            let a = |i: usize| d[inst.args[i]];
+            let v = match inst.op {
+                K::Input(0) => state,
+                K::Input(j) => ins.get(j).copied().unwrap_or(1),
+                K::Const(_) | K::Len => 0,
+                K::Binary(Binary::Mul | Binary::Div) => a(0).saturating_add(a(1)).min(cap),
+                K::Binary(Binary::Add | Binary::Sub) | K::Select | K::Cast(_) => {
+                    inst.args.iter().map(|i| d[*i]).max().unwrap_or(0)
+                }
+                K::Reduce(superopt_kernel::Reduce::Sum) => a(0),
+                K::Unary(Unary::Neg) => a(0),
+                K::Unary(Unary::Square) => (2 * a(0)).min(cap),
+                K::Unary(Unary::Sigmoid | Unary::Tanh) => 2,
+                _ => 1,
+            };
+            d.push(v);
+        }
+        state = d[s.next];
+        top = top.max(state).max(s.outputs.iter().map(|o| d[o.value]).max().unwrap_or(0));
+        if top >= cap {
+            return cap;
+        }
+    }
+    top.max(1)
 }
 
 fn is_exact(op: Op) -> bool {
@@ -202,6 +247,14 @@ pub fn check(
     FieldReport { verdict, uninterpreted: interp.uninterpreted, seconds: start.elapsed().as_secs_f64() }
 }
 
+/// Why the programs' constant arrays make the check unsound, if they do: each array gets
+/// random values drawn from its content key, which stand for any values only where both
+/// programs hold it (a candidate's hoisted zeros are not the original's `Full`).
+fn unshared_arrays(a: &Program, b: &Program) -> Option<String> {
+    let keys = |p: &Program| p.tensor_keys().map(String::from).collect::<std::collections::BTreeSet<String>>();
+    (keys(a) != keys(b)).then(|| "a constant array only one program holds (its values are unknown here)".into())
+}
+
 /// Field operations one run of `p` takes, roughly, at its traced shapes.
 pub fn work(p: &Program) -> f64 {
     p.nodes
@@ -230,6 +283,9 @@ fn compare(
 ) -> FieldVerdict {
     {
         if let Err(why) = same_signature(original, candidate) {
+            return FieldVerdict::Unfit { why };
+        }
+        if let Some(why) = unshared_arrays(original, candidate) {
             return FieldVerdict::Unfit { why };
         }
         let w = work(original).max(work(candidate));
@@ -356,6 +412,36 @@ mod tests {
         let a = program(&[2, 2], &[1e-5], &[("Add", vec![], vec![0, 1]), ("Multiply", vec![], vec![2, 0])]);
         let b = program(&[2, 2], &[1e-6], &[("Add", vec![], vec![0, 1]), ("Multiply", vec![], vec![2, 0])]);
         let r = check(&a, &b, &types(&a), 2);
+        assert!(r.refutes(), "{}", r.summary());
+    }
+
+    /// `x + c` where `c` is an array constant of `x`'s shape held by content key `key`.
+    fn plus_array(key: &str) -> Program {
+        let mut p = program(&[2, 2], &[], &[]);
+        p.values.push(Value { shape: vec![2, 2], dtype: Dtype::Float32 });
+        p.constants.push(Constant { value: 1, data: ConstData::Tensor { key: key.into() } });
+        p.values.push(Value { shape: vec![2, 2], dtype: Dtype::Float32 });
+        p.nodes.push(Node { op: Op::Add, args: vec![], inputs: vec![0, 1], outputs: vec![2] });
+        p.outputs = vec![2];
+        p
+    }
+
+    #[test]
+    fn an_array_only_one_program_holds_is_left_to_the_float_check() {
+        // A candidate that hoisted zeros into an array is not refuted for it: the field
+        // check does not know an array's values.
+        let zeros = program(&[2, 2], &[0.0], &[("Add", vec![], vec![0, 1])]);
+        let r = check(&zeros, &plus_array("zeros"), &types(&zeros), 2);
+        assert!(matches!(r.verdict, FieldVerdict::Unfit { .. }), "{}", r.summary());
+        // Where both hold it, it stands for any values alike: a changed program is refuted.
+        let doubled = {
+            let mut p = plus_array("w");
+            p.values.push(Value { shape: vec![2, 2], dtype: Dtype::Float32 });
+            p.nodes.push(Node { op: Op::Add, args: vec![], inputs: vec![2, 2], outputs: vec![3] });
+            p.outputs = vec![3];
+            p
+        };
+        let r = check(&plus_array("w"), &doubled, &types(&zeros), 2);
         assert!(r.refutes(), "{}", r.summary());
     }
 
