@@ -312,7 +312,7 @@ fn a_chunked_gated_delta_rule_verifies_with_its_solve_as_a_kernel() {
 }
 
 /// A per-token recurrence (the gated delta rule as mlx-lm's ops fallback spells it, state
-/// `[B, H, Dv, Dk]`): every size's loop is one kernel, a thread per state line, which
+/// `[B, H, Dv, Dk]`): every size's loop is one kernel, threads of a warp per state line, which
 /// computes what fn computes; a kernel walking the steps backwards or taking maxima for
 /// sums is rejected.
 #[test]

@@ -60,7 +60,7 @@ pub enum Body {
     Quantized(quantized::Quantized),
     /// Unit lower-triangular solves ([`solve`]).
     Solve(solve::Solve),
-    /// Recurrences, one thread per state line ([`scan`]).
+    /// Recurrences, a warp's threads per state line ([`scan`]).
     Scan(scan::Scan),
 }
 

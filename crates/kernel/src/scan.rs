@@ -79,7 +79,7 @@ pub struct Plan {
 }
 
 impl Scan {
-    /// Elements of the state line each thread keeps.
+    /// The length of a state line (along `axis`).
     pub fn line(&self) -> i64 {
         self.shape[self.axis]
     }
@@ -125,6 +125,10 @@ impl Scan {
             };
             along.push(a);
             phase.push(p);
+        }
+        // A value computed once per step is written once: not to an output laid along the line.
+        if self.outputs.iter().any(|o| !along[o.value] && o.strides[self.axis] != 0) {
+            return None;
         }
         let plan = Plan { along, phase };
         let last = self.phases(&plan);
@@ -266,7 +270,7 @@ fn parts(s: &Scan) -> i64 {
     p
 }
 
-/// A step output's store of value `v` (inside a loop: at `k` along the line).
+/// Output `j`'s store of its value at this step (inside a loop: at `k` along the line).
 fn store(s: &Scan, l: &Lang, j: usize, inside: bool) -> String {
     let o = &s.outputs[j];
     let along = if inside && o.strides[s.axis] != 0 { format!(" + k * {}L", o.strides[s.axis]) } else { String::new() };
@@ -378,9 +382,14 @@ fn body(s: &Scan, l: &Lang) -> String {
 
 /// Row-major strides of the state.
 pub fn state_strides(s: &Scan) -> Vec<i64> {
-    let mut strides = vec![1; s.shape.len()];
-    for a in (0..s.shape.len().saturating_sub(1)).rev() {
-        strides[a] = strides[a + 1] * s.shape[a + 1];
+    row_major(&s.shape)
+}
+
+/// Row-major strides of an array of `shape`.
+pub fn row_major(shape: &[i64]) -> Vec<i64> {
+    let mut strides = vec![1; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1];
     }
     strides
 }
@@ -438,7 +447,7 @@ fn out_type(j: usize) -> String {
 /// The threads of a block.
 pub const BLOCK: i64 = 64;
 
-/// Python defining `_k{index}(x0, x1, ..)` for `target`: one thread per state line.
+/// Python defining `_k{index}(x0, x1, ..)` for `target`: [`Scan::split`] threads per state line.
 /// Needs the module's `_KERNEL_HEADER` ([`crate::launch::preamble`]).
 pub fn launcher(s: &Scan, index: usize, target: crate::Target) -> String {
     let (make, source) = match target {
@@ -659,6 +668,15 @@ mod tests {
         // Reading the new state there is fine.
         s.insts[7].args = vec![5, 6];
         assert!(s.plan().is_some());
+    }
+
+    #[test]
+    fn a_value_of_a_step_written_along_the_line_must_vary_along_it() {
+        // The line sum, broadcast over the line: computed once per step, written once.
+        let mut s = average();
+        s.outputs[0].shape = vec![2, 8];
+        s.outputs[0].strides = vec![8, 1];
+        assert!(s.plan().is_none());
     }
 
     #[test]

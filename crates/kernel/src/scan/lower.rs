@@ -4,11 +4,14 @@
 //! strided views of one array per step (`q[:, :, t]`) or the same array every step.
 //!
 //! It may touch: the nodes of the steps, which become one `Kernel` node ([`super::Scan`]);
-//! the values the rest of the program reads from a step become slices of its outputs.
-//! Nothing else. A step may hold elementwise arithmetic, sum/max/min reductions over one
-//! axis of the state, and shape changes that only add, drop, move or broadcast axes.
+//! the values the rest of the program reads from a step become slices of its outputs, and
+//! concatenations of such slices become transposes (`flatten_concatenates`,
+//! `lanes_in_place`, which apply to the whole program). Nothing else. A step may hold
+//! elementwise arithmetic, sum/max/min reductions over one axis of the state (the line),
+//! products along the line or of extent 1, float casts, and shape changes that only add,
+//! drop, move or broadcast axes.
 
-use super::{Access, Scan, StepOut, MAX_LINE};
+use super::{row_major, Access, Scan, StepOut, MAX_LINE};
 use crate::ir::{computable, Binary, Inst, Op as K, Reduce, Unary};
 use crate::lower::{BINARY, UNARY};
 use crate::{Body, Call, Target};
@@ -30,17 +33,13 @@ pub fn lower(p: &mut Program, target: Target, late: &dyn Fn() -> bool) -> Vec<St
             break;
         }
         let chain = spine(p, &tried);
-        let Some(&end) = chain.last() else { break };
-        match found(p, &chain, &format!("scan{}", lines.len())) {
-            Some(f) => match apply(p, f, target) {
-                Some(line) => lines.push(line),
-                None => {
-                    tried.insert(end);
-                }
-            },
-            None => {
-                tried.insert(end);
-            }
+        if chain.is_empty() {
+            break;
+        }
+        match found(p, &chain, &format!("scan{}", lines.len())).and_then(|f| apply(p, f, target)) {
+            Some(line) => lines.push(line),
+            // Not a recurrence a kernel runs: nor is any chain ending on it.
+            None => tried.extend(chain),
         }
     }
     lines
@@ -155,7 +154,21 @@ fn earlier(
     (a, b): (usize, Option<usize>),
     state: &ValueId,
 ) -> Option<ValueId> {
+    earlier_within(p, producer, (a, b), state, 32)
+}
+
+/// [`earlier`], at most `depth` nodes back.
+fn earlier_within(
+    p: &Program,
+    producer: &HashMap<ValueId, usize>,
+    (a, b): (usize, Option<usize>),
+    state: &ValueId,
+    depth: usize,
+) -> Option<ValueId> {
     let b = b?;
+    if depth == 0 {
+        return None;
+    }
     let (x, y) = (&p.nodes[a], &p.nodes[b]);
     if x.op != y.op || x.args != y.args || x.inputs.len() != y.inputs.len() || a <= b {
         return None;
@@ -165,7 +178,7 @@ fn earlier(
         let here = if u == state {
             Some(*w)
         } else if producer.get(u).is_some_and(|i| *i > b) && u != w {
-            earlier(p, producer, (producer[u], producer.get(w).copied()), state)
+            earlier_within(p, producer, (producer[u], producer.get(w).copied()), state, depth - 1)
         } else {
             None
         };
@@ -418,14 +431,6 @@ struct View {
     base: ValueId,
     offset: i64,
     strides: Vec<i64>,
-}
-
-fn row_major(shape: &[i64]) -> Vec<i64> {
-    let mut s = vec![1; shape.len()];
-    for a in (0..shape.len().saturating_sub(1)).rev() {
-        s[a] = s[a + 1] * shape[a + 1];
-    }
-    s
 }
 
 /// `v` as a strided view of the array it slices, moves or broadcasts (itself where it is
@@ -812,7 +817,9 @@ fn build(
     let mut outs = vec![];
     for pos in &steps[0] {
         for v in &p.nodes[*pos].outputs {
-            if !readers.contains(v) || *v == states[1] {
+            // Read after the loop at any step (a program output may be the last step's alone).
+            let read = (0..steps.len()).any(|j| readers.contains(&step_value(p, &steps, *pos, j, *v)));
+            if !read || *v == states[1] {
                 continue;
             }
             let (value, frame) = b.vals[v].clone();
@@ -981,6 +988,8 @@ mod tests {
         OuterShared,
         /// `a_t` read as `a[:, t]` by a gather of a constant index, not a slice.
         Gathered,
+        /// Only the last step's prediction is returned (with the final state).
+        LastOnly,
     }
 
     /// An unrolled delta rule as a trace spells it: state `s [2, 4, 8]` (heads, keys,
@@ -1076,6 +1085,10 @@ mod tests {
             outs.push(pred);
             last = Some(pred);
         }
+        if twist == Twist::LastOnly {
+            p.outputs = vec![*outs.last().unwrap(), state];
+            return p;
+        }
         let stacked = node(&mut p, Op::Concatenate, vec![Arg::Int(Dim::constant(1))], outs, &[2, steps, 8]);
         p.outputs = vec![stacked, state];
         p
@@ -1151,6 +1164,14 @@ mod tests {
         assert_eq!(s.steps, 11);
         // Read by two steps, each step's product is no step's own: no regular operand.
         assert!(scans(&lowered(delta_rule(12, Twist::OuterShared)).0).iter().all(|s| s.steps < 12));
+    }
+
+    #[test]
+    fn a_value_only_the_last_step_returns_is_an_output_still() {
+        let (p, _) = lowered(delta_rule(12, Twist::LastOnly));
+        assert_eq!(scans(&p).len(), 1);
+        let made: BTreeSet<ValueId> = p.nodes.iter().flat_map(|n| n.outputs.iter().copied()).collect();
+        assert!(p.outputs.iter().all(|o| made.contains(o)), "every output is computed");
     }
 
     #[test]
