@@ -11,7 +11,8 @@
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
 # Steps (default: all but profile, in this order): quant chunked model mutations reala realb kernels
 # quantized solve standard; prefill (the MoE block at prefill), gated (gated_delta alone), realc (reala and realb's rows not yet verified), profile (fn's first calls in three processes), model-moe and model-dense
-# (one of the two models), layernorm (the LayerNorm kernel rows) on request.
+# (one of the two models), layernorm (the LayerNorm kernel rows), recurrences (the scan kernel's
+# spellings) on request.
 set -u
 s=/tmp/so
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 SUPEROPT_PYTHON=python3
@@ -54,6 +55,10 @@ step() {
     realb) suite 90 240 realb suite/qwen3_attention_naive.py suite/naive_gqa_einsum.py \
       suite/naive_mask_rebuilt.py suite/swiglu_mlp.py ;;
     realc) suite 90 420 realc suite/gated_delta.py suite/moe_experts.py suite/naive_gqa_einsum.py ;;
+    recurrences)  # the recurrence kernel's spellings (tests/harnesses/kernels, their CPU sizes)
+      suite 60 300 recurrences tests/harnesses/kernels/delta_rule_*.py \
+        tests/harnesses/kernels/linear_attention_heads_first.py tests/harnesses/kernels/ema_time_major.py \
+        tests/harnesses/kernels/selective_scan.py ;;
     kernels) bash .gpu/b/gpu-suite.sh .gpu/b $s suite/kernels kernels 90 9999 200 > $s/kernels.out 2>&1 ;;
     spell)  # probe/spell's rows, where an uncommitted probe/ is carried
       bash .gpu/b/gpu-suite.sh .gpu/b $s probe/spell spell 60 9999 200 > $s/spell.out 2>&1 ;;
