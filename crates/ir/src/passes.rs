@@ -152,8 +152,8 @@ fn in_place(p: &mut Program, made: &HashMap<ValueId, usize>, c: &Node) -> Option
     perm.insert(put, l as i64);
     let moved: Vec<i64> = perm.iter().map(|a| range[*a as usize]).collect();
     let dtype = p.value(whole).dtype;
-    let sliced = push(p, Value { shape: range, dtype });
-    let transposed = push(p, Value { shape: moved, dtype });
+    let sliced = p.push_value(Value { shape: range, dtype });
+    let transposed = p.push_value(Value { shape: moved, dtype });
     let out = c.outputs[0];
     let reshape = p.value(out).shape.clone();
     let slice = vec![Arg::ints(&start), Arg::ints(&stop), Arg::ints(&vec![1; shape.len()])];
@@ -162,11 +162,6 @@ fn in_place(p: &mut Program, made: &HashMap<ValueId, usize>, c: &Node) -> Option
         Node { op: Op::Transpose, args: vec![Arg::ints(&perm)], inputs: vec![sliced], outputs: vec![transposed] },
         Node { op: Op::Reshape, args: vec![Arg::ints(&reshape)], inputs: vec![transposed], outputs: vec![out] },
     ])
-}
-
-fn push(p: &mut Program, v: Value) -> ValueId {
-    p.values.push(v);
-    p.values.len() - 1
 }
 
 /// Merges equal constants and nodes that apply the same primitive, with the same
@@ -419,15 +414,15 @@ mod tests {
         p.nodes.clear();
         let mut parts = vec![];
         for &j in order {
-            let s = push(&mut p, Value { shape: vec![1, 2, 1, 3], dtype: Dtype::Float32 });
+            let s = p.push_value(Value { shape: vec![1, 2, 1, 3], dtype: Dtype::Float32 });
             let args = vec![Arg::ints(&[j, 0, 0, 0]), Arg::ints(&[j + 1, 2, 1, 3]), Arg::ints(&[1, 1, 1, 1])];
             p.nodes.push(Node { op: Op::Slice, args, inputs: vec![0], outputs: vec![s] });
-            let lane = push(&mut p, Value { shape: vec![2, 1, 3], dtype: Dtype::Float32 });
+            let lane = p.push_value(Value { shape: vec![2, 1, 3], dtype: Dtype::Float32 });
             p.nodes.push(Node { op: Op::Squeeze, args: vec![Arg::ints(&[0])], inputs: vec![s], outputs: vec![lane] });
             parts.push(lane);
         }
         let concat = |p: &mut Program, inputs: Vec<ValueId>| {
-            let out = push(p, Value { shape: vec![2, inputs.len() as i64, 3], dtype: Dtype::Float32 });
+            let out = p.push_value(Value { shape: vec![2, inputs.len() as i64, 3], dtype: Dtype::Float32 });
             p.nodes.push(Node {
                 op: Op::Concatenate,
                 args: vec![Arg::Int(Dim::constant(1))],

@@ -165,6 +165,12 @@ impl Program {
         &self.values[id]
     }
 
+    /// A new value of the program (made by a node the caller adds).
+    pub fn push_value(&mut self, v: Value) -> ValueId {
+        self.values.push(v);
+        self.values.len() - 1
+    }
+
     pub fn constant(&self, id: ValueId) -> Option<&Constant> {
         self.constants.iter().find(|c| c.value == id)
     }

@@ -101,10 +101,8 @@ fn found(p: &Program, chain: &[ValueId], name: &str) -> Option<Found> {
         if states.len() <= MIN_STEPS {
             return None;
         }
-        let mut steps = assign(p, &producer, &states)?;
-        prune_last(p, &mut steps, &states);
-        absorb(p, &producer, &mut steps, &states);
-        match (1..steps.len()).find(|j| same(p, &producer, &steps, &states, *j).is_none()) {
+        let (steps, differs) = stepped(p, &producer, &states)?;
+        match differs {
             None => {
                 let (states, steps) = extended(p, &producer, states, steps);
                 return build(p, &producer, states, steps, name);
@@ -118,12 +116,18 @@ fn found(p: &Program, chain: &[ValueId], name: &str) -> Option<Found> {
     None
 }
 
-/// The steps of `states` where each repeats the first.
-fn settled(p: &Program, producer: &HashMap<ValueId, usize>, states: &[ValueId]) -> Option<Vec<Vec<usize>>> {
+/// The steps of `states` (their nodes by position), and the first that does not repeat
+/// the first step, if one.
+fn stepped(
+    p: &Program,
+    producer: &HashMap<ValueId, usize>,
+    states: &[ValueId],
+) -> Option<(Vec<Vec<usize>>, Option<usize>)> {
     let mut steps = assign(p, producer, states)?;
     prune_last(p, &mut steps, states);
     absorb(p, producer, &mut steps, states);
-    (1..steps.len()).all(|j| same(p, producer, &steps, states, j).is_some()).then_some(steps)
+    let differs = (1..steps.len()).find(|j| same(p, producer, &steps, states, *j).is_none());
+    Some((steps, differs))
 }
 
 /// `states` with the state before the first where the step before repeats the first too
@@ -140,9 +144,9 @@ fn extended(
     };
     let mut longer = vec![before];
     longer.extend(&states);
-    match settled(p, producer, &longer) {
-        Some(more) => (longer, more),
-        None => (states, steps),
+    match stepped(p, producer, &longer) {
+        Some((more, None)) => (longer, more),
+        _ => (states, steps),
     }
 }
 
@@ -485,16 +489,22 @@ fn sliced(n: &Node, w: View) -> Option<View> {
 
 /// A reshape that only adds or drops axes of extent 1.
 fn unit_reshaped(from: &[i64], to: &[i64], w: View) -> Option<View> {
+    Some(View { strides: units_moved(from, to, &w.strides, 0)?, ..w })
+}
+
+/// `per_axis` (one entry per axis of `from`) for the axes of `to`, where `to` only adds or
+/// drops axes of extent 1 (`fill` at the axes it adds); `None` for another reshape.
+fn units_moved<T: Copy>(from: &[i64], to: &[i64], per_axis: &[T], fill: T) -> Option<Vec<T>> {
     let kept: Vec<usize> = (0..from.len()).filter(|a| from[*a] != 1).collect();
     let big: Vec<usize> = (0..to.len()).filter(|a| to[*a] != 1).collect();
     if kept.len() != big.len() || kept.iter().zip(&big).any(|(a, b)| from[*a] != to[*b]) {
         return None;
     }
-    let mut strides = vec![0; to.len()];
+    let mut out = vec![fill; to.len()];
     for (a, b) in kept.iter().zip(&big) {
-        strides[*b] = w.strides[*a];
+        out[*b] = per_axis[*a];
     }
-    Some(View { strides, ..w })
+    Some(out)
 }
 
 fn broadcast(from: &[i64], to: &[i64], w: View) -> View {
@@ -722,16 +732,7 @@ impl Builder<'_> {
         if n.op == Op::Broadcast {
             return self.frame(to, &[Some(f)], &[from]);
         }
-        let kept: Vec<usize> = (0..from.len()).filter(|a| from[*a] != 1).collect();
-        let big: Vec<usize> = (0..to.len()).filter(|a| to[*a] != 1).collect();
-        if kept.len() != big.len() || kept.iter().zip(&big).any(|(a, b)| from[*a] != to[*b]) {
-            return None;
-        }
-        let mut out = vec![None; to.len()];
-        for (a, b) in kept.iter().zip(&big) {
-            out[*b] = f[*a];
-        }
-        Some(out)
+        units_moved(from, to, f, None)
     }
 
     /// A reduction over the state's line axis (the first one fixes which axis that is).
@@ -912,13 +913,13 @@ fn apply(p: &mut Program, f: Found, target: Target) -> Option<String> {
     let line = format!("scan: {} ({})", super::describe(&f.scan), f.scan.name);
     let call = Call { body: Body::Scan(f.scan.clone()), target, tuned: vec![] };
     let last = *f.states.last().unwrap();
-    let state_out = if f.final_read { last } else { push_value(p, p.value(last).clone()) };
+    let state_out = if f.final_read { last } else { p.push_value(p.value(last).clone()) };
     let mut outputs = vec![state_out];
     let mut tail = vec![];
     for (o, values) in f.scan.outputs.iter().zip(&f.outputs) {
         let mut shape = vec![f.scan.steps];
         shape.extend(&o.shape);
-        let whole = push_value(p, Value { shape: shape.clone(), dtype: o.dtype });
+        let whole = p.push_value(Value { shape: shape.clone(), dtype: o.dtype });
         outputs.push(whole);
         for (j, v) in values.iter().enumerate() {
             tail.extend(take_step(p, whole, &shape, j as i64, *v));
@@ -943,11 +944,6 @@ fn apply(p: &mut Program, f: Found, target: Target) -> Option<String> {
     Some(line)
 }
 
-fn push_value(p: &mut Program, v: Value) -> ValueId {
-    p.values.push(v);
-    p.values.len() - 1
-}
-
 /// `into` as step `j` of `whole` (`[steps, ..]`): `Squeeze(Slice(whole))`.
 fn take_step(p: &mut Program, whole: ValueId, shape: &[i64], j: i64, into: ValueId) -> Vec<Node> {
     let mut start = vec![0; shape.len()];
@@ -955,7 +951,7 @@ fn take_step(p: &mut Program, whole: ValueId, shape: &[i64], j: i64, into: Value
     (start[0], stop[0]) = (j, j + 1);
     let mut one = shape.to_vec();
     one[0] = 1;
-    let s = push_value(p, Value { shape: one, dtype: p.value(whole).dtype });
+    let s = p.push_value(Value { shape: one, dtype: p.value(whole).dtype });
     let args = vec![Arg::ints(&start), Arg::ints(&stop), Arg::ints(&vec![1; shape.len()])];
     vec![
         Node { op: Op::Slice, args, inputs: vec![whole], outputs: vec![s] },
