@@ -3,6 +3,7 @@
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::session::Session;
+use std::collections::BTreeMap;
 use std::time::Instant;
 use superopt_bench::{geomean, Comparison, Size};
 use superopt_ir::{Plan, Program};
@@ -68,6 +69,9 @@ pub struct Entry {
     /// Dropped because the verification budget ran out (not because a check or a call
     /// failed): the sizes it was accepted at before may still run it ([`Entry::verified_at`]).
     pub ran_out: bool,
+    /// Per size: why it was not verified there, screened as too slow to win there
+    /// ([`crate::screen`]); the sizes it was accepted at may still run it.
+    pub outpaced: [Option<String>; 3],
 }
 
 impl Entry {
@@ -89,6 +93,7 @@ impl Entry {
             verify_rank: None,
             first_look_only: false,
             ran_out: false,
+            outpaced: Default::default(),
         }
     }
 
@@ -113,11 +118,13 @@ impl Entry {
     }
 
     /// Accepted at `size`: verified at every size, or accepted there, and at every size
-    /// judged before, when the budget ran out (it may then run there inside a by-size
-    /// candidate, the original elsewhere). A size rejected anywhere rules out every size.
+    /// judged, when the budget ran out or a screen left sizes out (it may then run there
+    /// inside a by-size candidate, the original elsewhere). A size rejected anywhere rules
+    /// out every size.
     pub fn verified_at(&self, size: Size) -> bool {
         let judged = || self.verdicts[size.index()].is_some() && self.verdicts.iter().flatten().all(|v| v.accepted);
-        self.verified() || (self.ran_out && judged())
+        let partial = self.ran_out || self.outpaced.iter().any(Option::is_some);
+        self.verified() || (partial && judged())
     }
 
     /// Accepted at some size (see [`Entry::verified_at`]).
@@ -193,6 +200,8 @@ pub struct Run<'a> {
     /// here reuses another process's compiled kernels).
     pub warm: Option<crate::warm::Warmers>,
     pub stages: Vec<Stage>,
+    /// Median seconds per call of programs screened at a size ([`crate::screen`]).
+    pub screens: BTreeMap<(ProgramId, Size), f64>,
     last_mark: Instant,
     progress: &'a dyn Fn(&str),
 }
@@ -227,6 +236,7 @@ impl<'a> Run<'a> {
             workdir,
             warm: None,
             stages: vec![],
+            screens: BTreeMap::new(),
             last_mark: Instant::now(),
             progress,
         };

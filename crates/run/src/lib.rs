@@ -2,7 +2,7 @@
 //! ([`ledger::Run`], one [`ledger::Entry`] per candidate):
 //!
 //! [`trace`] -> ([`references`] start) -> [`propose`] -> [`stage`] -> [`tune`] -> ([`warm`] start) -> [`field`]
-//! -> [`verify`] -> [`bench`](mod@bench) -> [`by_size`] -> [`decide`]
+//! -> [`verify`] (with its [`screen`]) -> [`bench`](mod@bench) -> [`by_size`] -> [`decide`]
 //!
 //! [`budget`] names each stage's share of the time budget; [`session`] is the worker with
 //! the harness loaded; [`references`] the pool that computes the float64 references
@@ -21,6 +21,7 @@ pub mod outcome;
 pub mod output;
 pub mod propose;
 pub mod references;
+pub mod screen;
 pub mod session;
 pub mod stage;
 pub mod trace;

@@ -92,6 +92,9 @@ pub fn harness_fault(e: WorkerError) -> anyhow::Error {
 /// The fewest samples per program a deciding timing takes, where the budget allows.
 pub const DECIDING_SAMPLES: usize = 40;
 
+/// Samples per program in a screen's first timing.
+pub const SCREEN_ROUNDS: u64 = 3;
+
 /// When timing may stop short of its budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sampling {
@@ -404,6 +407,16 @@ impl Session {
             rounds *= 2;
         }
         Ok(samples)
+    }
+
+    /// Each program's median seconds per call at `size` in a first timing: a call to warm
+    /// it (its first call compiles), then [`SCREEN_ROUNDS`] interleaved samples of about
+    /// [`SAMPLE_SECONDS`] each ([`crate::screen`]).
+    pub fn screen(&mut self, programs: &[ProgramId], size: Size) -> Result<BTreeMap<ProgramId, f64>, WorkerError> {
+        let ones: BTreeMap<ProgramId, u64> = programs.iter().map(|p| (p.clone(), 1)).collect();
+        let first = self.time_rounds(programs, size, ones, 1)?;
+        let samples = self.time_rounds(programs, size, sample_calls(&first), SCREEN_ROUNDS)?;
+        Ok(samples.into_iter().map(|(p, xs)| (p, superopt_bench::median(&xs))).collect())
     }
 
     fn time_rounds(

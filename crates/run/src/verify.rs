@@ -137,13 +137,18 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
     if let Some(why) = outlasts(run, p) {
         return run.entry_mut(p.id).out_of_time(format!("at {size}: {OUT_OF_TIME} ({why})"));
     }
-    if p.size == 0 && p.case == 0 {
-        run.say(&format!("verifying {}", run.entry(p.id).candidate.label()));
+    if p.case == 0 {
+        if p.size == 0 || !run.entry(p.id).staged {
+            run.say(&format!("verifying {}", run.entry(p.id).candidate.label()));
+        }
         if !run.entry(p.id).staged {
             stage(run, p.id);
         }
         if run.entry(p.id).is_dropped() {
             return;
+        }
+        if let Some(why) = crate::screen::screen(run, p.id, size) {
+            return outpace(run.entry_mut(p.id), p, why);
         }
     }
     let (tol, Run { session, entries, .. }) = (run.config.tolerance, &mut *run);
@@ -168,7 +173,30 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
     e.verdicts[p.size] = Some(judge(&std::mem::take(&mut p.figs), tol));
     (p.size, p.case, p.seconds) = (p.size + 1, 0, 0.0);
     if p.size == Size::ALL.len() {
-        e.status = status(e);
+        close(e);
+    }
+}
+
+/// Its status once every size is judged or screened out: out of the run where a screen
+/// left sizes out and every judged size was accepted, its accepted sizes kept
+/// ([`Entry::verified_at`]).
+fn close(e: &mut Entry) {
+    let said: Vec<&str> = e.outpaced.iter().flatten().map(String::as_str).collect();
+    let judged_accepted = e.verdicts.iter().flatten().all(|v| v.accepted);
+    match said.is_empty() || !judged_accepted {
+        true => e.status = status(e),
+        false => e.drop_with(said.join("; ")),
+    }
+}
+
+/// Leaves `p`'s size unverified (screened as too slow to win there); after the last size,
+/// the candidate is out of the run, its accepted sizes kept ([`Entry::verified_at`]).
+fn outpace(e: &mut Entry, p: &mut Progress, why: String) {
+    e.outpaced[p.size] = Some(why);
+    (p.size, p.case, p.seconds) = (p.size + 1, 0, 0.0);
+    p.figs.clear();
+    if p.size == Size::ALL.len() {
+        close(e);
     }
 }
 
@@ -349,6 +377,34 @@ mod tests {
         let mut dropped = all.clone();
         dropped[6].1 = false;
         assert_eq!(super::groups(&dropped)[3..8], [4, 4, 4, 4, 2], "out of the run: egraph+kernels leads instead");
+    }
+
+    #[test]
+    fn a_size_screened_out_is_left_unverified_and_the_rest_are_kept() {
+        let accepted = || superopt_verify::judge(&[], superopt_verify::Tolerance::Relative);
+        let mut e = Entry::verified_with(3, [1.0; 3]);
+        e.status = Status::Open;
+        let mut p = at(3, 0, 0);
+        e.verdicts[0] = Some(accepted());
+        p.size = 1;
+        outpace(&mut e, &mut p, "at typical: not verified: 3.0x slower".into());
+        assert_eq!((p.size, p.case, e.is_dropped()), (2, 0, false), "on to large");
+        e.verdicts[2] = Some(accepted());
+        close(&mut e);
+        assert_eq!(e.dropped(), Some("at typical: not verified: 3.0x slower"));
+        assert!(e.verified_at(Size::Small) && e.verified_at(Size::Large) && !e.verified_at(Size::Typical));
+        assert!(!e.verified(), "it never wins as a whole");
+        // Near miss: a judged size rejected rules out the sizes accepted.
+        e.status = Status::Open;
+        e.verdicts[2].as_mut().unwrap().accepted = false;
+        close(&mut e);
+        assert_eq!(e.status, Status::Rejected);
+        assert!(!e.verified_at(Size::Small));
+        // Near miss: nothing screened out: the usual verdict.
+        let mut whole = Entry::verified_with(4, [1.0; 3]);
+        whole.verdicts = [Some(accepted()), Some(accepted()), Some(accepted())];
+        close(&mut whole);
+        assert!(whole.verified());
     }
 
     #[test]
