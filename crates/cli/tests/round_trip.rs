@@ -143,6 +143,7 @@ macro_rules! zoo {
 
 zoo!(
     llama_layer,
+    qwen2_layer,
     qwen3_layer,
     gemma_layer,
     qwen3_moe_layer,

@@ -263,11 +263,12 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             format!("mx.put_along_axis({}, {}, {}, axis={})", a(0), a(1), a(2), int(node, 1, cx)?)
         }
         Op::Matmul => format!("mx.matmul({}, {})", a(0), a(1)),
+        // MLX's AddMM takes (a, b, c) for `alpha * (a @ b) + beta * c`; mx.addmm takes c first.
         Op::AddMM => format!(
             "mx.addmm({}, {}, {}, alpha={}, beta={})",
+            a(2),
             a(0),
             a(1),
-            a(2),
             float(node, 0, cx)?,
             float(node, 1, cx)?
         ),
