@@ -46,7 +46,11 @@ pub fn optimize_with_progress(config: &Config) -> Result<Outcome> {
 fn finished(args: &RunArgs) -> Result<Option<Box<Done>>> {
     match optimize_with_progress(&config(args)?)? {
         Outcome::NoChange(why) => {
-            println!("no change: {why}; the original is unchanged");
+            let capsule = superopt_report::Capsule::no_change(&args.common.harness.display().to_string(), &why);
+            println!("{}", capsule.decision);
+            if let Some(path) = &args.json {
+                write_atomic(path, serde_json::to_string_pretty(&capsule)?.as_bytes())?;
+            }
             Ok(None)
         }
         Outcome::Done(d) => Ok(Some(d)),

@@ -73,11 +73,16 @@ fn unsupported_primitive_ends_with_no_change_and_leaves_output_alone() {
     .unwrap();
     let out = dir.path().join("fast.py");
     std::fs::write(&out, "# the user's own file\n").unwrap();
-    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let json = dir.path().join("run.json");
+    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap(), "--json", json.to_str().unwrap()]);
     let (stdout, stderr) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("no change: unsupported primitive FFT"), "{stdout}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "# the user's own file\n");
+    // The capsule asked for says so too, for scripts that read it.
+    let capsule: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(capsule["decision"].as_str().unwrap().starts_with("no change: unsupported primitive FFT"), "{capsule}");
+    assert!(capsule["winner"].is_null());
 }
 
 #[test]

@@ -144,6 +144,7 @@ macro_rules! zoo {
 zoo!(
     llama_layer,
     qwen2_layer,
+    mamba_layer,
     qwen3_layer,
     gemma_layer,
     qwen3_moe_layer,

@@ -263,6 +263,21 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             format!("mx.put_along_axis({}, {}, {}, axis={})", a(0), a(1), a(2), int(node, 1, cx)?)
         }
         Op::Matmul => format!("mx.matmul({}, {})", a(0), a(1)),
+        // MLX's Convolution state: strides, padding low and high, kernel and input dilation,
+        // groups, flip.
+        Op::Convolution => format!(
+            "mx.conv_general({}, {}, stride={}, padding=({}, {}), kernel_dilation={}, input_dilation={}, groups={}, \
+             flip={})",
+            a(0),
+            a(1),
+            list(&ints(node, 0, cx)?),
+            list(&ints(node, 1, cx)?),
+            list(&ints(node, 2, cx)?),
+            list(&ints(node, 3, cx)?),
+            list(&ints(node, 4, cx)?),
+            int(node, 5, cx)?,
+            py_bool(boolean(node, 6)?)
+        ),
         // MLX's AddMM takes (a, b, c) for `alpha * (a @ b) + beta * c`; mx.addmm takes c first.
         Op::AddMM => format!(
             "mx.addmm({}, {}, {}, alpha={}, beta={})",

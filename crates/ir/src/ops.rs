@@ -16,6 +16,8 @@ pub enum Kind {
     Layout,
     /// Matrix products (possibly quantized).
     Matmul,
+    /// Convolutions: each output from a window of its input.
+    Window,
     /// Values made from nothing but arguments (arange, random bits).
     Source,
     /// Fused `mx.fast` kernels (exported as one node on GPU backends).
@@ -70,6 +72,7 @@ primitives! {
         Split, Squeeze, Transpose, Unflatten, Scatter, ScatterAxis, AsStrided,
     ]
     Matmul: [Matmul, AddMM, QuantizedMatmul, GatherMM, GatherQMM]
+    Window: [Convolution]
     Source: [Arange, RandomBits, Full]
     Fast: [RMSNorm, LayerNorm, RoPE, ScaledDotProductAttention]
     Kernel: [Kernel]

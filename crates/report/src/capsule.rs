@@ -75,7 +75,7 @@ pub struct CandidateReport {
     pub metal: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Capsule {
     pub tool: String,
     pub version: String,
@@ -105,4 +105,17 @@ pub struct Capsule {
     pub references: Vec<References>,
     /// What the run left out, and why (e.g. kernels on a device that cannot run them).
     pub notes: Vec<String>,
+}
+
+impl Capsule {
+    /// The capsule of a run that ended before any candidate: the original stays, for `why`.
+    pub fn no_change(harness: &str, why: &str) -> Capsule {
+        Capsule {
+            tool: "superopt".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            harness: harness.into(),
+            decision: format!("no change: {why}; the original is unchanged"),
+            ..Capsule::default()
+        }
+    }
 }

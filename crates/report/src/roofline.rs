@@ -38,6 +38,12 @@ fn flops(p: &Program, n: &superopt_ir::Node) -> f64 {
     let last = |i: usize| n.inputs.get(i).and_then(|v| p.value(*v).shape.last().copied()).unwrap_or(0) as f64;
     match n.op {
         Op::Matmul | Op::AddMM | Op::QuantizedMatmul | Op::GatherMM | Op::GatherQMM => 2.0 * out * last(0),
+        // Each output sums a window of the weight's [kernel..., C_in / groups] values.
+        Op::Convolution => {
+            let w = n.inputs.get(1).map(|v| p.value(*v).shape.clone()).unwrap_or_default();
+            let per_output = w.iter().skip(1).product::<i64>() as f64;
+            2.0 * out * per_output
+        }
         Op::ScaledDotProductAttention => {
             let k = n.inputs.get(1).map(|v| p.value(*v).shape.clone()).unwrap_or_default();
             let keys = if k.len() >= 2 { k[k.len() - 2] as f64 } else { 0.0 };
