@@ -4,9 +4,10 @@
 //! slice of the result: one launch instead of one per iteration, the same arithmetic. What
 //! differs lane by lane otherwise (a recurrent state) stays per lane.
 //!
-//! It may touch: the nodes it batches (each becomes a slice of the batched node's output);
-//! nothing else. Elementwise primitives, `Matmul` over batch axes, `Reduce`, `ExpandDims`,
-//! `Squeeze`, `Broadcast`, `Transpose` and `Slice` batch; other primitives stay per lane.
+//! It may touch: the nodes it batches (each becomes a slice of the batched node's output),
+//! and `Split`s, which become one slice per part where more then batch; nothing else.
+//! Elementwise primitives, `Matmul` over batch axes, `Reduce`, `ExpandDims`, `Squeeze`,
+//! `Broadcast`, `Transpose` and `Slice` batch; other primitives stay per lane.
 
 use crate::ops::Kind;
 use crate::program::*;
@@ -56,8 +57,57 @@ impl Batch {
     }
 }
 
-/// Batches the program's iterations (see the module doc); how many batches it made.
+/// Batches the program's iterations (see the module doc); how many batches it made. A
+/// `Split` (Mamba's `delta, B, C` of each step's projection) becomes one slice per part
+/// where that lets more batch: slices batch, a node of several outputs does not.
 pub fn batch_lanes(p: &mut Program) -> usize {
+    let mut sliced = p.clone();
+    if splits_to_slices(&mut sliced) > 0 {
+        let (with, without) = (batch_lanes_as_is(&mut sliced), batch_lanes_as_is(&mut p.clone()));
+        if with > without {
+            *p = sliced;
+            return with;
+        }
+    }
+    batch_lanes_as_is(p)
+}
+
+/// Each `Split` with constant indices as one `Slice` per part, the same values; how many.
+fn splits_to_slices(p: &mut Program) -> usize {
+    let mut count = 0;
+    for node in std::mem::take(&mut p.nodes) {
+        match split_parts(p, &node) {
+            Some(parts) => {
+                count += 1;
+                let shape = p.value(node.inputs[0]).shape.clone();
+                for ((start, stop), out) in parts.into_iter().zip(&node.outputs) {
+                    let (mut from, mut to) = (vec![0; shape.len()], shape.clone());
+                    let axis = start.0;
+                    (from[axis], to[axis]) = (start.1, stop);
+                    let args = vec![Arg::ints(&from), Arg::ints(&to), Arg::ints(&vec![1; shape.len()])];
+                    p.nodes.push(Node { op: Op::Slice, args, inputs: node.inputs.clone(), outputs: vec![*out] });
+                }
+            }
+            None => p.nodes.push(node),
+        }
+    }
+    count
+}
+
+/// A split's parts as ((axis, start), stop), where its indices and input shape are constant.
+fn split_parts(p: &Program, node: &Node) -> Option<Vec<((usize, i64), i64)>> {
+    if node.op != Op::Split {
+        return None;
+    }
+    let shape = &p.value(*node.inputs.first()?).shape;
+    let indices = node.args.first()?.const_ints()?;
+    let axis = norm(&[node.args.get(1)?.int()?.as_const()?], shape.len())[0];
+    let bounds: Vec<i64> = std::iter::once(0).chain(indices).chain([shape[axis]]).collect();
+    let parts: Vec<_> = bounds.windows(2).map(|w| ((axis, w[0]), w[1])).collect();
+    (parts.len() == node.outputs.len() && bounds.windows(2).all(|w| w[0] <= w[1])).then_some(parts)
+}
+
+fn batch_lanes_as_is(p: &mut Program) -> usize {
     let producer: HashMap<ValueId, usize> =
         p.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (*o, i))).collect();
     let mut lanes: HashMap<ValueId, Lane> = HashMap::new();
@@ -173,7 +223,14 @@ fn batches(op: Op) -> bool {
     matches!(op.kind(), Kind::Unary | Kind::Binary | Kind::Ternary)
         || matches!(
             op,
-            Op::Matmul | Op::Reduce | Op::ExpandDims | Op::Squeeze | Op::Broadcast | Op::Transpose | Op::Slice
+            Op::Matmul
+                | Op::AddMM
+                | Op::Reduce
+                | Op::ExpandDims
+                | Op::Squeeze
+                | Op::Broadcast
+                | Op::Transpose
+                | Op::Slice
         )
 }
 
@@ -192,6 +249,8 @@ fn out_axis(p: &Program, b: &Batch) -> Option<usize> {
         return None;
     }
     match b.node.op {
+        Op::Matmul | Op::AddMM if rows_of_product(p, b) => Some(a),
+        Op::AddMM => None,
         Op::Matmul if a + 2 > rank => None,
         Op::Matmul => (b.feeds.len() == 2).then_some(a),
         Op::ExpandDims => {
@@ -212,6 +271,23 @@ fn out_axis(p: &Program, b: &Batch) -> Option<usize> {
             Some(perm.iter().filter(|d| (**d as usize) < a).count())
         }
         _ => Some(a),
+    }
+}
+
+/// A product whose lanes are rows (`x_t @ W`, `x_t` a `[M, K]` lane taken just before its
+/// last axis) of one shared matrix: rows multiply alone, so the lanes stacked before `K`
+/// are more rows, and `W` is used as it is.
+fn rows_of_product(p: &Program, b: &Batch) -> bool {
+    let rank = p.value(b.node.inputs[0]).shape.len();
+    let product = match b.feeds[..] {
+        [Feed::Lanes(..), Feed::Same(_)] => b.node.op == Op::Matmul,
+        // `c + x_t @ W` (a biased `nn.Linear`): `c` gets the lanes as an elementwise input does.
+        [Feed::Lanes(..), Feed::Same(_), Feed::Same(_)] => b.node.op == Op::AddMM,
+        _ => false,
+    };
+    match b.feeds.get(..2) {
+        Some(&[Feed::Lanes(_, a), Feed::Same(w)]) => product && a + 1 == rank && p.value(w).shape.len() == 2,
+        _ => false,
     }
 }
 
@@ -292,10 +368,12 @@ fn push(p: &mut Program, op: Op, args: Vec<Arg>, inputs: Vec<ValueId>, value: Va
 fn emit_batch(p: &mut Program, b: &Batch, made: &[Option<ValueId>]) -> ValueId {
     let (a, out) = (b.lane_axis(), b.out);
     let mut inputs = vec![];
-    for f in &b.feeds {
+    let rows = rows_of_product(p, b);
+    for (i, f) in b.feeds.iter().enumerate() {
         inputs.push(match f {
             Feed::Lanes(Base::Value(v), _) => *v,
             Feed::Lanes(Base::Batch(k), _) => made[*k].unwrap(),
+            Feed::Same(v) if rows && i == 1 => *v,
             Feed::Same(v) => {
                 let value = p.value(*v).clone();
                 let one = Value { shape: with_lanes(&value.shape, a, 1), dtype: value.dtype };
@@ -362,6 +440,70 @@ mod tests {
             p.outputs.push(out);
         }
         p
+    }
+
+    /// Inputs `x` [1, T, K], `w` of `w_shape`, `c` [1, N]; per step `t` the product of
+    /// `x[:, t]` and `w` (with `c` added by `AddMM` where `op` is it), split in two along
+    /// its last axis where `split`; every result an output.
+    fn steps_of_a_product(t: i64, w_shape: &[i64], op: Op, split: bool) -> Program {
+        let f32 = |shape: Vec<i64>| Value { shape, dtype: Dtype::Float32 };
+        let (k, n) = (w_shape[w_shape.len() - 2], w_shape[w_shape.len() - 1]);
+        let mut p = program(&[1, t, k], 1, &[], Op::Exp);
+        p.values.push(f32(w_shape.to_vec()));
+        p.values.push(f32(vec![1, n]));
+        p.inputs.extend([1, 2]);
+        let out_shape = if w_shape.len() == 3 { vec![w_shape[0], 1, n] } else { vec![1, n] };
+        for i in 0..t {
+            let args = vec![Arg::ints(&[0, i, 0]), Arg::ints(&[1, i + 1, k]), Arg::ints(&[1, 1, 1])];
+            let s = push(&mut p, Op::Slice, args, vec![0], f32(vec![1, 1, k]));
+            let l = push(&mut p, Op::Squeeze, vec![Arg::ints(&[1])], vec![s], f32(vec![1, k]));
+            let (inputs, args) = match op {
+                Op::AddMM => (vec![l, 1, 2], vec![Arg::Float(1.0), Arg::Float(1.0)]),
+                _ => (vec![l, 1], vec![]),
+            };
+            let m = push(&mut p, op, args, inputs, f32(out_shape.clone()));
+            if !split {
+                p.outputs.push(m);
+                continue;
+            }
+            let mut half = out_shape.clone();
+            *half.last_mut().unwrap() = n / 2;
+            let (a, b) = (p.values.len(), p.values.len() + 1);
+            p.values.extend([f32(half.clone()), f32(half)]);
+            let args = vec![Arg::ints(&[n / 2]), Arg::Int(crate::Dim::constant(-1))];
+            p.nodes.push(Node { op: Op::Split, args, inputs: vec![m], outputs: vec![a, b] });
+            p.outputs.extend([a, b]);
+        }
+        p
+    }
+
+    #[test]
+    fn steps_that_multiply_one_matrix_are_rows_of_one_product() {
+        for op in [Op::Matmul, Op::AddMM] {
+            let mut p = steps_of_a_product(6, &[8, 4], op, false);
+            assert_eq!(batch_lanes(&mut p), 1, "{op}");
+            assert_eq!(count(&p, op), 1);
+            let m = p.nodes.iter().find(|n| n.op == op).unwrap();
+            assert_eq!(p.value(m.inputs[0]).shape, [1, 6, 8], "x whole: its steps are rows");
+            assert_eq!(p.value(m.inputs[1]).shape, [8, 4], "the matrix as it is");
+            assert_eq!(p.value(m.outputs[0]).shape, [1, 6, 4]);
+        }
+        // Mamba's `delta, B, C = split(x_t @ W)`: the parts become slices, which batch too.
+        let mut p = steps_of_a_product(6, &[8, 4], Op::Matmul, true);
+        assert_eq!(batch_lanes(&mut p), 3, "the product and the two parts' slices");
+        assert_eq!((count(&p, Op::Matmul), count(&p, Op::Split)), (1, 0));
+    }
+
+    #[test]
+    fn steps_of_a_batched_matrix_or_without_every_step_stay_per_step() {
+        // A matrix with its own batch axis: the steps would meet it at the wrong axis.
+        let mut p = steps_of_a_product(6, &[2, 8, 4], Op::Matmul, false);
+        assert_eq!(batch_lanes(&mut p), 0);
+        assert_eq!(count(&p, Op::Matmul), 6);
+        // Splits where nothing batches stay splits.
+        let mut p = steps_of_a_product(1, &[8, 4], Op::Matmul, true);
+        assert_eq!(batch_lanes(&mut p), 0);
+        assert_eq!(count(&p, Op::Split), 1);
     }
 
     fn count(p: &Program, op: Op) -> usize {

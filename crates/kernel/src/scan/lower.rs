@@ -409,7 +409,18 @@ fn same(
         if !alike || x.outputs.len() != y.outputs.len() {
             return None;
         }
-        for (u, w) in x.inputs.iter().zip(&y.inputs) {
+        let fits = |u: &ValueId, w: &ValueId| match map.get(u).or_else(|| operands.get(u)) {
+            Some(k) => k == w,
+            None => !in_step0.contains(u) && one_operand(p, producer, *u, *w),
+        };
+        let mut ys = y.inputs.clone();
+        if commutes(x.op) && ys.len() == 2 && !x.inputs.iter().zip(&ys).all(|(u, w)| fits(u, w)) {
+            ys.swap(0, 1);
+            if !x.inputs.iter().zip(&ys).all(|(u, w)| fits(u, w)) {
+                ys.swap(0, 1);
+            }
+        }
+        for (u, w) in x.inputs.iter().zip(&ys) {
             let known = map.get(u).or_else(|| operands.get(u));
             match known {
                 Some(k) if k != w => return None,
@@ -427,6 +438,18 @@ fn same(
         }
     }
     Some(operands)
+}
+
+/// Whether `a`'s operands may be given in either order.
+fn commutes(op: Op) -> bool {
+    matches!(op, Op::Add | Op::Multiply | Op::Maximum | Op::Minimum | Op::LogAddExp)
+}
+
+/// Whether two steps' operands can be one operand of the kernel: one array, or views of one
+/// array alike but for where they start (a step's `delta_t` against another's, not `A`).
+fn one_operand(p: &Program, producer: &HashMap<ValueId, usize>, u: ValueId, w: ValueId) -> bool {
+    let (a, b) = (view(p, producer, u, 0), view(p, producer, w, 0));
+    u == w || (a.base == b.base && a.strides == b.strides)
 }
 
 /// A strided view of a flat array: the array, its offset and the strides of the view's axes.
