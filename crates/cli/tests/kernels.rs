@@ -338,7 +338,8 @@ fn a_token_loop_is_one_recurrence_kernel() {
 /// `[B, H, T, D]` (its outer products made outside the step); an average over a time-major
 /// signal (`x[t]`, a gather); mlx-lm's Mamba step, whose gates are biased projections of
 /// each step's input split three ways (batched first: they read no state) and whose first
-/// step has no decay: one kernel each, whose plain-MLX meaning verifies.
+/// step has no decay; mlx-lm's masked update (a padded step keeps its state: a boolean operand,
+/// cast to float32 for the kernel): one kernel each, whose plain-MLX meaning verifies.
 #[test]
 fn other_spellings_of_the_token_loop_are_recurrence_kernels() {
     for h in [
@@ -347,6 +348,7 @@ fn other_spellings_of_the_token_loop_are_recurrence_kernels() {
         "tests/harnesses/kernels/linear_attention_heads_first.py",
         "tests/harnesses/kernels/ema_time_major.py",
         "tests/harnesses/kernels/mamba_ssm_steps.py",
+        "tests/harnesses/kernels/delta_rule_masked.py",
     ] {
         let out = kernels(h, "cuda");
         let steps = ["scan0: 16 steps of a recurrence", "scan0: 14 steps", "scan0: 15 steps"];

@@ -57,6 +57,15 @@ impl Batch {
     }
 }
 
+/// Batches the iterations of each of `plan`'s programs whose shapes are those of one size:
+/// the slices batching writes give every axis its traced extent, which a program shared by
+/// sizes whose dims vary would keep at other sizes (a slice past the end is cut short, not
+/// refused). How many batches it made.
+pub fn batch_plan(plan: &mut crate::Plan) -> usize {
+    let fixed = |g: &crate::Guard| g.varying().is_empty();
+    plan.variants.iter_mut().filter(|(g, _)| fixed(g)).map(|(_, p)| batch_lanes(p)).sum()
+}
+
 /// Batches the program's iterations (see the module doc); how many batches it made. A
 /// `Split` (Mamba's `delta, B, C` of each step's projection) becomes one slice per part
 /// where that lets more batch: slices batch, a node of several outputs does not.
@@ -504,6 +513,23 @@ mod tests {
         let mut p = steps_of_a_product(1, &[8, 4], Op::Matmul, true);
         assert_eq!(batch_lanes(&mut p), 0);
         assert_eq!(count(&p, Op::Split), 1);
+    }
+
+    #[test]
+    fn a_program_shared_by_sizes_whose_dims_vary_keeps_its_loops() {
+        let p = steps_of_a_product(6, &[8, 4], Op::Matmul, false);
+        let shapes: Vec<(Vec<i64>, Dtype)> =
+            p.inputs.iter().map(|v| (p.value(*v).shape.clone(), Dtype::Float32)).collect();
+        let mut fixed =
+            crate::Plan { variants: vec![(crate::Guard::exact(&shapes), p.clone())], per_size_because: None };
+        assert_eq!(batch_plan(&mut fixed), 1, "one size's shapes: batched");
+        // The matrix's width varies by size: a batched program's lane slices would keep this
+        // size's width at every other (a slice past the end is cut short).
+        let mut varying = crate::Guard::exact(&shapes);
+        varying.inputs[1].dims[1] = None;
+        let mut shared = crate::Plan { variants: vec![(varying, p)], per_size_because: None };
+        assert_eq!(batch_plan(&mut shared), 0);
+        assert_eq!(count(&shared.variants[0].1, Op::Matmul), 6);
     }
 
     fn count(p: &Program, op: Op) -> usize {

@@ -70,8 +70,11 @@ pub struct Entry {
     /// failed): the sizes it was accepted at before may still run it ([`Entry::verified_at`]).
     pub ran_out: bool,
     /// Per size: why it was not verified there, screened as too slow to win there
-    /// ([`crate::screen`]); the sizes it was accepted at may still run it.
+    /// ([`crate::screen`]).
     pub outpaced: [Option<String>; 3],
+    /// Out of the run because a screen left sizes out, every other size accepted (not
+    /// because a check or a call failed): the sizes it was accepted at may still run it.
+    pub screened: bool,
 }
 
 impl Entry {
@@ -94,6 +97,7 @@ impl Entry {
             first_look_only: false,
             ran_out: false,
             outpaced: Default::default(),
+            screened: false,
         }
     }
 
@@ -123,8 +127,7 @@ impl Entry {
     /// out every size.
     pub fn verified_at(&self, size: Size) -> bool {
         let judged = || self.verdicts[size.index()].is_some() && self.verdicts.iter().flatten().all(|v| v.accepted);
-        let partial = self.ran_out || self.outpaced.iter().any(Option::is_some);
-        self.verified() || (partial && judged())
+        self.verified() || ((self.ran_out || self.screened) && judged())
     }
 
     /// Accepted at some size (see [`Entry::verified_at`]).

@@ -181,11 +181,16 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
 /// left sizes out and every judged size was accepted, its accepted sizes kept
 /// ([`Entry::verified_at`]).
 fn close(e: &mut Entry) {
+    if e.is_dropped() {
+        return;
+    }
     let said: Vec<&str> = e.outpaced.iter().flatten().map(String::as_str).collect();
     let judged_accepted = e.verdicts.iter().flatten().all(|v| v.accepted);
-    match said.is_empty() || !judged_accepted {
-        true => e.status = status(e),
-        false => e.drop_with(said.join("; ")),
+    if said.is_empty() || !judged_accepted {
+        e.status = status(e);
+    } else {
+        e.drop_with(said.join("; "));
+        e.screened = true;
     }
 }
 
@@ -400,6 +405,15 @@ mod tests {
         close(&mut e);
         assert_eq!(e.status, Status::Rejected);
         assert!(!e.verified_at(Size::Small));
+        // Near miss: screened out at typical, then its call fails at large: no size is its own.
+        let mut failed = Entry::verified_with(5, [1.0; 3]);
+        failed.status = Status::Open;
+        failed.verdicts[0] = Some(accepted());
+        let mut p = at(5, 1, 0);
+        outpace(&mut failed, &mut p, "at typical: not verified: 3.0x slower".into());
+        failed.drop_with("at large: the candidate raised ValueError".into());
+        close(&mut failed);
+        assert!(!failed.verified_at(Size::Small), "a failed call rules out every size");
         // Near miss: nothing screened out: the usual verdict.
         let mut whole = Entry::verified_with(4, [1.0; 3]);
         whole.verdicts = [Some(accepted()), Some(accepted()), Some(accepted())];

@@ -55,7 +55,7 @@ pub fn batched(plan: &Plan) -> (Plan, usize) {
     let mut batch = plan.clone();
     batch.map(passes::compose_slices);
     batch.map(passes::common_subexpressions);
-    match batch.map(superopt_ir::batch::batch_lanes) {
+    match superopt_ir::batch::batch_plan(&mut batch) {
         0 => (plan.clone(), 0),
         n => (batch, n),
     }
@@ -75,7 +75,7 @@ impl Strategy for Cleanup {
         plan.map(passes::compose_slices);
         let merged = plan.map(passes::common_subexpressions);
         let dead = plan.map(passes::dead_code);
-        let batched = plan.map(superopt_ir::batch::batch_lanes);
+        let batched = superopt_ir::batch::batch_plan(&mut plan);
         if merged + dead + batched == 0 {
             return vec![];
         }

@@ -84,6 +84,8 @@ struct Found {
     outputs: Vec<Vec<ValueId>>,
     /// Whether the rest of the program reads the final state.
     final_read: bool,
+    /// The inputs read as float32 that are boolean (a per-step mask): cast before the kernel.
+    masks: Vec<usize>,
 }
 
 /// The recurrence along `chain`, if the steps repeat and a kernel can run them.
@@ -611,7 +613,9 @@ impl Builder<'_> {
     /// An outside value read at its own `frame`.
     fn read(&mut self, v: ValueId, frame: Frame) -> Option<usize> {
         let shape = &self.p.value(v).shape;
-        if !computable(self.p.value(v).dtype) || (0..shape.len()).any(|a| shape[a] != 1 && frame[a].is_none()) {
+        let dtype = self.p.value(v).dtype;
+        let readable = computable(dtype) || dtype == Dtype::Bool; // a mask, cast to float32 first
+        if !readable || (0..shape.len()).any(|a| shape[a] != 1 && frame[a].is_none()) {
             return None;
         }
         let key = (v, frame);
@@ -828,8 +832,12 @@ fn build(
         (0..steps.len()).map(|j| same(p, producer, &steps, &states, j)).collect::<Option<_>>()?;
     let mut operands = vec![Access { dtype: p.value(states[0]).dtype, offset: 0, step: 0, strides: row_major(&shape) }];
     let mut inputs = vec![states[0]];
+    let mut masks = vec![];
     for (v, frame) in &b.operands {
         let (base, access) = access(p, producer, *v, frame, &per_step, shape.len())?;
+        if p.value(base).dtype == Dtype::Bool {
+            masks.push(inputs.len());
+        }
         inputs.push(base);
         operands.push(access);
     }
@@ -872,7 +880,7 @@ fn build(
         outputs: outs,
     };
     scan.plan()?;
-    Some(Found { scan, states, steps, inputs, outputs, final_read })
+    Some(Found { scan, states, steps, inputs, outputs, final_read, masks })
 }
 
 /// The value at step `j` of step 0's value `v` (made by node `pos`).
@@ -925,7 +933,11 @@ fn access(
             strides[*l] = views[0].strides[q];
         }
     }
-    let dtype = p.value(views[0].base).dtype;
+    // A boolean operand (a step's mask) is read as the float32 it is cast to (1 or 0).
+    let dtype = match p.value(views[0].base).dtype {
+        Dtype::Bool => Dtype::Float32,
+        d => d,
+    };
     computable(dtype).then_some((views[0].base, Access { dtype, offset: views[0].offset, step, strides }))
 }
 
@@ -948,10 +960,20 @@ fn apply(p: &mut Program, f: Found, target: Target) -> Option<String> {
             tail.extend(take_step(p, whole, &shape, j as i64, *v));
         }
     }
-    let kernel = Node { op: Call::OP, args: vec![call.to_arg()], inputs: f.inputs, outputs };
+    let mut inputs = f.inputs;
+    let mut casts = vec![];
+    for i in f.masks {
+        let shape = p.value(inputs[i]).shape.clone();
+        let as_float = p.push_value(Value { shape, dtype: Dtype::Float32 });
+        let args = vec![Arg::Dtype(Dtype::Float32)];
+        casts.push(Node { op: Op::AsType, args, inputs: vec![inputs[i]], outputs: vec![as_float] });
+        inputs[i] = as_float;
+    }
+    let kernel = Node { op: Call::OP, args: vec![call.to_arg()], inputs, outputs };
     let gone: BTreeSet<usize> = f.steps.iter().flatten().copied().collect();
     let mut nodes: Vec<Node> =
         p.nodes.iter().enumerate().filter(|(i, _)| !gone.contains(i)).map(|(_, n)| n.clone()).collect();
+    nodes.extend(casts);
     nodes.push(kernel);
     nodes.extend(tail);
     let (ordered, stuck) = crate::lower::topological(nodes, p);
