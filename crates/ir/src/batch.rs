@@ -71,14 +71,16 @@ pub fn batch_plan(plan: &mut crate::Plan) -> usize {
 /// where that lets more batch: slices batch, a node of several outputs does not.
 pub fn batch_lanes(p: &mut Program) -> usize {
     let mut sliced = p.clone();
-    if splits_to_slices(&mut sliced) > 0 {
-        let (with, without) = (batch_lanes_as_is(&mut sliced), batch_lanes_as_is(&mut p.clone()));
-        if with > without {
-            *p = sliced;
-            return with;
-        }
+    if splits_to_slices(&mut sliced) == 0 {
+        return batch_lanes_as_is(p);
     }
-    batch_lanes_as_is(p)
+    let with = batch_lanes_as_is(&mut sliced);
+    let without = batch_lanes_as_is(p);
+    if with > without {
+        *p = sliced;
+        return with;
+    }
+    without
 }
 
 /// Each `Split` with constant indices as one `Slice` per part, the same values; how many.
@@ -86,13 +88,12 @@ fn splits_to_slices(p: &mut Program) -> usize {
     let mut count = 0;
     for node in std::mem::take(&mut p.nodes) {
         match split_parts(p, &node) {
-            Some(parts) => {
+            Some((axis, parts)) => {
                 count += 1;
                 let shape = p.value(node.inputs[0]).shape.clone();
                 for ((start, stop), out) in parts.into_iter().zip(&node.outputs) {
                     let (mut from, mut to) = (vec![0; shape.len()], shape.clone());
-                    let axis = start.0;
-                    (from[axis], to[axis]) = (start.1, stop);
+                    (from[axis], to[axis]) = (start, stop);
                     let args = vec![Arg::ints(&from), Arg::ints(&to), Arg::ints(&vec![1; shape.len()])];
                     p.nodes.push(Node { op: Op::Slice, args, inputs: node.inputs.clone(), outputs: vec![*out] });
                 }
@@ -103,8 +104,9 @@ fn splits_to_slices(p: &mut Program) -> usize {
     count
 }
 
-/// A split's parts as ((axis, start), stop), where its indices and input shape are constant.
-fn split_parts(p: &Program, node: &Node) -> Option<Vec<((usize, i64), i64)>> {
+/// A split's axis and its parts' (start, stop) there, where its indices and input shape are
+/// constant.
+fn split_parts(p: &Program, node: &Node) -> Option<(usize, Vec<(i64, i64)>)> {
     if node.op != Op::Split {
         return None;
     }
@@ -112,8 +114,8 @@ fn split_parts(p: &Program, node: &Node) -> Option<Vec<((usize, i64), i64)>> {
     let indices = node.args.first()?.const_ints()?;
     let axis = norm(&[node.args.get(1)?.int()?.as_const()?], shape.len())[0];
     let bounds: Vec<i64> = std::iter::once(0).chain(indices).chain([shape[axis]]).collect();
-    let parts: Vec<_> = bounds.windows(2).map(|w| ((axis, w[0]), w[1])).collect();
-    (parts.len() == node.outputs.len() && bounds.windows(2).all(|w| w[0] <= w[1])).then_some(parts)
+    let parts: Vec<(i64, i64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+    (parts.len() == node.outputs.len() && parts.iter().all(|(a, b)| a <= b)).then_some((axis, parts))
 }
 
 fn batch_lanes_as_is(p: &mut Program) -> usize {

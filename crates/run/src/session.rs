@@ -386,9 +386,7 @@ impl Session {
         until: Sampling,
     ) -> Result<BTreeMap<ProgramId, Vec<f64>>, WorkerError> {
         let start = Instant::now();
-        let ones: BTreeMap<ProgramId, u64> = programs.iter().map(|p| (p.clone(), 1)).collect();
-        let first = self.time_rounds(programs, size, ones, 1)?;
-        let iters = sample_calls(&first);
+        let iters = self.calls_per_sample(programs, size)?;
         let mut samples: BTreeMap<ProgramId, Vec<f64>> = programs.iter().map(|p| (p.clone(), vec![])).collect();
         let mut rounds = 6;
         loop {
@@ -413,10 +411,20 @@ impl Session {
     /// it (its first call compiles), then [`SCREEN_ROUNDS`] interleaved samples of about
     /// [`SAMPLE_SECONDS`] each ([`crate::screen`]).
     pub fn screen(&mut self, programs: &[ProgramId], size: Size) -> Result<BTreeMap<ProgramId, f64>, WorkerError> {
-        let ones: BTreeMap<ProgramId, u64> = programs.iter().map(|p| (p.clone(), 1)).collect();
-        let first = self.time_rounds(programs, size, ones, 1)?;
-        let samples = self.time_rounds(programs, size, sample_calls(&first), SCREEN_ROUNDS)?;
+        let iters = self.calls_per_sample(programs, size)?;
+        let samples = self.time_rounds(programs, size, iters, SCREEN_ROUNDS)?;
         Ok(samples.into_iter().map(|(p, xs)| (p, superopt_bench::median(&xs))).collect())
+    }
+
+    /// One call of each program (its first compiles), then how many calls make a sample of
+    /// about [`SAMPLE_SECONDS`] for each.
+    fn calls_per_sample(
+        &mut self,
+        programs: &[ProgramId],
+        size: Size,
+    ) -> Result<BTreeMap<ProgramId, u64>, WorkerError> {
+        let ones: BTreeMap<ProgramId, u64> = programs.iter().map(|p| (p.clone(), 1)).collect();
+        Ok(sample_calls(&self.time_rounds(programs, size, ones, 1)?))
     }
 
     fn time_rounds(

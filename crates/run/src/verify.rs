@@ -171,7 +171,13 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
         return e.drop_with(format!("at {size}: {err}"));
     }
     e.verdicts[p.size] = Some(judge(&std::mem::take(&mut p.figs), tol));
+    next_size(e, p);
+}
+
+/// `p` on to its next size; after the last, the candidate's status is settled.
+fn next_size(e: &mut Entry, p: &mut Progress) {
     (p.size, p.case, p.seconds) = (p.size + 1, 0, 0.0);
+    p.figs.clear();
     if p.size == Size::ALL.len() {
         close(e);
     }
@@ -198,11 +204,7 @@ fn close(e: &mut Entry) {
 /// the candidate is out of the run, its accepted sizes kept ([`Entry::verified_at`]).
 fn outpace(e: &mut Entry, p: &mut Progress, why: String) {
     e.outpaced[p.size] = Some(why);
-    (p.size, p.case, p.seconds) = (p.size + 1, 0, 0.0);
-    p.figs.clear();
-    if p.size == Size::ALL.len() {
-        close(e);
-    }
+    next_size(e, p);
 }
 
 /// Why starting `p`'s next size would outlast the verification budget, if it would: where
