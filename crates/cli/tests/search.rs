@@ -32,6 +32,27 @@ fn matmul_chain_is_reassociated_and_the_weight_product_hoisted() {
     assert_rule_verified("tests/harnesses/search/matmul_chain.py", "hoist:");
 }
 
+/// A candidate the cost model, scaled by `compile`'s measured time, puts 10x or more behind
+/// a verified one is never called (on a GPU its first call compiles its kernels): the
+/// traced program's islands here; the e-graph's candidates, modelled near the winner, are
+/// verified.
+#[test]
+fn a_candidate_modelled_far_behind_a_verified_one_is_not_called() {
+    let c = capsule("tests/harnesses/search/matmul_chain_gated.py");
+    let named = |n: &str| c["candidates"].as_array().unwrap().iter().find(|k| k["name"] == n).cloned().unwrap();
+    let islands = named("compile-islands");
+    let why = islands["dropped"].as_str().unwrap_or_default();
+    for size in ["small", "typical", "large"] {
+        assert!(why.contains(&format!("at {size}: not verified: modelled 1.00x of compile")), "{islands:#}");
+    }
+    assert!(why.contains("slower than egraph") && why.contains("it cannot win there"), "{why}");
+    let verified_s = islands["sizes"].as_array().unwrap().iter().filter(|z| z.get("verify_s").is_some()).count();
+    assert_eq!(verified_s, 0, "never called: {islands:#}");
+    for near_miss in ["egraph", "egraph+islands", "egraph+compile"] {
+        assert_eq!(named(near_miss)["verified"], true, "{near_miss}: {:#}", named(near_miss));
+    }
+}
+
 #[test]
 fn gram_of_broadcast_heads_is_computed_once_per_kv_head() {
     assert_rule_verified("tests/harnesses/search/gqa_gram.py", "sharing/matmul-of-broadcasts");

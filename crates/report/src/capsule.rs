@@ -44,6 +44,9 @@ pub struct SizeReport {
     /// The seconds its verification at this size took.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_s: Option<f64>,
+    /// The seconds a warm worker's first call of it at this size took (its kernels' compiles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_s: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]

@@ -101,6 +101,7 @@ pub fn report(e: &Entry, traces: &[superopt_ir::Program]) -> CandidateReport {
         runs_original: e.runs_original[z.index()],
         dispatch_s: e.dispatch[z.index()],
         verify_s: e.verify_s[z.index()],
+        warm_s: e.warm_s[z.index()],
     });
     CandidateReport {
         name: c.label(),

@@ -60,6 +60,8 @@ pub struct Entry {
     /// Per size: the seconds its verification requests took (references the verifying worker
     /// computed for them included, waiting for the pool not).
     pub verify_s: [Option<f64>; 3],
+    /// Per size: the seconds a warm worker's first call of it took ([`crate::warm`]).
+    pub warm_s: [Option<f64>; 3],
     /// Timed in the bench's first look only: not among the finalists, so it may not win.
     pub first_look_only: bool,
     /// Its modelled cost on the run's device (once computed: a big program takes a second).
@@ -92,6 +94,7 @@ impl Entry {
             runs_original: [false; 3],
             dispatch: [None; 3],
             verify_s: [None; 3],
+            warm_s: [None; 3],
             modelled_cost: None,
             verify_rank: None,
             first_look_only: false,

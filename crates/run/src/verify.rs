@@ -30,6 +30,7 @@ pub fn verify(run: &mut Run) {
     }
     let mut progress: Vec<Progress> = order.into_iter().map(Progress::new).collect();
     let mut ran_out = false;
+    let (mut spent, started) = (Spent::default(), Instant::now());
     loop {
         if let Some(w) = &run.warm {
             progress.iter().filter(|p| !p.open(run.entry(p.id))).for_each(|p| w.forget(p.id));
@@ -49,11 +50,13 @@ pub fn verify(run: &mut Run) {
         let starts = |p: &Progress| p.case == 0;
         let free = |p: &Progress| !starts(p) || warm.as_ref().is_none_or(|w| w.claim(p.id, Size::ALL[p.size]));
         match pick(&progress, |p| session.reference_ready(Size::ALL[p.size], all[p.case]) && free(p)) {
-            Some(k) => step(run, &mut progress[k], &all),
+            Some(k) => step(run, &mut progress[k], &all, &mut spent),
             // What is ready waits for a warm worker making its first call.
             None if blocked_by_warm(run, &progress, &all) => {
                 if let Some(w) = &run.warm {
+                    let waiting = Instant::now();
                     w.wait(deadline.min(Instant::now() + Duration::from_secs(1)));
+                    spent.warm += waiting.elapsed().as_secs_f64();
                 }
             }
             None => {
@@ -65,6 +68,7 @@ pub fn verify(run: &mut Run) {
             }
         }
     }
+    run.notes.push(spent.said(started.elapsed().as_secs_f64() - run.budget.waited.as_secs_f64()));
     // Said before the pool stops: its kill of the running cases is no trouble of theirs.
     let pool = if ran_out { pool_said(run) } else { None };
     run.session.stop_references();
@@ -131,23 +135,58 @@ fn pick(progress: &[Progress], ready: impl FnMut(&Progress) -> bool) -> Option<u
     progress.iter().position(ready)
 }
 
+/// Where verification's seconds went (waiting for the pool's references aside).
+#[derive(Default)]
+struct Spent {
+    /// Loading candidates' modules into the worker.
+    loading: f64,
+    /// Screens ([`crate::screen`]), first calls at their sizes included.
+    screens: f64,
+    /// Cases: the candidates' calls (first calls included) and their error figures.
+    cases: f64,
+    /// Waiting for warm workers' first calls.
+    warm: f64,
+}
+
+impl Spent {
+    fn said(&self, total: f64) -> String {
+        let rest = (total - self.loading - self.screens - self.cases - self.warm).max(0.0);
+        format!(
+            "verification took {total:.1}s: {:.1}s checking cases, {:.1}s screening, {:.1}s loading modules, \
+             {:.1}s waiting for warm workers' first calls, {rest:.1}s else",
+            self.cases, self.screens, self.loading, self.warm
+        )
+    }
+}
+
 /// Verifies one case of `p`'s candidate; judges its size when that was the last case.
-fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
+fn step(run: &mut Run, p: &mut Progress, all: &[Case], spent: &mut Spent) {
     let size = Size::ALL[p.size];
     if let Some(why) = outlasts(run, p) {
         return run.entry_mut(p.id).out_of_time(format!("at {size}: {OUT_OF_TIME} ({why})"));
     }
     if p.case == 0 {
+        let screening = Instant::now();
+        let predicted = crate::screen::predicted(run, p.id, size);
+        spent.screens += screening.elapsed().as_secs_f64();
+        if let Some(why) = predicted {
+            return outpace(run.entry_mut(p.id), p, why);
+        }
         if p.size == 0 || !run.entry(p.id).staged {
             run.say(&format!("verifying {}", run.entry(p.id).candidate.label()));
         }
         if !run.entry(p.id).staged {
+            let loading = Instant::now();
             stage(run, p.id);
+            spent.loading += loading.elapsed().as_secs_f64();
         }
         if run.entry(p.id).is_dropped() {
             return;
         }
-        if let Some(why) = crate::screen::screen(run, p.id, size) {
+        let screening = Instant::now();
+        let screened = crate::screen::screen(run, p.id, size);
+        spent.screens += screening.elapsed().as_secs_f64();
+        if let Some(why) = screened {
             return outpace(run.entry_mut(p.id), p, why);
         }
     }
@@ -156,6 +195,7 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
     let started = Instant::now();
     let got = session.verify_case(&e.program(), size, all[p.case], tol);
     p.seconds += started.elapsed().as_secs_f64();
+    spent.cases += started.elapsed().as_secs_f64();
     match got {
         Ok(figs) => p.figs.extend(figs),
         Err(err) => return e.drop_with(format!("at {size}: {err}")),
@@ -166,6 +206,7 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case]) {
     }
     let started = Instant::now();
     let finished = session.finish_size(size, &mut p.figs, tol);
+    spent.cases += started.elapsed().as_secs_f64();
     e.verify_s[p.size] = Some(p.seconds + started.elapsed().as_secs_f64());
     if let Err(err) = finished {
         return e.drop_with(format!("at {size}: {err}"));
@@ -326,6 +367,16 @@ mod tests {
 
     fn at(id: usize, size: usize, case: usize) -> Progress {
         Progress { id: CandidateId(id), size, case, figs: vec![], seconds: 0.0 }
+    }
+
+    #[test]
+    fn verification_says_where_its_seconds_went() {
+        let spent = Spent { loading: 8.0, screens: 10.0, cases: 22.0, warm: 9.0 };
+        assert_eq!(
+            spent.said(49.0),
+            "verification took 49.0s: 22.0s checking cases, 10.0s screening, 8.0s loading modules, \
+             9.0s waiting for warm workers' first calls, 0.0s else"
+        );
     }
 
     #[test]

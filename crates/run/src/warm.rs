@@ -298,6 +298,12 @@ pub fn stop(run: &mut Run) {
     if let Some(said) = w.said() {
         run.notes.push(said);
     }
+    let done = w.state().done.clone();
+    for d in done {
+        if let Some(id) = d.id {
+            run.entry_mut(id).warm_s[d.size.index()] = Some(d.seconds);
+        }
+    }
 }
 
 #[cfg(test)]

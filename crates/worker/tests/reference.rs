@@ -402,6 +402,40 @@ fn products_are_written_into_mlx_memory_not_copied() {
     common::run_check(BACKED);
 }
 
+const SPLIT: &str = r#"
+import sys
+import mlx.core as mx
+w = {"__name__": "superopt_worker"}
+exec(compile(sys.stdin.read(), "superopt_worker.py", "exec"), w)
+w["SPLIT_CHUNK"] = 1000  # many pieces, the last one short
+with mx.stream(mx.cpu):
+    t = mx.random.normal((3, 4, 1001)).astype(mx.float64) * 1e3 + mx.random.normal((3, 4, 1001)).astype(mx.float64) * 1e-9
+    for finite in (True, False):
+        if not finite:
+            flat = t.reshape(-1)
+            flat[7], flat[2500], flat[9000], flat[12011] = float("nan"), float("inf"), -float("inf"), 1e300
+            t = flat.reshape(t.shape)
+        hi, lo, all_finite = w["split64"](t)
+        want_hi = t.astype(mx.float32)
+        want_lo = (t - want_hi.astype(mx.float64)).astype(mx.float32)
+        # The bits MLX's own split gives, NaN, Inf and float32 overflow included.
+        assert hi.dtype == lo.dtype == mx.float32 and hi.shape == lo.shape == t.shape
+        assert mx.array_equal(hi, want_hi, equal_nan=True).item(), finite
+        assert mx.array_equal(lo, want_lo, equal_nan=True).item(), finite
+        assert all_finite == finite
+        if finite:
+            err = mx.abs(hi.astype(mx.float64) + lo.astype(mx.float64) - t).max().item()
+            assert err < 1e-9, err
+print("ok")
+"#;
+
+/// On a GPU a reference is kept as float32 halves: split in numpy on every core, to the
+/// bits MLX's split gives (which takes one core and float64 temporaries: 7x slower).
+#[test]
+fn references_split_into_float32_halves_as_mlx_splits_them() {
+    common::run_check(SPLIT);
+}
+
 const NUMPY64: &str = r#"
 import sys
 import numpy as np
