@@ -339,7 +339,10 @@ fn a_token_loop_is_one_recurrence_kernel() {
 /// signal (`x[t]`, a gather); mlx-lm's Mamba step, whose gates are biased projections of
 /// each step's input split three ways (batched first: they read no state) and whose first
 /// step has no decay; mlx-lm's masked update (a padded step keeps its state: a boolean operand,
-/// cast to float32 for the kernel): one kernel each, whose plain-MLX meaning verifies.
+/// cast to float32 for the kernel); a Mamba-2 step whose groups' B_t, C_t are repeated to the
+/// heads inside it (batched first: a reshape of each step's broadcast); a state held in
+/// bfloat16 (rounded to it each step, as the loop rounds it): one kernel each, whose plain-MLX
+/// meaning verifies.
 #[test]
 fn other_spellings_of_the_token_loop_are_recurrence_kernels() {
     for h in [
@@ -349,6 +352,8 @@ fn other_spellings_of_the_token_loop_are_recurrence_kernels() {
         "tests/harnesses/kernels/ema_time_major.py",
         "tests/harnesses/kernels/mamba_ssm_steps.py",
         "tests/harnesses/kernels/delta_rule_masked.py",
+        "tests/harnesses/kernels/mamba2_group_steps.py",
+        "tests/harnesses/kernels/linear_attention_bf16_state.py",
     ] {
         let out = kernels(h, "cuda");
         let steps = ["scan0: 16 steps of a recurrence", "scan0: 14 steps", "scan0: 15 steps"];

@@ -32,7 +32,7 @@ fn matmul_chain_is_reassociated_and_the_weight_product_hoisted() {
     assert_rule_verified("tests/harnesses/search/matmul_chain.py", "hoist:");
 }
 
-/// A candidate the cost model, scaled by `compile`'s measured time, puts 10x or more behind
+/// A candidate the cost model, scaled by `compile`'s measured time, puts 20x or more behind
 /// a verified one is never called (on a GPU its first call compiles its kernels): the
 /// traced program's islands here; the e-graph's candidates, modelled near the winner, are
 /// verified.

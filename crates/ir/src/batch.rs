@@ -7,7 +7,9 @@
 //! It may touch: the nodes it batches (each becomes a slice of the batched node's output),
 //! and `Split`s, which become one slice per part where more then batch; nothing else.
 //! Elementwise primitives, `Matmul` over batch axes, `Reduce`, `ExpandDims`, `Squeeze`,
-//! `Broadcast`, `Transpose` and `Slice` batch; other primitives stay per lane.
+//! `Broadcast`, `Transpose`, `Slice` and a `Reshape` that keeps apart the axes before and
+//! after the lanes' place (Mamba-2's groups repeated to heads, `repeat(B_t, h // g, 1)`)
+//! batch; other primitives stay per lane.
 
 use crate::ops::Kind;
 use crate::program::*;
@@ -242,6 +244,7 @@ fn batches(op: Op) -> bool {
                 | Op::Broadcast
                 | Op::Transpose
                 | Op::Slice
+                | Op::Reshape
         )
 }
 
@@ -281,8 +284,22 @@ fn out_axis(p: &Program, b: &Batch) -> Option<usize> {
             let perm = b.node.args.first()?.const_ints()?;
             Some(perm.iter().filter(|d| (**d as usize) < a).count())
         }
+        Op::Reshape => {
+            b.node.args.first()?.const_ints()?;
+            reshaped_lanes(shape, a, &p.value(b.node.outputs[0]).shape)
+        }
         _ => Some(a),
     }
+}
+
+/// Where the lanes go in a reshape of each lane from `shape` (lanes at `a` in the whole) to
+/// `out`: the first place in `out` before which as many elements lie as before `a` in
+/// `shape`. Each lane's elements then keep their row-major order in the whole, so one
+/// reshape of the whole is every lane's. None where the reshape mixes those before the
+/// lanes' place with those after it.
+fn reshaped_lanes(shape: &[i64], a: usize, out: &[i64]) -> Option<usize> {
+    let before: i64 = shape[..a].iter().product();
+    (0..=out.len()).find(|k| out[..*k].iter().product::<i64>() == before)
 }
 
 /// A product whose lanes are rows (`x_t @ W`, `x_t` a `[M, K]` lane taken just before its
@@ -330,7 +347,7 @@ fn batched_args(p: &Program, b: &Batch, a: usize, out: usize) -> Vec<Arg> {
         Op::ExpandDims => vec![Arg::ints(&axes(0, out_rank, out))],
         Op::Squeeze => vec![Arg::ints(&axes(0, rank, a))],
         Op::Reduce => vec![node.args[0].clone(), Arg::ints(&axes(1, rank, a))],
-        Op::Broadcast => vec![Arg::ints(&with_lanes(&p.value(node.outputs[0]).shape, out, b.n))],
+        Op::Broadcast | Op::Reshape => vec![Arg::ints(&with_lanes(&p.value(node.outputs[0]).shape, out, b.n))],
         Op::Transpose => {
             let perm = node.args[0].const_ints().unwrap();
             let mut lifted: Vec<i64> = perm.iter().map(|d| shift(*d as usize, a)).collect();
@@ -552,6 +569,48 @@ mod tests {
         let mut p = program(&[4, 2, 3, 3], 0, &[0, 1, 2, 3], Op::Matmul);
         assert_eq!(batch_lanes(&mut p), 1);
         assert_eq!(count(&p, Op::Matmul), 1);
+    }
+
+    /// Input `x` [2, T, 2, 3] (T lanes along axis 1), each lane reshaped to `to`; every
+    /// result an output.
+    fn reshaped_steps(t: i64, to: &[i64]) -> Program {
+        let f32 = |shape: Vec<i64>| Value { shape, dtype: Dtype::Float32 };
+        let mut p = program(&[2, t, 2, 3], 1, &[], Op::Exp);
+        for i in 0..t {
+            let args = vec![Arg::ints(&[0, i, 0, 0]), Arg::ints(&[2, i + 1, 2, 3]), Arg::ints(&[1, 1, 1, 1])];
+            let s = push(&mut p, Op::Slice, args, vec![0], f32(vec![2, 1, 2, 3]));
+            let l = push(&mut p, Op::Squeeze, vec![Arg::ints(&[1])], vec![s], f32(vec![2, 2, 3]));
+            let r = push(&mut p, Op::Reshape, vec![Arg::ints(to)], vec![l], f32(to.to_vec()));
+            p.outputs.push(r);
+        }
+        p
+    }
+
+    #[test]
+    fn a_reshape_of_each_lane_that_keeps_the_lanes_place_is_one_reshape() {
+        // Mamba-2's `repeat(B_t, r, axis=1)`: [b, g, r, n] merged to [b, g * r, n] per step.
+        let mut p = reshaped_steps(5, &[2, 6]);
+        assert_eq!(batch_lanes(&mut p), 1);
+        assert_eq!(count(&p, Op::Reshape), 1);
+        let r = p.nodes.iter().find(|n| n.op == Op::Reshape).unwrap();
+        assert_eq!(p.value(r.inputs[0]).shape, [2, 5, 2, 3], "the whole input");
+        assert_eq!(p.value(r.outputs[0]).shape, [2, 5, 6]);
+        assert_eq!(r.args[0].const_ints().unwrap(), [2, 5, 6]);
+        // Split apart again, and with axes of one around the lanes' place.
+        let mut p = reshaped_steps(5, &[1, 2, 3, 2]);
+        assert_eq!(batch_lanes(&mut p), 1);
+        let r = p.nodes.iter().find(|n| n.op == Op::Reshape).unwrap();
+        assert_eq!(p.value(r.outputs[0]).shape, [1, 2, 5, 3, 2]);
+    }
+
+    #[test]
+    fn a_reshape_mixing_axes_across_the_lanes_place_stays_per_lane() {
+        // [2, 2, 3] to [4, 3]: the axis before the lanes merges with one after.
+        let mut p = reshaped_steps(5, &[4, 3]);
+        assert_eq!(batch_lanes(&mut p), 0);
+        assert_eq!(count(&p, Op::Reshape), 5);
+        let mut p = reshaped_steps(5, &[12]);
+        assert_eq!(batch_lanes(&mut p), 0);
     }
 
     #[test]

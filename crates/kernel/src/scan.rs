@@ -47,8 +47,12 @@ impl StepOut {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scan {
     pub name: String,
-    /// The state's shape (float32).
+    /// The state's shape.
     pub shape: Vec<i64>,
+    /// The state's dtype: held in float32 registers, rounded to it each step (its update's
+    /// cast, as the program rounds it), read and written in it.
+    #[serde(default = "float32")]
+    pub dtype: Dtype,
     /// The axis each thread walks (where the reductions run).
     pub axis: usize,
     pub steps: i64,
@@ -59,6 +63,10 @@ pub struct Scan {
     /// The instruction whose value is the next state.
     pub next: usize,
     pub outputs: Vec<StepOut>,
+}
+
+fn float32() -> Dtype {
+    Dtype::Float32
 }
 
 /// Accumulators per reduction: sums in `PARTS` interleaved parts, then added pairwise.
@@ -177,9 +185,10 @@ impl Scan {
 pub fn describe(s: &Scan) -> String {
     let shape: Vec<String> = s.shape.iter().map(|d| d.to_string()).collect();
     format!(
-        "{} steps of a recurrence on a float32 state [{}], its lines along axis {} kept by {} thread(s) each \
+        "{} steps of a recurrence on a {} state [{}], its lines along axis {} kept by {} thread(s) each \
          ({} operands, {} outputs)",
         s.steps,
+        s.dtype.name(),
         shape.join(", "),
         s.axis,
         s.split(),
@@ -425,8 +434,9 @@ pub fn metal_source(s: &Scan) -> String {
 pub fn mlx_function(name: &str, s: &Scan) -> String {
     let mut params: Vec<String> =
         s.operands.iter().enumerate().map(|(j, a)| format!("const {}* x{j}", crate::cuda::ctype(a.dtype))).collect();
-    params.push("float* y0".into());
-    let mut types = vec!["  using O0 = float;".to_string()];
+    let state = crate::cuda::ctype(s.dtype);
+    params.push(format!("{state}* y0"));
+    let mut types = vec![format!("  using O0 = {state};")];
     for (j, o) in s.outputs.iter().enumerate() {
         let c = crate::cuda::ctype(o.dtype);
         params.push(format!("{c}* y{}", j + 1));
@@ -458,8 +468,8 @@ pub fn launcher(s: &Scan, index: usize, target: crate::Target) -> String {
     let ins: Vec<String> = (0..s.operands.len()).map(|j| format!("x{j}")).collect();
     let outs: Vec<String> = (0..=s.outputs.len()).map(|j| format!("\"y{j}\"")).collect();
     let mut shapes = vec![tuple(&s.shape)];
-    let mut dtypes = vec!["mx.float32".to_string()];
-    let mut template = vec!["(\"O0\", mx.float32)".to_string()];
+    let mut dtypes = vec![format!("mx.{}", s.dtype.name())];
+    let mut template = vec![format!("(\"O0\", mx.{})", s.dtype.name())];
     for (j, o) in s.outputs.iter().enumerate() {
         let mut shape = vec![s.steps];
         shape.extend(&o.shape);
@@ -570,7 +580,11 @@ pub fn mlx_launcher(s: &Scan, index: usize) -> String {
         .unwrap();
     }
     writeln!(out, "        s = mx.broadcast_to(v{}, shape)", s.next).unwrap();
-    let mut results = vec!["s".to_string()];
+    let state = match s.dtype {
+        Dtype::Float32 => "s".to_string(),
+        d => format!("s.astype(mx.{})", d.name()),
+    };
+    let mut results = vec![state];
     for (j, o) in s.outputs.iter().enumerate() {
         results.push(format!("mx.stack(y{}).astype(mx.{})", j + 1, o.dtype.name()));
     }
@@ -608,6 +622,7 @@ mod tests {
         Scan {
             name: "scan0".into(),
             shape: vec![2, 8],
+            dtype: Dtype::Float32,
             axis: 1,
             steps: 5,
             operands: vec![

@@ -235,10 +235,11 @@ fn recurrences_compile_for_sm90_without_spilling() {
         let s = Scan {
             name: "scan".into(),
             shape: vec![32, line, 128],
+            dtype,
             axis: 1,
             steps: 64,
             operands: vec![
-                Access { dtype: Dtype::Float32, offset: 0, step: 0, strides: vec![line * 128, 128, 1] },
+                Access { dtype, offset: 0, step: 0, strides: vec![line * 128, 128, 1] },
                 access(64, &[1, 0, 0]),
                 access(64 * line, &[64 * line, 1, 0]),
                 access(64 * 128, &[64 * 128, 0, 1]),

@@ -132,6 +132,7 @@ fn scan_sources_and_launchers() {
     let s = Scan {
         name: "scan0".into(),
         shape: vec![4, 128],
+        dtype: Dtype::Float32,
         axis: 1,
         steps: 32,
         operands: vec![

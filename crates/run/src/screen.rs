@@ -22,9 +22,15 @@ pub const OUTPACED: f64 = 2.0;
 pub const SCREEN_FROM_S: f64 = 1.0;
 
 /// How many times slower than a verified program the cost model must predict a candidate
-/// to be at a size, for it not to be called there at all ([`predicted`]): the model's error
-/// on programs of one origin is well within it.
-pub const PREDICTED_OUTPACED: f64 = 10.0;
+/// to be at a size, for it not to be called there at all ([`predicted`]): a first timing's
+/// noise on a loaded machine (8x seen on the CI machine) and the model's error within it.
+pub const PREDICTED_OUTPACED: f64 = 20.0;
+
+/// The least modelled cost, over that of the traced program compiled alike, of a candidate
+/// [`predicted`] may leave out: one the model credits with a larger win rests the prediction
+/// on that win's size, which the model may miss by a wide margin (an e-graph candidate's
+/// reassociation, modelled 0.06x, timed 0.03x).
+pub const PREDICTED_FROM_RATIO: f64 = 0.5;
 
 /// Why `id` is not worth verifying at `size`, if it is not: a screen where verifying there
 /// is costly. A timing that fails says nothing (verification then finds the fault).
@@ -47,10 +53,11 @@ pub fn screen(run: &mut Run, id: CandidateId, size: Size) -> Option<String> {
 /// Why `id` is not worth calling at `size`, if it is not: the cost model, scaled by the
 /// measured time of the traced program compiled as `id` is (`compile`, or the trace as it
 /// is), predicts it [`PREDICTED_OUTPACED`] times slower than a program verified at every
-/// size. Its first call, which compiles its kernels (51 s for a compiled unrolled loop on
-/// an H100), is then never made: gated_delta's eight candidates without kernels ran out of
-/// the budget behind a verified 170x kernel. Not for candidates with generated kernels,
-/// whose gain the model does not see.
+/// size, and credits it with no large win over that program ([`PREDICTED_FROM_RATIO`]).
+/// Its first call, which compiles its kernels (51 s for a compiled unrolled loop on an
+/// H100), is then never made: gated_delta's eight candidates without kernels ran out of the
+/// budget behind a verified 170x kernel. Not for candidates with generated kernels, whose
+/// gain the model does not see.
 pub fn predicted(run: &mut Run, id: CandidateId, size: Size) -> Option<String> {
     let e = run.entry(id);
     if id == CandidateId::TRACED || e.candidate.kernels || compiles_the_trace(&e.candidate) {
@@ -65,6 +72,9 @@ pub fn predicted(run: &mut Run, id: CandidateId, size: Size) -> Option<String> {
         return None;
     }
     let ratio = e.modelled_cost? / like.modelled_cost?;
+    if ratio < PREDICTED_FROM_RATIO {
+        return None;
+    }
     let (like_name, like_program) = (like.candidate.label(), like.program());
     let rivals = rivals(run, id);
     let (name, best) = fastest(run, &rivals, size)?;
@@ -140,11 +150,11 @@ mod tests {
     }
 
     #[test]
-    fn a_candidate_modelled_ten_times_slower_than_a_verified_one_is_not_called() {
+    fn a_candidate_modelled_twenty_times_slower_than_a_verified_one_is_not_called() {
         let times = predicted_outpaced(0.0104, 0.0001).expect("gated_delta's compile against its kernel");
         assert!((times - 104.0).abs() < 1e-9, "{times}");
-        assert!(predicted_outpaced(0.001, 0.0001).is_some(), "ten times: out");
-        assert_eq!(predicted_outpaced(0.0009, 0.0001), None, "9x: the model could be that far off");
+        assert!(predicted_outpaced(0.002, 0.0001).is_some(), "twenty times: out");
+        assert_eq!(predicted_outpaced(0.0019, 0.0001), None, "19x: noise and the model could be that far off");
         assert_eq!(predicted_outpaced(0.008, 0.003), None, "the chunked rule's compile against its kernel");
     }
 

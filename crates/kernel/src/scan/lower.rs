@@ -1,4 +1,4 @@
-//! Finding recurrences in a program: a chain of same-shaped float32 values each made from
+//! Finding recurrences in a program: a chain of same-shaped float values each made from
 //! the one before by the same primitives (the state), steps whose every node repeats the
 //! first step's with the state and per-step operands in its place, operands that are
 //! strided views of one array per step (`q[:, :, t]`) or the same array every step.
@@ -45,7 +45,8 @@ pub fn lower(p: &mut Program, target: Target, late: &dyn Fn() -> bool) -> Vec<St
     lines
 }
 
-/// The longest chain of same-shaped float32 values each an elementwise result of the one
+/// The longest chain of same-shaped float values (float32, or a narrower float the state is
+/// rounded to each step) each an elementwise result of the one
 /// before (ending elsewhere than at `tried`), from its start.
 fn spine(p: &Program, tried: &BTreeSet<ValueId>) -> Vec<ValueId> {
     let mut best: HashMap<ValueId, (usize, ValueId)> = HashMap::new();
@@ -53,7 +54,7 @@ fn spine(p: &Program, tried: &BTreeSet<ValueId>) -> Vec<ValueId> {
         let elementwise = matches!(n.op.kind(), Kind::Unary | Kind::Binary | Kind::Ternary);
         let [out] = n.outputs[..] else { continue };
         let v = p.value(out);
-        if !elementwise || v.dtype != Dtype::Float32 || v.shape.is_empty() {
+        if !elementwise || !computable(v.dtype) || v.shape.is_empty() {
             continue;
         }
         let before = n.inputs.iter().filter(|i| p.value(**i) == v).map(|i| (best.get(i).map_or(0, |b| b.0), *i)).max();
@@ -872,6 +873,7 @@ fn build(
     let scan = Scan {
         name: name.into(),
         shape: shape.clone(),
+        dtype: p.value(states[1]).dtype,
         axis,
         steps: steps.len() as i64,
         operands,
@@ -1160,6 +1162,28 @@ mod tests {
         // The stacked predictions are one slice, transpose and reshape of the kernel's output.
         assert_eq!(p.nodes.len(), 4, "{:?}", p.nodes.iter().map(|n| n.op).collect::<Vec<_>>());
         assert_eq!(p.outputs.len(), 2);
+    }
+
+    #[test]
+    fn a_state_held_in_bfloat16_is_rounded_to_it_each_step() {
+        let mut p = delta_rule(12, Twist::None);
+        p.values.iter_mut().for_each(|v| v.dtype = Dtype::Bfloat16);
+        let (p, lines) = lowered(p);
+        let [s] = &scans(&p)[..] else { panic!("one scan: {lines:?}") };
+        assert_eq!((s.steps, s.dtype, s.operands[0].dtype), (12, Dtype::Bfloat16, Dtype::Bfloat16));
+        assert_eq!(s.insts[s.next].op, K::Cast(Dtype::Bfloat16), "the next state is the update rounded");
+        assert!(lines[0].contains("on a bfloat16 state"), "{lines:?}");
+        // Near miss: a state whose dtype changes from one step to the next is no one chain.
+        let mut mixed = delta_rule(12, Twist::None);
+        let state_shape = vec![2, 4, 8];
+        let mut k = 0;
+        for v in mixed.values.iter_mut().filter(|v| v.shape == state_shape) {
+            k += 1;
+            if k % 2 == 0 {
+                v.dtype = Dtype::Bfloat16;
+            }
+        }
+        assert!(scans(&lowered(mixed).0).is_empty());
     }
 
     #[test]
