@@ -58,7 +58,8 @@ step() {
     recurrences)  # the recurrence kernel's spellings (tests/harnesses/kernels, their CPU sizes)
       suite 60 300 recurrences tests/harnesses/kernels/delta_rule_*.py \
         tests/harnesses/kernels/linear_attention_heads_first.py tests/harnesses/kernels/ema_time_major.py \
-        tests/harnesses/kernels/selective_scan.py ;;
+        tests/harnesses/kernels/selective_scan.py tests/harnesses/kernels/mamba2_group_steps.py \
+        tests/harnesses/kernels/linear_attention_bf16_state.py ;;
     kernels) bash .gpu/b/gpu-suite.sh .gpu/b $s suite/kernels kernels 90 9999 200 > $s/kernels.out 2>&1 ;;
     spell)  # probe/spell's rows, where an uncommitted probe/ is carried
       bash .gpu/b/gpu-suite.sh .gpu/b $s probe/spell spell 60 9999 200 > $s/spell.out 2>&1 ;;

@@ -293,13 +293,15 @@ fn out_axis(p: &Program, b: &Batch) -> Option<usize> {
 }
 
 /// Where the lanes go in a reshape of each lane from `shape` (lanes at `a` in the whole) to
-/// `out`: the first place in `out` before which as many elements lie as before `a` in
-/// `shape`. Each lane's elements then keep their row-major order in the whole, so one
+/// `out`: a place in `out` before which as many elements lie as before `a` in `shape` (`a`
+/// itself where it is one, so that the lanes stay where their neighbours have them, else
+/// the first). Each lane's elements then keep their row-major order in the whole, so one
 /// reshape of the whole is every lane's. None where the reshape mixes those before the
 /// lanes' place with those after it.
 fn reshaped_lanes(shape: &[i64], a: usize, out: &[i64]) -> Option<usize> {
     let before: i64 = shape[..a].iter().product();
-    (0..=out.len()).find(|k| out[..*k].iter().product::<i64>() == before)
+    let fits = |k: &usize| out[..*k].iter().product::<i64>() == before;
+    Some(a).filter(|k| *k <= out.len() && fits(k)).or_else(|| (0..=out.len()).find(fits))
 }
 
 /// A product whose lanes are rows (`x_t @ W`, `x_t` a `[M, K]` lane taken just before its
@@ -571,15 +573,15 @@ mod tests {
         assert_eq!(count(&p, Op::Matmul), 1);
     }
 
-    /// Input `x` [2, T, 2, 3] (T lanes along axis 1), each lane reshaped to `to`; every
+    /// Input `x` [b, T, 2, 3] (T lanes along axis 1), each lane reshaped to `to`; every
     /// result an output.
-    fn reshaped_steps(t: i64, to: &[i64]) -> Program {
+    fn reshaped_steps(b: i64, t: i64, to: &[i64]) -> Program {
         let f32 = |shape: Vec<i64>| Value { shape, dtype: Dtype::Float32 };
-        let mut p = program(&[2, t, 2, 3], 1, &[], Op::Exp);
+        let mut p = program(&[b, t, 2, 3], 1, &[], Op::Exp);
         for i in 0..t {
-            let args = vec![Arg::ints(&[0, i, 0, 0]), Arg::ints(&[2, i + 1, 2, 3]), Arg::ints(&[1, 1, 1, 1])];
-            let s = push(&mut p, Op::Slice, args, vec![0], f32(vec![2, 1, 2, 3]));
-            let l = push(&mut p, Op::Squeeze, vec![Arg::ints(&[1])], vec![s], f32(vec![2, 2, 3]));
+            let args = vec![Arg::ints(&[0, i, 0, 0]), Arg::ints(&[b, i + 1, 2, 3]), Arg::ints(&[1, 1, 1, 1])];
+            let s = push(&mut p, Op::Slice, args, vec![0], f32(vec![b, 1, 2, 3]));
+            let l = push(&mut p, Op::Squeeze, vec![Arg::ints(&[1])], vec![s], f32(vec![b, 2, 3]));
             let r = push(&mut p, Op::Reshape, vec![Arg::ints(to)], vec![l], f32(to.to_vec()));
             p.outputs.push(r);
         }
@@ -589,7 +591,7 @@ mod tests {
     #[test]
     fn a_reshape_of_each_lane_that_keeps_the_lanes_place_is_one_reshape() {
         // Mamba-2's `repeat(B_t, r, axis=1)`: [b, g, r, n] merged to [b, g * r, n] per step.
-        let mut p = reshaped_steps(5, &[2, 6]);
+        let mut p = reshaped_steps(2, 5, &[2, 6]);
         assert_eq!(batch_lanes(&mut p), 1);
         assert_eq!(count(&p, Op::Reshape), 1);
         let r = p.nodes.iter().find(|n| n.op == Op::Reshape).unwrap();
@@ -597,19 +599,25 @@ mod tests {
         assert_eq!(p.value(r.outputs[0]).shape, [2, 5, 6]);
         assert_eq!(r.args[0].const_ints().unwrap(), [2, 5, 6]);
         // Split apart again, and with axes of one around the lanes' place.
-        let mut p = reshaped_steps(5, &[1, 2, 3, 2]);
+        let mut p = reshaped_steps(2, 5, &[1, 2, 3, 2]);
         assert_eq!(batch_lanes(&mut p), 1);
         let r = p.nodes.iter().find(|n| n.op == Op::Reshape).unwrap();
         assert_eq!(p.value(r.outputs[0]).shape, [1, 2, 5, 3, 2]);
+        // A batch of one (Mamba-2's `[1, g, r, n]`): as many elements before axis 0 as before
+        // axis 1; the lanes stay at 1, where the steps' other values have them.
+        let mut p = reshaped_steps(1, 5, &[1, 6]);
+        assert_eq!(batch_lanes(&mut p), 1);
+        let r = p.nodes.iter().find(|n| n.op == Op::Reshape).unwrap();
+        assert_eq!(p.value(r.outputs[0]).shape, [1, 5, 6], "at 1, not before the batch of one");
     }
 
     #[test]
     fn a_reshape_mixing_axes_across_the_lanes_place_stays_per_lane() {
         // [2, 2, 3] to [4, 3]: the axis before the lanes merges with one after.
-        let mut p = reshaped_steps(5, &[4, 3]);
+        let mut p = reshaped_steps(2, 5, &[4, 3]);
         assert_eq!(batch_lanes(&mut p), 0);
         assert_eq!(count(&p, Op::Reshape), 5);
-        let mut p = reshaped_steps(5, &[12]);
+        let mut p = reshaped_steps(2, 5, &[12]);
         assert_eq!(batch_lanes(&mut p), 0);
     }
 

@@ -208,6 +208,9 @@ pub struct Run<'a> {
     pub stages: Vec<Stage>,
     /// Median seconds per call of programs screened at a size ([`crate::screen`]).
     pub screens: BTreeMap<(ProgramId, Size), f64>,
+    /// Candidates' modelled costs at a size, where the model was done in time
+    /// ([`crate::screen::predicted`]).
+    pub size_costs: BTreeMap<(CandidateId, Size), Option<f64>>,
     last_mark: Instant,
     progress: &'a dyn Fn(&str),
 }
@@ -243,6 +246,7 @@ impl<'a> Run<'a> {
             warm: None,
             stages: vec![],
             screens: BTreeMap::new(),
+            size_costs: BTreeMap::new(),
             last_mark: Instant::now(),
             progress,
         };

@@ -8,7 +8,11 @@
 
 use crate::ledger::{CandidateId, Run, Status};
 use crate::verify::compiles_the_trace;
+use std::time::{Duration, Instant};
 use superopt_bench::Size;
+use superopt_ir::Dtype;
+use superopt_search::egraph::cost::Mode;
+use superopt_search::egraph::modelled;
 use superopt_search::Compile;
 use superopt_worker::protocol::ProgramId;
 
@@ -29,7 +33,7 @@ pub const PREDICTED_OUTPACED: f64 = 20.0;
 /// The least modelled cost, over that of the traced program compiled alike, of a candidate
 /// [`predicted`] may leave out: one the model credits with a larger win rests the prediction
 /// on that win's size, which the model may miss by a wide margin (an e-graph candidate's
-/// reassociation, modelled 0.06x, timed 0.03x).
+/// reassociation, modelled 0.06x, timed 0.01x).
 pub const PREDICTED_FROM_RATIO: f64 = 0.5;
 
 /// Why `id` is not worth verifying at `size`, if it is not: a screen where verifying there
@@ -54,10 +58,12 @@ pub fn screen(run: &mut Run, id: CandidateId, size: Size) -> Option<String> {
 /// measured time of the traced program compiled as `id` is (`compile`, or the trace as it
 /// is), predicts it [`PREDICTED_OUTPACED`] times slower than a program verified at every
 /// size, and credits it with no large win over that program ([`PREDICTED_FROM_RATIO`]).
-/// Its first call, which compiles its kernels (51 s for a compiled unrolled loop on an
-/// H100), is then never made: gated_delta's eight candidates without kernels ran out of the
-/// budget behind a verified 170x kernel. Not for candidates with generated kernels, whose
-/// gain the model does not see.
+/// Both are modelled at that size's program, and only where the model is done with each
+/// within a second (past it the model prices launches, not the program). Its first call,
+/// which compiles its kernels (51 s for a compiled unrolled loop on an H100), is then not
+/// made by the verifier, nor by a warm worker that has not started it: gated_delta's
+/// candidates without kernels ran out of the budget behind a verified 170x kernel. Not for
+/// candidates with generated kernels, whose gain the model does not see.
 pub fn predicted(run: &mut Run, id: CandidateId, size: Size) -> Option<String> {
     let e = run.entry(id);
     if id == CandidateId::TRACED || e.candidate.kernels || compiles_the_trace(&e.candidate) {
@@ -71,14 +77,16 @@ pub fn predicted(run: &mut Run, id: CandidateId, size: Size) -> Option<String> {
     if like.status != Status::Verified {
         return None;
     }
-    let ratio = e.modelled_cost? / like.modelled_cost?;
+    let (like_id, like_name, like_program) = (like.id, like.candidate.label(), like.program());
+    let rivals = rivals(run, id);
+    let (name, best) = fastest(run, &rivals, size)?;
+    let (best_s, like_s) = (*run.screens.get(&(best, size))?, *run.screens.get(&(like_program, size))?);
+    // The model is asked only where a ratio of at most 2 could predict it out.
+    predicted_outpaced(like_s * 2.0, best_s)?;
+    let ratio = size_cost(run, id, size)? / size_cost(run, like_id, size)?;
     if ratio < PREDICTED_FROM_RATIO {
         return None;
     }
-    let (like_name, like_program) = (like.candidate.label(), like.program());
-    let rivals = rivals(run, id);
-    let (name, best) = fastest(run, &rivals, size)?;
-    let (best_s, like_s) = (run.screens[&(best, size)], *run.screens.get(&(like_program, size))?);
     predicted_outpaced(like_s * ratio, best_s).map(|times| {
         format!(
             "at {size}: not verified: modelled {ratio:.2}x of {like_name} ({:.3} ms), {times:.0}x slower than \
@@ -87,6 +95,25 @@ pub fn predicted(run: &mut Run, id: CandidateId, size: Size) -> Option<String> {
             best_s * 1e3
         )
     })
+}
+
+/// The modelled cost of `id`'s program at `size` (the plan's variant that admits that
+/// size's inputs), kept in [`Run::size_costs`]; None where the model is not done with it
+/// within a second.
+fn size_cost(run: &mut Run, id: CandidateId, size: Size) -> Option<f64> {
+    if let Some(known) = run.size_costs.get(&(id, size)) {
+        return *known;
+    }
+    let t = &run.traces[size.index()];
+    let shapes: Vec<(Vec<i64>, Dtype)> =
+        t.inputs.iter().map(|i| (t.value(*i).shape.clone(), t.value(*i).dtype)).collect();
+    let c = &run.entry(id).candidate;
+    let mode = if c.compile == Compile::Eager { Mode::Eager } else { Mode::Compiled };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let variant = c.plan.variants.iter().find(|(guard, _)| guard.admits(&shapes));
+    let cost = variant.and_then(|(guard, p)| modelled(p, guard, &run.device, mode, deadline));
+    run.size_costs.insert((id, size), cost);
+    cost
 }
 
 /// How many times slower than `best` a program predicted to take `predicted` seconds is,

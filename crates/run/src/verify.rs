@@ -32,6 +32,10 @@ pub fn verify(run: &mut Run) {
     let mut ran_out = false;
     let (mut spent, started) = (Spent::default(), Instant::now());
     loop {
+        // Before anything waits for a candidate's first call: the model's prediction.
+        for p in progress.iter_mut() {
+            predict(run, p, &mut spent);
+        }
         if let Some(w) = &run.warm {
             progress.iter().filter(|p| !p.open(run.entry(p.id))).for_each(|p| w.forget(p.id));
         }
@@ -135,6 +139,23 @@ fn pick(progress: &[Progress], ready: impl FnMut(&Progress) -> bool) -> Option<u
     progress.iter().position(ready)
 }
 
+/// Leaves `p`'s candidate out of each next size the model predicts it cannot win at
+/// ([`crate::screen::predicted`]), before its first call there; a warm worker's call there
+/// not started yet is taken back.
+fn predict(run: &mut Run, p: &mut Progress, spent: &mut Spent) {
+    while p.case == 0 && p.open(run.entry(p.id)) {
+        let size = Size::ALL[p.size];
+        let screening = Instant::now();
+        let predicted = crate::screen::predicted(run, p.id, size);
+        spent.screens += screening.elapsed().as_secs_f64();
+        let Some(why) = predicted else { return };
+        if let Some(w) = &run.warm {
+            w.claim(p.id, size);
+        }
+        outpace(run.entry_mut(p.id), p, why);
+    }
+}
+
 /// Where verification's seconds went (waiting for the pool's references aside).
 #[derive(Default)]
 struct Spent {
@@ -166,12 +187,6 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case], spent: &mut Spent) {
         return run.entry_mut(p.id).out_of_time(format!("at {size}: {OUT_OF_TIME} ({why})"));
     }
     if p.case == 0 {
-        let screening = Instant::now();
-        let predicted = crate::screen::predicted(run, p.id, size);
-        spent.screens += screening.elapsed().as_secs_f64();
-        if let Some(why) = predicted {
-            return outpace(run.entry_mut(p.id), p, why);
-        }
         if p.size == 0 || !run.entry(p.id).staged {
             run.say(&format!("verifying {}", run.entry(p.id).candidate.label()));
         }

@@ -21,7 +21,8 @@ fn a_run_with_warm_workers_judges_every_candidate() {
     let outcome = superopt_run::optimize(&config, &|_| {}).expect("the run ends");
     let superopt_run::Outcome::Done(done) = outcome else { panic!("the run traces and verifies") };
     let c = &done.capsule;
-    let said = c.notes.iter().find(|n| n.contains("first calls")).expect("the notes say what the warm workers did");
+    let said =
+        c.notes.iter().find(|n| n.contains("first calls of fn")).expect("the notes say what the warm workers did");
     assert!(said.contains("made ahead by 2 warm workers") && !said.contains("failed"), "{said}");
     assert!(c.candidates[0].verified, "the round trip: {:?}", c.candidates[0].dropped);
     let dropped: Vec<_> = c.candidates.iter().filter_map(|k| k.dropped.as_deref()).collect();
