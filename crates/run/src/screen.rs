@@ -11,9 +11,8 @@ use crate::verify::compiles_the_trace;
 use std::time::{Duration, Instant};
 use superopt_bench::Size;
 use superopt_ir::Dtype;
-use superopt_search::egraph::cost::Mode;
 use superopt_search::egraph::modelled;
-use superopt_search::Compile;
+use superopt_search::{cost_mode, Compile};
 use superopt_worker::protocol::ProgramId;
 
 /// How many times slower than a verified program a candidate must be, in a first timing
@@ -108,10 +107,9 @@ fn size_cost(run: &mut Run, id: CandidateId, size: Size) -> Option<f64> {
     let shapes: Vec<(Vec<i64>, Dtype)> =
         t.inputs.iter().map(|i| (t.value(*i).shape.clone(), t.value(*i).dtype)).collect();
     let c = &run.entry(id).candidate;
-    let mode = if c.compile == Compile::Eager { Mode::Eager } else { Mode::Compiled };
     let deadline = Instant::now() + Duration::from_secs(1);
     let variant = c.plan.variants.iter().find(|(guard, _)| guard.admits(&shapes));
-    let cost = variant.and_then(|(guard, p)| modelled(p, guard, &run.device, mode, deadline));
+    let cost = variant.and_then(|(guard, p)| modelled(p, guard, &run.device, cost_mode(c.compile), deadline));
     run.size_costs.insert((id, size), cost);
     cost
 }

@@ -209,8 +209,8 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case], spent: &mut Spent) {
     let e = &mut entries[p.id.0];
     let started = Instant::now();
     let got = session.verify_case(&e.program(), size, all[p.case], tol);
-    p.seconds += started.elapsed().as_secs_f64();
-    spent.cases += started.elapsed().as_secs_f64();
+    let took = started.elapsed().as_secs_f64();
+    (p.seconds, spent.cases) = (p.seconds + took, spent.cases + took);
     match got {
         Ok(figs) => p.figs.extend(figs),
         Err(err) => return e.drop_with(format!("at {size}: {err}")),
@@ -221,8 +221,9 @@ fn step(run: &mut Run, p: &mut Progress, all: &[Case], spent: &mut Spent) {
     }
     let started = Instant::now();
     let finished = session.finish_size(size, &mut p.figs, tol);
-    spent.cases += started.elapsed().as_secs_f64();
-    e.verify_s[p.size] = Some(p.seconds + started.elapsed().as_secs_f64());
+    let took = started.elapsed().as_secs_f64();
+    spent.cases += took;
+    e.verify_s[p.size] = Some(p.seconds + took);
     if let Err(err) = finished {
         return e.drop_with(format!("at {size}: {err}"));
     }

@@ -138,11 +138,16 @@ pub fn as_traced(traced: &Plan) -> Candidate {
 /// The modelled seconds of a candidate over its plan's variants: it orders
 /// verification (the likeliest winners first); timing decides.
 pub fn modelled_cost(c: &Candidate, dev: &egraph::cost::Device, deadline: std::time::Instant) -> f64 {
-    let mode = match c.compile {
+    let mode = cost_mode(c.compile);
+    c.plan.variants.iter().map(|(guard, p)| egraph::program_cost(p, guard, dev, mode, deadline)).sum()
+}
+
+/// How the cost model runs a program compiled so.
+pub fn cost_mode(c: Compile) -> egraph::cost::Mode {
+    match c {
         Compile::Eager => egraph::cost::Mode::Eager,
         Compile::Whole | Compile::Islands => egraph::cost::Mode::Compiled,
-    };
-    c.plan.variants.iter().map(|(guard, p)| egraph::program_cost(p, guard, dev, mode, deadline)).sum()
+    }
 }
 
 #[cfg(test)]

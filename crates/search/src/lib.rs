@@ -12,7 +12,7 @@ pub mod saturation;
 pub mod strategies;
 pub mod strategy;
 
-pub use candidate::{as_traced, by_size, modelled_cost, Candidate, Compile, SizeRange, Source};
+pub use candidate::{as_traced, by_size, cost_mode, modelled_cost, Candidate, Compile, SizeRange, Source};
 pub use strategy::Strategy;
 
 /// The strategies a run uses, in order; the e-graph search gets `search_time` in all.
