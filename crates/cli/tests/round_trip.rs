@@ -119,6 +119,18 @@ fn contiguous_is_traced_through() {
     assert_round_trip("tests/harnesses/ok/contiguous_roundtrip.py");
 }
 
+/// Parameters named as the module's own names (hoisting's `key` and `h`, `out`, `t0`, a
+/// builtin) and slices MLX records with negative stops.
+#[test]
+fn shadowing_names_and_negative_stops() {
+    assert_round_trip("tests/harnesses/ok/shadowing_names.py");
+}
+
+#[test]
+fn a_compiled_function_of_a_constant_is_traced_through() {
+    assert_round_trip("tests/harnesses/ok/compiled_on_constant.py");
+}
+
 #[test]
 fn keyword_arrays_literals_and_bool_outputs() {
     assert_round_trip("tests/harnesses/ok/kwargs_literal.py");
@@ -157,9 +169,47 @@ zoo!(
     logsumexp,
     cumsum_scan,
     topk_router,
+    deepseek_router,
     embedding_gather,
     concat_split,
     where_select,
     int_ops,
     misc_ops,
 );
+
+/// A KV-cache step built for `held < capacity` (every traced size) is not run at capacity,
+/// where fn grows the buffer: the module's guard keeps the write inside the buffer, and
+/// hands that call to the original (a near miss, one position less, runs the program).
+#[test]
+fn a_cache_step_at_capacity_runs_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fast.py");
+    let h = harness("tests/harnesses/ok/cache_positions.py");
+    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap(), "--time-budget", "30"]);
+    let (stdout, stderr) = text(&o);
+    assert!(out.exists(), "the hand sigmoid becomes mx.sigmoid: {stdout}\n{stderr}");
+    let check = r#"
+import importlib.util, sys
+import mlx.core as mx
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+h, fast = load(sys.argv[1], "h"), load(sys.argv[2], "fast")
+for held, fits in [(63, True), (64, False)]:
+    x, keys = mx.random.normal((1, 1, 64)), mx.random.normal((1, 64, 64))
+    positions = mx.zeros((held,), dtype=mx.int32)
+    assert fast.fits(x, keys, positions) == fits, (held, fits)
+    want = h.fn(x, mx.array(keys), positions)
+    got = fast.optimized(x, mx.array(keys), positions)
+    assert got[1].shape == want[1].shape and mx.allclose(got[0], want[0], rtol=1e-5).item(), held
+print("ok")
+"#;
+    let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let args = ["-c", check, h.to_str().unwrap(), out.to_str().unwrap()];
+    let o = std::process::Command::new(python).args(args).output().unwrap();
+    assert_eq!(text(&o).0.trim(), "ok", "{}", text(&o).1);
+}

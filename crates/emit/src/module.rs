@@ -145,8 +145,68 @@ fn array_params(p: &Program) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// The name the module's inner functions give input `input`: fn's parameter name, or
+/// `in{input}` where that name could shadow one the generated code reads.
 fn input_name(p: &Program, input: usize) -> String {
-    array_params(p).into_iter().find(|(i, _)| *i == input).map(|(_, n)| n).unwrap_or_else(|| format!("in{input}"))
+    array_params(p).into_iter().find(|(i, n)| *i == input && safe_name(n)).map_or(format!("in{input}"), |(_, n)| n)
+}
+
+/// The inner name of signature parameter `j` (see [`input_name`]).
+fn param_name(p: &Program, j: usize) -> String {
+    match &p.signature.params[j] {
+        Param::Array { input, .. } => input_name(p, *input),
+        q if safe_name(q.name()) => q.name().to_string(),
+        _ => format!("lit{j}"),
+    }
+}
+
+/// Names the generated code reads unqualified (its modules, its locals and Python's
+/// builtins), which a parameter of the same name would shadow.
+const READ_NAMES: &[&str] = &[
+    "mx",
+    "os",
+    "importlib",
+    "key",
+    "h",
+    "out",
+    "abs",
+    "all",
+    "any",
+    "bool",
+    "dict",
+    "enumerate",
+    "float",
+    "getattr",
+    "hasattr",
+    "int",
+    "isinstance",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "object",
+    "print",
+    "range",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "type",
+    "zip",
+];
+
+/// Whether a parameter name can be an inner function's own: not read by the generated code,
+/// not one of its value names (`t3`, `in0`, `lit1`) and not private (`_...`).
+fn safe_name(name: &str) -> bool {
+    let numbered = ["t", "in", "lit"].iter().any(|prefix| {
+        name.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+    });
+    !numbered && !name.starts_with('_') && !READ_NAMES.contains(&name)
 }
 
 fn render_dim(p: &Program) -> impl Fn(&Dim) -> String + '_ {
@@ -416,13 +476,16 @@ fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>, range: Siz
     for (a, b) in &g.agree {
         conds.push(format!("{} == {}", a.render(&dim), b.render(&dim)));
     }
-    for q in &p.signature.params {
-        if let Param::Literal { name, value, .. } = q {
-            conds.push(format!("{name} == {}", py_literal(value)));
+    for (a, b) in &g.within {
+        conds.push(format!("{} <= {}", a.render(&dim), b.render(&dim)));
+    }
+    for (j, q) in p.signature.params.iter().enumerate() {
+        if let Param::Literal { value, .. } = q {
+            conds.push(format!("{} == {}", param_name(p, j), py_literal(value)));
         }
     }
     let conds = if conds.is_empty() { vec!["True".to_string()] } else { conds };
-    let all_params = signature_params(p);
+    let all_params: Vec<String> = (0..p.signature.params.len()).map(|j| param_name(p, j)).collect();
     format!(
         "def _fits_{k}({}):\n    return (\n        {}\n    )\n\n\n",
         all_params.join(", "),
@@ -450,15 +513,23 @@ fn signature_params(p: &Program) -> Vec<String> {
     out
 }
 
+/// `verified`, `optimized` and `fits` with fn's signature, each handing its arguments on
+/// by position to a private twin whose parameters have the inner names (no name of fn's
+/// can shadow what the twins read).
 fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
     let p0 = &plan.variants[0].1;
     let params = signature_params(p0);
-    let call_all: Vec<String> = p0
+    let given: Vec<String> = p0.signature.params.iter().map(|q| q.name().to_string()).collect();
+    let given = given.join(", ");
+    let inner: Vec<String> = (0..p0.signature.params.len()).map(|j| param_name(p0, j)).collect();
+    let call_original: Vec<String> = p0
         .signature
         .params
         .iter()
-        .map(|q| if q.keyword() { format!("{0}={0}", q.name()) } else { q.name().to_string() })
+        .zip(&inner)
+        .map(|(q, n)| if q.keyword() { format!("{}={n}", q.name()) } else { n.clone() })
         .collect();
+    let inner = inner.join(", ");
     let arrays: Vec<String> = (0..p0.inputs.len()).map(|i| input_name(p0, i)).collect();
     let wrap = |call: String| match sig.output_kind {
         superopt_ir::OutputKind::Array => call,
@@ -466,10 +537,9 @@ fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
         superopt_ir::OutputKind::Tuple => format!("tuple({call})"),
         superopt_ir::OutputKind::List => format!("list({call})"),
     };
-    let doc = "fn's outputs by a program verified for these inputs; None where none was.";
-    let mut s = format!("def verified({}):\n    \"\"\"{doc}\"\"\"\n", params.join(", "));
+    let mut s = format!("def _verified({inner}):\n");
     for k in 0..plan.variants.len() {
-        writeln!(s, "    if _fits_{k}({}):", call_all.join(", ")).unwrap();
+        writeln!(s, "    if _fits_{k}({inner}):").unwrap();
         let call = format!("_program_{k}({})", arrays.join(", "));
         let call = if plan.variants[k].1.outputs.len() == 1 && sig.output_kind != superopt_ir::OutputKind::Array {
             format!("[{call}]")
@@ -479,13 +549,19 @@ fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
         writeln!(s, "        return {}", wrap(call)).unwrap();
     }
     writeln!(s, "    return None\n\n").unwrap();
-    let call = call_all.join(", ");
-    write!(s, "def optimized({}):\n    out = verified({call})\n", params.join(", ")).unwrap();
-    writeln!(s, "    return _original()({call}) if out is None else out\n\n").unwrap();
-    let any: Vec<String> = (0..plan.variants.len()).map(|k| format!("_fits_{k}({})", call_all.join(", "))).collect();
-    let doc = "Whether `optimized` runs a verified program for these inputs (else the original `fn`).";
-    write!(s, "def fits({}):\n    \"\"\"{doc}\"\"\"\n    return {}\n\n\n", params.join(", "), any.join(" or "))
-        .unwrap();
+    write!(s, "def _optimized({inner}):\n    out = _verified({inner})\n").unwrap();
+    writeln!(s, "    return _original()({}) if out is None else out\n\n", call_original.join(", ")).unwrap();
+    let any: Vec<String> = (0..plan.variants.len()).map(|k| format!("_fits_{k}({inner})")).collect();
+    write!(s, "def _fits({inner}):\n    return {}\n\n\n", any.join(" or ")).unwrap();
+    let public = [
+        ("verified", "_verified", "fn's outputs by a program verified for these inputs; None where none was."),
+        ("optimized", "_optimized", "fn's outputs: by a verified program where one fits the inputs, else by fn."),
+        ("fits", "_fits", "Whether `optimized` runs a verified program for these inputs (else the original `fn`)."),
+    ];
+    for (name, twin, doc) in public {
+        write!(s, "def {name}({}):\n    \"\"\"{doc}\"\"\"\n    return {twin}({given})\n\n\n", params.join(", "))
+            .unwrap();
+    }
     s
 }
 
@@ -557,5 +633,20 @@ impl Kernels {
             s.push_str(&c.launcher(i));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn names_the_generated_code_reads_are_not_inner_names() {
+        for unsafe_name in ["h", "key", "out", "mx", "tuple", "t0", "t12", "in3", "lit0", "_x"] {
+            assert!(!safe_name(unsafe_name), "{unsafe_name}");
+        }
+        for fine in ["x", "t", "tx", "t0x", "inputs", "hidden", "keys", "weight"] {
+            assert!(safe_name(fine), "{fine}");
+        }
     }
 }

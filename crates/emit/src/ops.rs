@@ -259,7 +259,8 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             format!("_gather({}, {}, {}, {})", a(0), list(&cx.ins[1..]), list(&axes), list(&sizes))
         }
         Op::GatherAxis => format!("mx.take_along_axis({}, {}, axis={})", a(0), a(1), int(node, 0, cx)?),
-        Op::ScatterAxis if const_int(node, 0)? == 0 => {
+        // MLX's ScatterAxis::ReduceType is {Sum, None}; the Sum form exports as ScatterAxisSum.
+        Op::ScatterAxis if const_int(node, 0)? == 1 => {
             format!("mx.put_along_axis({}, {}, {}, axis={})", a(0), a(1), a(2), int(node, 1, cx)?)
         }
         Op::Matmul => format!("mx.matmul({}, {})", a(0), a(1)),
@@ -567,6 +568,18 @@ mod tests {
         assert_eq!(e, "_update(t0, (slice(0, 3, 1), slice(2, 18, 1)), t1, 4)");
         let e = emit_node("Slice", vec![list(&[7]), list(&[-1]), list(&[-1])], &[&[8]]);
         assert_eq!(e, "t0[7::-1]");
+    }
+
+    #[test]
+    fn put_along_axis_is_scatter_axis_without_a_reduction() {
+        let e = emit_node("ScatterAxis", vec![i(1), i(1)], &[&[3, 8], &[3, 2], &[3, 2]]);
+        assert_eq!(e, "mx.put_along_axis(t0, t1, t2, axis=1)");
+        let values = [&[3i64, 8][..], &[3, 2], &[3, 2]].map(|s| Value { shape: s.to_vec(), dtype: Dtype::Float32 });
+        let sum = Node { op: Op::ScatterAxis, args: vec![i(0), i(1)], inputs: vec![0, 1, 2], outputs: vec![3] };
+        let dim = |d: &Dim| d.to_string();
+        let ins = ["t0", "t1", "t2"].map(String::from).to_vec();
+        let cx = Ctx { ins, outs: vec![&values[0]], in_values: values.iter().collect(), dim: &dim, in_place: false };
+        assert!(expr(&sum, &cx).is_err(), "a sum is not an assignment");
     }
 
     #[test]

@@ -41,6 +41,7 @@ fn align(traces: &[Program]) -> superopt_ir::Plan {
         ],
         ties: vec![(superopt_ir::DimTerm { input: 0, axis: 1 }, superopt_ir::DimTerm { input: 1, axis: 0 })],
         agree: vec![],
+        within: vec![],
         steps: vec![],
     };
     let mut p = traces[0].clone();

@@ -22,6 +22,10 @@ pub struct Guard {
     /// only where they agree.
     #[serde(default)]
     pub agree: Vec<(Dim, Dim)>,
+    /// `a <= b` for each pair: a slice's bounds inside its input, as in every trace (past
+    /// them, Python clips the slice, and the program's shapes no longer hold).
+    #[serde(default)]
+    pub within: Vec<(Dim, Dim)>,
     /// Varying dims that change from one call to the next where fn runs (the harness's
     /// `STEP_DIMS`: a KV cache's length in a decode loop): nothing that follows them is compiled.
     #[serde(default)]
@@ -33,7 +37,7 @@ impl Guard {
     pub fn exact(shapes: &[(Vec<i64>, Dtype)]) -> Guard {
         let inputs =
             shapes.iter().map(|(s, d)| InputGuard { dtype: *d, dims: s.iter().map(|n| Some(*n)).collect() }).collect();
-        Guard { inputs, ties: vec![], agree: vec![], steps: vec![] }
+        Guard { inputs, ties: vec![], agree: vec![], within: vec![], steps: vec![] }
     }
 
     pub fn admits(&self, shapes: &[(Vec<i64>, Dtype)]) -> bool {
@@ -48,6 +52,7 @@ impl Guard {
         let dims: Vec<Vec<i64>> = shapes.iter().map(|(s, _)| s.clone()).collect();
         each && self.ties.iter().all(|(a, b)| shapes[a.input].0[a.axis] == shapes[b.input].0[b.axis])
             && self.agree.iter().all(|(a, b)| a.eval(&dims).is_some_and(|x| b.eval(&dims) == Some(x)))
+            && self.within.iter().all(|(a, b)| a.eval(&dims).zip(b.eval(&dims)).is_some_and(|(x, y)| x <= y))
     }
 
     /// Sets `steps` to those of `dims` that vary here, and every dim tied to one (it must
@@ -97,6 +102,7 @@ mod tests {
             ],
             ties: vec![(DimTerm { input: 0, axis: 0 }, DimTerm { input: 1, axis: 0 })],
             agree: vec![],
+            within: vec![],
             steps: vec![],
         };
         let f = Dtype::Float32;
@@ -108,19 +114,27 @@ mod tests {
         assert_eq!(g.varying().len(), 2);
     }
 
+    fn room_all() -> Dim {
+        Dim { terms: vec![DimTerm { input: 0, axis: 0 }], num: 1, den: 1, offset: 0 }
+    }
+
     #[test]
-    fn admits_only_where_the_forms_agree() {
+    fn admits_only_where_the_forms_agree_and_slices_stay_inside() {
         let held = Dim { terms: vec![DimTerm { input: 1, axis: 0 }], num: 1, den: 1, offset: 0 };
         let room = Dim { terms: vec![DimTerm { input: 0, axis: 0 }], num: 1, den: 1, offset: -256 };
         let f = Dtype::Float32;
         let g = Guard {
             inputs: vec![InputGuard { dtype: f, dims: vec![None] }, InputGuard { dtype: f, dims: vec![None] }],
             ties: vec![],
-            agree: vec![(room, held)],
+            agree: vec![(room, held.clone())],
+            within: vec![(Dim { offset: 1, ..held }, Dim { offset: 0, ..room_all() })],
             steps: vec![],
         };
         assert!(g.admits(&[(vec![512], f), (vec![256], f)]));
         assert!(!g.admits(&[(vec![512], f), (vec![300], f)]), "the forms disagree");
+        let g = Guard { agree: vec![], ..g };
+        assert!(g.admits(&[(vec![512], f), (vec![511], f)]));
+        assert!(!g.admits(&[(vec![512], f), (vec![512], f)]), "held + 1 <= capacity");
     }
 
     #[test]
@@ -134,6 +148,7 @@ mod tests {
             ],
             ties: vec![(t(0, 1), t(1, 0))],
             agree: vec![],
+            within: vec![],
             steps: vec![],
         };
         g.set_steps(&[t(1, 0), t(1, 1)]);

@@ -134,7 +134,15 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
     for (k, n) in t.nodes.iter().enumerate() {
         let inputs = n.inputs.iter().map(|i| b.lookup(&i.0)).collect::<Result<Vec<_>, _>>()?;
         let outputs = n.outputs.iter().map(|o| b.define(o)).collect::<Result<Vec<_>, _>>()?;
-        let args = n.args.iter().map(parse_arg).collect::<Result<Vec<_>, _>>()?;
+        let mut args = n.args.iter().map(parse_arg).collect::<Result<Vec<_>, _>>()?;
+        let first = match ops[k] {
+            Op::Slice => Some(0),
+            Op::SliceUpdate => Some(1),
+            _ => None,
+        };
+        if let (Some(first), Some(input)) = (first, n.inputs.first()) {
+            normalize_bounds(&mut args, first, &input.1)?;
+        }
         b.program.nodes.push(Node { op: ops[k], args, inputs, outputs });
     }
     for o in &t.outputs {
@@ -142,6 +150,28 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
         b.program.outputs.push(id);
     }
     Ok(b.program)
+}
+
+/// A slice's starts and stops as Python reads them on `shape` (MLX records `x[:-1]`'s stop
+/// as -1): in `0..=n` for a positive step, in `-1..n` for a negative one, -1 being "before
+/// index 0". Every later reader takes them so.
+fn normalize_bounds(args: &mut [Arg], first: usize, shape: &[i64]) -> Result<(), ImportError> {
+    let what = format!("slice bounds {args:?} on shape {shape:?}");
+    let malformed = || ImportError::Malformed(what.clone());
+    let steps = args.get(first + 2).and_then(Arg::const_ints).ok_or_else(malformed)?;
+    for which in [first, first + 1] {
+        let bounds = args.get(which).and_then(Arg::const_ints).ok_or_else(malformed)?;
+        if bounds.len() != shape.len() || steps.len() != shape.len() {
+            return Err(malformed());
+        }
+        let normal = bounds.iter().zip(shape).zip(&steps).map(|((&b, &n), &step)| {
+            let b = if b < 0 { b + n } else { b };
+            let (lo, hi) = if step < 0 { (-1, n - 1) } else { (0, n) };
+            Arg::Int(Dim::constant(b.clamp(lo, hi)))
+        });
+        args[which] = Arg::List(normal.collect());
+    }
+    Ok(())
 }
 
 /// Floats come as JSON numbers, or as `{"float": "inf" | "-inf" | "nan"}`.
@@ -215,6 +245,28 @@ mod tests {
                  "outputs": [["C", [4, 8], "float32"]]}]"#,
         );
         assert_eq!(import_trace(&t), Err(ImportError::Unsupported("FancyNewOp".into())));
+    }
+
+    #[test]
+    fn slice_bounds_are_read_as_python_reads_them() {
+        // x[:-1], x[::-1] (stop -9 on 8), x[5:1:-1], x[7:-1:-1] (empty), x[:20]
+        let cases = [
+            ([0, -1, 1], [0, 7, 1]),
+            ([7, -9, -1], [7, -1, -1]),
+            ([5, 1, -1], [5, 1, -1]),
+            ([7, -1, -1], [7, 7, -1]),
+            ([0, 20, 1], [0, 8, 1]),
+        ];
+        for (given, read) in cases {
+            let t = events(&format!(
+                r#"[{{"op": "Slice", "args": [[0, {}], [4, {}], [1, {}]], "inputs": [["A", [4, 8], "float32"]],
+                     "outputs": [["C", [4, 8], "float32"]]}}]"#,
+                given[0], given[1], given[2]
+            ));
+            let p = import_trace(&t).unwrap();
+            let ints: Vec<i64> = p.nodes[0].args.iter().map(|a| a.const_ints().unwrap()[1]).collect();
+            assert_eq!(ints, read, "{given:?}");
+        }
     }
 
     #[test]

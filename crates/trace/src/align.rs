@@ -5,7 +5,7 @@
 //! never varied. Traces that differ in structure (shape-dependent Python control
 //! flow) or hold an integer no [`Dim`] form explains stay one program per size.
 
-use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Plan, Program, ScalarExpr};
+use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Op, Plan, Program, ScalarExpr};
 
 /// Aligns `traces` (one per size, same order as the sizes) into a plan: one
 /// general program, else one per size. `reference` picks the trace whose
@@ -44,7 +44,59 @@ fn general(traces: &[Program], reference: usize) -> Result<(Program, Guard), Str
         c.data = fit.constant(&per_trace, dtype)?;
     }
     guard.agree = fit.agree;
+    guard.within = slices_inside(&out, traces, &shapes, &fit.varying);
     Ok((out, guard))
+}
+
+/// Whether `lo <= hi` at any shapes: both constant (and held), one form apart by a
+/// constant, or a constant below a product of dims.
+fn always(lo: &Dim, hi: &Dim) -> bool {
+    let same_form = lo.terms == hi.terms && lo.num == hi.num && lo.den == hi.den;
+    let under_product = lo.terms.is_empty() && hi.num > 0 && hi.offset >= lo.offset;
+    same_form && hi.offset >= lo.offset || under_product
+}
+
+/// Each slice's bounds inside its input along every axis where one of them varies: `0 <=
+/// start <= stop <= n` (a negative step: `-1 <= stop <= start <= n - 1`), kept where it is
+/// not constant and held in every trace. Past them Python clips the slice, and the
+/// program's shapes would no longer hold (a KV cache's next position past its capacity).
+fn slices_inside(out: &Program, traces: &[Program], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Vec<(Dim, Dim)> {
+    let mut within: Vec<(Dim, Dim)> = vec![];
+    let mut keep = |lo: Dim, hi: Dim| {
+        let held = shapes.iter().all(|s| lo.eval(s).zip(hi.eval(s)).is_some_and(|(a, b)| a <= b));
+        if held && !always(&lo, &hi) && !within.contains(&(lo.clone(), hi.clone())) {
+            within.push((lo, hi));
+        }
+    };
+    for (k, node) in out.nodes.iter().enumerate() {
+        let first = match node.op {
+            Op::Slice => 0,
+            Op::SliceUpdate => 1,
+            _ => continue,
+        };
+        let (Some(starts), Some(stops)) = (node.args[first].list(), node.args.get(first + 1).and_then(Arg::list))
+        else {
+            continue;
+        };
+        let Some(steps) = node.args.get(first + 2).and_then(Arg::const_ints) else { continue };
+        for (axis, step) in steps.iter().enumerate() {
+            let (Some(a), Some(b)) = (starts.get(axis).and_then(Arg::int), stops.get(axis).and_then(Arg::int)) else {
+                continue;
+            };
+            let sizes: Vec<i64> = traces.iter().map(|t| t.value(t.nodes[k].inputs[0]).shape[axis]).collect();
+            let Some(n) = Dim::fit(&sizes, shapes, varying) else { continue };
+            if *step > 0 {
+                keep(Dim::constant(0), a.clone());
+                keep(a.clone(), b.clone());
+                keep(b.clone(), n);
+            } else {
+                keep(Dim::constant(-1), b.clone());
+                keep(b.clone(), a.clone());
+                keep(a.clone(), Dim { offset: n.offset - 1, ..n });
+            }
+        }
+    }
+    within
 }
 
 fn same_structure(a: &Program, b: &Program) -> Result<(), String> {
@@ -90,7 +142,7 @@ fn derive_guard(traces: &[Program], shapes: &[Vec<Vec<i64>>]) -> Guard {
                 .collect(),
         })
         .collect();
-    let mut guard = Guard { inputs, ties: vec![], agree: vec![], steps: vec![] };
+    let mut guard = Guard { inputs, ties: vec![], agree: vec![], within: vec![], steps: vec![] };
     let varying = guard.varying();
     let seq = |t: &DimTerm| -> Vec<i64> { shapes.iter().map(|s| s[t.input][t.axis]).collect() };
     for (k, a) in varying.iter().enumerate() {

@@ -394,9 +394,26 @@ def export_events(f, args, kwargs):
         outs, kind["k"] = outputs_of(f(*a, **k), "fn")
         return outs
 
-    events = []
     real_contiguous = mx.contiguous
     mx.contiguous = contiguous_identity  # Contiguous cannot be exported and never changes values.
+    try:
+        try:
+            events = export_with(traced, arrays, compiled=True)
+        except Untraceable as e:
+            if "Compiled" not in str(e):
+                raise
+            # A compiled function (mlx.nn's activations) applied to a constant leaves a
+            # primitive the export cannot save: traced as the plain operations it runs.
+            events = export_with(traced, arrays, compiled=False)
+    finally:
+        mx.contiguous = real_contiguous
+    return params, kind.get("k", "array"), events
+
+
+def export_with(traced, arrays, compiled):
+    events = []
+    if not compiled:
+        mx.disable_compile()
     try:
         mx.export_function(events.append, traced, *arrays)
     except HarnessError:
@@ -404,8 +421,9 @@ def export_events(f, args, kwargs):
     except Exception as e:
         raise Untraceable(f"mx.export_function cannot trace fn ({type(e).__name__}: {e})")
     finally:
-        mx.contiguous = real_contiguous
-    return params, kind.get("k", "array"), events
+        if not compiled:
+            mx.enable_compile()
+    return events
 
 
 def record(params, output_kind, events):
