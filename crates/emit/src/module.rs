@@ -43,7 +43,17 @@ def _index(ndim, indices, axes, sizes):
 
 def _gather(a, indices, axes, slice_sizes):
     """MLX's Gather: out[i..., s...] = a[indices at axes, slices elsewhere]."""
-    return a[_index(a.ndim, indices, axes, slice_sizes)]
+    if len(axes) != 1 or slice_sizes[axes[0]] != 1:
+        return a[_index(a.ndim, indices, axes, slice_sizes)]
+    # One axis, one element there: a take (copying whole slices, not indexing every element).
+    ax, lead = axes[0], indices[0].ndim
+    out = mx.take(a, indices[0], axis=ax)
+    if lead and ax:
+        out = mx.transpose(out, [*range(ax, ax + lead), *range(ax), *range(ax + lead, out.ndim)])
+    out = mx.expand_dims(out, lead + ax)
+    if any(s != n for s, n in zip(slice_sizes, a.shape)):
+        out = out[(slice(None),) * lead + tuple(slice(0, s) for s in slice_sizes)]
+    return out
 
 
 def _scatter(a, indices, updates, axes, reduce):

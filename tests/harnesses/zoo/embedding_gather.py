@@ -1,4 +1,5 @@
-"""Embedding lookup: int32 token ids index a table (TABLE[ids]), plus mx.take on both axes."""
+"""Embedding lookup: int32 token ids index a table (TABLE[ids]), plus mx.take on both axes, a
+scalar index along a middle axis and two index arrays at once."""
 import mlx.core as mx
 
 V, D = 1000, 64
@@ -12,7 +13,9 @@ def fn(ids):
     t = mx.take(TABLE, ids, axis=0)
     cols = mx.take(e, mx.array([0, 3, 5], dtype=mx.int32), axis=-1)
     flat = mx.take(TABLE, ids.flatten()[:4])
-    return e + t, cols, flat
+    middle = e[:, 2]
+    pairs = TABLE[ids, ids % D]
+    return e + t, cols, flat, middle, pairs
 
 
 def input_factory(size_label, seed):
