@@ -213,3 +213,13 @@ print("ok")
     let o = std::process::Command::new(python).args(args).output().unwrap();
     assert_eq!(text(&o).0.trim(), "ok", "{}", text(&o).1);
 }
+
+/// A compiled candidate of a program that writes an argument in place keeps the write
+/// outside `mx.compile` (inside, it would write compile's copy; verification compares the
+/// caller's arguments after the call too, so such a candidate would be rejected).
+#[test]
+fn a_compiled_program_still_writes_its_argument_in_place() {
+    let (c, stdout) = run_capsule("tests/mutations/harnesses/cache_write.py", &[]);
+    let compile = c["candidates"].as_array().unwrap().iter().find(|k| k["name"] == "compile").unwrap();
+    assert_eq!(compile["verified"], true, "{stdout}");
+}

@@ -246,9 +246,11 @@ fn program_fn(
         names[*v] = params[i].clone();
     }
     let mut islands = Islands { prefix: format!("_island_{k}"), defs: String::new(), count: 0 };
-    if !steps.is_empty() && c.compile != Compile::Eager {
+    let writes = p.nodes.iter().any(|n| ops::in_place(p, n));
+    if (!steps.is_empty() || writes) && c.compile != Compile::Eager {
         // Hoisted values and compiled functions are kept per input shape: neither may see the
-        // dims that change at every call.
+        // dims that change at every call. Nor may a compiled function write an argument in
+        // place: it would write compile's copy, not the caller's array.
         let (nodes, runs) = steady_first(p, steps, c.compile);
         let body = block(p, &nodes, &names, &p.outputs, Part::Body, Some((&mut islands, runs)), tensors, kernels)?;
         return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, Compile::Eager));
@@ -306,11 +308,28 @@ def _program_{k}({ps}):
     Ok(s)
 }
 
-/// The nodes that do not follow `steps` (their order kept), then those that do; and the
-/// runs to compile: all of the first (whole compile) or their elementwise runs (islands).
+/// The nodes in the order to emit them, and the runs of them to compile. Without `steps`:
+/// the program's order, compiled between its in-place writes of arguments (a compiled
+/// function writing one would write compile's copy, not the caller's array). With them:
+/// the nodes that follow neither `steps` nor such a write (their order kept), then those
+/// that do, and the first compiled as a whole, or their elementwise runs (islands).
 fn steady_first<'p>(p: &'p Program, steps: &[DimTerm], compile: Compile) -> (Vec<&'p Node>, Vec<(usize, usize)>) {
     let all: Vec<&Node> = p.nodes.iter().collect();
-    let follows = passes::stepping(p, &all, steps);
+    if steps.is_empty() {
+        let runs = match compile {
+            Compile::Islands => passes::elementwise_runs(&all),
+            _ => between_writes(p, &all),
+        };
+        return (all, runs);
+    }
+    let mut follows = passes::stepping(p, &all, steps);
+    let mut written: BTreeSet<ValueId> = BTreeSet::new();
+    for (n, f) in all.iter().zip(follows.iter_mut()) {
+        *f |= ops::in_place(p, n) || n.inputs.iter().any(|v| written.contains(v));
+        if *f {
+            written.extend(n.outputs.iter().copied());
+        }
+    }
     let steady: Vec<&Node> = all.iter().zip(&follows).filter(|x| !x.1).map(|x| *x.0).collect();
     let moving = all.iter().zip(&follows).filter(|x| *x.1).map(|x| *x.0);
     let runs = match compile {
@@ -319,6 +338,24 @@ fn steady_first<'p>(p: &'p Program, steps: &[DimTerm], compile: Compile) -> (Vec
         _ => vec![(0, steady.len())],
     };
     (steady.iter().copied().chain(moving).collect(), runs)
+}
+
+/// The longest runs of `nodes` holding no in-place write of an argument.
+fn between_writes(p: &Program, nodes: &[&Node]) -> Vec<(usize, usize)> {
+    let mut runs = vec![];
+    let mut start = 0;
+    for (k, n) in nodes.iter().enumerate() {
+        if ops::in_place(p, n) {
+            if k > start {
+                runs.push((start, k));
+            }
+            start = k + 1;
+        }
+    }
+    if nodes.len() > start {
+        runs.push((start, nodes.len()));
+    }
+    runs
 }
 
 /// `def name(params): body`, wrapped in `mx.compile` when asked.

@@ -245,6 +245,11 @@ pub fn judge(seeds: &[SeedFigures], tol: Tolerance) -> Verdict {
     let factors = factors(seeds);
     let moved = normal_sensitivity(seeds);
     for (s, factors) in seeds.iter().zip(&factors) {
+        if let (Some(why), true) = (&s.arguments, v.reason.is_none()) {
+            v.reason = Some(format!("seed {}, {} inputs: {why}", s.seed, s.variant));
+            v.caught_by = Some(format!("arguments updated in place ({} inputs)", s.variant));
+        }
+        v.accepted &= s.arguments.is_none();
         for (k, (o, bound)) in s.outputs.iter().zip(factors).enumerate() {
             if s.variant == Variant::Normal {
                 v.bit_identical &= o.bit_identical == Some(true);
@@ -348,7 +353,18 @@ mod tests {
     }
 
     fn one(o: OutputFigures) -> Vec<SeedFigures> {
-        vec![SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![o] }]
+        vec![SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![o], arguments: None }]
+    }
+
+    #[test]
+    fn arguments_left_otherwise_than_fn_leaves_them_reject() {
+        let o = float_out(1e-7, 1e-7);
+        let mut seeds = one(o.clone());
+        assert!(judge(&seeds, Tolerance::Relative).accepted, "the near miss: arguments as fn leaves them");
+        seeds[0].arguments = Some("the candidate did not update argument buf in place as fn does".into());
+        let v = judge(&seeds, Tolerance::Relative);
+        assert!(!v.accepted);
+        assert_eq!(v.caught_by.as_deref(), Some("arguments updated in place (normal inputs)"));
     }
 
     #[test]
@@ -386,7 +402,12 @@ mod tests {
         // Two cases, one within 2x: only the other is measured; one past the cap: none.
         let two = |c: f64| {
             let mut seeds = one(float_out(1e-5, 1.5e-5));
-            seeds.push(SeedFigures { seed: 1, variant: Variant::Normal, outputs: vec![float_out(1e-5, c)] });
+            seeds.push(SeedFigures {
+                seed: 1,
+                variant: Variant::Normal,
+                outputs: vec![float_out(1e-5, c)],
+                arguments: None,
+            });
             spread_cases(&seeds, Tolerance::Relative)
         };
         assert_eq!(two(3e-5), vec![1]);
@@ -423,9 +444,9 @@ mod tests {
         let mut bad = float_out(1e-7, 1e-7);
         bad.nonfinite_ok = Some(false);
         let seeds = vec![
-            SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![float_out(1e-7, 1e-7)] },
-            SeedFigures { seed: 0, variant: Variant::Large, outputs: vec![bad] },
-            SeedFigures { seed: 0, variant: Variant::Tiny, outputs: vec![float_out(1e-7, 1.0)] },
+            SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![float_out(1e-7, 1e-7)], arguments: None },
+            SeedFigures { seed: 0, variant: Variant::Large, outputs: vec![bad], arguments: None },
+            SeedFigures { seed: 0, variant: Variant::Tiny, outputs: vec![float_out(1e-7, 1.0)], arguments: None },
         ];
         let v = judge(&seeds, Tolerance::Relative);
         assert!(!v.accepted);
@@ -439,8 +460,8 @@ mod tests {
         let mut edge = o.clone();
         edge.bit_identical = Some(false);
         let seeds = vec![
-            SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![o] },
-            SeedFigures { seed: 0, variant: Variant::Nonfinite, outputs: vec![edge] },
+            SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![o], arguments: None },
+            SeedFigures { seed: 0, variant: Variant::Nonfinite, outputs: vec![edge], arguments: None },
         ];
         assert!(judge(&seeds, Tolerance::Relative).bit_identical);
     }
@@ -464,8 +485,13 @@ mod tests {
     /// One normal seed and one edge case of one output: (original, candidate) errors each.
     fn with_edge(variant: Variant, normal: (f64, f64), edge: (f64, f64)) -> Vec<SeedFigures> {
         vec![
-            SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![float_out(normal.0, normal.1)] },
-            SeedFigures { seed: 0, variant, outputs: vec![float_out(edge.0, edge.1)] },
+            SeedFigures {
+                seed: 0,
+                variant: Variant::Normal,
+                outputs: vec![float_out(normal.0, normal.1)],
+                arguments: None,
+            },
+            SeedFigures { seed: 0, variant, outputs: vec![float_out(edge.0, edge.1)], arguments: None },
         ]
     }
 

@@ -168,6 +168,8 @@ class State:
     choiceless = set()
     launch_arrays = {}  # (program, kernel, shape): the arrays a quantized launch was recorded with
     originals = Kept(lambda key: forget_second_original(key), lambda key: State.second_originals.get(key))
+    # Per case, the array arguments fn updates in place, as its call leaves them: {number: array}.
+    updates = Kept(lambda key: True)
     # Where fn varies in rounding (cmd_varies): a second call's outputs per case.
     varies = False
     second_originals = {}
@@ -212,6 +214,7 @@ def cmd_load(req):
     State.sensitivities.clear()
     State.spreads.clear()
     State.originals.clear()
+    State.updates.clear()
     State.varies = False
     State.second_originals.clear()
     State.identical.clear()
@@ -1550,12 +1553,56 @@ def original(size, seed, variant):
     key = (size, seed, variant)
     if key not in State.originals:
         args, kwargs = inputs_for(size, seed, variant)
-        first = call_original(args, kwargs)[0]
+        first = call_original_updating(key, args, kwargs)
         if State.varies:
             args, kwargs = inputs_for(size, seed, variant)
             State.second_originals[key] = call_original(args, kwargs)[0]
         State.originals[key] = first  # counted with its second call's outputs (Kept.beside)
     return State.originals[key]
+
+
+def call_original_updating(key, args, kwargs):
+    """fn's outputs for a case, keeping the arguments the call updated in State.updates."""
+    arrays = array_args(args, kwargs)
+    before = [mx.array(a) for _, a in arrays]
+    outs = call_original(args, kwargs)[0]
+    State.updates[key] = {i: a for i, ((_, a), b) in enumerate(zip(arrays, before)) if not same_bits(a, b)}
+    return outs
+
+
+def original_updates(size, seed, variant):
+    """The arguments fn updates in place for a case (see call_original_updating)."""
+    key = (size, seed, variant)
+    if key not in State.updates:
+        args, kwargs = inputs_for(size, seed, variant)
+        call_original_updating(key, args, kwargs)
+    return State.updates[key]
+
+
+def array_args(args, kwargs):
+    """fn's array arguments, named, positional ones first."""
+    named = list(zip(param_names(len(args)), args)) + list(kwargs.items())
+    return [(n, a) for n, a in named if isinstance(a, mx.array)]
+
+
+def arguments_check(arrays, before, ys, orig, key):
+    """Why the candidate's call left fn's array arguments otherwise than fn's does, if it did:
+    an argument fn leaves alone must stay bit-identical; one fn updates in place must hold
+    fn's update bit for bit, or, where fn also returns its update as an output, that output
+    of the candidate (judged like any output). A compiled program updating a buffer in
+    place updates compile's copy, not the caller's."""
+    updates = original_updates(*key)
+    for i, ((name, a), b) in enumerate(zip(arrays, before)):
+        if i not in updates:
+            if not same_bits(a, b):
+                return f"the candidate changed argument {name} in place; fn leaves it as it was"
+            continue
+        if same_bits(a, updates[i]):
+            continue
+        returned = [k for k, o in enumerate(orig) if same_bits(o, updates[i])]
+        if not any(same_bits(ys[k], a) for k in returned):
+            return f"the candidate did not update argument {name} in place as fn does"
+    return None
 
 
 def forget_second_original(key):
@@ -1863,13 +1910,16 @@ def cmd_verify(req):
         args, kwargs = inputs_for(req["size"], seed, variant)
         orig = original(req["size"], seed, variant)
         ref = reference(req["size"], seed, variant)
+        arrays = array_args(args, kwargs)
+        before = [mx.array(a) for _, a in arrays]
         ys, _ = call(f, args, kwargs, "the candidate")
         if len(ys) != len(orig):
             raise CandidateError(f"the candidate returned {len(ys)} outputs; fn returns {len(orig)}")
-        refs = ref or [None] * len(orig)
         key = (req["size"], seed, variant)
+        moved = arguments_check(arrays, before, ys, orig, key)
+        refs = ref or [None] * len(orig)
         figs = [compare_output(y, o, r, variant, req.get("fixed"), key + (k,)) for k, (y, o, r) in enumerate(zip(ys, orig, refs))]
-        out.append({"seed": seed, "variant": variant, "outputs": figs})
+        out.append({"seed": seed, "variant": variant, "outputs": figs, "arguments": moved})
     return {"seeds": out, "reference_seconds": State.reference_seconds.get(req["size"], 0.0)}
 
 

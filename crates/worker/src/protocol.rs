@@ -607,6 +607,10 @@ pub struct SeedFigures {
     #[serde(default)]
     pub variant: Variant,
     pub outputs: Vec<OutputFigures>,
+    /// Where the candidate's call left fn's array arguments otherwise than fn's call does
+    /// (one fn updates in place not so updated, or one fn leaves alone changed): why.
+    #[serde(default)]
+    pub arguments: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -336,14 +336,14 @@ impl Interp {
                     Op::Negative => e.neg().ok_or("negated -inf")?,
                     Op::Square => e.mul(*e).ok_or("squared -inf")?,
                     Op::Copy | Op::StopGradient | Op::Full => *e,
-                    Op::Exp => exp(*e, t),
+                    Op::Exp => exp(*e),
                     // 1 / (1 + exp(-x))
                     Op::Sigmoid => {
-                        Elem::ONE.add(exp(e.neg().ok_or("sigmoid of -inf")?, t)).recip().ok_or("bad sigmoid")?
+                        Elem::ONE.add(exp(e.neg().ok_or("sigmoid of -inf")?)).recip().ok_or("bad sigmoid")?
                     }
                     // (exp(2x) - 1) / (exp(2x) + 1)
                     Op::Tanh => {
-                        let e2 = exp(e.add(*e), t);
+                        let e2 = exp(e.add(*e));
                         e2.sub(Elem::ONE)
                             .ok_or("bad tanh")?
                             .mul(e2.add(Elem::ONE).recip().ok_or("bad tanh")?)
@@ -509,7 +509,7 @@ impl Interp {
     fn softmax_sums(&mut self, x: &Tensor) -> Result<Tensor, Unfit> {
         let f = x.field()?;
         let d = *x.shape.last().unwrap_or(&1);
-        let sums = f.chunks(d.max(1)).map(|row| row.iter().fold(Elem::ZERO, |a, v| a.add(exp(*v, 0)))).collect();
+        let sums = f.chunks(d.max(1)).map(|row| row.iter().fold(Elem::ZERO, |a, v| a.add(exp(*v)))).collect();
         let mut shape = x.shape.clone();
         if let Some(l) = shape.last_mut() {
             *l = 1;
@@ -522,7 +522,7 @@ impl Interp {
         let d = *x.shape.last().unwrap_or(&1);
         let mut out = Vec::with_capacity(f.len());
         for row in f.chunks(d.max(1)) {
-            let e: Vec<Elem> = row.iter().map(|v| exp(*v, 0)).collect();
+            let e: Vec<Elem> = row.iter().map(|v| exp(*v)).collect();
             let s = e.iter().fold(Elem::ZERO, |a, b| a.add(*b)).recip().ok_or("softmax of -inf row")?;
             for v in e {
                 out.push(v.mul(s).ok_or("softmax")?);
@@ -532,9 +532,18 @@ impl Interp {
     }
 }
 
-/// exp in the field; where the exponent's residue is unknown, an uninterpreted function.
-fn exp(e: Elem, t: u64) -> Elem {
-    e.exp().unwrap_or_else(|| e.uf(t))
+/// exp in the field; where the exponent's residue is unknown, one uninterpreted function
+/// for every primitive that exponentiates (Exp, Sigmoid, Tanh, softmax), keeping
+/// exp(-x) = 1 / exp(x): `sigmoid(t)` and `exp(t) / (1 + exp(t))` of a `t = tanh(x)` agree.
+fn exp(e: Elem) -> Elem {
+    const EXP: u64 = 0x6578_7000; // the tag of exp's uninterpreted function
+    if let Some(x) = e.exp() {
+        return x;
+    }
+    match (e.neg(), e.q()) {
+        (Some(m), Some(q)) if m.q().is_some_and(|mq| mq < q) => m.uf(EXP).recip().unwrap_or_else(|| e.uf(EXP)),
+        _ => e.uf(EXP),
+    }
 }
 
 fn num_unary(n: &Node) -> Option<fn(f64) -> f64> {
