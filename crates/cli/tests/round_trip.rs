@@ -170,6 +170,7 @@ zoo!(
     cumsum_scan,
     topk_router,
     deepseek_router,
+    quantized_cache_decode,
     embedding_gather,
     concat_split,
     where_select,

@@ -313,6 +313,21 @@ pub fn expr(node: &Node, cx: &Ctx) -> Result<String, EmitError> {
             mode(node, 2)?
         ),
         Op::GatherQMM => gather_qmm(node, cx)?,
+        // MLX's fast::Quantize state: group size, bits, mode, and whether it dequantizes.
+        Op::Quantize if boolean(node, 3)? => format!(
+            "mx.dequantize({}, group_size={}, bits={}, mode={})",
+            cx.ins.join(", "),
+            int(node, 0, cx)?,
+            int(node, 1, cx)?,
+            mode(node, 2)?
+        ),
+        Op::Quantize => format!(
+            "mx.quantize({}, group_size={}, bits={}, mode={})",
+            a(0),
+            int(node, 0, cx)?,
+            int(node, 1, cx)?,
+            mode(node, 2)?
+        ),
         Op::GatherMM => format!(
             "mx.gather_mm({}, {}, {}, {}, sorted_indices={})",
             a(0),
@@ -580,6 +595,15 @@ mod tests {
         let ins = ["t0", "t1", "t2"].map(String::from).to_vec();
         let cx = Ctx { ins, outs: vec![&values[0]], in_values: values.iter().collect(), dim: &dim, in_place: false };
         assert!(expr(&sum, &cx).is_err(), "a sum is not an assignment");
+    }
+
+    #[test]
+    fn quantize_and_dequantize_by_the_flag() {
+        let args = |back: bool| vec![i(64), i(8), i(0), Arg::Bool(back)];
+        let e = emit_node("Quantize", args(false), &[&[4, 128]]);
+        assert_eq!(e, "mx.quantize(t0, group_size=64, bits=8, mode=\"affine\")");
+        let e = emit_node("Quantize", args(true), &[&[4, 32], &[4, 2], &[4, 2]]);
+        assert_eq!(e, "mx.dequantize(t0, t1, t2, group_size=64, bits=8, mode=\"affine\")");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub enum Kind {
     Matmul,
     /// Convolutions: each output from a window of its input.
     Window,
+    /// Quantizing into packed integers, scales and biases (`mx.quantize`), or back.
+    Quantize,
     /// Values made from nothing but arguments (arange, random bits).
     Source,
     /// Fused `mx.fast` kernels (exported as one node on GPU backends).
@@ -73,6 +75,7 @@ primitives! {
     ]
     Matmul: [Matmul, AddMM, QuantizedMatmul, GatherMM, GatherQMM]
     Window: [Convolution]
+    Quantize: [Quantize]
     Source: [Arange, RandomBits, Full]
     Fast: [RMSNorm, LayerNorm, RoPE, ScaledDotProductAttention]
     Kernel: [Kernel]

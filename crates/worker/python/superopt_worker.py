@@ -796,6 +796,12 @@ def oriented_numpy(w64, transpose):
     return np.swapaxes(w64, -1, -2) if transpose else w64
 
 
+def exact_quantize(w, *args, **kw):
+    """A quantization is a choice (each value's integer), not arithmetic, and MLX quantizes
+    no float64: made in float32 (FLOAT32: while references run, mx.float32 names float64)."""
+    return mlx_quantize(w.astype(FLOAT32) if w.dtype == mx.float64 else w, *args, **kw)
+
+
 def exact_dequantize(w, scales, biases=None, group_size=None, bits=None, mode="affine", global_scale=None, dtype=None,
                      **kw):
     if not affine(mode, biases, kw) or global_scale is not None:
@@ -1070,6 +1076,7 @@ def numpy64(mlx_op, numpy_op):
 
 
 mlx_quantized_matmul, mlx_gather_qmm, mlx_dequantize = mx.quantized_matmul, mx.gather_qmm, mx.dequantize
+mlx_quantize = mx.quantize
 MLX_ARGSORT = mx.argsort
 mlx_attention, mlx_einsum, mlx_matmul = mx.fast.scaled_dot_product_attention, mx.einsum, mx.matmul
 FLOAT32 = mx.float32
@@ -1082,7 +1089,7 @@ def reference_patches(on_cpu=True):
     g = globals()
     floats = [(mx, name, mx.float64) for name in NARROW_FLOATS]
     products = [(mx, "matmul", blas_matmul(mx.matmul)), (mx.array, "__matmul__", blas_matmul(mx.array.__matmul__))]
-    quantized = [(mx, name, g[f"exact_{name}"]) for name in ("quantized_matmul", "gather_qmm", "dequantize")]
+    quantized = [(mx, name, g[f"exact_{name}"]) for name in ("quantized_matmul", "gather_qmm", "dequantize", "quantize")]
     attention = [(mx.fast, "scaled_dot_product_attention", g["attention64"])]
     einsum = [(mx, "einsum", g["einsum64"])]
     exact = [(owner, name, numpy64(getattr(owner, name), f)) for owner, name, f in numpy64_table()] if np else []
@@ -2329,6 +2336,19 @@ def model_commands():
     return superopt_model.COMMANDS
 
 
+def finite_json(v):
+    """v with each infinite float as the largest finite one of its sign: JSON has no
+    infinity (an error figure of inf, the original's overflow against a finite reference,
+    is past every bound either way)."""
+    if isinstance(v, float) and math.isinf(v):
+        return math.copysign(sys.float_info.max, v)
+    if isinstance(v, dict):
+        return {k: finite_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite_json(x) for x in v]
+    return v
+
+
 def main():
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever the harness prints goes to stderr, not the protocol
@@ -2345,7 +2365,11 @@ def main():
             reply = {"ok": False, "kind": "unsupported", "message": str(e)}
         except Exception as e:
             reply = {"ok": False, "kind": "internal", "message": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
-        protocol.write(json.dumps(reply) + "\n")
+        try:
+            text = json.dumps(reply, allow_nan=False)
+        except ValueError:
+            text = json.dumps(finite_json(reply))
+        protocol.write(text + "\n")
     # Stdin closed: leave without MLX's teardown, which now and then aborts on a loaded machine.
     protocol.flush()
     sys.stderr.flush()
