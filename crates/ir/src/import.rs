@@ -152,9 +152,10 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
     Ok(b.program)
 }
 
-/// A slice's starts and stops as Python reads them on `shape` (MLX records `x[:-1]`'s stop
-/// as -1): in `0..=n` for a positive step, in `-1..n` for a negative one, -1 being "before
-/// index 0". Every later reader takes them so.
+/// A slice's starts and stops as Python reads them on `shape`: in `0..=n` for a positive
+/// step, in `-1..n` for a negative one, -1 being "before index 0". MLX records a stop as
+/// written (`x[:-1]`'s as -1) and a start already shifted by `n` (`x[-10::-1]` on 8 as -2),
+/// clipped by neither. Every later reader takes them so.
 fn normalize_bounds(args: &mut [Arg], first: usize, shape: &[i64]) -> Result<(), ImportError> {
     let what = format!("slice bounds {args:?} on shape {shape:?}");
     let malformed = || ImportError::Malformed(what.clone());
@@ -164,8 +165,9 @@ fn normalize_bounds(args: &mut [Arg], first: usize, shape: &[i64]) -> Result<(),
         if bounds.len() != shape.len() || steps.len() != shape.len() {
             return Err(malformed());
         }
+        let stop = which == first + 1;
         let normal = bounds.iter().zip(shape).zip(&steps).map(|((&b, &n), &step)| {
-            let b = if b < 0 { b + n } else { b };
+            let b = if b < 0 && stop { b + n } else { b };
             let (lo, hi) = if step < 0 { (-1, n - 1) } else { (0, n) };
             Arg::Int(Dim::constant(b.clamp(lo, hi)))
         });
@@ -256,6 +258,9 @@ mod tests {
             ([5, 1, -1], [5, 1, -1]),
             ([7, -1, -1], [7, 7, -1]),
             ([0, 20, 1], [0, 8, 1]),
+            // x[-10::-1] (start -10 + 8 recorded, stop -9), x[-10:] (start -2 recorded)
+            ([-2, -9, -1], [-1, -1, -1]),
+            ([-2, 8, 1], [0, 8, 1]),
         ];
         for (given, read) in cases {
             let t = events(&format!(

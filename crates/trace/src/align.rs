@@ -43,8 +43,8 @@ fn general(traces: &[Program], reference: usize) -> Result<(Program, Guard), Str
         let dtype = traces[reference].value(c.value).dtype;
         c.data = fit.constant(&per_trace, dtype)?;
     }
+    guard.within = slices_inside(&out, traces, &mut fit)?;
     guard.agree = fit.agree;
-    guard.within = slices_inside(&out, traces, &shapes, &fit.varying);
     Ok((out, guard))
 }
 
@@ -60,7 +60,8 @@ fn always(lo: &Dim, hi: &Dim) -> bool {
 /// start <= stop <= n` (a negative step: `-1 <= stop <= start <= n - 1`), kept where it is
 /// not constant and held in every trace. Past them Python clips the slice, and the
 /// program's shapes would no longer hold (a KV cache's next position past its capacity).
-fn slices_inside(out: &Program, traces: &[Program], shapes: &[Vec<Vec<i64>>], varying: &[DimTerm]) -> Vec<(Dim, Dim)> {
+fn slices_inside(out: &Program, traces: &[Program], fit: &mut Fit) -> Result<Vec<(Dim, Dim)>, String> {
+    let shapes = fit.shapes;
     let mut within: Vec<(Dim, Dim)> = vec![];
     let mut keep = |lo: Dim, hi: Dim| {
         let held = shapes.iter().all(|s| lo.eval(s).zip(hi.eval(s)).is_some_and(|(a, b)| a <= b));
@@ -84,19 +85,27 @@ fn slices_inside(out: &Program, traces: &[Program], shapes: &[Vec<Vec<i64>>], va
                 continue;
             };
             let sizes: Vec<i64> = traces.iter().map(|t| t.value(t.nodes[k].inputs[0]).shape[axis]).collect();
-            let Some(n) = Dim::fit(&sizes, shapes, varying) else { continue };
+            let fixed = a.as_const().is_some() && b.as_const().is_some() && sizes.windows(2).all(|w| w[0] == w[1]);
+            if fixed {
+                continue;
+            }
+            // Its other forms must agree too (the guard then checks the one the traces meant).
+            let n = fit.dim(&sizes).ok_or_else(|| {
+                format!("{} node #{k}: its input's length {sizes:?} along axis {axis} follows no form", node.op)
+            })?;
             if *step > 0 {
                 keep(Dim::constant(0), a.clone());
                 keep(a.clone(), b.clone());
                 keep(b.clone(), n);
             } else {
-                keep(Dim::constant(-1), b.clone());
+                // A stop of -1 (to the start) emits as no stop: a moving one must stay >= 0.
+                keep(Dim::constant(if b.as_const().is_some() { -1 } else { 0 }), b.clone());
                 keep(b.clone(), a.clone());
                 keep(a.clone(), Dim { offset: n.offset - 1, ..n });
             }
         }
     }
-    within
+    Ok(within)
 }
 
 fn same_structure(a: &Program, b: &Program) -> Result<(), String> {

@@ -308,6 +308,10 @@ fn float_error(o: &OutputFigures, tol: Tolerance, factor: f64) -> Option<String>
                 return Some("no error figures were measured".into());
             };
             let (ol2, omax) = (o.orig_l2.unwrap_or(0.0), o.orig_max.unwrap_or(0.0));
+            if ol2 >= f64::MAX || omax >= f64::MAX {
+                // The worker sends an infinite figure as the largest float: no bound follows.
+                return Some("the original's own error against float64 is infinite here: no bound to judge by".into());
+            }
             let (sl2, smax) = o.spread.unzip();
             let (bl2, bmax) = ((factor * counted(ol2, sl2)).max(FLOOR), (factor * counted(omax, smax)).max(FLOOR));
             let spread = |s: Option<f64>| s.map(|s| format!(", its rounding spread {s:.2e}")).unwrap_or_default();
@@ -354,6 +358,18 @@ mod tests {
 
     fn one(o: OutputFigures) -> Vec<SeedFigures> {
         vec![SeedFigures { seed: 0, variant: Variant::Normal, outputs: vec![o], arguments: None }]
+    }
+
+    #[test]
+    fn an_infinite_original_error_bounds_nothing() {
+        let mut o = float_out(1e-7, 1e-7);
+        o.orig_max = Some(f64::MAX);
+        let v = judge(&one(o), Tolerance::Relative);
+        assert!(!v.accepted, "a finite candidate error is no proof where the original's is infinite");
+        let mut o = float_out(1e-7, 1e-7);
+        o.bit_identical = Some(true);
+        o.orig_max = Some(f64::MAX);
+        assert!(judge(&one(o), Tolerance::Relative).accepted, "the near miss: bit-identical to fn");
     }
 
     #[test]

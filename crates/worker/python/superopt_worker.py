@@ -168,7 +168,7 @@ class State:
     choiceless = set()
     launch_arrays = {}  # (program, kernel, shape): the arrays a quantized launch was recorded with
     originals = Kept(lambda key: forget_second_original(key), lambda key: State.second_originals.get(key))
-    # Per case, the array arguments fn updates in place, as its call leaves them: {number: array}.
+    # Per case, the array arguments fn updates in place, as its call leaves them: [(number, array)].
     updates = Kept(lambda key: True)
     # Where fn varies in rounding (cmd_varies): a second call's outputs per case.
     varies = False
@@ -1571,10 +1571,16 @@ def original(size, seed, variant):
 def call_original_updating(key, args, kwargs):
     """fn's outputs for a case, keeping the arguments the call updated in State.updates."""
     arrays = array_args(args, kwargs)
-    before = [mx.array(a) for _, a in arrays]
+    before = snapshots(arrays)
     outs = call_original(args, kwargs)[0]
-    State.updates[key] = {i: a for i, ((_, a), b) in enumerate(zip(arrays, before)) if not same_bits(a, b)}
+    State.updates[key] = [(i, a) for i, ((_, a), b) in enumerate(zip(arrays, before)) if not same_bits(a, b)]
     return outs
+
+
+def snapshots(arrays):
+    """The arrays as they are now, without copying: a view keeps the values an in-place
+    write (which replaces the array's data) leaves behind."""
+    return [a.reshape(a.shape) for _, a in arrays]
 
 
 def original_updates(size, seed, variant):
@@ -1583,7 +1589,7 @@ def original_updates(size, seed, variant):
     if key not in State.updates:
         args, kwargs = inputs_for(size, seed, variant)
         call_original_updating(key, args, kwargs)
-    return State.updates[key]
+    return dict(State.updates[key])
 
 
 def array_args(args, kwargs):
@@ -1918,7 +1924,7 @@ def cmd_verify(req):
         orig = original(req["size"], seed, variant)
         ref = reference(req["size"], seed, variant)
         arrays = array_args(args, kwargs)
-        before = [mx.array(a) for _, a in arrays]
+        before = snapshots(arrays)
         ys, _ = call(f, args, kwargs, "the candidate")
         if len(ys) != len(orig):
             raise CandidateError(f"the candidate returned {len(ys)} outputs; fn returns {len(orig)}")

@@ -142,6 +142,15 @@ fn tag(name: &str, args: &[Arg]) -> u64 {
 }
 
 impl Interp {
+    /// Counts exp as uninterpreted where some exponent has no known residue (`exp`'s
+    /// fallback keeps exp(-x) = 1/exp(x) but not exp(a + b) = exp(a) exp(b)): a
+    /// disagreement is then not conclusive.
+    fn exp_used(&mut self, f: &[Elem]) {
+        if f.iter().any(|e| e.exp().is_none()) {
+            self.uf_used("Exp");
+        }
+    }
+
     pub(super) fn uf_used(&mut self, op: &str) {
         if !self.uninterpreted.iter().any(|u| u == op) {
             self.uninterpreted.push(op.to_string());
@@ -359,6 +368,9 @@ impl Interp {
         ) {
             self.uf_used(op.name());
         }
+        if matches!(op, Op::Exp | Op::Sigmoid | Op::Tanh) {
+            self.exp_used(&f);
+        }
         Ok(x.with(x.shape.clone(), Data::Field(out?)))
     }
 
@@ -508,6 +520,7 @@ impl Interp {
     /// sum(exp(x)) over the last axis, keeping it as size 1.
     fn softmax_sums(&mut self, x: &Tensor) -> Result<Tensor, Unfit> {
         let f = x.field()?;
+        self.exp_used(&f);
         let d = *x.shape.last().unwrap_or(&1);
         let sums = f.chunks(d.max(1)).map(|row| row.iter().fold(Elem::ZERO, |a, v| a.add(exp(*v)))).collect();
         let mut shape = x.shape.clone();
@@ -519,6 +532,7 @@ impl Interp {
 
     fn softmax(&mut self, x: &Tensor) -> Result<Tensor, Unfit> {
         let f = x.field()?;
+        self.exp_used(&f);
         let d = *x.shape.last().unwrap_or(&1);
         let mut out = Vec::with_capacity(f.len());
         for row in f.chunks(d.max(1)) {
@@ -541,6 +555,7 @@ fn exp(e: Elem) -> Elem {
         return x;
     }
     match (e.neg(), e.q()) {
+        (_, Some(0)) => Elem::ONE,
         (Some(m), Some(q)) if m.q().is_some_and(|mq| mq < q) => m.uf(EXP).recip().unwrap_or_else(|| e.uf(EXP)),
         _ => e.uf(EXP),
     }
