@@ -135,12 +135,7 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
         let inputs = n.inputs.iter().map(|i| b.lookup(&i.0)).collect::<Result<Vec<_>, _>>()?;
         let outputs = n.outputs.iter().map(|o| b.define(o)).collect::<Result<Vec<_>, _>>()?;
         let mut args = n.args.iter().map(parse_arg).collect::<Result<Vec<_>, _>>()?;
-        let first = match ops[k] {
-            Op::Slice => Some(0),
-            Op::SliceUpdate => Some(1),
-            _ => None,
-        };
-        if let (Some(first), Some(input)) = (first, n.inputs.first()) {
+        if let (Some(first), Some(input)) = (ops[k].bounds_at(), n.inputs.first()) {
             normalize_bounds(&mut args, first, &input.1)?;
         }
         b.program.nodes.push(Node { op: ops[k], args, inputs, outputs });

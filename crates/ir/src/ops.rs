@@ -87,6 +87,16 @@ impl Op {
         Op::ALL.iter().copied().find(|o| o.name() == name)
     }
 
+    /// Where a slice's starts, stops and steps begin among its arguments (SliceUpdate's
+    /// first is its reduction).
+    pub fn bounds_at(self) -> Option<usize> {
+        match self {
+            Op::Slice => Some(0),
+            Op::SliceUpdate => Some(1),
+            _ => None,
+        }
+    }
+
     /// Whether it makes a discrete choice (argmax/argmin, argsort, argpartition): which
     /// element, not a value; the float64 references replay `fn`'s own choices.
     pub fn is_choice(self) -> bool {

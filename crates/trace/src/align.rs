@@ -5,7 +5,7 @@
 //! never varied. Traces that differ in structure (shape-dependent Python control
 //! flow) or hold an integer no [`Dim`] form explains stay one program per size.
 
-use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Op, Plan, Program, ScalarExpr};
+use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Plan, Program, ScalarExpr};
 
 /// Aligns `traces` (one per size, same order as the sizes) into a plan: one
 /// general program, else one per size. `reference` picks the trace whose
@@ -70,11 +70,7 @@ fn slices_inside(out: &Program, traces: &[Program], fit: &mut Fit) -> Result<Vec
         }
     };
     for (k, node) in out.nodes.iter().enumerate() {
-        let first = match node.op {
-            Op::Slice => 0,
-            Op::SliceUpdate => 1,
-            _ => continue,
-        };
+        let Some(first) = node.op.bounds_at() else { continue };
         let (Some(starts), Some(stops)) = (node.args[first].list(), node.args.get(first + 1).and_then(Arg::list))
         else {
             continue;

@@ -2344,8 +2344,7 @@ def model_commands():
 
 def finite_json(v):
     """v with each infinite float as the largest finite one of its sign: JSON has no
-    infinity (an error figure of inf, the original's overflow against a finite reference,
-    is past every bound either way)."""
+    infinity (an error figure of inf: the run takes the largest float as no bound at all)."""
     if isinstance(v, float) and math.isinf(v):
         return math.copysign(sys.float_info.max, v)
     if isinstance(v, dict):

@@ -317,8 +317,7 @@ fn cut_args(n: &Node, batch: &[i64], shapes: &[Vec<i64>], (rank_in, rank_out): (
     use superopt_ir::ops::Kind;
     match n.op {
         Op::Broadcast | Op::Reshape => shape_at(&mut args, 0)?,
-        Op::Slice => slice_at(&mut args, 0)?,
-        Op::SliceUpdate => slice_at(&mut args, 1)?,
+        Op::Slice | Op::SliceUpdate => slice_at(&mut args, n.op.bounds_at()?)?,
         Op::ExpandDims if beyond(args.first().and_then(constants), rank_out) => return fixed(&args),
         Op::Squeeze if beyond(args.first().and_then(constants), rank_in) => return fixed(&args),
         Op::Reduce if beyond(args.get(1).and_then(constants), rank_in) => return fixed(&args),

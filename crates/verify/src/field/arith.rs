@@ -114,6 +114,11 @@ impl Elem {
         }
     }
 
+    /// Whether [`Elem::exp`] is known (the exponent's residue mod P is).
+    pub fn exp_known(self) -> bool {
+        !matches!(self, Elem::V { p: UNDEF, .. })
+    }
+
     /// The homomorphic exp; `None` when the exponent's residue mod P is unknown.
     pub fn exp(self) -> Option<Elem> {
         match self {

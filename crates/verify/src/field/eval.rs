@@ -146,7 +146,7 @@ impl Interp {
     /// fallback keeps exp(-x) = 1/exp(x) but not exp(a + b) = exp(a) exp(b)): a
     /// disagreement is then not conclusive.
     fn exp_used(&mut self, f: &[Elem]) {
-        if f.iter().any(|e| e.exp().is_none()) {
+        if !f.iter().all(|e| e.exp_known()) {
             self.uf_used("Exp");
         }
     }
