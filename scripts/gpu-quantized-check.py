@@ -9,7 +9,8 @@ reads over its piped time. From 64 pairs on, the gathered products get their
 pairs sorted by expert, as mlx-lm's SwitchGLU sorts them (gather_qmm with sorted_indices).
 Each kernel runs in every layout given as WARPS/ROWS/COLS (warps per block, rows and
 columns per warp; 0 for the launcher's default).
-Usage: python scripts/gpu-quantized-check.py MODULE [W/R/C,...]"""
+Usage: python scripts/gpu-quantized-check.py MODULE [W/R/C,...]
+(BATCHES=32 and ONLY=gate_up,down pick batches and kernels by name, as a profiler's run wants.)"""
 import importlib.util
 import os
 import sys
@@ -50,14 +51,20 @@ def piped(f, reps=int(os.environ.get("REPS", 200))):
     return (time.perf_counter() - t0) / reps * 1e6
 
 
+BATCHES = [int(b) for b in os.environ.get("BATCHES", "1,8,32").split(",")]
+ONLY = os.environ.get("ONLY", "").split(",") if os.environ.get("ONLY") else None
+
+
 def main():
     for name, dname, k, n, kernel in kernels.KERNELS:
+        if ONLY is not None and name not in ONLY:
+            continue
         dtype = getattr(mx, dname)
         products = 2 if "gate_up" in name else 1
         dense = name.startswith("dense")
         ws = [weights(k, n, dtype, 10 + p, None if dense else EXPERTS) for p in range(products)]
         flat = [a for w in ws for a in w]
-        for batch in (1, 8, 32):
+        for batch in BATCHES:
             x = mx.random.normal((batch, 1, 1, k), key=mx.random.key(1)).astype(dtype)
             scores = mx.random.normal((batch, EXPERTS), key=mx.random.key(2))
             rhs = mx.argpartition(-scores, TOP_K - 1, axis=-1)[:, :TOP_K].astype(mx.uint32)

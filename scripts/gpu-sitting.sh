@@ -11,7 +11,7 @@
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
 # Steps (default: all but profile, in this order): quant chunked model mutations reala realb kernels
 # quantized solve standard; prefill (the MoE block at prefill), gated (gated_delta alone), realc (reala and realb's rows not yet verified), profile (fn's first calls in three processes), model-moe and model-dense
-# (one of the two models), layernorm (the LayerNorm kernel rows), recurrences (the scan kernel's
+# (one of the two models), layernorm (the LayerNorm kernel rows), ncu-moe (the MoE products under ncu), recurrences (the scan kernel's
 # spellings) on request.
 set -u
 s=/tmp/so
@@ -46,6 +46,12 @@ step() {
     solve) timeout 240 python3 scripts/gpu-solve-check.py .gpu/b/solve_cuda.py > $s/solve.txt 2>&1 ;;
     quantized) timeout 480 python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py \
       4/0/0,4/1/1,4/0/1,4/0/2,4/0/4,8/0/2,2/0/4 > $s/quantized.txt 2>&1 ;;
+    ncu-moe)  # the gathered products at decode 32 (256 sorted pairs) under Nsight Compute
+      local ncu; ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      BATCHES=32 ONLY=gate_up,down REPS=2 timeout 400 "$ncu" --clock-control none --kernel-name-base demangled \
+        --kernel-name regex:'superopt|qmm|qmv|gather' --launch-count 24 --section SpeedOfLight --section Occupancy \
+        --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+        python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py 4/0/0,4/1/2 > $s/ncu-moe.txt 2>&1 ;;
     standard) timeout 240 python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py > $s/standard.txt 2>&1 ;;
     chunked) suite 180 480 chunked suite/gated_delta_chunked.py ;;
     quant) suite 120 300 quant suite/moe_block_decode.py suite/llama_mlp_4bit.py ;;

@@ -215,6 +215,47 @@ print("ok")
     assert_eq!(text(&o).0.trim(), "ok", "{}", text(&o).1);
 }
 
+/// The written functions take fn's signature: positional-only and keyword-only parameters,
+/// defaults (a literal one spelled, one no module can spell passed on to fn). The program
+/// runs where every parameter the traces left at its default still is; a near miss (another
+/// `mode`, an `extra`, another `weight`, a `scale` other than traced) goes to fn.
+#[test]
+fn the_written_module_takes_fns_declared_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fast.py");
+    let h = harness("tests/harnesses/ok/declared_signature.py");
+    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap(), "--time-budget", "30"]);
+    let (stdout, stderr) = text(&o);
+    assert!(out.exists(), "the hand softmax becomes mx.softmax: {stdout}\n{stderr}");
+    let check = r#"
+import importlib.util, inspect, sys
+import mlx.core as mx
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+h, fast = load(sys.argv[1], "h"), load(sys.argv[2], "fast")
+want = [(p.name, p.kind) for p in inspect.signature(h.fn).parameters.values()]
+for f in (fast.optimized, fast.verified, fast.fits):
+    assert [(p.name, p.kind) for p in inspect.signature(f).parameters.values()] == want, f
+(x, b), kw = h.input_factory("typical", 3)
+assert fast.fits(x, b, **kw) and fast.fits(x, b, 2.0) and fast.fits(x, b, 2.0, mode="softmax", extra=None)
+for args, kwargs in [((x, b, 2.0), {"mode": "scale"}), ((x, b, 2.0), {"extra": x}), ((x, b, 2.0), {"weight": b}),
+                     ((x, b), {}), ((x, b, 2.0), {"axis": 0})]:
+    assert not fast.fits(*args, **kwargs) and fast.verified(*args, **kwargs) is None, kwargs
+    assert mx.array_equal(fast.optimized(*args, **kwargs), h.fn(*args, **kwargs)).item(), kwargs
+assert mx.allclose(fast.optimized(x, b, scale=2.0), h.fn(x, b, 2.0), rtol=1e-5, atol=1e-6).item()
+print("ok")
+"#;
+    let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let args = ["-c", check, h.to_str().unwrap(), out.to_str().unwrap()];
+    let o = std::process::Command::new(python).args(args).output().unwrap();
+    assert_eq!(text(&o).0.trim(), "ok", "{}", text(&o).1);
+}
+
 /// A compiled candidate of a program that writes an argument in place keeps the write
 /// outside `mx.compile` (inside, it would write compile's copy; verification compares the
 /// caller's arguments after the call too, so such a candidate would be rejected).

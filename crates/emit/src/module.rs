@@ -4,7 +4,10 @@ use crate::ops::{self, dtype, py_float, Ctx};
 use crate::EmitError;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
-use superopt_ir::{passes, ConstData, Dim, DimTerm, Guard, Node, Param, Plan, Program, ScalarExpr, ValueId};
+use superopt_ir::{
+    passes, ConstData, Dim, DimTerm, FnDefault, FnParam, Guard, Node, Param, ParamKind, Plan, Program, ScalarExpr,
+    ValueId,
+};
 use superopt_kernel::{launch, Call, Layout, Target};
 use superopt_search::{Candidate, Compile, SizeRange};
 
@@ -605,11 +608,126 @@ fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
         ("optimized", "_optimized", "fn's outputs: by a verified program where one fits the inputs, else by fn."),
         ("fits", "_fits", "Whether `optimized` runs a verified program for these inputs (else the original `fn`)."),
     ];
+    let declared = Declared::of(p0);
+    if declared.is_some() {
+        s.push_str(DECLARED_HELPERS);
+    }
     for (name, twin, doc) in public {
-        write!(s, "def {name}({}):\n    \"\"\"{doc}\"\"\"\n    return {twin}({given})\n\n\n", params.join(", "))
-            .unwrap();
+        match &declared {
+            Some(d) => s.push_str(&d.public(name, twin, doc, &given)),
+            None => {
+                write!(s, "def {name}({}):\n    \"\"\"{doc}\"\"\"\n    return {twin}({given})\n\n\n", params.join(", "))
+                    .unwrap()
+            }
+        }
     }
     s
+}
+
+const DECLARED_HELPERS: &str = r#"_FN_DEFAULT = object()  # stands for a default of fn's this module cannot spell
+
+
+def _is_default(v, d):
+    return v is d or (type(v) is type(d) and v == d)
+
+
+def _passed(*args, **kwargs):
+    """The arguments given, less those left at a default only fn can spell."""
+    return [v for v in args if v is not _FN_DEFAULT], {k: v for k, v in kwargs.items() if v is not _FN_DEFAULT}
+
+
+"#;
+
+/// `fn`'s declared parameters, where the traces' are all among them: the public functions
+/// take fn's signature (kinds and defaults), run the programs only where every parameter the
+/// traces did not pass is at its default, and hand anything else to fn.
+struct Declared<'a> {
+    params: &'a [FnParam],
+    traced: Vec<&'a str>,
+}
+
+impl<'a> Declared<'a> {
+    fn of(p: &'a Program) -> Option<Declared<'a>> {
+        let params = &p.signature.fn_params;
+        let traced: Vec<&str> = p.signature.params.iter().map(|q| q.name()).collect();
+        let known = |n: &&str| params.iter().any(|q| q.name == *n);
+        (!params.is_empty() && traced.iter().all(known)).then_some(Declared { params, traced })
+    }
+
+    /// `def name(<fn's parameters>)`: the twin where the untraced parameters are at their
+    /// defaults, else what the twin gives on fn's path (`optimized` calls fn).
+    fn public(&self, name: &str, twin: &str, doc: &str, given: &str) -> String {
+        let mut conds = vec![];
+        for q in self.params {
+            let traced = self.traced.contains(&q.name.as_str());
+            match (&q.default, traced) {
+                (FnDefault::Literal { value }, false) => {
+                    conds.push(format!("_is_default({}, {})", q.name, py_literal(value)))
+                }
+                (FnDefault::Opaque, false) => conds.push(format!("{} is _FN_DEFAULT", q.name)),
+                (FnDefault::Opaque, true) => conds.push(format!("{} is not _FN_DEFAULT", q.name)),
+                _ => {}
+            }
+        }
+        let otherwise = match name {
+            "optimized" => {
+                let pos: Vec<&str> = self
+                    .params
+                    .iter()
+                    .filter(|q| q.kind == ParamKind::PositionalOnly)
+                    .map(|q| q.name.as_str())
+                    .collect();
+                let kw: Vec<String> = self
+                    .params
+                    .iter()
+                    .filter(|q| q.kind != ParamKind::PositionalOnly)
+                    .map(|q| format!("{0}={0}", q.name))
+                    .collect();
+                format!(
+                    "    args, kwargs = _passed({})\n    return _original()(*args, **kwargs)\n",
+                    [pos.join(", "), kw.join(", ")]
+                        .iter()
+                        .filter(|x| !x.is_empty())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            "verified" => "    return None\n".to_string(),
+            _ => "    return False\n".to_string(),
+        };
+        let mut s = format!("def {name}({}):\n    \"\"\"{doc}\"\"\"\n", self.signature());
+        if conds.is_empty() {
+            write!(s, "    return {twin}({given})\n\n\n").unwrap();
+        } else {
+            write!(s, "    if {}:\n        return {twin}({given})\n{otherwise}\n\n", conds.join(" and ")).unwrap();
+        }
+        s
+    }
+
+    /// fn's parameter list: `/` after the positional-only ones, `*` before the keyword-only.
+    fn signature(&self) -> String {
+        let mut out: Vec<String> = vec![];
+        let mut last = None;
+        for q in self.params {
+            if last == Some(ParamKind::PositionalOnly) && q.kind != ParamKind::PositionalOnly {
+                out.push("/".into());
+            }
+            if q.kind == ParamKind::KeywordOnly && last != Some(ParamKind::KeywordOnly) {
+                out.push("*".into());
+            }
+            out.push(match &q.default {
+                FnDefault::Required => q.name.clone(),
+                FnDefault::Literal { value } => format!("{}={}", q.name, py_literal(value)),
+                FnDefault::Opaque => format!("{}=_FN_DEFAULT", q.name),
+            });
+            last = Some(q.kind);
+        }
+        if last == Some(ParamKind::PositionalOnly) {
+            out.push("/".into());
+        }
+        out.join(", ")
+    }
 }
 
 fn fallback(s: &mut String, harness: &str) {

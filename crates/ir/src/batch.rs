@@ -446,6 +446,7 @@ mod tests {
             params: vec![Param::Array { name: "x".into(), input: 0, keyword: false }],
             output_kind: OutputKind::Tuple,
             updated: vec![],
+            fn_params: vec![],
         };
         let mut p = Program {
             values: vec![f32(shape.to_vec())],

@@ -68,6 +68,9 @@ pub struct TraceEvents {
     /// Array inputs (by input number) that the call updated in place.
     #[serde(default)]
     pub updated: Vec<usize>,
+    /// fn's declared parameters (empty where it takes `*args` or `**kwargs`).
+    #[serde(default)]
+    pub fn_params: Vec<crate::FnParam>,
 }
 
 struct Builder {
@@ -102,7 +105,12 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
     for n in &t.nodes {
         ops.push(Op::parse(&n.op).ok_or_else(|| ImportError::Unsupported(n.op.clone()))?);
     }
-    let signature = Signature { params: vec![], output_kind: t.output_kind, updated: t.updated.clone() };
+    let signature = Signature {
+        params: vec![],
+        output_kind: t.output_kind,
+        updated: t.updated.clone(),
+        fn_params: t.fn_params.clone(),
+    };
     let empty =
         Program { values: vec![], inputs: vec![], constants: vec![], nodes: vec![], outputs: vec![], signature };
     let mut b = Builder { program: empty, ids: HashMap::new() };
@@ -137,6 +145,10 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
         let mut args = n.args.iter().map(parse_arg).collect::<Result<Vec<_>, _>>()?;
         if let (Some(first), Some(input)) = (ops[k].bounds_at(), n.inputs.first()) {
             normalize_bounds(&mut args, first, &input.1)?;
+        }
+        if ops[k] == Op::Arange {
+            // Its dtype is in its output alone: an argument keeps aranges of other dtypes apart.
+            args.push(Arg::Dtype(b.program.values[outputs[0]].dtype));
         }
         b.program.nodes.push(Node { op: ops[k], args, inputs, outputs });
     }

@@ -20,5 +20,6 @@ pub use guard::{Guard, InputGuard};
 pub use import::{import_trace, ImportError, TraceEvents};
 pub use ops::{Op, ReduceKind};
 pub use program::{
-    Arg, ConstData, Constant, Node, OutputKind, Param, Plan, Program, ScalarExpr, Signature, Value, ValueId,
+    Arg, ConstData, Constant, FnDefault, FnParam, Node, OutputKind, Param, ParamKind, Plan, Program, ScalarExpr,
+    Signature, Value, ValueId,
 };

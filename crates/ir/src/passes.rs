@@ -190,7 +190,8 @@ pub fn common_subexpressions(p: &mut Program) -> usize {
         for i in n.inputs.iter_mut() {
             *i = *rename.get(i).unwrap_or(i);
         }
-        let key = format!("{}|{}|{:?}", n.op, serde_json::to_string(&n.args).unwrap(), n.inputs);
+        let types: Vec<&Value> = n.outputs.iter().map(|o| &p.values[*o]).collect();
+        let key = format!("{}|{}|{:?}|{types:?}", n.op, serde_json::to_string(&n.args).unwrap(), n.inputs);
         match seen_nodes.get(&key) {
             Some(first) => {
                 for (o, f) in n.outputs.iter().zip(first) {
@@ -322,7 +323,7 @@ mod tests {
                 node("Negative", vec![0], 7),
             ],
             outputs: vec![6],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![] },
+            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] },
         }
     }
 
@@ -362,6 +363,20 @@ mod tests {
         assert_eq!(p.constants.len(), 1);
     }
 
+    /// Two nodes alike but for their outputs' dtype (a float32 and a uint8 `arange(n)`, whose
+    /// dtype MLX records in the output alone) stay apart; alike in dtype too, they merge.
+    #[test]
+    fn cse_keeps_other_output_dtypes_apart() {
+        let mut p = program();
+        p.values[4].dtype = Dtype::Uint8;
+        assert_eq!(common_subexpressions(&mut p), 1, "only the constants merge");
+        assert_eq!(p.nodes.iter().filter(|n| n.op == Op::Exp).count(), 2);
+        let mut p = program();
+        p.values[3].dtype = Dtype::Uint8;
+        p.values[4].dtype = Dtype::Uint8;
+        assert_eq!(common_subexpressions(&mut p), 2);
+    }
+
     #[test]
     fn cse_keeps_different_arguments_apart() {
         let mut p = program();
@@ -385,7 +400,7 @@ mod tests {
             constants: vec![],
             nodes: vec![slice([vec![0], vec![8], vec![2]], 0, 1), slice(outer, 1, 2)],
             outputs: vec![2],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![] },
+            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] },
         }
     }
 

@@ -129,6 +129,37 @@ impl Param {
     }
 }
 
+/// How a parameter of `fn` may be passed (Python's `inspect.Parameter` kinds; a function
+/// with `*args` or `**kwargs` records none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamKind {
+    PositionalOnly,
+    PositionalOrKeyword,
+    KeywordOnly,
+}
+
+/// A parameter's default in `fn`'s signature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "is", rename_all = "lowercase")]
+pub enum FnDefault {
+    Required,
+    /// None, a bool, an int, a finite float or a string, as JSON.
+    Literal {
+        value: serde_json::Value,
+    },
+    /// Any other object: the written module cannot spell it, only pass it on.
+    Opaque,
+}
+
+/// One parameter of `fn` as declared, whether or not the traces passed it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FnParam {
+    pub name: String,
+    pub kind: ParamKind,
+    pub default: FnDefault,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputKind {
@@ -146,6 +177,10 @@ pub struct Signature {
     /// the update after the call (mlx-lm's KV cache buffers, `a[i:j] = v`).
     #[serde(default)]
     pub updated: Vec<usize>,
+    /// `fn`'s declared parameters, which the written module's public functions take; empty
+    /// where unknown (they then take the traced parameters).
+    #[serde(default)]
+    pub fn_params: Vec<FnParam>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

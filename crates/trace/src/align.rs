@@ -5,7 +5,7 @@
 //! never varied. Traces that differ in structure (shape-dependent Python control
 //! flow) or hold an integer no [`Dim`] form explains stay one program per size.
 
-use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Plan, Program, ScalarExpr};
+use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Node, Op, Plan, Program, ScalarExpr};
 
 /// Aligns `traces` (one per size, same order as the sizes) into a plan: one
 /// general program, else one per size. `reference` picks the trace whose
@@ -25,6 +25,8 @@ pub fn input_types(p: &Program) -> Vec<(Vec<i64>, superopt_ir::Dtype)> {
 }
 
 fn general(traces: &[Program], reference: usize) -> Result<(Program, Guard), String> {
+    let restored = restore_no_ops(traces);
+    let traces = restored.as_slice();
     let first = &traces[0];
     for t in &traces[1..] {
         same_structure(first, t)?;
@@ -102,6 +104,77 @@ fn slices_inside(out: &Program, traces: &[Program], fit: &mut Fit) -> Result<Vec
         }
     }
     Ok(within)
+}
+
+/// The traces, each given back the operations MLX left out of it because they did nothing
+/// at its size (a broadcast to the shape it had, a reshape to it, a slice of all of it: a
+/// batch of 1, say), where the longest trace has them and the others then match it; as
+/// they were otherwise.
+fn restore_no_ops(traces: &[Program]) -> Vec<Program> {
+    let Some(long) = traces.iter().max_by_key(|t| t.nodes.len()) else { return vec![] };
+    let restored: Option<Vec<Program>> = traces
+        .iter()
+        .map(|t| if t.nodes.len() == long.nodes.len() { Some(t.clone()) } else { with_no_ops(long, t) })
+        .collect();
+    restored.unwrap_or_else(|| traces.to_vec())
+}
+
+/// `short` with `long`'s value numbering, its nodes in `long`'s order, and each node of
+/// `long` it lacks as that node's no-op (its output is its input); None where some node it
+/// lacks is not one MLX leaves out as a no-op, or the rest differ.
+fn with_no_ops(long: &Program, short: &Program) -> Option<Program> {
+    if long.inputs.len() != short.inputs.len() || long.constants.len() != short.constants.len() {
+        return None;
+    }
+    let mut map: Vec<Option<usize>> = vec![None; long.values.len()];
+    let mut values = long.values.clone();
+    let mut constants = long.constants.clone();
+    for (a, b) in long.inputs.iter().zip(&short.inputs) {
+        (map[*a], values[*a]) = (Some(*b), short.value(*b).clone());
+    }
+    for (c, d) in constants.iter_mut().zip(&short.constants) {
+        (map[c.value], values[c.value], c.data) = (Some(d.value), short.value(d.value).clone(), d.data.clone());
+    }
+    let (mut nodes, mut j) = (Vec::with_capacity(long.nodes.len()), 0);
+    for n in &long.nodes {
+        let ins: Vec<usize> = n.inputs.iter().map(|i| map[*i]).collect::<Option<_>>()?;
+        let same = short.nodes.get(j).filter(|m| m.op == n.op && m.inputs == ins && m.outputs.len() == n.outputs.len());
+        let (args, outs) = match same {
+            Some(m) => {
+                j += 1;
+                (m.args.clone(), m.outputs.clone())
+            }
+            None => {
+                let v = short.value(*ins.first()?);
+                (no_op_args(n.op, &v.shape)?, vec![ins[0]])
+            }
+        };
+        if outs.len() != n.outputs.len() {
+            return None;
+        }
+        for (o, p) in n.outputs.iter().zip(&outs) {
+            (map[*o], values[*o]) = (Some(*p), short.value(*p).clone());
+        }
+        nodes.push(Node { args, ..n.clone() });
+    }
+    let outputs_match = long.outputs.iter().map(|o| map[*o]).eq(short.outputs.iter().map(|o| Some(*o)));
+    (j == short.nodes.len() && outputs_match).then(|| Program {
+        values,
+        constants,
+        nodes,
+        signature: short.signature.clone(),
+        ..long.clone()
+    })
+}
+
+/// The arguments of `op` that leave an input of `shape` as it is, for the operations MLX
+/// leaves out where they would (`broadcast_to`, `reshape` and a whole slice).
+fn no_op_args(op: Op, shape: &[i64]) -> Option<Vec<Arg>> {
+    match op {
+        Op::Broadcast | Op::Reshape => Some(vec![Arg::ints(shape)]),
+        Op::Slice => Some(vec![Arg::ints(&vec![0; shape.len()]), Arg::ints(shape), Arg::ints(&vec![1; shape.len()])]),
+        _ => None,
+    }
 }
 
 fn same_structure(a: &Program, b: &Program) -> Result<(), String> {
@@ -354,7 +427,7 @@ mod tests {
                 Node { op: Op::Multiply, args: vec![], inputs: vec![2, 3], outputs: vec![4] },
             ],
             outputs: vec![4],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![] },
+            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] },
         }
     }
 
@@ -404,6 +477,45 @@ mod tests {
         let why = plan.per_size_because.expect("per-size programs");
         assert_eq!(plan.variants.len(), 3);
         assert!(why.contains("differ"), "{why}");
+    }
+
+    /// x (B, D) plus s (1, D) broadcast to x's shape by `op` (a Broadcast, or an Exp for a
+    /// near miss), as MLX traces it; at `omit` without that node, as MLX traces a no-op.
+    fn plus_trace(b: i64, op: Op, omit: bool) -> Program {
+        let v = |shape: Vec<i64>| Value { shape, dtype: Dtype::Float32 };
+        let mut values = vec![v(vec![b, 8]), v(vec![1, 8]), v(vec![b, 8]), v(vec![b, 8])];
+        let args = if op == Op::Broadcast { vec![Arg::ints(&[b, 8])] } else { vec![] };
+        let mut nodes = vec![
+            Node { op, args, inputs: vec![1], outputs: vec![2] },
+            Node { op: Op::Add, args: vec![], inputs: vec![0, 2], outputs: vec![3] },
+        ];
+        if omit {
+            values.pop();
+            nodes = vec![Node { op: Op::Add, args: vec![], inputs: vec![0, 1], outputs: vec![2] }];
+        }
+        let signature =
+            Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] };
+        let outputs = vec![values.len() - 1];
+        Program { values, inputs: vec![0, 1], constants: vec![], nodes, outputs, signature }
+    }
+
+    #[test]
+    fn a_no_op_left_out_at_batch_one_is_restored() {
+        let traces = [
+            plus_trace(1, Op::Broadcast, true),
+            plus_trace(4, Op::Broadcast, false),
+            plus_trace(16, Op::Broadcast, false),
+        ];
+        let plan = align(&traces, 1);
+        assert!(plan.per_size_because.is_none(), "{:?}", plan.per_size_because);
+        let (guard, program) = &plan.variants[0];
+        assert_eq!(program.nodes[0].args[0].list().unwrap()[0].int().unwrap().to_string(), "in0.shape[0]");
+        assert!(guard.admits(&[(vec![1, 8], Dtype::Float32), (vec![1, 8], Dtype::Float32)]));
+        assert!(guard.admits(&[(vec![7, 8], Dtype::Float32), (vec![1, 8], Dtype::Float32)]));
+        // A near miss: an Exp is no operation MLX leaves out, so the sizes stay apart.
+        let traces = [plus_trace(1, Op::Exp, true), plus_trace(4, Op::Exp, false), plus_trace(16, Op::Exp, false)];
+        let why = align(&traces, 1).per_size_because.expect("per-size programs");
+        assert!(why.contains("differ in length"), "{why}");
     }
 
     #[test]

@@ -361,6 +361,35 @@ def param_names(n_args):
     return names
 
 
+PARAM_KINDS = {
+    inspect.Parameter.POSITIONAL_ONLY: "positional_only",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional_or_keyword",
+    inspect.Parameter.KEYWORD_ONLY: "keyword_only",
+}
+
+
+def fn_params(f):
+    """fn's parameters as the written module declares them: name, kind and default (a plain
+    scalar or None as itself, any other default as opaque). [] where fn takes *args or
+    **kwargs or has no signature: the module then takes the traced parameters."""
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        return []
+    out = []
+    for p in sig.parameters.values():
+        if p.kind not in PARAM_KINDS:
+            return []
+        q = {"name": p.name, "kind": PARAM_KINDS[p.kind], "default": {"is": "required"}}
+        if p.default is not p.empty:
+            plain = p.default is None or type(p.default) in (bool, str) or (
+                type(p.default) is int and abs(p.default) < 2**53) or (
+                type(p.default) is float and math.isfinite(p.default))
+            q["default"] = {"is": "literal", "value": p.default} if plain else {"is": "opaque"}
+        out.append(q)
+    return out
+
+
 def literal(v, name):
     try:
         json.dumps(v)
@@ -502,7 +531,7 @@ def cmd_trace(req):
     traced = record(params, kind, events)
     if not any(n["op"] in DISCRETE_PRIMITIVES for n in traced["nodes"]):
         State.choiceless.add(req["size"])
-    return dict(traced, varies=apart or None, updated=updated)
+    return dict(traced, varies=apart or None, updated=updated, fn_params=fn_params(State.fn))
 
 
 def rounding_apart(xs, ys):

@@ -217,6 +217,22 @@ mod tests {
         assert_eq!(table.at(&[3, 2]), 3.0 / 100f64.powf(0.5));
     }
 
+    /// Import gives `Arange` its dtype as a fourth argument, so a float32 and a uint8
+    /// `arange(4)` are two e-classes of their own dtypes (a merged one wraps past 255); two
+    /// of one dtype are one.
+    #[test]
+    fn aranges_of_other_dtypes_stay_apart() {
+        let (mut t, _) = TestGraph::new(&[&[4]]);
+        let range = |d: Dtype| [Arg::Float(0.0), Arg::Int(Dim::constant(4)), Arg::Float(1.0), Arg::Dtype(d)];
+        let f = t.op(Op::Arange, &range(Dtype::Float32), &[]);
+        let u = t.op(Op::Arange, &range(Dtype::Uint8), &[]);
+        assert_ne!(t.g.find(f), t.g.find(u));
+        assert_eq!(t.g[u].data.values[0].dtype, Dtype::Uint8);
+        assert_eq!(t.g[f].data.values[0].dtype, Dtype::Float32);
+        let again = t.op(Op::Arange, &range(Dtype::Uint8), &[]);
+        assert_eq!(t.g.find(again), t.g.find(u));
+    }
+
     #[test]
     fn an_input_does_not_fold() {
         let (mut t, x) = TestGraph::new(&[&[4]]);

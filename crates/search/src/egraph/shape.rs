@@ -47,8 +47,13 @@ fn op_data(egraph: &EGraph, op: Op, children: &[Id]) -> Data {
     let mut data = Data { constant, ..Data::default() };
     if op == Op::Arange {
         if let Some((shape, dims)) = arange(egraph, args) {
-            // The dtype is not in the arguments: the trace's value replaces this one.
-            data.values = vec![Value { shape, dtype: Dtype::Float32 }];
+            // Import adds the dtype as a fourth argument; where a rule built one without,
+            // the trace's value replaces this one.
+            let dtype = match args.get(3) {
+                Some(Arg::Dtype(d)) => *d,
+                _ => Dtype::Float32,
+            };
+            data.values = vec![Value { shape, dtype }];
             data.dims = dims;
         }
         return data;
