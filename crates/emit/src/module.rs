@@ -243,6 +243,41 @@ fn program_fn(
     tensors: &mut BTreeSet<String>,
     kernels: &Kernels,
 ) -> Result<String, EmitError> {
+    if p.signature.written.is_empty() {
+        return program_body(&format!("_program_{k}"), k, p, steps, c, tensors, kernels);
+    }
+    // fn rewrote these arguments whole (`a[...] = v`): the program computes their values
+    // last (compiled or not) and `_program_{k}` writes them into the caller's arrays.
+    let mut s = program_body(&format!("_compute_{k}"), k, p, steps, c, tensors, kernels)?;
+    let params: Vec<String> = (0..p.inputs.len()).map(|i| input_name(p, i)).collect();
+    let returned = p.returned().len();
+    let news: Vec<String> = (0..p.signature.written.len()).map(|j| format!("new{j}")).collect();
+    let outs: Vec<String> = (0..returned).map(|j| format!("out{j}")).collect();
+    let ps = params.join(", ");
+    write!(
+        s,
+        "def _program_{k}({ps}):\n    {} = _compute_{k}({ps})\n",
+        [outs.clone(), news.clone()].concat().join(", ")
+    )
+    .unwrap();
+    for (i, new) in p.signature.written.iter().zip(&news) {
+        writeln!(s, "    {}[...] = {new}", params[*i]).unwrap();
+    }
+    let value = if returned == 1 { outs[0].clone() } else { format!("({})", outs.join(", ")) };
+    write!(s, "    return {value}\n\n\n").unwrap();
+    Ok(s)
+}
+
+/// The function `name` computing `p`'s outputs from its inputs.
+fn program_body(
+    name: &str,
+    k: usize,
+    p: &Program,
+    steps: &[DimTerm],
+    c: &Candidate,
+    tensors: &mut BTreeSet<String>,
+    kernels: &Kernels,
+) -> Result<String, EmitError> {
     let mut names: Vec<String> = (0..p.values.len()).map(|v| format!("t{v}")).collect();
     let params: Vec<String> = p.inputs.iter().enumerate().map(|(i, _)| input_name(p, i)).collect();
     for (i, v) in p.inputs.iter().enumerate() {
@@ -256,14 +291,14 @@ fn program_fn(
         // place: it would write compile's copy, not the caller's array.
         let (nodes, runs) = steady_first(p, steps, c.compile);
         let body = block(p, &nodes, &names, &p.outputs, Part::Body, Some((&mut islands, runs)), tensors, kernels)?;
-        return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, Compile::Eager));
+        return Ok(islands.defs.clone() + &function(name, &params, &body, Compile::Eager));
     }
     let hoist = if c.hoist { passes::hoistable(p) } else { None };
     let Some(hoist) = hoist else {
         let all: Vec<&Node> = p.nodes.iter().collect();
         let isl = (c.compile == Compile::Islands).then(|| (&mut islands, passes::elementwise_runs(&all)));
         let body = block(p, &all, &names, &p.outputs, Part::Body, isl, tensors, kernels)?;
-        return Ok(islands.defs.clone() + &function(&format!("_program_{k}"), &params, &body, c.compile));
+        return Ok(islands.defs.clone() + &function(name, &params, &body, c.compile));
     };
     // Values the hoisted part hands to the rest.
     let once: Vec<&Node> = p.nodes.iter().zip(&hoist).filter(|(_, h)| **h).map(|(n, _)| n).collect();
@@ -293,7 +328,7 @@ fn program_fn(
         r#"_HOISTED_{k} = {{}}
 
 
-def _program_{k}({ps}):
+def {name}({ps}):
     """Input-independent values are computed once per input shape."""
     key = ({key},)
     h = _HOISTED_{k}.get(key)
@@ -531,7 +566,7 @@ fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>, range: Siz
     }
     for (j, q) in p.signature.params.iter().enumerate() {
         if let Param::Literal { value, .. } = q {
-            conds.push(format!("{} == {}", param_name(p, j), py_literal(value)));
+            conds.push(literal_is(&param_name(p, j), value));
         }
     }
     let conds = if conds.is_empty() { vec!["True".to_string()] } else { conds };
@@ -541,6 +576,20 @@ fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>, range: Siz
         all_params.join(", "),
         conds.join("\n        and ")
     )
+}
+
+/// `name` holds the traced literal `v`, of its very type (`True` is not 1, nor `2` 2.0).
+fn literal_is(name: &str, v: &serde_json::Value) -> String {
+    let ty = match v {
+        serde_json::Value::Null => return format!("{name} is None"),
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(n) if n.is_f64() => "float",
+        serde_json::Value::Number(_) => "int",
+        serde_json::Value::String(_) => "str",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "dict",
+    };
+    format!("(type({name}) is {ty} and {name} == {})", py_literal(v))
 }
 
 fn py_literal(v: &serde_json::Value) -> String {
@@ -583,7 +632,7 @@ fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
     let arrays: Vec<String> = (0..p0.inputs.len()).map(|i| input_name(p0, i)).collect();
     let wrap = |call: String| match sig.output_kind {
         superopt_ir::OutputKind::Array => call,
-        superopt_ir::OutputKind::Tuple if p0.outputs.len() == 1 => format!("({call},)"),
+        superopt_ir::OutputKind::Tuple if p0.returned().len() == 1 => format!("({call},)"),
         superopt_ir::OutputKind::Tuple => format!("tuple({call})"),
         superopt_ir::OutputKind::List => format!("list({call})"),
     };
@@ -591,7 +640,7 @@ fn dispatch(plan: &Plan, sig: &superopt_ir::Signature) -> String {
     for k in 0..plan.variants.len() {
         writeln!(s, "    if _fits_{k}({inner}):").unwrap();
         let call = format!("_program_{k}({})", arrays.join(", "));
-        let call = if plan.variants[k].1.outputs.len() == 1 && sig.output_kind != superopt_ir::OutputKind::Array {
+        let call = if plan.variants[k].1.returned().len() == 1 && sig.output_kind != superopt_ir::OutputKind::Array {
             format!("[{call}]")
         } else {
             call
@@ -632,8 +681,10 @@ def _is_default(v, d):
 
 
 def _passed(*args, **kwargs):
-    """The arguments given, less those left at a default only fn can spell."""
-    return [v for v in args if v is not _FN_DEFAULT], {k: v for k, v in kwargs.items() if v is not _FN_DEFAULT}
+    """The arguments given, less those left at a default only fn can spell (positional ones
+    from the first such on: none after it can have been given)."""
+    given = next((i for i, v in enumerate(args) if v is _FN_DEFAULT), len(args))
+    return list(args[:given]), {k: v for k, v in kwargs.items() if v is not _FN_DEFAULT}
 
 
 "#;
@@ -647,11 +698,16 @@ struct Declared<'a> {
 }
 
 impl<'a> Declared<'a> {
+    /// The names the public functions read, which a parameter of fn's must not shadow.
+    const READS: [&'static str; 7] =
+        ["_FN_DEFAULT", "_is_default", "_passed", "_original", "_optimized", "_verified", "_fits"];
+
     fn of(p: &'a Program) -> Option<Declared<'a>> {
         let params = &p.signature.fn_params;
         let traced: Vec<&str> = p.signature.params.iter().map(|q| q.name()).collect();
         let known = |n: &&str| params.iter().any(|q| q.name == *n);
-        (!params.is_empty() && traced.iter().all(known)).then_some(Declared { params, traced })
+        let shadows = params.iter().any(|q| Self::READS.contains(&q.name.as_str()));
+        (!params.is_empty() && !shadows && traced.iter().all(known)).then_some(Declared { params, traced })
     }
 
     /// `def name(<fn's parameters>)`: the twin where the untraced parameters are at their

@@ -447,6 +447,7 @@ mod tests {
             output_kind: OutputKind::Tuple,
             updated: vec![],
             fn_params: vec![],
+            written: vec![],
         };
         let mut p = Program {
             values: vec![f32(shape.to_vec())],

@@ -71,6 +71,10 @@ pub struct TraceEvents {
     /// fn's declared parameters (empty where it takes `*args` or `**kwargs`).
     #[serde(default)]
     pub fn_params: Vec<crate::FnParam>,
+    /// Array inputs (by input number) whose values when the call returned follow its outputs
+    /// in `outputs`, one each in this order (those it updated in place).
+    #[serde(default)]
+    pub written: Vec<usize>,
 }
 
 struct Builder {
@@ -110,6 +114,7 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
         output_kind: t.output_kind,
         updated: t.updated.clone(),
         fn_params: t.fn_params.clone(),
+        written: vec![],
     };
     let empty =
         Program { values: vec![], inputs: vec![], constants: vec![], nodes: vec![], outputs: vec![], signature };
@@ -156,7 +161,29 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
         let id = b.lookup(&o.0)?;
         b.program.outputs.push(id);
     }
+    if t.written.len() > b.program.outputs.len() {
+        return Err(ImportError::Malformed("fewer outputs than inputs written".into()));
+    }
+    let values = b.program.outputs.split_off(b.program.outputs.len() - t.written.len());
+    for (k, v) in t.written.iter().zip(values) {
+        if !written_in_place(&b.program, *k, v) {
+            b.program.outputs.push(v);
+            b.program.signature.written.push(*k);
+        }
+    }
     Ok(b.program)
+}
+
+/// Whether input `k`'s final value `v` is a SliceUpdate of that input alone (`a[i:j] = u`,
+/// a KV cache's write), which the emitter writes into the caller's array where it is (see
+/// `superopt_emit::ops::in_place`); other updates are the program's values to write whole.
+fn written_in_place(p: &Program, k: usize, v: ValueId) -> bool {
+    let Some(&input) = p.inputs.get(k) else { return false };
+    let made_by = p.nodes.iter().find(|n| n.outputs.contains(&v));
+    let readers = p.nodes.iter().filter(|n| n.inputs.contains(&input)).count();
+    made_by.is_some_and(|n| n.op == Op::SliceUpdate && n.inputs.first() == Some(&input))
+        && readers == 1
+        && !p.outputs.contains(&input)
 }
 
 /// A slice's starts and stops as Python reads them on `shape`: in `0..=n` for a positive

@@ -323,7 +323,13 @@ mod tests {
                 node("Negative", vec![0], 7),
             ],
             outputs: vec![6],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] },
+            signature: Signature {
+                params: vec![],
+                output_kind: OutputKind::Array,
+                updated: vec![],
+                fn_params: vec![],
+                written: vec![],
+            },
         }
     }
 
@@ -400,7 +406,13 @@ mod tests {
             constants: vec![],
             nodes: vec![slice([vec![0], vec![8], vec![2]], 0, 1), slice(outer, 1, 2)],
             outputs: vec![2],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] },
+            signature: Signature {
+                params: vec![],
+                output_kind: OutputKind::Array,
+                updated: vec![],
+                fn_params: vec![],
+                written: vec![],
+            },
         }
     }
 

@@ -181,6 +181,11 @@ pub struct Signature {
     /// where unknown (they then take the traced parameters).
     #[serde(default)]
     pub fn_params: Vec<FnParam>,
+    /// Array inputs (by input number) that `fn` rewrites whole (`a[...] = v`, which MLX traces
+    /// as no operation on `a`): the program's last outputs, one each in this order, are their
+    /// values when `fn` returns, which the module writes into the caller's arrays.
+    #[serde(default)]
+    pub written: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -196,6 +201,12 @@ pub struct Program {
 }
 
 impl Program {
+    /// The outputs `fn` returns: all but the values of the inputs it rewrites whole
+    /// ([`Signature::written`]).
+    pub fn returned(&self) -> &[ValueId] {
+        &self.outputs[..self.outputs.len() - self.signature.written.len()]
+    }
+
     pub fn value(&self, id: ValueId) -> &Value {
         &self.values[id]
     }

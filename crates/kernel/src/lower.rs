@@ -594,7 +594,13 @@ mod tests {
             constants: vec![],
             nodes: ns,
             outputs: vec![last],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] },
+            signature: Signature {
+                params: vec![],
+                output_kind: OutputKind::Array,
+                updated: vec![],
+                fn_params: vec![],
+                written: vec![],
+            },
         }
     }
 

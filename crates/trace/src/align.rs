@@ -427,7 +427,13 @@ mod tests {
                 Node { op: Op::Multiply, args: vec![], inputs: vec![2, 3], outputs: vec![4] },
             ],
             outputs: vec![4],
-            signature: Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] },
+            signature: Signature {
+                params: vec![],
+                output_kind: OutputKind::Array,
+                updated: vec![],
+                fn_params: vec![],
+                written: vec![],
+            },
         }
     }
 
@@ -493,10 +499,49 @@ mod tests {
             values.pop();
             nodes = vec![Node { op: Op::Add, args: vec![], inputs: vec![0, 1], outputs: vec![2] }];
         }
-        let signature =
-            Signature { params: vec![], output_kind: OutputKind::Array, updated: vec![], fn_params: vec![] };
+        let signature = Signature {
+            params: vec![],
+            output_kind: OutputKind::Array,
+            updated: vec![],
+            fn_params: vec![],
+            written: vec![],
+        };
         let outputs = vec![values.len() - 1];
         Program { values, inputs: vec![0, 1], constants: vec![], nodes, outputs, signature }
+    }
+
+    /// `x[:4] + s` for x (B, 8): at B = 4 MLX leaves the whole slice out.
+    fn slice_trace(b: i64) -> Program {
+        let v = |shape: Vec<i64>| Value { shape, dtype: Dtype::Float32 };
+        let add = |inputs: Vec<usize>, out: usize| Node { op: Op::Add, args: vec![], inputs, outputs: vec![out] };
+        let signature = Signature {
+            params: vec![],
+            output_kind: OutputKind::Array,
+            updated: vec![],
+            fn_params: vec![],
+            written: vec![],
+        };
+        let (values, nodes) = if b == 4 {
+            (vec![v(vec![4, 8]), v(vec![1, 8]), v(vec![4, 8])], vec![add(vec![0, 1], 2)])
+        } else {
+            let args = vec![Arg::ints(&[0, 0]), Arg::ints(&[4, 8]), Arg::ints(&[1, 1])];
+            let slice = Node { op: Op::Slice, args, inputs: vec![0], outputs: vec![2] };
+            (vec![v(vec![b, 8]), v(vec![1, 8]), v(vec![4, 8]), v(vec![4, 8])], vec![slice, add(vec![2, 1], 3)])
+        };
+        let outputs = vec![values.len() - 1];
+        Program { values, inputs: vec![0, 1], constants: vec![], nodes, outputs, signature }
+    }
+
+    #[test]
+    fn a_whole_slice_left_out_at_one_size_is_restored() {
+        let plan = align(&[slice_trace(4), slice_trace(6), slice_trace(16)], 1);
+        assert!(plan.per_size_because.is_none(), "{:?}", plan.per_size_because);
+        let (guard, program) = &plan.variants[0];
+        assert_eq!(program.nodes[0].op, Op::Slice);
+        let f = Dtype::Float32;
+        assert!(guard.admits(&[(vec![9, 8], f), (vec![1, 8], f)]));
+        let inside: Vec<String> = guard.within.iter().map(|(a, b)| format!("{a} <= {b}")).collect();
+        assert_eq!(inside, ["4 <= in0.shape[0]"], "past it Python would clip the slice");
     }
 
     #[test]

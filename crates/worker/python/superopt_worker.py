@@ -402,8 +402,10 @@ def contiguous_identity(a, allow_col_major=False, stream=None):
     return a
 
 
-def export_events(f, args, kwargs):
-    """Runs mx.export_function on f with a callback; returns the recorded trace."""
+def export_events(f, args, kwargs, written=()):
+    """Runs mx.export_function on f with a callback; returns the recorded trace. The array
+    arguments numbered in `written` (f updates them in place) are traced as further
+    outputs after f's own: their values when f returns."""
     names = param_names(len(args))
     params, arrays = [], []
     for name, v in list(zip(names, args)) + list(kwargs.items()):
@@ -424,7 +426,7 @@ def export_events(f, args, kwargs):
     def traced(*arrs):
         a, k = rebuild(arrs)
         outs, kind["k"] = outputs_of(f(*a, **k), "fn")
-        return outs
+        return list(outs) + [arrs[i] for i in written]  # `a[...] = v` rebinds the argument itself
 
     real_contiguous = mx.contiguous
     mx.contiguous = contiguous_identity  # Contiguous cannot be exported and never changes values.
@@ -510,11 +512,13 @@ def cmd_trace(req):
     size, seed = req["size"], req["seed"]
     args, kwargs = make_inputs(size, seed)
     if req.get("program"):
+        f = program(req["program"])
         try:
-            params, kind, events = export_events(program(req["program"]), args, kwargs)
+            written = updated_by(f, size, seed)
+            params, kind, events = export_events(f, args, kwargs, written)
         except HarnessError as e:
             raise CandidateError(str(e))
-        return record(params, kind, events)
+        return dict(record(params, kind, events), written=written)
     args2, kwargs2 = make_inputs(size, seed)
     arrays = [a for a in args + list(kwargs.values()) if isinstance(a, mx.array)]
     fresh = [a for a in args2 + list(kwargs2.values()) if isinstance(a, mx.array)]
@@ -527,11 +531,22 @@ def cmd_trace(req):
     apart = 0.0 if all_same_bits(first, second) else rounding_apart(first, second)
     if apart is None:
         raise HarnessError(f"fn is nondeterministic: two calls on the same {size!r} inputs (seed {seed}) gave different outputs")
-    params, kind, events = export_events(State.fn, args, kwargs)
-    traced = record(params, kind, events)
+    params, kind, events = export_events(State.fn, args, kwargs, updated)
+    traced = dict(record(params, kind, events), written=updated)
     if not any(n["op"] in DISCRETE_PRIMITIVES for n in traced["nodes"]):
         State.choiceless.add(req["size"])
     return dict(traced, varies=apart or None, updated=updated, fn_params=fn_params(State.fn))
+
+
+def updated_by(f, size, seed):
+    """The array arguments (numbered as traced) that f updates in place, by one call on
+    fresh inputs compared with another fresh set."""
+    args, kwargs = make_inputs(size, seed)
+    args2, kwargs2 = make_inputs(size, seed)
+    call(f, args, kwargs, "the candidate")
+    arrays = [a for a in args + list(kwargs.values()) if isinstance(a, mx.array)]
+    fresh = [a for a in args2 + list(kwargs2.values()) if isinstance(a, mx.array)]
+    return [i for i, (a, b) in enumerate(zip(arrays, fresh)) if not same_bits(a, b)]
 
 
 def rounding_apart(xs, ys):

@@ -188,3 +188,32 @@ impl<'a> Builder<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A float32 and a uint8 `arange(8)` as MLX traces them (the dtype in the outputs
+    /// alone): import makes the dtype an argument, so the e-graph keeps two classes.
+    #[test]
+    fn a_traced_arange_keeps_its_dtype() {
+        let range = |name: &str, dtype: &str| {
+            format!(
+                r#"{{"op": "Arange", "args": [0.0, 8.0, 1.0], "inputs": [], "outputs": [["{name}", [8], "{dtype}"]]}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"params": [{{"name": "x", "kind": "array", "array": "A"}}], "output_kind": "tuple",
+                "inputs": [["A", [8], "float32"]], "outputs": [["P", [8], "float32"], ["Q", [8], "uint8"]],
+                "constants": [], "nodes": [{}, {}]}}"#,
+            range("P", "float32"),
+            range("Q", "uint8")
+        );
+        let p = superopt_ir::import_trace(&serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(p.nodes[1].args[3], Arg::Dtype(superopt_ir::Dtype::Uint8));
+        let types = [(vec![8], superopt_ir::Dtype::Float32)];
+        let (g, roots) = to_egraph(&p, &Guard::exact(&types));
+        assert_ne!(roots[0], roots[1]);
+        assert_eq!(g[roots[1]].data.values[0].dtype, superopt_ir::Dtype::Uint8);
+    }
+}

@@ -94,6 +94,7 @@ fn apply(op: Op, args: &[Arg], ins: &[Table], shape: &[usize], shapes: &[Vec<i64
         Some(Table { shape: shape.to_vec(), data: a.data.iter().zip(&b.data).map(|(x, y)| f(*x, *y)).collect() })
     };
     match op {
+        Op::Arange if !super::shape::counts_exactly(args) => None,
         Op::Arange => {
             let (start, step) = (number(args.first()?, shapes)?, number(args.get(2)?, shapes)?);
             Some(Table { shape: shape.to_vec(), data: (0..shape[0]).map(|i| start + step * i as f64).collect() })

@@ -268,6 +268,19 @@ fn arange_dim(a: &Arg) -> Option<Dim> {
     }
 }
 
+/// Whether an `Arange` of these arguments holds every integer it counts exactly at any
+/// length a sequence has: its dtype (import's fourth argument) is float32 or an integer of
+/// 32 bits or more, or unknown (built by a rule). A uint8 one wraps past 255 and a bfloat16
+/// one rounds past 256, so the traces' lengths would prove nothing about others.
+pub fn counts_exactly(args: &[Arg]) -> bool {
+    match args.get(3) {
+        Some(Arg::Dtype(d)) => {
+            matches!(d, Dtype::Float32 | Dtype::Float64 | Dtype::Int32 | Dtype::Int64 | Dtype::Uint32 | Dtype::Uint64)
+        }
+        _ => true,
+    }
+}
+
 /// Whether `Arange` arguments start at 0 with step 1.
 pub fn is_iota(args: &[Arg]) -> bool {
     let at = |i: usize| args.get(i).and_then(arange_dim).and_then(|d| d.as_const());

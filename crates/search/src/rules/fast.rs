@@ -326,7 +326,8 @@ fn arange_is_iota(cx: &Ctx) -> bool {
     let id = cx.id("?ar");
     cx.g[id].nodes.iter().any(|n| {
         let (args, inputs) = super::node_parts(cx.g, n);
-        n.op() == Some(Op::Arange) && inputs.is_empty() && crate::egraph::shape::is_iota(args)
+        let exact = crate::egraph::shape::counts_exactly(args);
+        n.op() == Some(Op::Arange) && inputs.is_empty() && crate::egraph::shape::is_iota(args) && exact
     })
 }
 

@@ -118,6 +118,17 @@ fn attention(causal_op: Op, scale: f64, perm: &[i64]) -> (TestGraph, Id) {
 
 /// As [`attention`]; with `added: Some(z)`, the mask is added: `scores + where(causal, z, fill)`.
 fn masked_attention(causal_op: Op, scale: f64, perm: &[i64], added: Option<f64>) -> (TestGraph, Id) {
+    attention_by_range(causal_op, scale, perm, added, None)
+}
+
+/// As [`masked_attention`], its arange of `dtype` as import records one (a fourth argument).
+fn attention_by_range(
+    causal_op: Op,
+    scale: f64,
+    perm: &[i64],
+    added: Option<f64>,
+    dtype: Option<superopt_ir::Dtype>,
+) -> (TestGraph, Id) {
     let (mut t, x) = TestGraph::new(&[&[1, 8, 16, 16], &[1, 2, 16, 16], &[1, 2, 16, 16]]);
     let rep = |t: &mut TestGraph, k: Id| {
         let e = t.op(Op::ExpandDims, &[ints(&[2])], &[k]);
@@ -130,8 +141,10 @@ fn masked_attention(causal_op: Op, scale: f64, perm: &[i64], added: Option<f64>)
     let s = t.scalar(scale, &[1, 8, 16, 16]);
     let scores = t.op(Op::Multiply, &[], &[qk, s]);
     let f = |v: f64| superopt_ir::Arg::Float(v);
-    let ar = t.op(Op::Arange, &[f(0.0), f(16.0), f(1.0)], &[]);
-    t.set_value(ar, &[16], superopt_ir::Dtype::Int32);
+    let mut range = vec![f(0.0), f(16.0), f(1.0)];
+    range.extend(dtype.map(superopt_ir::Arg::Dtype));
+    let ar = t.op(Op::Arange, &range, &[]);
+    t.set_value(ar, &[16], dtype.unwrap_or(superopt_ir::Dtype::Int32));
     let rows = t.op(Op::ExpandDims, &[ints(&[1])], &[ar]);
     let rows = t.op(Op::Broadcast, &[ints(&[16, 16])], &[rows]);
     let cols = t.op(Op::ExpandDims, &[ints(&[0])], &[ar]);
@@ -176,6 +189,18 @@ fn sdpa_near_misses_do_not_fire() {
     let (t, out) = attention(Op::Greater, 0.25, &[0, 1, 3, 2]);
     let g = t.saturate(&ALL);
     assert!(!has_op(&g, out, Op::ScaledDotProductAttention), "a causal mask off the diagonal");
+}
+
+/// A causal mask from a uint8 `arange(T)` is causal at the traced T (16) and not past 255,
+/// where it wraps: never SDPA's causal flag. From an int32 one it is.
+#[test]
+fn a_causal_mask_from_a_wrapping_arange_is_not_sdpas_flag() {
+    let (t, out) = attention_by_range(Op::GreaterEqual, 0.25, &[0, 1, 3, 2], None, Some(superopt_ir::Dtype::Uint8));
+    let g = t.saturate(&ALL);
+    assert!(!has_op(&g, out, Op::ScaledDotProductAttention), "uint8 positions wrap past 255");
+    let (t, out) = attention_by_range(Op::GreaterEqual, 0.25, &[0, 1, 3, 2], None, Some(superopt_ir::Dtype::Int32));
+    let g = t.saturate(&ALL);
+    assert!(has_op(&g, out, Op::ScaledDotProductAttention), "int32 positions count exactly");
 }
 
 /// GQA attention laid out `[B, S, H, D]` as a Hugging Face port writes it: k and v repeated
