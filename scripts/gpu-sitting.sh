@@ -46,10 +46,10 @@ step() {
     solve) timeout 240 python3 scripts/gpu-solve-check.py .gpu/b/solve_cuda.py > $s/solve.txt 2>&1 ;;
     quantized) timeout 480 python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py \
       4/0/0,4/1/1,4/0/1,4/0/2,4/0/4,8/0/2,2/0/4 > $s/quantized.txt 2>&1 ;;
-    ncu-moe)  # the gathered products at decode 32 (256 sorted pairs) under Nsight Compute
+    ncu-moe)  # superopt's gathered products at decode 32 (256 sorted pairs) under Nsight Compute
       local ncu; ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
       BATCHES=32 ONLY=gate_up,down REPS=2 timeout 400 "$ncu" --clock-control none --kernel-name-base demangled \
-        --kernel-name regex:'superopt|qmm|qmv|gather' --launch-count 24 --section SpeedOfLight --section Occupancy \
+        --kernel-name regex:superopt --launch-count 12 --section SpeedOfLight --section Occupancy \
         --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
         python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py 4/0/0,4/1/2 > $s/ncu-moe.txt 2>&1 ;;
     standard) timeout 240 python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py > $s/standard.txt 2>&1 ;;

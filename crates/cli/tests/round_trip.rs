@@ -178,56 +178,17 @@ zoo!(
     misc_ops,
 );
 
-/// A KV-cache step built for `held < capacity` (every traced size) is not run at capacity,
-/// where fn grows the buffer: the module's guard keeps the write inside the buffer, and
-/// hands that call to the original (a near miss, one position less, runs the program).
-#[test]
-fn a_cache_step_at_capacity_runs_the_original() {
+/// Runs superopt on `rel` with `-o` (the run must write a module: `why` says why it wins),
+/// then `check`, Python given `h` (the harness) and `fast` (the written module), which prints
+/// "ok" when the module behaves.
+fn assert_written_module(rel: &str, why: &str, check: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fast.py");
-    let h = harness("tests/harnesses/ok/cache_positions.py");
+    let h = harness(rel);
     let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap(), "--time-budget", "30"]);
     let (stdout, stderr) = text(&o);
-    assert!(out.exists(), "the hand sigmoid becomes mx.sigmoid: {stdout}\n{stderr}");
-    let check = r#"
-import importlib.util, sys
-import mlx.core as mx
-
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
-
-h, fast = load(sys.argv[1], "h"), load(sys.argv[2], "fast")
-for held, fits in [(63, True), (64, False)]:
-    x, keys = mx.random.normal((1, 1, 64)), mx.random.normal((1, 64, 64))
-    positions = mx.zeros((held,), dtype=mx.int32)
-    assert fast.fits(x, keys, positions) == fits, (held, fits)
-    want = h.fn(x, mx.array(keys), positions)
-    got = fast.optimized(x, mx.array(keys), positions)
-    assert got[1].shape == want[1].shape and mx.allclose(got[0], want[0], rtol=1e-5).item(), held
-print("ok")
-"#;
-    let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let args = ["-c", check, h.to_str().unwrap(), out.to_str().unwrap()];
-    let o = std::process::Command::new(python).args(args).output().unwrap();
-    assert_eq!(text(&o).0.trim(), "ok", "{}", text(&o).1);
-}
-
-/// The written functions take fn's signature: positional-only and keyword-only parameters,
-/// defaults (a literal one spelled, one no module can spell passed on to fn). The program
-/// runs where every parameter the traces left at its default still is; a near miss (another
-/// `mode`, an `extra`, another `weight`, a `scale` other than traced) goes to fn.
-#[test]
-fn the_written_module_takes_fns_declared_signature() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("fast.py");
-    let h = harness("tests/harnesses/ok/declared_signature.py");
-    let o = superopt(&["run", h.to_str().unwrap(), "-o", out.to_str().unwrap(), "--time-budget", "30"]);
-    let (stdout, stderr) = text(&o);
-    assert!(out.exists(), "the hand softmax becomes mx.softmax: {stdout}\n{stderr}");
-    let check = r#"
+    assert!(out.exists(), "{why}: {stdout}\n{stderr}");
+    let prelude = r#"
 import importlib.util, inspect, sys
 import mlx.core as mx
 
@@ -238,6 +199,39 @@ def load(path, name):
     return m
 
 h, fast = load(sys.argv[1], "h"), load(sys.argv[2], "fast")
+"#;
+    let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = format!("{prelude}{check}");
+    let args = ["-c", &script, h.to_str().unwrap(), out.to_str().unwrap()];
+    let o = std::process::Command::new(python).args(args).output().unwrap();
+    assert_eq!(text(&o).0.trim(), "ok", "{}", text(&o).1);
+}
+
+/// A KV-cache step built for `held < capacity` (every traced size) is not run at capacity,
+/// where fn grows the buffer: the module's guard keeps the write inside the buffer, and
+/// hands that call to the original (a near miss, one position less, runs the program).
+#[test]
+fn a_cache_step_at_capacity_runs_the_original() {
+    let check = r#"
+for held, fits in [(63, True), (64, False)]:
+    x, keys = mx.random.normal((1, 1, 64)), mx.random.normal((1, 64, 64))
+    positions = mx.zeros((held,), dtype=mx.int32)
+    assert fast.fits(x, keys, positions) == fits, (held, fits)
+    want = h.fn(x, mx.array(keys), positions)
+    got = fast.optimized(x, mx.array(keys), positions)
+    assert got[1].shape == want[1].shape and mx.allclose(got[0], want[0], rtol=1e-5).item(), held
+print("ok")
+"#;
+    assert_written_module("tests/harnesses/ok/cache_positions.py", "the hand sigmoid becomes mx.sigmoid", check);
+}
+
+/// The written functions take fn's signature: positional-only and keyword-only parameters,
+/// defaults (a literal one spelled, one no module can spell passed on to fn). The program
+/// runs where every parameter the traces left at its default still is; a near miss (another
+/// `mode`, an `extra`, another `weight`, a `scale` other than traced) goes to fn.
+#[test]
+fn the_written_module_takes_fns_declared_signature() {
+    let check = r#"
 want = [(p.name, p.kind) for p in inspect.signature(h.fn).parameters.values()]
 for f in (fast.optimized, fast.verified, fast.fits):
     assert [(p.name, p.kind) for p in inspect.signature(f).parameters.values()] == want, f
@@ -254,10 +248,7 @@ for args, kwargs in [((x,), {"scale": 2.0, "mode": "scale"}), ((x,), {"scale": 2
 assert mx.allclose(fast.optimized(x, scale=2.0), h.fn(x, scale=2.0), rtol=1e-5, atol=1e-6).item()
 print("ok")
 "#;
-    let python = std::env::var("SUPEROPT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let args = ["-c", check, h.to_str().unwrap(), out.to_str().unwrap()];
-    let o = std::process::Command::new(python).args(args).output().unwrap();
-    assert_eq!(text(&o).0.trim(), "ok", "{}", text(&o).1);
+    assert_written_module("tests/harnesses/ok/declared_signature.py", "the hand softmax becomes mx.softmax", check);
 }
 
 /// An argument rewritten whole (`state[...] = ...`: MLX traces no operation on it) is

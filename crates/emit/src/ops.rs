@@ -536,8 +536,7 @@ mod tests {
             nodes.push(Node { op: Op::Exp, args: vec![], inputs: vec![0], outputs: vec![3] });
             values.push(v(&[4, 8]));
         }
-        let signature =
-            Signature { params: vec![], output_kind: OutputKind::Tuple, updated, fn_params: vec![], written: vec![] };
+        let signature = Signature { updated, ..Signature::returning(OutputKind::Tuple) };
         let outputs = (2..values.len()).collect();
         superopt_ir::Program { values, inputs: vec![0, 1], constants: vec![], nodes, outputs, signature }
     }

@@ -444,10 +444,7 @@ mod tests {
         let f32 = |shape: Vec<i64>| Value { shape, dtype: Dtype::Float32 };
         let signature = Signature {
             params: vec![Param::Array { name: "x".into(), input: 0, keyword: false }],
-            output_kind: OutputKind::Tuple,
-            updated: vec![],
-            fn_params: vec![],
-            written: vec![],
+            ..Signature::returning(OutputKind::Tuple)
         };
         let mut p = Program {
             values: vec![f32(shape.to_vec())],

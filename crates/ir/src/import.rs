@@ -109,13 +109,8 @@ pub fn import_trace(t: &TraceEvents) -> Result<Program, ImportError> {
     for n in &t.nodes {
         ops.push(Op::parse(&n.op).ok_or_else(|| ImportError::Unsupported(n.op.clone()))?);
     }
-    let signature = Signature {
-        params: vec![],
-        output_kind: t.output_kind,
-        updated: t.updated.clone(),
-        fn_params: t.fn_params.clone(),
-        written: vec![],
-    };
+    let signature =
+        Signature { updated: t.updated.clone(), fn_params: t.fn_params.clone(), ..Signature::returning(t.output_kind) };
     let empty =
         Program { values: vec![], inputs: vec![], constants: vec![], nodes: vec![], outputs: vec![], signature };
     let mut b = Builder { program: empty, ids: HashMap::new() };

@@ -323,13 +323,7 @@ mod tests {
                 node("Negative", vec![0], 7),
             ],
             outputs: vec![6],
-            signature: Signature {
-                params: vec![],
-                output_kind: OutputKind::Array,
-                updated: vec![],
-                fn_params: vec![],
-                written: vec![],
-            },
+            signature: Signature::returning(OutputKind::Array),
         }
     }
 
@@ -406,13 +400,7 @@ mod tests {
             constants: vec![],
             nodes: vec![slice([vec![0], vec![8], vec![2]], 0, 1), slice(outer, 1, 2)],
             outputs: vec![2],
-            signature: Signature {
-                params: vec![],
-                output_kind: OutputKind::Array,
-                updated: vec![],
-                fn_params: vec![],
-                written: vec![],
-            },
+            signature: Signature::returning(OutputKind::Array),
         }
     }
 

@@ -188,6 +188,14 @@ pub struct Signature {
     pub written: Vec<usize>,
 }
 
+impl Signature {
+    /// A signature of no parameters returning `output_kind`, updating nothing: a program
+    /// built by hand (a rule's, a test's) rather than traced.
+    pub fn returning(output_kind: OutputKind) -> Signature {
+        Signature { params: vec![], output_kind, updated: vec![], fn_params: vec![], written: vec![] }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Program {
     pub values: Vec<Value>,

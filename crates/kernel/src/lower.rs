@@ -594,13 +594,7 @@ mod tests {
             constants: vec![],
             nodes: ns,
             outputs: vec![last],
-            signature: Signature {
-                params: vec![],
-                output_kind: OutputKind::Array,
-                updated: vec![],
-                fn_params: vec![],
-                written: vec![],
-            },
+            signature: Signature::returning(OutputKind::Array),
         }
     }
 

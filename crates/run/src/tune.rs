@@ -202,8 +202,10 @@ fn tune_layout(
 ) -> Result<(Option<Picked>, String), WorkerError> {
     let source = Call { body: Body::Quantized(q.clone()), target, tuned: vec![] }.source(target);
     let operands: Vec<String> = l.inputs.iter().map(|i| format!("{}{:?}", i.dtype, i.shape)).collect();
-    let key = format!("{} {target:?} {rows} {}", superopt_kernel::quantized::digest(&source), operands.join(","));
     let space = q.tuning_space(rows);
+    // A wider space than the cached pick was made from is timed again.
+    let digest = superopt_kernel::quantized::digest(&source);
+    let key = format!("{digest} {target:?} {rows} {} of {}", operands.join(","), space.len());
     let name = &q.name;
     let say = |l: &Layout, how: &str| {
         format!("{name} at {rows} rows: {} warps, {} rows and {} columns a warp ({how})", l.warps, l.rows, l.cols)

@@ -427,13 +427,7 @@ mod tests {
                 Node { op: Op::Multiply, args: vec![], inputs: vec![2, 3], outputs: vec![4] },
             ],
             outputs: vec![4],
-            signature: Signature {
-                params: vec![],
-                output_kind: OutputKind::Array,
-                updated: vec![],
-                fn_params: vec![],
-                written: vec![],
-            },
+            signature: Signature::returning(OutputKind::Array),
         }
     }
 
@@ -499,13 +493,7 @@ mod tests {
             values.pop();
             nodes = vec![Node { op: Op::Add, args: vec![], inputs: vec![0, 1], outputs: vec![2] }];
         }
-        let signature = Signature {
-            params: vec![],
-            output_kind: OutputKind::Array,
-            updated: vec![],
-            fn_params: vec![],
-            written: vec![],
-        };
+        let signature = Signature::returning(OutputKind::Array);
         let outputs = vec![values.len() - 1];
         Program { values, inputs: vec![0, 1], constants: vec![], nodes, outputs, signature }
     }
@@ -514,13 +502,7 @@ mod tests {
     fn slice_trace(b: i64) -> Program {
         let v = |shape: Vec<i64>| Value { shape, dtype: Dtype::Float32 };
         let add = |inputs: Vec<usize>, out: usize| Node { op: Op::Add, args: vec![], inputs, outputs: vec![out] };
-        let signature = Signature {
-            params: vec![],
-            output_kind: OutputKind::Array,
-            updated: vec![],
-            fn_params: vec![],
-            written: vec![],
-        };
+        let signature = Signature::returning(OutputKind::Array);
         let (values, nodes) = if b == 4 {
             (vec![v(vec![4, 8]), v(vec![1, 8]), v(vec![4, 8])], vec![add(vec![0, 1], 2)])
         } else {

@@ -1045,13 +1045,7 @@ mod tests {
             constants: vec![],
             nodes: vec![],
             outputs: vec![],
-            signature: Signature {
-                params: vec![],
-                output_kind: OutputKind::Tuple,
-                updated: vec![],
-                fn_params: vec![],
-                written: vec![],
-            },
+            signature: Signature::returning(OutputKind::Tuple),
         };
         let value = |p: &mut Program, shape: &[i64]| {
             p.values.push(Value { shape: shape.to_vec(), dtype: Dtype::Float32 });

@@ -350,13 +350,7 @@ mod tests {
             constants,
             nodes: ns,
             outputs: vec![last],
-            signature: Signature {
-                params: vec![],
-                output_kind: OutputKind::Array,
-                updated: vec![],
-                fn_params: vec![],
-                written: vec![],
-            },
+            signature: Signature::returning(OutputKind::Array),
         }
     }
 
@@ -549,13 +543,7 @@ mod tests {
             ns.push(Node { op, args, inputs, outputs: vec![values.len()] });
             values.push(Value { shape: vec![2, 16], dtype: f });
         }
-        let signature = Signature {
-            params: vec![],
-            output_kind: OutputKind::Array,
-            updated: vec![],
-            fn_params: vec![],
-            written: vec![],
-        };
+        let signature = Signature::returning(OutputKind::Array);
         Program { values, inputs: vec![0], constants, nodes: ns, outputs: vec![11], signature }
     }
 
@@ -608,13 +596,7 @@ mod tests {
         }
         ns.push(Node { op: Op::Reduce, args: vec![int(2), list(&[1])], inputs: vec![14], outputs: vec![values.len()] });
         values.push(Value { shape: vec![2, 1, 16], dtype: f });
-        let signature = Signature {
-            params: vec![],
-            output_kind: OutputKind::Array,
-            updated: vec![],
-            fn_params: vec![],
-            written: vec![],
-        };
+        let signature = Signature::returning(OutputKind::Array);
         Program { values, inputs: vec![0, 1], constants, nodes: ns, outputs: vec![15], signature }
     }
 

@@ -123,13 +123,7 @@ mod tests {
             cur = add(Op::SliceUpdate, at, vec![cur, new], vec![n, n], f);
         }
         let zero = Constant { value: 1, data: ConstData::Scalar { expr: ScalarExpr::Lit { v: 0.0 } } };
-        let signature = Signature {
-            params: vec![],
-            output_kind: OutputKind::Array,
-            updated: vec![],
-            fn_params: vec![],
-            written: vec![],
-        };
+        let signature = Signature::returning(OutputKind::Array);
         Program { values, inputs: vec![0], constants: vec![zero], nodes, outputs: vec![cur], signature }
     }
 
