@@ -520,13 +520,12 @@ def cmd_trace(req):
             raise CandidateError(str(e))
         return dict(record(params, kind, events), written=written)
     args2, kwargs2 = make_inputs(size, seed)
-    arrays = [a for a in args + list(kwargs.values()) if isinstance(a, mx.array)]
-    fresh = [a for a in args2 + list(kwargs2.values()) if isinstance(a, mx.array)]
+    arrays, fresh = array_values(args, kwargs), array_values(args2, kwargs2)
     if not all_same_bits(arrays, fresh):
         raise HarnessError(f"input_factory({size!r}, {seed}) is not deterministic: two calls gave different arrays")
     first, _ = call_original(args, kwargs)
     # What the call changed in its arguments (args2 is untouched yet): fn updates them in place.
-    updated = [i for i, (a, b) in enumerate(zip(arrays, fresh)) if not same_bits(a, b)]
+    updated = changed(arrays, fresh)
     second, _ = call_original(args2, kwargs2)
     apart = 0.0 if all_same_bits(first, second) else rounding_apart(first, second)
     if apart is None:
@@ -544,8 +543,16 @@ def updated_by(f, size, seed):
     args, kwargs = make_inputs(size, seed)
     args2, kwargs2 = make_inputs(size, seed)
     call(f, args, kwargs, "the candidate")
-    arrays = [a for a in args + list(kwargs.values()) if isinstance(a, mx.array)]
-    fresh = [a for a in args2 + list(kwargs2.values()) if isinstance(a, mx.array)]
+    return changed(array_values(args, kwargs), array_values(args2, kwargs2))
+
+
+def array_values(args, kwargs):
+    """The array arguments, positional ones first (as traced and as `array_args` names them)."""
+    return [a for a in args + list(kwargs.values()) if isinstance(a, mx.array)]
+
+
+def changed(arrays, fresh):
+    """The numbers of the arrays a call changed: those no longer bit-identical to a fresh set."""
     return [i for i, (a, b) in enumerate(zip(arrays, fresh)) if not same_bits(a, b)]
 
 
@@ -651,7 +658,7 @@ def inputs_for(size, seed, variant):
     args, kwargs = make_inputs(size, seed)
     args = [edge(a, variant, i) for i, a in enumerate(args)]
     kwargs = {k: edge(v, variant, len(args) + i) for i, (k, v) in enumerate(kwargs.items())}
-    mx.eval([a for a in args + list(kwargs.values()) if isinstance(a, mx.array)])
+    mx.eval(array_values(args, kwargs))
     return args, kwargs
 
 
