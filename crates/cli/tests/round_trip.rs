@@ -207,14 +207,32 @@ h, fast = load(sys.argv[1], "h"), load(sys.argv[2], "fast")
     assert_eq!(text(&o).0.trim(), "ok", "{}", text(&o).1);
 }
 
+/// A program traced at lengths 16, 64 and 128 runs only between them and on multiples of 16:
+/// fn drops a ragged tail (`x[:, :(t // 4) * 4]`) that no traced length had, so at 19 the
+/// program (which pools every row) would be wrong, and past 128 nothing vouches for it. Near
+/// misses: 48 and 128 run the program.
+#[test]
+fn a_length_no_trace_vouches_for_runs_the_original() {
+    let check = r#"
+for t, fits in [(19, False), (256, False), (8, False), (48, True), (128, True)]:
+    x = mx.random.normal((2, t, 256), key=mx.random.key(t))
+    assert fast.fits(x) == fits, (t, fits)
+    assert mx.allclose(fast.optimized(x), h.fn(x), rtol=1e-5, atol=1e-6).item(), t
+print("ok")
+"#;
+    assert_written_module("tests/harnesses/ok/truncated_pool.py", "the hand sigmoid becomes mx.sigmoid", check);
+}
+
 /// A KV-cache step built for `held < capacity` (every traced size) is not run at capacity,
 /// where fn grows the buffer: the module's guard keeps the write inside the buffer, and
 /// hands that call to the original (a near miss, one position less, runs the program).
 #[test]
 fn a_cache_step_at_capacity_runs_the_original() {
     let check = r#"
-for held, fits in [(63, True), (64, False)]:
-    x, keys = mx.random.normal((1, 1, 64)), mx.random.normal((1, 64, 64))
+# capacity 600 and held 599 or 600: inside the traced spans (step dims: any length between the
+# least and the most traced), so that the slice's bound alone decides
+for held, fits in [(599, True), (600, False)]:
+    x, keys = mx.random.normal((1, 1, 64)), mx.random.normal((1, 600, 64))
     positions = mx.zeros((held,), dtype=mx.int32)
     assert fast.fits(x, keys, positions) == fits, (held, fits)
     want = h.fn(x, mx.array(keys), positions)

@@ -564,6 +564,12 @@ fn fits_fn(k: usize, g: &Guard, p: &Program, kernels: Option<Target>, range: Siz
     for (a, b) in &g.within {
         conds.push(format!("{} <= {}", a.render(&dim), b.render(&dim)));
     }
+    for s in &g.spans {
+        conds.push(format!("{} <= {} <= {}", s.lo, dim(s.term), s.hi));
+        if s.multiple > 1 {
+            conds.push(format!("{} % {} == 0", dim(s.term), s.multiple));
+        }
+    }
     for (j, q) in p.signature.params.iter().enumerate() {
         if let Param::Literal { value, .. } = q {
             conds.push(literal_is(&param_name(p, j), value));

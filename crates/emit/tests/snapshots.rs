@@ -43,6 +43,7 @@ fn align(traces: &[Program]) -> superopt_ir::Plan {
         agree: vec![],
         within: vec![],
         steps: vec![],
+        spans: vec![],
     };
     let mut p = traces[0].clone();
     let dim = superopt_ir::Dim { terms: vec![superopt_ir::DimTerm { input: 0, axis: 1 }], num: 1, den: 1, offset: 0 };

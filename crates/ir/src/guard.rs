@@ -30,6 +30,44 @@ pub struct Guard {
     /// `STEP_DIMS`: a KV cache's length in a decode loop): nothing that follows them is compiled.
     #[serde(default)]
     pub steps: Vec<DimTerm>,
+    /// Each varying dim's traced values: the program runs only between the least and the
+    /// most, and on multiples of their common divisor (see [`Span`]).
+    #[serde(default)]
+    pub spans: Vec<Span>,
+}
+
+/// What the traces say of a varying dim. Python in fn may depend on a length in ways no
+/// traced size shows: a tail dropped by `x[:, :(t // P) * P]` (a no-op, so no slice, where
+/// every size was a multiple of P), a reshape into patches, a rope base that changes past a
+/// threshold above the largest size. The program is held to the lengths the traces vouch
+/// for best: between the least and the most traced, and multiples of every traced one's
+/// common divisor (a step dim, which takes every value in a decode loop, need not be).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub term: DimTerm,
+    pub lo: i64,
+    pub hi: i64,
+    pub multiple: i64,
+}
+
+impl Span {
+    /// The span of a dim traced at `vals`.
+    pub fn of(term: DimTerm, vals: &[i64]) -> Span {
+        let gcd = |a: i64, b: i64| {
+            let (mut a, mut b) = (a.abs(), b.abs());
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        let multiple = vals.iter().fold(0, |g, v| gcd(g, *v)).max(1);
+        let (lo, hi) = (vals.iter().min().copied().unwrap_or(0), vals.iter().max().copied().unwrap_or(0));
+        Span { term, lo, hi, multiple }
+    }
+
+    pub fn holds(&self, n: i64) -> bool {
+        self.lo <= n && n <= self.hi && n % self.multiple == 0
+    }
 }
 
 impl Guard {
@@ -37,7 +75,7 @@ impl Guard {
     pub fn exact(shapes: &[(Vec<i64>, Dtype)]) -> Guard {
         let inputs =
             shapes.iter().map(|(s, d)| InputGuard { dtype: *d, dims: s.iter().map(|n| Some(*n)).collect() }).collect();
-        Guard { inputs, ties: vec![], agree: vec![], within: vec![], steps: vec![] }
+        Guard { inputs, ties: vec![], agree: vec![], within: vec![], steps: vec![], spans: vec![] }
     }
 
     pub fn admits(&self, shapes: &[(Vec<i64>, Dtype)]) -> bool {
@@ -53,6 +91,7 @@ impl Guard {
         each && self.ties.iter().all(|(a, b)| shapes[a.input].0[a.axis] == shapes[b.input].0[b.axis])
             && self.agree.iter().all(|(a, b)| a.eval(&dims).is_some_and(|x| b.eval(&dims) == Some(x)))
             && self.within.iter().all(|(a, b)| a.eval(&dims).zip(b.eval(&dims)).is_some_and(|(x, y)| x <= y))
+            && self.spans.iter().all(|s| s.holds(shapes[s.term.input].0[s.term.axis]))
     }
 
     /// Sets `steps` to those of `dims` that vary here, and every dim tied to one (it must
@@ -71,6 +110,9 @@ impl Guard {
             (!steps.contains(other)).then_some(*other)
         }) {
             steps.push(t);
+        }
+        for s in self.spans.iter_mut().filter(|s| steps.contains(&s.term)) {
+            s.multiple = 1;
         }
         self.steps = steps;
     }
@@ -104,6 +146,7 @@ mod tests {
             agree: vec![],
             within: vec![],
             steps: vec![],
+            spans: vec![],
         };
         let f = Dtype::Float32;
         assert!(g.admits(&[(vec![7, 64], f), (vec![7], f)]));
@@ -129,6 +172,7 @@ mod tests {
             agree: vec![(room, held.clone())],
             within: vec![(Dim { offset: 1, ..held }, Dim { offset: 0, ..room_all() })],
             steps: vec![],
+            spans: vec![],
         };
         assert!(g.admits(&[(vec![512], f), (vec![256], f)]));
         assert!(!g.admits(&[(vec![512], f), (vec![300], f)]), "the forms disagree");
@@ -150,6 +194,7 @@ mod tests {
             agree: vec![],
             within: vec![],
             steps: vec![],
+            spans: vec![],
         };
         g.set_steps(&[t(1, 0), t(1, 1)]);
         assert_eq!(g.steps, [t(1, 0), t(0, 1)], "fixed dims never change; tied ones do");

@@ -16,7 +16,7 @@ pub mod program;
 
 pub use dim::{Dim, DimTerm};
 pub use dtype::Dtype;
-pub use guard::{Guard, InputGuard};
+pub use guard::{Guard, InputGuard, Span};
 pub use import::{import_trace, ImportError, TraceEvents};
 pub use ops::{Op, ReduceKind};
 pub use program::{

@@ -5,7 +5,7 @@
 //! never varied. Traces that differ in structure (shape-dependent Python control
 //! flow) or hold an integer no [`Dim`] form explains stay one program per size.
 
-use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Node, Op, Plan, Program, ScalarExpr};
+use superopt_ir::{Arg, ConstData, Dim, DimTerm, Guard, InputGuard, Node, Op, Plan, Program, ScalarExpr, Span};
 
 /// Aligns `traces` (one per size, same order as the sizes) into a plan: one
 /// general program, else one per size. `reference` picks the trace whose
@@ -225,9 +225,10 @@ fn derive_guard(traces: &[Program], shapes: &[Vec<Vec<i64>>]) -> Guard {
                 .collect(),
         })
         .collect();
-    let mut guard = Guard { inputs, ties: vec![], agree: vec![], within: vec![], steps: vec![] };
+    let mut guard = Guard { inputs, ties: vec![], agree: vec![], within: vec![], steps: vec![], spans: vec![] };
     let varying = guard.varying();
     let seq = |t: &DimTerm| -> Vec<i64> { shapes.iter().map(|s| s[t.input][t.axis]).collect() };
+    guard.spans = varying.iter().map(|t| Span::of(*t, &seq(t))).collect();
     for (k, a) in varying.iter().enumerate() {
         if let Some(b) = varying[..k].iter().find(|b| seq(b) == seq(a)) {
             guard.ties.push((*b, *a));
@@ -453,6 +454,24 @@ mod tests {
     }
 
     #[test]
+    fn a_program_holds_only_for_lengths_the_traces_vouch_for() {
+        // B traced at 2, 4, 16 and D at 8, 64, 512: between the least and the most, multiples of 2 and 8.
+        let mut guard = align(&[mean_trace(2, 8), mean_trace(4, 64), mean_trace(16, 512)], 1).variants[0].0.clone();
+        let f = superopt_ir::Dtype::Float32;
+        assert!(guard.admits(&[(vec![8, 256], f)]));
+        assert!(guard.admits(&[(vec![2, 512], f)]), "the traced ends themselves");
+        assert!(!guard.admits(&[(vec![32, 256], f)]), "past the largest traced B");
+        assert!(!guard.admits(&[(vec![8, 1024], f)]), "past the largest traced D");
+        assert!(!guard.admits(&[(vec![8, 100], f)]), "D not a multiple of 8");
+        assert!(!guard.admits(&[(vec![1, 8], f)]), "below the least traced B");
+        // A step dim takes every value in a decode loop: its range holds, not its multiple.
+        guard.set_steps(&[DimTerm { input: 0, axis: 1 }]);
+        assert!(guard.admits(&[(vec![8, 100], f)]));
+        assert!(!guard.admits(&[(vec![8, 1000], f)]), "past the largest traced step");
+        assert!(!guard.admits(&[(vec![7, 100], f)]), "a near miss: B is no step");
+    }
+
+    #[test]
     fn forms_the_traces_cannot_tell_apart_must_agree() {
         // D = 8 B in every trace: the mean's shape (B, 1) is B or D / 8, so the program holds only there.
         let traces = [mean_trace(2, 16), mean_trace(4, 32), mean_trace(16, 128)];
@@ -460,8 +479,8 @@ mod tests {
         let agree: Vec<String> = guard.agree.iter().map(|(a, b)| format!("{a} == {b}")).collect();
         assert_eq!(agree, ["in0.shape[0] == in0.shape[1] // 8"]);
         let f = superopt_ir::Dtype::Float32;
-        assert!(guard.admits(&[(vec![3, 24], f)]));
-        assert!(!guard.admits(&[(vec![3, 32], f)]), "B and D / 8 disagree");
+        assert!(guard.admits(&[(vec![6, 48], f)]));
+        assert!(!guard.admits(&[(vec![6, 64], f)]), "B and D / 8 disagree");
         let apart = [mean_trace(2, 8), mean_trace(4, 64), mean_trace(16, 512)];
         assert!(align(&apart, 1).variants[0].0.agree.is_empty(), "a near miss: the traces tell B from D");
     }
@@ -526,7 +545,7 @@ mod tests {
         let (guard, program) = &plan.variants[0];
         assert_eq!(program.nodes[0].op, Op::Slice);
         let f = Dtype::Float32;
-        assert!(guard.admits(&[(vec![9, 8], f), (vec![1, 8], f)]));
+        assert!(guard.admits(&[(vec![10, 8], f), (vec![1, 8], f)]));
         let inside: Vec<String> = guard.within.iter().map(|(a, b)| format!("{a} <= {b}")).collect();
         assert_eq!(inside, ["4 <= in0.shape[0]"], "past it Python would clip the slice");
     }
