@@ -8,7 +8,8 @@ evaluated alone and (piped) 200 calls evaluated together, with the packed bytes 
 reads over its piped time. From 64 pairs on, the gathered products get their
 pairs sorted by expert, as mlx-lm's SwitchGLU sorts them (gather_qmm with sorted_indices).
 Each kernel runs in every layout given as WARPS/ROWS/COLS (warps per block, rows and
-columns per warp; 0 for the launcher's default).
+columns per warp; 0 for the launcher's default), and where a fourth is given, STAGE 0 or 1
+(the block's rows of x staged in shared memory or not; by default where they fit).
 Usage: python scripts/gpu-quantized-check.py MODULE [W/R/C,...]
 (BATCHES=32 and ONLY=gate_up,down pick batches and kernels by name, as a profiler's run wants.)"""
 import importlib.util
@@ -23,7 +24,13 @@ EXPERTS, TOP_K, BITS, GROUP = 128, 8, 4, 64
 spec = importlib.util.spec_from_file_location("kernels", sys.argv[1])
 kernels = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(kernels)
-layouts = [tuple(int(v) or None for v in l.split("/")) for l in (sys.argv[2] if len(sys.argv) > 2 else "4/0/0").split(",")]
+def layout(text):
+    """WARPS/ROWS/COLS[/STAGE]: 0 for the launcher's default; STAGE 0 or 1 (x in shared memory or not)."""
+    v = [int(p) for p in text.split("/")]
+    return (v[0] or None, v[1] or None, v[2] or None, v[3] if len(v) > 3 else None)
+
+
+layouts = [layout(l) for l in (sys.argv[2] if len(sys.argv) > 2 else "4/0/0").split(",")]
 
 
 def weights(k, n, dtype, seed, experts):
@@ -106,15 +113,18 @@ def main():
             t_orig, t_comp = timed(original), timed(compiled)
             p_best = min(piped(original), piped(compiled))
             line += f" original {t_orig:7.1f} us, compiled {t_comp:7.1f} us (piped, best {p_best:6.1f} us);"
-            for warps, rows, cols in layouts:
+            for warps, rows, cols, stage in layouts:
                 operands = (x,) if dense else (x, lhs, rhs)
                 flat_in = flat + [router] if combine else flat
                 launch = dict(warps=warps, rows_per_warp=rows, cols=cols)
+                if stage is not None and not combine:
+                    launch["stage"] = stage
                 got = kernel(*operands, *flat_in, **launch)
                 err = (mx.abs(got.astype(mx.float32) - want).max().item()) / scale
                 t = timed(lambda: kernel(*operands, *flat_in, **launch))
                 p = piped(lambda: kernel(*operands, *flat_in, **launch))
-                line += (f"\n    {warps or 4}/{rows or 0}/{cols or 0} {t:6.1f} us {min(t_orig, t_comp) / t:4.2f}x"
+                label = f"{warps or 4}/{rows or 0}/{cols or 0}" + ("" if stage is None else f"/{stage}")
+                line += (f"\n    {label} {t:6.1f} us {min(t_orig, t_comp) / t:4.2f}x"
                          f" err {err:.1e}; piped {p:6.1f} us {p_best / p:4.2f}x {packed / p / 1e3:6.0f} GB/s")
             print(line, flush=True)
 

@@ -11,7 +11,7 @@
 # or the end, prints the progress and packs /tmp/so for $OUT (so.tgz).
 # Steps (default: all but profile, in this order): quant chunked model mutations reala realb kernels
 # quantized solve standard; prefill (the MoE block at prefill), gated (gated_delta alone), realc (reala and realb's rows not yet verified), profile (fn's first calls in three processes), model-moe and model-dense
-# (one of the two models), layernorm (the LayerNorm kernel rows), ncu-moe (the MoE products under ncu), recurrences (the scan kernel's
+# (one of the two models), layernorm (the LayerNorm kernel rows), ncu-moe (the MoE products under ncu), stage (x staged or not), recurrences (the scan kernel's
 # spellings) on request.
 set -u
 s=/tmp/so
@@ -51,7 +51,10 @@ step() {
       BATCHES=32 ONLY=gate_up,down REPS=2 timeout 400 "$ncu" --clock-control none --kernel-name-base demangled \
         --kernel-name regex:superopt --launch-count 12 --section SpeedOfLight --section Occupancy \
         --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-        python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py 4/0/0,4/1/2 > $s/ncu-moe.txt 2>&1 ;;
+        python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py 4/4/2/0,4/4/2/1 > $s/ncu-moe.txt 2>&1 ;;
+    stage)  # the products with x staged in shared memory or not, at every batch
+      ONLY=gate_up,down,dense_gate_up timeout 400 python3 scripts/gpu-quantized-check.py .gpu/b/quantized_cuda.py \
+        4/0/0/0,4/0/0/1,4/4/2/0,4/4/2/1,4/8/2/1,4/2/2/1 > $s/stage.txt 2>&1 ;;
     standard) timeout 240 python3 scripts/gpu-kernel-check.py .gpu/b/standard_cuda.py > $s/standard.txt 2>&1 ;;
     chunked) suite 180 480 chunked suite/gated_delta_chunked.py ;;
     quant) suite 120 300 quant suite/moe_block_decode.py suite/llama_mlp_4bit.py ;;
