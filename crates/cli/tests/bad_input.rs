@@ -60,6 +60,12 @@ fn fn_that_raises() {
 }
 
 #[test]
+fn fn_that_raises_at_one_size_says_on_which_arrays() {
+    rejects("raises_at_large.py", "fn raised ValueError: [reshape] Cannot reshape array of size 264");
+    rejects("raises_at_large.py", "(arrays: [2, 132] mlx.core.float32)");
+}
+
+#[test]
 fn harness_that_fails_to_import() {
     rejects("import_error.py", "cannot be imported");
 }

@@ -277,7 +277,8 @@ def call_original(args, kwargs):
     try:
         return call(State.fn, args, kwargs, "fn")
     except CandidateError as e:
-        raise HarnessError(str(e))
+        shapes = ", ".join(f"{list(a.shape)} {a.dtype}" for a in array_values(list(args), kwargs))
+        raise HarnessError(f"{e} (arrays: {shapes or 'none'})")
 
 
 UNSIGNED = {1: mx.uint8, 2: mx.uint16, 4: mx.uint32, 8: mx.uint64}
