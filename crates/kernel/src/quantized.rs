@@ -726,7 +726,8 @@ def _k{index}({args}, warps=None, rows_per_warp=None, cols=None, stage=None):
         } else {
             let may = if q.may_stage() { "True" } else { "False" };
             format!(
-                "    stage = int({may} and r * k * x.dtype.size <= {STAGE_BYTES} if stage is None else stage)  # Quantized::stages\n"
+                "    stage = int({may} and r * k * x.dtype.size <= {STAGE_BYTES} if stage is None else stage)\
+                 \x20 # Quantized::stages\n"
             )
         },
         shape = if combine {
