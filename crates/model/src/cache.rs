@@ -1,6 +1,7 @@
 //! Block runs cached by what decides them (the key's parts: `crate::run_block` says which):
 //! the harness (model, block, shapes), the weights' shapes, the sources and signature of the
-//! block, the model's config, the device, MLX, mlx-lm, the Python, superopt's version and the
+//! block, the model's config, the device, MLX, mlx-lm, the Python, superopt's build (its
+//! executable's digest: the version names no change of the emitter or the verifier) and the
 //! time budget.
 //! An entry holds the run's record and its module (with the module's constants).
 
@@ -17,6 +18,14 @@ pub fn key(parts: &[&str]) -> String {
         h.update([0]);
     }
     format!("{:x}", h.finalize())[..24].to_string()
+}
+
+/// This superopt's build: a digest of its executable (a module written by another build,
+/// with other guards or checks, is not reused), or the version where it cannot be read.
+pub fn build() -> String {
+    let exe = std::env::current_exe().and_then(std::fs::read);
+    exe.map(|bytes| format!("{:x}", Sha256::digest(&bytes))[..16].to_string())
+        .unwrap_or_else(|_| env!("CARGO_PKG_VERSION").to_string())
 }
 
 fn entry(key: &str) -> Option<PathBuf> {
@@ -82,6 +91,15 @@ mod tests {
         let m = "import os\n_ORIGINAL = \"/old/h.py\"\n_original_fn = None\n";
         let r = relocate(m, Path::new("/new/h.py"));
         assert_eq!(r, "import os\n_ORIGINAL = \"/new/h.py\"\n_original_fn = None\n");
+    }
+
+    #[test]
+    fn the_build_is_the_executables_digest_not_the_version() {
+        let b = build();
+        assert_eq!(b, build());
+        assert_eq!(b.len(), 16);
+        assert!(b.chars().all(|c| c.is_ascii_hexdigit()), "{b}");
+        assert_ne!(b, env!("CARGO_PKG_VERSION"));
     }
 
     #[test]

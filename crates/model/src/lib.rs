@@ -188,11 +188,11 @@ fn run_block(
     let harness_path = harness_path.canonicalize()?;
     let weights = serde_json::to_string(&b.parameters)?;
     let budget = cfg.time_budget.as_secs().to_string();
-    let (version, sources) = (env!("CARGO_PKG_VERSION"), [&b.source_hash, &b.signature, &model.config_sha256]);
+    let (build, sources) = (cache::build(), [&b.source_hash, &b.signature, &model.config_sha256]);
     let runtime = [&hello.device, &hello.mlx, &hello.python, &model.mlx_lm];
     let key = cache::key(
         &[
-            [text.as_str(), &weights, version, &budget].as_slice(),
+            [text.as_str(), &weights, &build, &budget].as_slice(),
             &sources.map(|x| x.as_str()),
             &runtime.map(|x| x.as_str()),
         ]
