@@ -21,11 +21,14 @@ pub fn key(parts: &[&str]) -> String {
 }
 
 /// This superopt's build: a digest of its executable (a module written by another build,
-/// with other guards or checks, is not reused), or the version where it cannot be read.
+/// with other guards or checks, is not reused); where it cannot be read, a key of this
+/// process alone, so that nothing cached is reused.
 pub fn build() -> String {
     let exe = std::env::current_exe().and_then(std::fs::read);
-    exe.map(|bytes| format!("{:x}", Sha256::digest(&bytes))[..16].to_string())
-        .unwrap_or_else(|_| env!("CARGO_PKG_VERSION").to_string())
+    exe.map(|bytes| format!("{:x}", Sha256::digest(&bytes))[..16].to_string()).unwrap_or_else(|_| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("unread-{}-{}", std::process::id(), now.as_nanos())
+    })
 }
 
 fn entry(key: &str) -> Option<PathBuf> {
