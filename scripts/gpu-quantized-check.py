@@ -9,7 +9,7 @@ reads over its piped time. From 64 pairs on, the gathered products get their
 pairs sorted by expert, as mlx-lm's SwitchGLU sorts them (gather_qmm with sorted_indices).
 Each kernel runs in every layout given as WARPS/ROWS/COLS (warps per block, rows and
 columns per warp; 0 for the launcher's default), and where a fourth is given, STAGE 0 or 1
-(the block's rows of x staged in shared memory or not; by default where they fit).
+(the block's rows of x staged in shared memory or not; by default as Quantized::stages says).
 Usage: python scripts/gpu-quantized-check.py MODULE [W/R/C,...]
 (BATCHES=32 and ONLY=gate_up,down pick batches and kernels by name, as a profiler's run wants.)"""
 import importlib.util

@@ -197,7 +197,7 @@ impl Quantized {
     /// at 8 and 32 (0.90x at one); float32 and dense products were up to 1.6x slower (twice
     /// the rows' bytes, fewer blocks a multiprocessor), so those read x where it is.
     pub fn may_stage(&self) -> bool {
-        self.epilogue != Epilogue::Combine && self.gathered && self.fast()
+        self.epilogue != Epilogue::Combine && self.gathered && self.dtype.size_bytes() == 2
     }
 
     /// Whether the weights are dequantized as `1 + q / 2^BITS` ([`Lang::dequant`]): for

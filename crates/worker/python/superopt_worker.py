@@ -277,7 +277,7 @@ def call_original(args, kwargs):
     try:
         return call(State.fn, args, kwargs, "fn")
     except CandidateError as e:
-        shapes = ", ".join(f"{list(a.shape)} {a.dtype}" for a in array_values(list(args), kwargs))
+        shapes = ", ".join(f"{list(a.shape)} {a.dtype}" for a in array_values(args, kwargs))
         raise HarnessError(f"{e} (arrays: {shapes or 'none'})")
 
 
@@ -549,7 +549,7 @@ def updated_by(f, size, seed):
 
 def array_values(args, kwargs):
     """The array arguments, positional ones first (as traced and as `array_args` names them)."""
-    return [a for a in args + list(kwargs.values()) if isinstance(a, mx.array)]
+    return [a for a in list(args) + list(kwargs.values()) if isinstance(a, mx.array)]
 
 
 def changed(arrays, fresh):
